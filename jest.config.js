@@ -2,7 +2,7 @@
 // `node --experimental-vm-modules` (see package.json). ts-jest skips type
 // diagnostics in ESM mode, so `npm run typecheck` runs tsc separately.
 const tsJest = {
-  '^.+\\.ts$': ['ts-jest', { useESM: true, isolatedModules: true, diagnostics: false }],
+  '^.+\\.ts$': ['ts-jest', { useESM: true, diagnostics: false }],
 };
 const shared = {
   extensionsToTreatAsEsm: ['.ts'],
