@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what a bare machine of this project's kind lacks: Debian packages for the local
+# control plane and the integration tests, and the npm dependencies (Node 24 comes from the
+# `node` npm package; the machine's own Node only runs npm). Safe to run again.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# Debian packages: curl/openssl/python3 for the control-plane scripts, prometheus (+ promtool),
+# pgbouncer and postgresql-client for the PgBouncer reload test.
+debian_packages=(curl openssl python3 ca-certificates prometheus pgbouncer postgresql-client)
+missing=()
+for pkg in "${debian_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: apt-get install ${missing[*]}"
+  SUDO=""
+  [[ $(id -u) -eq 0 ]] || SUDO=sudo
+  $SUDO apt-get update -qq
+  # Debian's prometheus and pgbouncer packages try to start their services; without systemd that
+  # fails harmlessly, and policy-rc.d keeps them from starting where it would succeed.
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod +x /usr/sbin/policy-rc.d
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  $SUDO rm -f /usr/sbin/policy-rc.d
+else
+  echo "install-deps: Debian packages present"
+fi
+
+command -v go >/dev/null || { echo "install-deps: Go >= 1.23 is required to build etcd and kube-apiserver; this machine kind ships it at /usr/local/go" >&2; exit 1; }
+
+echo "install-deps: npm ci"
+npm ci --no-fund --no-audit
+echo "install-deps: node for tests is $(node_modules/.bin/node --version)"
+
+echo "install-deps: building the control plane (cached under ${POOLPILOT_CACHE:-~/.cache/poolpilot})"
+bash test/controlplane/build.sh all

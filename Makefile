@@ -1,0 +1,50 @@
+# poolpilot: the commands a developer and CI use. `make test` is the README's test command.
+SHELL := /bin/bash
+# npm scripts run with node_modules/.bin first on PATH, so `node` there is Node 24 (the `node`
+# npm package); the machine's own Node only runs npm itself.
+NPM := npm --silent
+
+.PHONY: help install build typecheck lint test-unit test-integration test local-up local-down run once clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-18s %s\n", $$1, $$2 }'
+
+install: ## install Debian packages, npm dependencies and build the control plane
+	bash .ci/install-deps.sh
+
+node_modules/.package-lock.json: package-lock.json
+	npm ci --no-fund --no-audit
+
+build: node_modules/.package-lock.json ## compile src/ to dist/
+	$(NPM) run build
+
+typecheck: node_modules/.package-lock.json ## tsc --noEmit over src and test
+	$(NPM) run typecheck
+
+lint: node_modules/.package-lock.json ## eslint (typescript-eslint strict)
+	$(NPM) run lint
+
+test-unit: node_modules/.package-lock.json ## unit tests (no servers)
+	$(NPM) run test:unit
+
+test-integration: node_modules/.package-lock.json ## integration tests against the real local control plane
+	$(NPM) run test:integration
+
+test: typecheck lint test-unit test-integration ## everything CI runs
+
+local-up: ## start etcd, kube-apiserver and Prometheus on loopback (.local/)
+	bash test/controlplane/local-up.sh
+
+local-down: ## stop exactly what local-up started
+	bash test/controlplane/local-down.sh
+
+run: build local-up ## start the control plane, install the CRD, run the operator against it
+	source .local/env && kubectl --kubeconfig "$$KUBECONFIG" apply -f crds/ && \
+	  node_modules/.bin/node dist/cli.js run --kubeconfig "$$KUBECONFIG" --prometheus-url "$$PROMETHEUS_URL"
+
+once: build local-up ## reconcile every PoolPolicy once against the local plane and print the decisions
+	source .local/env && node_modules/.bin/node dist/cli.js once --kubeconfig "$$KUBECONFIG" --prometheus-url "$$PROMETHEUS_URL"
+
+clean: ## remove build output and local state (stops the local plane first)
+	bash test/controlplane/local-down.sh
+	rm -rf dist .local
