@@ -1,0 +1,213 @@
+/**
+ * The operator's port to the Kubernetes API: typed, with client-node's pitfalls handled once.
+ *
+ * - Every write is a server-side apply with an explicit content type (client-node otherwise
+ *   defaults PATCH to json-patch) and field manager `poolpilot`, so the operator owns exactly the
+ *   fields it sets: the env entries it manages, the ConfigMap keys it writes, its status.
+ * - A ConfigMap edit of text the operator read (pgbouncer.ini) carries the resourceVersion it
+ *   read as a precondition: a concurrent edit makes the apply fail with 409 instead of being lost.
+ * - Errors come back as KubeError with the HTTP code (404, 409 normalised to `notFound` /
+ *   `conflict`) and the API server's message.
+ */
+import { hostname } from 'node:os';
+import {
+  ApiException,
+  AppsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  EventsV1Api,
+  KubeConfig,
+  KubernetesObjectApi,
+  PatchStrategy,
+  setHeaderOptions,
+  V1MicroTime,
+  type KubernetesObject,
+  type V1ConfigMap,
+  type V1ConfigMapList,
+  type V1Deployment,
+  type V1DeploymentList,
+} from '@kubernetes/client-node';
+
+export const FIELD_MANAGER = 'poolpilot';
+/**
+ * The rollout annotation has a manager of its own: an apply omits what its manager applied
+ * before, so sharing `poolpilot` with the env apply would drop one when the other is written.
+ */
+export const ROLLOUT_FIELD_MANAGER = 'poolpilot-rollout';
+
+export class KubeError extends Error {
+  override readonly name = 'KubeError';
+  constructor(message: string, readonly code: number | undefined, options?: ErrorOptions) {
+    super(message, options);
+  }
+  get notFound(): boolean {
+    return this.code === 404;
+  }
+  get conflict(): boolean {
+    return this.code === 409;
+  }
+}
+
+/** Turns client-node's ApiException into a KubeError carrying the API server's own message. */
+export function toKubeError(err: unknown, what: string): KubeError {
+  if (err instanceof KubeError) return err;
+  if (err instanceof ApiException) {
+    const body: unknown = err.body;
+    let detail = typeof body === 'string' ? body : JSON.stringify(body);
+    try {
+      const parsed: unknown = typeof body === 'string' ? JSON.parse(body) : body;
+      if (parsed && typeof parsed === 'object' && 'message' in parsed && typeof parsed.message === 'string') detail = parsed.message;
+    } catch {
+      // not JSON: keep the raw body
+    }
+    return new KubeError(`${what}: HTTP ${err.code}: ${detail}`, err.code, { cause: err });
+  }
+  return new KubeError(`${what}: ${err instanceof Error ? err.message : String(err)}`, undefined, { cause: err });
+}
+
+export interface EnvValue {
+  readonly name: string;
+  readonly value: string;
+}
+
+export interface ObjectReference {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly uid?: string | undefined;
+}
+
+export type EventType = 'Normal' | 'Warning';
+
+export interface PoolPolicyResource {
+  readonly group: string;
+  readonly version: string;
+  readonly plural: string;
+  readonly kind: string;
+}
+
+export class KubeClient {
+  private readonly apps: AppsV1Api;
+  private readonly core: CoreV1Api;
+  private readonly custom: CustomObjectsApi;
+  private readonly events: EventsV1Api;
+  private readonly objects: KubernetesObjectApi;
+  private readonly instance = hostname();
+
+  constructor(readonly kubeConfig: KubeConfig) {
+    this.apps = kubeConfig.makeApiClient(AppsV1Api);
+    this.core = kubeConfig.makeApiClient(CoreV1Api);
+    this.custom = kubeConfig.makeApiClient(CustomObjectsApi);
+    this.events = kubeConfig.makeApiClient(EventsV1Api);
+    this.objects = KubernetesObjectApi.makeApiClient(kubeConfig);
+  }
+
+  listDeployments(namespace: string | undefined): Promise<V1DeploymentList> {
+    return namespace === undefined ? this.apps.listDeploymentForAllNamespaces() : this.apps.listNamespacedDeployment({ namespace });
+  }
+
+  listConfigMaps(namespace: string | undefined): Promise<V1ConfigMapList> {
+    return namespace === undefined ? this.core.listConfigMapForAllNamespaces() : this.core.listNamespacedConfigMap({ namespace });
+  }
+
+  /** Lists custom objects (PoolPolicies) in one namespace or all; items are validated later. */
+  async listCustom(resource: PoolPolicyResource, namespace: string | undefined): Promise<{ apiVersion: string; kind: string; metadata: { resourceVersion?: string }; items: KubernetesObject[] }> {
+    const { group, version, plural } = resource;
+    const list: unknown = namespace === undefined
+      ? await this.custom.listClusterCustomObject({ group, version, plural })
+      : await this.custom.listNamespacedCustomObject({ group, version, namespace, plural });
+    return list as { apiVersion: string; kind: string; metadata: { resourceVersion?: string }; items: KubernetesObject[] };
+  }
+
+  /**
+   * Sets env entries of one container. Only these entries (by name) are owned by `poolpilot`;
+   * the container's other env, other containers and every other field are untouched.
+   */
+  async applyContainerEnv(namespace: string, deployment: string, container: string, env: readonly EnvValue[]): Promise<V1Deployment> {
+    const body: V1Deployment = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: deployment, namespace },
+      spec: { template: { spec: { containers: [{ name: container, env: env.map((e) => ({ name: e.name, value: e.value })) }] } } } as V1Deployment['spec'],
+    };
+    return this.apply(body, FIELD_MANAGER, `apply env of deployment ${namespace}/${deployment}`);
+  }
+
+  /** Sets a pod-template annotation of a Deployment (a new value rolls its pods). */
+  async applyPodTemplateAnnotation(namespace: string, deployment: string, key: string, value: string): Promise<V1Deployment> {
+    const body: V1Deployment = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: deployment, namespace },
+      spec: { template: { metadata: { annotations: { [key]: value } } } } as V1Deployment['spec'],
+    };
+    return this.apply(body, ROLLOUT_FIELD_MANAGER, `apply annotation ${key} of deployment ${namespace}/${deployment}`);
+  }
+
+  /**
+   * Sets data keys of a ConfigMap. With `resourceVersion`, the write fails with a 409 KubeError
+   * if the ConfigMap changed since that version was read.
+   */
+  async applyConfigMapData(namespace: string, name: string, data: Readonly<Record<string, string>>, resourceVersion?: string): Promise<V1ConfigMap> {
+    const body: V1ConfigMap = {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name, namespace, ...(resourceVersion === undefined ? {} : { resourceVersion }) },
+      data: { ...data },
+    };
+    return this.apply(body, FIELD_MANAGER, `apply data of configmap ${namespace}/${name}`);
+  }
+
+  /** Writes a custom object's status subresource (server-side apply: keys it omits are removed). */
+  async applyStatus(resource: PoolPolicyResource, namespace: string, name: string, status: object): Promise<void> {
+    const { group, version, plural, kind } = resource;
+    try {
+      await this.custom.patchNamespacedCustomObjectStatus(
+        { group, version, namespace, plural, name, body: { apiVersion: `${group}/${version}`, kind, metadata: { name, namespace }, status }, fieldManager: FIELD_MANAGER, force: true },
+        setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply),
+      );
+    } catch (err) {
+      throw toKubeError(err, `write status of ${kind} ${namespace}/${name}`);
+    }
+  }
+
+  /** Records an events.k8s.io/v1 Event about `regarding` (shown by `kubectl describe`). */
+  async emitEvent(regarding: ObjectReference, type: EventType, reason: string, action: string, note: string): Promise<void> {
+    try {
+      await this.events.createNamespacedEvent({
+        namespace: regarding.namespace,
+        body: {
+          metadata: { generateName: `${regarding.name}.`, namespace: regarding.namespace },
+          // A Date has millisecond precision and the API server rejects it; V1MicroTime does not.
+          eventTime: new V1MicroTime(),
+          reportingController: 'poolpilot.io/poolpilot',
+          reportingInstance: this.instance,
+          action,
+          reason,
+          note: note.slice(0, 1024),
+          type,
+          regarding: { apiVersion: regarding.apiVersion, kind: regarding.kind, namespace: regarding.namespace, name: regarding.name, ...(regarding.uid === undefined ? {} : { uid: regarding.uid }) },
+        },
+      });
+    } catch (err) {
+      throw toKubeError(err, `record event ${reason} on ${regarding.kind} ${regarding.namespace}/${regarding.name}`);
+    }
+  }
+
+  private async apply<T extends KubernetesObject>(body: T, fieldManager: string, what: string): Promise<T> {
+    try {
+      return await this.objects.patch(body, undefined, undefined, fieldManager, true, PatchStrategy.ServerSideApply);
+    } catch (err) {
+      throw toKubeError(err, what);
+    }
+  }
+}
+
+/** Loads a KubeConfig: an explicit path, else $KUBECONFIG / in-cluster / ~/.kube/config. */
+export function loadKubeConfig(path: string | undefined): KubeConfig {
+  const kc = new KubeConfig();
+  if (path === undefined) kc.loadFromDefault();
+  else kc.loadFromFile(path);
+  return kc;
+}

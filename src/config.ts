@@ -1,0 +1,106 @@
+import { z } from 'zod';
+
+/** Operator settings, from flags (which win) and environment variables. */
+export interface OperatorConfig {
+  /** Path to a kubeconfig; undefined = $KUBECONFIG, then in-cluster, then ~/.kube/config. */
+  readonly kubeconfig: string | undefined;
+  /** Watch only this namespace; undefined = all namespaces. */
+  readonly namespace: string | undefined;
+  /** Prometheus used by policies that do not set spec.prometheus.address. */
+  readonly prometheusUrl: string | undefined;
+  readonly metricsAddr: ListenAddress;
+  readonly healthAddr: ListenAddress;
+  readonly logLevel: LogLevel;
+  /** Reconciles that may run at once (one key never runs twice at once). */
+  readonly workers: number;
+}
+
+export interface ListenAddress { readonly host: string; readonly port: number }
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** One operator flag: its name, the env var that may also set it, its help and default. */
+export interface FlagSpec {
+  readonly flag: string;
+  readonly env: string;
+  readonly help: string;
+  readonly default?: string;
+}
+
+export const FLAGS = [
+  { flag: 'kubeconfig', env: 'KUBECONFIG', help: 'path to a kubeconfig (default: in-cluster config, then ~/.kube/config)' },
+  { flag: 'namespace', env: 'POOLPILOT_NAMESPACE', help: 'watch only this namespace (default: all namespaces)' },
+  { flag: 'prometheus-url', env: 'POOLPILOT_PROMETHEUS_URL', help: 'Prometheus base URL for policies without spec.prometheus.address, e.g. http://prometheus.monitoring:9090' },
+  { flag: 'metrics-addr', env: 'POOLPILOT_METRICS_ADDR', help: 'listen address of /metrics', default: ':8080' },
+  { flag: 'health-addr', env: 'POOLPILOT_HEALTH_ADDR', help: 'listen address of /healthz and /readyz', default: ':8081' },
+  { flag: 'log-level', env: 'POOLPILOT_LOG_LEVEL', help: `log level: ${LOG_LEVELS.join('|')}`, default: 'info' },
+  { flag: 'workers', env: 'POOLPILOT_WORKERS', help: 'reconciles that may run at once', default: '2' },
+] as const satisfies readonly FlagSpec[];
+
+export type FlagName = (typeof FLAGS)[number]['flag'];
+
+const listenAddress = z.string().transform((text, ctx): ListenAddress => {
+  const match = /^(?<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]*):(?<port>\d{1,5})$/.exec(text);
+  const port = Number(match?.groups?.port);
+  if (!match?.groups || port < 0 || port > 65535) {
+    ctx.addIssue({ code: 'custom', message: `expected HOST:PORT or :PORT with a port 0..65535, got '${text}'` });
+    return z.NEVER;
+  }
+  const host = (match.groups.host ?? '').replace(/^\[|\]$/g, '');
+  return { host: host === '' ? '0.0.0.0' : host, port };
+});
+
+const httpUrl = z.string().refine((text) => URL.canParse(text) && /^https?:$/.test(new URL(text).protocol), {
+  error: (issue) => `expected an http:// or https:// URL, got '${String(issue.input)}'`,
+});
+
+const dns1123Label = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'expected a namespace name (lower-case letters, digits and -, at most 63)');
+
+const configSchema = z.strictObject({
+  kubeconfig: z.string().min(1).optional(),
+  namespace: dns1123Label.optional(),
+  'prometheus-url': httpUrl.optional(),
+  'metrics-addr': listenAddress,
+  'health-addr': listenAddress,
+  'log-level': z.enum(LOG_LEVELS, { error: (issue) => `expected one of ${LOG_LEVELS.join('|')}, got '${String(issue.input)}'` }),
+  workers: z.string().regex(/^\d+$/, 'expected a whole number').transform(Number).pipe(z.number().int().min(1, 'expected at least 1').max(64, 'expected at most 64')),
+});
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/**
+ * Validates raw flag values (flag wins over env, then the default).
+ * @throws ConfigError naming each bad flag and what it accepts.
+ */
+export function loadConfig(flags: Readonly<Partial<Record<FlagName, string>>>, env: Readonly<Record<string, string | undefined>>): OperatorConfig {
+  const raw: Record<string, string> = {};
+  for (const spec of FLAGS as readonly FlagSpec[]) {
+    const value = flags[spec.flag as FlagName] ?? nonEmpty(env[spec.env]) ?? spec.default;
+    if (value !== undefined) raw[spec.flag] = value;
+  }
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const flag = String(issue.path[0] ?? '');
+      const spec = (FLAGS as readonly FlagSpec[]).find((f) => f.flag === flag);
+      return `invalid --${flag}${spec ? ` (or ${spec.env})` : ''}: ${issue.message}`;
+    });
+    throw new ConfigError(problems.join('\n'));
+  }
+  const c = parsed.data;
+  return {
+    kubeconfig: c.kubeconfig,
+    namespace: c.namespace,
+    prometheusUrl: c['prometheus-url'],
+    metricsAddr: c['metrics-addr'],
+    healthAddr: c['health-addr'],
+    logLevel: c['log-level'],
+    workers: c.workers,
+  };
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value;
+}

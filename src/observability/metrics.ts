@@ -1,0 +1,28 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** The operator's own metrics, on one registry served at /metrics. */
+export interface OperatorMetrics {
+  readonly registry: Registry;
+  readonly reconciles: Counter<'result'>;
+  readonly reconcileDuration: Histogram;
+  readonly prometheusQueries: Counter<'result'>;
+  readonly prometheusQueryDuration: Histogram;
+  readonly queueDepth: Gauge;
+  readonly settingValue: Gauge<'namespace' | 'policy' | 'setting' | 'kind'>;
+  readonly changes: Counter<'namespace' | 'policy' | 'setting' | 'direction'>;
+}
+
+export function createMetrics(): OperatorMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'poolpilot_' });
+  return {
+    registry,
+    reconciles: new Counter({ name: 'poolpilot_reconciles_total', help: 'Reconciles by result (success, error, terminal).', labelNames: ['result'], registers: [registry] }),
+    reconcileDuration: new Histogram({ name: 'poolpilot_reconcile_duration_seconds', help: 'Time one reconcile took.', buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] }),
+    prometheusQueries: new Counter({ name: 'poolpilot_prometheus_queries_total', help: 'Prometheus queries by result (ok or the MetricsAvailable reason).', labelNames: ['result'], registers: [registry] }),
+    prometheusQueryDuration: new Histogram({ name: 'poolpilot_prometheus_query_duration_seconds', help: 'Time one Prometheus query took.', buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] }),
+    queueDepth: new Gauge({ name: 'poolpilot_workqueue_depth', help: 'Policies waiting in the work queue.', registers: [registry] }),
+    settingValue: new Gauge({ name: 'poolpilot_setting_value', help: 'Current and recommended value per policy and setting (kind=current|recommended).', labelNames: ['namespace', 'policy', 'setting', 'kind'], registers: [registry] }),
+    changes: new Counter({ name: 'poolpilot_changes_total', help: 'Setting changes applied, by direction (up, down).', labelNames: ['namespace', 'policy', 'setting', 'direction'], registers: [registry] }),
+  };
+}

@@ -1,0 +1,41 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+import type { ListenAddress } from '../config.js';
+
+/** What /readyz asks: ready once the caches have synced (not when Prometheus is up). */
+export type ReadinessProbe = () => boolean;
+
+export interface RunningServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** Serves /healthz (process alive), /readyz (caches synced) and, given a registry, /metrics. */
+export async function startHttpServer(address: ListenAddress, options: { registry?: Registry; ready?: ReadinessProbe }): Promise<RunningServer> {
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/healthz') {
+      res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok');
+    } else if (path === '/readyz' && options.ready) {
+      const ready = options.ready();
+      res.writeHead(ready ? 200 : 503, { 'Content-Type': 'text/plain' }).end(ready ? 'ok' : 'caches not synced');
+    } else if (path === '/metrics' && options.registry) {
+      const registry = options.registry;
+      registry.metrics().then(
+        (body) => res.writeHead(200, { 'Content-Type': registry.contentType }).end(body),
+        (err: unknown) => res.writeHead(500, { 'Content-Type': 'text/plain' }).end(String(err)),
+      );
+    } else {
+      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found');
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(address.port, address.host, resolve);
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise<void>((resolve) => { server.close(() => { resolve(); }); server.closeAllConnections(); }),
+  };
+}
