@@ -1,0 +1,84 @@
+// Every file under deploy/samples/ is parsed with the zod schema: the tier samples
+// must be valid, every file in deploy/samples/invalid/ must be refused with a
+// message naming the field given in its `# expect-error: <path>` header.
+import { describe, it, expect } from '@jest/globals';
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { load } from 'js-yaml';
+import { parsePoolPolicySpec, POOLPOLICY_API_VERSION, POOLPOLICY_KIND } from '../../../src/api/v1alpha1/poolpolicy.js';
+
+const samplesDir = fileURLToPath(new URL('../../../deploy/samples/', import.meta.url));
+const invalidDir = fileURLToPath(new URL('../../../deploy/samples/invalid/', import.meta.url));
+
+const yamlFiles = (dir: string): string[] => readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort();
+
+function readObject(path: string): { text: string; doc: Record<string, unknown> } {
+  const text = readFileSync(path, 'utf8');
+  const doc = load(text);
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new Error(`${path}: not a YAML mapping`);
+  return { text, doc: doc as Record<string, unknown> };
+}
+
+describe('deploy/samples', () => {
+  const valid = yamlFiles(samplesDir);
+
+  it('has one sample per runbook tier', () => {
+    expect(valid).toEqual(['poolpolicy-high.yaml', 'poolpolicy-low.yaml', 'poolpolicy-medium.yaml', 'poolpolicy-very-high.yaml']);
+  });
+
+  it.each(valid)('%s is a valid PoolPolicy', (file) => {
+    const { doc } = readObject(samplesDir + file);
+    expect(doc.apiVersion).toBe(POOLPOLICY_API_VERSION);
+    expect(doc.kind).toBe(POOLPOLICY_KIND);
+    const result = parsePoolPolicySpec(doc.spec);
+    if (!result.ok) throw new Error(`${file}: ${result.message}`);
+    expect(result.ok).toBe(true);
+  });
+
+  // Runbook tiers: DB_POOL_SIZE / DB_MAX_OVERFLOW / REDIS_MAX_CONNECTIONS floors.
+  const tiers: readonly (readonly [string, number, number, number | undefined])[] = [
+    ['low', 10, 20, 25],
+    ['medium', 20, 40, 50],
+    ['high', 30, 70, 100],
+    ['very-high', 50, 100, undefined],
+  ];
+  it.each(tiers)('tier %s starts at the runbook values', (tier, pool, overflow, redis) => {
+    const result = parsePoolPolicySpec(readObject(`${samplesDir}poolpolicy-${tier}.yaml`).doc.spec);
+    if (!result.ok) throw new Error(result.message);
+    expect(result.spec.database?.poolSize.min).toBe(pool);
+    expect(result.spec.database?.maxOverflow?.min).toBe(overflow);
+    expect(result.spec.redis?.maxConnections.min).toBe(redis);
+    if (tier === 'very-high') expect(result.spec.pgbouncer).toBeDefined();
+  });
+});
+
+describe('deploy/samples/invalid', () => {
+  const invalid = yamlFiles(invalidDir);
+
+  it('covers every malformed case', () => {
+    expect(invalid).toEqual([
+      'bad-env-name.yaml',
+      'duration-negative.yaml',
+      'duration-words.yaml',
+      'max-step-percent-101.yaml',
+      'max-step-percent-zero.yaml',
+      'min-greater-than-max.yaml',
+      'negative-bound.yaml',
+      'no-section.yaml',
+      'thresholds-out-of-order.yaml',
+      'unknown-field.yaml',
+      'zero-bound.yaml',
+    ]);
+  });
+
+  it.each(invalid)('%s is refused naming the field', (file) => {
+    const { text, doc } = readObject(invalidDir + file);
+    const expectedPath = /^# expect-error: (\S+)$/m.exec(text)?.[1];
+    expect(expectedPath).toBeDefined();
+    expect(doc.apiVersion).toBe(POOLPOLICY_API_VERSION);
+    expect(doc.kind).toBe(POOLPOLICY_KIND);
+    const result = parsePoolPolicySpec(doc.spec);
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.message).toContain(`${expectedPath ?? '?'}: `);
+  });
+});
