@@ -1,0 +1,284 @@
+/**
+ * The PoolPolicy reconciler: a key in; the policy, its target and its PgBouncer ConfigMap read
+ * from the informer caches; utilization read from Prometheus; the pure plan computed; then only
+ * the writes the plan holds, and the status only if it changed. Never told why it runs.
+ *
+ * Outcomes: a plan pass revisits after spec.interval; a blocked pass that only a change can fix
+ * (invalid spec, conflict, paused) waits for that change; a missing target is revisited after
+ * the interval too (and woken by its creation). Thrown errors (a failed write, a 409 from a
+ * concurrent edit) are retried with per-key backoff from a fresh read.
+ */
+import { createHash } from 'node:crypto';
+import type { KubernetesObject, V1ConfigMap, V1Container, V1Deployment } from '@kubernetes/client-node';
+import { ConditionReason } from '../../api/v1alpha1/conditions.js';
+import {
+  parsePoolPolicySpec,
+  parsePoolPolicyStatus,
+  POOLPOLICY_API_VERSION,
+  POOLPOLICY_GROUP,
+  POOLPOLICY_KIND,
+  POOLPOLICY_PLURAL,
+  POOLPOLICY_VERSION,
+  type PoolPolicySpec,
+  type PoolSection,
+} from '../../api/v1alpha1/poolpolicy.js';
+import type { UtilizationSample } from '../../domain/decide.js';
+import { readPgbouncerSettings, setPgbouncerSettings } from '../../domain/pgbouncer-ini.js';
+import { blockedEvents, blockedStatus, planPolicy, sectionsOf, type Plan, type PlannedEvent, type SettingReading } from '../../domain/plan.js';
+import { rolloutCompletedAt } from '../../domain/rollout.js';
+import { statusToWrite, toWrittenStatus } from '../../domain/status.js';
+import type { EnvValue, EventType, ObjectReference, PoolPolicyResource } from '../../adapters/kube.js';
+import type { Logger } from '../../observability/logger.js';
+import type { Clock } from '../../runtime/clock.js';
+import type { Outcome } from '../../runtime/controller.js';
+import type { ObjectStore } from '../../runtime/informer.js';
+import { splitKey, type PolicyKey } from './watches.js';
+
+export const POOLPOLICY_RESOURCE: PoolPolicyResource = { group: POOLPOLICY_GROUP, version: POOLPOLICY_VERSION, plural: POOLPOLICY_PLURAL, kind: POOLPOLICY_KIND };
+/** Pod-template annotation that rolls the PgBouncer Deployment when its config changes. */
+export const CONFIG_CHECKSUM_ANNOTATION = 'poolpilot.io/config-checksum';
+
+/** The writes a reconcile may make; KubeClient implements it. */
+export interface PolicyWriter {
+  applyContainerEnv(namespace: string, deployment: string, container: string, env: readonly EnvValue[]): Promise<unknown>;
+  applyConfigMapData(namespace: string, name: string, data: Readonly<Record<string, string>>, resourceVersion?: string): Promise<unknown>;
+  applyPodTemplateAnnotation(namespace: string, deployment: string, key: string, value: string): Promise<unknown>;
+  applyStatus(resource: PoolPolicyResource, namespace: string, name: string, status: object): Promise<void>;
+  emitEvent(regarding: ObjectReference, type: EventType, reason: string, action: string, note: string): Promise<void>;
+}
+
+/** Reads one section's utilization for a policy; never throws (problems are invalid samples). */
+export interface UtilizationSource {
+  sample(request: { namespace: string; deployment: string; spec: PoolPolicySpec; section: PoolSection }): Promise<UtilizationSample>;
+}
+
+export interface ReconcilerDeps {
+  readonly policies: ObjectStore<KubernetesObject>;
+  readonly deployments: ObjectStore<V1Deployment>;
+  readonly configMaps: ObjectStore<V1ConfigMap>;
+  readonly writer: PolicyWriter;
+  readonly utilization: UtilizationSource;
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** Called with every decided value (for the operator's own metrics). */
+  readonly onPlan?: (key: PolicyKey, plan: Plan) => void;
+}
+
+/** A one-line summary of what a reconcile decided, for `poolpilot once` and the logs. */
+export interface ReconcileReport {
+  readonly key: PolicyKey;
+  readonly ready: string;
+  readonly current: Readonly<Record<string, number>>;
+  readonly recommended: Readonly<Record<string, number>>;
+  readonly changes: string;
+  readonly wroteStatus: boolean;
+}
+
+type PolicyObject = KubernetesObject & { spec?: unknown; status?: unknown };
+
+export class PoolPolicyReconciler {
+  constructor(private readonly deps: ReconcilerDeps) {}
+
+  /** Reconcile one policy; see the file comment for the outcome contract. */
+  async reconcile(key: PolicyKey): Promise<Outcome & { report?: ReconcileReport }> {
+    const { namespace, name } = splitKey(key);
+    const policy: PolicyObject | undefined = this.deps.policies.get(name, namespace);
+    if (!policy) return {}; // deleted: its target is left as it is
+    const now = this.deps.clock.now();
+    const generation = policy.metadata?.generation ?? 0;
+    const previous = parsePoolPolicyStatus(policy.status);
+    const ref: ObjectReference = { apiVersion: POOLPOLICY_API_VERSION, kind: POOLPOLICY_KIND, namespace, name, uid: policy.metadata?.uid };
+
+    const blocked = async (ready: { status: 'True' | 'False'; reason: string; message: string }, requeueAfterMs?: number): Promise<Outcome & { report: ReconcileReport }> => {
+      const status = blockedStatus(previous, generation, now, ready);
+      const wrote = await this.writeStatus(key, previous, status);
+      await this.emit(ref, blockedEvents(previous, status));
+      const report = { key, ready: `${ready.status}/${ready.reason}: ${ready.message}`, current: status.current ?? {}, recommended: status.recommended ?? {}, changes: '', wroteStatus: wrote };
+      return requeueAfterMs === undefined ? { report } : { requeueAfterMs, report };
+    };
+
+    const parsed = parsePoolPolicySpec(policy.spec);
+    if (!parsed.ok) return blocked({ status: 'False', reason: ConditionReason.InvalidSpec, message: parsed.message });
+    const spec = parsed.spec;
+    if (spec.mode === 'Paused') return blocked({ status: 'True', reason: ConditionReason.Paused, message: 'mode Paused: nothing is evaluated or written; set spec.mode to Auto or Recommend to resume' });
+
+    const rival = this.earlierPolicyOnSameTarget(policy, spec.targetRef.name);
+    if (rival) {
+      return blocked({ status: 'False', reason: ConditionReason.Conflict, message: `PoolPolicy ${rival} already manages deployment ${spec.targetRef.name}; delete one of the two or point spec.targetRef elsewhere` });
+    }
+    const deployment = this.deps.deployments.get(spec.targetRef.name, namespace);
+    if (!deployment) {
+      return blocked({ status: 'False', reason: ConditionReason.TargetNotFound, message: `deployment ${spec.targetRef.name} not found in namespace ${namespace}; create it or fix spec.targetRef.name` }, spec.intervalMs);
+    }
+    const containers = deployment.spec?.template.spec?.containers ?? [];
+    const container = spec.targetRef.container === undefined ? containers[0] : containers.find((c) => c.name === spec.targetRef.container);
+    if (!container) {
+      const names = containers.map((c) => c.name).join(', ');
+      return blocked({ status: 'False', reason: ConditionReason.ContainerNotFound, message: `deployment ${spec.targetRef.name} has no container ${spec.targetRef.container ?? '(none at all)'}; its containers are: ${names || 'none'}; fix spec.targetRef.container` });
+    }
+
+    const readings = new Map<string, SettingReading>();
+    for (const section of sectionsOf(spec)) {
+      if (section.target !== 'env') continue;
+      for (const key of [section.leader.key, section.follower?.key]) if (key !== undefined) readings.set(key, readEnv(container, key));
+    }
+    const pgbouncer = this.readPgbouncer(spec, namespace);
+    for (const [key, reading] of pgbouncer.readings) readings.set(key, reading);
+
+    const samples: Partial<Record<PoolSection, UtilizationSample>> = {};
+    await Promise.all(sectionsOf(spec).map(async ({ section }) => {
+      samples[section] = await this.deps.utilization.sample({ namespace, deployment: spec.targetRef.name, spec, section });
+    }));
+
+    const plan = planPolicy({
+      now,
+      generation,
+      spec,
+      previous,
+      readings,
+      samples,
+      rolloutCompletedAt: { env: rolloutCompletedAt(deployment), pgbouncer: pgbouncer.rolloutCompletedAt },
+      pgbouncerRefusal: pgbouncer.refusal,
+    });
+
+    if (plan.envWrites.size > 0) {
+      const env = [...plan.envWrites].map(([envName, value]) => ({ name: envName, value: String(value) }));
+      // Apply every env entry poolpilot owns, not just the changed ones: an apply drops the
+      // fields its manager applied before and omits now.
+      const owned = sectionsOf(spec).filter((s) => s.target === 'env').flatMap((s) => [s.leader.key, ...(s.follower ? [s.follower.key] : [])]);
+      const full = owned.flatMap((envName) => {
+        const value = plan.envWrites.get(envName) ?? plan.status.current?.[envName];
+        return value === undefined ? [] : [{ name: envName, value: String(value) }];
+      });
+      await this.deps.writer.applyContainerEnv(namespace, spec.targetRef.name, container.name, full);
+      this.deps.log.info({ policy: key, env }, 'applied pool env');
+    }
+    if (plan.pgbouncerWrites.size > 0 && spec.pgbouncer && pgbouncer.configMap) {
+      await this.writePgbouncer(spec.pgbouncer, namespace, pgbouncer.configMap, plan.pgbouncerWrites);
+      this.deps.log.info({ policy: key, settings: Object.fromEntries(plan.pgbouncerWrites) }, 'applied pgbouncer settings');
+    }
+
+    const wrote = await this.writeStatus(key, previous, plan.status);
+    await this.emit(ref, plan.events);
+    this.deps.onPlan?.(key, plan);
+    const ready = plan.status.conditions?.find((c) => c.type === 'Ready');
+    return {
+      requeueAfterMs: spec.intervalMs,
+      report: {
+        key,
+        ready: ready ? `${ready.status}/${ready.reason}: ${ready.message}` : 'unknown',
+        current: plan.status.current ?? {},
+        recommended: plan.status.recommended ?? {},
+        changes: plan.changes.map((c) => `${c.setting} ${c.from}→${c.to}`).join(', '),
+        wroteStatus: wrote,
+      },
+    };
+  }
+
+  /** The earliest-created other policy in the namespace targeting the same Deployment, if any. */
+  private earlierPolicyOnSameTarget(policy: PolicyObject, target: string): string | undefined {
+    const namespace = policy.metadata?.namespace;
+    const order = (p: KubernetesObject): string => `${p.metadata?.creationTimestamp ? new Date(p.metadata.creationTimestamp).toISOString() : ''}/${p.metadata?.name ?? ''}`;
+    const mine = order(policy);
+    const rivals = this.deps.policies.list(namespace).filter((other) => {
+      if (other.metadata?.name === policy.metadata?.name) return false;
+      const otherTarget = (other as { spec?: { targetRef?: { name?: unknown } } }).spec?.targetRef?.name;
+      return otherTarget === target && order(other) < mine;
+    });
+    return rivals[0]?.metadata?.name;
+  }
+
+  private readPgbouncer(spec: PoolPolicySpec, namespace: string): {
+    readings: Map<string, SettingReading>;
+    configMap: V1ConfigMap | undefined;
+    refusal: { reason: string; message: string } | undefined;
+    rolloutCompletedAt: Date | undefined;
+  } {
+    const readings = new Map<string, SettingReading>();
+    const pg = spec.pgbouncer;
+    if (!pg) return { readings, configMap: undefined, refusal: undefined, rolloutCompletedAt: new Date(0) };
+    const section = sectionsOf(spec).find((s) => s.section === 'pgbouncer');
+    const keys = section ? [section.leader.key, ...(section.follower ? [section.follower.key] : [])] : [];
+    let rolloutAt: Date | undefined = new Date(0);
+    if (pg.rolloutRef) {
+      const rollout = this.deps.deployments.get(pg.rolloutRef.name, namespace);
+      if (!rollout) return { readings, configMap: undefined, refusal: { reason: 'RolloutTargetNotFound', message: `spec.pgbouncer.rolloutRef: deployment ${pg.rolloutRef.name} not found in namespace ${namespace}` }, rolloutCompletedAt: undefined };
+      rolloutAt = rolloutCompletedAt(rollout);
+    }
+    const configMap = this.deps.configMaps.get(pg.configMapRef.name, namespace);
+    if (!configMap) {
+      return { readings, configMap, refusal: { reason: 'ConfigMapNotFound', message: `configmap ${pg.configMapRef.name} not found in namespace ${namespace}; create it or fix spec.pgbouncer.configMapRef.name` }, rolloutCompletedAt: rolloutAt };
+    }
+    if (pg.format === 'env') {
+      for (const key of keys) readings.set(key, parseSetting(configMap.data?.[key], `configmap ${pg.configMapRef.name} key ${key}`));
+      return { readings, configMap, refusal: undefined, rolloutCompletedAt: rolloutAt };
+    }
+    const text = configMap.data?.[pg.configMapRef.key];
+    if (text === undefined) {
+      return { readings, configMap, refusal: { reason: ConditionReason.IniRefused, message: `configmap ${pg.configMapRef.name} has no key ${pg.configMapRef.key}; fix spec.pgbouncer.configMapRef.key` }, rolloutCompletedAt: rolloutAt };
+    }
+    const read = readPgbouncerSettings(text, keys);
+    if (!read.ok) return { readings, configMap, refusal: { reason: ConditionReason.IniRefused, message: `configmap ${pg.configMapRef.name} key ${pg.configMapRef.key}: ${read.message}` }, rolloutCompletedAt: rolloutAt };
+    for (const key of keys) {
+      const value = read.values.get(key);
+      readings.set(key, value === undefined ? { kind: 'missing' } : { kind: 'value', value });
+    }
+    return { readings, configMap, refusal: undefined, rolloutCompletedAt: rolloutAt };
+  }
+
+  private async writePgbouncer(pg: NonNullable<PoolPolicySpec['pgbouncer']>, namespace: string, configMap: V1ConfigMap, writes: ReadonlyMap<string, number>): Promise<void> {
+    const resourceVersion = configMap.metadata?.resourceVersion;
+    let data: Record<string, string>;
+    if (pg.format === 'env') {
+      data = Object.fromEntries([...writes].map(([key, value]) => [key, String(value)]));
+    } else {
+      const edited = setPgbouncerSettings(configMap.data?.[pg.configMapRef.key] ?? '', writes);
+      // readPgbouncerSettings accepted this text a moment ago; a refusal now is a bug, not input.
+      if (!edited.ok) throw new Error(`pgbouncer.ini edit refused after a successful read: ${edited.message}`);
+      data = { [pg.configMapRef.key]: edited.text };
+    }
+    // The read text is the base of the edit: a concurrent change since then fails with 409 and
+    // the next attempt starts from a fresh read instead of overwriting it.
+    await this.deps.writer.applyConfigMapData(namespace, pg.configMapRef.name, data, resourceVersion);
+    if (pg.rolloutRef) {
+      const merged = { ...configMap.data, ...data };
+      const checksum = createHash('sha256').update(JSON.stringify(Object.entries(merged).sort(([a], [b]) => (a < b ? -1 : 1)))).digest('hex').slice(0, 16);
+      await this.deps.writer.applyPodTemplateAnnotation(namespace, pg.rolloutRef.name, CONFIG_CHECKSUM_ANNOTATION, checksum);
+    }
+  }
+
+  private async writeStatus(key: PolicyKey, previous: ReturnType<typeof parsePoolPolicyStatus>, next: Parameters<typeof statusToWrite>[1]): Promise<boolean> {
+    const status = statusToWrite(toWrittenStatus(previous), next);
+    if (!status) return false;
+    const { namespace, name } = splitKey(key);
+    await this.deps.writer.applyStatus(POOLPOLICY_RESOURCE, namespace, name, status);
+    return true;
+  }
+
+  private async emit(ref: ObjectReference, events: readonly PlannedEvent[]): Promise<void> {
+    for (const event of events) {
+      try {
+        await this.deps.writer.emitEvent(ref, event.type, event.reason, event.reason === 'PoolResized' ? 'Resize' : 'Reconcile', event.note);
+      } catch (err) {
+        // An event is an explanation, not state: losing one must not fail or repeat the reconcile.
+        this.deps.log.warn({ err, reason: event.reason }, 'could not record event');
+      }
+    }
+  }
+}
+
+function readEnv(container: V1Container, name: string): SettingReading {
+  const entry = container.env?.find((e) => e.name === name);
+  if (!entry) return { kind: 'missing' };
+  if (entry.valueFrom) {
+    const source = Object.keys(entry.valueFrom).join(', ');
+    return { kind: 'unmanageable', reason: ConditionReason.ValueFromNotManaged, message: `${name} on container ${container.name} is set via valueFrom (${source}); poolpilot manages literal values only: replace it with a literal value, or remove that section from the policy` };
+  }
+  return parseSetting(entry.value, `${name} on container ${container.name}`);
+}
+
+function parseSetting(text: string | undefined, where: string): SettingReading {
+  if (text === undefined) return { kind: 'missing' };
+  if (!/^\s*\d+\s*$/.test(text)) return { kind: 'unmanageable', reason: 'InvalidValue', message: `${where} is '${text}', not a whole number; set it to an integer` };
+  return { kind: 'value', value: Number(text) };
+}

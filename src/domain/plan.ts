@@ -1,0 +1,327 @@
+/**
+ * What one reconcile of a PoolPolicy should do, as a pure function of what was read.
+ *
+ * The reconciler reads (policy, target Deployment, PgBouncer ConfigMap, Prometheus samples),
+ * calls {@link planPolicy}, then performs exactly the writes in the plan, writes the status if
+ * {@link statusToWrite} says it changed, and records the events. Nothing here does I/O or reads
+ * a clock: `now` comes in.
+ *
+ * A policy has up to three sections (database, redis, pgbouncer). Each has a leader setting that
+ * {@link decide} moves from its own utilization, and optionally a follower that is set to
+ * leader × ratio (clamped) whenever the leader changes, or brought back inside its bounds.
+ */
+import { ConditionReason, ConditionType } from '../api/v1alpha1/conditions.js';
+import {
+  MAX_HISTORY,
+  formatStatusTime,
+  type HistoryEntry,
+  type ParsedPoolPolicyStatus,
+  type PoolPolicySpec,
+  type PoolPolicyStatus,
+  type PoolSection,
+  type SettingChange,
+} from '../api/v1alpha1/poolpolicy.js';
+import { clamp, decide, follow, type Bounds, type Breach, type Decision, type LimitReason, type UtilizationSample } from './decide.js';
+import { nextCondition, toWrittenStatus, type ConditionInput, type WrittenCondition } from './status.js';
+
+/** Where a section's settings live. */
+export type SettingTarget = 'env' | 'pgbouncer';
+
+export interface SectionSettings {
+  readonly section: PoolSection;
+  readonly target: SettingTarget;
+  readonly leader: { readonly key: string; readonly bounds: Bounds };
+  readonly follower: { readonly key: string; readonly bounds: Bounds; readonly ratio: number } | undefined;
+}
+
+/** PgBouncer keys as written in pgbouncer.ini, and as data keys for format `env`. */
+export const PGBOUNCER_KEYS = {
+  ini: { defaultPoolSize: 'default_pool_size', maxClientConn: 'max_client_conn' },
+  env: { defaultPoolSize: 'DEFAULT_POOL_SIZE', maxClientConn: 'MAX_CLIENT_CONN' },
+} as const;
+
+/** The sections a spec configures, in a fixed order (database, redis, pgbouncer). */
+export function sectionsOf(spec: PoolPolicySpec): SectionSettings[] {
+  const sections: SectionSettings[] = [];
+  if (spec.database) {
+    const { poolSize, maxOverflow } = spec.database;
+    sections.push({
+      section: 'database',
+      target: 'env',
+      leader: { key: poolSize.env, bounds: { min: poolSize.min, max: poolSize.max } },
+      follower: maxOverflow && { key: maxOverflow.env, bounds: { min: maxOverflow.min, max: maxOverflow.max }, ratio: maxOverflow.ratio },
+    });
+  }
+  if (spec.redis) {
+    const { maxConnections } = spec.redis;
+    sections.push({ section: 'redis', target: 'env', leader: { key: maxConnections.env, bounds: { min: maxConnections.min, max: maxConnections.max } }, follower: undefined });
+  }
+  if (spec.pgbouncer) {
+    const keys = PGBOUNCER_KEYS[spec.pgbouncer.format];
+    const { defaultPoolSize, maxClientConn } = spec.pgbouncer;
+    sections.push({
+      section: 'pgbouncer',
+      target: 'pgbouncer',
+      leader: { key: keys.defaultPoolSize, bounds: { min: defaultPoolSize.min, max: defaultPoolSize.max } },
+      follower: maxClientConn && { key: keys.maxClientConn, bounds: { min: maxClientConn.min, max: maxClientConn.max }, ratio: maxClientConn.ratio },
+    });
+  }
+  return sections;
+}
+
+/** A setting as read from its target. */
+export type SettingReading =
+  | { readonly kind: 'value'; readonly value: number }
+  | { readonly kind: 'missing' }
+  /** Set, but not as a plain integer the operator may manage (valueFrom, or unparsable text). */
+  | { readonly kind: 'unmanageable'; readonly reason: string; readonly message: string };
+
+export interface PlanInput {
+  readonly now: Date;
+  readonly generation: number;
+  readonly spec: PoolPolicySpec;
+  readonly previous: ParsedPoolPolicyStatus;
+  /** Readings by setting key (env name or PgBouncer key) for every section's settings. */
+  readonly readings: ReadonlyMap<string, SettingReading>;
+  readonly samples: Readonly<Partial<Record<PoolSection, UtilizationSample>>>;
+  /**
+   * When the rollout that settings of each target need last completed; undefined while one is
+   * in progress (see {@link rolloutCompletedAt}).
+   */
+  readonly rolloutCompletedAt: Readonly<Record<SettingTarget, Date | undefined>>;
+  /** Why the PgBouncer settings cannot be edited (e.g. an ini the editor refuses), if so. */
+  readonly pgbouncerRefusal: { readonly reason: string; readonly message: string } | undefined;
+}
+
+export interface PlannedEvent {
+  readonly type: 'Normal' | 'Warning';
+  readonly reason: string;
+  readonly note: string;
+}
+
+export interface Plan {
+  /** Env values to apply to the target container (Auto mode only). */
+  readonly envWrites: ReadonlyMap<string, number>;
+  /** PgBouncer settings to write (Auto mode only). */
+  readonly pgbouncerWrites: ReadonlyMap<string, number>;
+  readonly changes: readonly SettingChange[];
+  readonly status: PoolPolicyStatus;
+  readonly events: readonly PlannedEvent[];
+}
+
+interface SectionOutcome {
+  readonly settings: SectionSettings;
+  readonly decision: Decision | undefined;
+  /** Set when the section cannot be managed at all (its reason goes to Ready). */
+  readonly blocked: { readonly reason: string; readonly message: string } | undefined;
+  readonly current: Readonly<Record<string, number>>;
+  readonly recommended: Readonly<Record<string, number>>;
+  readonly changes: readonly SettingChange[];
+  readonly explanation: string;
+}
+
+const LIMITING: ReadonlySet<LimitReason> = new Set(['AtMax', 'AtMin', 'StepLimited', 'Stabilizing', 'MinIntervalNotElapsed', 'RolloutInProgress']);
+
+export function planPolicy(input: PlanInput): Plan {
+  const { spec, previous, now } = input;
+  const outcomes = sectionsOf(spec).map((settings) => planSection(input, settings));
+  const apply = spec.mode === 'Auto';
+  const changes = apply ? outcomes.flatMap((o) => o.changes) : [];
+  const writesFor = (target: SettingTarget): Map<string, number> =>
+    new Map(apply ? outcomes.filter((o) => o.settings.target === target).flatMap((o) => o.changes.map((c) => [c.setting, c.to] as const)) : []);
+
+  const current: Record<string, number> = {};
+  const recommended: Record<string, number> = {};
+  for (const o of outcomes) {
+    Object.assign(current, o.current);
+    Object.assign(recommended, o.recommended);
+    if (apply) for (const c of o.changes) current[c.setting] = c.to;
+  }
+
+  const stored = toWrittenStatus(previous);
+  const conditions = buildConditions(input, outcomes, stored.conditions);
+  const observed = observedOf(input.samples);
+  const breaches: Partial<Record<PoolSection, { direction: 'up' | 'down'; since: string; lastSeen: string }>> = {};
+  for (const o of outcomes) {
+    const breach: Breach | undefined = o.decision ? o.decision.breach : previous.breaches?.[o.settings.section];
+    if (breach) breaches[o.settings.section] = { direction: breach.direction, since: formatStatusTime(breach.since), lastSeen: formatStatusTime(breach.lastSeen) };
+  }
+
+  let history = (stored.history ?? []).map((h) => ({ ...h }));
+  history = withUtilizationAfter(history, input);
+  let lastChange = stored.lastChange;
+  const changeReason = outcomes.filter((o) => o.changes.length > 0).map((o) => o.explanation).join('; ');
+  if (changes.length > 0) {
+    lastChange = { time: formatStatusTime(now), reason: changeReason, changes };
+    const before = outcomes.find((o) => o.changes.length > 0)?.settings.section;
+    const sample = before && input.samples[before];
+    const entry: HistoryEntry<string> = { ...lastChange, ...(sample?.valid ? { utilizationBefore: round1(sample.percent) } : {}) };
+    history = [...history, entry].slice(-MAX_HISTORY);
+  }
+
+  const status: PoolPolicyStatus = {
+    observedGeneration: input.generation,
+    conditions,
+    current,
+    recommended,
+    ...(observed ? { observed } : {}),
+    ...(Object.keys(breaches).length > 0 ? { breaches } : {}),
+    ...(lastChange ? { lastChange } : {}),
+    ...(history.length > 0 ? { history } : {}),
+  };
+
+  const events: PlannedEvent[] = [];
+  if (changes.length > 0) events.push({ type: 'Normal', reason: 'PoolResized', note: changeReason });
+  if (!apply && spec.mode === 'Recommend' && canonicalMap(recommended) !== canonicalMap(stored.recommended ?? {})) {
+    const moved = outcomes.filter((o) => o.decision && o.decision.desired !== o.current[o.settings.leader.key]).map((o) => o.explanation);
+    if (moved.length > 0) events.push({ type: 'Normal', reason: 'RecommendationChanged', note: moved.join('; ') });
+  }
+  events.push(...problemEvents(stored.conditions, conditions));
+  return { envWrites: writesFor('env'), pgbouncerWrites: writesFor('pgbouncer'), changes, status, events };
+}
+
+function planSection(input: PlanInput, settings: SectionSettings): SectionOutcome {
+  const { leader, follower, section, target } = settings;
+  const reading = input.readings.get(leader.key) ?? { kind: 'missing' };
+  const followerReading = follower ? input.readings.get(follower.key) ?? { kind: 'missing' } : undefined;
+  const blocked = blockingReason(input, settings, reading, followerReading);
+  const currentValues: Record<string, number> = {};
+  if (reading.kind === 'value') currentValues[leader.key] = reading.value;
+  if (follower && followerReading?.kind === 'value') currentValues[follower.key] = followerReading.value;
+  if (blocked) return { settings, decision: undefined, blocked, current: currentValues, recommended: currentValues, changes: [], explanation: blocked.message };
+
+  const sample = input.samples[section] ?? { valid: false, problem: 'NoData', message: 'no sample was taken' };
+  let decision: Decision;
+  if (reading.kind === 'value') {
+    decision = decide({
+      now: input.now,
+      current: reading.value,
+      bounds: leader.bounds,
+      thresholds: input.spec.thresholds,
+      behavior: input.spec.behavior,
+      intervalMs: input.spec.intervalMs,
+      sample,
+      breach: input.previous.breaches?.[section],
+      lastChangeAt: input.previous.lastChange?.time,
+      rolloutCompletedAt: input.rolloutCompletedAt[target],
+    });
+  } else {
+    // A setting the target does not carry yet starts at its minimum: the conservative value
+    // within bounds; later passes move it with utilization as usual.
+    decision = { desired: leader.bounds.min, reason: 'AtMin', message: `not set on the target; starting at min ${leader.bounds.min}`, breach: undefined };
+  }
+
+  const recommended: Record<string, number> = { [leader.key]: decision.desired };
+  const changes: SettingChange[] = [];
+  const leaderFrom = reading.kind === 'value' ? reading.value : undefined;
+  if (leaderFrom !== decision.desired) changes.push({ setting: leader.key, from: leaderFrom ?? 0, to: decision.desired });
+  if (follower) {
+    const followerFrom = followerReading?.kind === 'value' ? followerReading.value : undefined;
+    const leaderMoves = leaderFrom !== decision.desired;
+    const followerDesired = leaderMoves || followerFrom === undefined ? follow(decision.desired, follower.ratio, follower.bounds) : clamp(followerFrom, follower.bounds);
+    recommended[follower.key] = followerDesired;
+    if (followerFrom !== followerDesired) changes.push({ setting: follower.key, from: followerFrom ?? 0, to: followerDesired });
+  }
+  const explanation = changes.length > 0
+    ? `${changes.map((c) => `${c.setting} ${c.from}→${c.to}`).join(', ')}: ${decision.message}`
+    : `${leader.key}: ${decision.message}`;
+  return { settings, decision, blocked: undefined, current: currentValues, recommended, changes, explanation };
+}
+
+function blockingReason(input: PlanInput, settings: SectionSettings, ...readings: Array<SettingReading | undefined>): { reason: string; message: string } | undefined {
+  if (settings.target === 'pgbouncer' && input.pgbouncerRefusal) return input.pgbouncerRefusal;
+  for (const reading of readings) if (reading?.kind === 'unmanageable') return { reason: reading.reason, message: reading.message };
+  return undefined;
+}
+
+function buildConditions(input: PlanInput, outcomes: readonly SectionOutcome[], stored: readonly WrittenCondition[] | undefined): WrittenCondition[] {
+  const { now, generation, spec } = input;
+  const blocked = outcomes.find((o) => o.blocked);
+  const ready: ConditionInput = blocked?.blocked
+    ? { type: ConditionType.Ready, status: 'False', reason: blocked.blocked.reason, message: blocked.blocked.message }
+    : spec.mode === 'Auto'
+      ? { type: ConditionType.Ready, status: 'True', reason: ConditionReason.Reconciled, message: 'settings are within bounds and applied' }
+      : { type: ConditionType.Ready, status: 'True', reason: ConditionReason.Recommending, message: 'mode Recommend: status.recommended is computed, targets are not written' };
+
+  const invalid = outcomes.flatMap((o) => {
+    const sample = input.samples[o.settings.section];
+    return sample && !sample.valid ? [{ section: o.settings.section, sample }] : [];
+  });
+  const firstInvalid = invalid[0];
+  const metrics: ConditionInput = firstInvalid
+    ? { type: ConditionType.MetricsAvailable, status: 'False', reason: firstInvalid.sample.problem, message: invalid.map((i) => `${i.section}: ${i.sample.message}`).join('; ') }
+    : { type: ConditionType.MetricsAvailable, status: 'True', reason: 'SamplesValid', message: 'every utilization query returned one fresh, finite sample' };
+
+  const decided = outcomes.filter((o) => o.decision);
+  const limiting = decided.filter((o) => o.decision && LIMITING.has(o.decision.reason));
+  const firstLimiting = limiting[0]?.decision;
+  const firstDecided = decided[0]?.decision;
+  const limited: ConditionInput = firstLimiting
+    ? { type: ConditionType.Limited, status: 'True', reason: firstLimiting.reason, message: limiting.map((o) => o.explanation).join('; ') }
+    : {
+        type: ConditionType.Limited,
+        status: 'False',
+        reason: firstDecided ? firstDecided.reason : 'NotEvaluated',
+        message: decided.length > 0 ? decided.map((o) => o.explanation).join('; ') : 'no section could be evaluated',
+      };
+  return [ready, metrics, limited].map((c) => nextCondition(stored, c, now, generation));
+}
+
+/** A Warning event when a condition turns bad, or stays bad for a new reason; never repeated. */
+function problemEvents(stored: readonly WrittenCondition[] | undefined, next: readonly WrittenCondition[]): PlannedEvent[] {
+  const bad = (c: WrittenCondition | undefined): boolean => c !== undefined && c.type !== ConditionType.Limited && c.status === 'False';
+  return next.filter((c) => {
+    const before = stored?.find((s) => s.type === c.type);
+    return bad(c) && !(bad(before) && before?.reason === c.reason);
+  }).map((c) => ({ type: 'Warning', reason: c.reason, note: c.message }));
+}
+
+/**
+ * Fills utilizationAfter of the newest history entry once a valid sample of its section was
+ * taken after the rollout of that change completed.
+ */
+function withUtilizationAfter(history: Array<HistoryEntry<string>>, input: PlanInput): Array<HistoryEntry<string>> {
+  const last = history.at(-1);
+  if (!last || last.utilizationAfter !== undefined) return history;
+  const outcome = sectionsOf(input.spec).find((s) => last.changes.some((c) => c.setting === s.leader.key));
+  if (!outcome) return history;
+  const sample = input.samples[outcome.section];
+  const completed = input.rolloutCompletedAt[outcome.target];
+  if (!sample?.valid || !completed || completed < new Date(last.time) || sample.sampledAt < completed) return history;
+  return [...history.slice(0, -1), { ...last, utilizationAfter: round1(sample.percent) }];
+}
+
+function observedOf(samples: PlanInput['samples']): PoolPolicyStatus['observed'] {
+  const observed: { database?: number; redis?: number; pgbouncer?: number; sampledAt?: string } = {};
+  let newest: Date | undefined;
+  for (const [section, sample] of Object.entries(samples) as Array<[PoolSection, UtilizationSample | undefined]>) {
+    if (!sample?.valid) continue;
+    observed[section] = round1(sample.percent);
+    if (!newest || sample.sampledAt > newest) newest = sample.sampledAt;
+  }
+  if (!newest) return undefined;
+  observed.sampledAt = formatStatusTime(newest);
+  return observed;
+}
+
+/** Status for a pass that could not plan at all (invalid spec, missing target, conflict, paused). */
+export function blockedStatus(previous: ParsedPoolPolicyStatus, generation: number, now: Date, ready: { status: 'True' | 'False'; reason: string; message: string }): PoolPolicyStatus {
+  const stored = toWrittenStatus(previous);
+  const conditions = [nextCondition(stored.conditions, { type: ConditionType.Ready, ...ready }, now, generation)];
+  // Other conditions describe the last evaluation; keep them, marked with their own generation.
+  for (const c of stored.conditions ?? []) if (c.type !== ConditionType.Ready) conditions.push(c);
+  return { ...stored, observedGeneration: generation, conditions };
+}
+
+/** Warning event for a blocked pass, only when the Ready condition newly turned to this reason. */
+export function blockedEvents(previous: ParsedPoolPolicyStatus, next: PoolPolicyStatus): PlannedEvent[] {
+  return problemEvents(toWrittenStatus(previous).conditions, next.conditions ?? []);
+}
+
+function round1(value: number): number {
+  return Math.round(value * 10) / 10;
+}
+
+function canonicalMap(map: Readonly<Record<string, number>>): string {
+  return JSON.stringify(Object.entries(map).sort(([a], [b]) => (a < b ? -1 : 1)));
+}

@@ -1,0 +1,36 @@
+/**
+ * When a Deployment's latest rollout completed, read from its status the way `kubectl rollout
+ * status` does. Structural types keep this file free of client-node.
+ */
+
+export interface RolloutFacts {
+  readonly metadata?: { readonly generation?: number };
+  readonly spec?: { readonly replicas?: number };
+  readonly status?: {
+    readonly observedGeneration?: number;
+    readonly replicas?: number;
+    readonly updatedReplicas?: number;
+    readonly availableReplicas?: number;
+    readonly conditions?: ReadonlyArray<{ readonly type: string; readonly reason?: string; readonly lastUpdateTime?: Date }>;
+  };
+}
+
+/**
+ * undefined while the rollout is in progress: the controller has not observed the latest
+ * generation, or not every desired replica is updated and available, or old replicas remain.
+ * Otherwise when it completed: the Progressing condition's NewReplicaSetAvailable time if
+ * present, else the epoch (unknown; callers then rely on their own last-change time).
+ */
+export function rolloutCompletedAt(deployment: RolloutFacts): Date | undefined {
+  const desired = deployment.spec?.replicas ?? 1;
+  const status = deployment.status ?? {};
+  const generation = deployment.metadata?.generation ?? 0;
+  const complete =
+    (status.observedGeneration ?? 0) >= generation &&
+    (status.updatedReplicas ?? 0) >= desired &&
+    (status.availableReplicas ?? 0) >= desired &&
+    (status.replicas ?? 0) <= desired;
+  if (!complete) return undefined;
+  const progressing = status.conditions?.find((c) => c.type === 'Progressing' && c.reason === 'NewReplicaSetAvailable');
+  return progressing?.lastUpdateTime ?? new Date(0);
+}
