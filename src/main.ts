@@ -72,11 +72,10 @@ async function stopInformers(informers: Informers): Promise<void> {
 
 export async function main(command: Command, config: OperatorConfig): Promise<number> {
   const log = createLogger(config.logLevel);
-  const metrics = createMetrics();
+  if (command === 'run') return runUntilSignalled(config, log);
   const kube = new KubeClient(loadKubeConfig(config.kubeconfig));
   const informers = createInformers(kube, config, log);
-  const reconciler = createReconciler(kube, informers, config, log, metrics);
-  return command === 'once' ? runOnce(informers, reconciler, log) : runController(config, informers, reconciler, log, metrics);
+  return runOnce(informers, createReconciler(kube, informers, config, log, createMetrics()), log);
 }
 
 /** Reconciles every policy once and prints one JSON line per policy. */
@@ -101,7 +100,19 @@ async function runOnce(informers: Informers, reconciler: PoolPolicyReconciler, l
   return failures === 0 ? 0 : 1;
 }
 
-async function runController(config: OperatorConfig, informers: Informers, reconciler: PoolPolicyReconciler, log: Logger, metrics: OperatorMetrics): Promise<number> {
+/** A running controller; `stop()` drains in-flight reconciles, then stops watches and servers. */
+export interface RunningController {
+  readonly healthPort: number;
+  readonly metricsPort: number;
+  stop(): Promise<void>;
+}
+
+/** Starts servers, informers and workers; resolves once the caches have synced. */
+export async function startController(config: OperatorConfig, log: Logger = createLogger(config.logLevel)): Promise<RunningController> {
+  const metrics = createMetrics();
+  const kube = new KubeClient(loadKubeConfig(config.kubeconfig));
+  const informers = createInformers(kube, config, log);
+  const reconciler = createReconciler(kube, informers, config, log, metrics);
   const queue = new WorkQueue<PolicyKey>({ clock: systemClock });
   informers.policies.onChange((policy) => {
     const key = keyOf(policy);
@@ -135,18 +146,25 @@ async function runController(config: OperatorConfig, informers: Informers, recon
     },
   });
   log.info('caches synced; reconciling');
+  return {
+    healthPort: health.port,
+    metricsPort: metricsServer.port,
+    stop: async () => {
+      clearInterval(depthTimer);
+      await workers.stop();
+      await stopInformers(informers);
+      await Promise.all([health.close(), metricsServer.close()]);
+    },
+  };
+}
 
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string): void => {
-      log.info({ signal }, 'shutting down');
-      resolve();
-    };
-    process.once('SIGTERM', () => { stop('SIGTERM'); });
-    process.once('SIGINT', () => { stop('SIGINT'); });
+async function runUntilSignalled(config: OperatorConfig, log: Logger): Promise<number> {
+  const controller = await startController(config, log);
+  const signal = await new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => { resolve('SIGTERM'); });
+    process.once('SIGINT', () => { resolve('SIGINT'); });
   });
-  clearInterval(depthTimer);
-  await workers.stop();
-  await stopInformers(informers);
-  await Promise.all([health.close(), metricsServer.close()]);
+  log.info({ signal }, 'shutting down');
+  await controller.stop();
   return 0;
 }

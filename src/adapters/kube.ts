@@ -9,6 +9,7 @@
  * - Errors come back as KubeError with the HTTP code (404, 409 normalised to `notFound` /
  *   `conflict`) and the API server's message.
  */
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import {
   ApiException,
@@ -178,7 +179,9 @@ export class KubeClient {
       await this.events.createNamespacedEvent({
         namespace: regarding.namespace,
         body: {
-          metadata: { generateName: `${regarding.name}.`, namespace: regarding.namespace },
+          // Named like client-go's recorder (object name + unique suffix); generateName ending in
+          // '.' is not a valid subdomain.
+          metadata: { name: `${regarding.name}.${randomBytes(8).toString('hex')}`, namespace: regarding.namespace },
           // A Date has millisecond precision and the API server rejects it; V1MicroTime does not.
           eventTime: new V1MicroTime(),
           reportingController: 'poolpilot.io/poolpilot',

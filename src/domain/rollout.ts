@@ -11,7 +11,7 @@ export interface RolloutFacts {
     readonly replicas?: number;
     readonly updatedReplicas?: number;
     readonly availableReplicas?: number;
-    readonly conditions?: ReadonlyArray<{ readonly type: string; readonly reason?: string; readonly lastUpdateTime?: Date }>;
+    readonly conditions?: ReadonlyArray<{ readonly type: string; readonly reason?: string; readonly lastUpdateTime?: Date | string }>;
   };
 }
 
@@ -19,7 +19,7 @@ export interface RolloutFacts {
  * undefined while the rollout is in progress: the controller has not observed the latest
  * generation, or not every desired replica is updated and available, or old replicas remain.
  * Otherwise when it completed: the Progressing condition's NewReplicaSetAvailable time if
- * present, else the epoch (unknown; callers then rely on their own last-change time).
+ * present and valid, else the epoch (unknown; callers then rely on their own last-change time).
  */
 export function rolloutCompletedAt(deployment: RolloutFacts): Date | undefined {
   const desired = deployment.spec?.replicas ?? 1;
@@ -32,5 +32,7 @@ export function rolloutCompletedAt(deployment: RolloutFacts): Date | undefined {
     (status.replicas ?? 0) <= desired;
   if (!complete) return undefined;
   const progressing = status.conditions?.find((c) => c.type === 'Progressing' && c.reason === 'NewReplicaSetAvailable');
-  return progressing?.lastUpdateTime ?? new Date(0);
+  // Objects from a watch carry times as RFC3339 strings; objects from typed calls as Dates.
+  const at = progressing?.lastUpdateTime === undefined ? undefined : new Date(progressing.lastUpdateTime);
+  return at && !Number.isNaN(at.getTime()) ? at : new Date(0);
 }
