@@ -1,0 +1,213 @@
+/**
+ * The PromQL the operator runs: the built-in utilization queries per pool kind and the
+ * template rendering shared with user overrides (spec.<pool>.utilization). Pure: no I/O.
+ *
+ * Template contract ({@link renderTemplate}):
+ * - `$namespace` / `${namespace}` and `$deployment` / `${deployment}` are replaced; the bare
+ *   form only when not followed by a letter, digit or `_` (`$namespaces` is left alone).
+ * - The replacement can never end the string literal it sits in, whatever the value holds:
+ *   - inside a "…" or '…' literal the value is escaped for that literal (backslash, the
+ *     quote, newline, carriage return);
+ *   - inside a `…` raw literal (which has no escapes) the whole literal is rewritten as an
+ *     equivalent "…" literal;
+ *   - outside any literal the value is inserted as a complete "…" literal, so
+ *     `{namespace=$namespace}` works and a value can never become PromQL syntax;
+ *   - in a `#` comment nothing is replaced.
+ * - When the literal is the value of a regex matcher (directly after `=~` or `!~`), the value
+ *   is first regex-escaped (RE2 metacharacters), so it matches itself literally:
+ *   `pod=~"$deployment-.*"` with deployment `api.v2` matches `api.v2-x`, not `apixv2-x`.
+ */
+
+/** What the Prometheus client evaluates; see PrometheusClient.utilization. */
+export interface UtilizationQuery {
+  /** PromQL whose single-series (or scalar) instant value is the utilization in percent. */
+  readonly expr: string;
+  /**
+   * PromQL whose single value is the Unix time in seconds of the newest underlying sample;
+   * undefined = no staleness check (overrides cannot be analysed for their inputs).
+   */
+  readonly freshness?: string | undefined;
+}
+
+/** The values a template may refer to. */
+export interface TemplateValues {
+  readonly namespace: string;
+  readonly deployment: string;
+}
+
+/** A Prometheus metric-name prefix, empty allowed (same rule as the CRD's spec.metricsPrefix). */
+const METRICS_PREFIX = /^([a-zA-Z_:][a-zA-Z0-9_:]*)?$/;
+
+/**
+ * Escapes `s` for the inside of a PromQL string literal delimited by `quote`: backslash, the
+ * quote itself, newline and carriage return. The result between the quotes evaluates to `s`.
+ */
+export function escapePromqlString(s: string, quote: '"' | "'" = '"'): string {
+  let out = '';
+  for (const ch of s) {
+    if (ch === '\\') out += '\\\\';
+    else if (ch === quote) out += `\\${quote}`;
+    else if (ch === '\n') out += '\\n';
+    else if (ch === '\r') out += '\\r';
+    else out += ch;
+  }
+  return out;
+}
+
+/** Escapes RE2 metacharacters so that `s` as a Prometheus regex matches exactly `s`. */
+export function escapeRegex(s: string): string {
+  return s.replace(/[\\.+*?()|[\]{}^$]/g, '\\$&');
+}
+
+const PLACEHOLDER = /\$(?:\{(namespace|deployment)\}|(namespace|deployment)(?![A-Za-z0-9_]))/g;
+const PLACEHOLDER_AT = new RegExp(PLACEHOLDER.source, 'y');
+
+/**
+ * Renders a utilization template with `values`; see the module comment for the contract.
+ * An unterminated literal is rendered as if it ended at the end of the text (Prometheus will
+ * reject the query either way).
+ */
+export function renderTemplate(expr: string, values: TemplateValues): string {
+  const lookup = (name: string): string => (name === 'namespace' ? values.namespace : values.deployment);
+  /** The text of a replacement for the inside of a literal; `regex` when it is a regex matcher value. */
+  const inLiteral = (name: string, regex: boolean, quote: '"' | "'"): string => {
+    const value = lookup(name);
+    return escapePromqlString(regex ? escapeRegex(value) : value, quote);
+  };
+  const replaceIn = (content: string, regex: boolean, quote: '"' | "'"): string =>
+    content.replace(PLACEHOLDER, (_m, braced: string | undefined, bare: string | undefined) => inLiteral(braced ?? bare ?? '', regex, quote));
+
+  let out = '';
+  // The last two significant characters outside literals and comments: "=~" / "!~" mark the
+  // next literal as a regex matcher value.
+  let lastTwo = '';
+  let i = 0;
+  while (i < expr.length) {
+    const ch = expr.charAt(i);
+    if (ch === '#') {
+      const end = expr.indexOf('\n', i);
+      const stop = end === -1 ? expr.length : end;
+      out += expr.slice(i, stop);
+      i = stop;
+      continue;
+    }
+    const regex = lastTwo === '=~' || lastTwo === '!~';
+    if (ch === '"' || ch === "'") {
+      let j = i + 1;
+      while (j < expr.length && expr.charAt(j) !== ch && expr.charAt(j) !== '\n') j += expr.charAt(j) === '\\' ? 2 : 1;
+      const stop = Math.min(j, expr.length);
+      out += ch + replaceIn(expr.slice(i + 1, stop), regex, ch) + expr.slice(stop, stop + 1);
+      i = stop + 1;
+      lastTwo = ch + ch;
+      continue;
+    }
+    if (ch === '`') {
+      const end = expr.indexOf('`', i + 1);
+      const stop = end === -1 ? expr.length : end;
+      const content = expr.slice(i + 1, stop);
+      if (content.search(PLACEHOLDER) === -1) {
+        out += expr.slice(i, stop + 1);
+      } else {
+        // Raw literals cannot escape anything: rewrite as an equivalent "…" literal.
+        let rewritten = '';
+        let last = 0;
+        for (const m of content.matchAll(PLACEHOLDER)) {
+          rewritten += escapePromqlString(content.slice(last, m.index)) + inLiteral(m[1] ?? m[2] ?? '', regex, '"');
+          last = m.index + m[0].length;
+        }
+        out += `"${rewritten}${escapePromqlString(content.slice(last))}"`;
+      }
+      i = stop + 1;
+      lastTwo = '``';
+      continue;
+    }
+    PLACEHOLDER_AT.lastIndex = i;
+    const m = PLACEHOLDER_AT.exec(expr);
+    if (m !== null) {
+      out += `"${inLiteral(m[1] ?? m[2] ?? '', regex, '"')}"`;
+      i += m[0].length;
+      lastTwo = '""';
+      continue;
+    }
+    out += ch;
+    if (!/\s/.test(ch)) lastTwo = (lastTwo + ch).slice(-2);
+    i += 1;
+  }
+  return out;
+}
+
+function checkPrefix(metricsPrefix: string): void {
+  if (!METRICS_PREFIX.test(metricsPrefix)) {
+    throw new RangeError(`metricsPrefix ${JSON.stringify(metricsPrefix)} is not a Prometheus metric-name prefix (^[a-zA-Z_:][a-zA-Z0-9_:]*$ or empty)`);
+  }
+}
+
+const APP_SELECTOR = '{namespace="$namespace",pod=~"$deployment-.*"}';
+
+/**
+ * Templates of the built-in queries (before rendering). The database and Redis metrics are
+ * the application's own, on its pods (`<deployment>-…`); PgBouncer's come from
+ * pgbouncer_exporter (no prefix) anywhere in the namespace.
+ * Throws RangeError when `metricsPrefix` is not a metric-name prefix (the CRD forbids it).
+ */
+export function defaultTemplates(metricsPrefix: string): Readonly<Record<'database' | 'redis' | 'pgbouncer', Required<UtilizationQuery>>> {
+  checkPrefix(metricsPrefix);
+  const p = metricsPrefix;
+  const ns = '{namespace="$namespace"}';
+  return {
+    // The busiest pod's pool, as the app reports it.
+    database: {
+      expr: `max(${p}db_pool_utilization_percent${APP_SELECTOR})`,
+      freshness: `max(timestamp(${p}db_pool_utilization_percent${APP_SELECTOR}))`,
+    },
+    // Both series carry the same labels, so the division matches one-to-one per pod.
+    redis: {
+      expr: `max(100 * ${p}redis_pool_in_use${APP_SELECTOR} / ${p}redis_pool_max_connections${APP_SELECTOR})`,
+      freshness: `max(timestamp(${p}redis_pool_in_use${APP_SELECTOR}))`,
+    },
+    // The worst database: (active server connections + waiting clients) / its pool size.
+    pgbouncer: {
+      expr:
+        `100 * max((sum by (database) (pgbouncer_pools_server_active_connections${ns})` +
+        ` + sum by (database) (pgbouncer_pools_client_waiting_connections${ns}))` +
+        ` / sum by (database) (pgbouncer_databases_pool_size${ns}))`,
+      freshness: `max(timestamp(pgbouncer_pools_server_active_connections${ns}))`,
+    },
+  };
+}
+
+export function databaseUtilizationQuery(metricsPrefix: string, values: TemplateValues): UtilizationQuery {
+  return renderQuery(defaultTemplates(metricsPrefix).database, values);
+}
+
+export function redisUtilizationQuery(metricsPrefix: string, values: TemplateValues): UtilizationQuery {
+  return renderQuery(defaultTemplates(metricsPrefix).redis, values);
+}
+
+/** pgbouncer_exporter's metric names have no prefix. */
+export function pgbouncerUtilizationQuery(values: TemplateValues): UtilizationQuery {
+  return renderQuery(defaultTemplates('').pgbouncer, values);
+}
+
+/** A user's spec.<pool>.utilization: rendered, no freshness query. */
+export function overrideUtilizationQuery(expr: string, values: TemplateValues): UtilizationQuery {
+  return { expr: renderTemplate(expr, values) };
+}
+
+/**
+ * The query for one pool: the override when given (not undefined), else the built-in one.
+ * Throws RangeError for an invalid metricsPrefix (see {@link defaultTemplates}).
+ */
+export function utilizationQueryFor(
+  pool: 'database' | 'redis' | 'pgbouncer',
+  override: string | undefined,
+  metricsPrefix: string,
+  values: TemplateValues,
+): UtilizationQuery {
+  if (override !== undefined) return overrideUtilizationQuery(override, values);
+  return renderQuery(defaultTemplates(pool === 'pgbouncer' ? '' : metricsPrefix)[pool], values);
+}
+
+function renderQuery(template: Required<UtilizationQuery>, values: TemplateValues): UtilizationQuery {
+  return { expr: renderTemplate(template.expr, values), freshness: renderTemplate(template.freshness, values) };
+}
