@@ -1,0 +1,30 @@
+import { describe, expect, it } from '@jest/globals';
+import { rolloutCompletedAt, type RolloutFacts } from '../../../src/domain/rollout.js';
+
+const done = (over: Partial<NonNullable<RolloutFacts['status']>> = {}): RolloutFacts => ({
+  metadata: { generation: 3 },
+  spec: { replicas: 2 },
+  status: { observedGeneration: 3, replicas: 2, updatedReplicas: 2, availableReplicas: 2, ...over },
+});
+
+describe('rolloutCompletedAt', () => {
+  it.each<[string, RolloutFacts]>([
+    ['latest generation not observed yet', done({ observedGeneration: 2 })],
+    ['a replica not updated yet', done({ updatedReplicas: 1 })],
+    ['a replica not available yet', done({ availableReplicas: 1 })],
+    ['old replicas still running', done({ replicas: 3 })],
+    ['no status at all', { metadata: { generation: 1 }, spec: { replicas: 1 } }],
+  ])('is in progress when %s', (_label, deployment) => {
+    expect(rolloutCompletedAt(deployment)).toBeUndefined();
+  });
+
+  it.each<[string, RolloutFacts, Date]>([
+    ['the NewReplicaSetAvailable time, from a watch (string)', done({ conditions: [{ type: 'Progressing', reason: 'NewReplicaSetAvailable', lastUpdateTime: '2026-01-02T03:04:05Z' }] }), new Date('2026-01-02T03:04:05Z')],
+    ['the NewReplicaSetAvailable time, from a typed call (Date)', done({ conditions: [{ type: 'Progressing', reason: 'NewReplicaSetAvailable', lastUpdateTime: new Date('2026-01-02T03:04:05Z') }] }), new Date('2026-01-02T03:04:05Z')],
+    ['the epoch when no such condition exists', done(), new Date(0)],
+    ['the epoch when the time is garbage', done({ conditions: [{ type: 'Progressing', reason: 'NewReplicaSetAvailable', lastUpdateTime: 'yesterday' }] }), new Date(0)],
+    ['complete for zero replicas', { metadata: { generation: 1 }, spec: { replicas: 0 }, status: { observedGeneration: 1 } }, new Date(0)],
+  ])('when complete is %s', (_label, deployment, expected) => {
+    expect(rolloutCompletedAt(deployment)).toEqual(expected);
+  });
+});
