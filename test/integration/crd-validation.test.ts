@@ -1,0 +1,161 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { load } from 'js-yaml';
+import { DEFAULTS } from '../../src/api/v1alpha1/poolpolicy.js';
+import { adminKubeConfig, createTestNamespace, deleteTestNamespace } from './support/kube.js';
+import { readLocalEnv, repoRoot } from './support/local-env.js';
+import { installCrds } from './support/operator.js';
+
+// The CRD as the real kube-apiserver enforces it: what `kubectl apply` refuses (and with which
+// field path), which defaults it fills in, what `kubectl explain` documents and which columns
+// `kubectl get` prints. The zod schema is checked against the same samples in the unit tests.
+
+const samplesDir = join(repoRoot, 'deploy/samples');
+const invalidDir = join(samplesDir, 'invalid');
+
+const invalidFiles = readdirSync(invalidDir).filter((f) => f.endsWith('.yaml')).sort();
+const validFiles = readdirSync(samplesDir).filter((f) => /^poolpolicy-.*\.yaml$/.test(f)).sort();
+
+/** The field path from the `# expect-error: <text>` header line of an invalid sample. */
+function expectedError(file: string): string {
+  const match = /^# expect-error: (.+)$/m.exec(readFileSync(join(invalidDir, file), 'utf8'));
+  const text = match?.[1]?.trim();
+  if (text === undefined || text === '') throw new Error(`${file} has no "# expect-error: <text>" header line`);
+  return text;
+}
+
+interface Kubectl {
+  readonly status: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function kubectl(...args: string[]): Kubectl {
+  const result = spawnSync('kubectl', ['--kubeconfig', readLocalEnv().KUBECONFIG, ...args], { encoding: 'utf8', timeout: 60_000 });
+  if (result.error) throw result.error;
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+interface SampleSpec {
+  mode?: string;
+  interval?: string;
+  metricsPrefix?: string;
+  thresholds?: Record<string, unknown>;
+  behavior?: Record<string, unknown>;
+}
+
+interface StoredPolicy {
+  metadata: { name: string };
+  spec: Required<Pick<SampleSpec, 'mode' | 'interval' | 'metricsPrefix'>> & {
+    thresholds: Record<string, unknown>;
+    behavior: Record<string, unknown>;
+  };
+}
+
+function sampleSpec(file: string): { name: string; spec: SampleSpec } {
+  const doc = load(readFileSync(join(samplesDir, file), 'utf8')) as { metadata: { name: string }; spec: SampleSpec };
+  return { name: doc.metadata.name, spec: doc.spec };
+}
+
+describe('PoolPolicy CRD on the real API server', () => {
+  let kc: KubeConfig;
+  let namespace: string;
+
+  beforeAll(async () => {
+    kc = adminKubeConfig();
+    installCrds();
+    namespace = await createTestNamespace(kc, 'crd');
+  });
+
+  afterAll(async () => {
+    await deleteTestNamespace(kc, namespace);
+  });
+
+  it('finds the samples to check', () => {
+    expect(invalidFiles.length).toBeGreaterThanOrEqual(10);
+    expect(validFiles.length).toBeGreaterThanOrEqual(4);
+  });
+
+  it.each(invalidFiles)('refuses invalid/%s, naming the field in the error', (file) => {
+    const field = expectedError(file);
+    const result = kubectl('-n', namespace, 'apply', '-f', join(invalidDir, file));
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toContain(field);
+  });
+
+  it('stored none of the invalid samples', () => {
+    const names = JSON.parse(execFileSync('kubectl', ['--kubeconfig', readLocalEnv().KUBECONFIG, '-n', namespace, 'get', 'pp', '-o', 'json'], { encoding: 'utf8' })) as {
+      items: Array<{ metadata: { name: string } }>;
+    };
+    expect(names.items.map((i) => i.metadata.name).filter((n) => n.startsWith('invalid-'))).toEqual([]);
+  });
+
+  it.each(validFiles)('applies %s cleanly', (file) => {
+    const result = kubectl('-n', namespace, 'apply', '-f', join(samplesDir, file));
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    expect(result.stdout).toContain('created');
+  });
+
+  it.each(validFiles)('fills in the CRD defaults for %s', (file) => {
+    const { name, spec } = sampleSpec(file);
+    const result = kubectl('-n', namespace, 'get', 'pp', '-o', 'json');
+    expect(result.status).toBe(0);
+    const list = JSON.parse(result.stdout) as { items: StoredPolicy[] };
+    const stored = list.items.find((i) => i.metadata.name === name);
+    expect(stored).toBeDefined();
+    if (stored === undefined) return;
+    // What the file leaves out, the API server defaults; what it sets, it keeps.
+    expect(stored.spec.mode).toBe(spec.mode ?? DEFAULTS.mode);
+    expect(stored.spec.interval).toBe(spec.interval ?? DEFAULTS.interval);
+    expect(stored.spec.metricsPrefix).toBe(spec.metricsPrefix ?? DEFAULTS.metricsPrefix);
+    expect(stored.spec.thresholds).toEqual({
+      scaleUpAbove: DEFAULTS.scaleUpAbove,
+      scaleDownBelow: DEFAULTS.scaleDownBelow,
+      target: DEFAULTS.target,
+      ...spec.thresholds,
+    });
+    expect(stored.spec.behavior).toEqual({
+      maxStepPercent: DEFAULTS.maxStepPercent,
+      scaleUpStabilization: DEFAULTS.scaleUpStabilization,
+      scaleDownStabilization: DEFAULTS.scaleDownStabilization,
+      minChangeInterval: DEFAULTS.minChangeInterval,
+      ...spec.behavior,
+    });
+  });
+
+  it('defaults mode Auto, interval 30s and maxStepPercent 20 where a sample leaves them out', () => {
+    const result = kubectl('-n', namespace, 'get', 'pp', 'example-medium', '-o', 'json');
+    expect(result.status).toBe(0);
+    const stored = JSON.parse(result.stdout) as StoredPolicy;
+    const { spec } = sampleSpec('poolpolicy-medium.yaml');
+    expect([spec.mode, spec.interval, spec.behavior]).toEqual([undefined, undefined, undefined]);
+    expect(stored.spec.mode).toBe('Auto');
+    expect(stored.spec.interval).toBe('30s');
+    expect(stored.spec.behavior.maxStepPercent).toBe(20);
+  });
+
+  it('documents spec.behavior in kubectl explain', () => {
+    const result = kubectl('explain', 'poolpolicy.spec.behavior');
+    expect(result.status).toBe(0);
+    const fieldDescription = (field: string): string => {
+      const match = new RegExp(`^\\s*${field}\\s+<[^>]+>\\n((?:\\s{4,}\\S.*\\n?)+)`, 'm').exec(result.stdout);
+      return match?.[1]?.trim() ?? '';
+    };
+    expect(fieldDescription('maxStepPercent')).not.toBe('');
+    expect(fieldDescription('scaleUpStabilization')).not.toBe('');
+  });
+
+  it('prints the printer columns in kubectl get', () => {
+    const result = kubectl('-n', namespace, 'get', 'pp');
+    expect(result.status).toBe(0);
+    const [header = '', ...rows] = result.stdout.trimEnd().split('\n');
+    expect(header.trim().split(/\s{2,}/)).toEqual(['NAME', 'TARGET', 'MODE', 'DB POOL', 'REDIS MAX', 'DB UTIL', 'READY', 'AGE']);
+    expect(rows).toHaveLength(validFiles.length);
+    const medium = rows.find((r) => r.startsWith('example-medium '));
+    expect(medium?.split(/\s+/).slice(0, 3)).toEqual(['example-medium', 'example-medium', 'Auto']);
+  });
+});
