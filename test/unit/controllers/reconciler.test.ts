@@ -1,0 +1,114 @@
+import { describe, expect, it } from '@jest/globals';
+import type { KubernetesObject, V1ConfigMap, V1Deployment } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import type { UtilizationSample } from '../../../src/domain/decide.js';
+import { PoolPolicyReconciler, type PolicyWriter, type UtilizationSource } from '../../../src/controllers/poolpolicy/reconciler.js';
+import type { ObjectStore } from '../../../src/runtime/informer.js';
+import { FakeClock } from '../../support/fake-clock.js';
+
+// Reconciler scenarios over in-memory stores: what is written, and what is not.
+
+class MemoryStore<T extends KubernetesObject> implements ObjectStore<T> {
+  constructor(private readonly items: T[] = []) {}
+  get(name: string, namespace?: string): T | undefined {
+    return this.items.find((i) => i.metadata?.name === name && i.metadata.namespace === namespace);
+  }
+  list(namespace?: string): readonly T[] {
+    return this.items.filter((i) => namespace === undefined || i.metadata?.namespace === namespace);
+  }
+}
+
+class RecordingWriter implements PolicyWriter {
+  readonly calls: Array<{ method: string; args: unknown[] }> = [];
+  constructor(private readonly policies: MemoryStore<KubernetesObject>) {}
+  private record(method: string, args: unknown[]): Promise<undefined> {
+    this.calls.push({ method, args });
+    return Promise.resolve(undefined);
+  }
+  applyContainerEnv(...args: unknown[]): Promise<unknown> { return this.record('applyContainerEnv', args); }
+  applyConfigMapData(...args: unknown[]): Promise<unknown> { return this.record('applyConfigMapData', args); }
+  applyPodTemplateAnnotation(...args: unknown[]): Promise<unknown> { return this.record('applyPodTemplateAnnotation', args); }
+  emitEvent(...args: unknown[]): Promise<void> { return this.record('emitEvent', args); }
+  async applyStatus(_resource: unknown, namespace: string, name: string, status: object): Promise<void> {
+    await this.record('applyStatus', [namespace, name, status]);
+    // Like the API server: the stored object now carries the status.
+    const policy = this.policies.get(name, namespace);
+    if (policy) policy.status = structuredClone(status);
+  }
+  methods(): string[] {
+    return this.calls.map((c) => c.method);
+  }
+}
+
+const constant = (sample: UtilizationSample): UtilizationSource => ({ sample: () => Promise.resolve(sample) });
+
+function policy(spec: unknown): KubernetesObject & { spec: unknown } {
+  return { apiVersion: 'poolpilot.io/v1alpha1', kind: 'PoolPolicy', metadata: { name: 'api', namespace: 'prod', generation: 4, uid: 'u1', creationTimestamp: new Date('2026-01-01T00:00:00Z') }, spec };
+}
+
+function deployment(env: Array<{ name: string; value: string }>): V1Deployment {
+  return {
+    metadata: { name: 'api', namespace: 'prod', generation: 2 },
+    spec: { replicas: 1, selector: {}, template: { spec: { containers: [{ name: 'app', env }] } } },
+    status: { observedGeneration: 2, replicas: 1, updatedReplicas: 1, availableReplicas: 1 },
+  };
+}
+
+function setup(policySpec: unknown, deployments: V1Deployment[], sample: UtilizationSample): { reconciler: PoolPolicyReconciler; writer: RecordingWriter; clock: FakeClock } {
+  const policies = new MemoryStore<KubernetesObject>([policy(policySpec)]);
+  const writer = new RecordingWriter(policies);
+  const clock = new FakeClock(new Date('2026-03-01T12:00:00Z'));
+  const reconciler = new PoolPolicyReconciler({
+    policies,
+    deployments: new MemoryStore(deployments),
+    configMaps: new MemoryStore<V1ConfigMap>(),
+    writer,
+    utilization: constant(sample),
+    clock,
+    log: pino({ level: 'silent' }),
+  });
+  return { reconciler, writer, clock };
+}
+
+const SPEC = { targetRef: { name: 'api' }, interval: '30s', database: { poolSize: { min: 10, max: 50 } } };
+
+describe('PoolPolicyReconciler', () => {
+  it('an invalid stored spec gets Ready=False/InvalidSpec once, no target write, no requeue, and no rewrite on the next pass', async () => {
+    const { reconciler, writer } = setup({ targetRef: { name: 'api' }, database: { poolSize: { min: 60, max: 50 } } }, [deployment([])], { valid: true, percent: 90, sampledAt: new Date() });
+    const first = await reconciler.reconcile('prod/api');
+    expect(first.requeueAfterMs).toBeUndefined();
+    expect(writer.methods()).toEqual(['applyStatus', 'emitEvent']);
+    const status = writer.calls[0]?.args[2] as { conditions: Array<{ type: string; status: string; reason: string; message: string; observedGeneration: number }> };
+    expect(status.conditions[0]).toMatchObject({ type: 'Ready', status: 'False', reason: 'InvalidSpec', observedGeneration: 4 });
+    expect(status.conditions[0]?.message).toMatch(/spec\.database\.poolSize.*min.*max/);
+    await reconciler.reconcile('prod/api');
+    expect(writer.methods()).toEqual(['applyStatus', 'emitEvent']);
+  });
+
+  it('a missing target is revisited after the interval, without a retry storm of writes', async () => {
+    const { reconciler, writer } = setup(SPEC, [], { valid: true, percent: 90, sampledAt: new Date() });
+    expect((await reconciler.reconcile('prod/api')).requeueAfterMs).toBe(30000);
+    expect((await reconciler.reconcile('prod/api')).requeueAfterMs).toBe(30000);
+    expect(writer.methods()).toEqual(['applyStatus', 'emitEvent']);
+  });
+
+  it('a deleted policy is dropped: nothing written, no requeue', async () => {
+    const { reconciler, writer } = setup(SPEC, [deployment([])], { valid: true, percent: 90, sampledAt: new Date() });
+    expect(await reconciler.reconcile('prod/gone')).toEqual({});
+    expect(writer.calls).toEqual([]);
+  });
+
+  it('a missing env var is added at min, applying only the env entries poolpilot owns', async () => {
+    const { reconciler, writer } = setup(SPEC, [deployment([{ name: 'OTHER', value: 'x' }])], { valid: true, percent: 50, sampledAt: new Date('2026-03-01T12:00:00Z') });
+    await reconciler.reconcile('prod/api');
+    const apply = writer.calls.find((c) => c.method === 'applyContainerEnv');
+    expect(apply?.args).toEqual(['prod', 'api', 'app', [{ name: 'DB_POOL_SIZE', value: '10' }]]);
+  });
+
+  it('Paused writes only its status, once', async () => {
+    const { reconciler, writer } = setup({ ...SPEC, mode: 'Paused' }, [deployment([{ name: 'DB_POOL_SIZE', value: '20' }])], { valid: true, percent: 99, sampledAt: new Date() });
+    await reconciler.reconcile('prod/api');
+    await reconciler.reconcile('prod/api');
+    expect(writer.methods()).toEqual(['applyStatus']);
+  });
+});
