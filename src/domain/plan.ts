@@ -143,7 +143,7 @@ export function planPolicy(input: PlanInput): Plan {
   const observed = observedOf(input.samples);
   const breaches: Partial<Record<PoolSection, { direction: 'up' | 'down'; since: string; lastSeen: string }>> = {};
   for (const o of outcomes) {
-    const breach: Breach | undefined = o.decision ? o.decision.breach : previous.breaches?.[o.settings.section];
+    const breach = breachToKeep(o, apply, previous.breaches?.[o.settings.section], now);
     if (breach) breaches[o.settings.section] = { direction: breach.direction, since: formatStatusTime(breach.since), lastSeen: formatStatusTime(breach.lastSeen) };
   }
 
@@ -178,6 +178,17 @@ export function planPolicy(input: PlanInput): Plan {
   }
   events.push(...problemEvents(stored.conditions, conditions));
   return { envWrites: writesFor('env'), pgbouncerWrites: writesFor('pgbouncer'), changes, status, events };
+}
+
+/**
+ * decide() resets the breach when it proposes a change, because the change will be applied and
+ * must re-earn its window. A change that is only recommended (mode Recommend) is not applied,
+ * so the breach goes on; resetting it would make the recommendation flap back every window.
+ */
+function breachToKeep(outcome: SectionOutcome, apply: boolean, stored: Breach | undefined, now: Date): Breach | undefined {
+  if (!outcome.decision) return stored;
+  if (apply || outcome.changes.length === 0 || outcome.decision.breach) return outcome.decision.breach;
+  return stored && { ...stored, lastSeen: now };
 }
 
 function planSection(input: PlanInput, settings: SectionSettings): SectionOutcome {
@@ -223,9 +234,18 @@ function planSection(input: PlanInput, settings: SectionSettings): SectionOutcom
     if (followerFrom !== followerDesired) changes.push({ setting: follower.key, from: followerFrom ?? 0, to: followerDesired });
   }
   const explanation = changes.length > 0
-    ? `${changes.map((c) => `${c.setting} ${c.from}→${c.to}`).join(', ')}: ${decision.message}`
-    : `${leader.key}: ${decision.message}`;
+    ? `${changes.map((c) => `${c.setting} ${input.readings.get(c.setting)?.kind === 'value' ? c.from : '(unset)'}→${c.to}`).join(', ')}: ${decision.message}`
+    : `${leader.key}: ${holdMessage(decision, input.spec, reading.kind === 'value' ? reading.value : decision.desired)}`;
   return { settings, decision, blocked: undefined, current: currentValues, recommended, changes, explanation };
+}
+
+/**
+ * A dead-band hold is the idle state: its message leaves out the live utilization (that is in
+ * status.observed, refreshed only on a material move), so a steady workload writes no status.
+ */
+function holdMessage(decision: Decision, spec: PoolPolicySpec, current: number): string {
+  if (decision.reason !== 'DeadBand') return decision.message;
+  return `utilization is within ${spec.thresholds.scaleDownBelow}%..${spec.thresholds.scaleUpAbove}%; holding at ${current}`;
 }
 
 function blockingReason(input: PlanInput, settings: SectionSettings, ...readings: Array<SettingReading | undefined>): { reason: string; message: string } | undefined {

@@ -33,7 +33,7 @@ class RecordingWriter implements PolicyWriter {
     await this.record('applyStatus', [namespace, name, status]);
     // Like the API server: the stored object now carries the status.
     const policy = this.policies.get(name, namespace);
-    if (policy) policy.status = structuredClone(status);
+    if (policy) Object.assign(policy, { status: structuredClone(status) });
   }
   methods(): string[] {
     return this.calls.map((c) => c.method);

@@ -232,13 +232,8 @@ describe('planPolicy: Recommend mode', () => {
     expect(conditionOf(plan, ConditionType.Ready)).toMatchObject({ status: 'True', reason: ConditionReason.Recommending });
   });
 
-  // BUG (src/domain/plan.ts planPolicy/planSection): decide() resets the breach when it proposes
-  // a change ("a change resets the breach"), and planPolicy stores that reset in Recommend mode
-  // too, although nothing was written. The next pass starts a new breach, so status.recommended
-  // falls back to the current values (24 -> 20) and RecommendationChanged fires again after
-  // every scaleUpStabilization window. `it.failing` passes while the bug exists; when it is
-  // fixed, turn this into a plain `it`.
-  it.failing('keeps the recommendation on the next pass while utilization stays high', () => {
+  // A recommendation is not applied, so its breach goes on: it must not flap back.
+  it('keeps the recommendation on the next pass while utilization stays high', () => {
     const later = new Date(NOW.getTime() + 30 * SECOND);
     const next = planPolicy(input({ spec: DB_RECOMMEND, now: later, previous: stored(plan.status), samples: { database: { valid: true, percent: 90, sampledAt: later } } }));
     expect(next.envWrites.size).toBe(0);
@@ -410,12 +405,8 @@ describe('planPolicy + statusToWrite: an idle pass writes nothing', () => {
     expect(statusToWrite(written, next.status)?.observed?.database).toBe(66);
   });
 
-  // BUG (src/domain/plan.ts buildConditions): the Limited condition's message quotes the
-  // utilization ("utilization 62% is within 40%..80%; holding at 20"), so every small wobble
-  // changes a condition and forces a status write, contrary to the OBSERVED_TOLERANCE contract
-  // in src/domain/status.ts ("a steady workload causes no writes"). `it.failing` passes while
-  // the bug exists; when it is fixed, turn this into a plain `it`.
-  it.failing('utilization wobbling 60% -> 62% inside the dead band: no write', () => {
+  // The dead-band message leaves out live utilization, so a steady workload writes nothing.
+  it('utilization wobbling 60% -> 62% inside the dead band: no write', () => {
     const { written, next } = twoPasses(60, 62);
     expect(statusToWrite(written, next.status)).toBeUndefined();
   });
