@@ -175,7 +175,8 @@ function analyse(text: string, ownedLower: readonly string[]): Analysis | IniRef
     // "content": missing keys go after the last one, before trailing comments.
     anchorIndex = i;
 
-    const keyMatch = /^[^ \t=]+/.exec(body);
+    // PgBouncer splits on isspace(): a key ends at any of space, \t, \v, \f, \r or at "=".
+    const keyMatch = /^[^ \t\v\f\r=]+/.exec(body);
     if (keyMatch === null) continue;
     const keyText = keyMatch[0];
     const key = asciiLower(keyText);
@@ -183,7 +184,7 @@ function analyse(text: string, ownedLower: readonly string[]): Analysis | IniRef
 
     const keyStart = content.length - body.length;
     const afterKey = content.slice(keyStart + keyText.length);
-    const eqMatch = /^[ \t]*=[ \t]*/.exec(afterKey);
+    const eqMatch = /^[ \t\v\f\r]*=[ \t\v\f\r]*/.exec(afterKey);
     if (eqMatch === null) {
       return refuse('UnparsableValue', `line ${lineNo}: ${keyText} has no '='; write it as "${key} = <integer>"`);
     }

@@ -337,6 +337,13 @@ describe('pgbouncer-ini fuzz', () => {
   const split = (t: string): string[] => t.match(/[^\n]*\n|[^\n]+$/g) ?? [];
   const strip = (l: string): string => l.replace(/\r?\n$/, '');
 
+  it('a key ended by a lone CR is the key (fuzz regression): refused before and after an edit alike', () => {
+    const text = '[pgbouncer]\nMAX_CLIENT_CONN\r';
+    const read = readPgbouncerSettings(text, ['max_client_conn']);
+    expect(read).toMatchObject({ ok: false, reason: 'UnparsableValue' });
+    expect(setPgbouncerSettings(text, new Map([['max_client_conn', 0]]))).toMatchObject({ ok: false, reason: 'UnparsableValue' });
+  });
+
   it('chaotic text: refuses consistently, or changes only owned value tokens and appended lines; re-read and idempotent', () => {
     fc.assert(
       fc.property(chaoticText, settingsArb, (text, settings) => {
