@@ -10,6 +10,10 @@ export interface OperatorMetrics {
   readonly queueDepth: Gauge;
   readonly settingValue: Gauge<'namespace' | 'policy' | 'setting' | 'kind'>;
   readonly changes: Counter<'namespace' | 'policy' | 'setting' | 'direction'>;
+  /** 1 for each PoolPolicy condition as it is now (one series per policy and condition type). */
+  readonly policyCondition: Gauge<'namespace' | 'policy' | 'type' | 'status' | 'reason'>;
+  /** Connections left in a connection budget, per backend (set by the budget controller). */
+  readonly budgetHeadroom: Gauge<'namespace' | 'budget' | 'backend'>;
 }
 
 export function createMetrics(): OperatorMetrics {
@@ -24,5 +28,7 @@ export function createMetrics(): OperatorMetrics {
     queueDepth: new Gauge({ name: 'poolpilot_workqueue_depth', help: 'Policies waiting in the work queue.', registers: [registry] }),
     settingValue: new Gauge({ name: 'poolpilot_setting_value', help: 'Current and recommended value per policy and setting (kind=current|recommended).', labelNames: ['namespace', 'policy', 'setting', 'kind'], registers: [registry] }),
     changes: new Counter({ name: 'poolpilot_changes_total', help: 'Setting changes applied, by direction (up, down).', labelNames: ['namespace', 'policy', 'setting', 'direction'], registers: [registry] }),
+    policyCondition: new Gauge({ name: 'poolpilot_policy_condition', help: 'PoolPolicy status conditions: 1 for the current status and reason of each condition type (Ready, MetricsAvailable, Limited).', labelNames: ['namespace', 'policy', 'type', 'status', 'reason'], registers: [registry] }),
+    budgetHeadroom: new Gauge({ name: 'poolpilot_budget_headroom_connections', help: 'Connections a connection budget still allows per backend (budget max minus the sum of managed pool sizes).', labelNames: ['namespace', 'budget', 'backend'], registers: [registry] }),
   };
 }
