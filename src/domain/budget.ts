@@ -1,0 +1,136 @@
+/**
+ * Connection budgets: how many connections the pools of every replica may hold together, and
+ * each policy's share of them. Pure arithmetic, no I/O.
+ *
+ * A *claim* is one policy's use of one backend (PostgreSQL or Redis): a setting (the leader,
+ * e.g. DB_POOL_SIZE) whose value v makes each *unit* (a process: replica × processesPerPod; or a
+ * PgBouncer server pool: PgBouncer replica × (database, user) pair) hold
+ * `connectionsAt(shape, v)` connections: v, plus a follower (maxOverflow = v × ratio, clamped),
+ * plus a fixed extra (PgBouncer's reserve_pool_size).
+ *
+ * Two limits make a policy's cap, and it takes the lower:
+ * - its fair share: when the wanted values of all claims do not fit, each gets its minimum plus
+ *   a part of what is left proportional to how much it wants above its minimum;
+ * - the headroom: what the others hold *now* (never more than capacity in total, whatever the
+ *   order in which policies are reconciled).
+ * A cap is never below the claim's min: when even the minimums do not fit, every policy is held
+ * at its min and the allocation says so.
+ */
+import { follow, type Bounds } from './decide.js';
+
+export interface ConnectionShape {
+  /** A setting that follows the leader (maxOverflow), counted on top of it. */
+  readonly follower?: { readonly ratio: number; readonly bounds: Bounds } | undefined;
+  /** Connections per unit regardless of the value (PgBouncer reserve_pool_size). */
+  readonly extra?: number | undefined;
+}
+
+export interface Claim {
+  /** Policy key, `namespace/name`. */
+  readonly policy: string;
+  /** Units holding a pool each: replicas × processesPerPod, or PgBouncer replicas × pools. */
+  readonly units: number;
+  readonly shape: ConnectionShape;
+  readonly bounds: Bounds;
+  /** The leader value the policy recommends before the budget. */
+  readonly wanted: number;
+  /** The leader value in place now. */
+  readonly current: number;
+}
+
+export interface Share {
+  /** Largest leader value the policy may hold. */
+  readonly cap: number;
+  /** Connections at `wanted`, and at `cap`. */
+  readonly wants: number;
+  readonly gets: number;
+}
+
+export interface Allocation {
+  /** maxConnections − reserved. */
+  readonly capacity: number;
+  /** Σ connections at each claim's wanted value. */
+  readonly demand: number;
+  /** Σ connections at each claim's min. */
+  readonly minimum: number;
+  readonly minimumsFit: boolean;
+  readonly shares: ReadonlyMap<string, Share>;
+}
+
+export function connectionsAt(shape: ConnectionShape, value: number): number {
+  return value + (shape.follower ? follow(value, shape.follower.ratio, shape.follower.bounds) : 0) + (shape.extra ?? 0);
+}
+
+function claimConnections(claim: Claim, value: number): number {
+  return claim.units * connectionsAt(claim.shape, value);
+}
+
+/** The largest v in [bounds.min, upTo] whose connections fit in `allowed`; min if none does. */
+export function largestFitting(claim: Claim, upTo: number, allowed: number): number {
+  let low = claim.bounds.min;
+  let high = Math.max(low, Math.min(upTo, claim.bounds.max));
+  if (claimConnections(claim, high) <= allowed) return high;
+  if (claimConnections(claim, low) > allowed) return low;
+  // Invariant: low fits, high does not (connections are non-decreasing in v).
+  while (high - low > 1) {
+    const mid = Math.floor((low + high) / 2);
+    if (claimConnections(claim, mid) <= allowed) low = mid;
+    else high = mid;
+  }
+  return low;
+}
+
+function wantedOf(claim: Claim): number {
+  return Math.min(Math.max(claim.wanted, claim.bounds.min), claim.bounds.max);
+}
+
+/** Fair shares of `capacity` among `claims` (see the file comment). */
+export function allocate(capacity: number, claims: readonly Claim[]): Allocation {
+  const wants = new Map(claims.map((c) => [c.policy, claimConnections(c, wantedOf(c))]));
+  const mins = new Map(claims.map((c) => [c.policy, claimConnections(c, c.bounds.min)]));
+  const sum = (m: ReadonlyMap<string, number>): number => [...m.values()].reduce((a, b) => a + b, 0);
+  const demand = sum(wants);
+  const minimum = sum(mins);
+  const shares = new Map<string, Share>();
+  const above = demand - minimum;
+  for (const claim of claims) {
+    const want = wants.get(claim.policy) ?? 0;
+    const min = mins.get(claim.policy) ?? 0;
+    let cap: number;
+    if (demand <= capacity) cap = wantedOf(claim);
+    else if (minimum > capacity) cap = claim.bounds.min;
+    else {
+      const allowed = min + (above === 0 ? 0 : ((capacity - minimum) * (want - min)) / above);
+      cap = largestFitting(claim, wantedOf(claim), Math.floor(allowed));
+    }
+    shares.set(claim.policy, { cap, wants: want, gets: claimConnections(claim, cap) });
+  }
+  return { capacity, demand, minimum, minimumsFit: minimum <= capacity, shares };
+}
+
+export interface BudgetCap {
+  /** Largest leader value allowed now (≥ bounds.min). */
+  readonly cap: number;
+  /** Connections the claim needs at its wanted value, and those free for it. */
+  readonly needs: number;
+  readonly free: number;
+  readonly minimumsFit: boolean;
+}
+
+/**
+ * The cap for `self` within a budget shared with `others`: the lower of its fair share and what
+ * the others leave free at their current values.
+ */
+export function capFor(capacity: number, self: Claim, others: readonly Claim[]): BudgetCap {
+  const allocation = allocate(capacity, [self, ...others]);
+  const fair = allocation.shares.get(self.policy)?.cap ?? self.bounds.min;
+  const heldByOthers = others.reduce((total, c) => total + claimConnections(c, c.current), 0);
+  const free = capacity - heldByOthers;
+  const headroom = largestFitting(self, wantedOf(self), free);
+  return { cap: Math.min(fair, headroom), needs: claimConnections(self, wantedOf(self)), free, minimumsFit: allocation.minimumsFit };
+}
+
+/** Connections a set of claims holds at their current values. */
+export function heldConnections(claims: readonly Claim[]): number {
+  return claims.reduce((total, c) => total + claimConnections(c, c.current), 0);
+}

@@ -1,0 +1,131 @@
+import { describe, expect, it } from '@jest/globals';
+import fc from 'fast-check';
+import { allocate, capFor, connectionsAt, heldConnections, largestFitting, type Claim } from '../../../src/domain/budget.js';
+
+const overflow2 = { follower: { ratio: 2, bounds: { min: 0, max: 100 } } };
+
+function claim(policy: string, over: Partial<Claim> = {}): Claim {
+  return { policy, units: 1, shape: {}, bounds: { min: 10, max: 50 }, wanted: 20, current: 20, ...over };
+}
+
+describe('connectionsAt', () => {
+  it.each([
+    [{}, 20, 20],
+    [overflow2, 20, 60],
+    [overflow2, 60, 160], // overflow clamped at its max 100
+    [{ extra: 5 }, 20, 25],
+  ])('shape %j at %i holds %i connections per unit', (shape, value, expected) => {
+    expect(connectionsAt(shape, value)).toBe(expected);
+  });
+});
+
+describe('allocate', () => {
+  it('gives everyone what they want when it fits', () => {
+    const a = allocate(90, [claim('a', { units: 3, shape: overflow2, wanted: 10 })]);
+    expect(a.demand).toBe(90);
+    expect(a.shares.get('a')).toEqual({ cap: 10, wants: 90, gets: 90 });
+  });
+
+  it('the runbook example: 3 replicas × 4 workers × (20 + 40) = 720 wanted against 97 connections → held at min', () => {
+    const a = allocate(97, [claim('api', { units: 12, shape: overflow2, bounds: { min: 2, max: 50 }, wanted: 20 })]);
+    expect(a.demand).toBe(720);
+    // min 2 → 2 + 4 = 6 per process, 72 in all; the share above min is all of what is left.
+    const share = a.shares.get('api');
+    expect(share?.cap).toBe(2);
+    expect(share?.gets).toBeLessThanOrEqual(97);
+  });
+
+  it('shares what is left above the minimums in proportion to what each wants above its minimum', () => {
+    const a = allocate(100, [claim('a', { wanted: 50 }), claim('b', { wanted: 30 })]);
+    // mins 10 + 10; left 80; a wants 40 above min, b 20 → a gets 10 + 53, b 10 + 26.
+    expect(a.shares.get('a')?.cap).toBe(50);
+    expect(a.shares.get('b')?.cap).toBe(30);
+    const tight = allocate(60, [claim('a', { wanted: 50 }), claim('b', { wanted: 30 })]);
+    expect(tight.shares.get('a')?.cap).toBe(36); // 10 + 40 × 40/60 = 36.7
+    expect(tight.shares.get('b')?.cap).toBe(23); // 10 + 40 × 20/60 = 23.3
+    expect((tight.shares.get('a')?.gets ?? 0) + (tight.shares.get('b')?.gets ?? 0)).toBeLessThanOrEqual(60);
+  });
+
+  it('holds everyone at min and says so when even the minimums do not fit', () => {
+    const a = allocate(15, [claim('a'), claim('b')]);
+    expect(a.minimumsFit).toBe(false);
+    expect(a.minimum).toBe(20);
+    expect([...a.shares.values()].map((s) => s.cap)).toEqual([10, 10]);
+  });
+});
+
+describe('capFor', () => {
+  it('is cut by what the others hold now, even when the fair share is larger', () => {
+    const self = claim('a', { wanted: 40, current: 20 });
+    const other = claim('b', { wanted: 10, current: 70 }); // holds more than its fair share until it shrinks
+    const cap = capFor(100, self, [other]);
+    expect(cap).toEqual({ cap: 30, needs: 40, free: 30, minimumsFit: true });
+  });
+
+  it('brings a policy back inside when the others grew (an HPA maxReplicas rise)', () => {
+    const self = claim('a', { units: 4, wanted: 20, current: 20 });
+    const cap = capFor(100, self, [claim('b', { units: 2, wanted: 10, current: 10 })]);
+    expect(cap.cap).toBe(20);
+    const after = capFor(100, claim('a', { units: 8, wanted: 20, current: 20 }), [claim('b', { units: 2, wanted: 10, current: 10 })]);
+    expect(after.cap).toBe(10); // 8 × 10 + 2 × 10 = 100
+  });
+
+  it('never goes below min', () => {
+    expect(capFor(5, claim('a'), [claim('b', { current: 50 })]).cap).toBe(10);
+  });
+});
+
+describe('largestFitting', () => {
+  it.each([
+    [100, 50, 50],
+    [35, 50, 35],
+    [5, 50, 10],
+  ])('fits %i connections with wanted %i at %i', (allowed, upTo, expected) => {
+    expect(largestFitting(claim('a'), upTo, allowed)).toBe(expected);
+  });
+});
+
+const claimArb = (policy: string): fc.Arbitrary<Claim> =>
+  fc.record({ min: fc.integer({ min: 1, max: 50 }), span: fc.integer({ min: 0, max: 100 }), units: fc.integer({ min: 0, max: 40 }), ratio: fc.option(fc.integer({ min: 1, max: 4 }), { nil: undefined }), extra: fc.integer({ min: 0, max: 5 }), wanted: fc.integer({ min: 0, max: 200 }), current: fc.integer({ min: 0, max: 200 }) })
+    .map(({ min, span, units, ratio, extra, wanted, current }) => ({
+      policy,
+      units,
+      bounds: { min, max: min + span },
+      shape: { extra, ...(ratio === undefined ? {} : { follower: { ratio, bounds: { min: 0, max: (min + span) * ratio } } }) },
+      wanted,
+      current: Math.min(Math.max(current, min), min + span),
+    }));
+
+describe('allocation properties', () => {
+  const claimsArb = fc.integer({ min: 1, max: 6 }).chain((n) => fc.tuple(...Array.from({ length: n }, (_, i) => claimArb(`ns/p${i}`))));
+
+  it('never exceeds the capacity when the minimums fit, and keeps every cap within [min, max] and ≤ wanted', () => {
+    fc.assert(fc.property(claimsArb, fc.integer({ min: 0, max: 20000 }), (claims, capacity) => {
+      const allocation = allocate(capacity, claims);
+      const total = [...allocation.shares.values()].reduce((sum, s) => sum + s.gets, 0);
+      if (allocation.minimumsFit) expect(total).toBeLessThanOrEqual(capacity);
+      for (const c of claims) {
+        const cap = allocation.shares.get(c.policy)?.cap ?? Number.NaN;
+        expect(cap).toBeGreaterThanOrEqual(c.bounds.min);
+        expect(cap).toBeLessThanOrEqual(c.bounds.max);
+        expect(cap).toBeLessThanOrEqual(Math.max(c.bounds.min, c.wanted));
+      }
+    }));
+  });
+
+  it('reconciling policies one after another in any order never holds more than the capacity when it starts inside', () => {
+    fc.assert(fc.property(claimsArb, fc.integer({ min: 0, max: 20000 }), fc.array(fc.nat(), { maxLength: 20 }), (initial, capacity, order) => {
+      const claims = initial.map((c) => ({ ...c, current: c.bounds.min }));
+      fc.pre(heldConnections(claims) <= capacity);
+      for (const pick of order) {
+        const index = pick % claims.length;
+        const self = claims[index];
+        if (!self) continue;
+        const others = claims.filter((_, i) => i !== index);
+        const { cap } = capFor(capacity, self, others);
+        claims[index] = { ...self, current: Math.min(Math.max(self.wanted, self.bounds.min), cap, self.bounds.max) };
+        expect(heldConnections(claims)).toBeLessThanOrEqual(capacity);
+      }
+    }));
+  });
+});
