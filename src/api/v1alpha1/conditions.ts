@@ -13,6 +13,11 @@ export const ConditionType = {
   MetricsAvailable: 'MetricsAvailable',
   /** True when a recommendation was held back or clamped (bounds, step limit, stabilization, intervals). */
   Limited: 'Limited',
+  /**
+   * True when the policy's connection budget would be better served by putting PgBouncer in
+   * front of PostgreSQL (the replicas' pools together exceed what the server accepts).
+   */
+  PgBouncerRecommended: 'PgBouncerRecommended',
 } as const;
 export type ConditionType = (typeof ConditionType)[keyof typeof ConditionType];
 
@@ -73,5 +78,13 @@ export const ConditionReason = {
   DeadBand: 'DeadBand',
   /** A change was applied (Auto) or recommended (Recommend). */
   Scaled: 'Scaled',
+
+  // Connection budgets (spec.budgetRef)
+  /** The recommendation was capped by this policy's share of its ConnectionBudget. */
+  BudgetLimited: 'BudgetLimited',
+  /** spec.budgetRef names no ConnectionBudget in the PoolPolicy's namespace. */
+  BudgetNotFound: 'BudgetNotFound',
+  /** A value above the policy's budget share (set by a person or before the budget) is brought inside it. */
+  BudgetCorrection: 'BudgetCorrection',
 } as const;
 export type ConditionReason = (typeof ConditionReason)[keyof typeof ConditionReason];

@@ -52,6 +52,8 @@ export const DEFAULTS = {
   pgbouncerKey: 'pgbouncer.ini',
   pgbouncerFormat: 'ini',
   maxClientConnRatio: 20,
+  pgbouncerPools: 1,
+  processesPerPod: 1,
   scaleUpAbove: 80,
   scaleDownBelow: 40,
   target: 65,
@@ -183,13 +185,17 @@ export const MaxClientConnSchema = strict({
   ratio: ratio.default(DEFAULTS.maxClientConnRatio),
 }).superRefine(minLeMax);
 
+/** A reference to an object by name in the same namespace (`{name}`). */
+export const LocalObjectRefSchema = strict({ name: resourceName });
+
 export const PgBouncerSchema = strict({
   configMapRef: ConfigMapRefSchema,
   format: z.enum(PGBOUNCER_FORMATS).default(DEFAULTS.pgbouncerFormat),
   defaultPoolSize: DefaultPoolSizeSchema,
   maxClientConn: MaxClientConnSchema.optional(),
   utilization: promql.optional(),
-  rolloutRef: strict({ name: resourceName }).optional(),
+  rolloutRef: LocalObjectRefSchema.optional(),
+  pools: int32(1).default(DEFAULTS.pgbouncerPools),
 });
 
 export const PrometheusSchema = strict({
@@ -229,6 +235,8 @@ export const PoolPolicySpecSchema = strict({
   database: DatabaseSchema.optional(),
   redis: RedisSchema.optional(),
   pgbouncer: PgBouncerSchema.optional(),
+  budgetRef: LocalObjectRefSchema.optional(),
+  processesPerPod: int32(1).default(DEFAULTS.processesPerPod),
   thresholds: ThresholdsSchema.default(() => ({
     scaleUpAbove: DEFAULTS.scaleUpAbove,
     scaleDownBelow: DEFAULTS.scaleDownBelow,
@@ -291,6 +299,10 @@ export interface RatioBounds extends Bounds {
 export interface PoolPolicySpec {
   /** Deployment in the PoolPolicy's namespace; container undefined = the first container. */
   readonly targetRef: { readonly name: string; readonly container: string | undefined };
+  /** ConnectionBudget in the PoolPolicy's namespace whose capacity caps this policy; undefined = no budget. */
+  readonly budgetRef: { readonly name: string } | undefined;
+  /** Processes per pod that each hold their own pools (gunicorn-style workers), >= 1 (default 1). */
+  readonly processesPerPod: number;
   readonly mode: PoolPolicyMode;
   /** Evaluation period, >= 1000. */
   readonly intervalMs: number;
@@ -318,6 +330,8 @@ export interface PoolPolicySpec {
         readonly maxClientConn: RatioBounds | undefined;
         readonly utilization: string | undefined;
         readonly rolloutRef: { readonly name: string } | undefined;
+        /** (database, user) pairs PgBouncer keeps a server pool for, >= 1 (default 1). */
+        readonly pools: number;
       }
     | undefined;
   /** Percentages with 0 < scaleDownBelow < target < scaleUpAbove <= 100. */
@@ -356,6 +370,8 @@ function normalizeSpec(raw: RawPoolPolicySpec): PoolPolicySpec {
   const { database, redis, pgbouncer } = raw;
   return {
     targetRef: { name: raw.targetRef.name, container: raw.targetRef.container },
+    budgetRef: raw.budgetRef === undefined ? undefined : { name: raw.budgetRef.name },
+    processesPerPod: raw.processesPerPod,
     mode: raw.mode,
     intervalMs: ms(raw.interval),
     metricsPrefix: raw.metricsPrefix,
@@ -382,6 +398,7 @@ function normalizeSpec(raw: RawPoolPolicySpec): PoolPolicySpec {
             maxClientConn: pgbouncer.maxClientConn === undefined ? undefined : { ...pgbouncer.maxClientConn },
             utilization: pgbouncer.utilization,
             rolloutRef: pgbouncer.rolloutRef === undefined ? undefined : { name: pgbouncer.rolloutRef.name },
+            pools: pgbouncer.pools,
           },
     thresholds: { ...raw.thresholds },
     behavior: {

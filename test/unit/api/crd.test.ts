@@ -237,6 +237,7 @@ describe('CRD defaults agree with the zod defaults', () => {
         pgbouncer: { configMapRef: { name: 'c' }, defaultPoolSize: { min: 1, max: 2 }, maxClientConn: { min: 1, max: 40 } },
       },
     ],
+    ['budgetRef, processesPerPod and pgbouncer pools', { targetRef: { name: 'a' }, budgetRef: { name: 'b' }, processesPerPod: 4, pgbouncer: { configMapRef: { name: 'c' }, defaultPoolSize: { min: 1, max: 2 }, pools: 3 } }],
     ['partial thresholds and behavior', { targetRef: { name: 'a' }, redis: { maxConnections: { min: 1, max: 2 } }, thresholds: { target: 70 }, behavior: { maxStepPercent: 5 } }],
   ];
   it.each(inputs)('%s', (_name, input) => {

@@ -55,12 +55,17 @@ describe('API constants', () => {
   });
 
   it('exports the condition types and reasons', () => {
-    expect(Object.values(ConditionType)).toEqual(['Ready', 'MetricsAvailable', 'Limited']);
+    expect(Object.values(ConditionType)).toEqual(['Ready', 'MetricsAvailable', 'Limited', 'PgBouncerRecommended']);
     for (const [key, value] of Object.entries(ConditionReason)) {
       expect(value).toBe(key);
       expect(value).toMatch(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/);
     }
-    expect(Object.keys(ConditionReason)).toHaveLength(23);
+    expect(Object.keys(ConditionReason)).toHaveLength(26);
+    expect([ConditionReason.BudgetLimited, ConditionReason.BudgetNotFound, ConditionReason.BudgetCorrection]).toEqual([
+      'BudgetLimited',
+      'BudgetNotFound',
+      'BudgetCorrection',
+    ]);
   });
 });
 
@@ -75,6 +80,8 @@ describe('parsePoolPolicySpec: valid specs get the documented defaults', () => {
       database: undefined,
       redis: { maxConnections: { env: 'REDIS_MAX_CONNECTIONS', min: 25, max: 100 }, utilization: undefined },
       pgbouncer: undefined,
+      budgetRef: undefined,
+      processesPerPod: 1,
       thresholds: DEFAULT_THRESHOLDS,
       behavior: DEFAULT_BEHAVIOR,
     });
@@ -92,7 +99,7 @@ describe('parsePoolPolicySpec: valid specs get the documented defaults', () => {
     });
   });
 
-  it('pgbouncer: key, format and maxClientConn ratio default', () => {
+  it('pgbouncer: key, format, maxClientConn ratio and pools default', () => {
     const spec = parseOk({
       targetRef: target,
       pgbouncer: {
@@ -108,6 +115,7 @@ describe('parsePoolPolicySpec: valid specs get the documented defaults', () => {
       maxClientConn: { min: 100, max: 2000, ratio: 20 },
       utilization: undefined,
       rolloutRef: undefined,
+      pools: 1,
     });
   });
 
@@ -131,7 +139,10 @@ describe('parsePoolPolicySpec: valid specs get the documented defaults', () => {
         maxClientConn: { min: 100, max: 2000, ratio: 25 },
         utilization: 'max(pgb_util)',
         rolloutRef: { name: 'pgbouncer' },
+        pools: 3,
       },
+      budgetRef: { name: 'prod-db' },
+      processesPerPod: 4,
       thresholds: { scaleUpAbove: 90, scaleDownBelow: 30.5, target: 70 },
       behavior: { maxStepPercent: 50, scaleUpStabilization: '0s', scaleDownStabilization: '1h30m', minChangeInterval: '90s' },
     });
@@ -154,7 +165,10 @@ describe('parsePoolPolicySpec: valid specs get the documented defaults', () => {
         maxClientConn: { min: 100, max: 2000, ratio: 25 },
         utilization: 'max(pgb_util)',
         rolloutRef: { name: 'pgbouncer' },
+        pools: 3,
       },
+      budgetRef: { name: 'prod-db' },
+      processesPerPod: 4,
       thresholds: { scaleUpAbove: 90, scaleDownBelow: 30.5, target: 70 },
       behavior: {
         maxStepPercent: 50,
@@ -182,6 +196,9 @@ describe('parsePoolPolicySpec: valid specs get the documented defaults', () => {
     ['mode Paused', { mode: 'Paused' }, (s) => s.mode, 'Paused'],
     ['dotted target name', { targetRef: { name: 'api.v2' } }, (s) => s.targetRef.name, 'api.v2'],
     ['min == max', { redis: { maxConnections: { min: 50, max: 50 } } }, (s) => s.redis?.maxConnections, { env: 'REDIS_MAX_CONNECTIONS', min: 50, max: 50 }],
+    ['budgetRef', { budgetRef: { name: 'prod-db.v2' } }, (s) => s.budgetRef, { name: 'prod-db.v2' }],
+    ['processesPerPod 1 (the minimum)', { processesPerPod: 1 }, (s) => s.processesPerPod, 1],
+    ['processesPerPod 8', { processesPerPod: 8 }, (s) => s.processesPerPod, 8],
     ['lower-case env name', { redis: { maxConnections: { env: '_redis_max1', min: 1, max: 2 } } }, (s) => s.redis?.maxConnections.env, '_redis_max1'],
   ];
   it.each(variants)('%s', (_name, patch, select, expected) => {
@@ -264,6 +281,14 @@ describe('parsePoolPolicySpec: malformed specs are refused naming the field', ()
     ['upper-case target name', withRedis({ targetRef: { name: 'VoiceAssist' } }), ['spec.targetRef.name: must be a lowercase DNS-1123 subdomain name']],
     ['bad container name', withRedis({ targetRef: { name: 'x', container: 'api_1' } }), ['spec.targetRef.container: must be a lowercase DNS-1123 label']],
     ['mode in lower case', withRedis({ mode: 'auto' }), ['spec.mode: must be one of Auto, Recommend, Paused (got "auto")']],
+    ['processesPerPod 0', withRedis({ processesPerPod: 0 }), ['spec.processesPerPod: must be >= 1 (got 0)']],
+    ['processesPerPod fractional', withRedis({ processesPerPod: 2.5 }), ['spec.processesPerPod: must be an integer (got 2.5)']],
+    ['processesPerPod as a string', withRedis({ processesPerPod: '4' }), ['spec.processesPerPod: must be a number (got "4")']],
+    ['pgbouncer pools 0', pgb({ pools: 0 }), ['spec.pgbouncer.pools: must be >= 1 (got 0)']],
+    ['pgbouncer pools negative', pgb({ pools: -2 }), ['spec.pgbouncer.pools: must be >= 1 (got -2)']],
+    ['budgetRef without name', withRedis({ budgetRef: {} }), ['spec.budgetRef.name: is required']],
+    ['budgetRef in another namespace', withRedis({ budgetRef: { name: 'b', namespace: 'other' } }), ['spec.budgetRef.namespace: unknown field (allowed fields: name)']],
+    ['upper-case budgetRef name', withRedis({ budgetRef: { name: 'ProdDB' } }), ['spec.budgetRef.name: must be a lowercase DNS-1123 subdomain name']],
     ['unknown pgbouncer format', pgb({ format: 'toml' }), ['spec.pgbouncer.format: must be one of ini, env (got "toml")']],
     ['missing configMapRef', { targetRef: target, pgbouncer: { defaultPoolSize: { min: 1, max: 2 } } }, ['spec.pgbouncer.configMapRef: is required']],
     ['address without scheme', withRedis({ prometheus: { address: 'prometheus:9090' } }), ['spec.prometheus.address: must be an http:// or https:// URL']],
