@@ -20,7 +20,7 @@ class FakeLeaseApi implements LeaseApi {
   private version = 0;
   readonly writes: V1Lease[] = [];
   /** When set, every call fails with this error. */
-  failWith: unknown;
+  failWith: Error | undefined;
   /** When set, every call hangs forever. */
   hang = false;
   /** Runs before a replace is applied: a chance for another writer to get in first. */
@@ -64,14 +64,10 @@ class FakeLeaseApi implements LeaseApi {
     return JSON.parse(JSON.stringify(stored)) as V1Lease;
   }
 
-  private call(fn: () => V1Lease): Promise<V1Lease> {
-    if (this.hang) return new Promise(() => undefined);
-    if (this.failWith !== undefined) return Promise.reject(this.failWith);
-    try {
-      return Promise.resolve(JSON.parse(JSON.stringify(fn())) as V1Lease);
-    } catch (err) {
-      return Promise.reject(err);
-    }
+  private async call(fn: () => V1Lease): Promise<V1Lease> {
+    if (this.hang) await new Promise(() => undefined);
+    if (this.failWith !== undefined) throw this.failWith;
+    return JSON.parse(JSON.stringify(fn())) as V1Lease;
   }
 }
 
