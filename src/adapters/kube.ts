@@ -14,6 +14,7 @@ import { hostname } from 'node:os';
 import {
   ApiException,
   AppsV1Api,
+  AutoscalingV2Api,
   CoreV1Api,
   CustomObjectsApi,
   EventsV1Api,
@@ -27,6 +28,7 @@ import {
   type V1ConfigMapList,
   type V1Deployment,
   type V1DeploymentList,
+  type V2HorizontalPodAutoscalerList,
 } from '@kubernetes/client-node';
 
 export const FIELD_MANAGER = 'poolpilot';
@@ -90,6 +92,7 @@ export interface PoolPolicyResource {
 
 export class KubeClient {
   private readonly apps: AppsV1Api;
+  private readonly autoscaling: AutoscalingV2Api;
   private readonly core: CoreV1Api;
   private readonly custom: CustomObjectsApi;
   private readonly events: EventsV1Api;
@@ -98,6 +101,7 @@ export class KubeClient {
 
   constructor(readonly kubeConfig: KubeConfig) {
     this.apps = kubeConfig.makeApiClient(AppsV1Api);
+    this.autoscaling = kubeConfig.makeApiClient(AutoscalingV2Api);
     this.core = kubeConfig.makeApiClient(CoreV1Api);
     this.custom = kubeConfig.makeApiClient(CustomObjectsApi);
     this.events = kubeConfig.makeApiClient(EventsV1Api);
@@ -106,6 +110,10 @@ export class KubeClient {
 
   listDeployments(namespace: string | undefined): Promise<V1DeploymentList> {
     return namespace === undefined ? this.apps.listDeploymentForAllNamespaces() : this.apps.listNamespacedDeployment({ namespace });
+  }
+
+  listHorizontalPodAutoscalers(namespace: string | undefined): Promise<V2HorizontalPodAutoscalerList> {
+    return namespace === undefined ? this.autoscaling.listHorizontalPodAutoscalerForAllNamespaces() : this.autoscaling.listNamespacedHorizontalPodAutoscaler({ namespace });
   }
 
   listConfigMaps(namespace: string | undefined): Promise<V1ConfigMapList> {

@@ -16,7 +16,9 @@
  * A cap is never below the claim's min: when even the minimums do not fit, every policy is held
  * at its min and the allocation says so.
  */
+import type { PoolPolicySpec, PoolSection } from '../api/v1alpha1/poolpolicy.js';
 import { follow, type Bounds } from './decide.js';
+import { sectionsOf } from './plan.js';
 
 export interface ConnectionShape {
   /** A setting that follows the leader (maxOverflow), counted on top of it. */
@@ -133,4 +135,52 @@ export function capFor(capacity: number, self: Claim, others: readonly Claim[]):
 /** Connections a set of claims holds at their current values. */
 export function heldConnections(claims: readonly Claim[]): number {
   return claims.reduce((total, c) => total + claimConnections(c, c.current), 0);
+}
+
+export type Backend = 'postgres' | 'redis';
+
+/** What the budget needs to know about one policy, read from the cluster by the caller. */
+export interface PolicyFacts {
+  readonly policy: string;
+  readonly spec: PoolPolicySpec;
+  /** The most replicas the target may run: max(spec.replicas, an HPA's maxReplicas). */
+  readonly replicas: number;
+  /** Replicas of the PgBouncer Deployment (rolloutRef), 1 when unknown. */
+  readonly pgbouncerReplicas: number;
+  /** PgBouncer's reserve_pool_size, which each server pool may add. */
+  readonly reservePoolSize: number;
+  /** Leader values by setting key: what the policy recommends, and what is in place. */
+  readonly wanted: Readonly<Record<string, number>>;
+  readonly current: Readonly<Record<string, number>>;
+}
+
+export interface BackendClaim {
+  readonly backend: Backend;
+  readonly section: PoolSection;
+  readonly claim: Claim;
+}
+
+/**
+ * A policy's claims on each backend. Its app pools go to PostgreSQL directly unless the policy
+ * also manages PgBouncer; then PgBouncer's server pools ((database, user) pairs × replicas ×
+ * (default_pool_size + reserve_pool_size)) are what PostgreSQL sees.
+ */
+export function claimsOf(facts: PolicyFacts): BackendClaim[] {
+  const claims: BackendClaim[] = [];
+  const processes = facts.replicas * facts.spec.processesPerPod;
+  for (const settings of sectionsOf(facts.spec)) {
+    const key = settings.leader.key;
+    const current = facts.current[key] ?? settings.leader.bounds.min;
+    const base = { policy: facts.policy, bounds: settings.leader.bounds, wanted: facts.wanted[key] ?? current, current };
+    const follower = settings.follower && { ratio: settings.follower.ratio, bounds: settings.follower.bounds };
+    if (settings.section === 'database' && !facts.spec.pgbouncer) {
+      claims.push({ backend: 'postgres', section: 'database', claim: { ...base, units: processes, shape: { follower } } });
+    } else if (settings.section === 'pgbouncer') {
+      const pools = facts.spec.pgbouncer?.pools ?? 1;
+      claims.push({ backend: 'postgres', section: 'pgbouncer', claim: { ...base, units: facts.pgbouncerReplicas * pools, shape: { extra: facts.reservePoolSize } } });
+    } else if (settings.section === 'redis') {
+      claims.push({ backend: 'redis', section: 'redis', claim: { ...base, units: processes, shape: {} } });
+    }
+  }
+  return claims;
 }

@@ -91,6 +91,20 @@ export interface PlanInput {
   readonly rolloutCompletedAt: Readonly<Record<SettingTarget, Date | undefined>>;
   /** Why the PgBouncer settings cannot be edited (e.g. an ini the editor refuses), if so. */
   readonly pgbouncerRefusal: { readonly reason: string; readonly message: string } | undefined;
+  /** The connection budget's limit per section, when the policy draws from a ConnectionBudget. */
+  readonly budget?: Readonly<Partial<Record<PoolSection, SectionBudget>>> | undefined;
+}
+
+/** What a ConnectionBudget allows one section (see domain/budget.ts). */
+export type SectionBudget =
+  | { readonly kind: 'cap'; readonly backend: string; readonly cap: number; readonly needs: number; readonly free: number; readonly minimumsFit: boolean }
+  /** The budget cannot be evaluated (missing, or its capacity query failed): no growth. */
+  | { readonly kind: 'unknown'; readonly reason: string; readonly message: string };
+
+/** A section's decision: decide()'s, possibly cut by the connection budget. */
+type SectionReason = LimitReason | 'BudgetLimited' | 'BudgetCorrection' | 'BudgetNotFound' | 'BudgetUnknown';
+interface SectionDecision extends Omit<Decision, 'reason'> {
+  readonly reason: SectionReason;
 }
 
 export interface PlannedEvent {
@@ -111,7 +125,7 @@ export interface Plan {
 
 interface SectionOutcome {
   readonly settings: SectionSettings;
-  readonly decision: Decision | undefined;
+  readonly decision: SectionDecision | undefined;
   /** Set when the section cannot be managed at all (its reason goes to Ready). */
   readonly blocked: { readonly reason: string; readonly message: string } | undefined;
   readonly current: Readonly<Record<string, number>>;
@@ -120,7 +134,7 @@ interface SectionOutcome {
   readonly explanation: string;
 }
 
-const LIMITING: ReadonlySet<LimitReason> = new Set(['AtMax', 'AtMin', 'StepLimited', 'Stabilizing', 'MinIntervalNotElapsed', 'RolloutInProgress']);
+const LIMITING: ReadonlySet<SectionReason> = new Set<SectionReason>(['AtMax', 'AtMin', 'StepLimited', 'Stabilizing', 'MinIntervalNotElapsed', 'RolloutInProgress', 'BudgetLimited', 'BudgetCorrection', 'BudgetNotFound', 'BudgetUnknown']);
 
 export function planPolicy(input: PlanInput): Plan {
   const { spec, previous, now } = input;
@@ -202,7 +216,7 @@ function planSection(input: PlanInput, settings: SectionSettings): SectionOutcom
   if (blocked) return { settings, decision: undefined, blocked, current: currentValues, recommended: currentValues, changes: [], explanation: blocked.message };
 
   const sample = input.samples[section] ?? { valid: false, problem: 'NoData', message: 'no sample was taken' };
-  let decision: Decision;
+  let decision: SectionDecision;
   if (reading.kind === 'value') {
     decision = decide({
       now: input.now,
@@ -221,6 +235,8 @@ function planSection(input: PlanInput, settings: SectionSettings): SectionOutcom
     // within bounds; later passes move it with utilization as usual.
     decision = { desired: leader.bounds.min, reason: 'AtMin', message: `not set on the target; starting at min ${leader.bounds.min}`, breach: undefined };
   }
+  const budget = input.budget?.[section];
+  if (budget) decision = withinBudget(decision, budget, reading.kind === 'value' ? reading.value : undefined, leader.bounds, input.previous.breaches?.[section]);
 
   const recommended: Record<string, number> = { [leader.key]: decision.desired };
   const changes: SettingChange[] = [];
@@ -240,10 +256,36 @@ function planSection(input: PlanInput, settings: SectionSettings): SectionOutcom
 }
 
 /**
+ * Cuts a decision to what the connection budget allows. A value above the cap comes down to it
+ * at once, faster than the normal step (the pools of all replicas must fit the database); a
+ * growth is cut to the cap; an unknown budget allows no growth. Never below min: the cap is not.
+ */
+function withinBudget(decision: SectionDecision, budget: SectionBudget, current: number | undefined, bounds: Bounds, storedBreach: Breach | undefined): SectionDecision {
+  const from = current ?? decision.desired;
+  // A held-back growth keeps its breach: it acts as soon as the budget allows.
+  const breach = decision.breach ?? storedBreach;
+  if (budget.kind === 'unknown') {
+    if (decision.desired <= from) return decision;
+    return { desired: from, reason: budget.reason === 'BudgetNotFound' ? 'BudgetNotFound' : 'BudgetUnknown', message: `${budget.message}; not growing until the budget can be evaluated (would be ${decision.desired})`, breach };
+  }
+  const cap = Math.max(budget.cap, bounds.min);
+  const numbers = `needs ${budget.needs} of ${budget.free} free ${budget.backend} connections${budget.minimumsFit ? '' : '; even every policy\'s minimum does not fit the budget'}`;
+  if (from > cap) {
+    return { desired: cap, reason: 'BudgetCorrection', message: `over the ${budget.backend} budget: ${numbers}; brought back to ${cap} at once, faster than the normal step`, breach: undefined };
+  }
+  if (decision.desired > cap) {
+    return cap > from
+      ? { desired: cap, reason: 'BudgetLimited', message: `${decision.message}; cut to ${cap} by the ${budget.backend} budget: ${numbers}`, breach: undefined }
+      : { desired: from, reason: 'BudgetLimited', message: `would grow to ${decision.desired} but the ${budget.backend} budget ${numbers}; holding at ${from}`, breach };
+  }
+  return decision;
+}
+
+/**
  * A dead-band hold is the idle state: its message leaves out the live utilization (that is in
  * status.observed, refreshed only on a material move), so a steady workload writes no status.
  */
-function holdMessage(decision: Decision, spec: PoolPolicySpec, current: number): string {
+function holdMessage(decision: SectionDecision, spec: PoolPolicySpec, current: number): string {
   if (decision.reason !== 'DeadBand') return decision.message;
   return `utilization is within ${spec.thresholds.scaleDownBelow}%..${spec.thresholds.scaleUpAbove}%; holding at ${current}`;
 }
@@ -284,7 +326,32 @@ function buildConditions(input: PlanInput, outcomes: readonly SectionOutcome[], 
         reason: firstDecided ? firstDecided.reason : 'NotEvaluated',
         message: decided.length > 0 ? decided.map((o) => o.explanation).join('; ') : 'no section could be evaluated',
       };
-  return [ready, metrics, limited].map((c) => nextCondition(stored, c, now, generation));
+  const conditions = [ready, metrics, limited];
+  const advice = pgbouncerAdvice(input, outcomes);
+  if (advice) conditions.push(advice);
+  return conditions.map((c) => nextCondition(stored, c, now, generation));
+}
+
+/**
+ * The runbook's advice, for a policy whose app pools go straight to PostgreSQL under a budget:
+ * when the budget holds DB_POOL_SIZE below what utilization asks for, PgBouncer would let the
+ * pools share server connections instead.
+ */
+function pgbouncerAdvice(input: PlanInput, outcomes: readonly SectionOutcome[]): ConditionInput | undefined {
+  if (!input.spec.budgetRef || !input.spec.database || input.spec.pgbouncer) return undefined;
+  const database = outcomes.find((o) => o.settings.section === 'database');
+  const budget = input.budget?.database;
+  const limited = database?.decision && (database.decision.reason === 'BudgetLimited' || database.decision.reason === 'BudgetCorrection');
+  if (!limited || budget?.kind !== 'cap') {
+    return { type: ConditionType.PgBouncerRecommended, status: 'False', reason: 'WithinBudget', message: 'the database pools fit the PostgreSQL budget at their recommended size' };
+  }
+  const short = budget.needs - budget.free;
+  return {
+    type: ConditionType.PgBouncerRecommended,
+    status: 'True',
+    reason: 'BudgetLimited',
+    message: `the pools of all replicas need ${budget.needs} PostgreSQL connections at the recommended ${database.settings.leader.key} but the budget leaves ${budget.free} (${short} short); PgBouncer in transaction mode lets many client connections share few server connections: put it in front of PostgreSQL and add a pgbouncer section to this policy`,
+  };
 }
 
 /** A Warning event when a condition turns bad, or stays bad for a new reason; never repeated. */

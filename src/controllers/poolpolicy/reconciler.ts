@@ -9,7 +9,7 @@
  * concurrent edit) are retried with per-key backoff from a fresh read.
  */
 import { createHash } from 'node:crypto';
-import type { KubernetesObject, V1ConfigMap, V1Container, V1Deployment } from '@kubernetes/client-node';
+import type { KubernetesObject, V1ConfigMap, V1Container, V1Deployment, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
 import { ConditionReason } from '../../api/v1alpha1/conditions.js';
 import {
   parsePoolPolicySpec,
@@ -24,7 +24,7 @@ import {
 } from '../../api/v1alpha1/poolpolicy.js';
 import type { UtilizationSample } from '../../domain/decide.js';
 import { readPgbouncerSettings, setPgbouncerSettings } from '../../domain/pgbouncer-ini.js';
-import { blockedEvents, blockedStatus, planPolicy, sectionsOf, type Plan, type PlannedEvent, type SettingReading } from '../../domain/plan.js';
+import { blockedEvents, blockedStatus, planPolicy, sectionsOf, type Plan, type PlanInput, type PlannedEvent, type SettingReading } from '../../domain/plan.js';
 import { rolloutCompletedAt } from '../../domain/rollout.js';
 import { statusToWrite, toWrittenStatus } from '../../domain/status.js';
 import type { EnvValue, EventType, ObjectReference, PoolPolicyResource } from '../../adapters/kube.js';
@@ -32,6 +32,8 @@ import type { Logger } from '../../observability/logger.js';
 import type { Clock } from '../../runtime/clock.js';
 import type { Outcome } from '../../runtime/controller.js';
 import type { ObjectStore } from '../../runtime/informer.js';
+import { KeyedMutex } from '../../runtime/keyed-mutex.js';
+import { sectionBudgets, type AppliedLedger, type BudgetStores, type CapacityQuery } from '../connectionbudget/facts.js';
 import { splitKey, type PolicyKey } from './watches.js';
 
 export const POOLPOLICY_RESOURCE: PoolPolicyResource = { group: POOLPOLICY_GROUP, version: POOLPOLICY_VERSION, plural: POOLPOLICY_PLURAL, kind: POOLPOLICY_KIND };
@@ -60,6 +62,13 @@ export interface ReconcilerDeps {
   readonly utilization: UtilizationSource;
   readonly clock: Clock;
   readonly log: Logger;
+  /** ConnectionBudget support; without it a budgetRef is not enforced (unit tests). */
+  readonly budget?: {
+    readonly budgets: ObjectStore<KubernetesObject>;
+    readonly hpas: ObjectStore<V2HorizontalPodAutoscaler>;
+    readonly ledger: AppliedLedger;
+    readonly query: CapacityQuery;
+  };
   /** Called with every decided value (for the operator's own metrics). */
   readonly onPlan?: (key: PolicyKey, plan: Plan) => void;
 }
@@ -77,6 +86,8 @@ export interface ReconcileReport {
 type PolicyObject = KubernetesObject & { spec?: unknown; status?: unknown };
 
 export class PoolPolicyReconciler {
+  private readonly budgetLocks = new KeyedMutex();
+
   constructor(private readonly deps: ReconcilerDeps) {}
 
   /** Reconcile one policy; see the file comment for the outcome contract. */
@@ -130,7 +141,7 @@ export class PoolPolicyReconciler {
       samples[section] = await this.deps.utilization.sample({ namespace, deployment: spec.targetRef.name, spec, section });
     }));
 
-    const plan = planPolicy({
+    const planInput: PlanInput = {
       now,
       generation,
       spec,
@@ -139,8 +150,38 @@ export class PoolPolicyReconciler {
       samples,
       rolloutCompletedAt: { env: rolloutCompletedAt(deployment), pgbouncer: pgbouncer.rolloutCompletedAt },
       pgbouncerRefusal: pgbouncer.refusal,
-    });
+    };
+    // Policies sharing a budget are reconciled one at a time, so each sees what the one before
+    // it applied (through the ledger, before the caches do) and their sum never crosses it.
+    const budget = this.deps.budget;
+    const budgetRef = budget ? spec.budgetRef : undefined;
+    const release = budgetRef ? await this.budgetLocks.acquire(`${namespace}/${budgetRef.name}`) : undefined;
+    try {
+      let plan = planPolicy(planInput);
+      if (budget && budgetRef) {
+        const current = Object.fromEntries([...readings].flatMap(([setting, r]) => (r.kind === 'value' ? [[setting, r.value]] : [])));
+        const { policies, deployments, configMaps } = this.deps;
+        const stores: BudgetStores = { policies, deployments, configMaps, budgets: budget.budgets, hpas: budget.hpas };
+        const limits = await sectionBudgets(stores, budget.ledger, budget.query, { policy: key, namespace, spec, wanted: plan.status.recommended ?? {}, current });
+        plan = planPolicy({ ...planInput, budget: limits });
+      }
+      return await this.carryOut(key, ref, spec, namespace, container.name, pgbouncer.configMap, previous, plan);
+    } finally {
+      release?.();
+    }
+  }
 
+  /** Performs the plan's writes, then the status and events; records applied values in the ledger. */
+  private async carryOut(
+    key: PolicyKey,
+    ref: ObjectReference,
+    spec: PoolPolicySpec,
+    namespace: string,
+    containerName: string,
+    configMap: V1ConfigMap | undefined,
+    previous: ReturnType<typeof parsePoolPolicyStatus>,
+    plan: Plan,
+  ): Promise<Outcome & { report: ReconcileReport }> {
     if (plan.envWrites.size > 0) {
       const env = [...plan.envWrites].map(([envName, value]) => ({ name: envName, value: String(value) }));
       // Apply every env entry poolpilot owns, not just the changed ones: an apply drops the
@@ -150,14 +191,15 @@ export class PoolPolicyReconciler {
         const value = plan.envWrites.get(envName) ?? plan.status.current?.[envName];
         return value === undefined ? [] : [{ name: envName, value: String(value) }];
       });
-      await this.deps.writer.applyContainerEnv(namespace, spec.targetRef.name, container.name, full);
+      await this.deps.writer.applyContainerEnv(namespace, spec.targetRef.name, containerName, full);
       this.deps.log.info({ policy: key, env }, 'applied pool env');
     }
-    if (plan.pgbouncerWrites.size > 0 && spec.pgbouncer && pgbouncer.configMap) {
-      await this.writePgbouncer(spec.pgbouncer, namespace, pgbouncer.configMap, plan.pgbouncerWrites);
+    if (plan.pgbouncerWrites.size > 0 && spec.pgbouncer && configMap) {
+      await this.writePgbouncer(spec.pgbouncer, namespace, configMap, plan.pgbouncerWrites);
       this.deps.log.info({ policy: key, settings: Object.fromEntries(plan.pgbouncerWrites) }, 'applied pgbouncer settings');
     }
 
+    if (plan.changes.length > 0) this.deps.budget?.ledger.record(key, plan.status.current ?? {});
     const wrote = await this.writeStatus(key, previous, plan.status);
     await this.emit(ref, plan.events);
     this.deps.onPlan?.(key, plan);

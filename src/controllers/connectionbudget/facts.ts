@@ -1,0 +1,165 @@
+/**
+ * Reads, from the informer caches, what the budget arithmetic (domain/budget.ts) needs: the
+ * ConnectionBudget's capacity, and for each PoolPolicy drawing from it the replicas its pools
+ * multiply by and its wanted and current values.
+ *
+ * Current values are the larger of the policy's status and the ledger of values this process
+ * wrote a moment ago (the cache may not show them yet), so a reconcile never counts a peer as
+ * holding less than it may.
+ */
+import type { KubernetesObject, V1ConfigMap, V1Deployment, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
+import { parseConnectionBudgetSpec, type ConnectionBudgetSpec } from '../../api/v1alpha1/connectionbudget.js';
+import { parsePoolPolicySpec, parsePoolPolicyStatus, type PoolPolicySpec, type PoolSection } from '../../api/v1alpha1/poolpolicy.js';
+import { capFor, claimsOf, type Backend, type PolicyFacts } from '../../domain/budget.js';
+import type { UtilizationSample } from '../../domain/decide.js';
+import { readPgbouncerSettings } from '../../domain/pgbouncer-ini.js';
+import type { SectionBudget } from '../../domain/plan.js';
+import type { ObjectStore } from '../../runtime/informer.js';
+
+export interface BudgetStores {
+  readonly budgets: ObjectStore<KubernetesObject>;
+  readonly policies: ObjectStore<KubernetesObject>;
+  readonly deployments: ObjectStore<V1Deployment>;
+  readonly hpas: ObjectStore<V2HorizontalPodAutoscaler>;
+  readonly configMaps: ObjectStore<V1ConfigMap>;
+}
+
+/** Evaluates a capacity query (postgres_exporter / redis_exporter); never throws. */
+export type CapacityQuery = (query: string, prometheus: ConnectionBudgetSpec['prometheus']) => Promise<UtilizationSample>;
+
+/** Values this process applied, by policy key, until the caches show them. */
+export class AppliedLedger {
+  private readonly applied = new Map<string, Readonly<Record<string, number>>>();
+
+  record(policy: string, values: Readonly<Record<string, number>>): void {
+    this.applied.set(policy, { ...this.applied.get(policy), ...values });
+  }
+
+  /** The larger of each stored value and the recorded one; forgets what the store caught up with. */
+  currentOf(policy: string, stored: Readonly<Record<string, number>>): Record<string, number> {
+    const recorded = this.applied.get(policy);
+    if (!recorded) return { ...stored };
+    const merged: Record<string, number> = { ...stored };
+    let pending = false;
+    for (const [key, value] of Object.entries(recorded)) {
+      if (stored[key] !== value) pending = true;
+      merged[key] = Math.max(stored[key] ?? value, value);
+    }
+    if (!pending) this.applied.delete(policy);
+    return merged;
+  }
+
+  forget(policy: string): void {
+    this.applied.delete(policy);
+  }
+}
+
+/** The most replicas a Deployment may run: its spec, or the maxReplicas of an HPA targeting it. */
+export function replicasOf(stores: BudgetStores, namespace: string, deployment: string): number {
+  const spec = stores.deployments.get(deployment, namespace)?.spec?.replicas ?? 1;
+  const hpaMax = stores.hpas.list(namespace)
+    .filter((h) => h.spec.scaleTargetRef.kind === 'Deployment' && h.spec.scaleTargetRef.name === deployment)
+    .map((h) => h.spec.maxReplicas);
+  return Math.max(spec, ...hpaMax);
+}
+
+export type BudgetCapacity =
+  | { readonly ok: true; readonly capacity: Partial<Record<Backend, number>>; readonly spec: ConnectionBudgetSpec }
+  | { readonly ok: false; readonly reason: string; readonly message: string };
+
+/** maxConnections − reserved (and maxClients − reserved), from the spec or its queries. */
+export async function budgetCapacity(stores: BudgetStores, namespace: string, name: string, query: CapacityQuery): Promise<BudgetCapacity> {
+  const object: (KubernetesObject & { spec?: unknown }) | undefined = stores.budgets.get(name, namespace);
+  if (!object) return { ok: false, reason: 'BudgetNotFound', message: `ConnectionBudget ${name} not found in namespace ${namespace}; create it or fix spec.budgetRef.name` };
+  const parsed = parseConnectionBudgetSpec(object.spec);
+  if (!parsed.ok) return { ok: false, reason: 'BudgetInvalid', message: `ConnectionBudget ${name}: ${parsed.message}` };
+  const spec = parsed.spec;
+  const capacity: Partial<Record<Backend, number>> = {};
+  const limits: Array<[Backend, number | undefined, string | undefined, number]> = [];
+  if (spec.postgres) limits.push(['postgres', spec.postgres.maxConnections, spec.postgres.maxConnectionsQuery, spec.postgres.reserved]);
+  if (spec.redis) limits.push(['redis', spec.redis.maxClients, spec.redis.maxClientsQuery, spec.redis.reserved]);
+  for (const [backend, fixed, promql, reserved] of limits) {
+    let max = fixed;
+    if (max === undefined && promql !== undefined) {
+      const sample = await query(promql, spec.prometheus);
+      if (!sample.valid) return { ok: false, reason: 'BudgetQueryFailed', message: `ConnectionBudget ${name}: the ${backend} capacity query failed (${sample.problem}): ${sample.message}` };
+      max = Math.floor(sample.percent);
+    }
+    if (max !== undefined) capacity[backend] = max - reserved;
+  }
+  return { ok: true, capacity, spec };
+}
+
+/** The policies in `namespace` that draw from budget `name`, with their parsed specs. */
+export function policiesOfBudget(stores: BudgetStores, namespace: string, name: string): Array<{ key: string; object: KubernetesObject & { status?: unknown }; spec: PoolPolicySpec }> {
+  return stores.policies.list(namespace).flatMap((object) => {
+    const parsed = parsePoolPolicySpec((object as { spec?: unknown }).spec);
+    if (!parsed.ok || parsed.spec.budgetRef?.name !== name || parsed.spec.mode === 'Paused') return [];
+    return [{ key: `${namespace}/${object.metadata?.name ?? ''}`, object, spec: parsed.spec }];
+  });
+}
+
+/** Facts of a peer policy, from its status (recommended, current) and the caches. */
+export function peerFacts(stores: BudgetStores, ledger: AppliedLedger, namespace: string, peer: { key: string; object: KubernetesObject & { status?: unknown }; spec: PoolPolicySpec }): PolicyFacts {
+  const status = parsePoolPolicyStatus(peer.object.status);
+  const current = ledger.currentOf(peer.key, status.current ?? {});
+  return {
+    policy: peer.key,
+    spec: peer.spec,
+    ...deploymentFacts(stores, namespace, peer.spec),
+    wanted: { ...current, ...status.recommended },
+    current,
+  };
+}
+
+/** Replicas of the target and of PgBouncer, and PgBouncer's reserve_pool_size. */
+export function deploymentFacts(stores: BudgetStores, namespace: string, spec: PoolPolicySpec): Pick<PolicyFacts, 'replicas' | 'pgbouncerReplicas' | 'reservePoolSize'> {
+  const pg = spec.pgbouncer;
+  let reservePoolSize = 0;
+  if (pg?.format === 'ini') {
+    const text = stores.configMaps.get(pg.configMapRef.name, namespace)?.data?.[pg.configMapRef.key];
+    const read = text === undefined ? undefined : readPgbouncerSettings(text, ['reserve_pool_size']);
+    if (read?.ok) reservePoolSize = read.values.get('reserve_pool_size') ?? 0;
+  } else if (pg?.format === 'env') {
+    const value = Number(stores.configMaps.get(pg.configMapRef.name, namespace)?.data?.RESERVE_POOL_SIZE ?? '0');
+    reservePoolSize = Number.isSafeInteger(value) && value >= 0 ? value : 0;
+  }
+  return {
+    replicas: replicasOf(stores, namespace, spec.targetRef.name),
+    pgbouncerReplicas: pg?.rolloutRef ? replicasOf(stores, namespace, pg.rolloutRef.name) : 1,
+    reservePoolSize,
+  };
+}
+
+/**
+ * What the budget allows each section of `self` this pass. undefined when the policy has no
+ * budgetRef. A budget that cannot be evaluated allows no growth in any section it covers.
+ */
+export async function sectionBudgets(
+  stores: BudgetStores,
+  ledger: AppliedLedger,
+  query: CapacityQuery,
+  self: Omit<PolicyFacts, 'replicas' | 'pgbouncerReplicas' | 'reservePoolSize'> & { namespace: string },
+): Promise<Partial<Record<PoolSection, SectionBudget>> | undefined> {
+  const ref = self.spec.budgetRef;
+  if (!ref) return undefined;
+  const facts: PolicyFacts = { ...self, ...deploymentFacts(stores, self.namespace, self.spec) };
+  const own = claimsOf(facts);
+  const capacity = await budgetCapacity(stores, self.namespace, ref.name, query);
+  const result: Partial<Record<PoolSection, SectionBudget>> = {};
+  if (!capacity.ok) {
+    for (const { section } of own) result[section] = { kind: 'unknown', reason: capacity.reason, message: capacity.message };
+    return result;
+  }
+  const peers = policiesOfBudget(stores, self.namespace, ref.name)
+    .filter((p) => p.key !== self.policy)
+    .flatMap((p) => claimsOf(peerFacts(stores, ledger, self.namespace, p)));
+  for (const { backend, section, claim } of own) {
+    const total = capacity.capacity[backend];
+    if (total === undefined) continue; // this budget does not cover the backend
+    const others = peers.filter((p) => p.backend === backend).map((p) => p.claim);
+    const { cap, needs, free, minimumsFit } = capFor(total, claim, others);
+    result[section] = { kind: 'cap', backend: backend === 'postgres' ? 'PostgreSQL' : 'Redis', cap, needs, free, minimumsFit };
+  }
+  return result;
+}
