@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseDuration } from './domain/duration.js';
 
 /** Operator settings, from flags (which win) and environment variables. */
 export interface OperatorConfig {
@@ -13,6 +14,18 @@ export interface OperatorConfig {
   readonly logLevel: LogLevel;
   /** Reconciles that may run at once (one key never runs twice at once). */
   readonly workers: number;
+  /** Set with --leader-elect: reconcile only while holding this Lease. Undefined = always reconcile. */
+  readonly leaderElection?: LeaderElectionConfig | undefined;
+}
+
+/** Lease-based leader election (src/runtime/leader-election.ts); retryPeriodMs < renewDeadlineMs < leaseDurationMs. */
+export interface LeaderElectionConfig {
+  readonly namespace: string;
+  /** Lease name. */
+  readonly id: string;
+  readonly leaseDurationMs: number;
+  readonly renewDeadlineMs: number;
+  readonly retryPeriodMs: number;
 }
 
 export interface ListenAddress { readonly host: string; readonly port: number }
@@ -35,6 +48,12 @@ export const FLAGS = [
   { flag: 'health-addr', env: 'POOLPILOT_HEALTH_ADDR', help: 'listen address of /healthz and /readyz', default: ':8081' },
   { flag: 'log-level', env: 'POOLPILOT_LOG_LEVEL', help: `log level: ${LOG_LEVELS.join('|')}`, default: 'info' },
   { flag: 'workers', env: 'POOLPILOT_WORKERS', help: 'reconciles that may run at once', default: '2' },
+  { flag: 'leader-elect', env: 'POOLPILOT_LEADER_ELECT', help: 'true|false: reconcile only while holding a coordination.k8s.io Lease, so replicas can run side by side; a bare --leader-elect means true', default: 'false' },
+  { flag: 'leader-election-namespace', env: 'POOLPILOT_LEADER_ELECTION_NAMESPACE', help: 'namespace of the leader-election Lease (default: $POD_NAMESPACE, else default)' },
+  { flag: 'leader-election-id', env: 'POOLPILOT_LEADER_ELECTION_ID', help: 'name of the leader-election Lease', default: 'poolpilot-leader' },
+  { flag: 'leader-election-lease-duration', env: 'POOLPILOT_LEADER_ELECTION_LEASE_DURATION', help: 'how long followers wait after the Lease last changed before taking over (whole seconds)', default: '15s' },
+  { flag: 'leader-election-renew-deadline', env: 'POOLPILOT_LEADER_ELECTION_RENEW_DEADLINE', help: 'the leader stops reconciling if it could not renew the Lease for this long (< lease duration)', default: '10s' },
+  { flag: 'leader-election-retry-period', env: 'POOLPILOT_LEADER_ELECTION_RETRY_PERIOD', help: 'interval between attempts to acquire or renew the Lease (< renew deadline)', default: '2s' },
 ] as const satisfies readonly FlagSpec[];
 
 export type FlagName = (typeof FLAGS)[number]['flag'];
@@ -56,6 +75,15 @@ const httpUrl = z.string().refine((text) => URL.canParse(text) && /^https?:$/.te
 
 const dns1123Label = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'expected a namespace name (lower-case letters, digits and -, at most 63)');
 
+const duration = z.string().transform((text, ctx): number => {
+  const ms = parseDuration(text);
+  if (ms === undefined || ms <= 0) {
+    ctx.addIssue({ code: 'custom', message: `expected a positive duration such as 500ms, 2s or 1m, got '${text}'` });
+    return z.NEVER;
+  }
+  return ms;
+});
+
 const configSchema = z.strictObject({
   kubeconfig: z.string().min(1).optional(),
   namespace: dns1123Label.optional(),
@@ -64,6 +92,19 @@ const configSchema = z.strictObject({
   'health-addr': listenAddress,
   'log-level': z.enum(LOG_LEVELS, { error: (issue) => `expected one of ${LOG_LEVELS.join('|')}, got '${String(issue.input)}'` }),
   workers: z.string().regex(/^\d+$/, 'expected a whole number').transform(Number).pipe(z.number().int().min(1, 'expected at least 1').max(64, 'expected at most 64')),
+  'leader-elect': z.enum(['true', 'false'], { error: (issue) => `expected true or false, got '${String(issue.input)}'` }).transform((text) => text === 'true'),
+  'leader-election-namespace': dns1123Label,
+  'leader-election-id': z.string().regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, 'expected a Lease name (lower-case letters, digits, - and ., at most 253)'),
+  'leader-election-lease-duration': duration.refine((ms) => ms % 1000 === 0, 'expected whole seconds (a Lease stores leaseDurationSeconds)'),
+  'leader-election-renew-deadline': duration,
+  'leader-election-retry-period': duration,
+}).superRefine((c, ctx) => {
+  if (c['leader-election-renew-deadline'] >= c['leader-election-lease-duration']) {
+    ctx.addIssue({ code: 'custom', path: ['leader-election-renew-deadline'], message: 'expected less than --leader-election-lease-duration' });
+  }
+  if (c['leader-election-retry-period'] >= c['leader-election-renew-deadline']) {
+    ctx.addIssue({ code: 'custom', path: ['leader-election-retry-period'], message: 'expected less than --leader-election-renew-deadline' });
+  }
 });
 
 export class ConfigError extends Error {
@@ -77,7 +118,8 @@ export class ConfigError extends Error {
 export function loadConfig(flags: Readonly<Partial<Record<FlagName, string>>>, env: Readonly<Record<string, string | undefined>>): OperatorConfig {
   const raw: Record<string, string> = {};
   for (const spec of FLAGS as readonly FlagSpec[]) {
-    const value = flags[spec.flag as FlagName] ?? nonEmpty(env[spec.env]) ?? spec.default;
+    const value = flags[spec.flag as FlagName] ?? nonEmpty(env[spec.env]) ?? spec.default
+      ?? (spec.flag === 'leader-election-namespace' ? nonEmpty(env.POD_NAMESPACE) ?? 'default' : undefined);
     if (value !== undefined) raw[spec.flag] = value;
   }
   const parsed = configSchema.safeParse(raw);
@@ -98,6 +140,15 @@ export function loadConfig(flags: Readonly<Partial<Record<FlagName, string>>>, e
     healthAddr: c['health-addr'],
     logLevel: c['log-level'],
     workers: c.workers,
+    leaderElection: c['leader-elect']
+      ? {
+          namespace: c['leader-election-namespace'],
+          id: c['leader-election-id'],
+          leaseDurationMs: c['leader-election-lease-duration'],
+          renewDeadlineMs: c['leader-election-renew-deadline'],
+          retryPeriodMs: c['leader-election-retry-period'],
+        }
+      : undefined,
   };
 }
 
