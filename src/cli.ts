@@ -29,12 +29,20 @@ function isCommand(value: string | undefined): value is Command {
   return value !== undefined && Object.hasOwn(COMMANDS, value);
 }
 
+/** Flags that may be given bare (`--leader-elect`), meaning `true`; `--flag=false` / `--flag false` also work. */
+const BARE_TRUE_FLAGS: ReadonlySet<string> = new Set(['--leader-elect']);
+
+/** Rewrites a bare boolean-ish flag (not followed by true/false) to `--flag=true`. */
+export function expandBareFlags(argv: readonly string[]): string[] {
+  return argv.map((arg, i) => (BARE_TRUE_FLAGS.has(arg) && !['true', 'false'].includes(argv[i + 1] ?? '') ? `${arg}=true` : arg));
+}
+
 /** Parses argv; on a usage error prints what to fix and returns exit code 2. */
 export async function cli(argv: readonly string[]): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
-      args: [...argv],
+      args: expandBareFlags(argv),
       allowPositionals: true,
       strict: true,
       options: {
