@@ -8,6 +8,8 @@ export interface OperatorMetrics {
   readonly prometheusQueries: Counter<'result'>;
   readonly prometheusQueryDuration: Histogram;
   readonly queueDepth: Gauge;
+  /** 1 while this replica holds the leader Lease and reconciles (always 1 without --leader-elect), else 0. */
+  readonly leader: Gauge;
   readonly settingValue: Gauge<'namespace' | 'policy' | 'setting' | 'kind'>;
   readonly changes: Counter<'namespace' | 'policy' | 'setting' | 'direction'>;
   /** 1 for each PoolPolicy condition as it is now (one series per policy and condition type). */
@@ -26,6 +28,7 @@ export function createMetrics(): OperatorMetrics {
     prometheusQueries: new Counter({ name: 'poolpilot_prometheus_queries_total', help: 'Prometheus queries by result (ok or the MetricsAvailable reason).', labelNames: ['result'], registers: [registry] }),
     prometheusQueryDuration: new Histogram({ name: 'poolpilot_prometheus_query_duration_seconds', help: 'Time one Prometheus query took.', buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] }),
     queueDepth: new Gauge({ name: 'poolpilot_workqueue_depth', help: 'Policies waiting in the work queue.', registers: [registry] }),
+    leader: new Gauge({ name: 'poolpilot_leader', help: '1 while this replica is the leader and reconciles (always 1 without --leader-elect), else 0.', registers: [registry] }),
     settingValue: new Gauge({ name: 'poolpilot_setting_value', help: 'Current and recommended value per policy and setting (kind=current|recommended).', labelNames: ['namespace', 'policy', 'setting', 'kind'], registers: [registry] }),
     changes: new Counter({ name: 'poolpilot_changes_total', help: 'Setting changes applied, by direction (up, down).', labelNames: ['namespace', 'policy', 'setting', 'direction'], registers: [registry] }),
     policyCondition: new Gauge({ name: 'poolpilot_policy_condition', help: 'PoolPolicy status conditions: 1 for the current status and reason of each condition type (Ready, MetricsAvailable, Limited).', labelNames: ['namespace', 'policy', 'type', 'status', 'reason'], registers: [registry] }),
