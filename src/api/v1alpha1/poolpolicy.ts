@@ -67,7 +67,7 @@ export const DEFAULTS = {
 // Building blocks
 
 /** A strict object whose unknown-field message lists the allowed fields. */
-function strict<T extends z.core.$ZodLooseShape>(shape: T) {
+export function strict<T extends z.core.$ZodLooseShape>(shape: T) {
   const allowed = Object.keys(shape).join(', ');
   return z.strictObject(shape, {
     error: (iss) => (iss.code === 'unrecognized_keys' ? `allowed fields: ${allowed}` : undefined),
@@ -84,7 +84,8 @@ function boundedString(maxLength: number, pattern: RegExp, what: string) {
 const envName = boundedString(128, ENV_NAME_PATTERN, 'a valid env var name matching ^[A-Za-z_][A-Za-z0-9_]*$');
 const resourceName = boundedString(253, DNS_SUBDOMAIN_PATTERN, 'a lowercase DNS-1123 subdomain name');
 const containerName = boundedString(63, DNS_LABEL_PATTERN, 'a lowercase DNS-1123 label');
-const promql = z.string().min(1).max(4096);
+/** A PromQL expression (CRD: minLength 1, maxLength 4096). */
+export const promql = z.string().min(1).max(4096);
 
 /**
  * Go-style duration string (`30s`, `5m`, `1h30m`, `500ms`).
@@ -109,7 +110,8 @@ function duration(minMs: number) {
     });
 }
 
-function int32(min: number) {
+/** Integer in [min, {@link MAX_BOUND}] (CRD: `format: int32`). */
+export function int32(min: number) {
   return z.int().min(min).max(MAX_BOUND);
 }
 
@@ -354,9 +356,22 @@ export type ParseSpecResult = { readonly ok: true; readonly spec: PoolPolicySpec
  * `<field path>: <what is allowed>`, separated by "; ".
  */
 export function parsePoolPolicySpec(raw: unknown): ParseSpecResult {
-  const result = PoolPolicySpecSchema.safeParse(raw, { error: friendlyErrorMap });
+  return parseSpecWith(PoolPolicySpecSchema, raw, normalizeSpec);
+}
+
+/**
+ * Validates `raw` against a spec schema with the friendly messages of this module
+ * (`spec.<path>: <what is allowed>`, joined with "; ") and normalizes the result.
+ * Shared by every kind of this API group.
+ */
+export function parseSpecWith<S extends z.ZodType, Spec>(
+  schema: S,
+  raw: unknown,
+  normalize: (parsed: z.output<S>) => Spec,
+): { readonly ok: true; readonly spec: Spec } | { readonly ok: false; readonly message: string } {
+  const result = schema.safeParse(raw, { error: friendlyErrorMap });
   if (!result.success) return { ok: false, message: formatIssues(result.error.issues, 'spec') };
-  return { ok: true, spec: normalizeSpec(result.data) };
+  return { ok: true, spec: normalize(result.data) };
 }
 
 function ms(text: string): number {
@@ -364,6 +379,14 @@ function ms(text: string): number {
   // Unreachable after schema validation; kept as a guard rather than a `!`.
   if (value === undefined) throw new Error(`invalid duration survived validation: ${text}`);
   return value;
+}
+
+/** Normalizes an optional `spec.prometheus` section (shared with ConnectionBudget). */
+export function normalizePrometheus(raw: z.output<typeof PrometheusSchema> | undefined): {
+  readonly address: string | undefined;
+  readonly timeoutMs: number;
+} {
+  return { address: raw?.address, timeoutMs: ms(raw?.timeout ?? DEFAULTS.prometheusTimeout) };
 }
 
 function normalizeSpec(raw: RawPoolPolicySpec): PoolPolicySpec {
@@ -375,10 +398,7 @@ function normalizeSpec(raw: RawPoolPolicySpec): PoolPolicySpec {
     mode: raw.mode,
     intervalMs: ms(raw.interval),
     metricsPrefix: raw.metricsPrefix,
-    prometheus: {
-      address: raw.prometheus?.address,
-      timeoutMs: ms(raw.prometheus?.timeout ?? DEFAULTS.prometheusTimeout),
-    },
+    prometheus: normalizePrometheus(raw.prometheus),
     database:
       database === undefined
         ? undefined
@@ -413,7 +433,8 @@ function normalizeSpec(raw: RawPoolPolicySpec): PoolPolicySpec {
 // ---------------------------------------------------------------------------
 // Error messages
 
-function show(value: unknown): string {
+/** A value as quoted in error messages ("text", 3, null, a list, an object). */
+export function show(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';
@@ -432,7 +453,7 @@ const EXPECTED_NAMES: Readonly<Record<string, string>> = {
 };
 
 /** Per-parse error map: generic issues as "what is allowed (got X)". Schema-level messages win. */
-const friendlyErrorMap: z.core.$ZodErrorMap = (iss) => {
+export const friendlyErrorMap: z.core.$ZodErrorMap = (iss) => {
   switch (iss.code) {
     case 'invalid_type': {
       if (iss.input === undefined) return 'is required';
