@@ -5,11 +5,12 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { load } from 'js-yaml';
 import { DEFAULTS } from '../../src/api/v1alpha1/poolpolicy.js';
+import { CONNECTIONBUDGET_DEFAULTS } from '../../src/api/v1alpha1/connectionbudget.js';
 import { adminKubeConfig, createTestNamespace, deleteTestNamespace } from './support/kube.js';
 import { readLocalEnv, repoRoot } from './support/local-env.js';
 import { installCrds } from './support/operator.js';
 
-// The CRD as the real kube-apiserver enforces it: what `kubectl apply` refuses (and with which
+// The CRDs as the real kube-apiserver enforces them: what `kubectl apply` refuses (and with which
 // field path), which defaults it fills in, what `kubectl explain` documents and which columns
 // `kubectl get` prints. The zod schema is checked against the same samples in the unit tests.
 
@@ -18,6 +19,8 @@ const invalidDir = join(samplesDir, 'invalid');
 
 const invalidFiles = readdirSync(invalidDir).filter((f) => f.endsWith('.yaml')).sort();
 const validFiles = readdirSync(samplesDir).filter((f) => /^poolpolicy-.*\.yaml$/.test(f)).sort();
+const budgetInvalidFiles = invalidFiles.filter((f) => f.startsWith('budget-'));
+const budgetSample = 'connectionbudget.yaml';
 
 /** The field path from the `# expect-error: <text>` header line of an invalid sample. */
 function expectedError(file: string): string {
@@ -60,7 +63,7 @@ function sampleSpec(file: string): { name: string; spec: SampleSpec } {
   return { name: doc.metadata.name, spec: doc.spec };
 }
 
-describe('PoolPolicy CRD on the real API server', () => {
+describe('poolpilot CRDs on the real API server', () => {
   let kc: KubeConfig;
   let namespace: string;
 
@@ -77,6 +80,7 @@ describe('PoolPolicy CRD on the real API server', () => {
   it('finds the samples to check', () => {
     expect(invalidFiles.length).toBeGreaterThanOrEqual(10);
     expect(validFiles.length).toBeGreaterThanOrEqual(4);
+    expect(budgetInvalidFiles.length).toBeGreaterThanOrEqual(6);
   });
 
   it.each(invalidFiles)('refuses invalid/%s, naming the field in the error', (file) => {
@@ -91,6 +95,9 @@ describe('PoolPolicy CRD on the real API server', () => {
       items: Array<{ metadata: { name: string } }>;
     };
     expect(names.items.map((i) => i.metadata.name).filter((n) => n.startsWith('invalid-'))).toEqual([]);
+    const budgets = kubectl('-n', namespace, 'get', 'connectionbudgets', '-o', 'jsonpath={.items[*].metadata.name}');
+    expect(budgets.status).toBe(0);
+    expect(budgets.stdout.split(' ').filter((n) => n.startsWith('invalid-'))).toEqual([]);
   });
 
   it.each(validFiles)('applies %s cleanly', (file) => {
@@ -157,5 +164,83 @@ describe('PoolPolicy CRD on the real API server', () => {
     expect(rows).toHaveLength(validFiles.length);
     const medium = rows.find((r) => r.startsWith('example-medium '));
     expect(medium?.split(/\s+/).slice(0, 3)).toEqual(['example-medium', 'example-medium', 'Auto']);
+  });
+
+  describe('ConnectionBudget', () => {
+    interface StoredBudget {
+      spec: {
+        postgres?: { maxConnections?: number; maxConnectionsQuery?: string; reserved: number };
+        redis?: { maxClients?: number; maxClientsQuery?: string; reserved: number };
+      };
+    }
+
+    it(`applies ${budgetSample} cleanly`, () => {
+      const result = kubectl('-n', namespace, 'apply', '-f', join(samplesDir, budgetSample));
+      expect(result.stderr).toBe('');
+      expect(result.status).toBe(0);
+      expect(result.stdout).toContain('connectionbudget.poolpilot.io/example-budget created');
+    });
+
+    it('keeps what the sample sets and defaults reserved where a budget leaves it out', () => {
+      const sample = kubectl('-n', namespace, 'get', 'cb', 'example-budget', '-o', 'json');
+      expect(sample.status).toBe(0);
+      expect((JSON.parse(sample.stdout) as StoredBudget).spec).toEqual({
+        postgres: { maxConnections: 100, reserved: 10 },
+        redis: { maxClientsQuery: 'max(redis_config_maxclients{namespace="cache"})', reserved: 100 },
+      });
+
+      const manifest = JSON.stringify({
+        apiVersion: 'poolpilot.io/v1alpha1',
+        kind: 'ConnectionBudget',
+        metadata: { name: 'defaults-budget' },
+        spec: { postgres: { maxConnections: 50 }, redis: { maxClients: 1000 } },
+      });
+      const created = spawnSync('kubectl', ['--kubeconfig', readLocalEnv().KUBECONFIG, '-n', namespace, 'apply', '-f', '-'], { input: manifest, encoding: 'utf8', timeout: 60_000 });
+      expect(created.stderr).toBe('');
+      const stored = JSON.parse(kubectl('-n', namespace, 'get', 'cb', 'defaults-budget', '-o', 'json').stdout) as StoredBudget;
+      expect(stored.spec.postgres?.reserved).toBe(CONNECTIONBUDGET_DEFAULTS.postgresReserved);
+      expect(stored.spec.redis?.reserved).toBe(CONNECTIONBUDGET_DEFAULTS.redisReserved);
+    });
+
+    it('documents spec.postgres in kubectl explain', () => {
+      const result = kubectl('explain', 'connectionbudget.spec.postgres');
+      expect(result.status).toBe(0);
+      for (const field of ['maxConnections', 'maxConnectionsQuery', 'reserved']) {
+        const match = new RegExp(`^\\s*${field}\\s+<[^>]+>\\n((?:\\s{4,}\\S.*\\n?)+)`, 'm').exec(result.stdout);
+        expect([field, (match?.[1]?.trim() ?? '') !== '']).toEqual([field, true]);
+      }
+    });
+
+    it('prints the printer columns in kubectl get', () => {
+      const result = kubectl('-n', namespace, 'get', 'cb');
+      expect(result.status).toBe(0);
+      const [header = ''] = result.stdout.trimEnd().split('\n');
+      expect(header.trim().split(/\s{2,}/)).toEqual([
+        'NAME',
+        'PG CAPACITY',
+        'PG ALLOCATED',
+        'PG HEADROOM',
+        'REDIS CAPACITY',
+        'REDIS ALLOCATED',
+        'REDIS HEADROOM',
+        'READY',
+        'AGE',
+      ]);
+    });
+
+    it('accepts a negative headroom in status (over budget)', () => {
+      const status = {
+        status: {
+          observedGeneration: 1,
+          postgres: { capacity: 90, allocated: 120, headroom: -30, shares: [{ policy: 'api', replicas: 4, connections: 120, limited: true }] },
+          lastUpdated: '2026-01-01T00:00:00Z',
+        },
+      };
+      const result = kubectl('-n', namespace, 'patch', 'cb', 'example-budget', '--subresource=status', '--type=merge', '-p', JSON.stringify(status));
+      expect(result.stderr).toBe('');
+      expect(result.status).toBe(0);
+      const row = kubectl('-n', namespace, 'get', 'cb', 'example-budget', '--no-headers').stdout.trim().split(/\s+/);
+      expect(row.slice(0, 4)).toEqual(['example-budget', '90', '120', '-30']);
+    });
   });
 });

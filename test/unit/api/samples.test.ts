@@ -1,11 +1,26 @@
-// Every file under deploy/samples/ is parsed with the zod schema: the tier samples
-// must be valid, every file in deploy/samples/invalid/ must be refused with a
+// Every file under deploy/samples/ is parsed with the zod schema of its kind: the tier
+// samples and the ConnectionBudget sample must be valid, every file in deploy/samples/invalid/ must be refused with a
 // message naming the field given in its `# expect-error: <path>` header.
 import { describe, it, expect } from '@jest/globals';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { load } from 'js-yaml';
 import { parsePoolPolicySpec, POOLPOLICY_API_VERSION, POOLPOLICY_KIND } from '../../../src/api/v1alpha1/poolpolicy.js';
+import { CONNECTIONBUDGET_API_VERSION, CONNECTIONBUDGET_KIND, parseConnectionBudgetSpec } from '../../../src/api/v1alpha1/connectionbudget.js';
+
+/** The spec parser of each kind a sample may have. */
+const PARSERS: Readonly<Record<string, (spec: unknown) => { ok: true } | { ok: false; message: string }>> = {
+  [POOLPOLICY_KIND]: parsePoolPolicySpec,
+  [CONNECTIONBUDGET_KIND]: parseConnectionBudgetSpec,
+};
+
+/** Checks apiVersion and kind, then parses the spec with the parser of its kind. */
+function parseSample(doc: Record<string, unknown>): { ok: true } | { ok: false; message: string } {
+  expect(doc.apiVersion).toBe(doc.kind === CONNECTIONBUDGET_KIND ? CONNECTIONBUDGET_API_VERSION : POOLPOLICY_API_VERSION);
+  const parse = PARSERS[String(doc.kind)];
+  if (parse === undefined) throw new Error(`unexpected kind ${String(doc.kind)}`);
+  return parse(doc.spec);
+}
 
 const samplesDir = fileURLToPath(new URL('../../../deploy/samples/', import.meta.url));
 const invalidDir = fileURLToPath(new URL('../../../deploy/samples/invalid/', import.meta.url));
@@ -22,15 +37,14 @@ function readObject(path: string): { text: string; doc: Record<string, unknown> 
 describe('deploy/samples', () => {
   const valid = yamlFiles(samplesDir);
 
-  it('has one sample per runbook tier', () => {
-    expect(valid).toEqual(['poolpolicy-high.yaml', 'poolpolicy-low.yaml', 'poolpolicy-medium.yaml', 'poolpolicy-very-high.yaml']);
+  it('has one sample per runbook tier and a ConnectionBudget', () => {
+    expect(valid).toEqual(['connectionbudget.yaml', 'poolpolicy-high.yaml', 'poolpolicy-low.yaml', 'poolpolicy-medium.yaml', 'poolpolicy-very-high.yaml']);
   });
 
-  it.each(valid)('%s is a valid PoolPolicy', (file) => {
+  it.each(valid)('%s is valid', (file) => {
     const { doc } = readObject(samplesDir + file);
-    expect(doc.apiVersion).toBe(POOLPOLICY_API_VERSION);
-    expect(doc.kind).toBe(POOLPOLICY_KIND);
-    const result = parsePoolPolicySpec(doc.spec);
+    expect(doc.kind).toBe(file.startsWith('poolpolicy-') ? POOLPOLICY_KIND : CONNECTIONBUDGET_KIND);
+    const result = parseSample(doc);
     if (!result.ok) throw new Error(`${file}: ${result.message}`);
     expect(result.ok).toBe(true);
   });
@@ -58,6 +72,13 @@ describe('deploy/samples/invalid', () => {
   it('covers every malformed case', () => {
     expect(invalid).toEqual([
       'bad-env-name.yaml',
+      'budget-negative-max.yaml',
+      'budget-negative-reserved.yaml',
+      'budget-no-capacity.yaml',
+      'budget-no-section.yaml',
+      'budget-reserved-not-less.yaml',
+      'budget-unknown-field.yaml',
+      'budget-value-and-query.yaml',
       'duration-negative.yaml',
       'duration-words.yaml',
       'max-step-percent-101.yaml',
@@ -75,9 +96,8 @@ describe('deploy/samples/invalid', () => {
     const { text, doc } = readObject(invalidDir + file);
     const expectedPath = /^# expect-error: (\S+)$/m.exec(text)?.[1];
     expect(expectedPath).toBeDefined();
-    expect(doc.apiVersion).toBe(POOLPOLICY_API_VERSION);
-    expect(doc.kind).toBe(POOLPOLICY_KIND);
-    const result = parsePoolPolicySpec(doc.spec);
+    expect(doc.kind).toBe(file.startsWith('budget-') ? CONNECTIONBUDGET_KIND : POOLPOLICY_KIND);
+    const result = parseSample(doc);
     expect(result.ok).toBe(false);
     if (!result.ok) expect(result.message).toContain(`${expectedPath ?? '?'}: `);
   });
