@@ -137,7 +137,11 @@ export function heldConnections(claims: readonly Claim[]): number {
   return claims.reduce((total, c) => total + claimConnections(c, c.current), 0);
 }
 
-export type Backend = 'postgres' | 'redis';
+/**
+ * What a claim counts against: PostgreSQL's or Redis's connection limit (shared through a
+ * ConnectionBudget), or the policy's own PgBouncer's client limit (max_client_conn × replicas).
+ */
+export type Backend = 'postgres' | 'redis' | 'pgbouncer';
 
 /** What the budget needs to know about one policy, read from the cluster by the caller. */
 export interface PolicyFacts {
@@ -162,8 +166,9 @@ export interface BackendClaim {
 
 /**
  * A policy's claims on each backend. Its app pools go to PostgreSQL directly unless the policy
- * also manages PgBouncer; then PgBouncer's server pools ((database, user) pairs × replicas ×
- * (default_pool_size + reserve_pool_size)) are what PostgreSQL sees.
+ * also manages PgBouncer; then they count against PgBouncer's max_client_conn, and PgBouncer's
+ * server pools ((database, user) pairs × replicas × (default_pool_size + reserve_pool_size)) are
+ * what PostgreSQL sees.
  */
 export function claimsOf(facts: PolicyFacts): BackendClaim[] {
   const claims: BackendClaim[] = [];
@@ -173,14 +178,30 @@ export function claimsOf(facts: PolicyFacts): BackendClaim[] {
     const current = facts.current[key] ?? settings.leader.bounds.min;
     const base = { policy: facts.policy, bounds: settings.leader.bounds, wanted: facts.wanted[key] ?? current, current };
     const follower = settings.follower && { ratio: settings.follower.ratio, bounds: settings.follower.bounds };
-    if (settings.section === 'database' && !facts.spec.pgbouncer) {
-      claims.push({ backend: 'postgres', section: 'database', claim: { ...base, units: processes, shape: { follower } } });
+    if (settings.section === 'database') {
+      claims.push({ backend: facts.spec.pgbouncer ? 'pgbouncer' : 'postgres', section: 'database', claim: { ...base, units: processes, shape: { follower } } });
     } else if (settings.section === 'pgbouncer') {
       const pools = facts.spec.pgbouncer?.pools ?? 1;
       claims.push({ backend: 'postgres', section: 'pgbouncer', claim: { ...base, units: facts.pgbouncerReplicas * pools, shape: { extra: facts.reservePoolSize } } });
-    } else if (settings.section === 'redis') {
+    } else {
       claims.push({ backend: 'redis', section: 'redis', claim: { ...base, units: processes, shape: {} } });
     }
   }
   return claims;
+}
+
+export interface ShareInput {
+  readonly name: string;
+  readonly replicas: number;
+  readonly claim: Claim;
+  readonly limited: boolean;
+}
+
+/** What a ConnectionBudget's status shows for one backend: capacity, use at current values, headroom. */
+export function backendSummary(capacity: number, shares: readonly ShareInput[]): { capacity: number; allocated: number; headroom: number; shares: Array<{ policy: string; replicas: number; connections: number; limited: boolean }> } {
+  const rows = shares
+    .map((s) => ({ policy: s.name, replicas: s.replicas, connections: claimConnections(s.claim, s.claim.current), limited: s.limited }))
+    .sort((a, b) => (a.policy < b.policy ? -1 : a.policy > b.policy ? 1 : 0));
+  const allocated = rows.reduce((total, r) => total + r.connections, 0);
+  return { capacity, allocated, headroom: capacity - allocated, shares: rows };
 }

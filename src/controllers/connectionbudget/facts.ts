@@ -13,7 +13,7 @@ import { parsePoolPolicySpec, parsePoolPolicyStatus, type PoolPolicySpec, type P
 import { capFor, claimsOf, type Backend, type PolicyFacts } from '../../domain/budget.js';
 import type { UtilizationSample } from '../../domain/decide.js';
 import { readPgbouncerSettings } from '../../domain/pgbouncer-ini.js';
-import type { SectionBudget } from '../../domain/plan.js';
+import { sectionsOf, type SectionBudget } from '../../domain/plan.js';
 import type { ObjectStore } from '../../runtime/informer.js';
 
 export interface BudgetStores {
@@ -131,6 +131,8 @@ export function deploymentFacts(stores: BudgetStores, namespace: string, spec: P
   };
 }
 
+const BACKEND_NAMES: Readonly<Record<Backend, string>> = { postgres: 'PostgreSQL', redis: 'Redis', pgbouncer: 'PgBouncer client' };
+
 /**
  * What the budget allows each section of `self` this pass. undefined when the policy has no
  * budgetRef. A budget that cannot be evaluated allows no growth in any section it covers.
@@ -154,12 +156,16 @@ export async function sectionBudgets(
   const peers = policiesOfBudget(stores, self.namespace, ref.name)
     .filter((p) => p.key !== self.policy)
     .flatMap((p) => claimsOf(peerFacts(stores, ledger, self.namespace, p)));
+  // The app side of PgBouncer: the policy's own max_client_conn (what it wants this pass) times
+  // PgBouncer's replicas; no other policy shares it.
+  const clientLimitKey = self.spec.pgbouncer && sectionsOf(self.spec).find((s) => s.section === 'pgbouncer')?.follower?.key;
+  const clientLimit = clientLimitKey === undefined ? undefined : self.wanted[clientLimitKey] ?? self.current[clientLimitKey];
   for (const { backend, section, claim } of own) {
-    const total = capacity.capacity[backend];
+    const total = backend === 'pgbouncer' ? (clientLimit === undefined ? undefined : clientLimit * facts.pgbouncerReplicas) : capacity.capacity[backend];
     if (total === undefined) continue; // this budget does not cover the backend
-    const others = peers.filter((p) => p.backend === backend).map((p) => p.claim);
+    const others = backend === 'pgbouncer' ? [] : peers.filter((p) => p.backend === backend).map((p) => p.claim);
     const { cap, needs, free, minimumsFit } = capFor(total, claim, others);
-    result[section] = { kind: 'cap', backend: backend === 'postgres' ? 'PostgreSQL' : 'Redis', cap, needs, free, minimumsFit };
+    result[section] = { kind: 'cap', backend: BACKEND_NAMES[backend], cap, needs, free, minimumsFit };
   }
   return result;
 }

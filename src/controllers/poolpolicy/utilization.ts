@@ -34,6 +34,18 @@ export class PrometheusUtilizationSource implements UtilizationSource {
     return this.client(address, spec.prometheus.timeoutMs).utilization(query, 2 * spec.intervalMs);
   }
 
+  /**
+   * A ConnectionBudget's capacity query (e.g. pg_settings_max_connections): one finite value.
+   * The setting changes rarely, so its sample may be as old as Prometheus keeps it.
+   */
+  async capacity(query: string, prometheus: { readonly address: string | undefined; readonly timeoutMs: number }): Promise<UtilizationSample> {
+    const address = prometheus.address ?? this.options.defaultUrl;
+    if (address === undefined) {
+      return { valid: false, problem: 'QueryFailed', message: 'no Prometheus address: set spec.prometheus.address on the ConnectionBudget or start the operator with --prometheus-url' };
+    }
+    return this.client(address, prometheus.timeoutMs).utilization({ expr: query }, Number.MAX_SAFE_INTEGER);
+  }
+
   private client(address: string, timeoutMs: number): PrometheusClient {
     const key = `${address} ${timeoutMs}`;
     let client = this.clients.get(key);

@@ -43,3 +43,23 @@ export function policiesReferring(policies: readonly KubernetesObject[], changed
     return hit && key ? [key] : [];
   });
 }
+
+/** The ConnectionBudget key a stored policy draws from, read without validation. */
+export function budgetKeyOf(policy: KubernetesObject): PolicyKey | undefined {
+  const name = (policy as { spec?: { budgetRef?: { name?: unknown } } }).spec?.budgetRef?.name;
+  const namespace = policy.metadata?.namespace;
+  return typeof name === 'string' && namespace ? `${namespace}/${name}` : undefined;
+}
+
+/**
+ * Keys of the policies sharing a budget with any policy in `touched`: a change to one policy's
+ * replicas (an HPA's maxReplicas, a Deployment's replicas) moves every share of that budget.
+ */
+export function budgetPeers(policies: readonly KubernetesObject[], touched: readonly PolicyKey[]): PolicyKey[] {
+  const budgets = new Set(policies.filter((p) => touched.includes(keyOf(p) ?? '/')).flatMap((p) => budgetKeyOf(p) ?? []));
+  return policies.flatMap((p) => {
+    const budget = budgetKeyOf(p);
+    const key = keyOf(p);
+    return budget && key && budgets.has(budget) ? [key] : [];
+  });
+}
