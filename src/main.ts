@@ -2,7 +2,7 @@
  * Composition root: config → clients → informers → work queue → workers → HTTP servers →
  * signals. No decisions here.
  */
-import type { KubernetesObject, V1ConfigMap, V1Deployment } from '@kubernetes/client-node';
+import { CoordinationV1Api, type KubernetesObject, type V1ConfigMap, type V1Deployment } from '@kubernetes/client-node';
 import { KubeClient, loadKubeConfig } from './adapters/kube.js';
 import type { OperatorConfig } from './config.js';
 import { PoolPolicyReconciler, POOLPOLICY_RESOURCE } from './controllers/poolpolicy/reconciler.js';
@@ -12,7 +12,8 @@ import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics, type OperatorMetrics } from './observability/metrics.js';
 import { startHttpServer } from './observability/server.js';
 import { systemClock } from './runtime/clock.js';
-import { runWorkers } from './runtime/controller.js';
+import { runWorkers, type RunningWorkers } from './runtime/controller.js';
+import { defaultIdentity, LeaderElector } from './runtime/leader-election.js';
 import { ResilientInformer } from './runtime/informer.js';
 import { ExponentialBackoffRateLimiter } from './runtime/rate-limiter.js';
 import { WorkQueue } from './runtime/workqueue.js';
@@ -107,13 +108,106 @@ export interface RunningController {
   stop(): Promise<void>;
 }
 
+/**
+ * `target` with every method refused (it throws) while `allowed()` is false, e.g. once the leader
+ * Lease was lost: a call already made finishes, no new one starts.
+ */
+function whileAllowed<T extends object>(target: T, allowed: () => boolean, why: string): T {
+  return new Proxy(target, {
+    get: (obj, prop): unknown => {
+      const value: unknown = Reflect.get(obj, prop, obj);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]): unknown => {
+        if (!allowed()) throw new Error(`${String(prop)} refused: ${why}`);
+        return Reflect.apply(value, obj, args) as unknown;
+      };
+    },
+  });
+}
+
+/** When this replica does work: always without --leader-elect, else while it holds the Lease. */
+interface Leadership {
+  /** True while this replica may reconcile and write. */
+  leading(): boolean;
+  /**
+   * Runs `startWork` now (no election) or on each acquisition of the Lease; the term's work is
+   * stopped the moment the Lease is lost. A new term starts only after the previous term's
+   * reconciles have finished.
+   */
+  start(startWork: () => RunningWorkers): void;
+  /** Stops taking work, waits for the reconciles in flight (still holding the Lease), then releases it. */
+  stop(): Promise<void>;
+}
+
+function createLeadership(config: OperatorConfig, kube: KubeClient, log: Logger, metrics: OperatorMetrics): Leadership {
+  const election = config.leaderElection;
+  let startWork: (() => RunningWorkers) | undefined;
+  let term: RunningWorkers | undefined;
+  let termEnded: Promise<void> = Promise.resolve();
+  let stopping = false;
+  let elector: LeaderElector | undefined;
+  const leading = (): boolean => elector === undefined || elector.isLeader();
+  const begin = (): void => {
+    if (term !== undefined || stopping || startWork === undefined || !leading()) return;
+    term = startWork();
+    metrics.leader.set(1);
+    log.info({ leaderElection: elector !== undefined }, 'reconciling');
+  };
+  const end = (): Promise<void> => {
+    const current = term;
+    term = undefined;
+    metrics.leader.set(0);
+    if (current !== undefined) {
+      log.info('stopped reconciling');
+      termEnded = current.stop();
+    }
+    return termEnded;
+  };
+  if (election !== undefined) {
+    elector = new LeaderElector({
+      api: kube.kubeConfig.makeApiClient(CoordinationV1Api),
+      namespace: election.namespace,
+      name: election.id,
+      identity: defaultIdentity(),
+      clock: systemClock,
+      leaseDurationMs: election.leaseDurationMs,
+      renewDeadlineMs: election.renewDeadlineMs,
+      retryPeriodMs: election.retryPeriodMs,
+      onStartedLeading: () => { void termEnded.then(begin); },
+      onStoppedLeading: () => { void end(); },
+      log,
+    });
+  }
+  metrics.leader.set(0);
+  return {
+    leading,
+    start: (fn) => {
+      startWork = fn;
+      if (elector === undefined) begin();
+      else void elector.run();
+    },
+    stop: async () => {
+      stopping = true;
+      await end();
+      await elector?.release();
+    },
+  };
+}
+
 /** Starts servers, informers and workers; resolves once the caches have synced. */
+/**
+ * With `config.leaderElection`, informers, caches, /healthz and /readyz run on every replica and
+ * the workers only while this replica leads (see {@link Leadership}).
+ */
 export async function startController(config: OperatorConfig, log: Logger = createLogger(config.logLevel)): Promise<RunningController> {
   const metrics = createMetrics();
   const kube = new KubeClient(loadKubeConfig(config.kubeconfig));
   const informers = createInformers(kube, config, log);
-  const reconciler = createReconciler(kube, informers, config, log, metrics);
-  const queue = new WorkQueue<PolicyKey>({ clock: systemClock });
+  const leadership = createLeadership(config, kube, log, metrics);
+  // Reconcilers write through this: once the Lease is lost, no new write starts.
+  const writes = whileAllowed(kube, () => leadership.leading(), 'this replica is not the leader');
+  const reconciler = createReconciler(writes, informers, config, log, metrics);
+  let queue = new WorkQueue<PolicyKey>({ clock: systemClock });
   informers.policies.onChange((policy) => {
     const key = keyOf(policy);
     if (!key) return;
@@ -129,42 +223,65 @@ export async function startController(config: OperatorConfig, log: Logger = crea
   log.info({ healthPort: health.port, metricsPort: metricsServer.port, namespace: config.namespace ?? '(all)' }, 'poolpilot starting');
 
   await startInformers(informers);
-  for (const policy of informers.policies.list()) {
-    const key = keyOf(policy);
-    if (key) queue.add(key);
-  }
   const depthTimer = setInterval(() => { metrics.queueDepth.set(queue.len()); }, 1000);
-  const workers = runWorkers<PolicyKey>({
-    queue,
-    workers: config.workers,
-    clock: systemClock,
-    reconcile: (key) => reconciler.reconcile(key),
-    onError: (key, err) => { log.error({ err, policy: key }, 'reconcile failed; retrying with backoff'); },
-    observe: ({ result, durationMs }) => {
-      metrics.reconciles.inc({ result });
-      metrics.reconcileDuration.observe(durationMs / 1000);
-    },
-  });
-  log.info('caches synced; reconciling');
+  /** One term of work: fresh queues holding every object, and their workers. */
+  const startWork = (): RunningWorkers => {
+    queue = new WorkQueue<PolicyKey>({ clock: systemClock });
+    for (const policy of informers.policies.list()) {
+      const key = keyOf(policy);
+      if (key) queue.add(key);
+    }
+    const workers = runWorkers<PolicyKey>({
+      queue,
+      workers: config.workers,
+      clock: systemClock,
+      reconcile: (key) => reconciler.reconcile(key),
+      onError: (key, err) => { log.error({ err, policy: key }, 'reconcile failed; retrying with backoff'); },
+      observe: ({ result, durationMs }) => {
+        metrics.reconciles.inc({ result });
+        metrics.reconcileDuration.observe(durationMs / 1000);
+      },
+    });
+    return workers;
+  };
+  leadership.start(startWork);
+  log.info({ leaderElection: config.leaderElection ?? false }, 'caches synced');
   return {
     healthPort: health.port,
     metricsPort: metricsServer.port,
     stop: async () => {
       clearInterval(depthTimer);
-      await workers.stop();
+      await leadership.stop();
       await stopInformers(informers);
       await Promise.all([health.close(), metricsServer.close()]);
     },
   };
 }
 
+/** Longest graceful shutdown; past it the process exits with status 1. */
+const SHUTDOWN_TIMEOUT_MS = 10_000;
+
+/**
+ * Runs until SIGTERM/SIGINT, then shuts down gracefully (stop taking work, finish the reconciles
+ * in flight, release the Lease) and resolves 0; a shutdown that takes longer than
+ * {@link SHUTDOWN_TIMEOUT_MS} exits the process with status 1.
+ */
 async function runUntilSignalled(config: OperatorConfig, log: Logger): Promise<number> {
-  const controller = await startController(config, log);
-  const signal = await new Promise<string>((resolve) => {
+  // Listening before startup: a signal during startup still shuts down in order.
+  const signalled = new Promise<string>((resolve) => {
     process.once('SIGTERM', () => { resolve('SIGTERM'); });
     process.once('SIGINT', () => { resolve('SIGINT'); });
   });
+  const controller = await startController(config, log);
+  const signal = await signalled;
   log.info({ signal }, 'shutting down');
+  const hardStop = setTimeout(() => {
+    log.error({ timeoutMs: SHUTDOWN_TIMEOUT_MS }, 'graceful shutdown took too long; exiting');
+    process.exit(1);
+  }, SHUTDOWN_TIMEOUT_MS);
+  hardStop.unref();
   await controller.stop();
+  clearTimeout(hardStop);
+  log.info('shut down');
   return 0;
 }

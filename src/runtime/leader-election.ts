@@ -145,8 +145,12 @@ export class LeaderElector {
   run(): Promise<void> {
     if (this.running !== undefined) return this.running;
     this.running = new Promise((resolve) => { this.resolveRunning = resolve; });
-    if (this.stopped) this.resolveRunning?.();
-    else this.schedule(0);
+    if (this.stopped) {
+      this.resolveRunning?.();
+    } else {
+      this.log.info({ lease: this.leaseName(), identity: this.opts.identity }, 'campaigning for leader lease');
+      this.schedule(0);
+    }
     return this.running;
   }
 
