@@ -1,0 +1,92 @@
+import { describe, expect, it } from '@jest/globals';
+import type { KubernetesObject, V1ConfigMap, V1Deployment, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
+import { parsePoolPolicySpec, type PoolPolicySpec } from '../../../src/api/v1alpha1/poolpolicy.js';
+import { AppliedLedger, replicasOf, sectionBudgets, type BudgetStores, type CapacityQuery } from '../../../src/controllers/connectionbudget/facts.js';
+import type { ObjectStore } from '../../../src/runtime/informer.js';
+
+class MemoryStore<T extends KubernetesObject> implements ObjectStore<T> {
+  constructor(private readonly items: T[] = []) {}
+  get(name: string, namespace?: string): T | undefined {
+    return this.items.find((i) => i.metadata?.name === name && i.metadata.namespace === namespace);
+  }
+  list(namespace?: string): readonly T[] {
+    return this.items.filter((i) => namespace === undefined || i.metadata?.namespace === namespace);
+  }
+}
+
+function spec(raw: unknown): PoolPolicySpec {
+  const parsed = parsePoolPolicySpec(raw);
+  if (!parsed.ok) throw new Error(parsed.message);
+  return parsed.spec;
+}
+
+const deployment = (name: string, replicas: number): V1Deployment => ({ metadata: { name, namespace: 'ns' }, spec: { replicas, selector: {}, template: {} } });
+const hpa = (target: string, maxReplicas: number): V2HorizontalPodAutoscaler => ({ metadata: { name: target, namespace: 'ns' }, spec: { scaleTargetRef: { kind: 'Deployment', name: target }, maxReplicas } });
+const budget = (specBody: unknown): KubernetesObject => ({ apiVersion: 'poolpilot.io/v1alpha1', kind: 'ConnectionBudget', metadata: { name: 'db', namespace: 'ns' }, ...{ spec: specBody } });
+
+function stores(over: Partial<BudgetStores> = {}): BudgetStores {
+  return {
+    budgets: new MemoryStore([budget({ postgres: { maxConnections: 100, reserved: 10 } })]),
+    policies: new MemoryStore(),
+    deployments: new MemoryStore([deployment('api', 2)]),
+    hpas: new MemoryStore<V2HorizontalPodAutoscaler>(),
+    configMaps: new MemoryStore<V1ConfigMap>(),
+    ...over,
+  };
+}
+
+const failingQuery: CapacityQuery = () => Promise.resolve({ valid: false, problem: 'NoData', message: 'returned no series' });
+const SELF = { policy: 'ns/api', namespace: 'ns', spec: spec({ targetRef: { name: 'api' }, budgetRef: { name: 'db' }, database: { poolSize: { min: 5, max: 50 }, maxOverflow: { ratio: 1, min: 0, max: 50 } } }), wanted: { DB_POOL_SIZE: 40 }, current: { DB_POOL_SIZE: 10, DB_MAX_OVERFLOW: 10 } };
+
+describe('replicasOf', () => {
+  it.each([
+    ['the Deployment alone', [], 2],
+    ['an HPA that may run more', [hpa('api', 6)], 6],
+    ['an HPA that runs fewer than spec says', [hpa('api', 1)], 2],
+    ['an HPA on another Deployment', [hpa('web', 9)], 2],
+  ])('counts %s', (_label, hpas, expected) => {
+    expect(replicasOf(stores({ hpas: new MemoryStore(hpas) }), 'ns', 'api')).toBe(expected);
+  });
+});
+
+describe('sectionBudgets', () => {
+  it('caps the database section at what 2 replicas × (pool + overflow) may hold within 90', async () => {
+    const result = await sectionBudgets(stores(), new AppliedLedger(), failingQuery, SELF);
+    expect(result?.database).toEqual({ kind: 'cap', backend: 'PostgreSQL', cap: 22, needs: 160, free: 90, minimumsFit: true });
+  });
+
+  it('allows no growth when the capacity query returns nothing', async () => {
+    const s = stores({ budgets: new MemoryStore([budget({ postgres: { maxConnectionsQuery: 'pg_settings_max_connections', reserved: 3 } })]) });
+    const result = await sectionBudgets(s, new AppliedLedger(), failingQuery, SELF);
+    expect(result?.database).toMatchObject({ kind: 'unknown', reason: 'BudgetQueryFailed' });
+    expect(result?.database?.kind === 'unknown' ? result.database.message : '').toMatch(/capacity query failed \(NoData\)/);
+  });
+
+  it('reports a missing budget by name', async () => {
+    const result = await sectionBudgets(stores({ budgets: new MemoryStore() }), new AppliedLedger(), failingQuery, SELF);
+    expect(result?.database).toMatchObject({ kind: 'unknown', reason: 'BudgetNotFound' });
+  });
+
+  it('counts a peer at the larger of its status and what this process just applied', async () => {
+    const peer = { apiVersion: 'poolpilot.io/v1alpha1', kind: 'PoolPolicy', metadata: { name: 'web', namespace: 'ns' }, spec: { targetRef: { name: 'web' }, budgetRef: { name: 'db' }, database: { poolSize: { min: 5, max: 50 }, maxOverflow: { ratio: 1, min: 0, max: 50 } } }, status: { current: { DB_POOL_SIZE: 10, DB_MAX_OVERFLOW: 10 }, recommended: { DB_POOL_SIZE: 10 } } };
+    const s = stores({ policies: new MemoryStore<KubernetesObject>([peer]), deployments: new MemoryStore([deployment('api', 2), deployment('web', 2)]) });
+    const ledger = new AppliedLedger();
+    expect((await sectionBudgets(s, ledger, failingQuery, SELF))?.database).toMatchObject({ free: 50 });
+    ledger.record('ns/web', { DB_POOL_SIZE: 15, DB_MAX_OVERFLOW: 15 });
+    expect((await sectionBudgets(s, ledger, failingQuery, SELF))?.database).toMatchObject({ free: 30 });
+  });
+
+  it('is undefined for a policy without budgetRef', async () => {
+    expect(await sectionBudgets(stores(), new AppliedLedger(), failingQuery, { ...SELF, spec: spec({ targetRef: { name: 'api' }, database: { poolSize: { min: 5, max: 50 } } }) })).toBeUndefined();
+  });
+});
+
+describe('AppliedLedger', () => {
+  it('forgets a value once the stored status shows it', () => {
+    const ledger = new AppliedLedger();
+    ledger.record('ns/a', { X: 30 });
+    expect(ledger.currentOf('ns/a', { X: 20 })).toEqual({ X: 30 });
+    expect(ledger.currentOf('ns/a', { X: 30 })).toEqual({ X: 30 });
+    expect(ledger.currentOf('ns/a', { X: 20 })).toEqual({ X: 20 }); // forgotten: the store is the truth again
+  });
+});
