@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { ApiException, AppsV1Api, CoreV1Api, EventsV1Api, KubeConfig, PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions, type KubernetesObject, type V1Deployment, type V1PodSpec, type V1PolicyRule } from '@kubernetes/client-node';
+import { ApiException, AppsV1Api, CoordinationV1Api, CoreV1Api, EventsV1Api, KubeConfig, PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions, type KubernetesObject, type V1Deployment, type V1PodSpec, type V1PolicyRule } from '@kubernetes/client-node';
 import { load, loadAll } from 'js-yaml';
 import { Gauge } from 'prom-client';
 import { loadConfig } from '../../src/config.js';
@@ -128,6 +128,7 @@ describe('deploy/ manifests', () => {
   let operator: RunningController | undefined;
   let exporter: ScrapeTarget | undefined;
   let rollouts: ReturnType<typeof simulateRollouts> | undefined;
+  let leaseName: string | undefined;
 
   beforeAll(async () => {
     admin = adminKubeConfig();
@@ -146,6 +147,7 @@ describe('deploy/ manifests', () => {
     await exporter?.stop();
     await deleteTestNamespace(admin, workNs);
     await deleteTestNamespace(admin, otherNs);
+    if (leaseName !== undefined) await admin.makeApiClient(CoordinationV1Api).deleteNamespacedLease({ name: leaseName, namespace: SYSTEM_NAMESPACE }).catch(() => undefined);
     rmSync(tmp, { recursive: true, force: true });
   });
 
@@ -224,7 +226,7 @@ describe('deploy/ manifests', () => {
     expect(refused).toMatch(/^403 .*violates PodSecurity .*restricted.*allowPrivilegeEscalation/);
   });
 
-  it('as the poolpilot ServiceAccount (TokenRequest token), the operator reconciles: DB_POOL_SIZE 20 → 24, status written, event recorded', async () => {
+  it('as the poolpilot ServiceAccount (TokenRequest token), the operator elects itself and reconciles: DB_POOL_SIZE 20 → 24, status written, event recorded', async () => {
     expect(canI('watch', 'poolpolicies.poolpilot.io')).toBe(true);
     expect(canI('list', 'connectionbudgets.poolpilot.io')).toBe(true);
     expect(canI('patch', 'poolpolicies.poolpilot.io', { namespace: workNs, subresource: 'status' })).toBe(true);
@@ -252,8 +254,14 @@ describe('deploy/ manifests', () => {
       behavior: FAST_BEHAVIOR,
     });
 
+    // With leader election as deployed (--leader-elect, Lease in the operator's namespace): it
+    // reconciles only once the ServiceAccount could create and hold the Lease.
+    leaseName = `deploy-test-${workNs.slice(-8)}`;
     operator = await startController(loadConfig(
-      { kubeconfig: saKubeconfig, namespace: workNs, 'prometheus-url': readLocalEnv().PROMETHEUS_URL, 'metrics-addr': '127.0.0.1:0', 'health-addr': '127.0.0.1:0', 'log-level': process.env.POOLPILOT_TEST_LOG_LEVEL ?? 'error' },
+      {
+        kubeconfig: saKubeconfig, namespace: workNs, 'prometheus-url': readLocalEnv().PROMETHEUS_URL, 'metrics-addr': '127.0.0.1:0', 'health-addr': '127.0.0.1:0', 'log-level': process.env.POOLPILOT_TEST_LOG_LEVEL ?? 'error',
+        'leader-elect': 'true', 'leader-election-namespace': SYSTEM_NAMESPACE, 'leader-election-id': leaseName,
+      },
       {},
     ));
 
@@ -275,6 +283,9 @@ describe('deploy/ manifests', () => {
     const resized = events.items.filter((e) => e.reason === 'PoolResized' && e.regarding?.name === 'api');
     expect(resized.map((e) => e.note)).toContainEqual(expect.stringMatching(/DB_POOL_SIZE 20→24/));
     expect(resized[0]?.reportingController).toBe('poolpilot.io/poolpilot');
+
+    const lease = await admin.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: leaseName, namespace: SYSTEM_NAMESPACE });
+    expect(lease.spec?.holderIdentity).toBeTruthy();
   });
 
   it('the same identity is refused Secrets, and with the namespaced Role only, Deployments outside apps', async () => {
