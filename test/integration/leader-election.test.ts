@@ -155,7 +155,9 @@ describe('leader election (two operator processes)', () => {
     // SIGTERM: graceful shutdown, exit 0 within 10 s, the Lease released for the next replica.
     const termAt = Date.now();
     process.kill(follower.pid, 'SIGTERM');
-    const exit = await Promise.race([follower.exited, new Promise<'timeout'>((resolve) => { setTimeout(() => { resolve('timeout'); }, 12_000); })]);
+    let timer: NodeJS.Timeout | undefined;
+    const exit = await Promise.race([follower.exited, new Promise<'timeout'>((resolve) => { timer = setTimeout(() => { resolve('timeout'); }, 12_000); })]);
+    clearTimeout(timer);
     expect(exit).toEqual({ code: 0, signal: null });
     expect(Date.now() - termAt).toBeLessThan(10_000);
     const released = await readLease();

@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { ApiException, type V1Lease } from '@kubernetes/client-node';
+import { ConfigError, loadConfig } from '../../../src/config.js';
 import { LeaderElector, type LeaseApi } from '../../../src/runtime/leader-election.js';
 import { FakeClock, flushMicrotasks } from '../../support/fake-clock.js';
 
@@ -268,5 +269,35 @@ describe('LeaderElector', () => {
     expect(() => new LeaderElector({ ...base, leaseDurationMs: 10_000, renewDeadlineMs: 10_000 })).toThrow(RangeError);
     expect(() => new LeaderElector({ ...base, renewDeadlineMs: 2_000, retryPeriodMs: 2_000 })).toThrow(RangeError);
     expect(() => new LeaderElector({ ...base, leaseDurationMs: 4_000, renewDeadlineMs: 3_000, retryPeriodMs: 500 })).not.toThrow();
+  });
+});
+
+describe('leader election flags', () => {
+  it('are off by default', () => {
+    expect(loadConfig({}, {}).leaderElection).toBeUndefined();
+    expect(loadConfig({ 'leader-elect': 'false' }, {}).leaderElection).toBeUndefined();
+  });
+
+  it('default to the Lease poolpilot-leader in $POD_NAMESPACE (else default) with 15s/10s/2s', () => {
+    expect(loadConfig({ 'leader-elect': 'true' }, {}).leaderElection).toEqual({ namespace: 'default', id: 'poolpilot-leader', leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 });
+    expect(loadConfig({}, { POOLPILOT_LEADER_ELECT: 'true', POD_NAMESPACE: 'ops' }).leaderElection?.namespace).toBe('ops');
+    expect(loadConfig({ 'leader-elect': 'true', 'leader-election-namespace': 'infra' }, { POD_NAMESPACE: 'ops' }).leaderElection?.namespace).toBe('infra');
+  });
+
+  it('take short timings for tests', () => {
+    const config = loadConfig({ 'leader-elect': 'true', 'leader-election-id': 'pp', 'leader-election-lease-duration': '4s', 'leader-election-renew-deadline': '3s', 'leader-election-retry-period': '500ms' }, {});
+    expect(config.leaderElection).toMatchObject({ id: 'pp', leaseDurationMs: 4000, renewDeadlineMs: 3000, retryPeriodMs: 500 });
+  });
+
+  it.each([
+    [{ 'leader-elect': 'yes' }, /--leader-elect .*expected true or false, got 'yes'/],
+    [{ 'leader-elect': 'true', 'leader-election-renew-deadline': '15s' }, /--leader-election-renew-deadline .*less than --leader-election-lease-duration/],
+    [{ 'leader-elect': 'true', 'leader-election-retry-period': '10s' }, /--leader-election-retry-period .*less than --leader-election-renew-deadline/],
+    [{ 'leader-elect': 'true', 'leader-election-lease-duration': '4500ms' }, /--leader-election-lease-duration .*whole seconds/],
+    [{ 'leader-elect': 'true', 'leader-election-retry-period': 'soon' }, /--leader-election-retry-period .*positive duration/],
+    [{ 'leader-elect': 'true', 'leader-election-id': 'Leader!' }, /--leader-election-id .*Lease name/],
+  ])('refuse %j naming the flag', (flags, message) => {
+    expect(() => loadConfig(flags, {})).toThrow(ConfigError);
+    expect(() => loadConfig(flags, {})).toThrow(message);
   });
 });
