@@ -21,8 +21,10 @@ build: node_modules/.package-lock.json ## compile src/ to dist/
 typecheck: node_modules/.package-lock.json ## tsc --noEmit over src and test
 	$(NPM) run typecheck
 
-lint: node_modules/.package-lock.json ## eslint (typescript-eslint strict)
+lint: node_modules/.package-lock.json ## eslint (typescript-eslint strict) and the Dockerfile linter
 	$(NPM) run lint
+	@# dockerfile-utils reports problems but exits 0: any output fails the target.
+	@out=$$(node_modules/.bin/dockerfile-utils lint Dockerfile); if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; echo "Dockerfile: no lint findings"
 
 test-unit: node_modules/.package-lock.json ## unit tests (no servers)
 	$(NPM) run test:unit
