@@ -2,14 +2,16 @@
  * Composition root: config → clients → informers → work queue → workers → HTTP servers →
  * signals. No decisions here.
  */
-import { CoordinationV1Api, type KubernetesObject, type V1ConfigMap, type V1Deployment } from '@kubernetes/client-node';
+import { CoordinationV1Api, type KubernetesObject, type V1ConfigMap, type V1Deployment, type V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
 import { KubeClient, loadKubeConfig } from './adapters/kube.js';
 import type { OperatorConfig } from './config.js';
 import { PoolPolicyReconciler, POOLPOLICY_RESOURCE } from './controllers/poolpolicy/reconciler.js';
 import { PrometheusUtilizationSource } from './controllers/poolpolicy/utilization.js';
-import { keyOf, policiesReferring, type PolicyKey } from './controllers/poolpolicy/watches.js';
+import { budgetKeyOf, budgetPeers, keyOf, policiesReferring, type PolicyKey } from './controllers/poolpolicy/watches.js';
+import { AppliedLedger } from './controllers/connectionbudget/facts.js';
+import { CONNECTIONBUDGET_RESOURCE, ConnectionBudgetReconciler } from './controllers/connectionbudget/reconciler.js';
 import { createLogger, type Logger } from './observability/logger.js';
-import { createMetrics, type OperatorMetrics } from './observability/metrics.js';
+import { ConditionMetrics, createMetrics, type OperatorMetrics } from './observability/metrics.js';
 import { startHttpServer } from './observability/server.js';
 import { systemClock } from './runtime/clock.js';
 import { runWorkers, type RunningWorkers } from './runtime/controller.js';
@@ -22,8 +24,10 @@ export type Command = 'run' | 'once';
 
 interface Informers {
   readonly policies: ResilientInformer<KubernetesObject>;
+  readonly budgets: ResilientInformer<KubernetesObject>;
   readonly deployments: ResilientInformer<V1Deployment>;
   readonly configMaps: ResilientInformer<V1ConfigMap>;
+  readonly hpas: ResilientInformer<V2HorizontalPodAutoscaler>;
 }
 
 function watchPath(namespace: string | undefined, prefix: string, plural: string): string {
@@ -41,16 +45,24 @@ function createInformers(kube: KubeClient, config: OperatorConfig, log: Logger):
     policies: new ResilientInformer({ kubeConfig: kube.kubeConfig, path: watchPath(ns, `/apis/${group}/${version}`, plural), list: () => kube.listCustom(POOLPOLICY_RESOURCE, ns), clock: systemClock, backoff, onError: onError('poolpolicies') }),
     deployments: new ResilientInformer({ kubeConfig: kube.kubeConfig, path: watchPath(ns, '/apis/apps/v1', 'deployments'), list: () => kube.listDeployments(ns), clock: systemClock, backoff, onError: onError('deployments') }),
     configMaps: new ResilientInformer({ kubeConfig: kube.kubeConfig, path: watchPath(ns, '/api/v1', 'configmaps'), list: () => kube.listConfigMaps(ns), clock: systemClock, backoff, onError: onError('configmaps') }),
+    budgets: new ResilientInformer({ kubeConfig: kube.kubeConfig, path: watchPath(ns, `/apis/${group}/${version}`, CONNECTIONBUDGET_RESOURCE.plural), list: () => kube.listCustom(CONNECTIONBUDGET_RESOURCE, ns), clock: systemClock, backoff, onError: onError('connectionbudgets') }),
+    hpas: new ResilientInformer({ kubeConfig: kube.kubeConfig, path: watchPath(ns, '/apis/autoscaling/v2', 'horizontalpodautoscalers'), list: () => kube.listHorizontalPodAutoscalers(ns), clock: systemClock, backoff, onError: onError('horizontalpodautoscalers') }),
   };
 }
 
-function createReconciler(kube: KubeClient, informers: Informers, config: OperatorConfig, log: Logger, metrics: OperatorMetrics): PoolPolicyReconciler {
+function createReconciler(kube: KubeClient, informers: Informers, utilization: PrometheusUtilizationSource, ledger: AppliedLedger, log: Logger, metrics: OperatorMetrics): PoolPolicyReconciler {
+  const conditionMetrics = new ConditionMetrics(metrics.policyCondition);
+  informers.policies.onChange((policy) => {
+    const key = keyOf(policy);
+    if (key && !informers.policies.get(policy.metadata?.name ?? '', policy.metadata?.namespace)) conditionMetrics.forget(key);
+  });
   return new PoolPolicyReconciler({
     policies: informers.policies,
     deployments: informers.deployments,
     configMaps: informers.configMaps,
     writer: kube,
-    utilization: new PrometheusUtilizationSource({ defaultUrl: config.prometheusUrl, clock: systemClock, metrics }),
+    utilization,
+    budget: { budgets: informers.budgets, hpas: informers.hpas, ledger, query: (query, prometheus) => utilization.capacity(query, prometheus) },
     clock: systemClock,
     log,
     onPlan: (key, plan) => {
@@ -60,15 +72,31 @@ function createReconciler(kube: KubeClient, informers: Informers, config: Operat
       }
       for (const change of plan.changes) metrics.changes.inc({ namespace, policy, setting: change.setting, direction: change.to > change.from ? 'up' : 'down' });
     },
+    onStatus: (key, status) => { conditionMetrics.set(key, status.conditions ?? []); },
   });
 }
 
+function allInformers(informers: Informers): Array<Pick<ResilientInformer<KubernetesObject>, 'start' | 'stop' | 'synced'>> {
+  return [informers.policies, informers.budgets, informers.deployments, informers.configMaps, informers.hpas];
+}
+
 async function startInformers(informers: Informers): Promise<void> {
-  await Promise.all([informers.policies.start(), informers.deployments.start(), informers.configMaps.start()]);
+  await Promise.all(allInformers(informers).map((i) => i.start()));
 }
 
 async function stopInformers(informers: Informers): Promise<void> {
-  await Promise.all([informers.policies.stop(), informers.deployments.stop(), informers.configMaps.stop()]);
+  await Promise.all(allInformers(informers).map((i) => i.stop()));
+}
+
+function createBudgetReconciler(kube: KubeClient, informers: Informers, utilization: PrometheusUtilizationSource, ledger: AppliedLedger, metrics: OperatorMetrics): ConnectionBudgetReconciler {
+  return new ConnectionBudgetReconciler({
+    stores: informers,
+    ledger,
+    query: (query, prometheus) => utilization.capacity(query, prometheus),
+    writeStatus: (resource, namespace, name, status) => kube.applyStatus(resource, namespace, name, status),
+    clock: systemClock,
+    onHeadroom: (namespace, budget, backend, headroom) => { metrics.budgetHeadroom.set({ namespace, budget, backend }, headroom); },
+  });
 }
 
 export async function main(command: Command, config: OperatorConfig): Promise<number> {
@@ -76,7 +104,9 @@ export async function main(command: Command, config: OperatorConfig): Promise<nu
   if (command === 'run') return runUntilSignalled(config, log);
   const kube = new KubeClient(loadKubeConfig(config.kubeconfig));
   const informers = createInformers(kube, config, log);
-  return runOnce(informers, createReconciler(kube, informers, config, log, createMetrics()), log);
+  const metrics = createMetrics();
+  const utilization = new PrometheusUtilizationSource({ defaultUrl: config.prometheusUrl, clock: systemClock, metrics });
+  return runOnce(informers, createReconciler(kube, informers, utilization, new AppliedLedger(), log, metrics), log);
 }
 
 /** Reconciles every policy once and prints one JSON line per policy. */
@@ -206,18 +236,47 @@ export async function startController(config: OperatorConfig, log: Logger = crea
   const leadership = createLeadership(config, kube, log, metrics);
   // Reconcilers write through this: once the Lease is lost, no new write starts.
   const writes = whileAllowed(kube, () => leadership.leading(), 'this replica is not the leader');
-  const reconciler = createReconciler(writes, informers, config, log, metrics);
+  const utilization = new PrometheusUtilizationSource({ defaultUrl: config.prometheusUrl, clock: systemClock, metrics });
+  const ledger = new AppliedLedger();
+  const reconciler = createReconciler(writes, informers, utilization, ledger, log, metrics);
+  const budgetReconciler = createBudgetReconciler(writes, informers, utilization, ledger, metrics);
   let queue = new WorkQueue<PolicyKey>({ clock: systemClock });
+  let budgetQueue = new WorkQueue<PolicyKey>({ clock: systemClock });
+  /** Wakes these policies, everyone sharing a budget with them, and those budgets. */
+  const wake = (keys: readonly PolicyKey[]): void => {
+    const policies = informers.policies.list();
+    for (const key of new Set([...keys, ...budgetPeers(policies, keys)])) queue.add(key);
+    for (const policy of policies) {
+      const budget = budgetKeyOf(policy);
+      if (budget && keys.includes(keyOf(policy) ?? '/')) budgetQueue.add(budget);
+    }
+  };
   informers.policies.onChange((policy) => {
     const key = keyOf(policy);
     if (!key) return;
+    const budget = budgetKeyOf(policy);
+    if (budget) budgetQueue.add(budget);
     if (informers.policies.get(policy.metadata?.name ?? '', policy.metadata?.namespace)) queue.add(key);
-    else queue.remove(key);
+    else {
+      queue.remove(key);
+      ledger.forget(key);
+    }
   });
-  informers.deployments.onChange((deployment) => { for (const key of policiesReferring(informers.policies.list(), deployment, 'Deployment')) queue.add(key); });
-  informers.configMaps.onChange((configMap) => { for (const key of policiesReferring(informers.policies.list(), configMap, 'ConfigMap')) queue.add(key); });
+  informers.deployments.onChange((deployment) => { wake(policiesReferring(informers.policies.list(), deployment, 'Deployment')); });
+  informers.configMaps.onChange((configMap) => { wake(policiesReferring(informers.policies.list(), configMap, 'ConfigMap')); });
+  informers.hpas.onChange((hpa) => {
+    const target = hpa.spec.scaleTargetRef;
+    if (target.kind !== 'Deployment') return;
+    wake(policiesReferring(informers.policies.list(), { metadata: { name: target.name, namespace: hpa.metadata?.namespace } }, 'Deployment'));
+  });
+  informers.budgets.onChange((budget) => {
+    const key = keyOf(budget);
+    if (!key) return;
+    budgetQueue.add(key);
+    for (const policy of informers.policies.list()) if (budgetKeyOf(policy) === key) wake([keyOf(policy) ?? '/']);
+  });
 
-  const synced = (): boolean => informers.policies.synced && informers.deployments.synced && informers.configMaps.synced;
+  const synced = (): boolean => allInformers(informers).every((i) => i.synced);
   const health = await startHttpServer(config.healthAddr, { ready: synced });
   const metricsServer = await startHttpServer(config.metricsAddr, { registry: metrics.registry });
   log.info({ healthPort: health.port, metricsPort: metricsServer.port, namespace: config.namespace ?? '(all)' }, 'poolpilot starting');
@@ -227,9 +286,14 @@ export async function startController(config: OperatorConfig, log: Logger = crea
   /** One term of work: fresh queues holding every object, and their workers. */
   const startWork = (): RunningWorkers => {
     queue = new WorkQueue<PolicyKey>({ clock: systemClock });
+    budgetQueue = new WorkQueue<PolicyKey>({ clock: systemClock });
     for (const policy of informers.policies.list()) {
       const key = keyOf(policy);
       if (key) queue.add(key);
+    }
+    for (const budget of informers.budgets.list()) {
+      const key = keyOf(budget);
+      if (key) budgetQueue.add(key);
     }
     const workers = runWorkers<PolicyKey>({
       queue,
@@ -242,7 +306,14 @@ export async function startController(config: OperatorConfig, log: Logger = crea
         metrics.reconcileDuration.observe(durationMs / 1000);
       },
     });
-    return workers;
+    const budgetWorkers = runWorkers<PolicyKey>({
+      queue: budgetQueue,
+      workers: 1,
+      clock: systemClock,
+      reconcile: (key) => budgetReconciler.reconcile(key),
+      onError: (key, err) => { log.error({ err, budget: key }, 'budget status failed; retrying with backoff'); },
+    });
+    return { stop: async () => { await Promise.all([workers.stop(), budgetWorkers.stop()]); } };
   };
   leadership.start(startWork);
   log.info({ leaderElection: config.leaderElection ?? false }, 'caches synced');

@@ -35,3 +35,26 @@ export function createMetrics(): OperatorMetrics {
     budgetHeadroom: new Gauge({ name: 'poolpilot_budget_headroom_connections', help: 'Connections a connection budget still allows per backend (budget max minus the sum of managed pool sizes).', labelNames: ['namespace', 'budget', 'backend'], registers: [registry] }),
   };
 }
+
+/**
+ * Keeps poolpilot_policy_condition at exactly one series per (policy, condition type): the
+ * current status and reason are 1, and the series of a previous status or reason is removed.
+ */
+export class ConditionMetrics {
+  private readonly shown = new Map<string, Array<Record<'namespace' | 'policy' | 'type' | 'status' | 'reason', string>>>();
+
+  constructor(private readonly gauge: Gauge<'namespace' | 'policy' | 'type' | 'status' | 'reason'>) {}
+
+  set(key: string, conditions: ReadonlyArray<{ readonly type: string; readonly status: string; readonly reason: string }>): void {
+    const [namespace = '', policy = ''] = key.split('/');
+    this.forget(key);
+    const labels = conditions.map((c) => ({ namespace, policy, type: c.type, status: c.status, reason: c.reason }));
+    for (const l of labels) this.gauge.set(l, 1);
+    this.shown.set(key, labels);
+  }
+
+  forget(key: string): void {
+    for (const labels of this.shown.get(key) ?? []) this.gauge.remove(labels);
+    this.shown.delete(key);
+  }
+}

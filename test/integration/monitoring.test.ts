@@ -173,9 +173,7 @@ describe('operator metrics and deploy/monitoring against real Prometheus', () =>
     expect(scrapedText).toContain('# TYPE poolpilot_budget_headroom_connections gauge');
   });
 
-  // Pinned until main.ts sets poolpilot_policy_condition from each status: then this starts to
-  // pass, jest reports it, and `.failing` must go.
-  it.failing('poolpilot_policy_condition is 1 for the policy\'s Ready, MetricsAvailable and Limited conditions (not wired yet)', () => {
+  it('poolpilot_policy_condition is 1 for the policy\'s Ready, MetricsAvailable and Limited conditions', () => {
     const conditions = find('poolpilot_policy_condition', { namespace, policy: 'api' }).filter((s) => s.value === 1);
     expect(conditions.map((s) => s.labels.type).sort()).toEqual(['Limited', 'MetricsAvailable', 'Ready']);
     expect(find('poolpilot_policy_condition', { namespace, policy: 'api', type: 'Ready', status: 'True' })[0]?.value).toBe(1);

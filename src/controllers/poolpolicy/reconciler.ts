@@ -20,6 +20,7 @@ import {
   POOLPOLICY_PLURAL,
   POOLPOLICY_VERSION,
   type PoolPolicySpec,
+  type PoolPolicyStatus,
   type PoolSection,
 } from '../../api/v1alpha1/poolpolicy.js';
 import type { UtilizationSample } from '../../domain/decide.js';
@@ -71,6 +72,8 @@ export interface ReconcilerDeps {
   };
   /** Called with every decided value (for the operator's own metrics). */
   readonly onPlan?: (key: PolicyKey, plan: Plan) => void;
+  /** Called with every status a pass computes, written or not (for condition metrics). */
+  readonly onStatus?: (key: PolicyKey, status: PoolPolicyStatus) => void;
 }
 
 /** A one-line summary of what a reconcile decided, for `poolpilot once` and the logs. */
@@ -289,7 +292,8 @@ export class PoolPolicyReconciler {
     }
   }
 
-  private async writeStatus(key: PolicyKey, previous: ReturnType<typeof parsePoolPolicyStatus>, next: Parameters<typeof statusToWrite>[1]): Promise<boolean> {
+  private async writeStatus(key: PolicyKey, previous: ReturnType<typeof parsePoolPolicyStatus>, next: PoolPolicyStatus): Promise<boolean> {
+    this.deps.onStatus?.(key, next);
     const status = statusToWrite(toWrittenStatus(previous), next);
     if (!status) return false;
     const { namespace, name } = splitKey(key);
