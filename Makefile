@@ -4,7 +4,7 @@ SHELL := /bin/bash
 # npm package); the machine's own Node only runs npm itself.
 NPM := npm --silent
 
-.PHONY: help install build typecheck lint test-unit test-integration test local-up local-down run once clean
+.PHONY: help install build typecheck lint test-unit test-integration test local-up local-down run once bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-18s %s\n", $$1, $$2 }'
@@ -46,6 +46,10 @@ run: build local-up ## start the control plane, install the CRD, run the operato
 
 once: build local-up ## reconcile every PoolPolicy once against the local plane and print the decisions
 	source .local/env && node_modules/.bin/node dist/cli.js once --kubeconfig "$$KUBECONFIG" --prometheus-url "$$PROMETHEUS_URL"
+
+bench: build local-up ## benchmarks (numbers, never pass/fail): operator cost with BENCH_POLICIES (1000) policies
+	node_modules/.bin/tsc -p bench/tsconfig.json
+	source .local/env && POOLPILOT_REPO_ROOT=$(CURDIR) node_modules/.bin/node .local/bench-build/bench/operator-cost.js
 
 clean: ## remove build output and local state (stops the local plane first)
 	bash test/controlplane/local-down.sh
