@@ -1,18 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
 import type { KubernetesObject, V1ConfigMap, V1Deployment, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
 import { parsePoolPolicySpec, type PoolPolicySpec } from '../../../src/api/v1alpha1/poolpolicy.js';
+import { MemoryStore } from '../../support/memory-store.js';
 import { AppliedLedger, replicasOf, sectionBudgets, type BudgetStores, type CapacityQuery } from '../../../src/controllers/connectionbudget/facts.js';
-import type { ObjectStore } from '../../../src/runtime/informer.js';
-
-class MemoryStore<T extends KubernetesObject> implements ObjectStore<T> {
-  constructor(private readonly items: T[] = []) {}
-  get(name: string, namespace?: string): T | undefined {
-    return this.items.find((i) => i.metadata?.name === name && i.metadata.namespace === namespace);
-  }
-  list(namespace?: string): readonly T[] {
-    return this.items.filter((i) => namespace === undefined || i.metadata?.namespace === namespace);
-  }
-}
 
 function spec(raw: unknown): PoolPolicySpec {
   const parsed = parsePoolPolicySpec(raw);

@@ -3,20 +3,10 @@ import type { KubernetesObject, V1ConfigMap, V1Deployment } from '@kubernetes/cl
 import { pino } from 'pino';
 import type { UtilizationSample } from '../../../src/domain/decide.js';
 import { PoolPolicyReconciler, type PolicyWriter, type UtilizationSource } from '../../../src/controllers/poolpolicy/reconciler.js';
-import type { ObjectStore } from '../../../src/runtime/informer.js';
 import { FakeClock } from '../../support/fake-clock.js';
+import { MemoryStore } from '../../support/memory-store.js';
 
 // Reconciler scenarios over in-memory stores: what is written, and what is not.
-
-class MemoryStore<T extends KubernetesObject> implements ObjectStore<T> {
-  constructor(private readonly items: T[] = []) {}
-  get(name: string, namespace?: string): T | undefined {
-    return this.items.find((i) => i.metadata?.name === name && i.metadata.namespace === namespace);
-  }
-  list(namespace?: string): readonly T[] {
-    return this.items.filter((i) => namespace === undefined || i.metadata?.namespace === namespace);
-  }
-}
 
 class RecordingWriter implements PolicyWriter {
   readonly calls: Array<{ method: string; args: unknown[] }> = [];
