@@ -3,14 +3,15 @@
  * from the informer caches; utilization read from Prometheus; the pure plan computed; then only
  * the writes the plan holds, and the status only if it changed. Never told why it runs.
  *
- * Outcomes: a plan pass revisits after spec.interval; a blocked pass that only a change can fix
- * (invalid spec, conflict, paused) waits for that change; a missing target is revisited after
- * the interval too (and woken by its creation). Thrown errors (a failed write, a 409 from a
- * concurrent edit) are retried with per-key backoff from a fresh read.
+ * Outcomes: a plan pass revisits after spec.interval, or later while every utilization sample is
+ * invalid (exponential backoff from how long MetricsAvailable has been False: metricsBackoffMs);
+ * a blocked pass that only a change can fix (invalid spec, conflict, paused) waits for that change;
+ * a missing target is revisited after the interval too (and woken by its creation). Thrown errors
+ * (a failed write, a 409 from a concurrent edit) are retried with per-key backoff from a fresh read.
  */
 import { createHash } from 'node:crypto';
 import type { KubernetesObject, V1ConfigMap, V1Container, V1Deployment, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
-import { ConditionReason } from '../../api/v1alpha1/conditions.js';
+import { ConditionReason, ConditionType } from '../../api/v1alpha1/conditions.js';
 import {
   parsePoolPolicySpec,
   parsePoolPolicyStatus,
@@ -28,6 +29,7 @@ import { readPgbouncerSettings, setPgbouncerSettings } from '../../domain/pgboun
 import { blockedEvents, blockedStatus, planPolicy, sectionsOf, type Plan, type PlanInput, type PlannedEvent, type SettingReading } from '../../domain/plan.js';
 import { rolloutCompletedAt } from '../../domain/rollout.js';
 import { statusToWrite, toWrittenStatus } from '../../domain/status.js';
+import { metricsBackoffMs } from '../../domain/backoff.js';
 import type { EnvValue, EventType, ObjectReference, PoolPolicyResource } from '../../adapters/kube.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Clock } from '../../runtime/clock.js';
@@ -168,7 +170,12 @@ export class PoolPolicyReconciler {
         const limits = await sectionBudgets(stores, budget.ledger, budget.query, { policy: key, namespace, spec, wanted: plan.status.recommended ?? {}, current });
         plan = planPolicy({ ...planInput, budget: limits });
       }
-      return await this.carryOut(key, ref, spec, namespace, container.name, pgbouncer.configMap, previous, plan);
+      // Nothing usable from Prometheus at all: revisit less and less often (a change still wakes it).
+      const sampled = Object.values(samples);
+      const metricsDown = sampled.length > 0 && sampled.every((s) => !s.valid);
+      const metricsCondition = plan.status.conditions?.find((c) => c.type === ConditionType.MetricsAvailable);
+      const requeueAfterMs = metricsDown ? metricsBackoffMs(now, metricsCondition, spec.intervalMs) : spec.intervalMs;
+      return await this.carryOut(key, ref, spec, namespace, container.name, pgbouncer.configMap, previous, plan, requeueAfterMs);
     } finally {
       release?.();
     }
@@ -184,6 +191,7 @@ export class PoolPolicyReconciler {
     configMap: V1ConfigMap | undefined,
     previous: ReturnType<typeof parsePoolPolicyStatus>,
     plan: Plan,
+    requeueAfterMs: number,
   ): Promise<Outcome & { report: ReconcileReport }> {
     if (plan.envWrites.size > 0) {
       const env = [...plan.envWrites].map(([envName, value]) => ({ name: envName, value: String(value) }));
@@ -208,7 +216,7 @@ export class PoolPolicyReconciler {
     this.deps.onPlan?.(key, plan);
     const ready = plan.status.conditions?.find((c) => c.type === 'Ready');
     return {
-      requeueAfterMs: spec.intervalMs,
+      requeueAfterMs,
       report: {
         key,
         ready: ready ? `${ready.status}/${ready.reason}: ${ready.message}` : 'unknown',

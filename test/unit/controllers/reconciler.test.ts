@@ -101,4 +101,32 @@ describe('PoolPolicyReconciler', () => {
     await reconciler.reconcile('prod/api');
     expect(writer.methods()).toEqual(['applyStatus']);
   });
+
+  it('every sample invalid: the revisit backs off 1, 2, 4 … intervals from the stored MetricsAvailable=False, also across a restart; a valid sample resets it', async () => {
+    const failing: UtilizationSample = { valid: false, problem: 'QueryFailed', message: 'Prometheus at http://prometheus:9090: connection refused' };
+    const { reconciler, writer, clock } = setup(SPEC, [deployment([{ name: 'DB_POOL_SIZE', value: '20' }])], failing);
+    const delays: number[] = [];
+    for (let pass = 0; pass < 4; pass++) {
+      const delay = (await reconciler.reconcile('prod/api')).requeueAfterMs ?? 0;
+      delays.push(delay);
+      clock.advance(delay);
+    }
+    expect(delays).toEqual([30_000, 60_000, 120_000, 240_000]);
+    expect(writer.methods()).not.toContain('applyContainerEnv');
+
+    // A new process (nothing in memory) over the same stored status continues the sequence.
+    const stored = writer.calls.filter((c) => c.method === 'applyStatus').at(-1)?.args[2];
+    const policies = new MemoryStore<KubernetesObject>([{ ...policy(SPEC), status: stored }]);
+    const restarted = (sample: UtilizationSample): PoolPolicyReconciler => new PoolPolicyReconciler({
+      policies,
+      deployments: new MemoryStore([deployment([{ name: 'DB_POOL_SIZE', value: '20' }])]),
+      configMaps: new MemoryStore<V1ConfigMap>(),
+      writer: new RecordingWriter(policies),
+      utilization: constant(sample),
+      clock,
+      log: pino({ level: 'silent' }),
+    });
+    expect((await restarted(failing).reconcile('prod/api')).requeueAfterMs).toBe(300_000);
+    expect((await restarted({ valid: true, percent: 60, sampledAt: clock.now() }).reconcile('prod/api')).requeueAfterMs).toBe(30_000);
+  });
 });
