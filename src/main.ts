@@ -18,7 +18,7 @@ import { runWorkers, type RunningWorkers } from './runtime/controller.js';
 import { defaultIdentity, LeaderElector } from './runtime/leader-election.js';
 import { ResilientInformer } from './runtime/informer.js';
 import { ExponentialBackoffRateLimiter } from './runtime/rate-limiter.js';
-import { WorkQueue } from './runtime/workqueue.js';
+import { WorkQueue, type WorkQueueSizes } from './runtime/workqueue.js';
 
 export type Command = 'run' | 'once';
 
@@ -135,6 +135,8 @@ async function runOnce(informers: Informers, reconciler: PoolPolicyReconciler, l
 export interface RunningController {
   readonly healthPort: number;
   readonly metricsPort: number;
+  /** Sizes of the policy work queue's internals (a diagnostic: a deleted policy leaves nothing). */
+  queueSizes(): WorkQueueSizes;
   stop(): Promise<void>;
 }
 
@@ -251,13 +253,22 @@ export async function startController(config: OperatorConfig, log: Logger = crea
       if (budget && keys.includes(keyOf(policy) ?? '/')) budgetQueue.add(budget);
     }
   };
+  // A policy is queued when its generation (spec) changes, not on a status-only update: its own
+  // status write must not wake it again (a message that changes every pass, e.g. a Stale age,
+  // would otherwise reconcile it in a tight loop and defeat the metrics backoff).
+  const queuedGeneration = new Map<PolicyKey, string>();
   informers.policies.onChange((policy) => {
     const key = keyOf(policy);
     if (!key) return;
     const budget = budgetKeyOf(policy);
     if (budget) budgetQueue.add(budget);
-    if (informers.policies.get(policy.metadata?.name ?? '', policy.metadata?.namespace)) queue.add(key);
-    else {
+    if (informers.policies.get(policy.metadata?.name ?? '', policy.metadata?.namespace)) {
+      const generation = `${policy.metadata?.uid ?? ''}/${String(policy.metadata?.generation ?? 0)}`; // a recreated policy is new
+      if (queuedGeneration.get(key) === generation) return;
+      queuedGeneration.set(key, generation);
+      queue.add(key);
+    } else {
+      queuedGeneration.delete(key);
       queue.remove(key);
       ledger.forget(key);
     }
@@ -320,6 +331,7 @@ export async function startController(config: OperatorConfig, log: Logger = crea
   return {
     healthPort: health.port,
     metricsPort: metricsServer.port,
+    queueSizes: () => queue.sizes(),
     stop: async () => {
       clearInterval(depthTimer);
       await leadership.stop();
