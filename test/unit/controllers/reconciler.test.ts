@@ -116,7 +116,7 @@ describe('PoolPolicyReconciler', () => {
 
     // A new process (nothing in memory) over the same stored status continues the sequence.
     const stored = writer.calls.filter((c) => c.method === 'applyStatus').at(-1)?.args[2];
-    const policies = new MemoryStore<KubernetesObject>([{ ...policy(SPEC), status: stored }]);
+    const policies = new MemoryStore<KubernetesObject>([Object.assign(policy(SPEC), { status: stored })]);
     const restarted = (sample: UtilizationSample): PoolPolicyReconciler => new PoolPolicyReconciler({
       policies,
       deployments: new MemoryStore([deployment([{ name: 'DB_POOL_SIZE', value: '20' }])]),
