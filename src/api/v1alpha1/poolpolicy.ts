@@ -32,7 +32,13 @@ export const METRICS_PREFIX_PATTERN = /^([a-zA-Z_:][a-zA-Z0-9_:]*)?$/;
 export const DNS_SUBDOMAIN_PATTERN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 export const DNS_LABEL_PATTERN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 export const CONFIGMAP_KEY_PATTERN = /^[-._a-zA-Z0-9]+$/;
-export const HTTP_URL_PATTERN = /^https?:\/\/[^\s/]+(\/\S*)?$/;
+/**
+ * Printable ASCII only (no spaces): the API server's RE2 `\s` is ASCII-only while JavaScript's also
+ * matches Unicode spaces, so an explicit range is the only form both evaluate alike.
+ */
+export const HTTP_URL_PATTERN = /^https?:\/\/[!-.0-~]+(\/[!-~]*)?$/;
+/** Largest Go `time.Duration` in ms (2562047h47m16.854s): CEL `duration()` fails above it. */
+export const MAX_DURATION_MS = 9_223_372_036_854;
 
 export const POOLPOLICY_MODES = ['Auto', 'Recommend', 'Paused'] as const;
 export type PoolPolicyMode = (typeof POOLPOLICY_MODES)[number];
@@ -74,10 +80,34 @@ export function strict<T extends z.core.$ZodLooseShape>(shape: T) {
   });
 }
 
-function boundedString(maxLength: number, pattern: RegExp, what: string) {
+/**
+ * A string of at most `maxLength` characters counted as the API server counts them (code
+ * points: an emoji is 1, not the 2 UTF-16 units of `.length`). JSON schema: `maxLength`.
+ */
+export function maxChars(maxLength: number) {
   return z
     .string()
-    .max(maxLength)
+    .refine((text) => codePoints(text) <= maxLength, { error: `must be at most ${maxLength} characters long`, abort: true })
+    .meta({ maxLength });
+}
+
+/** Length in Unicode code points (what Go's utf8.RuneCountInString and the CRD's maxLength count). */
+function codePoints(text: string): number {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    // A high surrogate followed by a low one is one code point.
+    if (unit >= 0xd800 && unit <= 0xdbff && i + 1 < text.length) {
+      const next = text.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) i++;
+    }
+    n++;
+  }
+  return n;
+}
+
+function boundedString(maxLength: number, pattern: RegExp, what: string) {
+  return maxChars(maxLength)
     .regex(pattern, { error: (iss) => `must be ${what} (got ${show(iss.input)})` });
 }
 
@@ -85,23 +115,21 @@ const envName = boundedString(128, ENV_NAME_PATTERN, 'a valid env var name match
 const resourceName = boundedString(253, DNS_SUBDOMAIN_PATTERN, 'a lowercase DNS-1123 subdomain name');
 const containerName = boundedString(63, DNS_LABEL_PATTERN, 'a lowercase DNS-1123 label');
 /** A PromQL expression (CRD: minLength 1, maxLength 4096). */
-export const promql = z.string().min(1).max(4096);
+export const promql = maxChars(4096).min(1);
 
 /**
  * Go-style duration string (`30s`, `5m`, `1h30m`, `500ms`).
  * `minMs` is the smallest accepted value in ms (0 allows `0s`).
  */
 function duration(minMs: number) {
-  return z
-    .string()
-    .max(32)
+  return maxChars(32)
     .regex(DURATION_PATTERN, {
       error: (iss) => `must be a duration like 30s, 5m, 1h30m or 500ms (got ${show(iss.input)})`,
     })
     .superRefine((text, ctx) => {
       if (!DURATION_PATTERN.test(text)) return; // already reported by .regex()
       const ms = parseDuration(text);
-      if (ms === undefined) ctx.addIssue({ code: 'custom', message: `duration ${show(text)} is too large` });
+      if (ms === undefined || ms > MAX_DURATION_MS) ctx.addIssue({ code: 'custom', message: `duration ${show(text)} is too large (at most 2562047h)` });
       else if (ms < minMs)
         ctx.addIssue({
           code: 'custom',
@@ -369,9 +397,22 @@ export function parseSpecWith<S extends z.ZodType, Spec>(
   raw: unknown,
   normalize: (parsed: z.output<S>) => Spec,
 ): { readonly ok: true; readonly spec: Spec } | { readonly ok: false; readonly message: string } {
-  const result = schema.safeParse(raw, { error: friendlyErrorMap });
+  const result = schema.safeParse(withoutNulls(raw), { error: friendlyErrorMap });
   if (!result.success) return { ok: false, message: formatIssues(result.error.issues, 'spec') };
   return { ok: true, spec: normalize(result.data) };
+}
+
+/**
+ * The API server prunes `null` fields of a (non-nullable) structural schema before defaulting and
+ * validation, so `behavior: null` means "absent" there; the same here (objects only, recursively).
+ */
+function withoutNulls(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return value;
+  return Object.fromEntries(
+    Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== null)
+      .map(([k, v]) => [k, withoutNulls(v)]),
+  );
 }
 
 function ms(text: string): number {

@@ -128,8 +128,18 @@ describe('parseConnectionBudgetSpec: malformed specs are refused naming the fiel
     // prometheus
     ['address without scheme', { redis: { maxClients: 1 }, prometheus: { address: 'prometheus:9090' } }, ['spec.prometheus.address: must be an http:// or https:// URL']],
     ['zero timeout', { redis: { maxClients: 1 }, prometheus: { timeout: '0s' } }, ['spec.prometheus.timeout: must be greater than 0']],
+    // found by test/integration/spec-agreement.property.test.ts against the real API server
+    ['address with a Unicode space', { redis: { maxClients: 1 }, prometheus: { address: 'http://a\u00a0b' } }, ['spec.prometheus.address: must be an http:// or https:// URL']],
+    ['timeout beyond the largest Go duration', { redis: { maxClients: 1 }, prometheus: { timeout: '2562048h' } }, ['spec.prometheus.timeout: duration "2562048h" is too large (at most 2562047h)']],
+    ['query of 4097 emoji', { redis: { maxClientsQuery: '\u{1F600}'.repeat(4097) } }, ['spec.redis.maxClientsQuery: must be at most 4096 characters long']],
     ['spec is null', null, ['spec: must be an object (got null)']],
   ];
+  it.each([
+    ['a query of 4096 emoji (the API server counts code points)', { redis: { maxClientsQuery: '\u{1F600}'.repeat(4096) } }],
+    ['prometheus: null (pruned by the API server)', { postgres: { maxConnections: 100 }, prometheus: null }],
+  ] as const)('accepts %s', (_name, raw) => {
+    expect(parseConnectionBudgetSpec(raw)).toMatchObject({ ok: true });
+  });
   it.each(cases)('%s', (_name, raw, expected) => {
     const message = parseErr(raw);
     for (const fragment of expected) expect(message).toContain(fragment);

@@ -294,6 +294,15 @@ describe('parsePoolPolicySpec: malformed specs are refused naming the field', ()
     ['address without scheme', withRedis({ prometheus: { address: 'prometheus:9090' } }), ['spec.prometheus.address: must be an http:// or https:// URL']],
     ['metricsPrefix starting with a digit', withRedis({ metricsPrefix: '1app_' }), ['spec.metricsPrefix: must be empty or a Prometheus metric name prefix']],
     ['empty utilization query', withRedis({ redis: { maxConnections: { min: 1, max: 2 }, utilization: '' } }), ['spec.redis.utilization: must not be empty']],
+    // found by test/integration/spec-agreement.property.test.ts against the real API server
+    ['address with a Unicode space (RE2 \\s is ASCII-only)', withRedis({ prometheus: { address: 'http://a\u00a0b' } }), ['spec.prometheus.address: must be an http:// or https:// URL']],
+    ['address with a line separator in the path', withRedis({ prometheus: { address: 'http://p/\u2028x' } }), ['spec.prometheus.address: must be an http:// or https:// URL']],
+    ['timeout beyond the largest Go duration', withRedis({ prometheus: { timeout: '2562048h' } }), ['spec.prometheus.timeout: duration "2562048h" is too large (at most 2562047h)']],
+    ['interval beyond the largest Go duration', withRedis({ interval: '99999999999h' }), ['spec.interval: duration "99999999999h" is too large']],
+    ['minChangeInterval beyond the largest Go duration', withRedis({ behavior: { minChangeInterval: '2562048h' } }), ['spec.behavior.minChangeInterval: duration "2562048h" is too large']],
+    ['utilization of 4097 characters (emoji count 1)', withRedis({ redis: { maxConnections: { min: 1, max: 2 }, utilization: '\u{1F600}'.repeat(4097) } }), ['spec.redis.utilization: must be at most 4096 characters long']],
+    ['cross-namespace-looking target name', { targetRef: { name: 'other/api' }, redis: { maxConnections: { min: 1, max: 2 } } }, ['spec.targetRef.name: must be a lowercase DNS-1123 subdomain name']],
+    ['target with a namespace field', { targetRef: { name: 'api', namespace: 'other' }, redis: { maxConnections: { min: 1, max: 2 } } }, ['spec.targetRef.namespace: unknown field']],
     ['spec is null', null, ['spec: must be an object (got null)']],
     ['spec is a list', [], ['spec: must be an object (got a list)']],
   ];
@@ -301,6 +310,19 @@ describe('parsePoolPolicySpec: malformed specs are refused naming the field', ()
   it.each(cases)('%s', (_name, raw, expected) => {
     const message = parseErr(raw);
     for (const fragment of expected) expect(message).toContain(fragment);
+  });
+
+  // The API server accepts these (found by the spec-agreement property); so must zod.
+  const accepted: readonly (readonly [string, unknown])[] = [
+    ['utilization of 4096 emoji (the API server counts code points)', withRedis({ redis: { maxConnections: { min: 1, max: 2 }, utilization: '\u{1F600}'.repeat(4096) } })],
+    ['address of 2048 characters', withRedis({ prometheus: { address: `http://${'a'.repeat(2041)}` } })],
+    ['the largest Go duration in hours', withRedis({ prometheus: { timeout: '2562047h' }, behavior: { minChangeInterval: '2562047h' } })],
+    ['behavior: null (pruned by the API server, then defaulted)', withRedis({ behavior: null })],
+    ['null fields inside sections', withRedis({ targetRef: { name: 'api', container: null }, prometheus: { address: null }, thresholds: null })],
+  ];
+
+  it.each(accepted)('accepts %s', (_name, raw) => {
+    expect(parsePoolPolicySpec(raw)).toMatchObject({ ok: true });
   });
 
   it('reports every problem at once', () => {
