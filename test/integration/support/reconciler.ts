@@ -1,0 +1,69 @@
+/**
+ * The PoolPolicy reconciler driven directly (no work queue, no workers) against the real API
+ * server and Prometheus, with real informer caches, and with a writer a test may wrap to force a
+ * race (an edit just before a write) or a crash (a write that fails once) deterministically.
+ */
+import { type KubernetesObject, type V1ConfigMap, type V1Deployment } from '@kubernetes/client-node';
+import pino from 'pino';
+import { KubeClient, loadKubeConfig } from '../../../src/adapters/kube.js';
+import { PoolPolicyReconciler, POOLPOLICY_RESOURCE, type PolicyWriter } from '../../../src/controllers/poolpolicy/reconciler.js';
+import { PrometheusUtilizationSource } from '../../../src/controllers/poolpolicy/utilization.js';
+import { systemClock } from '../../../src/runtime/clock.js';
+import { ResilientInformer } from '../../../src/runtime/informer.js';
+import { ExponentialBackoffRateLimiter } from '../../../src/runtime/rate-limiter.js';
+import { readLocalEnv } from './local-env.js';
+
+export interface ReconcilerHarness {
+  readonly reconciler: PoolPolicyReconciler;
+  readonly kube: KubeClient;
+  readonly policies: ResilientInformer<KubernetesObject>;
+  readonly deployments: ResilientInformer<V1Deployment>;
+  readonly configMaps: ResilientInformer<V1ConfigMap>;
+  /** Stops the caches; idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Starts caches of one namespace and a reconciler writing through `wrap(kube)`. */
+export async function startReconciler(namespace: string, wrap: (kube: KubeClient) => PolicyWriter = (kube) => kube): Promise<ReconcilerHarness> {
+  const env = readLocalEnv();
+  const kube = new KubeClient(loadKubeConfig(env.KUBECONFIG));
+  const backoff = new ExponentialBackoffRateLimiter({ baseDelayMs: 500, maxDelayMs: 5000 });
+  const { group, version, plural } = POOLPOLICY_RESOURCE;
+  const common = { kubeConfig: kube.kubeConfig, clock: systemClock, backoff };
+  const policies = new ResilientInformer<KubernetesObject>({ ...common, path: `/apis/${group}/${version}/namespaces/${namespace}/${plural}`, list: () => kube.listCustom(POOLPOLICY_RESOURCE, namespace) });
+  const deployments = new ResilientInformer<V1Deployment>({ ...common, path: `/apis/apps/v1/namespaces/${namespace}/deployments`, list: () => kube.listDeployments(namespace) });
+  const configMaps = new ResilientInformer<V1ConfigMap>({ ...common, path: `/api/v1/namespaces/${namespace}/configmaps`, list: () => kube.listConfigMaps(namespace) });
+  await Promise.all([policies.start(), deployments.start(), configMaps.start()]);
+  const reconciler = new PoolPolicyReconciler({
+    policies,
+    deployments,
+    configMaps,
+    writer: wrap(kube),
+    utilization: new PrometheusUtilizationSource({ defaultUrl: env.PROMETHEUS_URL, clock: systemClock }),
+    clock: systemClock,
+    log: pino({ level: process.env.POOLPILOT_TEST_LOG_LEVEL ?? 'silent' }),
+  });
+  let stopped: Promise<void> | undefined;
+  return {
+    reconciler,
+    kube,
+    policies,
+    deployments,
+    configMaps,
+    stop: () => {
+      stopped ??= Promise.all([policies.stop(), deployments.stop(), configMaps.stop()]).then(() => undefined);
+      return stopped;
+    },
+  };
+}
+
+/** Polls (20 ms) until the informer holds `name` at least as new as `resourceVersion`. */
+export async function cacheHas<T extends KubernetesObject>(store: ResilientInformer<T>, namespace: string, name: string, check: (obj: T) => boolean, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const obj = store.get(name, namespace);
+    if (obj && check(obj)) return obj;
+    if (Date.now() > deadline) throw new Error(`the cache never showed the expected ${namespace}/${name}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
