@@ -73,6 +73,7 @@ function createReconciler(kube: KubeClient, informers: Informers, utilization: P
       for (const change of plan.changes) metrics.changes.inc({ namespace, policy, setting: change.setting, direction: change.to > change.from ? 'up' : 'down' });
     },
     onStatus: (key, status) => { conditionMetrics.set(key, status.conditions ?? []); },
+    onOwnTime: (seconds) => { metrics.reconcileOwnDuration.observe(seconds); },
   });
 }
 

@@ -211,3 +211,37 @@ export function utilizationQueryFor(
 function renderQuery(template: Required<UtilizationQuery>, values: TemplateValues): UtilizationQuery {
   return { expr: renderTemplate(template.expr, values), freshness: renderTemplate(template.freshness, values) };
 }
+
+/**
+ * The built-in database and Redis queries for a whole namespace at once, one value per pod
+ * (`max by (pod)`), so that every policy in the namespace is served by one query pair instead of
+ * one per policy. {@link podPattern} then picks a Deployment's pods, exactly as the per-policy
+ * selector `pod=~"<deployment>-.*"` would.
+ */
+export function namespaceTemplates(metricsPrefix: string): Readonly<Record<'database' | 'redis', Required<UtilizationQuery>>> {
+  checkPrefix(metricsPrefix);
+  const p = metricsPrefix;
+  const ns = '{namespace="$namespace"}';
+  return {
+    database: {
+      expr: `max by (pod) (${p}db_pool_utilization_percent${ns})`,
+      freshness: `max by (pod) (timestamp(${p}db_pool_utilization_percent${ns}))`,
+    },
+    redis: {
+      expr: `max by (pod) (100 * ${p}redis_pool_in_use${ns} / ${p}redis_pool_max_connections${ns})`,
+      freshness: `max by (pod) (timestamp(${p}redis_pool_in_use${ns}))`,
+    },
+  };
+}
+
+/** The namespace-wide query pair of a pool, rendered for `namespace`. */
+export function namespaceUtilizationQuery(pool: 'database' | 'redis', metricsPrefix: string, namespace: string): Required<UtilizationQuery> {
+  const template = namespaceTemplates(metricsPrefix)[pool];
+  const values = { namespace, deployment: '' };
+  return { expr: renderTemplate(template.expr, values), freshness: renderTemplate(template.freshness, values) };
+}
+
+/** A Deployment's pods, as PromQL's fully anchored `pod=~"<deployment>-.*"` matches them. */
+export function podPattern(deployment: string): RegExp {
+  return new RegExp(`^${escapeRegex(deployment)}-.*$`, 's');
+}

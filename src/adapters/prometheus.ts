@@ -43,6 +43,14 @@ export interface PrometheusClientOptions {
   /** Injected for tests; default: a fresh axios instance. */
   readonly http?: AxiosInstance;
   readonly metrics?: QueryMetrics;
+  /** Receives one observation per HTTP round trip of a namespace-wide query pair. */
+  readonly requests?: { observe(seconds: number): void };
+}
+
+/** A namespace-wide query's result, read per Deployment. */
+export interface PodSamples {
+  /** The sample for the pods matching `pods` (`describe` names them in messages). */
+  forPods(pods: RegExp, describe: string): UtilizationSample;
 }
 
 /** Replies larger than this are refused (a utilization query returns one series). */
@@ -95,6 +103,7 @@ export class PrometheusClient {
   private readonly now: () => Date;
   private readonly http: AxiosInstance;
   private readonly metrics: QueryMetrics | undefined;
+  private readonly requests: { observe(seconds: number): void } | undefined;
 
   constructor(options: PrometheusClientOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
@@ -103,6 +112,7 @@ export class PrometheusClient {
     this.now = options.now;
     this.http = options.http ?? axios.create();
     this.metrics = options.metrics;
+    this.requests = options.requests;
   }
 
   /** See the module comment. Never rejects. */
@@ -116,7 +126,9 @@ export class PrometheusClient {
       sample = { valid: false, problem: 'QueryFailed', message: `querying Prometheus at ${this.baseUrl} failed unexpectedly: ${String(err)}` };
     }
     try {
-      this.metrics?.observe(sample.valid ? 'ok' : sample.problem, (performance.now() - started) / 1000);
+      const seconds = (performance.now() - started) / 1000;
+      this.requests?.observe(seconds);
+      this.metrics?.observe(sample.valid ? 'ok' : sample.problem, seconds);
     } catch {
       // A broken metrics hook must not turn into a failed query.
     }
@@ -132,13 +144,18 @@ export class PrometheusClient {
     if (fresh === undefined) return { valid: true, percent: main.value.value, sampledAt: new Date(main.value.timestamp * 1000) };
     if (!fresh.ok) return { valid: false, problem: fresh.problem, message: fresh.message };
 
-    const sampledAt = new Date(fresh.value.value * 1000);
+    return this.fresh(main.value.value, fresh.value.value, maxAgeMs);
+  }
+
+  /** A valid sample, or Stale when the newest underlying sample (Unix seconds) is too old. */
+  private fresh(percent: number, newestSeconds: number, maxAgeMs: number): UtilizationSample {
+    const sampledAt = new Date(newestSeconds * 1000);
     const now = this.now();
     const ageMs = now.getTime() - sampledAt.getTime();
     if (!(ageMs <= maxAgeMs)) {
       const age = Number.isFinite(ageMs) ? formatDuration(ageMs) : 'of unknown age';
       const allowed = Number.isFinite(maxAgeMs) ? formatDuration(maxAgeMs) : String(maxAgeMs);
-      const at = Number.isNaN(sampledAt.getTime()) ? String(fresh.value.value) : sampledAt.toISOString();
+      const at = Number.isNaN(sampledAt.getTime()) ? String(newestSeconds) : sampledAt.toISOString();
       return {
         valid: false,
         problem: 'Stale',
@@ -147,7 +164,7 @@ export class PrometheusClient {
           `check that Prometheus still scrapes the pods (its targets page) and that they still export the metric`,
       };
     }
-    return { valid: true, percent: main.value.value, sampledAt };
+    return { valid: true, percent, sampledAt };
   }
 
   /** One instant query that must yield exactly one finite sample. Never rejects. */
@@ -178,7 +195,11 @@ export class PrometheusClient {
           `it must return an instant vector or a scalar (e.g. wrap a [range] selector in max_over_time(...))`,
       );
     }
-    const [timestamp, text] = raw;
+    return this.classify(raw, expr, what);
+  }
+
+  /** One sample's value: a finite number, or NaN / Infinite / QueryFailed with a message. */
+  private classify([timestamp, text]: readonly [number, string], expr: string, what: string): Outcome<Sample> {
     if (Number.isNaN(new Date(timestamp * 1000).getTime())) {
       return fail('QueryFailed', `Prometheus at ${this.baseUrl} answered the ${what} with an impossible timestamp ${timestamp}`);
     }
@@ -195,6 +216,57 @@ export class PrometheusClient {
       return fail('QueryFailed', `Prometheus at ${this.baseUrl} answered the ${what} with the sample value ${quote(text)}, which is not a number`);
     }
     return { ok: true, value: { value, timestamp } };
+  }
+
+  /**
+   * A namespace-wide query pair (see namespaceTemplates: one value and one newest-sample time
+   * per pod), fetched once and then read for many Deployments with {@link PodSamples.forPods}.
+   * A failure of either query is returned for every Deployment alike. Never rejects.
+   */
+  async podSamples(query: Required<UtilizationQuery>, maxAgeMs: number): Promise<PodSamples> {
+    const started = performance.now();
+    const [main, fresh] = await Promise.all([this.get(query.expr, 'utilization query'), this.get(query.freshness, 'freshness query')]);
+    this.requests?.observe((performance.now() - started) / 1000);
+    const failed = !main.ok ? main : !fresh.ok ? fresh : undefined;
+    const byPod = (reply: typeof main): ReadonlyMap<string, readonly [number, string]> => {
+      const map = new Map<string, readonly [number, string]>();
+      if (reply.ok && reply.value.data.resultType === 'vector') for (const s of reply.value.data.result) map.set(s.metric.pod ?? '', s.value);
+      return map;
+    };
+    const values = byPod(main);
+    const times = byPod(fresh);
+    return {
+      forPods: (pods: RegExp, describe: string): UtilizationSample => {
+        const sample = failed ? { valid: false as const, problem: failed.problem, message: failed.message } : this.pickPods(values, times, pods, describe, query.expr, maxAgeMs);
+        this.metrics?.observe(sample.valid ? 'ok' : sample.problem, (performance.now() - started) / 1000);
+        return sample;
+      },
+    };
+  }
+
+  /**
+   * The max over the matching pods, as PromQL's max() takes it (NaN only when every value is
+   * NaN), sampled when the newest of their samples was taken; the same problems and messages
+   * as a per-Deployment query.
+   */
+  private pickPods(values: ReadonlyMap<string, readonly [number, string]>, times: ReadonlyMap<string, readonly [number, string]>, pods: RegExp, describe: string, expr: string, maxAgeMs: number): UtilizationSample {
+    const matching = [...values].filter(([pod]) => pods.test(pod));
+    if (matching.length === 0) {
+      return { valid: false, problem: 'NoData', message: `the utilization query ${quote(expr)} returned no series for ${describe}; check that the pods export the metric, that Prometheus scrapes them, and that the namespace/pod labels and spec.metricsPrefix match` };
+    }
+    let best: Sample | undefined;
+    let nan: Outcome<Sample> | undefined;
+    for (const [, raw] of matching) {
+      const one = this.classify(raw, expr, `utilization query for ${describe}`);
+      if (!one.ok && one.problem === 'NaN') nan = one;
+      else if (!one.ok) return { valid: false, problem: one.problem, message: one.message };
+      else if (!best || one.value.value > best.value) best = one.value;
+    }
+    if (!best) return nan && !nan.ok ? { valid: false, problem: nan.problem, message: nan.message } : { valid: false, problem: 'NoData', message: `no value for ${describe}` };
+    // A pod whose time the freshness query missed (a scrape between the two) does not count.
+    const stamps = matching.map(([pod]) => Number(times.get(pod)?.[1] ?? Number.NaN)).filter(Number.isFinite);
+    const newest = stamps.length > 0 ? Math.max(...stamps) : Number.NaN;
+    return this.fresh(best.value, newest, maxAgeMs);
   }
 
   /** GET /api/v1/query; any transport, HTTP or format failure is QueryFailed. Never rejects. */

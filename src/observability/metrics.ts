@@ -5,8 +5,10 @@ export interface OperatorMetrics {
   readonly registry: Registry;
   readonly reconciles: Counter<'result'>;
   readonly reconcileDuration: Histogram;
+  readonly reconcileOwnDuration: Histogram;
   readonly prometheusQueries: Counter<'result'>;
   readonly prometheusQueryDuration: Histogram;
+  readonly prometheusRequests: Counter;
   readonly queueDepth: Gauge;
   /** 1 while this replica holds the leader Lease and reconciles (always 1 without --leader-elect), else 0. */
   readonly leader: Gauge;
@@ -25,8 +27,10 @@ export function createMetrics(): OperatorMetrics {
     registry,
     reconciles: new Counter({ name: 'poolpilot_reconciles_total', help: 'Reconciles by result (success, error, terminal).', labelNames: ['result'], registers: [registry] }),
     reconcileDuration: new Histogram({ name: 'poolpilot_reconcile_duration_seconds', help: 'Time one reconcile took.', buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] }),
-    prometheusQueries: new Counter({ name: 'poolpilot_prometheus_queries_total', help: 'Prometheus queries by result (ok or the MetricsAvailable reason).', labelNames: ['result'], registers: [registry] }),
-    prometheusQueryDuration: new Histogram({ name: 'poolpilot_prometheus_query_duration_seconds', help: 'Time one Prometheus query took.', buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] }),
+    prometheusQueries: new Counter({ name: 'poolpilot_prometheus_queries_total', help: 'Utilization readings by result (ok or the MetricsAvailable reason), one per policy and section.', labelNames: ['result'], registers: [registry] }),
+    reconcileOwnDuration: new Histogram({ name: 'poolpilot_reconcile_own_duration_seconds', help: 'Time one PoolPolicy reconcile took, not counting the wait for Prometheus.', buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [registry] }),
+    prometheusRequests: new Counter({ name: 'poolpilot_prometheus_requests_total', help: 'Round trips to Prometheus (a utilization query with its freshness query counts once; one namespace-wide pair serves many policies).', registers: [registry] }),
+    prometheusQueryDuration: new Histogram({ name: 'poolpilot_prometheus_query_duration_seconds', help: 'Time one round trip to Prometheus took (a query with its freshness query).', buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] }),
     queueDepth: new Gauge({ name: 'poolpilot_workqueue_depth', help: 'Policies waiting in the work queue.', registers: [registry] }),
     leader: new Gauge({ name: 'poolpilot_leader', help: '1 while this replica is the leader and reconciles (always 1 without --leader-elect), else 0.', registers: [registry] }),
     settingValue: new Gauge({ name: 'poolpilot_setting_value', help: 'Current and recommended value per policy and setting (kind=current|recommended).', labelNames: ['namespace', 'policy', 'setting', 'kind'], registers: [registry] }),

@@ -74,6 +74,8 @@ export interface ReconcilerDeps {
   };
   /** Called with every decided value (for the operator's own metrics). */
   readonly onPlan?: (key: PolicyKey, plan: Plan) => void;
+  /** Called after every reconcile with its time in seconds, not counting the wait for Prometheus. */
+  readonly onOwnTime?: (seconds: number) => void;
   /** Called with every status a pass computes, written or not (for condition metrics). */
   readonly onStatus?: (key: PolicyKey, status: PoolPolicyStatus) => void;
 }
@@ -97,6 +99,16 @@ export class PoolPolicyReconciler {
 
   /** Reconcile one policy; see the file comment for the outcome contract. */
   async reconcile(key: PolicyKey): Promise<Outcome & { report?: ReconcileReport }> {
+    const started = performance.now();
+    const waited = { ms: 0 };
+    try {
+      return await this.reconcileTimed(key, waited);
+    } finally {
+      this.deps.onOwnTime?.((performance.now() - started - waited.ms) / 1000);
+    }
+  }
+
+  private async reconcileTimed(key: PolicyKey, waited: { ms: number }): Promise<Outcome & { report?: ReconcileReport }> {
     const { namespace, name } = splitKey(key);
     const policy: PolicyObject | undefined = this.deps.policies.get(name, namespace);
     if (!policy) return {}; // deleted: its target is left as it is
@@ -142,9 +154,11 @@ export class PoolPolicyReconciler {
     for (const [key, reading] of pgbouncer.readings) readings.set(key, reading);
 
     const samples: Partial<Record<PoolSection, UtilizationSample>> = {};
+    const asked = performance.now();
     await Promise.all(sectionsOf(spec).map(async ({ section }) => {
       samples[section] = await this.deps.utilization.sample({ namespace, deployment: spec.targetRef.name, spec, section });
     }));
+    waited.ms += performance.now() - asked;
 
     const planInput: PlanInput = {
       now,

@@ -5,8 +5,10 @@ import {
   defaultTemplates,
   escapePromqlString,
   escapeRegex,
+  namespaceUtilizationQuery,
   overrideUtilizationQuery,
   pgbouncerUtilizationQuery,
+  podPattern,
   redisUtilizationQuery,
   renderTemplate,
   utilizationQueryFor,
@@ -165,5 +167,26 @@ describe('default queries', () => {
     expect(utilizationQueryFor('database', undefined, 'voiceassist_', target)).toEqual(databaseUtilizationQuery('voiceassist_', target));
     expect(utilizationQueryFor('redis', undefined, 'voiceassist_', target)).toEqual(redisUtilizationQuery('voiceassist_', target));
     expect(utilizationQueryFor('pgbouncer', undefined, 'voiceassist_', target)).toEqual(pgbouncerUtilizationQuery(target));
+  });
+});
+
+describe('namespace-wide queries', () => {
+  it('renders one query pair per namespace with a value per pod', () => {
+    expect(namespaceUtilizationQuery('database', 'voiceassist_', 'prod')).toEqual({
+      expr: 'max by (pod) (voiceassist_db_pool_utilization_percent{namespace="prod"})',
+      freshness: 'max by (pod) (timestamp(voiceassist_db_pool_utilization_percent{namespace="prod"}))',
+    });
+    expect(namespaceUtilizationQuery('redis', '', 'prod').expr).toBe('max by (pod) (100 * redis_pool_in_use{namespace="prod"} / redis_pool_max_connections{namespace="prod"})');
+  });
+
+  it.each([
+    ['api', 'api-7d9f-x', true],
+    ['api', 'api-', true],
+    ['api', 'apix-1', false],
+    ['api', 'web-api-1', false],
+    ['api.v2', 'api.v2-1', true],
+    ['api.v2', 'apixv2-1', false],
+  ])('deployment %s matches pod %s: %s (like PromQL pod=~"<deployment>-.*")', (deployment, pod, matches) => {
+    expect(podPattern(deployment).test(pod)).toBe(matches);
   });
 });

@@ -408,3 +408,39 @@ describe('PrometheusClient.utilization: fuzz', () => {
     );
   });
 });
+
+describe('PrometheusClient.podSamples: one namespace-wide query pair read per Deployment', () => {
+  const PAIR = { expr: 'max by (pod) (util{namespace="ns"})', freshness: 'max by (pod) (timestamp(util{namespace="ns"}))' };
+  const pods = (values: Record<string, string>, times: Record<string, string>): Route => (query) =>
+    ({ body: vector(Object.entries(query === PAIR.expr ? values : times).map(([pod, value]) => ({ metric: { pod }, value }))) });
+  const fresh = String(EVAL_TS - 1);
+
+  it('takes the busiest pod of each Deployment, exactly as pod=~"<deployment>-.*" would', async () => {
+    const requests: Recorded[] = [];
+    const samples = await client(pods({ 'api-1': '40', 'api-2': '85', 'api.v2-1': '99', 'apix-1': '70' }, { 'api-1': fresh, 'api-2': fresh, 'api.v2-1': fresh, 'apix-1': fresh }), { requests }).podSamples(PAIR, 60_000);
+    expect(samples.forPods(/^api-.*$/s, 'the pods of deployment api')).toEqual({ valid: true, percent: 85, sampledAt: new Date((EVAL_TS - 1) * 1000) });
+    expect(samples.forPods(/^api\.v2-.*$/s, 'the pods of deployment api.v2')).toMatchObject({ valid: true, percent: 99 });
+    expect(requests).toHaveLength(2); // one utilization and one freshness query, whatever the number of Deployments
+  });
+
+  it.each<[string, Record<string, string>, Record<string, string>, MetricsProblem]>([
+    ['no pod of the Deployment reports', { 'web-1': '50' }, { 'web-1': fresh }, 'NoData'],
+    ['every pod reports NaN', { 'api-1': 'NaN' }, { 'api-1': fresh }, 'NaN'],
+    ['a pod reports +Inf', { 'api-1': '10', 'api-2': '+Inf' }, { 'api-1': fresh, 'api-2': fresh }, 'Infinite'],
+    ['the newest sample is too old', { 'api-1': '50' }, { 'api-1': String(EVAL_TS - 600) }, 'Stale'],
+  ])('is invalid when %s', async (_label, values, times, problem) => {
+    const samples = await client(pods(values, times)).podSamples(PAIR, 60_000);
+    expectProblem(samples.forPods(/^api-.*$/s, 'the pods of deployment api'), problem, /deployment api|NaN|Inf|old/);
+  });
+
+  it('ignores a NaN pod when another pod has a value, as PromQL max() does', async () => {
+    const samples = await client(pods({ 'api-1': 'NaN', 'api-2': '30' }, { 'api-1': fresh, 'api-2': fresh })).podSamples(PAIR, 60_000);
+    expect(samples.forPods(/^api-.*$/s, 'the pods of deployment api')).toMatchObject({ valid: true, percent: 30 });
+  });
+
+  it('gives every Deployment the failure of the query itself', async () => {
+    const samples = await client(() => ({ status: 500, body: 'boom' })).podSamples(PAIR, 60_000);
+    expectProblem(samples.forPods(/^api-.*$/s, 'the pods of deployment api'), 'QueryFailed');
+    expectProblem(samples.forPods(/^web-.*$/s, 'the pods of deployment web'), 'QueryFailed');
+  });
+});
