@@ -94,6 +94,8 @@ describe('PrometheusClient: hostile bytes and look-alike numbers', () => {
   it('an HTTP layer that throws anything (not an Error): QueryFailed, not a rejection', async () => {
     await fc.assert(
       fc.asyncProperty(fc.anything(), async (thrown) => {
+        // The point is a rejection with something that is not an Error.
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
         const http: AxiosInstance = axios.create({ adapter: () => Promise.reject(thrown) });
         const sample = await new PrometheusClient({ baseUrl: 'http://p:9090', timeoutMs: 1000, now: () => NOW, http }).utilization({ expr: 'q' }, 60_000);
         expect(sample).toMatchObject({ valid: false, problem: 'QueryFailed' });
