@@ -91,6 +91,12 @@ export interface PlanInput {
   readonly rolloutCompletedAt: Readonly<Record<SettingTarget, Date | undefined>>;
   /** Why the PgBouncer settings cannot be edited (e.g. an ini the editor refuses), if so. */
   readonly pgbouncerRefusal: { readonly reason: string; readonly message: string } | undefined;
+  /**
+   * When poolpilot last changed each target, as the target records it (see lastAppliedBy). The
+   * minimum change interval counts from the later of this and status.lastChange, so a change
+   * whose status write was lost (a crash, an API server restart) still counts.
+   */
+  readonly lastAppliedAt?: Readonly<Partial<Record<SettingTarget, Date>>>;
   /** The connection budget's limit per section, when the policy draws from a ConnectionBudget. */
   readonly budget?: Readonly<Partial<Record<PoolSection, SectionBudget>>> | undefined;
 }
@@ -205,6 +211,11 @@ function breachToKeep(outcome: SectionOutcome, apply: boolean, stored: Breach | 
   return stored && { ...stored, lastSeen: now };
 }
 
+function latest(a: Date | undefined, b: Date | undefined): Date | undefined {
+  if (a === undefined) return b;
+  return b === undefined || a >= b ? a : b;
+}
+
 function planSection(input: PlanInput, settings: SectionSettings): SectionOutcome {
   const { leader, follower, section, target } = settings;
   const reading = input.readings.get(leader.key) ?? { kind: 'missing' };
@@ -227,7 +238,7 @@ function planSection(input: PlanInput, settings: SectionSettings): SectionOutcom
       intervalMs: input.spec.intervalMs,
       sample,
       breach: input.previous.breaches?.[section],
-      lastChangeAt: input.previous.lastChange?.time,
+      lastChangeAt: latest(input.previous.lastChange?.time, input.lastAppliedAt?.[target]),
       rolloutCompletedAt: input.rolloutCompletedAt[target],
     });
   } else {

@@ -36,3 +36,21 @@ export function rolloutCompletedAt(deployment: RolloutFacts): Date | undefined {
   const at = progressing?.lastUpdateTime === undefined ? undefined : new Date(progressing.lastUpdateTime);
   return at && !Number.isNaN(at.getTime()) ? at : new Date(0);
 }
+
+/** The part of an object's metadata that says who last changed which fields, and when. */
+export interface ManagedFieldsFacts {
+  readonly metadata?: { readonly managedFields?: ReadonlyArray<{ readonly manager?: string; readonly operation?: string; readonly time?: Date | string }> };
+}
+
+/**
+ * When field manager `manager` last changed its fields of the object by an apply, as the API
+ * server records it (managedFields[].time, second precision); undefined if it never did. This
+ * lives on the target itself, so it survives a status write that was lost (a crash between the
+ * target write and the status write).
+ */
+export function lastAppliedBy(object: ManagedFieldsFacts | undefined, manager: string): Date | undefined {
+  const entry = object?.metadata?.managedFields?.find((f) => f.manager === manager && f.operation === 'Apply');
+  if (entry?.time === undefined) return undefined;
+  const at = new Date(entry.time);
+  return Number.isNaN(at.getTime()) ? undefined : at;
+}

@@ -27,10 +27,10 @@ import {
 import type { UtilizationSample } from '../../domain/decide.js';
 import { readPgbouncerSettings, setPgbouncerSettings } from '../../domain/pgbouncer-ini.js';
 import { blockedEvents, blockedStatus, planPolicy, sectionsOf, type Plan, type PlanInput, type PlannedEvent, type SettingReading } from '../../domain/plan.js';
-import { rolloutCompletedAt } from '../../domain/rollout.js';
+import { lastAppliedBy, rolloutCompletedAt } from '../../domain/rollout.js';
 import { statusToWrite, toWrittenStatus } from '../../domain/status.js';
 import { metricsBackoffMs } from '../../domain/backoff.js';
-import type { EnvValue, EventType, ObjectReference, PoolPolicyResource } from '../../adapters/kube.js';
+import { FIELD_MANAGER, type EnvValue, type EventType, type ObjectReference, type PoolPolicyResource } from '../../adapters/kube.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Clock } from '../../runtime/clock.js';
 import type { Outcome } from '../../runtime/controller.js';
@@ -169,6 +169,7 @@ export class PoolPolicyReconciler {
       samples,
       rolloutCompletedAt: { env: rolloutCompletedAt(deployment), pgbouncer: pgbouncer.rolloutCompletedAt },
       pgbouncerRefusal: pgbouncer.refusal,
+      lastAppliedAt: { env: lastAppliedBy(deployment, FIELD_MANAGER), pgbouncer: lastAppliedBy(pgbouncer.configMap, FIELD_MANAGER) },
     };
     // Policies sharing a budget are reconciled one at a time, so each sees what the one before
     // it applied (through the ledger, before the caches do) and their sum never crosses it.

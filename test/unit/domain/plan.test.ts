@@ -454,3 +454,24 @@ describe('blockedStatus and blockedEvents', () => {
     expect(conditionOf(next, ConditionType.Ready).lastTransitionTime).toBe(formatStatusTime(NOW));
   });
 });
+
+describe('planPolicy: a change whose status write was lost', () => {
+  // The env was applied 2 minutes ago, then the process died before the status write: the
+  // status has no lastChange, only the Deployment's managedFields time says when it happened.
+  const spec = specOf({ targetRef: target, database, behavior: { minChangeInterval: '10m' } });
+
+  it('still holds the minimum change interval, counted from the time the target records', () => {
+    const plan = planPolicy(input({ spec, lastAppliedAt: { env: ago(2 * MINUTE) } }));
+    expect(plan.changes).toEqual([]);
+    expect(plan.envWrites.size).toBe(0);
+    expect(conditionOf(plan, ConditionType.Limited).reason).toBe('MinIntervalNotElapsed');
+  });
+
+  it('the later of status.lastChange and the target time counts; once it is old enough, a step is allowed', () => {
+    const lastChange = { time: ago(1 * MINUTE), reason: 'earlier', changes: [] };
+    expect(planPolicy(input({ spec, previous: { breaches: OLD_UP_BREACHES, lastChange }, lastAppliedAt: { env: ago(HOUR) } })).changes).toEqual([]);
+    expect(planPolicy(input({ spec, lastAppliedAt: { env: ago(11 * MINUTE) } })).changes.map((c) => c.setting)).toEqual(['DB_POOL_SIZE', 'DB_MAX_OVERFLOW']);
+    // A PgBouncer write does not hold the database section (another target).
+    expect(planPolicy(input({ spec, lastAppliedAt: { pgbouncer: ago(1 * MINUTE) } })).changes).toHaveLength(2);
+  });
+});

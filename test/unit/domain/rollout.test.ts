@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { rolloutCompletedAt, type RolloutFacts } from '../../../src/domain/rollout.js';
+import { lastAppliedBy, rolloutCompletedAt, type ManagedFieldsFacts, type RolloutFacts } from '../../../src/domain/rollout.js';
 
 const done = (over: Partial<NonNullable<RolloutFacts['status']>> = {}): RolloutFacts => ({
   metadata: { generation: 3 },
@@ -26,5 +26,22 @@ describe('rolloutCompletedAt', () => {
     ['complete for zero replicas', { metadata: { generation: 1 }, spec: { replicas: 0 }, status: { observedGeneration: 1 } }, new Date(0)],
   ])('when complete is %s', (_label, deployment, expected) => {
     expect(rolloutCompletedAt(deployment)).toEqual(expected);
+  });
+});
+
+describe('lastAppliedBy', () => {
+  const T = '2025-01-01T12:00:00Z';
+  it.each<[string, ManagedFieldsFacts | undefined, Date | undefined]>([
+    ['no object', undefined, undefined],
+    ['no managedFields', { metadata: {} }, undefined],
+    ['only other managers', { metadata: { managedFields: [{ manager: 'kubectl-edit', operation: 'Update', time: T }] } }, undefined],
+    ['its Apply entry (a string from a watch)', { metadata: { managedFields: [{ manager: 'kubectl-edit', operation: 'Update', time: '2025-01-02T00:00:00Z' }, { manager: 'poolpilot', operation: 'Apply', time: T }] } }, new Date(T)],
+    ['its Apply entry (a Date from a typed call)', { metadata: { managedFields: [{ manager: 'poolpilot', operation: 'Apply', time: new Date(T) }] } }, new Date(T)],
+    ['an Update by the same name is not an apply', { metadata: { managedFields: [{ manager: 'poolpilot', operation: 'Update', time: T }] } }, undefined],
+    ['another poolpilot manager (rollout annotation) does not count', { metadata: { managedFields: [{ manager: 'poolpilot-rollout', operation: 'Apply', time: T }] } }, undefined],
+    ['no time', { metadata: { managedFields: [{ manager: 'poolpilot', operation: 'Apply' }] } }, undefined],
+    ['an unparsable time', { metadata: { managedFields: [{ manager: 'poolpilot', operation: 'Apply', time: 'soon' }] } }, undefined],
+  ])('%s', (_label, object, expected) => {
+    expect(lastAppliedBy(object, 'poolpilot')).toEqual(expected);
   });
 });
