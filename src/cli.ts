@@ -30,7 +30,7 @@ function isCommand(value: string | undefined): value is Command {
 }
 
 /** Flags that may be given bare (`--leader-elect`), meaning `true`; `--flag=false` / `--flag false` also work. */
-const BARE_TRUE_FLAGS: ReadonlySet<string> = new Set(['--leader-elect']);
+const BARE_TRUE_FLAGS: ReadonlySet<string> = new Set(['--leader-elect', '--enforce-namespace-label']);
 
 /** Rewrites a bare boolean-ish flag (not followed by true/false) to `--flag=true`. */
 export function expandBareFlags(argv: readonly string[]): string[] {

@@ -16,6 +16,8 @@ export interface OperatorConfig {
   readonly workers: number;
   /** Set with --leader-elect: reconcile only while holding this Lease. Undefined = always reconcile. */
   readonly leaderElection?: LeaderElectionConfig | undefined;
+  /** --enforce-namespace-label: every query a policy runs is confined to namespace="<its namespace>". */
+  readonly enforceNamespaceLabel?: boolean;
 }
 
 /** Lease-based leader election (src/runtime/leader-election.ts); retryPeriodMs < renewDeadlineMs < leaseDurationMs. */
@@ -54,6 +56,7 @@ export const FLAGS = [
   { flag: 'leader-election-lease-duration', env: 'POOLPILOT_LEADER_ELECTION_LEASE_DURATION', help: 'how long followers wait after the Lease last changed before taking over (whole seconds)', default: '15s' },
   { flag: 'leader-election-renew-deadline', env: 'POOLPILOT_LEADER_ELECTION_RENEW_DEADLINE', help: 'the leader stops reconciling if it could not renew the Lease for this long (< lease duration)', default: '10s' },
   { flag: 'leader-election-retry-period', env: 'POOLPILOT_LEADER_ELECTION_RETRY_PERIOD', help: 'interval between attempts to acquire or renew the Lease (< renew deadline)', default: '2s' },
+  { flag: 'enforce-namespace-label', env: 'POOLPILOT_ENFORCE_NAMESPACE_LABEL', help: 'true|false: add namespace="<policy namespace>" to every selector of a policy\'s queries and refuse (QueryRejected) queries that read another namespace; a bare --enforce-namespace-label means true', default: 'false' },
 ] as const satisfies readonly FlagSpec[];
 
 export type FlagName = (typeof FLAGS)[number]['flag'];
@@ -98,6 +101,7 @@ const configSchema = z.strictObject({
   'leader-election-lease-duration': duration.refine((ms) => ms % 1000 === 0, 'expected whole seconds (a Lease stores leaseDurationSeconds)'),
   'leader-election-renew-deadline': duration,
   'leader-election-retry-period': duration,
+  'enforce-namespace-label': z.enum(['true', 'false'], { error: (issue) => `expected true or false, got '${String(issue.input)}'` }).transform((text) => text === 'true'),
 }).superRefine((c, ctx) => {
   if (c['leader-election-renew-deadline'] >= c['leader-election-lease-duration']) {
     ctx.addIssue({ code: 'custom', path: ['leader-election-renew-deadline'], message: 'expected less than --leader-election-lease-duration' });
@@ -149,6 +153,7 @@ export function loadConfig(flags: Readonly<Partial<Record<FlagName, string>>>, e
           retryPeriodMs: c['leader-election-retry-period'],
         }
       : undefined,
+    ...(c['enforce-namespace-label'] ? { enforceNamespaceLabel: true } : {}),
   };
 }
 

@@ -4,6 +4,7 @@
  */
 import { CoordinationV1Api, type KubernetesObject, type V1ConfigMap, type V1Deployment, type V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
 import { KubeClient, loadKubeConfig } from './adapters/kube.js';
+import { secretReader } from './adapters/secrets.js';
 import type { OperatorConfig } from './config.js';
 import { PoolPolicyReconciler, POOLPOLICY_RESOURCE } from './controllers/poolpolicy/reconciler.js';
 import { PrometheusUtilizationSource } from './controllers/poolpolicy/utilization.js';
@@ -62,7 +63,7 @@ function createReconciler(kube: KubeClient, informers: Informers, utilization: P
     configMaps: informers.configMaps,
     writer: kube,
     utilization,
-    budget: { budgets: informers.budgets, hpas: informers.hpas, ledger, query: (query, prometheus) => utilization.capacity(query, prometheus) },
+    budget: { budgets: informers.budgets, hpas: informers.hpas, ledger, query: (query, prometheus, namespace) => utilization.capacity(query, prometheus, namespace) },
     clock: systemClock,
     log,
     onPlan: (key, plan) => {
@@ -93,7 +94,7 @@ function createBudgetReconciler(kube: KubeClient, informers: Informers, utilizat
   return new ConnectionBudgetReconciler({
     stores: informers,
     ledger,
-    query: (query, prometheus) => utilization.capacity(query, prometheus),
+    query: (query, prometheus, namespace) => utilization.capacity(query, prometheus, namespace),
     writeStatus: (resource, namespace, name, status) => kube.applyStatus(resource, namespace, name, status),
     clock: systemClock,
     onHeadroom: (namespace, budget, backend, headroom) => { metrics.budgetHeadroom.set({ namespace, budget, backend }, headroom); },
@@ -106,7 +107,7 @@ export async function main(command: Command, config: OperatorConfig): Promise<nu
   const kube = new KubeClient(loadKubeConfig(config.kubeconfig));
   const informers = createInformers(kube, config, log);
   const metrics = createMetrics();
-  const utilization = new PrometheusUtilizationSource({ defaultUrl: config.prometheusUrl, clock: systemClock, metrics });
+  const utilization = new PrometheusUtilizationSource({ defaultUrl: config.prometheusUrl, clock: systemClock, metrics, enforceNamespaceLabel: config.enforceNamespaceLabel === true, readSecret: secretReader(kube.kubeConfig) });
   return runOnce(informers, createReconciler(kube, informers, utilization, new AppliedLedger(), log, metrics), log);
 }
 
@@ -239,7 +240,7 @@ export async function startController(config: OperatorConfig, log: Logger = crea
   const leadership = createLeadership(config, kube, log, metrics);
   // Reconcilers write through this: once the Lease is lost, no new write starts.
   const writes = whileAllowed(kube, () => leadership.leading(), 'this replica is not the leader');
-  const utilization = new PrometheusUtilizationSource({ defaultUrl: config.prometheusUrl, clock: systemClock, metrics });
+  const utilization = new PrometheusUtilizationSource({ defaultUrl: config.prometheusUrl, clock: systemClock, metrics, enforceNamespaceLabel: config.enforceNamespaceLabel === true, readSecret: secretReader(kube.kubeConfig) });
   const ledger = new AppliedLedger();
   const reconciler = createReconciler(writes, informers, utilization, ledger, log, metrics);
   const budgetReconciler = createBudgetReconciler(writes, informers, utilization, ledger, metrics);

@@ -24,6 +24,7 @@ import axios, { isAxiosError, isCancel, type AxiosInstance, type AxiosResponse }
 import { z } from 'zod';
 import type { MetricsProblem, UtilizationSample } from '../domain/decide.js';
 import { formatDuration } from '../domain/duration.js';
+import { requestOptions, type AuthRequestOptions, type PrometheusAuth } from './prometheus-auth.js';
 import type { UtilizationQuery } from './prometheus-queries.js';
 
 export type { UtilizationQuery } from './prometheus-queries.js';
@@ -45,6 +46,8 @@ export interface PrometheusClientOptions {
   readonly metrics?: QueryMetrics;
   /** Receives one observation per HTTP round trip of a namespace-wide query pair. */
   readonly requests?: { observe(seconds: number): void };
+  /** Credentials sent with every query (spec.prometheus.authSecretRef); never logged. */
+  readonly auth?: PrometheusAuth;
 }
 
 /** A namespace-wide query's result, read per Deployment. */
@@ -104,6 +107,7 @@ export class PrometheusClient {
   private readonly http: AxiosInstance;
   private readonly metrics: QueryMetrics | undefined;
   private readonly requests: { observe(seconds: number): void } | undefined;
+  private readonly auth: AuthRequestOptions;
 
   constructor(options: PrometheusClientOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
@@ -113,6 +117,7 @@ export class PrometheusClient {
     this.http = options.http ?? axios.create();
     this.metrics = options.metrics;
     this.requests = options.requests;
+    this.auth = requestOptions(options.auth);
   }
 
   /** See the module comment. Never rejects. */
@@ -282,7 +287,8 @@ export class PrometheusClient {
         transformResponse: [(body: unknown) => body],
         validateStatus: () => true,
         maxContentLength: MAX_REPLY_BYTES,
-        headers: { Accept: 'application/json' },
+        headers: { Accept: 'application/json', ...this.auth.headers },
+        ...(this.auth.httpsAgent === undefined ? {} : { httpsAgent: this.auth.httpsAgent }),
       });
     } catch (err) {
       return fail('QueryFailed', this.transportMessage(err));

@@ -23,7 +23,8 @@
 
 import { formatDuration } from './duration.js';
 
-export type MetricsProblem = 'QueryFailed' | 'NoData' | 'NaN' | 'Infinite' | 'MultipleSeries' | 'Stale';
+/** QueryRejected: the query was not run (--enforce-namespace-label could not confine it to the policy's namespace). */
+export type MetricsProblem = 'QueryFailed' | 'QueryRejected' | 'NoData' | 'NaN' | 'Infinite' | 'MultipleSeries' | 'Stale';
 
 /** A utilization reading in percent (0..100+ allowed; >100 is possible with overflow). */
 export type UtilizationSample =

@@ -50,6 +50,8 @@ export const ConditionReason = {
   // MetricsAvailable=False
   /** The Prometheus query failed (HTTP/transport/PromQL error). */
   QueryFailed: 'QueryFailed',
+  /** --enforce-namespace-label: the query reads another namespace or cannot be confined to its own; not run. */
+  QueryRejected: 'QueryRejected',
   /** The query returned no series. */
   NoData: 'NoData',
   /** The query returned NaN. */

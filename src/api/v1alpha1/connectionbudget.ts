@@ -21,6 +21,7 @@ import {
   PrometheusSchema,
   promql,
   strict,
+  type PrometheusConnection,
   type StatusCondition,
 } from './poolpolicy.js';
 
@@ -131,7 +132,7 @@ export interface ConnectionBudgetSpec {
       }
     | undefined;
   /** As PoolPolicySpec.prometheus: address undefined = the operator-wide default; timeoutMs > 0. */
-  readonly prometheus: { readonly address: string | undefined; readonly timeoutMs: number };
+  readonly prometheus: PrometheusConnection;
 }
 
 export type ParseConnectionBudgetSpecResult =

@@ -231,6 +231,7 @@ export const PgBouncerSchema = strict({
 export const PrometheusSchema = strict({
   address: boundedString(2048, HTTP_URL_PATTERN, 'an http:// or https:// URL').optional(),
   timeout: duration(1).default(DEFAULTS.prometheusTimeout),
+  authSecretRef: LocalObjectRefSchema.optional(),
 });
 
 export const ThresholdsSchema = strict({
@@ -326,6 +327,19 @@ export interface RatioBounds extends Bounds {
   readonly ratio: number;
 }
 
+/** Where and how to query Prometheus (spec.prometheus of a PoolPolicy or a ConnectionBudget). */
+export interface PrometheusConnection {
+  /** undefined = the operator-wide default (--prometheus-url). */
+  readonly address: string | undefined;
+  /** > 0; 10000 when spec.prometheus or its timeout is absent. */
+  readonly timeoutMs: number;
+  /**
+   * A Secret in the object's own namespace with bearerToken, or username + password, and/or
+   * tls.crt + tls.key (optional ca.crt); undefined = no authentication.
+   */
+  readonly authSecretRef: { readonly name: string } | undefined;
+}
+
 export interface PoolPolicySpec {
   /** Deployment in the PoolPolicy's namespace; container undefined = the first container. */
   readonly targetRef: { readonly name: string; readonly container: string | undefined };
@@ -342,7 +356,7 @@ export interface PoolPolicySpec {
    * Prometheus connection overrides. `address` undefined = the operator-wide default.
    * `timeoutMs` is always set (10000 when spec.prometheus or its timeout is absent), > 0.
    */
-  readonly prometheus: { readonly address: string | undefined; readonly timeoutMs: number };
+  readonly prometheus: PrometheusConnection;
   readonly database:
     | {
         readonly poolSize: EnvBounds;
@@ -423,11 +437,12 @@ function ms(text: string): number {
 }
 
 /** Normalizes an optional `spec.prometheus` section (shared with ConnectionBudget). */
-export function normalizePrometheus(raw: z.output<typeof PrometheusSchema> | undefined): {
-  readonly address: string | undefined;
-  readonly timeoutMs: number;
-} {
-  return { address: raw?.address, timeoutMs: ms(raw?.timeout ?? DEFAULTS.prometheusTimeout) };
+export function normalizePrometheus(raw: z.output<typeof PrometheusSchema> | undefined): PrometheusConnection {
+  return {
+    address: raw?.address,
+    timeoutMs: ms(raw?.timeout ?? DEFAULTS.prometheusTimeout),
+    authSecretRef: raw?.authSecretRef === undefined ? undefined : { name: raw.authSecretRef.name },
+  };
 }
 
 function normalizeSpec(raw: RawPoolPolicySpec): PoolPolicySpec {

@@ -25,7 +25,8 @@ export interface BudgetStores {
 }
 
 /** Evaluates a capacity query (postgres_exporter / redis_exporter); never throws. */
-export type CapacityQuery = (query: string, prometheus: ConnectionBudgetSpec['prometheus']) => Promise<UtilizationSample>;
+/** `namespace` is the budget's (for spec.prometheus.authSecretRef). */
+export type CapacityQuery = (query: string, prometheus: ConnectionBudgetSpec['prometheus'], namespace: string) => Promise<UtilizationSample>;
 
 /** Values this process applied, by policy key, until the caches show them. */
 export class AppliedLedger {
@@ -81,7 +82,7 @@ export async function budgetCapacity(stores: BudgetStores, namespace: string, na
   for (const [backend, fixed, promql, reserved] of limits) {
     let max = fixed;
     if (max === undefined && promql !== undefined) {
-      const sample = await query(promql, spec.prometheus);
+      const sample = await query(promql, spec.prometheus, namespace);
       if (!sample.valid) return { ok: false, reason: 'BudgetQueryFailed', message: `ConnectionBudget ${name}: the ${backend} capacity query failed (${sample.problem}): ${sample.message}` };
       max = Math.floor(sample.percent);
     }

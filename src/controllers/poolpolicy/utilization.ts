@@ -7,9 +7,12 @@
  * {@link BATCH_REUSE_MS}, so a thousand policies in a namespace cost a few query pairs per
  * interval instead of a thousand. Overrides and PgBouncer's query are asked per policy.
  */
-import type { PoolPolicySpec, PoolSection } from '../../api/v1alpha1/poolpolicy.js';
+import { createHash } from 'node:crypto';
+import type { PoolPolicySpec, PoolSection, PrometheusConnection } from '../../api/v1alpha1/poolpolicy.js';
 import type { UtilizationSample } from '../../domain/decide.js';
 import { PrometheusClient } from '../../adapters/prometheus.js';
+import { authFromSecretData, type PrometheusAuth } from '../../adapters/prometheus-auth.js';
+import { enforceNamespace } from '../../adapters/promql-namespace.js';
 import { namespaceUtilizationQuery, podPattern, utilizationQueryFor } from '../../adapters/prometheus-queries.js';
 import type { PodSamples, UtilizationQuery } from '../../adapters/prometheus.js';
 import type { OperatorMetrics } from '../../observability/metrics.js';
@@ -21,7 +24,17 @@ export interface PrometheusUtilizationOptions {
   readonly defaultUrl: string | undefined;
   readonly clock: Clock;
   readonly metrics?: OperatorMetrics;
+  /** --enforce-namespace-label: every selector of a policy's query gets namespace="<its namespace>". */
+  readonly enforceNamespaceLabel?: boolean;
+  /**
+   * Reads a Secret's `data` (spec.prometheus.authSecretRef) on demand; undefined when it does not
+   * exist. Without it an authSecretRef is reported as unusable.
+   */
+  readonly readSecret?: (namespace: string, name: string) => Promise<Readonly<Record<string, string>> | undefined>;
 }
+
+/** How long a Secret read for Prometheus credentials is reused (a rotated Secret is seen after this). */
+export const SECRET_REUSE_MS = 10_000;
 
 /** How long a namespace-wide result serves further policies: about one scrape interval. */
 export const BATCH_REUSE_MS = 1000;
@@ -29,6 +42,7 @@ export const BATCH_REUSE_MS = 1000;
 export class PrometheusUtilizationSource implements UtilizationSource {
   private readonly clients = new Map<string, PrometheusClient>();
   private readonly batches = new Map<string, { readonly fetchedAt: number; readonly result: Promise<PodSamples> }>();
+  private readonly secrets = new Map<string, { readonly fetchedAt: number; readonly result: Promise<{ ok: true; auth: PrometheusAuth | undefined } | { ok: false; message: string }> }>();
 
   constructor(private readonly options: PrometheusUtilizationOptions) {}
 
@@ -41,13 +55,23 @@ export class PrometheusUtilizationSource implements UtilizationSource {
     const override = spec[section]?.utilization;
     // A sample older than two intervals says nothing about now (KEDA #3065: never read as 0 or fresh).
     const maxAgeMs = 2 * spec.intervalMs;
-    const client = this.client(address, spec.prometheus.timeoutMs);
+    const auth = await this.auth(request.namespace, spec.prometheus);
+    if (!auth.ok) return { valid: false, problem: 'QueryFailed', message: auth.message };
+    const client = this.client(address, spec.prometheus.timeoutMs, auth.auth);
     if (override === undefined && section !== 'pgbouncer') {
       const batch = this.batch(client, `${address} ${spec.prometheus.timeoutMs} ${section} ${spec.metricsPrefix} ${request.namespace} ${maxAgeMs}`, () =>
         namespaceUtilizationQuery(section, spec.metricsPrefix, request.namespace), maxAgeMs);
       return (await batch).forPods(podPattern(request.deployment), `the pods of deployment ${request.deployment}`);
     }
     const query = utilizationQueryFor(section, override, spec.metricsPrefix, { namespace: request.namespace, deployment: request.deployment });
+    if (this.options.enforceNamespaceLabel === true) {
+      // The batched built-in queries above carry namespace="<namespace>" on every selector already.
+      const expr = enforceNamespace(query.expr, request.namespace);
+      const freshness = query.freshness === undefined ? undefined : enforceNamespace(query.freshness, request.namespace);
+      if (!expr.ok) return { valid: false, problem: 'QueryRejected', message: `spec.${section}.utilization was not run: ${expr.message}` };
+      if (freshness !== undefined && !freshness.ok) return { valid: false, problem: 'QueryRejected', message: `the freshness query of ${section} was not run: ${freshness.message}` };
+      return client.utilization({ expr: expr.expr, freshness: freshness?.expr }, maxAgeMs);
+    }
     return client.utilization(query, maxAgeMs);
   }
 
@@ -66,16 +90,49 @@ export class PrometheusUtilizationSource implements UtilizationSource {
    * A ConnectionBudget's capacity query (e.g. pg_settings_max_connections): one finite value.
    * The setting changes rarely, so its sample may be as old as Prometheus keeps it.
    */
-  async capacity(query: string, prometheus: { readonly address: string | undefined; readonly timeoutMs: number }): Promise<UtilizationSample> {
+  async capacity(query: string, prometheus: PrometheusConnection, namespace?: string): Promise<UtilizationSample> {
     const address = prometheus.address ?? this.options.defaultUrl;
     if (address === undefined) {
       return { valid: false, problem: 'QueryFailed', message: 'no Prometheus address: set spec.prometheus.address on the ConnectionBudget or start the operator with --prometheus-url' };
     }
-    return this.client(address, prometheus.timeoutMs).utilization({ expr: query }, Number.MAX_SAFE_INTEGER);
+    if (prometheus.authSecretRef !== undefined && namespace === undefined) {
+      return { valid: false, problem: 'QueryFailed', message: 'spec.prometheus.authSecretRef cannot be resolved without the namespace' };
+    }
+    const auth = namespace === undefined ? { ok: true as const, auth: undefined } : await this.auth(namespace, prometheus);
+    if (!auth.ok) return { valid: false, problem: 'QueryFailed', message: auth.message };
+    return this.client(address, prometheus.timeoutMs, auth.auth).utilization({ expr: query }, Number.MAX_SAFE_INTEGER);
   }
 
-  private client(address: string, timeoutMs: number): PrometheusClient {
-    const key = `${address} ${timeoutMs}`;
+  /** The credentials of spec.prometheus.authSecretRef, read on demand (reused {@link SECRET_REUSE_MS}). */
+  private auth(namespace: string, prometheus: PrometheusConnection): Promise<{ ok: true; auth: PrometheusAuth | undefined } | { ok: false; message: string }> {
+    const ref = prometheus.authSecretRef;
+    if (ref === undefined) return Promise.resolve({ ok: true, auth: undefined });
+    const where = `secret ${ref.name} (spec.prometheus.authSecretRef)`;
+    const readSecret = this.options.readSecret;
+    if (readSecret === undefined) return Promise.resolve({ ok: false, message: `${where}: this operator was started without access to Secrets` });
+    const key = `${namespace}/${ref.name}`;
+    const now = this.options.clock.now().getTime();
+    const cached = this.secrets.get(key);
+    if (cached && now - cached.fetchedAt <= SECRET_REUSE_MS) return cached.result;
+    const result = readSecret(namespace, ref.name).then(
+      (data): { ok: true; auth: PrometheusAuth } | { ok: false; message: string } => {
+        if (data === undefined) return { ok: false, message: `${where} not found in namespace ${namespace}; create it or fix the name` };
+        const parsed = authFromSecretData(data, where);
+        return parsed.ok ? { ok: true, auth: parsed.auth } : parsed;
+      },
+      (err: unknown) => ({
+        ok: false as const,
+        // Only the status: an API error body never carries the Secret's data, but keep it short.
+        message: `${where} could not be read (${errorStatus(err)}); the operator needs get on secrets in namespace ${namespace} (see deploy/optional/secrets-reader/)`,
+      }),
+    );
+    this.secrets.set(key, { fetchedAt: now, result });
+    return result;
+  }
+
+  private client(address: string, timeoutMs: number, auth?: PrometheusAuth): PrometheusClient {
+    // Clients differ by credentials too; the key holds a digest of them, never the values.
+    const key = `${address} ${timeoutMs}${auth === undefined ? '' : ` ${createHash('sha256').update(JSON.stringify(auth)).digest('hex')}`}`;
     let client = this.clients.get(key);
     if (!client) {
       const metrics = this.options.metrics;
@@ -83,6 +140,7 @@ export class PrometheusUtilizationSource implements UtilizationSource {
         baseUrl: address,
         timeoutMs,
         now: () => this.options.clock.now(),
+        ...(auth === undefined ? {} : { auth }),
         ...(metrics
           ? {
               metrics: { observe: (result) => { metrics.prometheusQueries.inc({ result }); } },
@@ -94,4 +152,9 @@ export class PrometheusUtilizationSource implements UtilizationSource {
     }
     return client;
   }
+}
+
+function errorStatus(err: unknown): string {
+  if (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'number') return `HTTP ${err.code}`;
+  return err instanceof Error ? err.name : 'error';
 }

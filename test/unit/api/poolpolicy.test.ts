@@ -60,7 +60,8 @@ describe('API constants', () => {
       expect(value).toBe(key);
       expect(value).toMatch(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/);
     }
-    expect(Object.keys(ConditionReason)).toHaveLength(26);
+    expect(Object.keys(ConditionReason)).toHaveLength(27);
+    expect(ConditionReason.QueryRejected).toBe('QueryRejected');
     expect([ConditionReason.BudgetLimited, ConditionReason.BudgetNotFound, ConditionReason.BudgetCorrection]).toEqual([
       'BudgetLimited',
       'BudgetNotFound',
