@@ -4,7 +4,8 @@
 #   scrape_interval 1s, file_sd targets from .local/prometheus/targets/*.json).
 # Writes .local/kubeconfig and .local/env (KUBECONFIG=..., PROMETHEUS_URL=...), waits until
 # /readyz is ok and Prometheus is ready. Idempotent: a running, healthy plane is left as it is;
-# a partly running one is stopped and started afresh. Stop it with local-down.sh.
+# a partly running one is stopped and started afresh. Stop it with local-down.sh. Each
+# component's argv is kept in .local/cmd/<name>.args for restart.sh.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -54,10 +55,12 @@ for s in socks: s.close()' "$1"
 read -r etcd_client_port etcd_peer_port apiserver_port prometheus_port < <(free_ports 4)
 
 rm -rf "$state/etcd" "$state/apiserver" "$state/prometheus/data"
-mkdir -p "$pids" "$logs" "$state/apiserver/certs" "$state/prometheus/targets"
+mkdir -p "$pids" "$logs" "$state/cmd" "$state/apiserver/certs" "$state/prometheus/targets"
 
 start() { # name, command...
   local name=$1; shift
+  # The exact argv, NUL-separated, so restart.sh can start the component again the same way.
+  printf '%s\0' "$@" >"$state/cmd/$name.args"
   setsid "$@" >"$logs/$name.log" 2>&1 < /dev/null &
   echo $! >"$pids/$name.pid"
   log "started $name (pid $!, log $logs/$name.log)"
