@@ -1,4 +1,4 @@
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 import type { LogLevel } from '../config.js';
 
 export type { Logger } from 'pino';
@@ -19,11 +19,13 @@ export const REDACT_PATHS = [
 /**
  * JSON logs on stdout. Fields that may carry credentials are redacted, whatever logs them.
  */
-export function createLogger(level: LogLevel): Logger {
-  return pino({
+export function createLogger(level: LogLevel, destination?: DestinationStream): Logger {
+  const options = {
     level,
     base: { app: 'poolpilot' },
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
-  });
+  };
+  // `destination` lets tests capture the real logger's output (stdout otherwise).
+  return destination === undefined ? pino(options) : pino(options, destination);
 }
