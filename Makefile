@@ -4,7 +4,7 @@ SHELL := /bin/bash
 # npm package); the machine's own Node only runs npm itself.
 NPM := npm --silent
 
-.PHONY: help install build typecheck lint test-unit test-integration test local-up local-down run once bench clean
+.PHONY: help install build typecheck lint test-unit test-integration test local-up local-down run once bench demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-18s %s\n", $$1, $$2 }'
@@ -50,6 +50,11 @@ once: build local-up ## reconcile every PoolPolicy once against the local plane 
 bench: build local-up ## benchmarks (numbers, never pass/fail): operator cost with BENCH_POLICIES (1000) policies
 	node_modules/.bin/tsc -p bench/tsconfig.json
 	source .local/env && POOLPILOT_REPO_ROOT=$(CURDIR) node_modules/.bin/node .local/bench-build/bench/operator-cost.js
+
+demo: build ## PostgreSQL + PgBouncer + Redis + a SQLAlchemy workload under ~5 min of load, tuned by poolpilot; report in .local/demo/
+	bash demo/deps.sh
+	node_modules/.bin/tsc -p demo/tsconfig.json
+	bash demo/run.sh
 
 clean: ## remove build output and local state (stops the local plane first)
 	bash test/controlplane/local-down.sh

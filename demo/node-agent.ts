@@ -4,7 +4,7 @@
  * For every Deployment in one namespace it runs `spec.replicas` local processes ("pods") from
  * the pod template's first container: `command` + `args`, the literal `env` values (valueFrom is
  * ignored), plus PORT (a free loopback port), POD_NAME and POD_NAMESPACE (`$(VAR)` in command and
- * args expands from these), in the agent's working directory, as `securityContext.runAsUser`/`runAsGroup` when set. Pods are named
+ * args expands from these), in the agent's working directory (or `workingDir`), as `securityContext.runAsUser`/`runAsGroup` when set. Pods are named
  * `<deployment>-<template hash>-<n>`.
  *
  * - ConfigMap volumes are written to `<stateDir>/volumes/<namespace>/<deployment>/<volume>/<key>`
@@ -16,9 +16,10 @@
  * - A pod template annotated `prometheus.io/scrape: "true"` is registered with Prometheus while
  *   ready: `<targetsDir>/demo-agent-<namespace>-<pod>.json` (file_sd) with labels namespace, pod
  *   and deployment; `prometheus.io/port` overrides the port.
- * - A template change is rolled out like maxSurge 1 / maxUnavailable 0: start one new pod, wait
- *   until it is ready, deregister one old pod, wait 1 s, SIGTERM it (SIGKILL after the grace
- *   period, at most 10 s); repeat. The Deployment's status is written as the deployment controller
+ * - A template change is rolled out one pod at a time: start one new pod, wait until it is ready,
+ *   deregister one old pod, wait 1 s, SIGTERM it (SIGKILL after the grace period, at most 10 s);
+ *   repeat. With `strategy.rollingUpdate.maxSurge: 0` the old pod goes first, so there are never
+ *   more pods than replicas (other maxSurge/maxUnavailable values act as surge 1 / unavailable 0). The Deployment's status is written as the deployment controller
  *   writes it: observedGeneration, replicas, updatedReplicas, readyReplicas, availableReplicas,
  *   unavailableReplicas and the Available / Progressing conditions (Progressing ends with reason
  *   NewReplicaSetAvailable and a fresh lastUpdateTime). An unchanged status is not written again.
@@ -288,7 +289,7 @@ export function startNodeAgent(options: NodeAgentOptions): NodeAgent {
     const gid = container.securityContext?.runAsGroup ?? podSecurity?.runAsGroup ?? uid;
     const logFd = openSync(join(logDir, `${podName}.log`), 'a');
     const child = spawn(file, args, {
-      cwd,
+      cwd: container.workingDir === undefined ? cwd : resolve(cwd, rewrite(container.workingDir, mounts)),
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/', PYTHONDONTWRITEBYTECODE: '1', ...env },
       stdio: ['ignore', logFd, logFd],
       ...(uid === undefined ? {} : { uid }),
@@ -379,6 +380,15 @@ export function startNodeAgent(options: NodeAgentOptions): NodeAgent {
     }
   };
 
+  /** spec.strategy.rollingUpdate.maxSurge as a pod count (Kubernetes' default 25 %, rounded up). */
+  const maxSurge = (d: V1Deployment): number => {
+    const raw: unknown = d.spec?.strategy?.rollingUpdate?.maxSurge ?? '25%';
+    const desired = d.spec?.replicas ?? 1;
+    if (typeof raw === 'number') return raw;
+    const text = String(raw);
+    return text.endsWith('%') ? Math.ceil((desired * Number(text.slice(0, -1))) / 100) : Number(text);
+  };
+
   const sync = async (name: string, st: DeploymentState): Promise<void> => {
     for (;;) {
       if (stopped) return;
@@ -398,9 +408,13 @@ export function startNodeAgent(options: NodeAgentOptions): NodeAgent {
       const old = st.pods.filter((p) => p.hash !== hash);
       await writeStatus(name, st);
       if (current.length < desired) {
-        await startPod(d, st, hash);
         const victim = old[0];
-        if (victim !== undefined) await stopPod(st, victim, grace);
+        if (maxSurge(d) === 0 && victim !== undefined && st.pods.length >= desired) {
+          await stopPod(st, victim, grace); // maxSurge 0: make room first, never more pods than replicas
+        } else {
+          await startPod(d, st, hash);
+          if (victim !== undefined) await stopPod(st, victim, grace);
+        }
       } else if (current.length > desired) {
         const victim = [...current].sort((a, b) => b.slot - a.slot)[0];
         if (victim !== undefined) await stopPod(st, victim, grace);

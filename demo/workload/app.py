@@ -113,7 +113,7 @@ def env_int(name, default):
 def main():
     import redis
     from sqlalchemy import create_engine, text
-    from sqlalchemy.exc import TimeoutError as PoolTimeout
+    from sqlalchemy.exc import OperationalError, TimeoutError as PoolTimeout
 
     pool_size = env_int("DB_POOL_SIZE", 20)
     max_overflow = env_int("DB_MAX_OVERFLOW", 40)
@@ -182,6 +182,10 @@ def main():
                     except PoolTimeout:
                         metrics.db_timeouts.inc()
                         status, error = 503, "db-pool-timeout"
+                    except OperationalError as err:
+                        # PostgreSQL at max_connections - superuser_reserved_connections refuses new ones.
+                        refused = "connection slots are reserved" in str(err) or "too many clients" in str(err)
+                        status, error = 503, "db-connection-refused" if refused else "db-operational-error"
             except Exception as err:  # noqa: BLE001 - reported to the client
                 status, error = 500, type(err).__name__
             finally:

@@ -1,0 +1,307 @@
+#!/usr/bin/python3
+"""Replays the runbook's traffic tiers against the demo workload and records what happens.
+
+Users: each concurrent user sends requests as a Poisson stream (mean gap --think seconds) and does
+not wait for the previous answer (open loop, like page views from many browsers); every request
+asks the app to hold its DB connection for a uniform --hold-min..--hold-max seconds. Phases
+(--phases "users:seconds,...", default 5:20,50:70,120:140,20:60, about 5 minutes) set the number
+of users. Requests go round-robin to the pods the node agent registered for Prometheus
+(PROMETHEUS_TARGETS_DIR/demo-agent-<namespace>-<deployment>-*.json), so rollouts are followed.
+
+Every second it records a sample (.local/demo/samples.jsonl): users, requests ok / db pool
+timeouts / redis errors / other errors in that second, DB pool utilization (the operator's own
+query: max over pods), pool size, overflow and checked-out connections (Prometheus), the
+Deployment's DB_POOL_SIZE / DB_MAX_OVERFLOW, and PostgreSQL connections (pg_stat_activity).
+Every --interval seconds it prints a progress line. Needs Debian's python3-psycopg2.
+"""
+import argparse
+import asyncio
+import glob
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+import psycopg2
+
+
+def parse_phases(text):
+    phases = []
+    for part in text.split(","):
+        users, seconds = part.split(":")
+        phases.append((int(users), float(seconds)))
+    return phases
+
+
+class Stats:
+    def __init__(self):
+        self.reset()
+        self.total = {"ok": 0, "db_timeout": 0, "pg_refused": 0, "redis_error": 0, "other_error": 0}
+
+    def reset(self):
+        self.window = {"ok": 0, "db_timeout": 0, "pg_refused": 0, "redis_error": 0, "other_error": 0}
+        self.latencies = []
+
+    def add(self, kind, latency):
+        self.window[kind] += 1
+        self.total[kind] += 1
+        if kind == "ok":
+            self.latencies.append(latency)
+
+
+class Endpoints:
+    def __init__(self, targets_dir, namespace, deployment):
+        self.pattern = os.path.join(targets_dir, f"demo-agent-{namespace}-{deployment}-*.json")
+        self.list = []
+        self.next = 0
+
+    def refresh(self):
+        found = []
+        for path in sorted(glob.glob(self.pattern)):
+            try:
+                with open(path) as f:
+                    for group in json.load(f):
+                        found.extend(group["targets"])
+            except (OSError, ValueError):
+                continue
+        self.list = found
+
+    def pick(self):
+        if not self.list:
+            return None
+        self.next = (self.next + 1) % len(self.list)
+        return self.list[self.next]
+
+
+async def one_request(endpoints, stats, hold, timeout):
+    start = time.monotonic()
+    for _attempt in range(3):
+        target = endpoints.pick()
+        if target is None:
+            await asyncio.sleep(0.2)
+            continue
+        host, port = target.rsplit(":", 1)
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 2)
+        except (OSError, asyncio.TimeoutError):
+            continue  # a pod that just went away: try the next one
+        try:
+            writer.write(f"GET /?hold={hold:.3f} HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n".encode())
+            await writer.drain()
+            data = await asyncio.wait_for(reader.read(), timeout)
+        except (OSError, asyncio.TimeoutError):
+            stats.add("other_error", 0)
+            return
+        finally:
+            writer.close()
+        head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+        if not head:
+            continue  # closed without an answer (pod stopping): retry elsewhere
+        status = int(head.split(" ", 2)[1])
+        if status == 200:
+            stats.add("ok", time.monotonic() - start)
+        elif "X-Error: db-pool-timeout" in head:
+            stats.add("db_timeout", 0)
+        elif "X-Error: db-connection-refused" in head:
+            stats.add("pg_refused", 0)
+        elif "X-Error: redis-too-many-connections" in head:
+            stats.add("redis_error", 0)
+        else:
+            stats.add("other_error", 0)
+        return
+    stats.add("other_error", 0)
+
+
+async def user(endpoints, stats, args, stop_event, inflight):
+    while not stop_event.is_set():
+        await asyncio.sleep(random.expovariate(1.0 / args.think))
+        if stop_event.is_set():
+            return
+        task = asyncio.create_task(one_request(endpoints, stats, random.uniform(args.hold_min, args.hold_max), args.request_timeout))
+        inflight.add(task)
+        task.add_done_callback(inflight.discard)
+
+
+class Observer:
+    """Prometheus, PostgreSQL and the Deployment, read once per second in a thread."""
+
+    def __init__(self, args):
+        self.args = args
+        self.pg = None
+        self.deployment_env = {}
+        self.deployment_read = 0.0
+
+    def prom(self, query):
+        url = f"{self.args.prometheus_url}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+        try:
+            with urllib.request.urlopen(url, timeout=3) as r:
+                result = json.load(r)["data"]["result"]
+            return float(result[0]["value"][1]) if result else None
+        except Exception:  # noqa: BLE001 - a missing number is shown as "-"
+            return None
+
+    def postgres(self):
+        try:
+            if self.pg is None:
+                self.pg = psycopg2.connect(host="127.0.0.1", port=self.args.pg_port, user="postgres", dbname="postgres")
+                self.pg.autocommit = True
+            with self.pg.cursor() as cur:
+                cur.execute(
+                    "SELECT count(*), count(*) FILTER (WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()),"
+                    " count(*) FILTER (WHERE usename = 'app') FROM pg_stat_activity"
+                )
+                return cur.fetchone()
+        except Exception:  # noqa: BLE001
+            self.pg = None
+            return (None, None, None)
+
+    def deployment(self):
+        if time.monotonic() - self.deployment_read > 2.5:
+            self.deployment_read = time.monotonic()
+            try:
+                out = subprocess.run(
+                    ["kubectl", "--kubeconfig", self.args.kubeconfig, "-n", self.args.namespace, "get", "deployment", self.args.deployment, "-o", "json"],
+                    capture_output=True, text=True, timeout=5, check=True,
+                ).stdout
+                d = json.loads(out)
+                container = d["spec"]["template"]["spec"]["containers"][0]
+                self.deployment_env = {e["name"]: e.get("value") for e in container.get("env", [])}
+                self.deployment_env["_generation"] = d["metadata"].get("generation")
+            except Exception:  # noqa: BLE001
+                pass
+        return self.deployment_env
+
+    def observe(self):
+        sel = f'namespace="{self.args.namespace}",pod=~"{self.args.deployment}-.*"'
+        p = "voiceassist_"
+        total, clients, app_conns = self.postgres()
+        env = self.deployment()
+
+        def env_int(name):
+            try:
+                return int(env.get(name))
+            except (TypeError, ValueError):
+                return None
+
+        return {
+            "utilization": self.prom(f"max({p}db_pool_utilization_percent{{{sel}}})"),
+            "pool_size_metric": self.prom(f"max({p}db_pool_size{{{sel}}})"),
+            "overflow": self.prom(f"sum({p}db_pool_overflow{{{sel}}})"),
+            "checked_out": self.prom(f"sum({p}db_pool_checked_out{{{sel}}})"),
+            "redis_utilization": self.prom(f"max(100 * {p}redis_pool_in_use{{{sel}}} / {p}redis_pool_max_connections{{{sel}}})"),
+            "pods": self.prom(f"count({p}db_pool_size{{{sel}}})"),
+            "db_pool_size": env_int("DB_POOL_SIZE"),
+            "db_max_overflow": env_int("DB_MAX_OVERFLOW"),
+            "redis_max_connections": env_int("REDIS_MAX_CONNECTIONS"),
+            "generation": env.get("_generation"),
+            "pg_total": total,
+            "pg_clients": clients,
+            "pg_app": app_conns,
+        }
+
+
+def fmt(v, spec="{:.0f}"):
+    return "-" if v is None else spec.format(v)
+
+
+async def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--phases", default=os.environ.get("DEMO_PHASES", "5:20,50:70,120:140,20:60"))
+    ap.add_argument("--think", type=float, default=0.6, help="mean seconds between one user's requests")
+    ap.add_argument("--hold-min", type=float, default=0.2)
+    ap.add_argument("--hold-max", type=float, default=0.6)
+    ap.add_argument("--request-timeout", type=float, default=10)
+    ap.add_argument("--interval", type=float, default=5, help="progress line period (the policy's interval)")
+    ap.add_argument("--namespace", default="demo")
+    ap.add_argument("--deployment", default="voiceassist-api")
+    ap.add_argument("--targets-dir", required=True)
+    ap.add_argument("--prometheus-url", required=True)
+    ap.add_argument("--kubeconfig", required=True)
+    ap.add_argument("--pg-port", type=int, required=True)
+    ap.add_argument("--out", required=True, help="samples file (JSON lines)")
+    args = ap.parse_args()
+
+    phases = parse_phases(args.phases)
+    endpoints = Endpoints(args.targets_dir, args.namespace, args.deployment)
+    stats = Stats()
+    observer = Observer(args)
+    loop = asyncio.get_running_loop()
+    stopped = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopped.set)
+
+    async def refresher():
+        while not stopped.is_set():
+            endpoints.refresh()
+            await asyncio.sleep(0.5)
+
+    refresh_task = asyncio.create_task(refresher())
+    endpoints.refresh()
+    print(f"load: phases {', '.join(f'{u} users for {s:.0f}s' for u, s in phases)}; each user: a request every "
+          f"{args.think}s on average, holding a DB connection {args.hold_min}-{args.hold_max}s", flush=True)
+    print(f"{'time':>5} {'users':>5} {'req/s':>6} {'util%':>6} {'pool':>9} {'overflow':>8} {'timeouts':>8} "
+          f"{'errors':>6} {'p95 ms':>6} {'pg conns/max':>12}", flush=True)
+
+    inflight = set()
+    users = []
+    out = open(args.out, "w")
+    t0 = time.monotonic()
+    phase_start = t0
+    phase_index = 0
+    next_sample = t0 + 1
+    next_print = t0 + args.interval
+    printed = {"ok": 0, "db_timeout": 0, "pg_refused": 0, "redis_error": 0, "other_error": 0}
+    try:
+        while not stopped.is_set() and phase_index < len(phases):
+            want, seconds = phases[phase_index]
+            while len(users) < want:
+                ev = asyncio.Event()
+                users.append((asyncio.create_task(user(endpoints, stats, args, ev, inflight)), ev))
+            while len(users) > want:
+                task, ev = users.pop()
+                ev.set()
+            now = time.monotonic()
+            if now >= next_sample:
+                window = stats.window
+                lat = sorted(stats.latencies)
+                p95 = lat[int(0.95 * (len(lat) - 1))] * 1000 if lat else None
+                stats.reset()
+                obs = await loop.run_in_executor(None, observer.observe)
+                sample = {"t": round(now - t0, 2), "phase": phase_index, "users": want, **window, "p95_ms": p95, **obs}
+                out.write(json.dumps(sample) + "\n")
+                out.flush()
+                next_sample += 1
+                if now >= next_print:
+                    next_print += args.interval
+                    tot = stats.total
+                    errs = tot["pg_refused"] + tot["redis_error"] + tot["other_error"]
+                    d = {k: tot[k] - printed[k] for k in tot}
+                    printed = dict(tot)
+                    pool = f"{fmt(obs['db_pool_size'])}+{fmt(obs['db_max_overflow'])}"
+                    print(f"{now - t0:5.0f} {want:5d} {sum(d.values()) / args.interval:6.0f} {fmt(obs['utilization'], '{:.0f}'):>6} "
+                          f"{pool:>9} {fmt(obs['overflow']):>8} {tot['db_timeout']:>4}(+{d['db_timeout']}) "
+                          f"{errs:>6} {fmt(p95):>6} {fmt(obs['pg_app']):>5} / 97", flush=True)
+            if now - phase_start >= seconds:
+                phase_index += 1
+                phase_start = now
+                if phase_index < len(phases):
+                    print(f"load: phase {phase_index + 1}: {phases[phase_index][0]} users for {phases[phase_index][1]:.0f}s", flush=True)
+            await asyncio.sleep(0.05)
+    finally:
+        for task, ev in users:
+            ev.set()
+        refresh_task.cancel()
+        if inflight:
+            await asyncio.wait(list(inflight), timeout=args.request_timeout)
+        out.close()
+    print(f"load: done: {stats.total}", flush=True)
+    return 130 if stopped.is_set() else 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

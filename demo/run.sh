@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# `make demo` after the build: the local control plane, PostgreSQL + Redis (demo/up.sh), the demo
+# Deployments and PoolPolicy, the node agent, the operator, ~5 minutes of load, the report, and
+# everything stopped again (Ctrl-C too). Output in .local/demo/: report.md, report.svg,
+# samples.jsonl, logs/ (operator, node agent, pods, postgres, redis).
+# DEMO_PHASES="users:seconds,..." overrides the traffic phases (default 5:20,50:70,120:140,20:60).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/.." && pwd)
+cd "$root"
+state=$root/.local/demo
+node=$root/node_modules/.bin/node
+log() { echo "demo: $*" >&2; }
+
+plane_was_up=0
+[[ -f .local/env ]] && plane_was_up=1
+bash test/controlplane/local-up.sh
+# shellcheck disable=SC1091
+source .local/env
+kctl() { kubectl --kubeconfig "$KUBECONFIG" "$@"; }
+
+cleaning=0
+cleanup() {
+  ((cleaning)) && return
+  cleaning=1
+  trap '' INT TERM
+  log "stopping the demo"
+  bash "$here/down.sh"
+  if ((plane_was_up == 0)) && [[ ${DEMO_KEEP_PLANE:-0} != 1 ]]; then bash test/controlplane/local-down.sh; fi
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+
+mkdir -p "$state/logs" "$state/pids"
+rm -f "$state/samples.jsonl" "$state/report.md" "$state/report.svg" "$state/events.json" "$state/policy.json"
+bash "$here/up.sh"
+# shellcheck disable=SC1091
+source "$state/env"
+
+kctl apply --server-side --force-conflicts -f crds/ >/dev/null
+kctl wait --for=condition=Established --timeout=60s crd --all >/dev/null
+# A fresh start in namespace demo (namespaces cannot be deleted here: no controller-manager runs).
+kctl apply -f - >/dev/null <<<'{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"demo"}}'
+kctl -n demo delete poolpolicies,connectionbudgets,deployments,configmaps --all --ignore-not-found --wait >/dev/null
+kctl -n demo delete events --all --ignore-not-found >/dev/null 2>&1 || true
+sed -e "s/__PG_PORT__/$PG_PORT/g" -e "s/__REDIS_PORT__/$REDIS_PORT/g" -e "s/__PGBOUNCER_PORT__/$PGBOUNCER_PORT/g" \
+  demo/manifests/demo.yaml | kctl apply -f - >/dev/null
+log "applied demo/manifests/demo.yaml: voiceassist-api (2 replicas, DB_POOL_SIZE=10, DB_MAX_OVERFLOW=20), pgbouncer + its ConfigMap"
+
+setsid "$node" "$state/build/node-agent.js" --kubeconfig "$KUBECONFIG" --namespace demo \
+  --targets-dir "$PROMETHEUS_TARGETS_DIR" --state-dir "$state" --cwd "$root" >"$state/logs/node-agent.log" 2>&1 </dev/null &
+echo $! >"$state/pids/node-agent.pid"
+log "node agent started (pid $!, log $state/logs/node-agent.log)"
+for d in voiceassist-api pgbouncer; do
+  kctl -n demo rollout status "deployment/$d" --timeout=90s >/dev/null ||
+    { log "deployment $d did not become ready:"; tail -n 30 "$state/logs/node-agent.log" >&2; exit 1; }
+done
+log "pods ready: $(kctl -n demo get deploy -o jsonpath='{range .items[*]}{.metadata.name}={.status.readyReplicas}/{.spec.replicas} {end}')"
+# PgBouncer answers on its admin console (config from the node agent's ConfigMap volume). No query
+# goes to database app through it: its server connection would take one of PostgreSQL's 97 slots.
+/usr/bin/psql -X -w -h 127.0.0.1 -p "$PGBOUNCER_PORT" -U admin -d pgbouncer -qAtc 'SHOW DATABASES' | grep -q '^app|' &&
+  log "pgbouncer on 127.0.0.1:$PGBOUNCER_PORT is up and lists database app"
+
+for _ in $(seq 60); do   # Prometheus scrapes both pods before poolpilot starts (else: NoData at first)
+  n=$(curl -fsG "$PROMETHEUS_URL/api/v1/query" --data-urlencode 'query=count(voiceassist_db_pool_size{namespace="demo"})' |
+    /usr/bin/python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else 0)')
+  [[ $n == 2 ]] && break
+  sleep 0.5
+done
+kctl apply -f deploy/samples/demo/ >/dev/null
+setsid "$node" dist/cli.js run --kubeconfig "$KUBECONFIG" --prometheus-url "$PROMETHEUS_URL" --namespace demo \
+  --metrics-addr 127.0.0.1:0 --health-addr 127.0.0.1:0 --log-level info >"$state/logs/operator.log" 2>&1 </dev/null &
+echo $! >"$state/pids/operator.pid"
+log "poolpilot started (pid $!, log $state/logs/operator.log); policy deploy/samples/demo/poolpolicy.yaml"
+
+load_rc=0
+/usr/bin/python3 demo/load.py --targets-dir "$PROMETHEUS_TARGETS_DIR" --prometheus-url "$PROMETHEUS_URL" \
+  --kubeconfig "$KUBECONFIG" --pg-port "$PG_PORT" --out "$state/samples.jsonl" & 
+load_pid=$!
+echo "$load_pid" >"$state/pids/load.pid"
+wait "$load_pid" || load_rc=$?
+rm -f "$state/pids/load.pid"
+
+kctl -n demo get poolpolicy voiceassist-api -o json >"$state/policy.json" 2>/dev/null || true
+kctl -n demo get events.events.k8s.io -o json >"$state/events.json" 2>/dev/null || true
+kctl -n demo get poolpolicy,connectionbudget,deployment >&2 || true
+/usr/bin/python3 demo/report.py --samples "$state/samples.jsonl" --out-dir "$state" \
+  --policy "$state/policy.json" --events "$state/events.json" --max-connections 100 --reserved 3
+log "report: $state/report.md, chart: $state/report.svg"
+exit "$load_rc"
