@@ -95,7 +95,7 @@ const policySpec: fc.Arbitrary<Obj> = fc
       pgb: fc.option(fc.record({ b: bounds(1), format: fc.option(fc.constantFrom('ini', 'env'), { nil: undefined }), mcc: fc.option(bounds(1), { nil: undefined }), pools: fc.option(bound, { nil: undefined }) }), { nil: undefined }),
       budget: fc.boolean(),
       processesPerPod: fc.option(fc.integer({ min: 1, max: 16 }), { nil: undefined }),
-      prometheus: fc.option(fc.record({ address: fc.option(fc.constantFrom('http://prometheus.monitoring:9090', 'https://p.example/prefix'), { nil: undefined }), timeout: fc.option(fc.constantFrom('10s', '500ms', '1m'), { nil: undefined }) }), { nil: undefined }),
+      prometheus: fc.option(fc.record({ address: fc.option(fc.constantFrom('http://prometheus.monitoring:9090', 'https://p.example/prefix'), { nil: undefined }), timeout: fc.option(fc.constantFrom('10s', '500ms', '1m'), { nil: undefined }), authSecretRef: fc.option(fc.constant('prom-auth'), { nil: undefined }) }), { nil: undefined }),
       thresholds: fc.option(fc.constantFrom<Obj>({ scaleUpAbove: 80, scaleDownBelow: 40, target: 65 }, { scaleUpAbove: 100, scaleDownBelow: 0.5, target: 50 }, { scaleUpAbove: 90 }), { nil: undefined }),
       behavior: fc.option(fc.record({ maxStepPercent: fc.option(fc.integer({ min: 1, max: 100 }), { nil: undefined }), scaleUpStabilization: fc.option(validDuration, { nil: undefined }), minChangeInterval: fc.option(validDuration, { nil: undefined }) }), { nil: undefined }),
     },
@@ -128,6 +128,7 @@ const policySpec: fc.Arbitrary<Obj> = fc
       put('prometheus', {});
       put('prometheus.address', r.prometheus.address);
       put('prometheus.timeout', r.prometheus.timeout);
+      put('prometheus.authSecretRef', r.prometheus.authSecretRef === undefined ? undefined : { name: r.prometheus.authSecretRef });
     }
     put('thresholds', r.thresholds);
     if (r.behavior) {
@@ -164,7 +165,7 @@ function policyMutations(spec: Obj): fc.Arbitrary<Case> {
     // durations
     fc.tuple(fc.constantFrom('interval', 'prometheus.timeout', 'behavior.scaleUpStabilization', 'behavior.scaleDownStabilization', 'behavior.minChangeInterval'), anyDuration).map(([p, d]) => ({ spec: setAt(spec, p, d), field: `spec.${p}`, what: `duration ${JSON.stringify(d)}` })),
     // unknown fields, at the top and inside sections
-    fc.tuple(fc.constantFrom('', 'targetRef.', 'behavior.', 'thresholds.', 'database.poolSize.', 'prometheus.'), fc.constantFrom('namespace', 'extra', 'minReplicas', 'Max')).map(([p, k]) => ({ spec: setAt(spec, `${p}${k}`, 1), field: `spec.${p}${k}`, what: 'unknown field' })),
+    fc.tuple(fc.constantFrom('', 'targetRef.', 'behavior.', 'thresholds.', 'database.poolSize.', 'prometheus.', 'prometheus.authSecretRef.'), fc.constantFrom('namespace', 'extra', 'minReplicas', 'Max')).map(([p, k]) => ({ spec: setAt(spec, `${p}${k}`, 1), field: `spec.${p}${k}`, what: 'unknown field' })),
     // missing sections / required fields
     fc.constant<Case>({ spec: setAt(setAt(setAt(spec, 'database', undefined), 'redis', undefined), 'pgbouncer', undefined), field: 'spec', what: 'no section' }),
     fc.constantFrom('targetRef', 'targetRef.name', 'database.poolSize', 'pgbouncer.configMapRef', 'database.poolSize.min').map((p) => ({ spec: setAt(spec, p, undefined), field: `spec.${p}`, what: `missing ${p}` })),
@@ -177,7 +178,7 @@ function policyMutations(spec: Obj): fc.Arbitrary<Case> {
         what: `env ${JSON.stringify(v)}`,
         at: `spec.${p}`,
       })),
-    fc.tuple(fc.constantFrom('targetRef.name', 'budgetRef.name', 'pgbouncer.rolloutRef.name', 'pgbouncer.configMapRef.name'), fc.constantFrom('other/api', '../api', 'API', '-api', 'api.', '', 'a'.repeat(253), 'a'.repeat(254), 'default:api'))
+    fc.tuple(fc.constantFrom('targetRef.name', 'budgetRef.name', 'pgbouncer.rolloutRef.name', 'pgbouncer.configMapRef.name', 'prometheus.authSecretRef.name'), fc.constantFrom('other/api', '../api', 'API', '-api', 'api.', '', 'a'.repeat(253), 'a'.repeat(254), 'default:api'))
       .map(([p, v]) => ({ spec: setAt(spec, p, v), field: `spec.${p}`, what: `name ${JSON.stringify(v)}` })),
     fc.constantFrom('api', 'Api', 'a'.repeat(63), 'a'.repeat(64), 'a_b', '').map((v) => ({ spec: setAt(spec, 'targetRef.container', v), field: 'spec.targetRef.container', what: `container ${JSON.stringify(v)}` })),
     fc.constantFrom<Json>('auto', 'Off', '', 1, 'Recommend').map((v) => ({ spec: setAt(spec, 'mode', v), field: 'spec.mode', what: `mode ${JSON.stringify(v)}` })),
@@ -229,9 +230,10 @@ function budgetMutations(spec: Obj): fc.Arbitrary<Case> {
     section.map(([s, v, q]) => ({ spec: setAt(setAt(setAt(spec, `${s}.${v}`, undefined), `${s}.${q}`, undefined), `${s}.reserved`, 1), field: `spec.${s}`, what: 'neither value nor query' })),
     fc.tuple(section, fc.constantFrom(0, 4096, 4097), longChar).map(([[s, v, q], n, ch]) => ({ spec: setAt(setAt(spec, `${s}.${v}`, undefined), `${s}.${q}`, longString(n, ch)), field: `spec.${s}.${q}`, what: `${q} of ${n} x ${JSON.stringify(ch)}` })),
     fc.constant<Case>({ spec: setAt(setAt(spec, 'postgres', undefined), 'redis', undefined), field: 'spec', what: 'no section' }),
-    fc.tuple(fc.constantFrom('', 'postgres.', 'prometheus.'), fc.constantFrom('namespace', 'extra')).map(([p, k]) => ({ spec: setAt(spec, `${p}${k}`, 'x'), field: `spec.${p}${k}`, what: 'unknown field' })),
+    fc.tuple(fc.constantFrom('', 'postgres.', 'prometheus.', 'prometheus.authSecretRef.'), fc.constantFrom('namespace', 'extra')).map(([p, k]) => ({ spec: setAt(spec, `${p}${k}`, 'x'), field: `spec.${p}${k}`, what: 'unknown field' })),
     fc.tuple(fc.constantFrom('prometheus.timeout'), anyDuration).map(([p, d]) => ({ spec: setAt(spec, p, d), field: `spec.${p}`, what: `duration ${JSON.stringify(d)}` })),
     fc.constantFrom('http://p:9090', 'ftp://p', 'http://a\u00a0b', '').map((v) => ({ spec: setAt(spec, 'prometheus.address', v), field: 'spec.prometheus.address', what: `address ${JSON.stringify(v)}` })),
+    fc.constantFrom('prom-auth', 'other/prom-auth', 'Prom', '').map((v) => ({ spec: setAt(spec, 'prometheus.authSecretRef.name', v), field: 'spec.prometheus.authSecretRef.name', what: `authSecretRef ${JSON.stringify(v)}` })),
   );
 }
 
