@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Debian packages: curl/openssl/python3 for the control-plane scripts, prometheus (+ promtool),
-# pgbouncer and postgresql-client for the PgBouncer reload test, lua5.4 for the Argo CD health check test.
-debian_packages=(curl openssl python3 ca-certificates prometheus pgbouncer postgresql-client lua5.4)
+# pgbouncer and postgresql-client for the PgBouncer reload test, lua5.4 for the Argo CD health check test, apache2-utils (htpasswd) for the Prometheus basic-auth test.
+debian_packages=(curl openssl python3 ca-certificates prometheus pgbouncer postgresql-client lua5.4 apache2-utils)
 missing=()
 for pkg in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
