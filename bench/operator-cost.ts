@@ -175,6 +175,10 @@ async function main(): Promise<void> {
   } finally {
     operator.child.kill('SIGKILL');
     await target.stop();
+    // No namespace controller runs on the local plane: delete the objects themselves, or they
+    // stay in etcd and slow every later watch.
+    await custom.deleteCollectionNamespacedCustomObject({ group: 'poolpilot.io', version: 'v1alpha1', namespace, plural: 'poolpolicies' });
+    await apps.deleteCollectionNamespacedDeployment({ namespace });
     await kc.makeApiClient(CoreV1Api).deleteNamespace({ name: namespace });
   }
 }
