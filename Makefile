@@ -47,9 +47,10 @@ run: build local-up ## start the control plane, install the CRD, run the operato
 once: build local-up ## reconcile every PoolPolicy once against the local plane and print the decisions
 	source .local/env && node_modules/.bin/node dist/cli.js once --kubeconfig "$$KUBECONFIG" --prometheus-url "$$PROMETHEUS_URL"
 
-bench: build local-up ## benchmarks (numbers, never pass/fail): operator cost with BENCH_POLICIES (1000) policies
+bench: build local-up ## benchmarks (numbers, never pass/fail): operator cost and churn with BENCH_POLICIES (1000) policies
 	node_modules/.bin/tsc -p bench/tsconfig.json
 	source .local/env && POOLPILOT_REPO_ROOT=$(CURDIR) node_modules/.bin/node .local/bench-build/bench/operator-cost.js
+	source .local/env && POOLPILOT_REPO_ROOT=$(CURDIR) node_modules/.bin/node .local/bench-build/bench/churn.js
 
 demo: build ## PostgreSQL + PgBouncer + Redis + a SQLAlchemy workload under ~5 min of load, tuned by poolpilot; report in .local/demo/
 	bash demo/deps.sh

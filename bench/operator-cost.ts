@@ -9,61 +9,21 @@
  *
  *   BENCH_POLICIES (default 1000), BENCH_INTERVAL_S (default 10)
  */
-import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
-import axios from 'axios';
 import { Gauge } from 'prom-client';
 import { adminKubeConfig, createTestNamespace, deploymentManifest } from '../test/integration/support/kube.js';
 import { readLocalEnv } from '../test/integration/support/local-env.js';
 import { completeRollout, envOf, installCrds } from '../test/integration/support/operator.js';
 import { spawnOperator } from '../test/integration/support/process.js';
 import { startScrapeTarget } from '../test/integration/support/prometheus.js';
-import { histogramQuantile, parseMetrics, sumSamples, type MetricSample } from './metrics-text.js';
+import { freePort, inBatches, log, processStats, scrape, sleep } from './harness.js';
+import { histogramQuantile, sumSamples } from './metrics-text.js';
 import { machineDescription, writeResultsSection } from './results.js';
 import { BATCH_REUSE_MS } from '../src/controllers/poolpolicy/utilization.js';
 
 const N = Number(process.env.BENCH_POLICIES ?? 1000);
 const INTERVAL_S = Number(process.env.BENCH_INTERVAL_S ?? 10);
 const WINDOW_S = 5;
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-const log = (text: string): void => { process.stdout.write(`bench: ${text}\n`); };
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => { resolve(typeof address === 'object' && address ? address.port : 0); });
-    });
-  });
-}
-
-/** Runs `work` over `items` with at most `limit` in flight. */
-async function inBatches<T>(items: readonly T[], limit: number, work: (item: T) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: limit }, async () => {
-    while (next < items.length) {
-      const item = items[next++];
-      if (item !== undefined) await work(item);
-    }
-  }));
-}
-
-function processStats(pid: number): { rssMiB: number; cpuSeconds: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const rssKiB = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11] ?? 0) + Number(fields[12] ?? 0); // utime + stime (fields 14, 15)
-  return { rssMiB: rssKiB / 1024, cpuSeconds: ticks / 100 };
-}
-
-async function scrape(port: number): Promise<MetricSample[]> {
-  return parseMetrics((await axios.get<string>(`http://127.0.0.1:${port}/metrics`, { responseType: 'text' })).data);
-}
-
 async function resourceVersions(kc: KubeConfig, namespace: string): Promise<Map<string, string>> {
   const versions = new Map<string, string>();
   for (const d of (await kc.makeApiClient(AppsV1Api).listNamespacedDeployment({ namespace })).items) versions.set(`deployment/${d.metadata?.name ?? ''}`, d.metadata?.resourceVersion ?? '');

@@ -1,0 +1,133 @@
+/**
+ * `make bench` part 3: policy churn. Up to BENCH_POLICIES (1000) PoolPolicies are created,
+ * updated and deleted at BENCH_CHURN_RATE (10) operations per second for BENCH_CHURN_SECONDS
+ * (300) against the operator as a child process. Reports whether every surviving policy's
+ * latest generation was reconciled (no reconcile missed), the reconcile errors (no error
+ * storm), and the operator's RSS before, at the peak and after everything was deleted.
+ */
+import { AppsV1Api, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { Gauge } from 'prom-client';
+import { adminKubeConfig, createTestNamespace, deploymentManifest } from '../test/integration/support/kube.js';
+import { readLocalEnv } from '../test/integration/support/local-env.js';
+import { completeRollout, installCrds } from '../test/integration/support/operator.js';
+import { spawnOperator } from '../test/integration/support/process.js';
+import { startScrapeTarget } from '../test/integration/support/prometheus.js';
+import { freePort, inBatches, log, processStats, scrape, sleep } from './harness.js';
+import { sumSamples } from './metrics-text.js';
+import { machineDescription, writeResultsSection } from './results.js';
+
+const N = Number(process.env.BENCH_POLICIES ?? 1000);
+const RATE = Number(process.env.BENCH_CHURN_RATE ?? 10);
+const SECONDS = Number(process.env.BENCH_CHURN_SECONDS ?? 300);
+const policyApi = { group: 'poolpilot.io', version: 'v1alpha1', plural: 'poolpolicies' } as const;
+
+interface PolicyItem { metadata: { name: string; generation: number }; status?: { observedGeneration?: number } }
+
+async function main(): Promise<void> {
+  const env = readLocalEnv();
+  const kc = adminKubeConfig();
+  installCrds();
+  const namespace = await createTestNamespace(kc, 'churn');
+  const apps = kc.makeApiClient(AppsV1Api);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const names = Array.from({ length: N }, (_, i) => `app-${i}`);
+  log(`${N} Deployments in ${namespace}; churning PoolPolicies at ${RATE}/s for ${SECONDS}s`);
+  const target = await startScrapeTarget(`churn-${namespace}`, { namespace });
+  const gauge = new Gauge({ name: 'churn_db_pool_utilization_percent', help: 'utilization', labelNames: ['pod'], registers: [target.registry] });
+  for (const name of names) gauge.set({ pod: `${name}-1-x` }, 60);
+  await inBatches(names, 16, async (name) => {
+    await apps.createNamespacedDeployment({ namespace, body: deploymentManifest(name, [{ name: 'app', env: [{ name: 'DB_POOL_SIZE', value: '20' }] }]) });
+    await completeRollout(kc, namespace, name);
+  });
+
+  const metricsPort = await freePort();
+  const operator = spawnOperator(['run', '--kubeconfig', env.KUBECONFIG, '--namespace', namespace, '--prometheus-url', env.PROMETHEUS_URL, '--metrics-addr', `127.0.0.1:${metricsPort}`, '--health-addr', '127.0.0.1:0', '--log-level', 'warn']);
+  try {
+    await sleep(10_000);
+    const rssBefore = processStats(operator.pid).rssMiB;
+    const metricsBefore = await scrape(metricsPort);
+    const live = new Set<string>();
+    let peakRss = rssBefore;
+    const counts = { create: 0, update: 0, delete: 0, failed: 0 };
+    const spec = (name: string, step: number): Record<string, unknown> => ({ targetRef: { name }, metricsPrefix: 'churn_', interval: '10s', database: { poolSize: { min: 10, max: 50 } }, behavior: { maxStepPercent: step } });
+    const started = Date.now();
+    let op = 0;
+    while (Date.now() - started < SECONDS * 1000) {
+      const tick = Date.now();
+      const name = names[Math.floor(Math.random() * N)] ?? 'app-0';
+      try {
+        if (!live.has(name)) {
+          await custom.createNamespacedCustomObject({ ...policyApi, namespace, body: { apiVersion: 'poolpilot.io/v1alpha1', kind: 'PoolPolicy', metadata: { name }, spec: spec(name, 20) } });
+          live.add(name);
+          counts.create++;
+        } else if (op % 3 === 0) {
+          await custom.deleteNamespacedCustomObject({ ...policyApi, namespace, name });
+          live.delete(name);
+          counts.delete++;
+        } else {
+          const current = (await custom.getNamespacedCustomObject({ ...policyApi, namespace, name })) as { metadata: Record<string, unknown> };
+          await custom.replaceNamespacedCustomObject({ ...policyApi, namespace, name, body: { apiVersion: 'poolpilot.io/v1alpha1', kind: 'PoolPolicy', metadata: current.metadata, spec: spec(name, 10 + (op % 50)) } });
+          counts.update++;
+        }
+      } catch {
+        counts.failed++;
+      }
+      op++;
+      if (op % (RATE * 10) === 0) {
+        peakRss = Math.max(peakRss, processStats(operator.pid).rssMiB);
+        log(`${op} operations, ${live.size} policies live, RSS ${processStats(operator.pid).rssMiB.toFixed(0)} MiB`);
+      }
+      await sleep(Math.max(0, 1000 / RATE - (Date.now() - tick)));
+    }
+
+    // No reconcile missed: every surviving policy's latest generation gets observed.
+    const settleStarted = Date.now();
+    let unobserved = live.size;
+    while (Date.now() - settleStarted < 120_000) {
+      const list = (await custom.listNamespacedCustomObject({ ...policyApi, namespace })) as { items: PolicyItem[] };
+      unobserved = list.items.filter((p) => p.status?.observedGeneration !== p.metadata.generation).length;
+      if (unobserved === 0) break;
+      await sleep(2000);
+    }
+    const settleSeconds = (Date.now() - settleStarted) / 1000;
+    const metricsAfter = await scrape(metricsPort);
+    const errors = sumSamples(metricsAfter, 'poolpilot_reconciles_total', { result: 'error' }) - sumSamples(metricsBefore, 'poolpilot_reconciles_total', { result: 'error' });
+    const reconciles = sumSamples(metricsAfter, 'poolpilot_reconciles_total') - sumSamples(metricsBefore, 'poolpilot_reconciles_total');
+
+    await custom.deleteCollectionNamespacedCustomObject({ ...policyApi, namespace });
+    await sleep(30_000);
+    const rssAfter = processStats(operator.pid).rssMiB;
+    const metricsIdle = await scrape(metricsPort);
+    const queueDepth = sumSamples(metricsIdle, 'poolpilot_workqueue_depth');
+    // RSS rarely shrinks (V8 keeps its heap pages); the live heap says whether anything leaked.
+    const heapMiB = (samples: typeof metricsIdle): number => sumSamples(samples, 'poolpilot_nodejs_heap_size_used_bytes') / 2 ** 20;
+
+    const rows: Array<[string, string]> = [
+      ['operations (create / update / delete / failed)', `${counts.create} / ${counts.update} / ${counts.delete} / ${counts.failed} in ${SECONDS}s`],
+      ['policies live at the end of the churn', String(live.size)],
+      ['latest generation not reconciled', `${unobserved} (after ${settleSeconds.toFixed(0)}s; goal 0)`],
+      ['reconciles during the churn', String(reconciles)],
+      ['reconcile errors during the churn', String(errors)],
+      ['work-queue depth after deleting all', String(queueDepth)],
+      ['V8 heap used before / 30 s after deleting all', `${heapMiB(metricsBefore).toFixed(0)} / ${heapMiB(metricsIdle).toFixed(0)} MiB`],
+      ['operator RSS before / peak / 30 s after deleting all', `${rssBefore.toFixed(0)} / ${peakRss.toFixed(0)} / ${rssAfter.toFixed(0)} MiB (${(((rssAfter - rssBefore) / rssBefore) * 100).toFixed(1)} % vs before; goal within 10 %)`],
+    ];
+    const width = Math.max(...rows.map(([k]) => k.length));
+    for (const [k, v] of rows) process.stdout.write(`${k.padEnd(width)}  ${v}\n`);
+    writeResultsSection('Policy churn', [
+      `Measured ${new Date().toISOString().slice(0, 10)} by \`make bench\` (bench/churn.ts) on ${machineDescription()}: ${N} Deployments, PoolPolicies created, updated and deleted at ${RATE}/s.`,
+      '',
+      '| measure | value |',
+      '|---|---|',
+      ...rows.map(([k, v]) => `| ${k} | ${v} |`),
+    ].join('\n'));
+  } finally {
+    operator.child.kill('SIGKILL');
+    await target.stop();
+    await custom.deleteCollectionNamespacedCustomObject({ ...policyApi, namespace });
+    await apps.deleteCollectionNamespacedDeployment({ namespace });
+    await kc.makeApiClient(CoreV1Api).deleteNamespace({ name: namespace });
+  }
+}
+
+await main();

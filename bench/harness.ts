@@ -1,0 +1,44 @@
+/** Pieces both benchmarks use: timing, batching, the operator process's RSS and CPU, its metrics. */
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import axios from 'axios';
+import { parseMetrics, type MetricSample } from './metrics-text.js';
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+export const log = (text: string): void => { process.stdout.write(`bench: ${text}\n`); };
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => { resolve(typeof address === 'object' && address ? address.port : 0); });
+    });
+  });
+}
+
+/** Runs `work` over `items` with at most `limit` in flight. */
+export async function inBatches<T>(items: readonly T[], limit: number, work: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: limit }, async () => {
+    while (next < items.length) {
+      const item = items[next++];
+      if (item !== undefined) await work(item);
+    }
+  }));
+}
+
+export function processStats(pid: number): { rssMiB: number; cpuSeconds: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const rssKiB = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11] ?? 0) + Number(fields[12] ?? 0); // utime + stime (fields 14, 15)
+  return { rssMiB: rssKiB / 1024, cpuSeconds: ticks / 100 };
+}
+
+export async function scrape(port: number): Promise<MetricSample[]> {
+  return parseMetrics((await axios.get<string>(`http://127.0.0.1:${port}/metrics`, { responseType: 'text' })).data);
+}
+
