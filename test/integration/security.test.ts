@@ -199,7 +199,8 @@ describe('security: Prometheus credentials, namespace enforcement, isolation', (
     // Nothing the operator wrote or logged carries a credential, in clear or base64.
     const statuses = JSON.stringify(await Promise.all(['basic', 'bearer', 'wrong', 'missing'].map((n) => getPolicy(kc, nsA, n))));
     const events = JSON.stringify(await kc.makeApiClient(CoreV1Api).listNamespacedEvent({ namespace: nsA }));
-    expect(logs.length).toBeGreaterThan(1000); // trace-level logs were captured
+    // The capture is real: it holds the operator's own line for the change it made.
+    expect(logs).toContain('applied pool env');
     for (const secret of [PASSWORD, WRONG_PASSWORD, TOKEN, b64(PASSWORD), b64(`${USER}:${PASSWORD}`), b64(`${USER}:${WRONG_PASSWORD}`), b64(`${TOKEN}\n`)]) {
       expect({ secret, inLogs: logs.includes(secret), inStatus: statuses.includes(secret), inEvents: events.includes(secret) }).toEqual({ secret, inLogs: false, inStatus: false, inEvents: false });
     }
