@@ -20,6 +20,7 @@ import {
   POOLPOLICY_KIND,
   POOLPOLICY_PLURAL,
   POOLPOLICY_VERSION,
+  type ParsedPoolPolicyStatus,
   type PoolPolicySpec,
   type PoolPolicyStatus,
   type PoolSection,
@@ -92,6 +93,17 @@ export interface ReconcileReport {
 
 type PolicyObject = KubernetesObject & { spec?: unknown; status?: unknown };
 
+/** What the writes of one planned pass need to know. */
+interface PassContext {
+  readonly key: PolicyKey;
+  readonly ref: ObjectReference;
+  readonly spec: PoolPolicySpec;
+  readonly namespace: string;
+  readonly containerName: string;
+  readonly configMap: V1ConfigMap | undefined;
+  readonly previous: ParsedPoolPolicyStatus;
+}
+
 export class PoolPolicyReconciler {
   private readonly budgetLocks = new KeyedMutex();
 
@@ -117,47 +129,26 @@ export class PoolPolicyReconciler {
     const previous = parsePoolPolicyStatus(policy.status);
     const ref: ObjectReference = { apiVersion: POOLPOLICY_API_VERSION, kind: POOLPOLICY_KIND, namespace, name, uid: policy.metadata?.uid };
 
-    const blocked = async (ready: { status: 'True' | 'False'; reason: string; message: string }, requeueAfterMs?: number): Promise<Outcome & { report: ReconcileReport }> => {
-      const status = blockedStatus(previous, generation, now, ready);
+    const parsed = parsePoolPolicySpec(policy.spec);
+    const target = parsed.ok ? this.resolveTarget(policy, parsed.spec, namespace) : { blocked: { status: 'False' as const, reason: ConditionReason.InvalidSpec, message: parsed.message } };
+    if ('blocked' in target) {
+      const status = blockedStatus(previous, generation, now, target.blocked);
       const wrote = await this.writeStatus(key, previous, status);
       await this.emit(ref, blockedEvents(previous, status));
-      const report = { key, ready: `${ready.status}/${ready.reason}: ${ready.message}`, current: status.current ?? {}, recommended: status.recommended ?? {}, changes: '', wroteStatus: wrote };
-      return requeueAfterMs === undefined ? { report } : { requeueAfterMs, report };
-    };
-
-    const parsed = parsePoolPolicySpec(policy.spec);
-    if (!parsed.ok) return blocked({ status: 'False', reason: ConditionReason.InvalidSpec, message: parsed.message });
-    const spec = parsed.spec;
-    if (spec.mode === 'Paused') return blocked({ status: 'True', reason: ConditionReason.Paused, message: 'mode Paused: nothing is evaluated or written; set spec.mode to Auto or Recommend to resume' });
-
-    const rival = this.earlierPolicyOnSameTarget(policy, spec.targetRef.name);
-    if (rival) {
-      return blocked({ status: 'False', reason: ConditionReason.Conflict, message: `PoolPolicy ${rival} already manages deployment ${spec.targetRef.name}; delete one of the two or point spec.targetRef elsewhere` });
+      const { status: readyStatus, reason, message } = target.blocked;
+      const report = { key, ready: `${readyStatus}/${reason}: ${message}`, current: status.current ?? {}, recommended: status.recommended ?? {}, changes: '', wroteStatus: wrote };
+      return target.requeueAfterMs === undefined ? { report } : { requeueAfterMs: target.requeueAfterMs, report };
     }
-    const deployment = this.deps.deployments.get(spec.targetRef.name, namespace);
-    if (!deployment) {
-      return blocked({ status: 'False', reason: ConditionReason.TargetNotFound, message: `deployment ${spec.targetRef.name} not found in namespace ${namespace}; create it or fix spec.targetRef.name` }, spec.intervalMs);
-    }
-    const containers = deployment.spec?.template.spec?.containers ?? [];
-    const container = spec.targetRef.container === undefined ? containers[0] : containers.find((c) => c.name === spec.targetRef.container);
-    if (!container) {
-      const names = containers.map((c) => c.name).join(', ');
-      return blocked({ status: 'False', reason: ConditionReason.ContainerNotFound, message: `deployment ${spec.targetRef.name} has no container ${spec.targetRef.container ?? '(none at all)'}; its containers are: ${names || 'none'}; fix spec.targetRef.container` });
-    }
+    const { spec, deployment, container } = target;
 
-    const readings = new Map<string, SettingReading>();
+    const pgbouncer = this.readPgbouncer(spec, namespace);
+    const readings = new Map<string, SettingReading>(pgbouncer.readings);
     for (const section of sectionsOf(spec)) {
       if (section.target !== 'env') continue;
-      for (const key of [section.leader.key, section.follower?.key]) if (key !== undefined) readings.set(key, readEnv(container, key));
+      for (const setting of [section.leader.key, section.follower?.key]) if (setting !== undefined) readings.set(setting, readEnv(container, setting));
     }
-    const pgbouncer = this.readPgbouncer(spec, namespace);
-    for (const [key, reading] of pgbouncer.readings) readings.set(key, reading);
-
-    const samples: Partial<Record<PoolSection, UtilizationSample>> = {};
     const asked = performance.now();
-    await Promise.all(sectionsOf(spec).map(async ({ section }) => {
-      samples[section] = await this.deps.utilization.sample({ namespace, deployment: spec.targetRef.name, spec, section });
-    }));
+    const samples = await this.sampleSections(namespace, spec);
     waited.ms += performance.now() - asked;
 
     const planInput: PlanInput = {
@@ -173,41 +164,72 @@ export class PoolPolicyReconciler {
     };
     // Policies sharing a budget are reconciled one at a time, so each sees what the one before
     // it applied (through the ledger, before the caches do) and their sum never crosses it.
-    const budget = this.deps.budget;
-    const budgetRef = budget ? spec.budgetRef : undefined;
+    const budgetRef = this.deps.budget ? spec.budgetRef : undefined;
     const release = budgetRef ? await this.budgetLocks.acquire(`${namespace}/${budgetRef.name}`) : undefined;
     try {
-      let plan = planPolicy(planInput);
-      if (budget && budgetRef) {
-        const current = Object.fromEntries([...readings].flatMap(([setting, r]) => (r.kind === 'value' ? [[setting, r.value]] : [])));
-        const { policies, deployments, configMaps } = this.deps;
-        const stores: BudgetStores = { policies, deployments, configMaps, budgets: budget.budgets, hpas: budget.hpas };
-        const limits = await sectionBudgets(stores, budget.ledger, budget.query, { policy: key, namespace, spec, wanted: plan.status.recommended ?? {}, current });
-        plan = planPolicy({ ...planInput, budget: limits });
-      }
+      const plan = await this.planWithinBudget(key, namespace, planInput);
       // Nothing usable from Prometheus at all: revisit less and less often (a change still wakes it).
       const sampled = Object.values(samples);
       const metricsDown = sampled.length > 0 && sampled.every((s) => !s.valid);
       const metricsCondition = plan.status.conditions?.find((c) => c.type === ConditionType.MetricsAvailable);
       const requeueAfterMs = metricsDown ? metricsBackoffMs(now, metricsCondition, spec.intervalMs) : spec.intervalMs;
-      return await this.carryOut(key, ref, spec, namespace, container.name, pgbouncer.configMap, previous, plan, requeueAfterMs);
+      return await this.carryOut({ key, ref, spec, namespace, containerName: container.name, configMap: pgbouncer.configMap, previous }, plan, requeueAfterMs);
     } finally {
       release?.();
     }
   }
 
+  /**
+   * The Deployment and container a valid spec names, or why the pass cannot plan: paused, a
+   * conflict with an earlier policy, a missing target or container (revisited after the interval).
+   */
+  private resolveTarget(policy: PolicyObject, spec: PoolPolicySpec, namespace: string):
+    | { readonly spec: PoolPolicySpec; readonly deployment: V1Deployment; readonly container: V1Container }
+    | { readonly blocked: { status: 'True' | 'False'; reason: string; message: string }; readonly requeueAfterMs?: number } {
+    if (spec.mode === 'Paused') return { blocked: { status: 'True', reason: ConditionReason.Paused, message: 'mode Paused: nothing is evaluated or written; set spec.mode to Auto or Recommend to resume' } };
+    const rival = this.earlierPolicyOnSameTarget(policy, spec.targetRef.name);
+    if (rival) {
+      return { blocked: { status: 'False', reason: ConditionReason.Conflict, message: `PoolPolicy ${rival} already manages deployment ${spec.targetRef.name}; delete one of the two or point spec.targetRef elsewhere` } };
+    }
+    const deployment = this.deps.deployments.get(spec.targetRef.name, namespace);
+    if (!deployment) {
+      return { blocked: { status: 'False', reason: ConditionReason.TargetNotFound, message: `deployment ${spec.targetRef.name} not found in namespace ${namespace}; create it or fix spec.targetRef.name` }, requeueAfterMs: spec.intervalMs };
+    }
+    const containers = deployment.spec?.template.spec?.containers ?? [];
+    const container = spec.targetRef.container === undefined ? containers[0] : containers.find((c) => c.name === spec.targetRef.container);
+    if (!container) {
+      const names = containers.map((c) => c.name).join(', ');
+      return { blocked: { status: 'False', reason: ConditionReason.ContainerNotFound, message: `deployment ${spec.targetRef.name} has no container ${spec.targetRef.container ?? '(none at all)'}; its containers are: ${names || 'none'}; fix spec.targetRef.container` } };
+    }
+    return { spec, deployment, container };
+  }
+
+  private async sampleSections(namespace: string, spec: PoolPolicySpec): Promise<Partial<Record<PoolSection, UtilizationSample>>> {
+    const samples: Partial<Record<PoolSection, UtilizationSample>> = {};
+    await Promise.all(sectionsOf(spec).map(async ({ section }) => {
+      samples[section] = await this.deps.utilization.sample({ namespace, deployment: spec.targetRef.name, spec, section });
+    }));
+    return samples;
+  }
+
+  /**
+   * The plan; with a budget, planned twice: first for what utilization asks (the wanted values
+   * the fair share weighs), then within what the budget allows.
+   */
+  private async planWithinBudget(key: PolicyKey, namespace: string, input: PlanInput): Promise<Plan> {
+    const plan = planPolicy(input);
+    const budget = this.deps.budget;
+    if (!budget || !input.spec.budgetRef) return plan;
+    const current = Object.fromEntries([...input.readings].flatMap(([setting, r]) => (r.kind === 'value' ? [[setting, r.value]] : [])));
+    const { policies, deployments, configMaps } = this.deps;
+    const stores: BudgetStores = { policies, deployments, configMaps, budgets: budget.budgets, hpas: budget.hpas };
+    const limits = await sectionBudgets(stores, budget.ledger, budget.query, { policy: key, namespace, spec: input.spec, wanted: plan.status.recommended ?? {}, current });
+    return planPolicy({ ...input, budget: limits });
+  }
+
   /** Performs the plan's writes, then the status and events; records applied values in the ledger. */
-  private async carryOut(
-    key: PolicyKey,
-    ref: ObjectReference,
-    spec: PoolPolicySpec,
-    namespace: string,
-    containerName: string,
-    configMap: V1ConfigMap | undefined,
-    previous: ReturnType<typeof parsePoolPolicyStatus>,
-    plan: Plan,
-    requeueAfterMs: number,
-  ): Promise<Outcome & { report: ReconcileReport }> {
+  private async carryOut(pass: PassContext, plan: Plan, requeueAfterMs: number): Promise<Outcome & { report: ReconcileReport }> {
+    const { key, ref, spec, namespace, containerName, configMap, previous } = pass;
     if (plan.envWrites.size > 0) {
       const env = [...plan.envWrites].map(([envName, value]) => ({ name: envName, value: String(value) }));
       // Apply every env entry poolpilot owns, not just the changed ones: an apply drops the
@@ -315,7 +337,7 @@ export class PoolPolicyReconciler {
     }
   }
 
-  private async writeStatus(key: PolicyKey, previous: ReturnType<typeof parsePoolPolicyStatus>, next: PoolPolicyStatus): Promise<boolean> {
+  private async writeStatus(key: PolicyKey, previous: ParsedPoolPolicyStatus, next: PoolPolicyStatus): Promise<boolean> {
     this.deps.onStatus?.(key, next);
     const status = statusToWrite(toWrittenStatus(previous), next);
     if (!status) return false;
