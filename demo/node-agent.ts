@@ -255,7 +255,12 @@ export function startNodeAgent(options: NodeAgentOptions): NodeAgent {
     if (pod.alive) {
       log(`stopping pod ${pod.name} (pid ${pod.child.pid ?? '?'})`);
       pod.child.kill('SIGTERM');
-      const killed = await Promise.race([pod.exited.then(() => false), sleep(Math.min(graceSeconds, 10) * 1000).then(() => true)]);
+      let timer: NodeJS.Timeout | undefined;
+      const killed = await Promise.race([
+        pod.exited.then(() => false),
+        new Promise<boolean>((r) => { timer = setTimeout(() => { r(true); }, Math.min(graceSeconds, 10) * 1000); }),
+      ]);
+      clearTimeout(timer);
       if (killed && isAlive(pod)) {
         log(`pod ${pod.name} ignored SIGTERM; SIGKILL`);
         pod.child.kill('SIGKILL');

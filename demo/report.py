@@ -27,6 +27,14 @@ def phases_of(samples):
     return [tuple(p) for p in out]
 
 
+def nice(value):
+    """The next round axis maximum at or above value: 10, 20, 50, then multiples of 20"""
+    for step in (10, 20, 50):
+        if value <= step:
+            return step
+    return -(-value // 20) * 20
+
+
 def svg_chart(samples, phases, budget, max_connections):
     width, left, right = 960, 70, 20
     panel_h, gap, top = 150, 40, 40
@@ -73,17 +81,17 @@ def svg_chart(samples, phases, budget, max_connections):
 
     panel(0, "DB pool utilization % (max over pods: the operator's query)",
           [("utilization", "#d62728", "utilization %")], 100, lines=[(80, "scale up above 80", "#999"), (40, "scale down below 40", "#999")])
-    size_max = max([s.get("db_max_overflow") or 0 for s in samples] + [s.get("db_pool_size") or 0 for s in samples] + [10])
+    size_max = nice(max([s.get(k) or 0 for s in samples for k in ("db_max_overflow", "db_pool_size", "overflow")] + [10]))
     panel(1, "Pool settings on the Deployment (poolpilot's writes)",
-          [("db_pool_size", "#1f77b4", "DB_POOL_SIZE"), ("db_max_overflow", "#2ca02c", "DB_MAX_OVERFLOW"), ("overflow", "#9467bd", "overflow in use (all pods)")], size_max * 1.15)
-    err_max = max([max(s.get("db_timeout") or 0, (s.get("other_error") or 0) + (s.get("redis_error") or 0) + (s.get("pg_refused") or 0)) for s in samples] + [5])
+          [("db_pool_size", "#1f77b4", "DB_POOL_SIZE"), ("db_max_overflow", "#2ca02c", "DB_MAX_OVERFLOW"), ("overflow", "#9467bd", "overflow in use (all pods)")], size_max)
+    err_max = nice(max([max(s.get("db_timeout") or 0, (s.get("other_error") or 0) + (s.get("redis_error") or 0) + (s.get("pg_refused") or 0)) for s in samples] + [5]))
     for s in samples:
         s["errors_other"] = (s.get("other_error") or 0) + (s.get("redis_error") or 0) + (s.get("pg_refused") or 0)
     panel(2, "Errors per second",
-          [("errors_other", "#ff7f0e", "other errors (PostgreSQL refused, Redis, HTTP)")], err_max * 1.1, bars=("db_timeout", "#d62728", "QueuePool timeouts"))
+          [("errors_other", "#ff7f0e", "other errors (PostgreSQL refused, Redis, HTTP)")], err_max, bars=("db_timeout", "#d62728", "QueuePool timeouts"))
     panel(3, "PostgreSQL connections (pg_stat_activity)",
           [("pg_app", "#1f77b4", "app role connections"), ("pg_total", "#7f7f7f", "all rows (incl. background processes)")],
-          max_connections * 1.1, lines=[(budget, f"max_connections - reserved = {budget}", "#d62728"), (max_connections, f"max_connections = {max_connections}", "#555")])
+          nice(max_connections * 1.1), lines=[(budget, f"max_connections - reserved = {budget}", "#d62728"), (max_connections, f"max_connections = {max_connections}", "#555")])
     y_axis = top + panels * (panel_h + gap) - gap + 28
     out.append(f'<text x="{(left + width) / 2}" y="{y_axis}" text-anchor="middle">seconds since the load started</text>')
     for t in range(0, int(t_max) + 1, 30):

@@ -1,7 +1,8 @@
 /**
  * The demo's node agent (demo/node-agent.ts) against the real kube-apiserver: it runs a
  * Deployment's replicas as local processes, writes the Deployment status as the deployment
- * controller would, replaces the processes one at a time when the pod template changes, and
+ * controller would, replaces the processes one at a time when the pod template changes (with a
+ * surge pod by default, without one under maxSurge 0), and
  * writes a ConfigMap volume to disk and sends SIGHUP when it changes.
  *
  * Stand-in pods (no PostgreSQL needed): Debian's `/usr/bin/python3 -m http.server $(PORT)`
@@ -146,6 +147,28 @@ describe('demo node agent', () => {
     const progressing = d.status?.conditions?.find((c) => c.type === 'Progressing');
     expect(progressing?.reason).toBe('NewReplicaSetAvailable');
     expect(rolloutCompletedAt(d)?.getTime()).toBeGreaterThanOrEqual(changedAt.getTime());
+  });
+
+  it('with maxSurge 0 stops an old process before starting its replacement: never more than replicas', async () => {
+    const before = agent?.pods(WEB) ?? [];
+    snapshots.length = 0;
+    await apps().patchNamespacedDeployment({
+      name: WEB,
+      namespace,
+      body: [
+        { op: 'add', path: '/spec/strategy', value: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } } },
+        { op: 'replace', path: '/spec/template/spec/containers/0/env/0/value', value: 'v3' },
+      ],
+    });
+    const d = await eventually(async () => {
+      const got = await apps().readNamespacedDeployment({ name: WEB, namespace });
+      return got.metadata?.generation === 3 && rolloutCompletedAt(got) !== undefined ? got : undefined;
+    }, 60000, 'the rollout of generation 3');
+    expect(agent?.pods(WEB).map((p) => p.env.GREETING)).toEqual(['v3', 'v3']);
+    for (const old of before) expect(alive(old.pid)).toBe(false);
+    expect(Math.max(...snapshots.map((s) => s.length))).toBe(2);
+    expect(Math.min(...snapshots.map((s) => s.filter((p) => p.ready).length))).toBe(1);
+    expect(d.status).toMatchObject({ observedGeneration: 3, replicas: 2, updatedReplicas: 2, availableReplicas: 2 });
   });
 
   it('writes a ConfigMap volume to disk and sends SIGHUP when the ConfigMap changes', async () => {
