@@ -33,13 +33,17 @@ for pidfile in "$state"/pids/pod-*.pid; do
   rm -f "$pidfile"
 done
 if [[ -f $state/pids/postgres.pid ]] && kill -0 "$(cat "$state/pids/postgres.pid")" 2>/dev/null; then
-  runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D "$state/pg" stop -m fast -w >/dev/null 2>&1 || true
+  if [[ $(id -u) -eq 0 ]]; then
+    runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D "$state/pg" stop -m fast -w >/dev/null 2>&1 || true
+  else
+    /usr/lib/postgresql/15/bin/pg_ctl -D "$state/pg" stop -m fast -w >/dev/null 2>&1 || true
+  fi
 fi
 for pidfile in "$state"/pids/*.pid; do
   stop_pid "$(basename "$pidfile" .pid)" "$(cat "$pidfile")"
   rm -f "$pidfile"
 done
-if [[ -f $root/.local/env ]]; then
+if [[ -z ${POOLPILOT_DEMO_STATE:-} && -f $root/.local/env ]]; then   # the demo's own targets only
   targets=$(sed -n 's/^PROMETHEUS_TARGETS_DIR=//p' "$root/.local/env")
   [[ -n $targets ]] && rm -f "$targets"/demo-agent-demo-*.json
 fi

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts the demo's backends on 127.0.0.1, each on a free port, state in .local/demo/:
-#   PostgreSQL 15 (Debian `postgresql`, run as the `postgres` user from /usr/lib/postgresql/15/bin;
+#   PostgreSQL 15 (Debian `postgresql`, run as the `postgres` user (when root) from /usr/lib/postgresql/15/bin;
 #   initdb into .local/demo/pg; max_connections = 100, superuser_reserved_connections = 3; role and
 #   database `app`) and Redis (Debian `redis-server`). PgBouncer is not started here: the node agent
 #   runs it as the `pgbouncer` Deployment; this script only picks its port.
@@ -38,10 +38,18 @@ for s in socks: s.close()')
 pgdata=$state/pg
 pgsock=$state/pgsock
 rm -rf "$pgdata" "$pgsock"
-install -d -o postgres -g postgres -m 700 "$pgdata"
-install -d -o postgres -g postgres -m 755 "$pgsock"
-chmod o+x "$state" "$(dirname "$state")" 2>/dev/null || true
-runuser -u postgres -- "$pgbin/initdb" -D "$pgdata" -U postgres --auth-local=trust --auth-host=trust -E UTF8 --locale=C.UTF-8 >"$state/logs/initdb.log" 2>&1 ||
+# PostgreSQL refuses to run as root: as root it runs as `postgres`, otherwise as the caller.
+if [[ $(id -u) -eq 0 ]]; then
+  as_pg() { runuser -u postgres -- "$@"; }
+  install -d -o postgres -g postgres -m 700 "$pgdata"
+  install -d -o postgres -g postgres -m 755 "$pgsock"
+  chmod o+x "$state" "$(dirname "$state")" 2>/dev/null || true
+else
+  as_pg() { "$@"; }
+  install -d -m 700 "$pgdata"
+  install -d -m 755 "$pgsock"
+fi
+as_pg "$pgbin/initdb" -D "$pgdata" -U postgres --auth-local=trust --auth-host=trust -E UTF8 --locale=C.UTF-8 >"$state/logs/initdb.log" 2>&1 ||
   { log "initdb failed:"; tail -n 20 "$state/logs/initdb.log" >&2; exit 1; }
 cat >>"$pgdata/postgresql.conf" <<CONF
 # demo/up.sh (loopback only; trust auth is for this throwaway cluster)
@@ -56,7 +64,9 @@ synchronous_commit = off
 full_page_writes = off
 log_min_messages = warning
 CONF
-setsid runuser -u postgres -- "$pgbin/postgres" -D "$pgdata" >"$state/logs/postgres.log" 2>&1 </dev/null &
+pg_cmd=("$pgbin/postgres" -D "$pgdata")
+[[ $(id -u) -eq 0 ]] && pg_cmd=(runuser -u postgres -- "${pg_cmd[@]}")
+setsid "${pg_cmd[@]}" >"$state/logs/postgres.log" 2>&1 </dev/null &
 echo $! >"$state/pids/postgres-runuser.pid"
 for _ in $(seq 150); do
   [[ -f $pgdata/postmaster.pid ]] && /usr/bin/psql -X -w -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -qAtc 'select 1' >/dev/null 2>&1 && break

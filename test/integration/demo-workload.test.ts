@@ -1,0 +1,120 @@
+/**
+ * The demo workload (demo/workload/app.py, Debian's /usr/bin/python3) against a real PostgreSQL
+ * and Redis started by demo/up.sh in a temporary state directory (about 2 s): its /metrics shows
+ * the runbook's pool metrics with the values a saturated QueuePool has, and a checkout that waits
+ * longer than DB_POOL_TIMEOUT is answered 503 and counted in voiceassist_db_pool_timeouts_total.
+ * Needs the Debian packages postgresql, postgresql-client, redis-server, python3-sqlalchemy,
+ * python3-psycopg2, python3-redis and python3-prometheus-client.
+ */
+import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { repoRoot } from './support/local-env.js';
+import { eventually } from './support/prometheus.js';
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const address = server.address();
+  await new Promise<void>((r) => server.close(() => { r(); }));
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+/** The value of one sample line of the Prometheus text format (labels exactly as printed). */
+function sample(text: string, name: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line === undefined ? undefined : Number(line.slice(name.length + 1));
+}
+
+describe('demo workload against real PostgreSQL and Redis', () => {
+  let state: string;
+  let env: Record<string, string>;
+  let app: ChildProcess | undefined;
+  let base: string;
+
+  beforeAll(async () => {
+    state = mkdtempSync(join(tmpdir(), 'poolpilot-demo-workload-'));
+    execFileSync('bash', [join(repoRoot, 'demo/up.sh')], { env: { ...process.env, POOLPILOT_DEMO_STATE: state }, stdio: 'pipe', timeout: 60_000 });
+    env = Object.fromEntries(readFileSync(join(state, 'env'), 'utf8').trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    app = spawn('/usr/bin/python3', [join(repoRoot, 'demo/workload/app.py')], {
+      env: {
+        PATH: '/usr/bin:/bin',
+        PYTHONDONTWRITEBYTECODE: '1',
+        DATABASE_URL: env.DATABASE_URL ?? '',
+        REDIS_URL: env.REDIS_URL ?? '',
+        PORT: String(port),
+        DB_POOL_SIZE: '2',
+        DB_MAX_OVERFLOW: '1',
+        DB_POOL_TIMEOUT: '0.5',
+        REDIS_MAX_CONNECTIONS: '5',
+      },
+      stdio: 'ignore',
+    });
+    await eventually(async () => ((await fetch(`${base}/healthz`)).ok ? true : undefined), 20_000, 'app.py /healthz');
+  });
+
+  afterAll(async () => {
+    if (app?.exitCode === null) {
+      const exited = new Promise((r) => app?.once('exit', r));
+      app.kill('SIGTERM');
+      await exited;
+    }
+    execFileSync('bash', [join(repoRoot, 'demo/down.sh')], { env: { ...process.env, POOLPILOT_DEMO_STATE: state }, stdio: 'pipe', timeout: 60_000 });
+    rmSync(state, { recursive: true, force: true });
+  });
+
+  const metrics = async (): Promise<string> => (await fetch(`${base}/metrics`)).text();
+
+  it('exports the configured pool sizes while idle', async () => {
+    const text = await metrics();
+    expect({
+      size: sample(text, 'voiceassist_db_pool_size'),
+      checkedOut: sample(text, 'voiceassist_db_pool_checked_out'),
+      overflow: sample(text, 'voiceassist_db_pool_overflow'),
+      utilization: sample(text, 'voiceassist_db_pool_utilization_percent'),
+      redisMax: sample(text, 'voiceassist_redis_pool_max_connections'),
+      redisInUse: sample(text, 'voiceassist_redis_pool_in_use'),
+      timeouts: sample(text, 'voiceassist_db_pool_timeouts_total'),
+      redisErrors: sample(text, 'voiceassist_redis_connection_errors_total'),
+    }).toEqual({ size: 2, checkedOut: 0, overflow: 0, utilization: 0, redisMax: 5, redisInUse: 0, timeouts: 0, redisErrors: 0 });
+  });
+
+  it('a saturated pool: 3 of 6 requests hold the 2 + 1 connections, 3 time out after DB_POOL_TIMEOUT', async () => {
+    const requests = Array.from({ length: 6 }, async () => {
+      const res = await fetch(`${base}/?hold=2`);
+      await res.text();
+      return { status: res.status, error: res.headers.get('x-error') };
+    });
+    await new Promise((r) => setTimeout(r, 1000));
+    const during = await metrics();
+    const appConnections = execFileSync('/usr/bin/psql', ['-X', '-w', '-h', '127.0.0.1', '-p', env.PG_PORT ?? '', '-U', 'postgres', '-d', 'postgres', '-qAtc', "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app'"], { encoding: 'utf8' }).trim();
+    const results = await Promise.all(requests);
+    const after = await metrics();
+
+    expect({
+      checkedOut: sample(during, 'voiceassist_db_pool_checked_out'),
+      checkedIn: sample(during, 'voiceassist_db_pool_checked_in'),
+      overflow: sample(during, 'voiceassist_db_pool_overflow'),
+      utilization: sample(during, 'voiceassist_db_pool_utilization_percent'),
+      timeouts: sample(during, 'voiceassist_db_pool_timeouts_total'),
+      postgres: Number(appConnections),
+    }).toEqual({ checkedOut: 3, checkedIn: 0, overflow: 1, utilization: 100, timeouts: 3, postgres: 3 });
+    expect(results.filter((r) => r.status === 200)).toHaveLength(3);
+    expect(results.filter((r) => r.status === 503 && r.error === 'db-pool-timeout')).toHaveLength(3);
+    // Afterwards the pool keeps pool_size idle connections; the overflow one is closed.
+    expect({
+      checkedOut: sample(after, 'voiceassist_db_pool_checked_out'),
+      checkedIn: sample(after, 'voiceassist_db_pool_checked_in'),
+      overflow: sample(after, 'voiceassist_db_pool_overflow'),
+      timeouts: sample(after, 'voiceassist_db_pool_timeouts_total'),
+      ok: sample(after, 'voiceassist_http_request_duration_seconds_count{status="200"}'),
+      timedOut: sample(after, 'voiceassist_http_request_duration_seconds_count{status="503"}'),
+    }).toEqual({ checkedOut: 0, checkedIn: 2, overflow: 0, timeouts: 3, ok: 3, timedOut: 3 });
+  });
+});
