@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError, FLAGS, loadConfig, type FlagName, type FlagSpec } from './config.js';
 import { main, type Command } from './main.js';
@@ -82,4 +84,6 @@ export async function cli(argv: readonly string[]): Promise<number> {
   return main(command, config);
 }
 
-process.exitCode = await cli(process.argv.slice(2));
+// Run only when executed (node dist/cli.js, or the npm bin link to it), not when imported.
+const entry = process.argv[1];
+if (entry !== undefined && realpathSync(entry) === fileURLToPath(import.meta.url)) process.exitCode = await cli(process.argv.slice(2));
