@@ -281,15 +281,14 @@ function withinBudget(decision: SectionDecision, budget: SectionBudget, current:
   }
   const cap = Math.max(budget.cap, bounds.min);
   const numbers = `needs ${budget.needs} of ${budget.free} free ${budget.backend} connections${budget.minimumsFit ? '' : '; even every policy\'s minimum does not fit the budget'}`;
+  // Within the cap (a normal step down included): the budget does not bind.
+  if (decision.desired <= cap) return decision;
   if (from > cap) {
     return { desired: cap, reason: 'BudgetCorrection', message: `over the ${budget.backend} budget: ${numbers}; brought back to ${cap} at once, faster than the normal step`, breach: undefined };
   }
-  if (decision.desired > cap) {
-    return cap > from
-      ? { desired: cap, reason: 'BudgetLimited', message: `${decision.message}; cut to ${cap} by the ${budget.backend} budget: ${numbers}`, breach: undefined }
-      : { desired: from, reason: 'BudgetLimited', message: `would grow to ${decision.desired} but the ${budget.backend} budget ${numbers}; holding at ${from}`, breach };
-  }
-  return decision;
+  return cap > from
+    ? { desired: cap, reason: 'BudgetLimited', message: `${decision.message}; cut to ${cap} by the ${budget.backend} budget: ${numbers}`, breach: undefined }
+    : { desired: from, reason: 'BudgetLimited', message: `would grow to ${decision.desired} but the ${budget.backend} budget ${numbers}; holding at ${from}`, breach };
 }
 
 /**
@@ -367,7 +366,9 @@ function pgbouncerAdvice(input: PlanInput, outcomes: readonly SectionOutcome[]):
 
 /** A Warning event when a condition turns bad, or stays bad for a new reason; never repeated. */
 function problemEvents(stored: readonly WrittenCondition[] | undefined, next: readonly WrittenCondition[]): PlannedEvent[] {
-  const bad = (c: WrittenCondition | undefined): boolean => c !== undefined && c.type !== ConditionType.Limited && c.status === 'False';
+  // Ready=False and MetricsAvailable=False are problems; Limited and PgBouncerRecommended are
+  // explanations (False there is good news), their changes show in status, not as Warnings.
+  const bad = (c: WrittenCondition | undefined): boolean => c !== undefined && (c.type === ConditionType.Ready || c.type === ConditionType.MetricsAvailable) && c.status === 'False';
   return next.filter((c) => {
     const before = stored?.find((s) => s.type === c.type);
     return bad(c) && !(bad(before) && before?.reason === c.reason);

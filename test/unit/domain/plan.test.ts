@@ -17,6 +17,7 @@ import {
   sectionsOf,
   type Plan,
   type PlanInput,
+  type SectionBudget,
   type SettingReading,
 } from '../../../src/domain/plan.js';
 import { statusToWrite, toWrittenStatus } from '../../../src/domain/status.js';
@@ -473,5 +474,27 @@ describe('planPolicy: a change whose status write was lost', () => {
     expect(planPolicy(input({ spec, lastAppliedAt: { env: ago(11 * MINUTE) } })).changes.map((c) => c.setting)).toEqual(['DB_POOL_SIZE', 'DB_MAX_OVERFLOW']);
     // A PgBouncer write does not hold the database section (another target).
     expect(planPolicy(input({ spec, lastAppliedAt: { pgbouncer: ago(1 * MINUTE) } })).changes).toHaveLength(2);
+  });
+});
+
+describe('planPolicy: connection budget', () => {
+  const DOWN_BREACHES: ParsedPoolPolicyStatus['breaches'] = { database: { direction: 'down', since: ago(HOUR), lastSeen: ago(30 * SECOND) } };
+  const cap = (value: number, needs = 100, free = 90): SectionBudget => ({ kind: 'cap', backend: 'PostgreSQL', cap: value, needs, free, minimumsFit: true });
+
+  it.each<[string, Partial<PlanInput>, number, string]>([
+    ['a growth is cut to the cap', { budget: { database: cap(22) } }, 22, 'BudgetLimited'],
+    ['a growth at the cap holds', { readings: readings({ DB_POOL_SIZE: value(22), DB_MAX_OVERFLOW: value(44) }), budget: { database: cap(22) } }, 22, 'BudgetLimited'],
+    ['a value above the cap comes down at once, past the step limit', { readings: readings({ DB_POOL_SIZE: value(40), DB_MAX_OVERFLOW: value(80) }), budget: { database: cap(15) } }, 15, 'BudgetCorrection'],
+    ['a normal step down within the cap is no correction', { samples: { database: valid(20) }, previous: { breaches: DOWN_BREACHES }, budget: { database: cap(16, 78, 97) } }, 16, 'StepLimited'],
+    ['a growth within the cap is untouched', { budget: { database: cap(50) } }, 24, 'StepLimited'],
+  ])('%s', (_label, overrides, desired, reason) => {
+    const plan = planPolicy(input(overrides));
+    expect(plan.status.recommended?.DB_POOL_SIZE).toBe(desired);
+    expect(conditionOf(plan, ConditionType.Limited)?.reason).toBe(reason);
+  });
+
+  it('says "faster than the normal step" in the PoolResized event of a correction', () => {
+    const plan = planPolicy(input({ readings: readings({ DB_POOL_SIZE: value(40), DB_MAX_OVERFLOW: value(80) }), budget: { database: cap(15) } }));
+    expect(plan.events.find((e) => e.reason === 'PoolResized')?.note).toMatch(/DB_POOL_SIZE 40→15.*faster than the normal step/);
   });
 });
