@@ -490,7 +490,7 @@ describe('planPolicy: connection budget', () => {
   ])('%s', (_label, overrides, desired, reason) => {
     const plan = planPolicy(input(overrides));
     expect(plan.status.recommended?.DB_POOL_SIZE).toBe(desired);
-    expect(conditionOf(plan, ConditionType.Limited)?.reason).toBe(reason);
+    expect(conditionOf(plan, ConditionType.Limited).reason).toBe(reason);
   });
 
   it('says "faster than the normal step" in the PoolResized event of a correction', () => {
