@@ -270,8 +270,10 @@ export class PrometheusClient {
     if (!best) return nan && !nan.ok ? { valid: false, problem: nan.problem, message: nan.message } : { valid: false, problem: 'NoData', message: `no value for ${describe}` };
     // A pod whose time the freshness query missed (a scrape between the two) does not count.
     const stamps = matching.map(([pod]) => Number(times.get(pod)?.[1] ?? Number.NaN)).filter(Number.isFinite);
-    const newest = stamps.length > 0 ? Math.max(...stamps) : Number.NaN;
-    return this.fresh(best.value, newest, maxAgeMs);
+    if (stamps.length === 0) {
+      return { valid: false, problem: 'NoData', message: `the freshness query returned no sample time for ${describe} (pods just replaced?); the next pass asks again` };
+    }
+    return this.fresh(best.value, Math.max(...stamps), maxAgeMs);
   }
 
   /** GET /api/v1/query; any transport, HTTP or format failure is QueryFailed. Never rejects. */

@@ -444,3 +444,13 @@ describe('PrometheusClient.podSamples: one namespace-wide query pair read per De
     expectProblem(samples.forPods(/^web-.*$/s, 'the pods of deployment web'), 'QueryFailed');
   });
 });
+
+describe('PrometheusClient.podSamples: a pod whose sample time is missing', () => {
+  it('is NoData with a message about the sample time, never "NaN"', async () => {
+    const PAIR = { expr: 'max by (pod) (u{namespace="ns"})', freshness: 'max by (pod) (timestamp(u{namespace="ns"}))' };
+    const samples = await client((query) => ({ body: vector(query === PAIR.expr ? [{ metric: { pod: 'api-1' }, value: '50' }] : []) })).podSamples(PAIR, 60_000);
+    const sample = samples.forPods(/^api-.*$/s, 'the pods of deployment api');
+    expectProblem(sample, 'NoData', /no sample time for the pods of deployment api/);
+    if (!sample.valid) expect(sample.message).not.toMatch(/NaN/);
+  });
+});
