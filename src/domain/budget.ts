@@ -205,3 +205,23 @@ export function backendSummary(capacity: number, shares: readonly ShareInput[]):
   const allocated = rows.reduce((total, r) => total + r.connections, 0);
   return { capacity, allocated, headroom: capacity - allocated, shares: rows };
 }
+
+export interface RolloutStrategy {
+  readonly type?: string;
+  readonly rollingUpdate?: { readonly maxSurge?: number | string };
+}
+
+/**
+ * Extra pods a rolling update may run on top of `replicas` (every change poolpilot applies is
+ * one): maxSurge as a count, or a percentage rounded up as the deployment controller does;
+ * Kubernetes' default is 25 %. None for the Recreate strategy.
+ */
+export function rolloutSurge(replicas: number, strategy: RolloutStrategy | undefined): number {
+  if (strategy?.type === 'Recreate') return 0;
+  const surge = strategy?.rollingUpdate?.maxSurge ?? '25%';
+  if (typeof surge === 'number') return Math.max(0, surge);
+  const percent = /^(\d+)%$/.exec(surge);
+  if (percent?.[1] !== undefined) return Math.ceil((replicas * Number(percent[1])) / 100);
+  const count = Number(surge);
+  return Number.isSafeInteger(count) && count > 0 ? count : 0;
+}

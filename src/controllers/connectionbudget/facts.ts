@@ -10,7 +10,7 @@
 import type { KubernetesObject, V1ConfigMap, V1Deployment, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
 import { parseConnectionBudgetSpec, type ConnectionBudgetSpec } from '../../api/v1alpha1/connectionbudget.js';
 import { parsePoolPolicySpec, parsePoolPolicyStatus, type PoolPolicySpec, type PoolSection } from '../../api/v1alpha1/poolpolicy.js';
-import { capFor, claimsOf, type Backend, type PolicyFacts } from '../../domain/budget.js';
+import { capFor, claimsOf, rolloutSurge, type Backend, type PolicyFacts } from '../../domain/budget.js';
 import type { UtilizationSample } from '../../domain/decide.js';
 import { readPgbouncerSettings } from '../../domain/pgbouncer-ini.js';
 import { sectionsOf, type SectionBudget } from '../../domain/plan.js';
@@ -55,13 +55,19 @@ export class AppliedLedger {
   }
 }
 
-/** The most replicas a Deployment may run: its spec, or the maxReplicas of an HPA targeting it. */
-export function replicasOf(stores: BudgetStores, namespace: string, deployment: string): number {
-  const spec = stores.deployments.get(deployment, namespace)?.spec?.replicas ?? 1;
+/**
+ * The most pods of a Deployment that may hold pools at once: its spec.replicas or the maxReplicas
+ * of an HPA targeting it, whichever is more, plus the surge of a rolling update (every change
+ * poolpilot applies rolls the pods).
+ */
+export function replicasOf(stores: BudgetStores, namespace: string, deployment: string, surge: 'withSurge' | 'withoutSurge' = 'withSurge'): number {
+  const object = stores.deployments.get(deployment, namespace);
+  const spec = object?.spec?.replicas ?? 1;
   const hpaMax = stores.hpas.list(namespace)
     .filter((h) => h.spec.scaleTargetRef.kind === 'Deployment' && h.spec.scaleTargetRef.name === deployment)
     .map((h) => h.spec.maxReplicas);
-  return Math.max(spec, ...hpaMax);
+  const replicas = Math.max(spec, ...hpaMax);
+  return surge === 'withSurge' ? replicas + rolloutSurge(replicas, object?.spec?.strategy) : replicas;
 }
 
 export type BudgetCapacity =
@@ -162,7 +168,9 @@ export async function sectionBudgets(
   const clientLimitKey = self.spec.pgbouncer && sectionsOf(self.spec).find((s) => s.section === 'pgbouncer')?.follower?.key;
   const clientLimit = clientLimitKey === undefined ? undefined : self.wanted[clientLimitKey] ?? self.current[clientLimitKey];
   for (const { backend, section, claim } of own) {
-    const total = backend === 'pgbouncer' ? (clientLimit === undefined ? undefined : clientLimit * facts.pgbouncerReplicas) : capacity.capacity[backend];
+    // Capacity counts PgBouncer's steady replicas: its surge pods exist only during a rollout.
+    const pgbouncerSteady = self.spec.pgbouncer?.rolloutRef ? replicasOf(stores, self.namespace, self.spec.pgbouncer.rolloutRef.name, 'withoutSurge') : 1;
+    const total = backend === 'pgbouncer' ? (clientLimit === undefined ? undefined : clientLimit * pgbouncerSteady) : capacity.capacity[backend];
     if (total === undefined) continue; // this budget does not cover the backend
     const others = backend === 'pgbouncer' ? [] : peers.filter((p) => p.backend === backend).map((p) => p.claim);
     const { cap, needs, free, minimumsFit } = capFor(total, claim, others);

@@ -10,7 +10,8 @@ function spec(raw: unknown): PoolPolicySpec {
   return parsed.spec;
 }
 
-const deployment = (name: string, replicas: number): V1Deployment => ({ metadata: { name, namespace: 'ns' }, spec: { replicas, selector: {}, template: {} } });
+/** Without a surge, so the arithmetic below is about replicas; the surge has its own table. */
+const deployment = (name: string, replicas: number, strategy: NonNullable<V1Deployment['spec']>['strategy'] = { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0 } }): V1Deployment => ({ metadata: { name, namespace: 'ns' }, spec: { replicas, selector: {}, template: {}, strategy } });
 const hpa = (target: string, maxReplicas: number): V2HorizontalPodAutoscaler => ({ metadata: { name: target, namespace: 'ns' }, spec: { scaleTargetRef: { kind: 'Deployment', name: target }, maxReplicas } });
 const budget = (specBody: unknown): KubernetesObject => ({ apiVersion: 'poolpilot.io/v1alpha1', kind: 'ConnectionBudget', metadata: { name: 'db', namespace: 'ns' }, ...{ spec: specBody } });
 
@@ -36,6 +37,20 @@ describe('replicasOf', () => {
     ['an HPA on another Deployment', [hpa('web', 9)], 2],
   ])('counts %s', (_label, hpas, expected) => {
     expect(replicasOf(stores({ hpas: new MemoryStore(hpas) }), 'ns', 'api')).toBe(expected);
+  });
+});
+
+describe('replicasOf: the surge of a rolling update counts (every change rolls the pods)', () => {
+  it.each([
+    ['the default 25 % of 4, rounded up', undefined, 4, 5],
+    ['25 % of 2, rounded up', undefined, 2, 3],
+    ['maxSurge 2', { type: 'RollingUpdate', rollingUpdate: { maxSurge: 2 } }, 4, 6],
+    ['maxSurge "50%"', { type: 'RollingUpdate', rollingUpdate: { maxSurge: '50%' } }, 4, 6],
+    ['Recreate', { type: 'Recreate' }, 4, 4],
+  ])('%s', (_label, strategy, replicas, expected) => {
+    const d: V1Deployment = { metadata: { name: 'api', namespace: 'ns' }, spec: { replicas, selector: {}, template: {}, ...(strategy ? { strategy } : {}) } };
+    expect(replicasOf(stores({ deployments: new MemoryStore([d]) }), 'ns', 'api')).toBe(expected);
+    expect(replicasOf(stores({ deployments: new MemoryStore([d]) }), 'ns', 'api', 'withoutSurge')).toBe(replicas);
   });
 });
 
