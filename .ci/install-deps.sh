@@ -7,7 +7,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Debian packages: curl/openssl/python3 for the control-plane scripts, prometheus (+ promtool),
 # pgbouncer and postgresql-client for the PgBouncer reload test, lua5.4 for the Argo CD health check test, apache2-utils (htpasswd) for the Prometheus basic-auth test.
-debian_packages=(curl openssl python3 ca-certificates prometheus pgbouncer postgresql-client lua5.4 apache2-utils)
+# postgresql, redis-server and the python3-* packages run the demo's workload (its tests too).
+debian_packages=(curl openssl python3 ca-certificates prometheus pgbouncer postgresql-client lua5.4 apache2-utils
+  postgresql redis-server python3-sqlalchemy python3-psycopg2 python3-redis python3-prometheus-client)
 missing=()
 for pkg in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
