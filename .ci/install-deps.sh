@@ -10,24 +10,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # postgresql, redis-server and the python3-* packages run the demo's workload (its tests too).
 debian_packages=(curl openssl python3 ca-certificates prometheus pgbouncer postgresql-client lua5.4 apache2-utils
   postgresql redis-server python3-sqlalchemy python3-psycopg2 python3-redis python3-prometheus-client)
-missing=()
-for pkg in "${debian_packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
-done
-if ((${#missing[@]})); then
-  echo "install-deps: apt-get install ${missing[*]}"
-  SUDO=""
-  [[ $(id -u) -eq 0 ]] || SUDO=sudo
-  $SUDO apt-get update -qq
-  # Debian's prometheus and pgbouncer packages try to start their services; without systemd that
-  # fails harmlessly, and policy-rc.d keeps them from starting where it would succeed.
-  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
-  $SUDO chmod +x /usr/sbin/policy-rc.d
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-  $SUDO rm -f /usr/sbin/policy-rc.d
-else
-  echo "install-deps: Debian packages present"
-fi
+bash .ci/apt-install.sh install-deps "${debian_packages[@]}"
 
 command -v go >/dev/null || { echo "install-deps: Go >= 1.23 is required to build etcd and kube-apiserver; this machine kind ships it at /usr/local/go" >&2; exit 1; }
 
