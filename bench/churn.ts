@@ -14,7 +14,7 @@ import { spawnOperator } from '../test/integration/support/process.js';
 import { startScrapeTarget } from '../test/integration/support/prometheus.js';
 import { freePort, inBatches, log, processStats, scrape, sleep } from './harness.js';
 import { sumSamples } from './metrics-text.js';
-import { machineDescription, writeResultsSection } from './results.js';
+import { machineDescription, report } from './results.js';
 
 const N = Number(process.env.BENCH_POLICIES ?? 1000);
 const RATE = Number(process.env.BENCH_CHURN_RATE ?? 10);
@@ -112,15 +112,7 @@ async function main(): Promise<void> {
       ['V8 heap used before / 30 s after deleting all', `${heapMiB(metricsBefore).toFixed(0)} / ${heapMiB(metricsIdle).toFixed(0)} MiB`],
       ['operator RSS before / peak / 30 s after deleting all', `${rssBefore.toFixed(0)} / ${peakRss.toFixed(0)} / ${rssAfter.toFixed(0)} MiB (${(((rssAfter - rssBefore) / rssBefore) * 100).toFixed(1)} % vs before; goal within 10 %)`],
     ];
-    const width = Math.max(...rows.map(([k]) => k.length));
-    for (const [k, v] of rows) process.stdout.write(`${k.padEnd(width)}  ${v}\n`);
-    writeResultsSection('Policy churn', [
-      `Measured ${new Date().toISOString().slice(0, 10)} by \`make bench\` (bench/churn.ts) on ${machineDescription()}: ${N} Deployments, PoolPolicies created, updated and deleted at ${RATE}/s.`,
-      '',
-      '| measure | value |',
-      '|---|---|',
-      ...rows.map(([k, v]) => `| ${k} | ${v} |`),
-    ].join('\n'));
+    report('Policy churn', `Measured ${new Date().toISOString().slice(0, 10)} by \`make bench\` (bench/churn.ts) on ${machineDescription()}: ${N} Deployments, PoolPolicies created, updated and deleted at ${RATE}/s.`, rows);
   } finally {
     operator.child.kill('SIGKILL');
     await target.stop();

@@ -18,7 +18,7 @@ import { spawnOperator } from '../test/integration/support/process.js';
 import { startScrapeTarget } from '../test/integration/support/prometheus.js';
 import { freePort, inBatches, log, processStats, scrape, sleep } from './harness.js';
 import { histogramQuantile, sumSamples } from './metrics-text.js';
-import { machineDescription, writeResultsSection } from './results.js';
+import { machineDescription, report } from './results.js';
 import { BATCH_REUSE_MS } from '../src/controllers/poolpolicy/utilization.js';
 
 const N = Number(process.env.BENCH_POLICIES ?? 1000);
@@ -123,15 +123,7 @@ async function main(): Promise<void> {
       ['operator CPU (idle intervals)', `${cpuPercent.toFixed(1)} % of one core`],
       ['utilization breach → patched Deployment', `${breachSeconds.toFixed(1)} s (bound: interval ${INTERVAL_S}s + window ${WINDOW_S}s + interval + scrape 1s = ${expectedBound}s)`],
     ];
-    const width = Math.max(...rows.map(([k]) => k.length));
-    for (const [k, v] of rows) process.stdout.write(`${k.padEnd(width)}  ${v}\n`);
-    writeResultsSection('Operator cost', [
-      `Measured ${new Date().toISOString().slice(0, 10)} by \`make bench\` (bench/operator-cost.ts) on ${machineDescription()}.`,
-      '',
-      '| measure | value |',
-      '|---|---|',
-      ...rows.map(([k, v]) => `| ${k} | ${v} |`),
-    ].join('\n'));
+    report('Operator cost', `Measured ${new Date().toISOString().slice(0, 10)} by \`make bench\` (bench/operator-cost.ts) on ${machineDescription()}.`, rows);
   } finally {
     operator.child.kill('SIGKILL');
     await target.stop();

@@ -24,3 +24,10 @@ export function writeResultsSection(title: string, body: string): void {
   }
   writeFileSync(path, next);
 }
+
+/** Prints the rows as a table and writes them as the `## <title>` section of bench/results.md. */
+export function report(title: string, intro: string, rows: ReadonlyArray<readonly [string, string]>): void {
+  const width = Math.max(...rows.map(([k]) => k.length));
+  for (const [k, v] of rows) process.stdout.write(`${k.padEnd(width)}  ${v}\n`);
+  writeResultsSection(title, [intro, '', '| measure | value |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`)].join('\n'));
+}
