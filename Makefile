@@ -47,10 +47,14 @@ run: build local-up ## start the control plane, install the CRD, run the operato
 once: build local-up ## reconcile every PoolPolicy once against the local plane and print the decisions
 	source .local/env && node_modules/.bin/node dist/cli.js once --kubeconfig "$$KUBECONFIG" --prometheus-url "$$PROMETHEUS_URL"
 
-bench: build local-up ## benchmarks (numbers, never pass/fail): operator cost and churn with BENCH_POLICIES (1000) policies
+# BENCH_ARMS=0 skips the three-arm run (static 20/40, static 50/100, poolpilot; ~20 min, bench/arms.sh).
+BENCH_ARMS ?= 1
+
+bench: build local-up ## benchmarks (numbers, never pass/fail): operator cost and churn with BENCH_POLICIES (1000) policies, then the three arms (BENCH_ARMS=0 skips)
 	node_modules/.bin/tsc -p bench/tsconfig.json
 	source .local/env && POOLPILOT_REPO_ROOT=$(CURDIR) node_modules/.bin/node .local/bench-build/bench/operator-cost.js
 	source .local/env && POOLPILOT_REPO_ROOT=$(CURDIR) node_modules/.bin/node .local/bench-build/bench/churn.js
+	if [ "$(BENCH_ARMS)" != 0 ]; then bash demo/deps.sh && node_modules/.bin/tsc -p demo/tsconfig.json && bash bench/arms.sh; fi
 
 demo: build ## PostgreSQL + PgBouncer + Redis + a SQLAlchemy workload under ~5 min of load, tuned by poolpilot; report in .local/demo/
 	bash demo/deps.sh

@@ -4,12 +4,21 @@
 # everything stopped again (Ctrl-C too). Output in .local/demo/: report.md, report.svg,
 # samples.jsonl, logs/ (operator, node agent, pods, postgres, redis).
 # DEMO_PHASES="users:seconds,..." overrides the traffic phases (default 5:20,50:70,120:140,20:60).
+# For bench/arms.sh: DEMO_ARM=static runs no operator and no PoolPolicy/ConnectionBudget (default
+# DEMO_ARM=poolpilot); DEMO_POOL_SIZE / DEMO_MAX_OVERFLOW replace the manifest's start values 10 / 20;
+# DEMO_OUT_DIR (default .local/demo) gets samples.jsonl, the report, policy/events/deployment JSON
+# and a copy of logs/; DEMO_LOAD replaces demo/load.py (same arguments).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 cd "$root"
 state=$root/.local/demo
+arm=${DEMO_ARM:-poolpilot}
+[[ $arm == poolpilot || $arm == static ]] || { echo "demo: DEMO_ARM must be poolpilot or static, not '$arm'" >&2; exit 2; }
+out=${DEMO_OUT_DIR:-$state}
+pool_size=${DEMO_POOL_SIZE:-10}
+max_overflow=${DEMO_MAX_OVERFLOW:-20}
 node=$root/node_modules/.bin/node
 log() { echo "demo: $*" >&2; }
 
@@ -27,13 +36,14 @@ cleanup() {
   trap '' INT TERM
   log "stopping the demo"
   bash "$here/down.sh"
+  if [[ $out != "$state" ]]; then mkdir -p "$out/logs" && cp -r "$state/logs/." "$out/logs/" 2>/dev/null || true; fi
   if ((plane_was_up == 0)) && [[ ${DEMO_KEEP_PLANE:-0} != 1 ]]; then bash test/controlplane/local-down.sh; fi
 }
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
-mkdir -p "$state/logs" "$state/pids"
-rm -f "$state/samples.jsonl" "$state/report.md" "$state/report.svg" "$state/events.json" "$state/policy.json"
+mkdir -p "$state/logs" "$state/pids" "$out"
+rm -f "$out/samples.jsonl" "$out/report.md" "$out/report.svg" "$out/events.json" "$out/policy.json" "$out/deployment.json"
 bash "$here/up.sh"
 # shellcheck disable=SC1091
 source "$state/env"
@@ -45,8 +55,10 @@ kctl apply -f - >/dev/null <<<'{"apiVersion":"v1","kind":"Namespace","metadata":
 kctl -n demo delete poolpolicies,connectionbudgets,deployments,configmaps --all --ignore-not-found --wait >/dev/null
 kctl -n demo delete events --all --ignore-not-found >/dev/null 2>&1 || true
 sed -e "s/__PG_PORT__/$PG_PORT/g" -e "s/__REDIS_PORT__/$REDIS_PORT/g" -e "s/__PGBOUNCER_PORT__/$PGBOUNCER_PORT/g" \
+  -e "s/{name: DB_POOL_SIZE, value: \"10\"}/{name: DB_POOL_SIZE, value: \"$pool_size\"}/" \
+  -e "s/{name: DB_MAX_OVERFLOW, value: \"20\"}/{name: DB_MAX_OVERFLOW, value: \"$max_overflow\"}/" \
   demo/manifests/demo.yaml | kctl apply -f - >/dev/null
-log "applied demo/manifests/demo.yaml: voiceassist-api (2 replicas, DB_POOL_SIZE=10, DB_MAX_OVERFLOW=20), pgbouncer + its ConfigMap"
+log "applied demo/manifests/demo.yaml: voiceassist-api (2 replicas, DB_POOL_SIZE=$pool_size, DB_MAX_OVERFLOW=$max_overflow), pgbouncer + its ConfigMap"
 
 setsid "$node" "$state/build/node-agent.js" --kubeconfig "$KUBECONFIG" --namespace demo \
   --targets-dir "$PROMETHEUS_TARGETS_DIR" --state-dir "$state" --cwd "$root" >"$state/logs/node-agent.log" 2>&1 </dev/null &
@@ -68,24 +80,29 @@ for _ in $(seq 60); do   # Prometheus scrapes both pods before poolpilot starts 
   [[ $n == 2 ]] && break
   sleep 0.5
 done
+if [[ $arm == poolpilot ]]; then
 kctl apply -f deploy/samples/demo/ >/dev/null
 setsid "$node" dist/cli.js run --kubeconfig "$KUBECONFIG" --prometheus-url "$PROMETHEUS_URL" --namespace demo \
   --metrics-addr 127.0.0.1:0 --health-addr 127.0.0.1:0 --log-level info >"$state/logs/operator.log" 2>&1 </dev/null &
 echo $! >"$state/pids/operator.pid"
 log "poolpilot started (pid $!, log $state/logs/operator.log); policy deploy/samples/demo/poolpolicy.yaml"
+else
+  log "static arm: no operator, no PoolPolicy; the pools stay at $pool_size + $max_overflow"
+fi
 
 load_rc=0
-/usr/bin/python3 demo/load.py --targets-dir "$PROMETHEUS_TARGETS_DIR" --prometheus-url "$PROMETHEUS_URL" \
-  --kubeconfig "$KUBECONFIG" --pg-port "$PG_PORT" --out "$state/samples.jsonl" & 
+/usr/bin/python3 "${DEMO_LOAD:-demo/load.py}" --targets-dir "$PROMETHEUS_TARGETS_DIR" --prometheus-url "$PROMETHEUS_URL" \
+  --kubeconfig "$KUBECONFIG" --pg-port "$PG_PORT" --out "$out/samples.jsonl" & 
 load_pid=$!
 echo "$load_pid" >"$state/pids/load.pid"
 wait "$load_pid" || load_rc=$?
 rm -f "$state/pids/load.pid"
 
-kctl -n demo get poolpolicy voiceassist-api -o json >"$state/policy.json" 2>/dev/null || true
-kctl -n demo get events.events.k8s.io -o json >"$state/events.json" 2>/dev/null || true
+kctl -n demo get poolpolicy voiceassist-api -o json >"$out/policy.json" 2>/dev/null || rm -f "$out/policy.json"   # none in a static arm
+kctl -n demo get events.events.k8s.io -o json >"$out/events.json" 2>/dev/null || true
+kctl -n demo get deployment voiceassist-api -o json >"$out/deployment.json" 2>/dev/null || true
 kctl -n demo get poolpolicy,connectionbudget,deployment >&2 || true
-/usr/bin/python3 demo/report.py --samples "$state/samples.jsonl" --out-dir "$state" \
-  --policy "$state/policy.json" --events "$state/events.json" --max-connections 100 --reserved 3
-log "report: $state/report.md, chart: $state/report.svg"
+/usr/bin/python3 demo/report.py --samples "$out/samples.jsonl" --out-dir "$out" \
+  --policy "$out/policy.json" --events "$out/events.json" --max-connections 100 --reserved 3
+log "report: $out/report.md, chart: $out/report.svg"
 exit "$load_rc"

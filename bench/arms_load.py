@@ -1,0 +1,71 @@
+#!/usr/bin/python3
+"""demo/load.py with two additions for bench/arms.sh (same arguments, same samples.jsonl):
+
+- every sample also has `pg_idle_app` (pg_stat_activity rows of role app with state 'idle': pooled
+  connections nobody is using) and `checked_in` (sum of voiceassist_db_pool_checked_in over pods);
+- every answered request's latency is kept and written at the end to latencies.json next to --out
+  ({"ok": [seconds, ...]}: successful requests, client side, as load.py measures them).
+demo/load.py itself is imported unchanged; this only subclasses its Observer and wraps Stats.add.
+"""
+import asyncio
+import importlib.util
+import json
+import os
+import sys
+
+here = os.path.dirname(os.path.abspath(__file__))
+spec = importlib.util.spec_from_file_location("demo_load", os.path.join(here, "..", "demo", "load.py"))
+load = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(load)
+
+latencies = []
+_add = load.Stats.add
+
+
+def add(self, kind, latency):
+    _add(self, kind, latency)
+    if kind == "ok":
+        latencies.append(round(latency, 4))
+
+
+load.Stats.add = add
+
+
+class ArmsObserver(load.Observer):
+    def observe(self):
+        obs = super().observe()
+        sel = f'namespace="{self.args.namespace}",pod=~"{self.args.deployment}-.*"'
+        obs["checked_in"] = self.prom(f"sum(voiceassist_db_pool_checked_in{{{sel}}})")
+        obs["pg_idle_app"] = None
+        try:
+            if self.pg is not None:
+                with self.pg.cursor() as cur:
+                    cur.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' AND state = 'idle'")
+                    obs["pg_idle_app"] = cur.fetchone()[0]
+        except Exception:  # noqa: BLE001 - a missing number stays None
+            self.pg = None
+        return obs
+
+
+load.Observer = ArmsObserver
+
+
+def out_path():
+    argv = sys.argv
+    for i, a in enumerate(argv):
+        if a == "--out" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--out="):
+            return a.split("=", 1)[1]
+    raise SystemExit("arms_load: --out is required")
+
+
+if __name__ == "__main__":
+    target = os.path.join(os.path.dirname(os.path.abspath(out_path())), "latencies.json")
+    rc = 1
+    try:
+        rc = asyncio.run(load.main())
+    finally:
+        with open(target, "w") as f:
+            json.dump({"ok": latencies}, f)
+    sys.exit(rc)
