@@ -119,7 +119,8 @@ describe('PrometheusClient against the real Prometheus', () => {
     expect(sample).toMatchObject({ valid: true, percent: 70 });
 
     const raw = overrideUtilizationQuery(`${PREFIX}db_pool_utilization_percent{namespace="$namespace",pod=~"$deployment-.*"}`, values);
-    const multiple = await prometheus.utilization(raw, 30_000);
+    // The max reaches 70 as soon as pod def is scraped; wait until Prometheus has both pods.
+    const multiple = await until(raw, 30_000, (s) => !s.valid && s.problem === 'MultipleSeries', 'both pods in the unaggregated query');
     expect(multiple).toMatchObject({ valid: false, problem: 'MultipleSeries' });
     if (!multiple.valid) {
       expect(multiple.message).toMatch(/^the utilization query returned 2 series \(pods api-7d9f-(abc|def), api-7d9f-(abc|def)\); aggregate it to one, e\.g\. max\(\.\.\.\)$/);
