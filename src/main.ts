@@ -12,7 +12,7 @@ import { budgetKeyOf, budgetPeers, keyOf, policiesReferring, type PolicyKey } fr
 import { AppliedLedger } from './controllers/connectionbudget/facts.js';
 import { CONNECTIONBUDGET_RESOURCE, ConnectionBudgetReconciler } from './controllers/connectionbudget/reconciler.js';
 import { createLogger, type Logger } from './observability/logger.js';
-import { ConditionMetrics, createMetrics, type OperatorMetrics } from './observability/metrics.js';
+import { createMetrics, PolicyGauge, type OperatorMetrics } from './observability/metrics.js';
 import { startHttpServer } from './observability/server.js';
 import { systemClock } from './runtime/clock.js';
 import { runWorkers, type RunningWorkers } from './runtime/controller.js';
@@ -52,10 +52,14 @@ function createInformers(kube: KubeClient, config: OperatorConfig, log: Logger):
 }
 
 function createReconciler(kube: KubeClient, informers: Informers, utilization: PrometheusUtilizationSource, ledger: AppliedLedger, log: Logger, metrics: OperatorMetrics): PoolPolicyReconciler {
-  const conditionMetrics = new ConditionMetrics(metrics.policyCondition);
+  const conditions = new PolicyGauge(metrics.policyCondition);
+  const settings = new PolicyGauge(metrics.settingValue);
   informers.policies.onChange((policy) => {
     const key = keyOf(policy);
-    if (key && !informers.policies.get(policy.metadata?.name ?? '', policy.metadata?.namespace)) conditionMetrics.forget(key);
+    if (key && !informers.policies.get(policy.metadata?.name ?? '', policy.metadata?.namespace)) {
+      conditions.forget(key);
+      settings.forget(key);
+    }
   });
   return new PoolPolicyReconciler({
     policies: informers.policies,
@@ -68,12 +72,14 @@ function createReconciler(kube: KubeClient, informers: Informers, utilization: P
     log,
     onPlan: (key, plan) => {
       const [namespace = '', policy = ''] = key.split('/');
-      for (const [kind, values] of [['current', plan.status.current], ['recommended', plan.status.recommended]] as const) {
-        for (const [setting, value] of Object.entries(values ?? {})) metrics.settingValue.set({ namespace, policy, setting, kind }, value);
-      }
+      settings.show(key, (['current', 'recommended'] as const).flatMap((kind) =>
+        Object.entries(plan.status[kind] ?? {}).map(([setting, value]) => ({ labels: { namespace, policy, setting, kind }, value }))));
       for (const change of plan.changes) metrics.changes.inc({ namespace, policy, setting: change.setting, direction: change.to > change.from ? 'up' : 'down' });
     },
-    onStatus: (key, status) => { conditionMetrics.set(key, status.conditions ?? []); },
+    onStatus: (key, status) => {
+      const [namespace = '', policy = ''] = key.split('/');
+      conditions.show(key, (status.conditions ?? []).map((c) => ({ labels: { namespace, policy, type: c.type, status: c.status, reason: c.reason }, value: 1 })));
+    },
     onOwnTime: (seconds) => { metrics.reconcileOwnDuration.observe(seconds); },
   });
 }

@@ -41,20 +41,19 @@ export function createMetrics(): OperatorMetrics {
 }
 
 /**
- * Keeps poolpilot_policy_condition at exactly one series per (policy, condition type): the
- * current status and reason are 1, and the series of a previous status or reason is removed.
+ * The series one policy has on a gauge (its conditions, its settings): `show` replaces the
+ * policy's whole set, so a previous status or reason disappears, and `forget` removes them all
+ * when the policy is deleted; a thousand policies come and gone leave no series behind.
  */
-export class ConditionMetrics {
-  private readonly shown = new Map<string, Array<Record<'namespace' | 'policy' | 'type' | 'status' | 'reason', string>>>();
+export class PolicyGauge<L extends string> {
+  private readonly shown = new Map<string, Array<Record<L, string>>>();
 
-  constructor(private readonly gauge: Gauge<'namespace' | 'policy' | 'type' | 'status' | 'reason'>) {}
+  constructor(private readonly gauge: Gauge<L>) {}
 
-  set(key: string, conditions: ReadonlyArray<{ readonly type: string; readonly status: string; readonly reason: string }>): void {
-    const [namespace = '', policy = ''] = key.split('/');
+  show(key: string, series: ReadonlyArray<{ readonly labels: Record<L, string>; readonly value: number }>): void {
     this.forget(key);
-    const labels = conditions.map((c) => ({ namespace, policy, type: c.type, status: c.status, reason: c.reason }));
-    for (const l of labels) this.gauge.set(l, 1);
-    this.shown.set(key, labels);
+    for (const { labels, value } of series) this.gauge.set(labels, value);
+    this.shown.set(key, series.map((s) => s.labels));
   }
 
   forget(key: string): void {
