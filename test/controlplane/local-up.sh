@@ -15,6 +15,8 @@ pids=$state/pids
 logs=$state/logs
 
 log() { echo "local-up: $*" >&2; }
+# shellcheck source=lib.sh
+source "$here/lib.sh"
 
 healthy() {
   [[ -f $state/env ]] || return 1
@@ -66,20 +68,6 @@ start() { # name, command...
   log "started $name (pid $!, log $logs/$name.log)"
 }
 
-wait_for() { # name, seconds, probe command...
-  local name=$1 seconds=$2; shift 2
-  local deadline=$((SECONDS + seconds))
-  until "$@" >/dev/null 2>&1; do
-    if ! kill -0 "$(cat "$pids/$name.pid")" 2>/dev/null; then
-      log "$name exited; last lines of $logs/$name.log:"; tail -n 20 "$logs/$name.log" >&2; exit 1
-    fi
-    if ((SECONDS > deadline)); then
-      log "$name not ready after ${seconds}s; last lines of $logs/$name.log:"; tail -n 20 "$logs/$name.log" >&2; exit 1
-    fi
-    sleep 0.5
-  done
-  log "$name is ready"
-}
 
 start etcd "$etcd_bin" --name local --data-dir "$state/etcd" \
   --listen-client-urls "http://127.0.0.1:$etcd_client_port" --advertise-client-urls "http://127.0.0.1:$etcd_client_port" \

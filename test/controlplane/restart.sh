@@ -12,6 +12,8 @@ root=$(cd "$here/../.." && pwd)
 state=${POOLPILOT_LOCAL:-$root/.local}
 
 log() { echo "restart: $*" >&2; }
+# shellcheck source=lib.sh
+source "$here/lib.sh"
 usage() { log "usage: restart.sh <etcd|kube-apiserver|prometheus> [--kill] [--down-seconds N]"; exit 2; }
 
 name=${1:-}
@@ -35,17 +37,7 @@ argsfile=$state/cmd/$name.args
 mapfile -d '' -t argv <"$argsfile"
 ((${#argv[@]} > 0)) || { log "$argsfile is empty"; exit 1; }
 
-pid=$(cat "$pidfile")
-if kill -0 "$pid" 2>/dev/null; then
-  kill "-$signal" "$pid" 2>/dev/null || true
-  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$pid" 2>/dev/null; then
-    log "$name (pid $pid) ignored SIG$signal; killing it"
-    kill -KILL "$pid" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  fi
-  log "stopped $name (pid $pid, SIG$signal)"
-fi
+stop_process "$name" "$(cat "$pidfile")" "$signal"
 sleep "$down"
 
 logfile=$state/logs/$name.log
@@ -66,14 +58,4 @@ probe() {
     prometheus) curl -fs --max-time 2 "$PROMETHEUS_URL/-/ready" ;;
   esac
 }
-deadline=$((SECONDS + 90))
-until probe >/dev/null 2>&1; do
-  if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-    log "$name exited; last lines of $logfile:"; tail -n 20 "$logfile" >&2; exit 1
-  fi
-  if ((SECONDS > deadline)); then
-    log "$name not ready after 90s; last lines of $logfile:"; tail -n 20 "$logfile" >&2; exit 1
-  fi
-  sleep 0.2
-done
-log "$name is ready"
+wait_for "$name" 90 probe
