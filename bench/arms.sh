@@ -9,7 +9,7 @@
 # Each arm's samples, latencies, report and logs go to .local/bench-arms/<A|B|C>/; then
 # bench/arms_report.py prints the table and replaces the `## Three arms` section of bench/results.md.
 # BENCH_ARMS_ONLY="A C" runs a subset (the report covers the arms that have samples).
-# Needs `make build`, the demo's Debian packages (demo/deps.sh) and its build (tsc -p demo/tsconfig.json).
+# Needs `make build`, the Debian packages `make install` installs and the demo build (tsc -p demo/tsconfig.json).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)

@@ -15,7 +15,7 @@ pgbin=/usr/lib/postgresql/15/bin
 log() { echo "demo/up: $*" >&2; }
 
 for f in "$pgbin/initdb" "$pgbin/postgres" /usr/bin/redis-server /usr/sbin/pgbouncer /usr/bin/psql; do
-  [[ -x $f ]] || { log "$f is missing: run 'bash demo/deps.sh' (Debian: postgresql redis-server pgbouncer postgresql-client)"; exit 1; }
+  [[ -x $f ]] || { log "$f is missing: run 'make install' (Debian: postgresql redis-server pgbouncer postgresql-client)"; exit 1; }
 done
 
 if compgen -G "$state/pids/*.pid" >/dev/null; then

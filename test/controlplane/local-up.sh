@@ -39,7 +39,7 @@ if compgen -G "$pids/*.pid" >/dev/null; then
 fi
 
 for tool in curl openssl python3 prometheus; do
-  command -v "$tool" >/dev/null || { log "'$tool' is missing: run 'bash .ci/install-deps.sh' (Debian: curl openssl python3 prometheus)"; exit 1; }
+  command -v "$tool" >/dev/null || { log "'$tool' is missing: run 'make install' (Debian: curl openssl python3 prometheus)"; exit 1; }
 done
 
 mapfile -t bins < <(bash "$here/build.sh" all)

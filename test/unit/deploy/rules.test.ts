@@ -34,7 +34,7 @@ function promtool(args: string[]): { status: number; output: string } {
     return { status: 0, output };
   } catch (err) {
     const e = err as { code?: string; status?: number | null; stdout?: string; stderr?: string };
-    if (e.code === 'ENOENT') throw new Error('promtool is not on PATH: install the Debian package `prometheus` (bash .ci/install-deps.sh does)');
+    if (e.code === 'ENOENT') throw new Error('promtool is not on PATH: install the Debian package `prometheus` (`make install` does)');
     return { status: e.status ?? -1, output: `${e.stdout ?? ''}${e.stderr ?? ''}` };
   }
 }
