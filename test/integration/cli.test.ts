@@ -1,9 +1,30 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { join } from 'node:path';
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import { repoRoot } from './support/local-env.js';
 
-// The built command as a person runs it: `npm run build && node dist/cli.js …`.
+/**
+ * A Node older than 22.19 on this machine outside node_modules (this machine kind ships Node 20
+ * as /usr/bin/node, which runs npm), or undefined when there is none.
+ */
+function machineNodeTooOld(): string | undefined {
+  const dirs = [...(process.env.PATH ?? '').split(delimiter).filter((dir) => !dir.includes('node_modules')), '/usr/bin'];
+  for (const dir of dirs) {
+    const candidate = join(dir, 'node');
+    try {
+      accessSync(candidate, constants.X_OK);
+    } catch {
+      continue;
+    }
+    const version = spawnSync(candidate, ['-p', 'process.versions.node'], { encoding: 'utf8' }).stdout.trim();
+    const [major = 0, minor = 0] = version.split('.').map(Number);
+    if (major < 22 || (major === 22 && minor < 19)) return candidate;
+  }
+  return undefined;
+}
+
+// The built command as a person runs it: `make build`, then `npx poolpilot …` or `node dist/cli.js …`.
 describe('poolpilot CLI (dist/cli.js)', () => {
   const node = join(repoRoot, 'node_modules/.bin/node');
   const cli = join(repoRoot, 'dist/cli.js');
@@ -30,5 +51,20 @@ describe('poolpilot CLI (dist/cli.js)', () => {
     const run = spawnSync(node, [cli, ...args], { encoding: 'utf8' });
     expect(run.status).toBe(2);
     expect(run.stderr).toMatch(message);
+  });
+
+  it('runs as `npx poolpilot` (the package bin) with the Node 24 of node_modules', () => {
+    const run = spawnSync('npx', ['poolpilot', 'run', '--help'], { cwd: repoRoot, encoding: 'utf8' });
+    expect(run.status).toBe(0);
+    expect(run.stdout).toMatch(/^Usage: poolpilot <command> \[flags\]/);
+  });
+
+  const oldNode = machineNodeTooOld();
+  // Skipped (and counted as skipped) only on a machine whose every Node is new enough.
+  (oldNode === undefined ? it.skip : it)('refuses an older Node with one line saying what to run instead, before the client crashes at import', () => {
+    const run = spawnSync(oldNode ?? 'node', [cli, 'run', '--help'], { encoding: 'utf8' });
+    expect(run.status).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toMatch(/^poolpilot needs Node >= 22\.19, found v\d+\.\d+\.\d+ \(.+\): in the repository run `npx poolpilot \.\.\.` or `node_modules\/\.bin\/node dist\/cli\.js \.\.\.` \(Node 24 from its devDependencies\)\n$/);
   });
 });

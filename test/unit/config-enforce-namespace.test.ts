@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { expandBareFlags } from '../../src/cli.js';
+import { expandBareFlags } from '../../src/command-line.js';
 import { ConfigError, loadConfig } from '../../src/config.js';
 
 describe('--enforce-namespace-label', () => {
