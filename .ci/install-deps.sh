@@ -27,7 +27,9 @@ stamp=.local/install.sha256
 
 # Prints why node_modules needs `npm ci`, or nothing when it is current.
 npm_tree_difference() {
-  if [[ ! -x node_modules/.bin/node ]]; then
+  if [[ ! -e node_modules ]]; then
+    echo "no node_modules yet"
+  elif [[ ! -x node_modules/.bin/node ]]; then
     echo "node_modules/.bin/node is missing"
   else
     node .ci/node-modules-current.js || true
