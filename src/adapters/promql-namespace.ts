@@ -3,265 +3,180 @@
  * namespace's series. {@link enforceNamespace} rewrites a PromQL expression so that each selector
  * carries `namespace="<ns>"`, or refuses the expression when it cannot do so safely. Pure.
  *
+ * The query is parsed with the grammar Prometheus' own web UI uses (`@prometheus-io/lezer-promql`),
+ * so keywords used as metric names (`max(sum)`, `count(and)`), upper-case keywords (`sum BY (pod)`)
+ * and every selector position (ranges, subqueries, `offset`, `@`, function and aggregation
+ * arguments, both sides of binary operators) are read as Prometheus reads them.
+ *
  * Contract:
- * - Each vector selector (`metric`, `metric{…}`, `{…}`, with or without a range `[5m]`, `offset`
- *   or `@`) gets `namespace="<ns>"` as its first matcher; one that already has exactly
- *   `namespace="<ns>"` is left as it is. Nothing else in the text changes (spacing, comments,
- *   string arguments of functions, label lists of `by`/`without`/`on`/`ignoring`/`group_left`/
+ * - Each vector selector (`metric`, `metric{…}`, `{…}`, `{"quoted.metric"}`) gets
+ *   `namespace="<ns>"` inserted as its first matcher; one that already has exactly
+ *   `namespace="<ns>"` is left as it is. The rest of the text is kept byte for byte (spacing,
+ *   comments, string arguments, label lists of `by`/`without`/`on`/`ignoring`/`group_left`/
  *   `group_right`, numbers, durations).
  * - Refused (`ok: false`, a message saying what to change): a selector matching another namespace
- *   (`namespace="B"`), a namespace matcher other than `=` (`=~`, `!=`, `!~`: a regex or negation
- *   cannot be narrowed safely), quoted metric or label names (`{"metric.name"}`), and any text the
- *   tokenizer does not understand (unbalanced brackets, unterminated strings, unknown characters
- *   such as `$`). Refusing is the safe side: the query is not run.
- * - The output is a rewriting of the input; a query without selectors (`vector(1)`) is unchanged.
+ *   (`namespace="B"`, also spelt `"namespace"="B"`), a namespace matcher other than `=` (`=~`, `!=`,
+ *   `!~`: a regex or negation cannot be narrowed safely), and any query the grammar cannot parse
+ *   (its syntax tree has an error node) or whose strings Prometheus would reject (unterminated,
+ *   unknown escape). Refusing is the safe side: the query is not run. The grammar refuses a few
+ *   queries Prometheus accepts: metrics named `on`, `bool`, `offset`, `ignoring`, `group_left` or
+ *   `group_right`, which can be written `{__name__="on"}` instead.
+ * - `inf` and `nan` are numbers (as for Prometheus), not metric names; a query without selectors
+ *   (`vector(1)`) is unchanged.
  */
+import type { SyntaxNode } from '@lezer/common';
+import { parser } from '@prometheus-io/lezer-promql';
+import { escapePromqlString } from './prometheus-queries.js';
 
 export type EnforceResult = { readonly ok: true; readonly expr: string } | { readonly ok: false; readonly message: string };
 
-const AGGREGATIONS = new Set(['sum', 'min', 'max', 'avg', 'group', 'stddev', 'stdvar', 'count', 'count_values', 'bottomk', 'topk', 'quantile', 'limitk', 'limit_ratio']);
-/** Keywords after which a parenthesised list holds label names, not expressions. */
-const LABEL_LIST_KEYWORDS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right']);
-const BINARY_KEYWORDS = new Set(['and', 'or', 'unless', 'atan2', 'bool', 'offset']);
-/** Identifiers that are number literals in PromQL. */
-const NUMBER_WORDS = new Set(['inf', 'nan']);
-
-type TokenKind = 'space' | 'comment' | 'string' | 'number' | 'ident' | 'punct' | 'op';
-interface Token {
-  readonly kind: TokenKind;
-  readonly text: string;
-}
-
-const IDENT = /[A-Za-z_:][A-Za-z0-9_:]*/y;
-const NUMBER = /(?:0[xX][0-9a-fA-F]+|(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)(?:[a-zA-Z][a-zA-Z0-9]*)*/y;
-const SPACE = /[ \t\r\n]+/y;
-const OPERATORS = ['==', '!=', '<=', '>=', '=~', '!~', '+', '-', '*', '/', '%', '^', '<', '>', '=', '@', ','];
-
-function tokenize(expr: string): Token[] | string {
-  const tokens: Token[] = [];
-  let i = 0;
-  const sticky = (re: RegExp): string | undefined => {
-    re.lastIndex = i;
-    return re.exec(expr)?.[0];
-  };
-  while (i < expr.length) {
-    const ch = expr.charAt(i);
-    let text: string | undefined;
-    let kind: TokenKind;
-    if ((text = sticky(SPACE)) !== undefined) kind = 'space';
-    else if (ch === '#') {
-      const end = expr.indexOf('\n', i);
-      text = expr.slice(i, end === -1 ? expr.length : end);
-      kind = 'comment';
-    } else if (ch === '"' || ch === "'" || ch === '`') {
-      let j = i + 1;
-      while (j < expr.length && expr.charAt(j) !== ch) {
-        if (ch !== '`' && expr.charAt(j) === '\\') j++;
-        else if (ch !== '`' && expr.charAt(j) === '\n') break;
-        j++;
-      }
-      if (j >= expr.length || expr.charAt(j) !== ch) return `unterminated string starting at character ${i + 1}`;
-      text = expr.slice(i, j + 1);
-      kind = 'string';
-    } else if ((text = sticky(NUMBER)) !== undefined) kind = 'number';
-    else if ((text = sticky(IDENT)) !== undefined) kind = 'ident';
-    else if ('(){}[]'.includes(ch)) {
-      text = ch;
-      kind = 'punct';
-    } else {
-      const op = OPERATORS.find((o) => expr.startsWith(o, i));
-      if (op === undefined) return `unexpected character ${JSON.stringify(ch)} at character ${i + 1}`;
-      text = op;
-      kind = 'op';
-    }
-    tokens.push({ kind, text });
-    i += text.length;
-  }
-  return tokens;
-}
-
-/** A PromQL string literal's value (escapes of "…"/'…' resolved; `…` taken as is). */
-function stringValue(literal: string): string | undefined {
-  const quote = literal.charAt(0);
-  const body = literal.slice(1, -1);
-  if (quote === '`') return body;
-  let out = '';
-  for (let i = 0; i < body.length; i++) {
-    const ch = body.charAt(i);
-    if (ch !== '\\') {
-      out += ch;
-      continue;
-    }
-    const next = body.charAt(++i);
-    const simple: Readonly<Record<string, string>> = { n: '\n', r: '\r', t: '\t', '\\': '\\', '"': '"', "'": "'", a: '\x07', b: '\b', f: '\f', v: '\v' };
-    const mapped = simple[next];
-    if (mapped === undefined) return undefined; // \x, \u, octal: not needed for label values here
-    out += mapped;
-  }
-  return out;
-}
-
-/** Escapes a value for a "…" literal. */
-function quoteValue(value: string): string {
-  return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n').replace(/\r/g, '\\r')}"`;
-}
-
-/**
- * Rewrites `expr` so that every vector selector reads only `namespace`'s series; see the module
- * comment for the contract.
- */
+/** Rewrites `expr` so that every vector selector reads only `namespace`'s series; see the module comment. */
 export function enforceNamespace(expr: string, namespace: string): EnforceResult {
-  const tokens = tokenize(expr);
-  if (typeof tokens === 'string') return refuse(`cannot parse the query safely: ${tokens}`);
-  const matcher = `namespace=${quoteValue(namespace)}`;
-  const out: string[] = [];
-  const depth: string[] = [];
-  /** Index of the next significant token at or after `from`. */
-  const nextSignificant = (from: number): number => {
-    let j = from;
-    while (j < tokens.length && (tokens[j]?.kind === 'space' || tokens[j]?.kind === 'comment')) j++;
-    return j;
-  };
+  const tree = parser.parse(expr);
+  const selectors: SyntaxNode[] = [];
+  let badString: { readonly at: number; readonly problem: string } | undefined;
+  let syntaxError: SyntaxNode | undefined;
+  tree.iterate({
+    enter: (ref) => {
+      if (ref.type.isError) syntaxError ??= ref.node;
+      else if (ref.name === 'VectorSelector') selectors.push(ref.node);
+      else if (ref.name === 'StringLiteral' && badString === undefined) {
+        const literal = readStringLiteral(expr.slice(ref.from, ref.to));
+        if ('problem' in literal) badString = { at: ref.from, problem: literal.problem };
+      }
+    },
+  });
+  // An unterminated string explains the error nodes after it, so it is reported first.
+  if (badString !== undefined) return refuse(`cannot parse the query: the string at character ${badString.at + 1} ${badString.problem}`);
+  if (syntaxError !== undefined) return refuse(`cannot parse the query: ${describeSyntaxError(expr, syntaxError)}`);
 
-  let i = 0;
-  while (i < tokens.length) {
-    const token = tokens[i];
-    if (token === undefined) break;
-    const { kind, text } = token;
-
-    if (kind === 'ident') {
-      const lower = text.toLowerCase();
-      const after = nextSignificant(i + 1);
-      const nextText = tokens[after]?.text;
-      if (LABEL_LIST_KEYWORDS.has(text)) {
-        out.push(text);
-        i += 1;
-        // group_left/group_right may have no list.
-        if (nextText !== '(') continue;
-        for (let j = i; j <= after; j++) out.push(tokens[j]?.text ?? '');
-        const list = copyLabelList(tokens, after + 1, out);
-        if (typeof list === 'string') return refuse(list);
-        i = list;
-        continue;
-      }
-      if (nextText === '(' || AGGREGATIONS.has(text) || BINARY_KEYWORDS.has(text) || NUMBER_WORDS.has(lower)) {
-        out.push(text); // function call, aggregation, keyword or Inf/NaN
-        i += 1;
-        continue;
-      }
-      // A metric name: a selector, with or without {…}.
-      if (nextText === '{') {
-        for (let j = i; j < after; j++) out.push(tokens[j]?.text ?? '');
-        const selector = rewriteMatchers(tokens, after, namespace, matcher, out);
-        if (typeof selector === 'string') return refuse(selector);
-        i = selector;
-      } else {
-        out.push(`${text}{${matcher}}`);
-        i += 1;
-      }
+  const matcher = `namespace="${escapePromqlString(namespace)}"`;
+  const insertions: { readonly at: number; readonly text: string }[] = [];
+  for (const selector of selectors) {
+    const matchers = selector.getChild('LabelMatchers');
+    if (matchers === null) {
+      // A bare metric name: the selector is exactly the identifier.
+      insertions.push({ at: selector.to, text: `{${matcher}}` });
       continue;
     }
-
-    if (kind === 'punct') {
-      if (text === '{') {
-        const selector = rewriteMatchers(tokens, i, namespace, matcher, out);
-        if (typeof selector === 'string') return refuse(selector);
-        i = selector;
-        continue;
-      }
-      if (text === '}') return refuse('cannot parse the query safely: unbalanced }');
-      if (text === '[') {
-        // A range or subquery: durations and ':' only.
-        let j = i + 1;
-        let body = '';
-        while (j < tokens.length && tokens[j]?.text !== ']') body += tokens[j++]?.text ?? '';
-        if (j >= tokens.length || !/^[\s0-9a-zA-Z.:]*$/.test(body)) return refuse('cannot parse the query safely: a [range] holds more than a duration');
-        out.push(`[${body}]`);
-        i = j + 1;
-        continue;
-      }
-      if (text === '(') depth.push('(');
-      if (text === ')' && depth.pop() === undefined) return refuse('cannot parse the query safely: unbalanced )');
-      if (text === ']') return refuse('cannot parse the query safely: unbalanced ]');
-    }
-    out.push(text);
-    i += 1;
+    const own = ownNamespaceMatcher(expr, matchers, namespace);
+    if (typeof own === 'string') return refuse(own);
+    if (own) continue;
+    const empty = matchers.firstChild === null;
+    insertions.push({ at: matchers.from + 1, text: empty ? matcher : `${matcher},` });
   }
-  if (depth.length > 0) return refuse('cannot parse the query safely: unbalanced (');
-  return { ok: true, expr: out.join('') };
-}
-
-/** Copies a `(label, label, …)` list starting after its '('; returns the index after ')'. */
-function copyLabelList(tokens: readonly Token[], from: number, out: string[]): number | string {
-  let j = from;
-  for (; j < tokens.length; j++) {
-    const t = tokens[j];
-    if (t === undefined) break;
-    if (t.text === ')') {
-      out.push(')');
-      return j + 1;
-    }
-    if (t.kind !== 'ident' && t.kind !== 'space' && t.kind !== 'comment' && t.text !== ',') {
-      return `cannot parse the query safely: ${JSON.stringify(t.text)} in a label list`;
-    }
-    out.push(t.text);
-  }
-  return 'cannot parse the query safely: unterminated label list';
+  let out = expr;
+  for (const { at, text } of insertions.sort((a, b) => b.at - a.at)) out = out.slice(0, at) + text + out.slice(at);
+  return { ok: true, expr: out };
 }
 
 /**
- * Rewrites the `{…}` starting at `open` (a '{' token): `namespace="<ns>"` first, other matchers
- * as they are. Returns the index after '}', or why it refuses.
+ * Whether the `{…}` of a selector already has `namespace="<namespace>"`; a message saying what to
+ * change when one of its matchers names the namespace label otherwise.
  */
-function rewriteMatchers(tokens: readonly Token[], open: number, namespace: string, matcher: string, out: string[]): number | string {
-  const parts: string[] = [];
-  let hasOwn = false;
-  let j = open + 1;
-  for (;;) {
-    while (tokens[j]?.kind === 'space' || tokens[j]?.kind === 'comment') parts.push(tokens[j++]?.text ?? '');
-    const t = tokens[j];
-    if (t === undefined) return 'cannot parse the query safely: unterminated {';
-    if (t.text === '}') {
-      j += 1;
-      break;
+function ownNamespaceMatcher(expr: string, matchers: SyntaxNode, namespace: string): boolean | string {
+  let own = false;
+  for (let m = matchers.firstChild; m !== null; m = m.nextSibling) {
+    // A lone QuotedLabelName is a quoted metric name (`{"http.requests"}`), not a label matcher.
+    if (m.name !== 'UnquotedLabelMatcher' && m.name !== 'QuotedLabelMatcher') continue;
+    const name = m.firstChild;
+    const op = m.getChild('MatchOp');
+    const value = m.getChild('StringLiteral');
+    if (name === null || op === null || value === null) return 'cannot parse the query: a label matcher is incomplete';
+    const label = name.name === 'LabelName' ? expr.slice(name.from, name.to) : stringValue(expr, name);
+    if (label !== 'namespace') continue;
+    const opText = expr.slice(op.from, op.to);
+    const valueText = expr.slice(value.from, value.to);
+    if (opText !== '=') {
+      return `the selector matches namespace ${opText} ${valueText}; with --enforce-namespace-label a query may only read its own namespace: write namespace="${namespace}" or leave the namespace matcher out (it is added)`;
     }
-    if (t.kind === 'string') return `quoted names in selectors ({${t.text}…}) are not supported with --enforce-namespace-label; use a plain metric name`;
-    if (t.kind !== 'ident') return `cannot parse the query safely: ${JSON.stringify(t.text)} in a selector`;
-    const label = t.text;
-    let k = j + 1;
-    const between: string[] = [];
-    while (tokens[k]?.kind === 'space') between.push(tokens[k++]?.text ?? '');
-    const op = tokens[k];
-    if (op === undefined || !['=', '!=', '=~', '!~'].includes(op.text)) return `cannot parse the query safely: label ${label} has no matcher operator`;
-    k += 1;
-    const between2: string[] = [];
-    while (tokens[k]?.kind === 'space') between2.push(tokens[k++]?.text ?? '');
-    const value = tokens[k];
-    if (value?.kind !== 'string') return `cannot parse the query safely: label ${label} has no string value`;
-    if (label === 'namespace') {
-      const v = stringValue(value.text);
-      if (op.text !== '=') {
-        return `the selector matches namespace ${op.text} ${value.text}; with --enforce-namespace-label a query may only read its own namespace: write namespace="${namespace}" or leave the namespace matcher out (it is added)`;
-      }
-      if (v !== namespace) {
-        return `the selector reads namespace ${value.text}, not this policy's namespace "${namespace}"; with --enforce-namespace-label a query may only read its own namespace: remove that matcher or set it to "${namespace}"`;
-      }
-      hasOwn = true;
+    if (stringValue(expr, value) !== namespace) {
+      return `the selector reads namespace ${valueText}, not this policy's namespace "${namespace}"; with --enforce-namespace-label a query may only read its own namespace: remove that matcher or set it to "${namespace}"`;
     }
-    parts.push(label, ...between, op.text, ...between2, value.text);
-    j = k + 1;
-    while (tokens[j]?.kind === 'space' || tokens[j]?.kind === 'comment') parts.push(tokens[j++]?.text ?? '');
-    if (tokens[j] === undefined) return 'cannot parse the query safely: unterminated {';
-    if (tokens[j]?.text === ',') {
-      parts.push(',');
-      j += 1;
-    } else if (tokens[j]?.text !== '}') {
-      return 'cannot parse the query safely: matchers must be separated by ","';
+    own = true;
+  }
+  return own;
+}
+
+/** Keywords the grammar never reads as metric names, though Prometheus does. */
+const RESERVED_WORDS = new Set(['on', 'bool', 'offset', 'ignoring', 'group_left', 'group_right']);
+
+/** Where and why the parse failed, in words a query author can act on. */
+function describeSyntaxError(expr: string, error: SyntaxNode): string {
+  if (expr.trim() === '') return 'it is empty';
+  const rest = expr.slice(error.from);
+  const token = /^\s*([A-Za-z_:][A-Za-z0-9_:]*|\S)/.exec(rest)?.[1];
+  if (token === undefined || token === '#') {
+    const open = unclosedBracket(expr, error);
+    return open === undefined ? 'it ends before it is complete' : `it ends before the "${open.bracket}" at character ${open.at + 1} is closed`;
+  }
+  const where = `unexpected ${JSON.stringify(token)} at character ${error.from + rest.indexOf(token) + 1}`;
+  return RESERVED_WORDS.has(token.toLowerCase()) ? `${where}; a metric named ${token} must be written {__name__="${token}"}` : where;
+}
+
+/** The bracket an error at the end of the query sits in, if any. */
+function unclosedBracket(expr: string, error: SyntaxNode): { readonly bracket: string; readonly at: number } | undefined {
+  for (let node = error.parent; node !== null; node = node.parent) {
+    if (node.name === 'LabelMatchers') return { bracket: '{', at: node.from };
+    if (node.name === 'FunctionCallBody' || node.name === 'ParenExpr' || node.name === 'GroupingLabels') return { bracket: '(', at: node.from };
+    if ((node.name === 'MatrixSelector' || node.name === 'SubqueryExpr') && node.firstChild !== null) {
+      return { bracket: '[', at: expr.indexOf('[', node.firstChild.to) };
     }
   }
-  const body = parts.join('');
-  out.push(hasOwn ? `{${body}}` : body.trim() === '' ? `{${matcher}}` : `{${matcher},${body}}`);
-  return j;
+  return undefined;
+}
+
+/** The value of a string literal node that {@link readStringLiteral} has accepted. */
+function stringValue(expr: string, literal: SyntaxNode): string | undefined {
+  const read = readStringLiteral(expr.slice(literal.from, literal.to));
+  return 'value' in read ? read.value : undefined;
+}
+
+const SIMPLE_ESCAPES: Readonly<Record<string, string>> = { a: '\x07', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v', '\\': '\\' };
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder();
+
+/**
+ * A PromQL string literal's value, as Prometheus reads it (Go's escapes in "…" and '…'; `…` raw),
+ * or why Prometheus would reject it. The grammar's tokenizer accepts unterminated strings and any
+ * escape, so every string of a query is checked here.
+ */
+function readStringLiteral(literal: string): { readonly value: string } | { readonly problem: string } {
+  const quote = literal.charAt(0);
+  const unterminated = { problem: `is not terminated (close it with ${quote})` };
+  if (literal.length < 2 || !literal.endsWith(quote)) return unterminated;
+  const body = literal.slice(1, -1);
+  if (quote === '`') return { value: body };
+  const bytes: number[] = [];
+  let i = 0;
+  while (i < body.length) {
+    const escape = body.indexOf('\\', i);
+    const plainEnd = escape === -1 ? body.length : escape;
+    bytes.push(...utf8.encode(body.slice(i, plainEnd)));
+    if (escape === -1) break;
+    const kind = body.charAt(escape + 1);
+    if (kind === '') return unterminated; // the closing quote is escaped
+    const simple = SIMPLE_ESCAPES[kind] ?? (kind === quote ? quote : undefined);
+    const numeric = /^(?:x[0-9a-fA-F]{2}|[0-7]{3}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})/.exec(body.slice(escape + 1))?.[0];
+    if (simple !== undefined) {
+      bytes.push(...utf8.encode(simple));
+      i = escape + 2;
+    } else if (numeric !== undefined) {
+      const octal = /[0-7]/.test(kind);
+      const code = octal ? parseInt(numeric, 8) : parseInt(numeric.slice(1), 16);
+      if (octal || kind === 'x') {
+        if (code > 0xff) return { problem: `has an invalid escape \\${numeric}` };
+        bytes.push(code); // \x and octal escapes are single bytes in Go
+      } else {
+        if (code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) return { problem: `has an invalid escape \\${numeric}` };
+        bytes.push(...utf8.encode(String.fromCodePoint(code)));
+      }
+      i = escape + 1 + numeric.length;
+    } else {
+      return { problem: `has an unknown escape \\${kind}` };
+    }
+  }
+  return { value: fromUtf8.decode(new Uint8Array(bytes)) };
 }
 
 function refuse(message: string): EnforceResult {
