@@ -1,7 +1,12 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
+import { dump } from 'js-yaml';
 import { enforceNamespace } from '../../../src/adapters/promql-namespace.js';
 import { defaultTemplates, renderTemplate } from '../../../src/adapters/prometheus-queries.js';
+import { promtool } from '../../support/promtool.js';
 
 const NS = 'team-a';
 const rewrite = (expr: string): string => {
@@ -164,5 +169,98 @@ describe('enforceNamespace: properties', () => {
       }),
       { numRuns: 2000 },
     );
+  });
+});
+
+// The rewriting judged by Prometheus itself: promtool evaluates the original query over team-a's
+// series alone and the rewritten one over the series of team-a and team-b; they must agree.
+describe('enforceNamespace: promtool evaluates rewritten queries over two namespaces', () => {
+  interface InputSeries { readonly series: string; readonly values: string }
+  /** Metric names, keywords among them (`on` can only be written {__name__="on"}). */
+  const METRICS = ['x', 'y', 'sum', 'by', 'and', 'without', 'start', 'end', 'on'];
+  /** team-b has more pods and larger values, so any series of it read shows in the result. */
+  const PODS: Readonly<Record<string, readonly (readonly [string, number])[]>> = {
+    'team-a': [['a-1', 1], ['a-2', 2]],
+    'team-b': [['b-1', 10], ['b-2', 20], ['b-3', 30]],
+  };
+  const seriesOf = (namespaces: readonly string[]): InputSeries[] =>
+    namespaces.flatMap((namespace) =>
+      (PODS[namespace] ?? []).flatMap(([pod, slope]) => [
+        ...METRICS.map((metric, i) => ({ series: `{__name__="${metric}",namespace="${namespace}",pod="${pod}"}`, values: `0+${slope * (i + 1)}x20` })),
+        { series: `req_bucket{namespace="${namespace}",pod="${pod}",le="0.5"}`, values: `0+${slope}x20` },
+        { series: `req_bucket{namespace="${namespace}",pod="${pod}",le="+Inf"}`, values: `0+${slope * 3}x20` },
+      ]),
+    );
+
+  /**
+   * Evaluates each query with `promtool test rules` at 10m over `series`: the samples of each, as
+   * promtool prints them, sorted. promtool prints the samples of every query whose result differs
+   * from the (empty) expected one.
+   */
+  function evaluate(series: readonly InputSeries[], exprs: readonly string[]): Map<string, string[]> {
+    const dir = mkdtempSync(join(tmpdir(), 'promql-namespace-'));
+    try {
+      const file = join(dir, 'queries.test.yaml');
+      const promqlTests = exprs.map((expr) => ({ expr, eval_time: '10m', exp_samples: [] }));
+      writeFileSync(file, dump({ evaluation_interval: '1m', tests: [{ interval: '1m', input_series: series, promql_expr_test: promqlTests }] }));
+      const run = promtool(['test', 'rules', file]);
+      const results = new Map(exprs.map((expr) => [expr, [] as string[]]));
+      const blocks = run.output.split(/^ {4}expr: /m).slice(1);
+      if (run.status !== 0 && blocks.length === 0) throw new Error(`promtool failed: ${run.output}`);
+      for (const block of blocks) {
+        const parsed = /^("(?:[^"\\]|\\.)*"), time: [^,\n]*,(?: err: (.*)|\n\s*exp: .*\n\s*got: (.*))/.exec(block);
+        if (parsed?.[1] === undefined) throw new Error(`unexpected promtool output: ${block}`);
+        const expr = JSON.parse(parsed[1]) as string;
+        if (parsed[2] !== undefined) throw new Error(`promtool could not evaluate ${expr}: ${parsed[2]}`);
+        results.set(expr, (parsed[3]?.match(/\{[^}]*\} [^,\s]+/g) ?? []).sort());
+      }
+      return results;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** Queries that read every namespace if a selector is missed; the first four are issue 10's. */
+  const LEAKY = ['max(sum)', 'max(by)', 'count(and)', 'sum BY (pod) (x)'];
+  const QUERIES = [
+    ...LEAKY,
+    'x and and',
+    'max without (pod) (without)',
+    'start - end',
+    'sum(sum) by (sum)',
+    'max({__name__="on"})',
+    'count({__name__=~"s.*"})',
+    'rate(x[5m])',
+    'max_over_time(rate(x[2m])[10m:1m])',
+    'x offset 1m',
+    'x @ 300',
+    'sum(x @ end()) + count(y offset 2m)',
+    'x / on (pod) group_left y',
+    'x > bool 25',
+    'x unless y{pod="a-1"}',
+    'topk(1, x)',
+    'count_values("v", x)',
+    'label_replace(x, "p", "$1", "pod", "(.*)")',
+    'SUM(x) WITHOUT (pod)',
+    'histogram_quantile(0.9, sum by (le) (rate(req_bucket[5m])))',
+    'time() - timestamp(x)',
+    '-x ^ 2',
+    'scalar(max(sum)) * count(and)',
+    'x{namespace="team-a"} + on (pod) y',
+    'sum(x) by (namespace)',
+    'vector(1)',
+  ];
+  const NS_RESULTS = { own: evaluate(seriesOf(['team-a']), QUERIES), both: evaluate(seriesOf(['team-a', 'team-b']), QUERIES) };
+  const rewritten = QUERIES.map((q) => rewrite(q));
+  const confined = evaluate(seriesOf(['team-a', 'team-b']), rewritten);
+
+  it.each(QUERIES.map((q, i) => [q, rewritten[i] ?? '']))('%s: rewritten as %s, it sees only team-a', (query, rewrittenQuery) => {
+    const expected = NS_RESULTS.own.get(query);
+    expect(expected).not.toEqual([]);
+    expect(confined.get(rewrittenQuery)).toEqual(expected);
+  });
+
+  it.each(LEAKY)('%s: run as written, it reads team-b too', (query) => {
+    expect(NS_RESULTS.both.get(query)).not.toEqual(NS_RESULTS.own.get(query));
   });
 });

@@ -1,9 +1,9 @@
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from '@jest/globals';
 import { load } from 'js-yaml';
+import { promtool } from '../../support/promtool.js';
 
 // The alert rules in deploy/monitoring/: promtool accepts the plain rule file, its unit tests
 // (rules/poolpilot.rules.test.yaml) pass, and the PrometheusRule wraps the very same groups.
@@ -27,18 +27,6 @@ const ALERTS = [
   'PoolpilotNoLeader',
 ];
 
-/** Runs promtool; a missing binary fails with the package to install, never skips. */
-function promtool(args: string[]): { status: number; output: string } {
-  try {
-    const output = execFileSync('promtool', args, { cwd: rulesDir, encoding: 'utf8', stdio: 'pipe' });
-    return { status: 0, output };
-  } catch (err) {
-    const e = err as { code?: string; status?: number | null; stdout?: string; stderr?: string };
-    if (e.code === 'ENOENT') throw new Error('promtool is not on PATH: install the Debian package `prometheus` (`make install` does)');
-    return { status: e.status ?? -1, output: `${e.stdout ?? ''}${e.stderr ?? ''}` };
-  }
-}
-
 function plainGroups(): Group[] {
   return (load(readFileSync(ruleFile, 'utf8')) as { groups: Group[] }).groups;
 }
@@ -49,13 +37,13 @@ function alerts(): Rule[] {
 
 describe('deploy/monitoring alert rules', () => {
   it('promtool check rules accepts the plain rule file', () => {
-    const result = promtool(['check', 'rules', ruleFile]);
+    const result = promtool(['check', 'rules', ruleFile], rulesDir);
     expect(result.output).toContain(`SUCCESS: ${ALERTS.length} rules found`);
     expect(result.status).toBe(0);
   });
 
   it('promtool test rules passes every alert test', () => {
-    const result = promtool(['test', 'rules', ruleTestFile]);
+    const result = promtool(['test', 'rules', ruleTestFile], rulesDir);
     expect(result.output).toContain('SUCCESS');
     expect(result.status).toBe(0);
   });
