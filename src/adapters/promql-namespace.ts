@@ -62,13 +62,16 @@ export function enforceNamespace(expr: string, namespace: string): EnforceResult
     const own = ownNamespaceMatcher(expr, matchers, namespace);
     if (typeof own === 'string') return refuse(own);
     if (own) continue;
-    const empty = matchers.firstChild === null;
+    const empty = !MATCHER_NODES.some((name) => matchers.getChild(name) !== null);
     insertions.push({ at: matchers.from + 1, text: empty ? matcher : `${matcher},` });
   }
   let out = expr;
   for (const { at, text } of insertions.sort((a, b) => b.at - a.at)) out = out.slice(0, at) + text + out.slice(at);
   return { ok: true, expr: out };
 }
+
+/** What a selector's `{…}` holds besides comments; a lone QuotedLabelName is a quoted metric name. */
+const MATCHER_NODES = ['UnquotedLabelMatcher', 'QuotedLabelMatcher', 'QuotedLabelName'];
 
 /**
  * Whether the `{…}` of a selector already has `namespace="<namespace>"`; a message saying what to

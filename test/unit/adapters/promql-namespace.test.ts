@@ -69,6 +69,7 @@ describe('enforceNamespace: rewrites every selector', () => {
     ['own namespace written with escapes', 'x{namespace="te\\x61m-\\u0061"}', 'x{namespace="te\\x61m-\\u0061"}'],
     ['own namespace in a raw string', 'x{namespace=`team-a`}', 'x{namespace=`team-a`}'],
     ['own namespace in one selector only', 'x{namespace="team-a"} / y', 'x{namespace="team-a"} / y{namespace="team-a"}'],
+    ['braces holding only a comment', 'x{ # none\n}', 'x{namespace="team-a" # none\n}'],
     ['a # inside a string is not a comment', 'x{job="a#b"} # c', 'x{namespace="team-a",job="a#b"} # c'],
     ['multi-line query', 'sum by (pod) (\n  x\n) # per pod\n/ 100', 'sum by (pod) (\n  x{namespace="team-a"}\n) # per pod\n/ 100'],
     ['Inf and NaN in any case are numbers', 'x > INF or x < -inf or nan', 'x{namespace="team-a"} > INF or x{namespace="team-a"} < -inf or nan'],
