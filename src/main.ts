@@ -2,7 +2,7 @@
  * Composition root: config → clients → informers → work queue → workers → HTTP servers →
  * signals. No decisions here.
  */
-import { CoordinationV1Api, type KubernetesObject, type V1ConfigMap, type V1Deployment, type V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
+import { CoordinationV1Api, makeInformer, type KubernetesObject, type ListPromise, type V1ConfigMap, type V1Deployment, type V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
 import { KubeClient, loadKubeConfig } from './adapters/kube.js';
 import { secretReader } from './adapters/secrets.js';
 import type { OperatorConfig } from './config.js';
@@ -35,19 +35,30 @@ function watchPath(namespace: string | undefined, prefix: string, plural: string
   return namespace === undefined ? `${prefix}/${plural}` : `${prefix}/namespaces/${namespace}/${plural}`;
 }
 
-function createInformers(kube: KubeClient, config: OperatorConfig, log: Logger): Informers {
+function createInformers(kube: KubeClient, config: OperatorConfig, log: Logger, metrics: OperatorMetrics): Informers {
   const backoff = new ExponentialBackoffRateLimiter({ baseDelayMs: 1000, maxDelayMs: 60_000 });
-  const onError = (what: string) => (err: unknown, restartInMs: number): void => {
-    log.warn({ err, informer: what, restartInMs }, 'informer stopped; restarting');
+  const informer = <T extends KubernetesObject>(resource: string, path: string, list: ListPromise<T>): ResilientInformer<T> => {
+    metrics.informerSynced.set({ resource }, 0);
+    return new ResilientInformer({
+      informer: makeInformer(kube.kubeConfig, path, list),
+      path,
+      clock: systemClock,
+      backoff,
+      onError: (err, restartInMs) => {
+        metrics.informerFailures.inc({ resource });
+        log.warn({ err, informer: resource, restartInMs }, 'informer failed; restarting');
+      },
+      onSynced: () => { metrics.informerSynced.set({ resource }, 1); },
+    });
   };
   const ns = config.namespace;
   const { group, version, plural } = POOLPOLICY_RESOURCE;
   return {
-    policies: new ResilientInformer({ kubeConfig: kube.kubeConfig, path: watchPath(ns, `/apis/${group}/${version}`, plural), list: () => kube.listCustom(POOLPOLICY_RESOURCE, ns), clock: systemClock, backoff, onError: onError('poolpolicies') }),
-    deployments: new ResilientInformer({ kubeConfig: kube.kubeConfig, path: watchPath(ns, '/apis/apps/v1', 'deployments'), list: () => kube.listDeployments(ns), clock: systemClock, backoff, onError: onError('deployments') }),
-    configMaps: new ResilientInformer({ kubeConfig: kube.kubeConfig, path: watchPath(ns, '/api/v1', 'configmaps'), list: () => kube.listConfigMaps(ns), clock: systemClock, backoff, onError: onError('configmaps') }),
-    budgets: new ResilientInformer({ kubeConfig: kube.kubeConfig, path: watchPath(ns, `/apis/${group}/${version}`, CONNECTIONBUDGET_RESOURCE.plural), list: () => kube.listCustom(CONNECTIONBUDGET_RESOURCE, ns), clock: systemClock, backoff, onError: onError('connectionbudgets') }),
-    hpas: new ResilientInformer({ kubeConfig: kube.kubeConfig, path: watchPath(ns, '/apis/autoscaling/v2', 'horizontalpodautoscalers'), list: () => kube.listHorizontalPodAutoscalers(ns), clock: systemClock, backoff, onError: onError('horizontalpodautoscalers') }),
+    policies: informer(plural, watchPath(ns, `/apis/${group}/${version}`, plural), () => kube.listCustom(POOLPOLICY_RESOURCE, ns)),
+    deployments: informer('deployments', watchPath(ns, '/apis/apps/v1', 'deployments'), () => kube.listDeployments(ns)),
+    configMaps: informer('configmaps', watchPath(ns, '/api/v1', 'configmaps'), () => kube.listConfigMaps(ns)),
+    budgets: informer(CONNECTIONBUDGET_RESOURCE.plural, watchPath(ns, `/apis/${group}/${version}`, CONNECTIONBUDGET_RESOURCE.plural), () => kube.listCustom(CONNECTIONBUDGET_RESOURCE, ns)),
+    hpas: informer('horizontalpodautoscalers', watchPath(ns, '/apis/autoscaling/v2', 'horizontalpodautoscalers'), () => kube.listHorizontalPodAutoscalers(ns)),
   };
 }
 
@@ -111,8 +122,8 @@ export async function main(command: Command, config: OperatorConfig): Promise<nu
   const log = createLogger(config.logLevel);
   if (command === 'run') return runUntilSignalled(config, log);
   const kube = new KubeClient(loadKubeConfig(config.kubeconfig));
-  const informers = createInformers(kube, config, log);
   const metrics = createMetrics();
+  const informers = createInformers(kube, config, log, metrics);
   const utilization = new PrometheusUtilizationSource({ defaultUrl: config.prometheusUrl, clock: systemClock, metrics, enforceNamespaceLabel: config.enforceNamespaceLabel === true, readSecret: secretReader(kube.kubeConfig) });
   return runOnce(informers, createReconciler(kube, informers, utilization, new AppliedLedger(), log, metrics), log);
 }
@@ -143,6 +154,11 @@ async function runOnce(informers: Informers, reconciler: PoolPolicyReconciler, l
 export interface RunningController {
   readonly healthPort: number;
   readonly metricsPort: number;
+  /**
+   * Resolves once every cache has synced and work has started (/readyz turns ready), or once
+   * `stop()` was called first. Until then informers retry with backoff and nothing is reconciled.
+   */
+  readonly cachesSynced: Promise<void>;
   /** Sizes of the policy work queue's internals (a diagnostic: a deleted policy leaves nothing). */
   queueSizes(): WorkQueueSizes;
   stop(): Promise<void>;
@@ -234,15 +250,16 @@ function createLeadership(config: OperatorConfig, kube: KubeClient, log: Logger,
   };
 }
 
-/** Starts servers, informers and workers; resolves once the caches have synced. */
 /**
- * With `config.leaderElection`, informers, caches, /healthz and /readyz run on every replica and
+ * Starts the HTTP servers and the informers, and resolves once the servers listen; the workers
+ * start when every cache has synced ({@link RunningController.cachesSynced}), however long the
+ * API server takes to answer. With `config.leaderElection`, informers, caches, /healthz and /readyz run on every replica and
  * the workers only while this replica leads (see {@link Leadership}).
  */
 export async function startController(config: OperatorConfig, log: Logger = createLogger(config.logLevel)): Promise<RunningController> {
   const metrics = createMetrics();
   const kube = new KubeClient(loadKubeConfig(config.kubeconfig));
-  const informers = createInformers(kube, config, log);
+  const informers = createInformers(kube, config, log, metrics);
   const leadership = createLeadership(config, kube, log, metrics);
   // Reconcilers write through this: once the Lease is lost, no new write starts.
   const writes = whileAllowed(kube, () => leadership.leading(), 'this replica is not the leader');
@@ -300,7 +317,6 @@ export async function startController(config: OperatorConfig, log: Logger = crea
   const metricsServer = await startHttpServer(config.metricsAddr, { registry: metrics.registry });
   log.info({ healthPort: health.port, metricsPort: metricsServer.port, namespace: config.namespace ?? '(all)' }, 'poolpilot starting');
 
-  await startInformers(informers);
   const depthTimer = setInterval(() => { metrics.queueDepth.set(queue.len()); }, 1000);
   /** One term of work: fresh queues holding every object, and their workers. */
   const startWork = (): RunningWorkers => {
@@ -334,13 +350,19 @@ export async function startController(config: OperatorConfig, log: Logger = crea
     });
     return { stop: async () => { await Promise.all([workers.stop(), budgetWorkers.stop()]); } };
   };
-  leadership.start(startWork);
-  log.info({ leaderElection: config.leaderElection ?? false }, 'caches synced');
+  let stopping = false;
+  const cachesSynced = startInformers(informers).then(() => {
+    if (stopping) return;
+    log.info({ leaderElection: config.leaderElection ?? false }, 'caches synced');
+    leadership.start(startWork);
+  });
   return {
     healthPort: health.port,
     metricsPort: metricsServer.port,
+    cachesSynced,
     queueSizes: () => queue.sizes(),
     stop: async () => {
+      stopping = true;
       clearInterval(depthTimer);
       await leadership.stop();
       await stopInformers(informers);

@@ -18,6 +18,10 @@ export interface OperatorMetrics {
   readonly policyCondition: Gauge<'namespace' | 'policy' | 'type' | 'status' | 'reason'>;
   /** Connections left in a connection budget, per backend (set by the budget controller). */
   readonly budgetHeadroom: Gauge<'namespace' | 'budget' | 'backend'>;
+  /** 1 once the informer of a resource has listed it and watches it, else 0; /readyz needs all at 1. */
+  readonly informerSynced: Gauge<'resource'>;
+  /** Failed list or watch attempts of each informer (each is retried after a growing backoff). */
+  readonly informerFailures: Counter<'resource'>;
 }
 
 export function createMetrics(): OperatorMetrics {
@@ -37,6 +41,8 @@ export function createMetrics(): OperatorMetrics {
     changes: new Counter({ name: 'poolpilot_changes_total', help: 'Setting changes applied, by direction (up, down).', labelNames: ['namespace', 'policy', 'setting', 'direction'], registers: [registry] }),
     policyCondition: new Gauge({ name: 'poolpilot_policy_condition', help: 'PoolPolicy status conditions: 1 for the current status and reason of each condition type (Ready, MetricsAvailable, Limited).', labelNames: ['namespace', 'policy', 'type', 'status', 'reason'], registers: [registry] }),
     budgetHeadroom: new Gauge({ name: 'poolpilot_budget_headroom_connections', help: 'Connections a connection budget still allows per backend (budget max minus the sum of managed pool sizes).', labelNames: ['namespace', 'budget', 'backend'], registers: [registry] }),
+    informerSynced: new Gauge({ name: 'poolpilot_informer_synced', help: '1 once the informer of this resource has listed it and watches it (the operator is ready when all are 1), else 0.', labelNames: ['resource'], registers: [registry] }),
+    informerFailures: new Counter({ name: 'poolpilot_informer_failures_total', help: 'Failed list or watch attempts per informer resource; each is retried after a backoff that grows until one succeeds.', labelNames: ['resource'], registers: [registry] }),
   };
 }
 

@@ -1,26 +1,54 @@
 /**
- * An informer that keeps itself running.
+ * An informer that keeps itself running and never claims a cache it does not have.
  *
  * client-node's informer (ListWatch) relists on 410 Gone by itself, but on any other error it
- * emits `error` and stops for good. This wrapper restarts it after an exponential backoff, and
- * never restarts on the AbortError that its own `stop()` raises. Handlers see every add, update
- * and delete as "this object changed" (the reconciler is level-triggered: it never learns why).
+ * emits `error` and stops for good. This wrapper restarts it after an exponential backoff.
+ * Handlers see every add, update and delete as "this object changed" (the reconciler is
+ * level-triggered: it never learns why).
  *
- * `synced` turns true once the first list has completed; /readyz reports it.
+ * How client-node reports the outcome of `start()` (dist/cache.js, 2.x), which this relies on:
+ * - `start()` resolves in all of these cases: the list succeeded and the watch request was
+ *   answered 200; the list failed; the watch request failed. In the two failures it emits
+ *   `error` before resolving. It rejects only if the watch request could not be built (e.g. the
+ *   credentials plugin failed).
+ * - `connect` is emitted before the list is even sent: it says nothing about success.
+ * - Once connected, a failing watch or relist emits `error` (and the informer stops); a watch
+ *   that ends cleanly or with 410 Gone is resumed or relisted by the informer itself.
+ * - Aborting a live request emits `error` with an AbortError: `stop()` does, and so would a
+ *   `start()` over a live watch. Errors are ignored once `stop()` was called, and `start()` is
+ *   called again only after a failure, when the informer has no live request left.
+ *
+ * So one attempt succeeded exactly when `start()` resolved with no `error` emitted since
+ * it was called: the list (when one was needed) is in the cache and the watch is open.
+ *
+ * Contract:
+ * - `synced` turns true after the first successful attempt and stays true (the cache then holds
+ *   a complete list, kept current while the watch runs); /readyz reports it.
+ * - Every failed attempt, and every failure of an established watch, is retried after
+ *   `backoff.when(path)`: the delay grows with consecutive failures and is forgotten only after
+ *   a successful attempt.
+ * - After `stop()` nothing is restarted, and a watch opened by a list still in flight at that
+ *   moment is closed as soon as it opens.
  */
-import { makeInformer, type KubeConfig, type KubernetesObject, type ListPromise } from '@kubernetes/client-node';
+import type { Informer, KubernetesObject, ObjectCache } from '@kubernetes/client-node';
 import type { Clock, TimerHandle } from './clock.js';
 import type { RateLimiter } from './rate-limiter.js';
 
+/** What this wrapper drives: client-node's `makeInformer(...)` (a ListWatch), or a test's. */
+export type ListWatchInformer<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
+
 export interface InformerOptions<T extends KubernetesObject> {
-  readonly kubeConfig: KubeConfig;
-  /** Watch path, e.g. /apis/apps/v1/deployments or /api/v1/namespaces/ns/configmaps. */
+  /** The informer to keep running; it must not have been started. */
+  readonly informer: ListWatchInformer<T>;
+  /** Watch path, e.g. /apis/apps/v1/deployments: the backoff key. */
   readonly path: string;
-  readonly list: ListPromise<T>;
   readonly clock: Clock;
-  /** Delay before each restart after an error; forgotten once a start succeeds. */
+  /** Delay before each restart after a failure; forgotten after each successful attempt. */
   readonly backoff: RateLimiter;
+  /** Called on every failure, with the delay before the next attempt. */
   readonly onError?: (err: unknown, restartInMs: number) => void;
+  /** Called once, when `synced` turns true. */
+  readonly onSynced?: () => void;
 }
 
 export interface ObjectStore<T> {
@@ -29,23 +57,31 @@ export interface ObjectStore<T> {
 }
 
 export class ResilientInformer<T extends KubernetesObject> implements ObjectStore<T> {
-  private readonly informer;
+  private readonly informer: ListWatchInformer<T>;
   private readonly handlers: Array<(obj: T) => void> = [];
   private syncedOnce = false;
   private stopped = false;
+  private running: Promise<void> | undefined;
+  /** The first failure reported since the current attempt began (cleared when one begins). */
+  private failure: { readonly err: unknown } | undefined;
+  /** Wakes the run loop: a failure was reported, a restart is due, or stop() was called. */
+  private wake: (() => void) | undefined;
   private restartTimer: TimerHandle | undefined;
+  private resolveSynced: () => void = () => undefined;
+  private readonly syncedOrStopped = new Promise<void>((resolve) => { this.resolveSynced = resolve; });
 
   constructor(private readonly options: InformerOptions<T>) {
-    this.informer = makeInformer<T>(options.kubeConfig, options.path, options.list);
+    this.informer = options.informer;
     const notify = (obj: T): void => {
       for (const handler of this.handlers) handler(obj);
     };
     this.informer.on('add', notify);
     this.informer.on('update', notify);
     this.informer.on('delete', notify);
-    this.informer.on('error', (err: unknown) => { this.scheduleRestart(err); });
+    this.informer.on('error', (err: unknown) => { this.report(err); });
   }
 
+  /** True once a complete list is in the cache (and stays true; see the module comment). */
   get synced(): boolean {
     return this.syncedOnce;
   }
@@ -63,43 +99,85 @@ export class ResilientInformer<T extends KubernetesObject> implements ObjectStor
     return this.informer.list(namespace);
   }
 
-  /** Starts listing and watching; resolves after the first successful list (retrying until then). */
-  async start(): Promise<void> {
-    for (;;) {
-      try {
-        await this.informer.start();
-        this.syncedOnce = true;
-        this.options.backoff.forget(this.options.path);
-        return;
-      } catch (err) {
-        if (this.stopped || isAbort(err)) return;
-        const delay = this.options.backoff.when(this.options.path);
-        this.options.onError?.(err, delay);
-        await new Promise<void>((resolve) => { this.restartTimer = this.options.clock.setTimeout(resolve, delay); });
-        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- stop() may run while waiting
-        if (this.stopped) return;
-      }
-    }
+  /**
+   * Starts listing and watching, retrying with backoff for as long as it takes. Resolves once the
+   * first attempt has succeeded (the cache is synced), or once `stop()` was called.
+   */
+  start(): Promise<void> {
+    this.running ??= this.run();
+    return this.syncedOrStopped;
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.restartTimer) this.options.clock.clearTimeout(this.restartTimer);
+    this.wakeUp();
+    this.resolveSynced();
     await this.informer.stop();
   }
 
-  private scheduleRestart(err: unknown): void {
-    if (this.stopped || isAbort(err)) return;
-    const delay = this.options.backoff.when(this.options.path);
-    this.options.onError?.(err, delay);
-    if (this.restartTimer) this.options.clock.clearTimeout(this.restartTimer);
-    this.restartTimer = this.options.clock.setTimeout(() => {
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      const attemptFailure = await this.attempt();
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- stop() may run during the attempt
+      if (this.stopped) {
+        // stop() came while the attempt ran: a list in flight then may have opened a watch.
+        await this.informer.stop();
+        return;
+      }
+      const failure = attemptFailure ?? (await this.watchUntilFailure());
+      if (failure === undefined) return;
+      const delay = this.options.backoff.when(this.options.path);
+      this.options.onError?.(failure.err, delay);
+      let due = false;
+      this.restartTimer = this.options.clock.setTimeout(() => {
+        due = true;
+        this.wakeUp();
+      }, delay);
+      await this.until(() => due);
       this.restartTimer = undefined;
-      void this.start();
-    }, delay);
+    }
   }
-}
 
-function isAbort(err: unknown): boolean {
-  return err instanceof Error && (err.name === 'AbortError' || err.message.includes('aborted'));
+  /** After a successful attempt: marks the cache synced, then waits for the watch to fail (or stop()). */
+  private async watchUntilFailure(): Promise<{ readonly err: unknown } | undefined> {
+    if (!this.syncedOnce) {
+      this.syncedOnce = true;
+      this.options.onSynced?.();
+    }
+    this.options.backoff.forget(this.options.path);
+    this.resolveSynced();
+    await this.until(() => this.failure !== undefined);
+    return this.stopped ? undefined : this.failure;
+  }
+
+  /** One start of the informer; the failure that ended it, or undefined if it is now watching. */
+  private async attempt(): Promise<{ readonly err: unknown } | undefined> {
+    this.failure = undefined;
+    try {
+      await this.informer.start();
+    } catch (err) {
+      this.report(err);
+    }
+    return this.failure;
+  }
+
+  private report(err: unknown): void {
+    if (this.stopped) return;
+    this.failure ??= { err };
+    this.wakeUp();
+  }
+
+  /** Waits until `condition()` holds or stop() was called. */
+  private async until(condition: () => boolean): Promise<void> {
+    while (!this.stopped && !condition()) {
+      await new Promise<void>((resolve) => { this.wake = resolve; });
+    }
+  }
+
+  private wakeUp(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
 }

@@ -14,13 +14,15 @@ export function installCrds(): void {
   execFileSync('kubectl', ['--kubeconfig', kubeconfig, 'wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all'], { stdio: 'pipe' });
 }
 
-/** The operator, in this process, watching one namespace of the local control plane. */
+/** The operator, in this process, watching one namespace of the local control plane; resolves once its caches synced. */
 export async function startOperator(namespace: string, prometheusUrl = readLocalEnv().PROMETHEUS_URL): Promise<RunningController> {
   const config = loadConfig(
     { kubeconfig: readLocalEnv().KUBECONFIG, namespace, 'prometheus-url': prometheusUrl, 'metrics-addr': '127.0.0.1:0', 'health-addr': '127.0.0.1:0', 'log-level': process.env.POOLPILOT_TEST_LOG_LEVEL ?? 'error' },
     {},
   );
-  return startController(config);
+  const operator = await startController(config);
+  await operator.cachesSynced;
+  return operator;
 }
 
 /** A sample from deploy/samples/, parsed. */

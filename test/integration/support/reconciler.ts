@@ -3,7 +3,7 @@
  * server and Prometheus, with real informer caches, and with a writer a test may wrap to force a
  * race (an edit just before a write) or a crash (a write that fails once) deterministically.
  */
-import { type KubernetesObject, type V1ConfigMap, type V1Deployment } from '@kubernetes/client-node';
+import { makeInformer, type KubernetesObject, type ListPromise, type V1ConfigMap, type V1Deployment } from '@kubernetes/client-node';
 import pino from 'pino';
 import { KubeClient, loadKubeConfig } from '../../../src/adapters/kube.js';
 import { PoolPolicyReconciler, POOLPOLICY_RESOURCE, type PolicyWriter } from '../../../src/controllers/poolpolicy/reconciler.js';
@@ -29,10 +29,11 @@ export async function startReconciler(namespace: string, wrap: (kube: KubeClient
   const kube = new KubeClient(loadKubeConfig(env.KUBECONFIG));
   const backoff = new ExponentialBackoffRateLimiter({ baseDelayMs: 500, maxDelayMs: 5000 });
   const { group, version, plural } = POOLPOLICY_RESOURCE;
-  const common = { kubeConfig: kube.kubeConfig, clock: systemClock, backoff };
-  const policies = new ResilientInformer<KubernetesObject>({ ...common, path: `/apis/${group}/${version}/namespaces/${namespace}/${plural}`, list: () => kube.listCustom(POOLPOLICY_RESOURCE, namespace) });
-  const deployments = new ResilientInformer<V1Deployment>({ ...common, path: `/apis/apps/v1/namespaces/${namespace}/deployments`, list: () => kube.listDeployments(namespace) });
-  const configMaps = new ResilientInformer<V1ConfigMap>({ ...common, path: `/api/v1/namespaces/${namespace}/configmaps`, list: () => kube.listConfigMaps(namespace) });
+  const informer = <T extends KubernetesObject>(path: string, list: ListPromise<T>): ResilientInformer<T> =>
+    new ResilientInformer({ informer: makeInformer(kube.kubeConfig, path, list), path, clock: systemClock, backoff });
+  const policies = informer(`/apis/${group}/${version}/namespaces/${namespace}/${plural}`, () => kube.listCustom(POOLPOLICY_RESOURCE, namespace));
+  const deployments = informer(`/apis/apps/v1/namespaces/${namespace}/deployments`, () => kube.listDeployments(namespace));
+  const configMaps = informer(`/api/v1/namespaces/${namespace}/configmaps`, () => kube.listConfigMaps(namespace));
   await Promise.all([policies.start(), deployments.start(), configMaps.start()]);
   const reconciler = new PoolPolicyReconciler({
     policies,
