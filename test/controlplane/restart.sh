@@ -5,6 +5,9 @@
 # with --kill at once with SIGKILL), keeps it down for N seconds (default 0), starts it again
 # with the argv local-up.sh recorded in $state/cmd/<name>.args (same ports, data dir, certs and
 # kubeconfig), and waits until it is ready again. The log is appended to.
+# For an outage of a test's own length, the two halves apart:
+#   restart.sh <name> --stop [--kill]   stops it and leaves it down
+#   restart.sh <name> --start           starts it again unless it runs, and waits until it is ready
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -14,21 +17,26 @@ state=${POOLPILOT_LOCAL:-$root/.local}
 log() { echo "restart: $*" >&2; }
 # shellcheck source=lib.sh
 source "$here/lib.sh"
-usage() { log "usage: restart.sh <etcd|kube-apiserver|prometheus> [--kill] [--down-seconds N]"; exit 2; }
+usage() { log "usage: restart.sh <etcd|kube-apiserver|prometheus> [--kill] [--down-seconds N | --stop | --start]"; exit 2; }
 
 name=${1:-}
 case $name in etcd | kube-apiserver | prometheus) ;; *) usage ;; esac
 shift
 signal=TERM
 down=0
+stop=true
+start=true
 while (($# > 0)); do
   case $1 in
     --kill) signal=KILL ;;
     --down-seconds) down=${2:-}; shift ;;
+    --stop) start=false ;;
+    --start) stop=false ;;
     *) usage ;;
   esac
   shift
 done
+[[ $stop == true || $start == true ]] || usage
 
 pidfile=$state/pids/$name.pid
 argsfile=$state/cmd/$name.args
@@ -37,8 +45,14 @@ argsfile=$state/cmd/$name.args
 mapfile -d '' -t argv <"$argsfile"
 ((${#argv[@]} > 0)) || { log "$argsfile is empty"; exit 1; }
 
-stop_process "$name" "$(cat "$pidfile")" "$signal"
-sleep "$down"
+if [[ $stop == true ]]; then
+  stop_process "$name" "$(cat "$pidfile")" "$signal"
+  [[ $start == true ]] || exit 0
+  sleep "$down"
+elif kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+  log "$name is running (pid $(cat "$pidfile"))"
+  exit 0
+fi
 
 logfile=$state/logs/$name.log
 echo "--- restart.sh: starting again at $(date -u +%FT%TZ) ---" >>"$logfile"

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -8,7 +8,7 @@ import { load, loadAll } from 'js-yaml';
 import { Gauge } from 'prom-client';
 import { loadConfig } from '../../src/config.js';
 import { startController, type RunningController } from '../../src/main.js';
-import { adminKubeConfig, createDeployment, createTestNamespace, deleteTestNamespace, deploymentManifest } from './support/kube.js';
+import { adminKubeConfig, createDeployment, createTestNamespace, deleteTestNamespace, deploymentManifest, serviceAccountKubeconfig } from './support/kube.js';
 import { readLocalEnv, repoRoot } from './support/local-env.js';
 import { condition, createPolicy, envOf, getDeployment, getPolicy, installCrds, simulateRollouts } from './support/operator.js';
 import { eventually, startScrapeTarget, type ScrapeTarget } from './support/prometheus.js';
@@ -92,27 +92,6 @@ async function failureCode(call: () => Promise<unknown>): Promise<number | strin
   return 'succeeded';
 }
 
-/** A kubeconfig file for the ServiceAccount, with a token from the TokenRequest API. */
-async function serviceAccountKubeconfig(admin: KubeConfig, dir: string): Promise<string> {
-  const request = await admin.makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({
-    name: SERVICE_ACCOUNT,
-    namespace: SYSTEM_NAMESPACE,
-    body: { spec: { audiences: [], expirationSeconds: 3600 } },
-  });
-  const token = request.status?.token;
-  if (token === undefined || token === '') throw new Error('TokenRequest returned no token');
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'local', server: readLocalEnv().KUBE_APISERVER_URL, skipTLSVerify: true }],
-    users: [{ name: SERVICE_ACCOUNT, token }],
-    contexts: [{ name: SERVICE_ACCOUNT, cluster: 'local', user: SERVICE_ACCOUNT }],
-    currentContext: SERVICE_ACCOUNT,
-  });
-  const path = join(dir, 'poolpilot.kubeconfig');
-  writeFileSync(path, kc.exportConfig(), { mode: 0o600 });
-  return path;
-}
-
 function podTemplateOf(objects: readonly Manifest[]): NonNullable<V1Deployment['spec']>['template'] {
   const template = (find(objects, 'Deployment', 'poolpilot') as V1Deployment).spec?.template;
   if (!template?.spec) throw new Error('the poolpilot Deployment has no pod template');
@@ -138,7 +117,7 @@ describe('deploy/ manifests', () => {
     workNs = await createTestNamespace(admin, 'deploy');
     otherNs = await createTestNamespace(admin, 'deploy-other');
     tmp = mkdtempSync(join(tmpdir(), 'poolpilot-deploy-'));
-    saKubeconfig = await serviceAccountKubeconfig(admin, tmp);
+    saKubeconfig = await serviceAccountKubeconfig(admin, SYSTEM_NAMESPACE, SERVICE_ACCOUNT, tmp);
   });
 
   afterAll(async () => {

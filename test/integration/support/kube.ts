@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { AppsV1Api, CoreV1Api, KubeConfig, type V1Deployment } from '@kubernetes/client-node';
 import { readLocalEnv } from './local-env.js';
 
@@ -46,4 +48,25 @@ export function deploymentManifest(
 
 export async function createDeployment(kc: KubeConfig, namespace: string, body: V1Deployment): Promise<V1Deployment> {
   return kc.makeApiClient(AppsV1Api).createNamespacedDeployment({ namespace, body });
+}
+
+/** A kubeconfig file in `dir` for the ServiceAccount, with a token (1 h) from the TokenRequest API. */
+export async function serviceAccountKubeconfig(admin: KubeConfig, namespace: string, serviceAccount: string, dir: string): Promise<string> {
+  const request = await admin.makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({
+    name: serviceAccount,
+    namespace,
+    body: { spec: { audiences: [], expirationSeconds: 3600 } },
+  });
+  const token = request.status?.token;
+  if (token === undefined || token === '') throw new Error('TokenRequest returned no token');
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'local', server: readLocalEnv().KUBE_APISERVER_URL, skipTLSVerify: true }],
+    users: [{ name: serviceAccount, token }],
+    contexts: [{ name: serviceAccount, cluster: 'local', user: serviceAccount }],
+    currentContext: serviceAccount,
+  });
+  const path = join(dir, `${namespace}-${serviceAccount}.kubeconfig`);
+  writeFileSync(path, kc.exportConfig(), { mode: 0o600 });
+  return path;
 }

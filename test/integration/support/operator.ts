@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AppsV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject, type V1Deployment } from '@kubernetes/client-node';
+import axios from 'axios';
 import { load } from 'js-yaml';
 import { loadConfig } from '../../../src/config.js';
 import { startController, type RunningController } from '../../../src/main.js';
@@ -23,6 +24,28 @@ export async function startOperator(namespace: string, prometheusUrl = readLocal
   const operator = await startController(config);
   await operator.cachesSynced;
   return operator;
+}
+
+/** The HTTP status of the operator's /readyz: 200 once its caches synced, else 503. */
+export async function readiness(operator: Pick<RunningController, 'healthPort'>): Promise<number> {
+  return (await axios.get(`http://127.0.0.1:${operator.healthPort}/readyz`, { validateStatus: () => true, timeout: 5000 })).status;
+}
+
+/**
+ * The sum of the operator's own /metrics samples named `name` whose labels include `labels`
+ * (0 when there is none).
+ */
+export async function operatorMetric(operator: Pick<RunningController, 'metricsPort'>, name: string, labels: Readonly<Record<string, string>> = {}): Promise<number> {
+  const { data } = await axios.get<string>(`http://127.0.0.1:${operator.metricsPort}/metrics`, { responseType: 'text', timeout: 5000 });
+  const wanted = Object.entries(labels).map(([label, value]) => `${label}="${value}"`);
+  let sum = 0;
+  for (const line of data.split('\n')) {
+    const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (match?.[1] !== name) continue;
+    const present = (match[2] ?? '').split(',');
+    if (wanted.every((pair) => present.includes(pair))) sum += Number(match[3]);
+  }
+  return sum;
 }
 
 /** A sample from deploy/samples/, parsed. */
