@@ -253,8 +253,9 @@ function createLeadership(config: OperatorConfig, kube: KubeClient, log: Logger,
 /**
  * Starts the HTTP servers and the informers, and resolves once the servers listen; the workers
  * start when every cache has synced ({@link RunningController.cachesSynced}), however long the
- * API server takes to answer. With `config.leaderElection`, informers, caches, /healthz and /readyz run on every replica and
- * the workers only while this replica leads (see {@link Leadership}).
+ * API server takes to answer. With `config.leaderElection`, informers, caches, /healthz and
+ * /readyz run on every replica and the workers only while this replica leads (see
+ * {@link Leadership}).
  */
 export async function startController(config: OperatorConfig, log: Logger = createLogger(config.logLevel)): Promise<RunningController> {
   const metrics = createMetrics();
