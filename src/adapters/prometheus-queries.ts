@@ -3,8 +3,10 @@
  * template rendering shared with user overrides (spec.<pool>.utilization). Pure: no I/O.
  *
  * Template contract ({@link renderTemplate}):
- * - `$namespace` / `${namespace}` and `$deployment` / `${deployment}` are replaced; the bare
- *   form only when not followed by a letter, digit or `_` (`$namespaces` is left alone).
+ * - `$namespace` / `${namespace}`, `$deployment` / `${deployment}` and `$pods` / `${pods}` are
+ *   replaced; the bare form only when not followed by a letter, digit or `_` (`$namespaces` is
+ *   left alone). `$pods` is the regex of the Deployment's own pod names ({@link deploymentPods}),
+ *   made for `pod=~"$pods"`.
  * - The replacement can never end the string literal it sits in, whatever the value holds:
  *   - inside a "…" or '…' literal the value is escaped for that literal (backslash, the
  *     quote, newline, carriage return);
@@ -13,9 +15,10 @@
  *   - outside any literal the value is inserted as a complete "…" literal, so
  *     `{namespace=$namespace}` works and a value can never become PromQL syntax;
  *   - in a `#` comment nothing is replaced.
- * - When the literal is the value of a regex matcher (directly after `=~` or `!~`), the value
- *   is first regex-escaped (RE2 metacharacters), so it matches itself literally:
- *   `pod=~"$deployment-.*"` with deployment `api.v2` matches `api.v2-x`, not `apixv2-x`.
+ * - When the literal is the value of a regex matcher (directly after `=~` or `!~`), the
+ *   namespace and deployment are first regex-escaped (RE2 metacharacters), so they match
+ *   themselves literally: `d=~"$deployment"` with deployment `api.v2` matches `api.v2`, not
+ *   `apixv2`. `$pods` is a regex already and is never regex-escaped.
  */
 
 /** What the Prometheus client evaluates; see PrometheusClient.utilization. */
@@ -59,7 +62,7 @@ export function escapeRegex(s: string): string {
   return s.replace(/[\\.+*?()|[\]{}^$]/g, '\\$&');
 }
 
-const PLACEHOLDER = /\$(?:\{(namespace|deployment)\}|(namespace|deployment)(?![A-Za-z0-9_]))/g;
+const PLACEHOLDER = /\$(?:\{(namespace|deployment|pods)\}|(namespace|deployment|pods)(?![A-Za-z0-9_]))/g;
 const PLACEHOLDER_AT = new RegExp(PLACEHOLDER.source, 'y');
 
 /**
@@ -68,10 +71,10 @@ const PLACEHOLDER_AT = new RegExp(PLACEHOLDER.source, 'y');
  * reject the query either way).
  */
 export function renderTemplate(expr: string, values: TemplateValues): string {
-  const lookup = (name: string): string => (name === 'namespace' ? values.namespace : values.deployment);
   /** The text of a replacement for the inside of a literal; `regex` when it is a regex matcher value. */
   const inLiteral = (name: string, regex: boolean, quote: '"' | "'"): string => {
-    const value = lookup(name);
+    if (name === 'pods') return escapePromqlString(deploymentPods(values.deployment).regex, quote);
+    const value = name === 'namespace' ? values.namespace : values.deployment;
     return escapePromqlString(regex ? escapeRegex(value) : value, quote);
   };
   const replaceIn = (content: string, regex: boolean, quote: '"' | "'"): string =>
@@ -142,11 +145,11 @@ function checkPrefix(metricsPrefix: string): void {
   }
 }
 
-const APP_SELECTOR = '{namespace="$namespace",pod=~"$deployment-.*"}';
+const APP_SELECTOR = '{namespace="$namespace",pod=~"$pods"}';
 
 /**
  * Templates of the built-in queries (before rendering). The database and Redis metrics are
- * the application's own, on its pods (`<deployment>-…`); PgBouncer's come from
+ * the application's own, on the Deployment's pods (`$pods`); PgBouncer's come from
  * pgbouncer_exporter (no prefix) anywhere in the namespace.
  * Throws RangeError when `metricsPrefix` is not a metric-name prefix (the CRD forbids it).
  */
@@ -215,8 +218,8 @@ function renderQuery(template: Required<UtilizationQuery>, values: TemplateValue
 /**
  * The built-in database and Redis queries for a whole namespace at once, one value per pod
  * (`max by (pod)`), so that every policy in the namespace is served by one query pair instead of
- * one per policy. {@link podPattern} then picks a Deployment's pods, exactly as the per-policy
- * selector `pod=~"<deployment>-.*"` would.
+ * one per policy. {@link deploymentPods} then picks a Deployment's pods, exactly as the
+ * per-policy selector `pod=~"$pods"` does.
  */
 export function namespaceTemplates(metricsPrefix: string): Readonly<Record<'database' | 'redis', Required<UtilizationQuery>>> {
   checkPrefix(metricsPrefix);
@@ -241,7 +244,68 @@ export function namespaceUtilizationQuery(pool: 'database' | 'redis', metricsPre
   return { expr: renderTemplate(template.expr, values), freshness: renderTemplate(template.freshness, values) };
 }
 
-/** A Deployment's pods, as PromQL's fully anchored `pod=~"<deployment>-.*"` matches them. */
-export function podPattern(deployment: string): RegExp {
-  return new RegExp(`^${escapeRegex(deployment)}-.*$`, 's');
+
+/**
+ * The characters of generated Kubernetes names: a pod-template-hash is
+ * `rand.SafeEncodeString` of a decimal FNV-32 hash and a generateName suffix is
+ * `rand.String(5)`, both over this alphabet (k8s.io/apimachinery/pkg/util/rand: no vowels, no
+ * 0/1/3, so no words).
+ */
+export const GENERATED_NAME_ALPHABET = 'bcdfghjklmnpqrstvwxz2456789';
+const GENERATED = `[${GENERATED_NAME_ALPHABET}]`;
+/** A pod-template-hash has 1 to 10 characters (the decimal digits of a uint32). */
+const MAX_TEMPLATE_HASH = 10;
+/** generateName appends this many random characters… */
+const GENERATED_SUFFIX = 5;
+/** …to a base cut to this length, so that the name fits 63 (apiserver storage/names). */
+const MAX_GENERATE_NAME_BASE = 58;
+
+/** The pods of one Deployment, told by name: see {@link deploymentPods}. */
+export interface DeploymentPods {
+  /** Whether `pod` is the name of one of the Deployment's pods. */
+  readonly includes: (pod: string) => boolean;
+  /**
+   * The same names as an RE2 regex (valid in JavaScript too) for a PromQL matcher, which
+   * anchors it: `pod=~"<regex>"` after {@link escapePromqlString}. A single group, so it can be
+   * joined with `|`.
+   */
+  readonly regex: string;
+}
+
+/**
+ * Which pod names belong to Deployment `deployment`, from the name alone.
+ *
+ * The deployment controller names a ReplicaSet `<deployment>-<pod-template-hash>` and the
+ * ReplicaSet controller gives its pods generateName `<replicaset>-`, which the API server cuts to
+ * its first 58 characters and completes with 5 random ones. So a pod of `api` is exactly
+ * `api-<hash>-<suffix>`: two dash-separated segments after `api-`, each of
+ * {@link GENERATED_NAME_ALPHABET}, the hash 1–10 characters and the suffix 5.
+ * `api-worker-5f6d8b7c9-x2x9q` (a pod of `api-worker`: three segments), `api-db-0` (a
+ * StatefulSet's) and `api-migrate-x2x9q` (a Job's: `migrate` has vowels) are not pods of `api`.
+ *
+ * Why the name: the metrics carry the pod's name (the `pod` label kubernetes_sd gives them),
+ * seldom its labels; the operator caches Deployments, not ReplicaSets, and the current hash
+ * cannot be computed from the Deployment (Go's object hash plus status.collisionCount), nor does
+ * it name the old ReplicaSets' pods during a rollout.
+ *
+ * Limits: the pods of a Deployment whose name has 47 characters or more keep only the first
+ * 58 characters of `<deployment>-<hash>-` (part of the hash, or none of it at 57), so they can
+ * be taken for the pods of a Deployment whose name begins the same way; the pods of shorter
+ * names never are. A pod that some other controller (or a person) named exactly like a pod of
+ * the Deployment is taken for one.
+ */
+export function deploymentPods(deployment: string): DeploymentPods {
+  const kept = MAX_GENERATE_NAME_BASE - deployment.length - 1; // characters of `<hash>-` that fit
+  const bases: string[] = [];
+  // Hashes short enough for `<deployment>-<hash>-` to be kept whole.
+  const longestWholeHash = Math.min(MAX_TEMPLATE_HASH, kept - 1);
+  if (longestWholeHash >= 1) bases.push(`${escapeRegex(deployment)}-${GENERATED}{1,${longestWholeHash}}-`);
+  // Longer hashes (or names) are cut: the first `kept` characters of the hash, or of the name.
+  if (kept <= MAX_TEMPLATE_HASH) {
+    const cut = `${deployment}-`.slice(0, MAX_GENERATE_NAME_BASE);
+    bases.push(kept > 0 ? `${escapeRegex(cut)}${GENERATED}{${kept}}` : escapeRegex(cut));
+  }
+  const regex = `(?:${bases.join('|')})${GENERATED}{${GENERATED_SUFFIX}}`;
+  const anchored = new RegExp(`^${regex}$`);
+  return { includes: (pod) => anchored.test(pod), regex };
 }

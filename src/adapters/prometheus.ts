@@ -52,8 +52,8 @@ export interface PrometheusClientOptions {
 
 /** A namespace-wide query's result, read per Deployment. */
 export interface PodSamples {
-  /** The sample for the pods matching `pods` (`describe` names them in messages). */
-  forPods(pods: RegExp, describe: string): UtilizationSample;
+  /** The sample for the pods that `includes` accepts (`describe` names them in messages). */
+  forPods(includes: (pod: string) => boolean, describe: string): UtilizationSample;
 }
 
 /** Replies larger than this are refused (a utilization query returns one series). */
@@ -241,8 +241,8 @@ export class PrometheusClient {
     const values = byPod(main);
     const times = byPod(fresh);
     return {
-      forPods: (pods: RegExp, describe: string): UtilizationSample => {
-        const sample = failed ? { valid: false as const, problem: failed.problem, message: failed.message } : this.pickPods(values, times, pods, describe, query.expr, maxAgeMs);
+      forPods: (includes: (pod: string) => boolean, describe: string): UtilizationSample => {
+        const sample = failed ? { valid: false as const, problem: failed.problem, message: failed.message } : this.pickPods(values, times, includes, describe, query.expr, maxAgeMs);
         this.metrics?.observe(sample.valid ? 'ok' : sample.problem, (performance.now() - started) / 1000);
         return sample;
       },
@@ -254,8 +254,8 @@ export class PrometheusClient {
    * NaN), sampled when the newest of their samples was taken; the same problems and messages
    * as a per-Deployment query.
    */
-  private pickPods(values: ReadonlyMap<string, readonly [number, string]>, times: ReadonlyMap<string, readonly [number, string]>, pods: RegExp, describe: string, expr: string, maxAgeMs: number): UtilizationSample {
-    const matching = [...values].filter(([pod]) => pods.test(pod));
+  private pickPods(values: ReadonlyMap<string, readonly [number, string]>, times: ReadonlyMap<string, readonly [number, string]>, includes: (pod: string) => boolean, describe: string, expr: string, maxAgeMs: number): UtilizationSample {
+    const matching = [...values].filter(([pod]) => includes(pod));
     if (matching.length === 0) {
       return { valid: false, problem: 'NoData', message: `the utilization query ${quote(expr)} returned no series for ${describe}; check that the pods export the metric, that Prometheus scrapes them, and that the namespace/pod labels and spec.metricsPrefix match` };
     }

@@ -3,7 +3,8 @@
  * default). One client per (address, timeout), reused across reconciles.
  *
  * Batching: the built-in database and Redis queries are asked once per namespace (one value per
- * pod) and read for every policy there; a result serves further policies for
+ * pod) and read for every policy there (its Deployment's own pods, by name: deploymentPods);
+ * a result serves further policies for
  * {@link BATCH_REUSE_MS}, so a thousand policies in a namespace cost a few query pairs per
  * interval instead of a thousand. Overrides and PgBouncer's query are asked per policy.
  */
@@ -13,7 +14,7 @@ import type { UtilizationSample } from '../../domain/decide.js';
 import { PrometheusClient } from '../../adapters/prometheus.js';
 import { authFromSecretData, type PrometheusAuth } from '../../adapters/prometheus-auth.js';
 import { enforceNamespace } from '../../adapters/promql-namespace.js';
-import { namespaceUtilizationQuery, podPattern, utilizationQueryFor } from '../../adapters/prometheus-queries.js';
+import { deploymentPods, namespaceUtilizationQuery, utilizationQueryFor } from '../../adapters/prometheus-queries.js';
 import type { PodSamples, UtilizationQuery } from '../../adapters/prometheus.js';
 import type { OperatorMetrics } from '../../observability/metrics.js';
 import type { Clock } from '../../runtime/clock.js';
@@ -61,7 +62,7 @@ export class PrometheusUtilizationSource implements UtilizationSource {
     if (override === undefined && section !== 'pgbouncer') {
       const batch = this.batch(client, `${address} ${spec.prometheus.timeoutMs} ${section} ${spec.metricsPrefix} ${request.namespace} ${maxAgeMs}`, () =>
         namespaceUtilizationQuery(section, spec.metricsPrefix, request.namespace), maxAgeMs);
-      return (await batch).forPods(podPattern(request.deployment), `the pods of deployment ${request.deployment}`);
+      return (await batch).forPods(deploymentPods(request.deployment).includes, `the pods of deployment ${request.deployment}`);
     }
     const query = utilizationQueryFor(section, override, spec.metricsPrefix, { namespace: request.namespace, deployment: request.deployment });
     if (this.options.enforceNamespaceLabel === true) {

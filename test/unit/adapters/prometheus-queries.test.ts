@@ -3,12 +3,13 @@ import fc from 'fast-check';
 import {
   databaseUtilizationQuery,
   defaultTemplates,
+  deploymentPods,
   escapePromqlString,
   escapeRegex,
+  GENERATED_NAME_ALPHABET,
   namespaceUtilizationQuery,
   overrideUtilizationQuery,
   pgbouncerUtilizationQuery,
-  podPattern,
   redisUtilizationQuery,
   renderTemplate,
   utilizationQueryFor,
@@ -38,6 +39,23 @@ function unquoteBody(body: string, quote: '"' | "'"): string | undefined {
 }
 
 const ns = { namespace: 'prod', deployment: 'api' };
+
+/** What `pod=~"$pods"` holds for deployment `api`, as the operator sends it. */
+const API_PODS = '(?:api-[bcdfghjklmnpqrstvwxz2456789]{1,10}-)[bcdfghjklmnpqrstvwxz2456789]{5}';
+
+/**
+ * A pod name as Kubernetes makes it: the ReplicaSet `<deployment>-<hash>`, then generateName
+ * `<replicaset>-` cut to 58 characters plus a 5-character suffix (apiserver storage/names).
+ */
+function kubernetesPodName(deployment: string, hash: string, suffix: string): string {
+  return `${deployment}-${hash}-`.slice(0, 58) + suffix;
+}
+
+const generated = (minLength: number, maxLength: number): fc.Arbitrary<string> =>
+  fc.stringMatching(new RegExp(`^[${GENERATED_NAME_ALPHABET}]{${minLength},${maxLength}}$`));
+/** A DNS-1123 label or subdomain, as Deployment names are. */
+const deploymentName = (maxLength: number): fc.Arbitrary<string> =>
+  fc.stringMatching(/^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/).filter((n) => n.length <= maxLength);
 
 describe('escapePromqlString', () => {
   it.each([
@@ -99,6 +117,10 @@ describe('renderTemplate', () => {
     ['comments are left alone', 'x{a="$namespace"} # by $deployment "\n+ y', ns, 'x{a="prod"} # by $deployment "\n+ y'],
     ['escaped quotes inside a literal do not end it', '{a="\\"$namespace\\""}', ns, '{a="\\"prod\\""}'],
     ['no placeholders: unchanged', 'sum(rate(x[5m])) / on() group_left y', ns, 'sum(rate(x[5m])) / on() group_left y'],
+    ['$pods: the regex of the Deployment\'s own pod names', 'x{pod=~"$pods"}', ns, `x{pod=~"${API_PODS}"}`],
+    ['${pods}, and in a raw literal', 'x{pod=~"${pods}",p!~`$pods`}', ns, `x{pod=~"${API_PODS}",p!~"${API_PODS}"}`],
+    ['$pods escapes the name for the regex once, the regex for the literal once', 'x{pod=~"$pods"}', { namespace: 'n', deployment: 'api.v2' }, 'x{pod=~"(?:api\\\\.v2-[bcdfghjklmnpqrstvwxz2456789]{1,10}-)[bcdfghjklmnpqrstvwxz2456789]{5}"}'],
+    ['$podsx is not a placeholder', 'x{a="$podsx",b="$pods_"}', ns, 'x{a="$podsx",b="$pods_"}'],
   ])('%s', (_what, template, values, expected) => {
     expect(renderTemplate(template, values)).toBe(expected);
   });
@@ -117,11 +139,23 @@ describe('renderTemplate', () => {
       }),
     );
   });
+
+  it('renders $pods as a literal that reads back as the regex of the Deployment\'s pods (fuzz)', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary' }), generated(1, 10), generated(5, 5), (deployment, hash, suffix) => {
+        const out = renderTemplate('{pod=~"$pods"}', { namespace: 'n', deployment });
+        const match = /^\{pod=~"(.*)"\}$/s.exec(out);
+        const regex = unquoteBody(match?.[1] ?? '', '"');
+        expect(regex).toBe(deploymentPods(deployment).regex);
+        expect(new RegExp(`^(?:${regex ?? ''})$`).test(kubernetesPodName(deployment, hash, suffix))).toBe(true);
+      }),
+    );
+  });
 });
 
 describe('default queries', () => {
   const target = { namespace: 'prod', deployment: 'api' };
-  const sel = '{namespace="prod",pod=~"api-.*"}';
+  const sel = `{namespace="prod",pod=~"${API_PODS}"}`;
 
   it('database: the busiest pod, freshness on the same selector', () => {
     expect(databaseUtilizationQuery('voiceassist_', target)).toEqual({
@@ -179,14 +213,77 @@ describe('namespace-wide queries', () => {
     expect(namespaceUtilizationQuery('redis', '', 'prod').expr).toBe('max by (pod) (100 * redis_pool_in_use{namespace="prod"} / redis_pool_max_connections{namespace="prod"})');
   });
 
+});
+
+describe('deploymentPods: exactly the Deployment\'s own pods, by name', () => {
   it.each([
-    ['api', 'api-7d9f-x', true],
-    ['api', 'api-', true],
-    ['api', 'apix-1', false],
-    ['api', 'web-api-1', false],
-    ['api.v2', 'api.v2-1', true],
-    ['api.v2', 'apixv2-1', false],
-  ])('deployment %s matches pod %s: %s (like PromQL pod=~"<deployment>-.*")', (deployment, pod, matches) => {
-    expect(podPattern(deployment).test(pod)).toBe(matches);
+    ['api', 'api-7c9b8d6f54-x2x9q', true],
+    ['api', 'api-b-x2x9q', true],
+    ['api', 'api-worker-5f6d8b7c9-x2x9q', false],
+    ['api-worker', 'api-worker-5f6d8b7c9-x2x9q', true],
+    ['api-worker', 'api-7c9b8d6f54-x2x9q', false],
+    ['web', 'web-canary-7b5d4c8f9-k2j4x', false],
+    ['web-canary', 'web-canary-7b5d4c8f9-k2j4x', true],
+    ['web-canary', 'web-6d4cf56db6-9xg8k', false],
+    ['web', 'web-6d4cf56db6-9xg8k', true],
+    ['api', 'api-migrate-x2x9q', false], // a Job's pod: "migrate" is no template hash
+    ['api', 'api-db-0', false], // a StatefulSet's pod
+    ['api', 'api-7c9b8d6f54-x2x9', false], // generateName adds exactly 5 characters
+    ['api', 'api-7c9b8d6f54-x2x9qz', false],
+    ['api', 'api-7c9b8d6f54b-x2x9q', false], // a hash has at most 10 characters
+    ['api', 'api-7c9b8d6f5a-x2x9q', false], // nor vowels
+    ['api', 'api-7c9b8d6f54-abcde', false],
+    ['api', 'api--x2x9q', false],
+    ['api', 'api-7c9b8d6f54-x2x9q\n', false],
+    ['api', 'apix-7c9b8d6f54-x2x9q', false],
+    ['api', 'web-api-7c9b8d6f54-x2x9q', false],
+    ['api.v2', 'api.v2-7c9b8d6f54-x2x9q', true],
+    ['api.v2', 'apixv2-7c9b8d6f54-x2x9q', false],
+  ])('deployment %s, pod %s: %s', (deployment, pod, expected) => {
+    expect(deploymentPods(deployment).includes(pod)).toBe(expected);
+  });
+
+  it('has every pod name Kubernetes can give the Deployment, long names cut included (fuzz)', () => {
+    fc.assert(
+      fc.property(deploymentName(253), generated(1, 10), generated(5, 5), (deployment, hash, suffix) => {
+        expect(deploymentPods(deployment).includes(kubernetesPodName(deployment, hash, suffix))).toBe(true);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it.each([46, 47, 50, 55, 56, 57, 58, 80])('has the pods of a %i-character name, whatever the hash length', (length) => {
+    const deployment = 'a'.repeat(length);
+    for (let hashLength = 1; hashLength <= 10; hashLength++) {
+      expect(deploymentPods(deployment).includes(kubernetesPodName(deployment, '7'.repeat(hashLength), 'x2x9q'))).toBe(true);
+    }
+  });
+
+  it('never has another Deployment\'s pods when names are up to 46 characters (fuzz)', () => {
+    fc.assert(
+      fc.property(deploymentName(46), deploymentName(46), generated(1, 10), generated(5, 5), (deployment, other, hash, suffix) => {
+        fc.pre(deployment !== other);
+        expect(deploymentPods(deployment).includes(kubernetesPodName(other, hash, suffix))).toBe(false);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('never lends the pods of a Deployment named in up to 46 characters to one whose name begins or ends like it (fuzz: api / api-worker)', () => {
+    const extras = fc.string({ unit: fc.constantFrom('-', '.', 'a', 'o', 'b', 'c', 'x', '2', '4', '0'), maxLength: 60 });
+    fc.assert(
+      fc.property(deploymentName(46), extras, fc.nat(46), generated(1, 10), generated(5, 5), (own, extra, cut, hash, suffix) => {
+        for (const reader of [`${own}${extra}`, own.slice(0, cut)]) {
+          if (reader !== own) expect(deploymentPods(reader).includes(kubernetesPodName(own, hash, suffix))).toBe(false);
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('the documented limit: a 57-character name keeps no hash, so its pods look like those of its first 46 to 55 characters\' Deployment', () => {
+    const short = 'a'.repeat(46);
+    const long = `${short}-7c9b8d6f54`; // 57 characters: pods are `<long>-<suffix>`
+    expect(deploymentPods(short).includes(kubernetesPodName(long, '4', 'x2x9q'))).toBe(true);
   });
 });

@@ -2,6 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import axios, { AxiosError, CanceledError, type AxiosInstance, type AxiosResponse, type InternalAxiosRequestConfig } from 'axios';
 import fc from 'fast-check';
 import { PrometheusClient, type QueryMetrics } from '../../../src/adapters/prometheus.js';
+import { deploymentPods } from '../../../src/adapters/prometheus-queries.js';
 import type { MetricsProblem, UtilizationSample } from '../../../src/domain/decide.js';
 
 // Canned Prometheus replies through axios's `adapter` option: no network.
@@ -414,42 +415,58 @@ describe('PrometheusClient.podSamples: one namespace-wide query pair read per De
   const pods = (values: Record<string, string>, times: Record<string, string>): Route => (query) =>
     ({ body: vector(Object.entries(query === PAIR.expr ? values : times).map(([pod, value]) => ({ metric: { pod }, value }))) });
   const fresh = String(EVAL_TS - 1);
+  const freshAll = (values: Record<string, string>): Record<string, string> => Object.fromEntries(Object.keys(values).map((pod) => [pod, fresh]));
+  const of = (deployment: string): [(pod: string) => boolean, string] => [deploymentPods(deployment).includes, `the pods of deployment ${deployment}`];
 
-  it('takes the busiest pod of each Deployment, exactly as pod=~"<deployment>-.*" would', async () => {
+  it('takes the busiest pod of each Deployment, only its own pods: api-worker and web-canary are not api and web', async () => {
     const requests: Recorded[] = [];
-    const samples = await client(pods({ 'api-1': '40', 'api-2': '85', 'api.v2-1': '99', 'apix-1': '70' }, { 'api-1': fresh, 'api-2': fresh, 'api.v2-1': fresh, 'apix-1': fresh }), { requests }).podSamples(PAIR, 60_000);
-    expect(samples.forPods(/^api-.*$/s, 'the pods of deployment api')).toEqual({ valid: true, percent: 85, sampledAt: new Date((EVAL_TS - 1) * 1000) });
-    expect(samples.forPods(/^api\.v2-.*$/s, 'the pods of deployment api.v2')).toMatchObject({ valid: true, percent: 99 });
+    const values = {
+      'api-7c9b8d6f54-x2x9q': '55',
+      'api-7c9b8d6f54-b6m4z': '60',
+      'api-worker-5f6d8b7c9-x2x9q': '97',
+      'api.v2-6d4cf56db6-9xg8k': '99',
+      'apixv2-6d4cf56db6-9xg8k': '98',
+      'web-6d4cf56db6-9xg8k': '30',
+      'web-canary-7b5d4c8f9-k2j4x': '95',
+    };
+    const samples = await client(pods(values, freshAll(values)), { requests }).podSamples(PAIR, 60_000);
+    expect(samples.forPods(...of('api'))).toEqual({ valid: true, percent: 60, sampledAt: new Date((EVAL_TS - 1) * 1000) });
+    expect(samples.forPods(...of('api-worker'))).toMatchObject({ valid: true, percent: 97 });
+    expect(samples.forPods(...of('api.v2'))).toMatchObject({ valid: true, percent: 99 });
+    expect(samples.forPods(...of('web'))).toMatchObject({ valid: true, percent: 30 });
+    expect(samples.forPods(...of('web-canary'))).toMatchObject({ valid: true, percent: 95 });
     expect(requests).toHaveLength(2); // one utilization and one freshness query, whatever the number of Deployments
   });
 
   it.each<[string, Record<string, string>, Record<string, string>, MetricsProblem]>([
-    ['no pod of the Deployment reports', { 'web-1': '50' }, { 'web-1': fresh }, 'NoData'],
-    ['every pod reports NaN', { 'api-1': 'NaN' }, { 'api-1': fresh }, 'NaN'],
-    ['a pod reports +Inf', { 'api-1': '10', 'api-2': '+Inf' }, { 'api-1': fresh, 'api-2': fresh }, 'Infinite'],
-    ['the newest sample is too old', { 'api-1': '50' }, { 'api-1': String(EVAL_TS - 600) }, 'Stale'],
+    ['no pod of the Deployment reports', { 'web-6d4cf56db6-9xg8k': '50' }, { 'web-6d4cf56db6-9xg8k': fresh }, 'NoData'],
+    ['only a longer-named Deployment\'s pods report', { 'api-worker-5f6d8b7c9-x2x9q': '97' }, { 'api-worker-5f6d8b7c9-x2x9q': fresh }, 'NoData'],
+    ['every pod reports NaN', { 'api-7c9b8d6f54-x2x9q': 'NaN' }, { 'api-7c9b8d6f54-x2x9q': fresh }, 'NaN'],
+    ['a pod reports +Inf', { 'api-7c9b8d6f54-x2x9q': '10', 'api-7c9b8d6f54-b6m4z': '+Inf' }, { 'api-7c9b8d6f54-x2x9q': fresh, 'api-7c9b8d6f54-b6m4z': fresh }, 'Infinite'],
+    ['the newest sample is too old', { 'api-7c9b8d6f54-x2x9q': '50' }, { 'api-7c9b8d6f54-x2x9q': String(EVAL_TS - 600) }, 'Stale'],
   ])('is invalid when %s', async (_label, values, times, problem) => {
     const samples = await client(pods(values, times)).podSamples(PAIR, 60_000);
-    expectProblem(samples.forPods(/^api-.*$/s, 'the pods of deployment api'), problem, /deployment api|NaN|Inf|old/);
+    expectProblem(samples.forPods(...of('api')), problem, /deployment api|NaN|Inf|old/);
   });
 
   it('ignores a NaN pod when another pod has a value, as PromQL max() does', async () => {
-    const samples = await client(pods({ 'api-1': 'NaN', 'api-2': '30' }, { 'api-1': fresh, 'api-2': fresh })).podSamples(PAIR, 60_000);
-    expect(samples.forPods(/^api-.*$/s, 'the pods of deployment api')).toMatchObject({ valid: true, percent: 30 });
+    const values = { 'api-7c9b8d6f54-x2x9q': 'NaN', 'api-7c9b8d6f54-b6m4z': '30' };
+    const samples = await client(pods(values, freshAll(values))).podSamples(PAIR, 60_000);
+    expect(samples.forPods(...of('api'))).toMatchObject({ valid: true, percent: 30 });
   });
 
   it('gives every Deployment the failure of the query itself', async () => {
     const samples = await client(() => ({ status: 500, body: 'boom' })).podSamples(PAIR, 60_000);
-    expectProblem(samples.forPods(/^api-.*$/s, 'the pods of deployment api'), 'QueryFailed');
-    expectProblem(samples.forPods(/^web-.*$/s, 'the pods of deployment web'), 'QueryFailed');
+    expectProblem(samples.forPods(...of('api')), 'QueryFailed');
+    expectProblem(samples.forPods(...of('web')), 'QueryFailed');
   });
 });
 
 describe('PrometheusClient.podSamples: a pod whose sample time is missing', () => {
   it('is NoData with a message about the sample time, never "NaN"', async () => {
     const PAIR = { expr: 'max by (pod) (u{namespace="ns"})', freshness: 'max by (pod) (timestamp(u{namespace="ns"}))' };
-    const samples = await client((query) => ({ body: vector(query === PAIR.expr ? [{ metric: { pod: 'api-1' }, value: '50' }] : []) })).podSamples(PAIR, 60_000);
-    const sample = samples.forPods(/^api-.*$/s, 'the pods of deployment api');
+    const samples = await client((query) => ({ body: vector(query === PAIR.expr ? [{ metric: { pod: 'api-7c9b8d6f54-x2x9q' }, value: '50' }] : []) })).podSamples(PAIR, 60_000);
+    const sample = samples.forPods(deploymentPods('api').includes, 'the pods of deployment api');
     expectProblem(sample, 'NoData', /no sample time for the pods of deployment api/);
     if (!sample.valid) expect(sample.message).not.toMatch(/NaN/);
   });
