@@ -8,6 +8,8 @@ import { Gauge } from 'prom-client';
 import { PrometheusClient } from '../../src/adapters/prometheus.js';
 import {
   databaseUtilizationQuery,
+  deploymentPods,
+  namespaceUtilizationQuery,
   overrideUtilizationQuery,
   pgbouncerUtilizationQuery,
   redisUtilizationQuery,
@@ -22,7 +24,7 @@ import { eventually, startScrapeTarget } from './support/prometheus.js';
 
 const PREFIX = 'voiceassist_';
 const DEPLOYMENT = 'api';
-const POD = 'api-7d9f-abc';
+const POD = 'api-7c9b8d6f54-x2x9q';
 
 let prometheus: PrometheusClient;
 const cleanups: (() => Promise<void>)[] = [];
@@ -110,27 +112,27 @@ describe('PrometheusClient against the real Prometheus', () => {
 
   it('two pods: an unaggregated override is MultipleSeries naming both; the default takes the max', async () => {
     const namespace = uniqueNamespace();
-    const a = await exporter(namespace, 'api-7d9f-abc');
-    const b = await exporter(namespace, 'api-7d9f-def');
+    const a = await exporter(namespace, 'api-7c9b8d6f54-x2x9q');
+    const b = await exporter(namespace, 'api-7c9b8d6f54-b6m4z');
     a.gauge(`${PREFIX}db_pool_utilization_percent`, 30);
     b.gauge(`${PREFIX}db_pool_utilization_percent`, 70);
     const values = { namespace, deployment: DEPLOYMENT };
     const sample = await until(databaseUtilizationQuery(PREFIX, values), 30_000, (s) => s.valid && s.percent === 70, 'the max of both pods');
     expect(sample).toMatchObject({ valid: true, percent: 70 });
 
-    const raw = overrideUtilizationQuery(`${PREFIX}db_pool_utilization_percent{namespace="$namespace",pod=~"$deployment-.*"}`, values);
+    const raw = overrideUtilizationQuery(`${PREFIX}db_pool_utilization_percent{namespace="$namespace",pod=~"$pods"}`, values);
     // The max reaches 70 as soon as pod def is scraped; wait until Prometheus has both pods.
     const multiple = await until(raw, 30_000, (s) => !s.valid && s.problem === 'MultipleSeries', 'both pods in the unaggregated query');
     expect(multiple).toMatchObject({ valid: false, problem: 'MultipleSeries' });
     if (!multiple.valid) {
-      expect(multiple.message).toMatch(/^the utilization query returned 2 series \(pods api-7d9f-(abc|def), api-7d9f-(abc|def)\); aggregate it to one, e\.g\. max\(\.\.\.\)$/);
+      expect(multiple.message).toMatch(/^the utilization query returned 2 series \(pods api-7c9b8d6f54-(x2x9q|b6m4z), api-7c9b8d6f54-(x2x9q|b6m4z)\); aggregate it to one, e\.g\. max\(\.\.\.\)$/);
     }
   });
 
   it('escapes the values: a dotted deployment matches only its own pods, a quoted namespace only itself', async () => {
     const namespace = `${uniqueNamespace()}"\\x`;
-    const own = await exporter(namespace, 'api.v2-1');
-    const lookalike = await exporter(namespace, 'apixv2-1');
+    const own = await exporter(namespace, 'api.v2-7c9b8d6f54-x2x9q');
+    const lookalike = await exporter(namespace, 'apixv2-7c9b8d6f54-x2x9q');
     own.gauge(`${PREFIX}db_pool_utilization_percent`, 10);
     lookalike.gauge(`${PREFIX}db_pool_utilization_percent`, 90);
     // Wait until both are scraped, so a wrong match could not hide behind a missing series.
@@ -138,6 +140,28 @@ describe('PrometheusClient against the real Prometheus', () => {
     await until(both, 30_000, (s) => s.valid && s.percent === 2, 'both pods scraped');
     const sample = await prometheus.utilization(databaseUtilizationQuery(PREFIX, { namespace, deployment: 'api.v2' }), 30_000);
     expect(sample).toMatchObject({ valid: true, percent: 10 });
+  });
+
+  it('Deployments side by side (api / api-worker, web / web-canary): each reads only its own pods, per Deployment and batched per namespace', async () => {
+    const namespace = uniqueNamespace();
+    const pods: Record<string, number> = {
+      'api-7c9b8d6f54-x2x9q': 55,
+      'api-7c9b8d6f54-b6m4z': 60,
+      'api-worker-5f6d8b7c9-x2x9q': 97,
+      'web-6d4cf56db6-9xg8k': 30,
+      'web-canary-7b5d4c8f9-k2j4x': 95,
+    };
+    for (const [pod, percent] of Object.entries(pods)) (await exporter(namespace, pod)).gauge(`${PREFIX}db_pool_utilization_percent`, percent);
+    // Wait until every pod is scraped, so a wrong match could not hide behind a missing series.
+    const all = overrideUtilizationQuery(`count(${PREFIX}db_pool_utilization_percent{namespace="$namespace"})`, { namespace, deployment: 'x' });
+    await until(all, 30_000, (s) => s.valid && s.percent === 5, 'all five pods scraped');
+
+    const expected = { api: 60, 'api-worker': 97, web: 30, 'web-canary': 95 };
+    const batch = await prometheus.podSamples(namespaceUtilizationQuery('database', PREFIX, namespace), 30_000);
+    for (const [deployment, percent] of Object.entries(expected)) {
+      expect([deployment, await prometheus.utilization(databaseUtilizationQuery(PREFIX, { namespace, deployment }), 30_000)]).toMatchObject([deployment, { valid: true, percent }]);
+      expect([deployment, batch.forPods(deploymentPods(deployment).includes, `the pods of deployment ${deployment}`)]).toMatchObject([deployment, { valid: true, percent }]);
+    }
   });
 
   it('default Redis query: in use over max, in percent', async () => {
