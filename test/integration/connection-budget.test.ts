@@ -29,7 +29,7 @@ describe('ConnectionBudget', () => {
       if (maxSurge !== undefined) manifest.spec.strategy = { type: 'RollingUpdate', rollingUpdate: { maxSurge, maxUnavailable: 1 } };
     }
     await createDeployment(kc, namespace, manifest);
-    const target = await startScrapeTarget(`${namespace}-${name}`, { namespace, pod: `${name}-5c6d7-abcde` });
+    const target = await startScrapeTarget(`${namespace}-${name}`, { namespace, pod: `${name}-5c6d7-x2x9q` });
     targets.push(target);
     new Gauge({ name: 'shop_db_pool_utilization_percent', help: 'utilization', registers: [target.registry] }).set(percent);
   }

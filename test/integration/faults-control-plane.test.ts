@@ -50,7 +50,7 @@ describe('control-plane faults under a running operator', () => {
     await createDeployment(kc, namespace, deploymentManifest(name, [{ name: 'app', env: [{ name: 'DB_POOL_SIZE', value: '20' }, { name: 'DB_MAX_OVERFLOW', value: '40' }] }]));
     await completeRollout(kc, namespace, name);
     const metric = `cp_${name.replace(/-/g, '_')}_utilization`;
-    const target = await startScrapeTarget(`${namespace}-${name}`, { namespace, pod: `${name}-1` });
+    const target = await startScrapeTarget(`${namespace}-${name}`, { namespace, pod: `${name}-7c9b8d6f54-x2x9q` });
     targets.push(target);
     const gauge = new Gauge({ name: metric, help: 'utilization', registers: [target.registry] });
     gauge.set(percent);

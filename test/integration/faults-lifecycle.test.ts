@@ -25,7 +25,7 @@ describe('lifecycle faults', () => {
 
   async function gauge(deployment: string, value: number): Promise<{ metric: string; gauge: Gauge }> {
     const metric = `lc_${deployment}_utilization`;
-    const target = await startScrapeTarget(`${namespace}-${deployment}`, { namespace, pod: `${deployment}-1` });
+    const target = await startScrapeTarget(`${namespace}-${deployment}`, { namespace, pod: `${deployment}-7c9b8d6f54-x2x9q` });
     targets.push(target);
     const g = new Gauge({ name: metric, help: 'utilization', registers: [target.registry] });
     g.set(value);

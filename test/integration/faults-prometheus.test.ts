@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import axios from 'axios';
 import { Gauge } from 'prom-client';
+import { deploymentPods, escapePromqlString } from '../../src/adapters/prometheus-queries.js';
 import type { RunningController } from '../../src/main.js';
 import { startFaultProxy, type Fault, type FaultProxy } from './support/fault-proxy.js';
 import { adminKubeConfig, createDeployment, createTestNamespace, deleteTestNamespace, deploymentManifest } from './support/kube.js';
@@ -51,9 +52,9 @@ describe('Prometheus faults: hold, explain, count, back off', () => {
     }, timeoutMs, what);
   }
 
-  /** An exporter for one pod of `deployment` serving `value` of the utilization gauge. */
-  async function exporter(deployment: string, pod: string, value: number): Promise<void> {
-    const target = await startScrapeTarget(`${namespace}-${pod}`, { namespace, pod: `${deployment}-${pod}` });
+  /** An exporter for one pod of `deployment` (`suffix`: its generateName suffix) serving `value` of the utilization gauge. */
+  async function exporter(deployment: string, suffix: string, value: number): Promise<void> {
+    const target = await startScrapeTarget(`${namespace}-${deployment}-${suffix}`, { namespace, pod: `${deployment}-7c9b8d6f54-${suffix}` });
     cleanups.push(() => target.stop());
     new Gauge({ name: METRIC, help: 'utilization', registers: [target.registry] }).set(value);
   }
@@ -66,7 +67,7 @@ describe('Prometheus faults: hold, explain, count, back off', () => {
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const file = join(readLocalEnv().PROMETHEUS_TARGETS_DIR, `${namespace}-${deployment}-old.json`);
-    writeFileSync(file, JSON.stringify([{ targets: [`127.0.0.1:${(server.address() as AddressInfo).port}`], labels: { namespace, pod: `${deployment}-old-1` } }]));
+    writeFileSync(file, JSON.stringify([{ targets: [`127.0.0.1:${(server.address() as AddressInfo).port}`], labels: { namespace, pod: `${deployment}-6d4cf56db6-k2j4x` } }]));
     cleanups.push(async () => {
       rmSync(file, { force: true });
       await new Promise<void>((resolve) => server.close(() => { resolve(); }));
@@ -75,7 +76,7 @@ describe('Prometheus faults: hold, explain, count, back off', () => {
 
   /** Waits until the real Prometheus returns `count` series for the deployment's pods. */
   async function seriesVisible(deployment: string, count: number): Promise<void> {
-    await eventually(async () => ((await queryVector(`${METRIC}{namespace="${namespace}",pod=~"${deployment}-.*"}`)).length === count ? true : undefined), 30_000, `${count} series of ${deployment}`);
+    await eventually(async () => ((await queryVector(`${METRIC}{namespace="${namespace}",pod=~"${escapePromqlString(deploymentPods(deployment).regex)}"}`)).length === count ? true : undefined), 30_000, `${count} series of ${deployment}`);
   }
 
   async function proxy(fault: Fault): Promise<FaultProxy> {
@@ -112,7 +113,7 @@ describe('Prometheus faults: hold, explain, count, back off', () => {
 
   /** A healthy 90 % exporter (a valid sample would grow the pool) behind a faulty proxy. */
   const behindProxy = (fault: Fault, timeout = '2s') => async (name: string): Promise<{ spec: Record<string, unknown>; proxy: FaultProxy }> => {
-    await exporter(name, 'a', 90);
+    await exporter(name, 'x2x9q', 90);
     await seriesVisible(name, 1);
     const p = await proxy(fault);
     return { spec: { prometheus: { address: p.url, timeout } }, proxy: p };
@@ -130,19 +131,19 @@ describe('Prometheus faults: hold, explain, count, back off', () => {
     ['HTTP 500', { setup: behindProxy({ kind: 'status', status: 500, body: 'upstream exploded' }), reason: 'QueryFailed', message: /HTTP 500/ }],
     ['a garbage body (an HTML login page)', { setup: behindProxy({ kind: 'status', status: 200, body: '<html>Grafana login</html>', contentType: 'text/html' }), reason: 'QueryFailed', message: /not JSON \(HTTP 200 OK, starts with "<html>Grafana login<\/html>"\)/ }],
     ['JSON that is not a Prometheus reply', { setup: behindProxy({ kind: 'status', status: 200, body: '{"hello":"world"}', contentType: 'application/json' }), reason: 'QueryFailed', message: /JSON that is not a Prometheus query reply/ }],
-    ['NaN', { setup: realData(async (name) => { await exporter(name, 'a', Number.NaN); await seriesVisible(name, 1); }), reason: 'NaN', message: /returned NaN/ }],
-    ['+Inf', { setup: realData(async (name) => { await exporter(name, 'a', Number.POSITIVE_INFINITY); await seriesVisible(name, 1); }), reason: 'Infinite', message: /returned \+Inf/ }],
+    ['NaN', { setup: realData(async (name) => { await exporter(name, 'x2x9q', Number.NaN); await seriesVisible(name, 1); }), reason: 'NaN', message: /returned NaN/ }],
+    ['+Inf', { setup: realData(async (name) => { await exporter(name, 'x2x9q', Number.POSITIVE_INFINITY); await seriesVisible(name, 1); }), reason: 'Infinite', message: /returned \+Inf/ }],
     ['an empty vector', { setup: realData(() => Promise.resolve(), { metricsPrefix: 'nosuchapp_' }), reason: 'NoData', message: /returned no series/ }],
     [
       'several series (an override query without aggregation)',
       {
         setup: realData(async (name) => {
-          await exporter(name, 'a', 90);
-          await exporter(name, 'b', 85);
+          await exporter(name, 'x2x9q', 90);
+          await exporter(name, 'b6m4z', 85);
           await seriesVisible(name, 2);
-        }, { database: { ...DATABASE, utilization: `${METRIC}{namespace="$namespace",pod=~"$deployment-.*"}` } }),
+        }, { database: { ...DATABASE, utilization: `${METRIC}{namespace="$namespace",pod=~"$pods"}` } }),
         reason: 'MultipleSeries',
-        message: /returned 2 series \(pods .*-a, .*-b|returned 2 series \(pods .*-b, .*-a/,
+        message: /returned 2 series \(pods .*-x2x9q, .*-b6m4z|returned 2 series \(pods .*-b6m4z, .*-x2x9q/,
       },
     ],
     [
@@ -187,7 +188,7 @@ describe('Prometheus faults: hold, explain, count, back off', () => {
   it('per-policy exponential backoff: a failing policy asks Prometheus less and less often, and resumes when it recovers', async () => {
     const name = 'backoff';
     await workload(name);
-    await exporter(name, 'a', 90);
+    await exporter(name, 'x2x9q', 90);
     await seriesVisible(name, 1);
     const p = await proxy({ kind: 'status', status: 500, body: 'down for maintenance' });
     await createPolicy(kc, namespace, name, { targetRef: { name }, metricsPrefix: PREFIX, database: DATABASE, ...FAST, prometheus: { address: p.url, timeout: '2s' } });

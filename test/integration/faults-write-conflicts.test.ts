@@ -62,7 +62,7 @@ describe('write conflicts: a human edit is never reverted', () => {
     const name = 'api';
     await createDeployment(kc, namespace, deploymentManifest(name, [{ name: 'app', env: [{ name: 'DB_POOL_SIZE', value: '20' }, { name: 'DB_MAX_OVERFLOW', value: '40' }, { name: 'LOG_LEVEL', value: 'info' }] }]));
     await completeRollout(kc, namespace, name);
-    await gauge('writes_api_utilization', `${name}-1`, 90);
+    await gauge('writes_api_utilization', `${name}-7c9b8d6f54-x2x9q`, 90);
     await createPolicy(kc, namespace, name, { targetRef: { name }, database: { poolSize: { min: 10, max: 50 }, maxOverflow: { ratio: 2, min: 0, max: 100 }, utilization: 'max(writes_api_utilization{namespace="$namespace"})' }, ...FAST });
 
     const apps = kc.makeApiClient(AppsV1Api);

@@ -58,7 +58,7 @@ describe('leader election (two operator processes)', () => {
     installCrds();
     namespace = await createTestNamespace(kc, 'le');
     rollouts = simulateRollouts(kc, namespace);
-    exporter = await startScrapeTarget(`le-${namespace}`, { namespace, pod: 'api-abc' });
+    exporter = await startScrapeTarget(`le-${namespace}`, { namespace, pod: 'api-5d8c7-x2x9q' });
     const utilization = new Gauge({ name: 'voiceassist_db_pool_utilization_percent', help: 'pool utilization', registers: [exporter.registry] });
     utilization.set(90);
     await createDeployment(kc, namespace, deploymentManifest('api', [

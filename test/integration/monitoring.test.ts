@@ -99,7 +99,7 @@ describe('operator metrics and deploy/monitoring against real Prometheus', () =>
     installCrds();
     namespace = await createTestNamespace(kc, 'mon');
     rollouts = simulateRollouts(kc, namespace);
-    exporter = await startScrapeTarget(`${namespace}-app`, { namespace, pod: 'api-6f7d9-abcde' });
+    exporter = await startScrapeTarget(`${namespace}-app`, { namespace, pod: 'api-6f7d9-x2x9q' });
     new Gauge({ name: 'voiceassist_db_pool_utilization_percent', help: 'utilization', registers: [exporter.registry] }).set(90);
     new Gauge({ name: 'voiceassist_redis_pool_in_use', help: 'in use', registers: [exporter.registry] }).set(30);
     new Gauge({ name: 'voiceassist_redis_pool_max_connections', help: 'max', registers: [exporter.registry] }).set(50);
@@ -226,6 +226,6 @@ describe('operator metrics and deploy/monitoring against real Prometheus', () =>
     }
     // 30 in use of 50 on the one app pod: 60 %
     const redis = await queryVector(substitute(panels.find((p) => p.title === 'Redis pool utilization by pod')?.targets?.[0]?.expr ?? '', values));
-    expect(redis.map((s) => [s.metric.pod, Number(s.value[1])])).toEqual([['api-6f7d9-abcde', 60]]);
+    expect(redis.map((s) => [s.metric.pod, Number(s.value[1])])).toEqual([['api-6f7d9-x2x9q', 60]]);
   });
 });

@@ -22,7 +22,7 @@ describe('PoolPolicy controller safety', () => {
   async function workload(name: string, percent: number, metric = 'voiceassist_db_pool_utilization_percent'): Promise<Gauge> {
     await createDeployment(kc, namespace, deploymentManifest(name, [{ name: 'app', env: [{ name: 'DB_POOL_SIZE', value: '20' }, { name: 'DB_MAX_OVERFLOW', value: '40' }] }]));
     await completeRollout(kc, namespace, name);
-    const target = await startScrapeTarget(`${namespace}-${name}`, { namespace, pod: `${name}-6f7d9-abcde` });
+    const target = await startScrapeTarget(`${namespace}-${name}`, { namespace, pod: `${name}-6f7d9-x2x9q` });
     targets.push(target);
     const gauge = new Gauge({ name: metric, help: 'utilization', registers: [target.registry] });
     gauge.set(percent);
