@@ -5,7 +5,7 @@
  * the pod template's first container: `command` + `args`, the literal `env` values (valueFrom is
  * ignored), plus PORT (a free loopback port), POD_NAME and POD_NAMESPACE (`$(VAR)` in command and
  * args expands from these), in the agent's working directory (or `workingDir`), as `securityContext.runAsUser`/`runAsGroup` when set. Pods are named
- * `<deployment>-<template hash>-<n>`.
+ * as Kubernetes names them, `<deployment>-<template hash>-<5 random characters>` (see {@link templateHash}).
  *
  * - ConfigMap volumes are written to `<stateDir>/volumes/<namespace>/<deployment>/<volume>/<key>`
  *   and every argument or env value that starts with the volumeMount's mountPath is rewritten to
@@ -44,7 +44,7 @@ import {
   type V1PodTemplateSpec,
 } from '@kubernetes/client-node';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomInt } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect, createServer } from 'node:net';
@@ -119,9 +119,29 @@ function canonical(value: unknown): unknown {
   return value;
 }
 
-/** The pod-template hash in pod names (the deployment controller's pod-template-hash plays this part). */
+/** The characters of generated Kubernetes names (k8s.io/apimachinery/pkg/util/rand). */
+const GENERATED_NAME_ALPHABET = 'bcdfghjklmnpqrstvwxz2456789';
+
+/** rand.SafeEncodeString: each character mapped into {@link GENERATED_NAME_ALPHABET}. */
+function safeEncode(text: string): string {
+  return Array.from({ length: text.length }, (_, i) => GENERATED_NAME_ALPHABET.charAt(text.charCodeAt(i) % GENERATED_NAME_ALPHABET.length)).join('');
+}
+
+/**
+ * The pod-template hash in pod names, shaped like the deployment controller's pod-template-hash
+ * (the safe encoding of a 32-bit hash's decimal digits), so that the operator reads the demo's
+ * pods as it reads real ones. Not the same value: that one hashes Go's rendering of the template.
+ */
 export function templateHash(template: V1PodTemplateSpec | undefined): string {
-  return createHash('sha256').update(JSON.stringify(canonical(template ?? {}))).digest('hex').slice(0, 10);
+  return safeEncode(String(createHash('sha256').update(JSON.stringify(canonical(template ?? {}))).digest().readUInt32BE(0)));
+}
+
+/** generateName's 5 random characters, not used by another pod of `pods`. */
+function podSuffix(pods: readonly Pod[], base: string): string {
+  for (;;) {
+    const suffix = Array.from({ length: 5 }, () => GENERATED_NAME_ALPHABET.charAt(randomInt(GENERATED_NAME_ALPHABET.length))).join('');
+    if (!pods.some((p) => p.name === `${base}${suffix}`)) return suffix;
+  }
 }
 
 async function freePort(): Promise<number> {
@@ -279,7 +299,8 @@ export function startNodeAgent(options: NodeAgentOptions): NodeAgent {
     const used = new Set(st.pods.filter((p) => p.hash === hash).map((p) => p.slot));
     let slot = 0;
     while (used.has(slot)) slot++;
-    const podName = `${name}-${hash}-${slot}`;
+    const base = `${name}-${hash}-`.slice(0, 58); // generateName's base is cut to fit 63 characters
+    const podName = `${base}${podSuffix(st.pods, base)}`;
     const port = await freePort();
     const env: Record<string, string> = {};
     for (const e of container.env ?? []) if (e.value !== undefined) env[e.name] = rewrite(e.value, mounts);

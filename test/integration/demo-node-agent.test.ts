@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AppsV1Api, CoreV1Api, type KubeConfig, type V1Deployment } from '@kubernetes/client-node';
 import { startNodeAgent, type NodeAgent, type PodView } from '../../demo/node-agent.js';
+import { deploymentPods, GENERATED_NAME_ALPHABET } from '../../src/adapters/prometheus-queries.js';
 import { rolloutCompletedAt } from '../../src/domain/rollout.js';
 import { adminKubeConfig, createTestNamespace, deleteTestNamespace } from './support/kube.js';
 import { readLocalEnv, repoRoot } from './support/local-env.js';
@@ -100,7 +101,9 @@ describe('demo node agent', () => {
     const pods = agent?.pods(WEB) ?? [];
     expect(pods).toHaveLength(2);
     for (const pod of pods) {
-      expect(pod.name).toMatch(new RegExp(`^${WEB}-[0-9a-f]{10}-[01]$`));
+      // Named as Kubernetes names a Deployment's pods, so the operator's built-in queries read them.
+      expect(pod.name).toMatch(new RegExp(`^${WEB}-${pod.hash}-[${GENERATED_NAME_ALPHABET}]{5}$`));
+      expect(deploymentPods(WEB).includes(pod.name)).toBe(true);
       expect(pod.env.GREETING).toBe('v1');
       expect(pod.ready).toBe(true);
       expect(alive(pod.pid)).toBe(true);
