@@ -34,7 +34,7 @@ async function main(): Promise<void> {
   log(`${N} Deployments in ${namespace}; churning PoolPolicies at ${RATE}/s for ${SECONDS}s`);
   const target = await startScrapeTarget(`churn-${namespace}`, { namespace });
   const gauge = new Gauge({ name: 'churn_db_pool_utilization_percent', help: 'utilization', labelNames: ['pod'], registers: [target.registry] });
-  for (const name of names) gauge.set({ pod: `${name}-1-x` }, 60);
+  for (const name of names) gauge.set({ pod: `${name}-7d9f8-x2x9q` }, 60);
   await inBatches(names, 16, async (name) => {
     await apps.createNamespacedDeployment({ namespace, body: deploymentManifest(name, [{ name: 'app', env: [{ name: 'DB_POOL_SIZE', value: '20' }] }]) });
     await completeRollout(kc, namespace, name);

@@ -42,7 +42,7 @@ async function main(): Promise<void> {
 
   const target = await startScrapeTarget(`bench-${namespace}`, { namespace });
   const gauge = new Gauge({ name: 'bench_db_pool_utilization_percent', help: 'utilization', labelNames: ['pod'], registers: [target.registry] });
-  for (const name of names) gauge.set({ pod: `${name}-7d9f8-x` }, 60);
+  for (const name of names) gauge.set({ pod: `${name}-7d9f8-x2x9q` }, 60);
 
   let started = Date.now();
   const apps = kc.makeApiClient(AppsV1Api);
@@ -98,7 +98,7 @@ async function main(): Promise<void> {
     const cpuPercent = (100 * (statsAfter.cpuSeconds - statsBefore.cpuSeconds)) / (idleIntervals * INTERVAL_S);
 
     // Breach → patched Deployment, for one policy.
-    gauge.set({ pod: 'app-0-7d9f8-x' }, 95);
+    gauge.set({ pod: 'app-0-7d9f8-x2x9q' }, 95);
     started = Date.now();
     for (;;) {
       const d = await apps.readNamespacedDeployment({ name: 'app-0', namespace });
