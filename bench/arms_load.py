@@ -34,7 +34,7 @@ load.Stats.add = add
 class ArmsObserver(load.Observer):
     def observe(self):
         obs = super().observe()
-        sel = f'namespace="{self.args.namespace}",pod=~"{self.args.deployment}-.*"'
+        sel = f'namespace="{self.args.namespace}",deployment="{self.args.deployment}"'  # as load.py
         obs["checked_in"] = self.prom(f"sum(voiceassist_db_pool_checked_in{{{sel}}})")
         obs["pg_idle_app"] = None
         try:

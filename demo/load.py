@@ -57,6 +57,7 @@ class Stats:
 class Endpoints:
     def __init__(self, targets_dir, namespace, deployment):
         self.pattern = os.path.join(targets_dir, f"demo-agent-{namespace}-{deployment}-*.json")
+        self.deployment = deployment
         self.list = []
         self.next = 0
 
@@ -66,7 +67,9 @@ class Endpoints:
             try:
                 with open(path) as f:
                     for group in json.load(f):
-                        found.extend(group["targets"])
+                        # The glob also finds look-alikes (voiceassist-api-worker-…): keep this Deployment's.
+                        if group.get("labels", {}).get("deployment") == self.deployment:
+                            found.extend(group["targets"])
             except (OSError, ValueError):
                 continue
         self.list = found
@@ -177,7 +180,8 @@ class Observer:
         return self.deployment_env
 
     def observe(self):
-        sel = f'namespace="{self.args.namespace}",pod=~"{self.args.deployment}-.*"'
+        # The node agent labels its pods' series with their Deployment: exact, unlike pod=~"<deployment>-.*".
+        sel = f'namespace="{self.args.namespace}",deployment="{self.args.deployment}"'
         p = "voiceassist_"
         total, clients, app_conns = self.postgres()
         env = self.deployment()
