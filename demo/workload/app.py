@@ -7,6 +7,17 @@ one Redis INCR through a redis-py ConnectionPool. /metrics exports the runbook's
 (see poolmetrics.py for their definitions), the error counters and a latency histogram;
 /healthz answers once the pools are built.
 
+Besides the runbook's names it exports what a full pool hides (prefix voiceassist_):
+  db_pool_max_overflow                 gauge: DB_MAX_OVERFLOW
+  db_pool_waiters                      gauge: threads inside a QueuePool checkout right now (waiting
+                                       for a free connection, or opening a new one)
+  db_pool_checkouts_total              counter: checkouts that got a connection
+  db_pool_timeouts_total               counter: checkouts that gave up after DB_POOL_TIMEOUT
+  db_pool_checkout_wait_seconds        histogram: time to get a connection, timeouts and refusals included
+  db_connection_hold_seconds           histogram: time a request held its connection
+  db_connections_opened_total          counter: new PostgreSQL connections (the pool's 'connect' event)
+  db_connection_refused_total          counter: new connections PostgreSQL refused for lack of slots
+
 Configured only by env: DB_POOL_SIZE, DB_MAX_OVERFLOW, DB_POOL_TIMEOUT (seconds),
 REDIS_MAX_CONNECTIONS, DATABASE_URL, REDIS_URL, PORT. Run with Debian's /usr/bin/python3 and
 the Debian packages python3-sqlalchemy python3-psycopg2 python3-redis python3-prometheus-client.
@@ -19,6 +30,7 @@ import signal
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -42,6 +54,22 @@ class PoolState:
         self.redis_pool = redis_pool
         self._db = (0, 0, -db_pool_size)
         self._redis = (0, 0)
+        self._waiters = 0
+        self._waiters_lock = threading.Lock()
+
+    @contextmanager
+    def waiting(self):
+        """Counts the calling thread as a waiter (db_pool_waiters) for the duration of the block."""
+        with self._waiters_lock:
+            self._waiters += 1
+        try:
+            yield
+        finally:
+            with self._waiters_lock:
+                self._waiters -= 1
+
+    def waiters(self):
+        return self._waiters
 
     def set_db(self, checked_out, checked_in, raw_overflow):
         self._db = (checked_out, checked_in, raw_overflow)
@@ -71,6 +99,7 @@ class PoolCollector:
         db = self.state.db()
         for key, help_text in [
             ("size", "Configured pool size (DB_POOL_SIZE)"),
+            ("max_overflow", "Configured max overflow (DB_MAX_OVERFLOW); size + max_overflow is the capacity"),
             ("checked_out", "Connections currently in use"),
             ("checked_in", "Idle connections available"),
             ("overflow", "Overflow connections beyond pool_size"),
@@ -79,6 +108,9 @@ class PoolCollector:
             g = GaugeMetricFamily(f"{PREFIX}db_pool_{key}", help_text)
             g.add_metric([], db[key])
             yield g
+        g = GaugeMetricFamily(f"{PREFIX}db_pool_waiters", "Threads inside a QueuePool checkout (waiting for a connection)")
+        g.add_metric([], self.state.waiters())
+        yield g
         r = self.state.redis()
         for key, help_text in [
             ("max_connections", "Configured max connections (REDIS_MAX_CONNECTIONS)"),
@@ -94,6 +126,19 @@ class Metrics:
     def __init__(self, registry, state):
         registry.register(PoolCollector(state))
         self.db_timeouts = Counter(f"{PREFIX}db_pool_timeouts", "QueuePool checkouts that timed out (TimeoutError)", registry=registry)
+        self.db_checkouts = Counter(f"{PREFIX}db_pool_checkouts", "QueuePool checkouts that got a connection", registry=registry)
+        self.db_checkout_wait = Histogram(
+            f"{PREFIX}db_pool_checkout_wait_seconds", "Time to get a connection from the pool (timeouts and refusals included)",
+            registry=registry, buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+        )
+        self.db_hold = Histogram(
+            f"{PREFIX}db_connection_hold_seconds", "Time a request held its pooled connection", registry=registry,
+            buckets=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.75, 1, 2, 5),
+        )
+        self.db_opened = Counter(f"{PREFIX}db_connections_opened", "New PostgreSQL connections opened by the pool", registry=registry)
+        self.db_refused = Counter(
+            f"{PREFIX}db_connection_refused", "New PostgreSQL connections refused for lack of connection slots", registry=registry,
+        )
         self.redis_errors = Counter(f"{PREFIX}redis_connection_errors", "Redis 'Too many connections' errors", registry=registry)
         self.latency = Histogram(
             f"{PREFIX}http_request_duration_seconds", "Request latency", ["status"], registry=registry,
@@ -105,6 +150,33 @@ def register_metrics(registry, state):
     return Metrics(registry, state)
 
 
+# PostgreSQL's words when it refuses a new connection for lack of slots (server-wide, per role, per database).
+REFUSAL_MESSAGES = ("connection slots are reserved", "too many clients", "too many connections for")
+
+
+def is_refusal(error):
+    return any(m in str(error) for m in REFUSAL_MESSAGES)
+
+
+@contextmanager
+def pooled_connection(engine, state, metrics):
+    """engine.connect() as a measured checkout: the caller is a waiter until it has a connection
+    (or the pool gives up), the wait is observed whatever the outcome, the hold time on return."""
+    started = time.monotonic()
+    with state.waiting():
+        try:
+            conn = engine.connect()
+        finally:
+            metrics.db_checkout_wait.observe(time.monotonic() - started)
+    metrics.db_checkouts.inc()
+    held_from = time.monotonic()
+    try:
+        yield conn
+    finally:
+        conn.close()
+        metrics.db_hold.observe(time.monotonic() - held_from)
+
+
 def env_int(name, default):
     value = os.environ.get(name, "")
     return int(value) if value.strip() else default
@@ -112,7 +184,7 @@ def env_int(name, default):
 
 def main():
     import redis
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import create_engine, event, text
     from sqlalchemy.exc import OperationalError, TimeoutError as PoolTimeout
 
     pool_size = env_int("DB_POOL_SIZE", 20)
@@ -130,6 +202,7 @@ def main():
     state = PoolState(pool_size, max_overflow, redis_max, db_pool=engine.pool, redis_pool=redis_pool)
     registry = CollectorRegistry()
     metrics = register_metrics(registry, state)
+    event.listen(engine.pool, "connect", lambda _dbapi_conn, _record: metrics.db_opened.inc())
     stopping = threading.Event()
     inflight = [0]
     lock = threading.Lock()
@@ -177,15 +250,18 @@ def main():
                         status, error = 500, "redis"
                 if status == 200:
                     try:
-                        with engine.connect() as conn:
+                        with pooled_connection(engine, state, metrics) as conn:
                             conn.execute(text("SELECT pg_sleep(:s)"), {"s": hold})
                     except PoolTimeout:
                         metrics.db_timeouts.inc()
                         status, error = 503, "db-pool-timeout"
                     except OperationalError as err:
                         # PostgreSQL at max_connections - superuser_reserved_connections refuses new ones.
-                        refused = "connection slots are reserved" in str(err) or "too many clients" in str(err)
-                        status, error = 503, "db-connection-refused" if refused else "db-operational-error"
+                        if is_refusal(err):
+                            metrics.db_refused.inc()
+                            status, error = 503, "db-connection-refused"
+                        else:
+                            status, error = 503, "db-operational-error"
             except Exception as err:  # noqa: BLE001 - reported to the client
                 status, error = 500, type(err).__name__
             finally:

@@ -2,6 +2,8 @@
 
 Database pool (SQLAlchemy QueuePool):
   size          = pool_size (DB_POOL_SIZE), the configured base size
+  max_overflow  = max_overflow (DB_MAX_OVERFLOW): connections QueuePool may open beyond pool_size;
+                  size + max_overflow is the pool's capacity
   checked_out   = connections lent to requests right now
   checked_in    = idle connections held by the pool
   overflow      = connections open beyond pool_size (QueuePool.overflow() counts from
@@ -22,6 +24,7 @@ def db_pool_metrics(pool_size, max_overflow, checked_out, checked_in, raw_overfl
     utilization = 100.0 * checked_out / capacity if capacity > 0 else 0.0
     return {
         "size": pool_size,
+        "max_overflow": max_overflow,
         "checked_out": checked_out,
         "checked_in": checked_in,
         "overflow": max(0, raw_overflow),

@@ -2,7 +2,9 @@
  * The demo workload (demo/workload/app.py, Debian's /usr/bin/python3) against a real PostgreSQL
  * and Redis started by demo/up.sh in a temporary state directory (about 2 s): its /metrics shows
  * the runbook's pool metrics with the values a saturated QueuePool has, and a checkout that waits
- * longer than DB_POOL_TIMEOUT is answered 503 and counted in voiceassist_db_pool_timeouts_total.
+ * longer than DB_POOL_TIMEOUT is answered 503 and counted in voiceassist_db_pool_timeouts_total;
+ * the signals a full pool hides (waiters, checkouts, checkout wait and hold histograms, connections
+ * opened, PostgreSQL refusals) count what happened.
  * Needs the Debian packages postgresql, postgresql-client, redis-server, python3-sqlalchemy,
  * python3-psycopg2, python3-redis and python3-prometheus-client.
  */
@@ -30,41 +32,56 @@ function sample(text: string, name: string): number | undefined {
   return line === undefined ? undefined : Number(line.slice(name.length + 1));
 }
 
+/** The sample's value, or undefined when the sample is missing. */
+function samples(text: string, names: Record<string, string>): Record<string, number | undefined> {
+  return Object.fromEntries(Object.entries(names).map(([key, name]) => [key, sample(text, name)]));
+}
+
+async function stopApp(app: ChildProcess | undefined): Promise<void> {
+  if (app?.exitCode === null) {
+    const exited = new Promise((r) => app.once('exit', r));
+    app.kill('SIGTERM');
+    await exited;
+  }
+}
+
 describe('demo workload against real PostgreSQL and Redis', () => {
   let state: string;
   let env: Record<string, string>;
   let app: ChildProcess | undefined;
   let base: string;
 
-  beforeAll(async () => {
-    state = mkdtempSync(join(tmpdir(), 'poolpilot-demo-workload-'));
-    execFileSync('bash', [join(repoRoot, 'demo/up.sh')], { env: { ...process.env, POOLPILOT_DEMO_STATE: state }, stdio: 'pipe', timeout: 60_000 });
-    env = Object.fromEntries(readFileSync(join(state, 'env'), 'utf8').trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  /** Starts app.py on a free port with these pool settings; resolves once /healthz answers. */
+  async function startApp(pool: Record<string, string>): Promise<{ process: ChildProcess; base: string }> {
     const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    app = spawn('/usr/bin/python3', [join(repoRoot, 'demo/workload/app.py')], {
+    const url = `http://127.0.0.1:${port}`;
+    const child = spawn('/usr/bin/python3', [join(repoRoot, 'demo/workload/app.py')], {
       env: {
         PATH: '/usr/bin:/bin',
         PYTHONDONTWRITEBYTECODE: '1',
         DATABASE_URL: env.DATABASE_URL ?? '',
         REDIS_URL: env.REDIS_URL ?? '',
         PORT: String(port),
-        DB_POOL_SIZE: '2',
-        DB_MAX_OVERFLOW: '1',
-        DB_POOL_TIMEOUT: '0.5',
-        REDIS_MAX_CONNECTIONS: '5',
+        ...pool,
       },
       stdio: 'ignore',
     });
-    await eventually(async () => ((await fetch(`${base}/healthz`)).ok ? true : undefined), 20_000, 'app.py /healthz');
+    await eventually(async () => ((await fetch(`${url}/healthz`)).ok ? true : undefined), 20_000, 'app.py /healthz');
+    return { process: child, base: url };
+  }
+
+  const psql = (sql: string): string =>
+    execFileSync('/usr/bin/psql', ['-X', '-w', '-h', '127.0.0.1', '-p', env.PG_PORT ?? '', '-U', 'postgres', '-d', 'postgres', '-qAtc', sql], { encoding: 'utf8' }).trim();
+
+  beforeAll(async () => {
+    state = mkdtempSync(join(tmpdir(), 'poolpilot-demo-workload-'));
+    execFileSync('bash', [join(repoRoot, 'demo/up.sh')], { env: { ...process.env, POOLPILOT_DEMO_STATE: state }, stdio: 'pipe', timeout: 60_000 });
+    env = Object.fromEntries(readFileSync(join(state, 'env'), 'utf8').trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    ({ process: app, base } = await startApp({ DB_POOL_SIZE: '2', DB_MAX_OVERFLOW: '1', DB_POOL_TIMEOUT: '0.5', REDIS_MAX_CONNECTIONS: '5' }));
   });
 
   afterAll(async () => {
-    if (app?.exitCode === null) {
-      const exited = new Promise((r) => app?.once('exit', r));
-      app.kill('SIGTERM');
-      await exited;
-    }
+    await stopApp(app);
     execFileSync('bash', [join(repoRoot, 'demo/down.sh')], { env: { ...process.env, POOLPILOT_DEMO_STATE: state }, stdio: 'pipe', timeout: 60_000 });
     rmSync(state, { recursive: true, force: true });
   });
@@ -83,6 +100,15 @@ describe('demo workload against real PostgreSQL and Redis', () => {
       timeouts: sample(text, 'voiceassist_db_pool_timeouts_total'),
       redisErrors: sample(text, 'voiceassist_redis_connection_errors_total'),
     }).toEqual({ size: 2, checkedOut: 0, overflow: 0, utilization: 0, redisMax: 5, redisInUse: 0, timeouts: 0, redisErrors: 0 });
+    expect(samples(text, {
+      maxOverflow: 'voiceassist_db_pool_max_overflow',
+      waiters: 'voiceassist_db_pool_waiters',
+      checkouts: 'voiceassist_db_pool_checkouts_total',
+      waits: 'voiceassist_db_pool_checkout_wait_seconds_count',
+      holds: 'voiceassist_db_connection_hold_seconds_count',
+      opened: 'voiceassist_db_connections_opened_total',
+      refused: 'voiceassist_db_connection_refused_total',
+    })).toEqual({ maxOverflow: 1, waiters: 0, checkouts: 0, waits: 0, holds: 0, opened: 0, refused: 0 });
   });
 
   it('a saturated pool: 3 of 6 requests hold the 2 + 1 connections, 3 time out after DB_POOL_TIMEOUT', async () => {
@@ -93,7 +119,7 @@ describe('demo workload against real PostgreSQL and Redis', () => {
     });
     await new Promise((r) => setTimeout(r, 1000));
     const during = await metrics();
-    const appConnections = execFileSync('/usr/bin/psql', ['-X', '-w', '-h', '127.0.0.1', '-p', env.PG_PORT ?? '', '-U', 'postgres', '-d', 'postgres', '-qAtc', "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app'"], { encoding: 'utf8' }).trim();
+    const appConnections = psql("SELECT count(*) FROM pg_stat_activity WHERE usename = 'app'");
     const results = await Promise.all(requests);
     const after = await metrics();
 
@@ -116,5 +142,63 @@ describe('demo workload against real PostgreSQL and Redis', () => {
       ok: sample(after, 'voiceassist_http_request_duration_seconds_count{status="200"}'),
       timedOut: sample(after, 'voiceassist_http_request_duration_seconds_count{status="503"}'),
     }).toEqual({ checkedOut: 0, checkedIn: 2, overflow: 0, timeouts: 3, ok: 3, timedOut: 3 });
+    // Every checkout is timed, the 3 timeouts included; 3 connections were opened (2 + 1 overflow).
+    expect(samples(after, {
+      waiters: 'voiceassist_db_pool_waiters',
+      checkouts: 'voiceassist_db_pool_checkouts_total',
+      waits: 'voiceassist_db_pool_checkout_wait_seconds_count',
+      waitsUnderTimeout: 'voiceassist_db_pool_checkout_wait_seconds_bucket{le="0.25"}',
+      holds: 'voiceassist_db_connection_hold_seconds_count',
+      opened: 'voiceassist_db_connections_opened_total',
+      refused: 'voiceassist_db_connection_refused_total',
+    })).toEqual({ waiters: 0, checkouts: 3, waits: 6, waitsUnderTimeout: 3, holds: 3, opened: 3, refused: 0 });
+  });
+
+  it('requests queued behind a busy pool show as waiters until they get the connection', async () => {
+    const patient = await startApp({ DB_POOL_SIZE: '1', DB_MAX_OVERFLOW: '0', DB_POOL_TIMEOUT: '30', REDIS_MAX_CONNECTIONS: '5' });
+    try {
+      const read = async (): Promise<string> => (await fetch(`${patient.base}/metrics`)).text();
+      const call = async (hold: number): Promise<number> => {
+        const res = await fetch(`${patient.base}/?hold=${hold}`);
+        await res.text();
+        return res.status;
+      };
+      const holder = call(3);
+      await eventually(async () => (sample(await read(), 'voiceassist_db_pool_checked_out') === 1 ? true : undefined), 10_000, 'one connection checked out');
+      const queued = [call(0.1), call(0.1)];
+      await eventually(async () => (sample(await read(), 'voiceassist_db_pool_waiters') === 2 ? true : undefined), 10_000, 'two waiters');
+      const statuses = await Promise.all([holder, ...queued]);
+      expect(statuses).toEqual([200, 200, 200]);
+      expect(samples(await read(), {
+        waiters: 'voiceassist_db_pool_waiters',
+        checkouts: 'voiceassist_db_pool_checkouts_total',
+        timeouts: 'voiceassist_db_pool_timeouts_total',
+        opened: 'voiceassist_db_connections_opened_total',
+      })).toEqual({ waiters: 0, checkouts: 3, timeouts: 0, opened: 1 });
+    } finally {
+      await stopApp(patient.process);
+    }
+  });
+
+  it('a connection PostgreSQL refuses is answered 503 db-connection-refused and counted', async () => {
+    // The first app keeps its 2 pooled connections open; role app may open no more than those 2.
+    await eventually(() => Promise.resolve(psql("SELECT count(*) FROM pg_stat_activity WHERE usename = 'app'") === '2' ? true : undefined), 10_000, 'only the first app connected');
+    const counters = { refused: 'voiceassist_db_connection_refused_total', timeouts: 'voiceassist_db_pool_timeouts_total' };
+    const before = samples(await metrics(), counters);
+    psql('ALTER ROLE app CONNECTION LIMIT 2');
+    try {
+      const results = await Promise.all(Array.from({ length: 3 }, async () => {
+        const res = await fetch(`${base}/?hold=1`);
+        await res.text();
+        return { status: res.status, error: res.headers.get('x-error') };
+      }));
+      expect(results.filter((r) => r.status === 200)).toHaveLength(2);
+      expect(results.filter((r) => r.status === 503 && r.error === 'db-connection-refused')).toHaveLength(1);
+      const after = samples(await metrics(), counters);
+      expect({ refused: (after.refused ?? NaN) - (before.refused ?? NaN), timeouts: (after.timeouts ?? NaN) - (before.timeouts ?? NaN) })
+        .toEqual({ refused: 1, timeouts: 0 });
+    } finally {
+      psql('ALTER ROLE app CONNECTION LIMIT -1');
+    }
   });
 });

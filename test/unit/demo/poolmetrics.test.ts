@@ -21,7 +21,7 @@ describe('demo workload metrics (python unittest)', () => {
     });
     const output = `${run.stdout}${run.stderr}`;
     expect({ status: run.status, error: run.error?.message, output }).toMatchObject({ status: 0, error: undefined });
-    expect(output).toMatch(/Ran 6 tests/);
+    expect(output).toMatch(/Ran 8 tests/);
     expect(output).toMatch(/test_metric_names_and_values .* ok/);
   });
 });

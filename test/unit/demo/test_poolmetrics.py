@@ -10,7 +10,7 @@ from poolmetrics import db_pool_metrics, redis_pool_metrics  # noqa: E402
 class DbPoolMetrics(unittest.TestCase):
     def test_utilization_is_checked_out_over_size_plus_overflow(self):
         m = db_pool_metrics(pool_size=10, max_overflow=20, checked_out=15, checked_in=0, raw_overflow=5)
-        self.assertEqual(m, {"size": 10, "checked_out": 15, "checked_in": 0, "overflow": 5, "utilization_percent": 50.0})
+        self.assertEqual(m, {"size": 10, "max_overflow": 20, "checked_out": 15, "checked_in": 0, "overflow": 5, "utilization_percent": 50.0})
 
     def test_overflow_counts_from_minus_pool_size(self):
         # QueuePool.overflow() is -pool_size on a fresh pool; no connection is beyond pool_size.
@@ -51,6 +51,13 @@ class ExporterNames(unittest.TestCase):
         text = generate_latest(registry).decode()
         for line in [
             "voiceassist_db_pool_size 4.0",
+            "voiceassist_db_pool_max_overflow 4.0",
+            "voiceassist_db_pool_waiters 0.0",
+            "voiceassist_db_pool_checkouts_total 0.0",
+            "voiceassist_db_connections_opened_total 0.0",
+            "voiceassist_db_connection_refused_total 0.0",
+            'voiceassist_db_pool_checkout_wait_seconds_count 0.0',
+            'voiceassist_db_connection_hold_seconds_count 0.0',
             "voiceassist_db_pool_checked_out 6.0",
             "voiceassist_db_pool_checked_in 0.0",
             "voiceassist_db_pool_overflow 2.0",
@@ -63,6 +70,35 @@ class ExporterNames(unittest.TestCase):
         ]:
             self.assertIn(line + "\n", text)
         self.assertIn('voiceassist_http_request_duration_seconds_bucket{le="0.2",status="200"} 1.0\n', text)
+
+
+class CheckoutSignals(unittest.TestCase):
+    """What a full pool hides: threads waiting inside a checkout, and PostgreSQL's refusals."""
+
+    def test_waiters_count_the_threads_inside_a_checkout(self):
+        import app
+        from prometheus_client import generate_latest
+        from prometheus_client.core import CollectorRegistry
+
+        registry = CollectorRegistry()
+        state = app.PoolState(db_pool_size=1, db_max_overflow=0, redis_max_connections=1)
+        app.register_metrics(registry, state)
+        with state.waiting(), state.waiting():
+            during = generate_latest(registry).decode()
+        after = generate_latest(registry).decode()
+        self.assertIn("voiceassist_db_pool_waiters 2.0\n", during)
+        self.assertIn("voiceassist_db_pool_waiters 0.0\n", after)
+
+    def test_refusals_are_postgresql_out_of_slots_only(self):
+        import app
+
+        for message in [
+            "FATAL:  remaining connection slots are reserved for non-replication superuser connections",
+            "FATAL:  sorry, too many clients already",
+            'FATAL:  too many connections for role "app"',
+        ]:
+            self.assertTrue(app.is_refusal(Exception(message)), message)
+        self.assertFalse(app.is_refusal(Exception('FATAL:  password authentication failed for user "app"')))
 
 
 if __name__ == "__main__":
