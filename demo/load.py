@@ -5,7 +5,10 @@ Users: each concurrent user sends requests as a Poisson stream (mean gap --think
 not wait for the previous answer (open loop, like page views from many browsers); every request
 asks the app to hold its DB connection for a uniform --hold-min..--hold-max seconds. Phases
 (--phases "users:seconds,...", default 5:20,50:70,120:140,20:60, about 5 minutes) set the number
-of users. Requests go round-robin to the pods the node agent registered for Prometheus
+of users. The load is seeded (--seed, env DEMO_SEED, default 1): the n-th user started in a run
+draws its think gaps and hold times from its own generator random.Random("<seed>:<n>"), so two
+runs with the same seed and phases send the same arrival sequence whatever the app's answers or
+timing. Requests go round-robin to the pods the node agent registered for Prometheus
 (PROMETHEUS_TARGETS_DIR/demo-agent-<namespace>-<deployment>-*.json), so rollouts are followed.
 
 Every second it records a sample (.local/demo/samples.jsonl): users, requests ok / db pool
@@ -120,12 +123,17 @@ async def one_request(endpoints, stats, hold, timeout):
     stats.add("other_error", 0)
 
 
-async def user(endpoints, stats, args, stop_event, inflight):
+def user_random(seed, number):
+    """The generator of the number-th user started in a run (0-based): same seed, same draws."""
+    return random.Random(f"{seed}:{number}")
+
+
+async def user(endpoints, stats, args, stop_event, inflight, rng):
     while not stop_event.is_set():
-        await asyncio.sleep(random.expovariate(1.0 / args.think))
+        await asyncio.sleep(rng.expovariate(1.0 / args.think))
         if stop_event.is_set():
             return
-        task = asyncio.create_task(one_request(endpoints, stats, random.uniform(args.hold_min, args.hold_max), args.request_timeout))
+        task = asyncio.create_task(one_request(endpoints, stats, rng.uniform(args.hold_min, args.hold_max), args.request_timeout))
         inflight.add(task)
         task.add_done_callback(inflight.discard)
 
@@ -216,6 +224,8 @@ def fmt(v, spec="{:.0f}"):
 async def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--phases", default=os.environ.get("DEMO_PHASES", "5:20,50:70,120:140,20:60"))
+    ap.add_argument("--seed", default=os.environ.get("DEMO_SEED") or "1",
+                    help="seed of the users' think gaps and hold times (env DEMO_SEED, default 1)")
     ap.add_argument("--think", type=float, default=0.6, help="mean seconds between one user's requests")
     ap.add_argument("--hold-min", type=float, default=0.2)
     ap.add_argument("--hold-max", type=float, default=0.6)
@@ -247,12 +257,13 @@ async def main():
     refresh_task = asyncio.create_task(refresher())
     endpoints.refresh()
     print(f"load: phases {', '.join(f'{u} users for {s:.0f}s' for u, s in phases)}; each user: a request every "
-          f"{args.think}s on average, holding a DB connection {args.hold_min}-{args.hold_max}s", flush=True)
+          f"{args.think}s on average, holding a DB connection {args.hold_min}-{args.hold_max}s; seed {args.seed}", flush=True)
     print(f"{'time':>5} {'users':>5} {'req/s':>6} {'util%':>6} {'pool':>9} {'overflow':>8} {'timeouts':>8} "
           f"{'errors':>6} {'p95 ms':>6} {'pg conns/max':>12}", flush=True)
 
     inflight = set()
     users = []
+    users_started = 0
     out = open(args.out, "w")
     t0 = time.monotonic()
     phase_start = t0
@@ -265,7 +276,9 @@ async def main():
             want, seconds = phases[phase_index]
             while len(users) < want:
                 ev = asyncio.Event()
-                users.append((asyncio.create_task(user(endpoints, stats, args, ev, inflight)), ev))
+                rng = user_random(args.seed, users_started)
+                users_started += 1
+                users.append((asyncio.create_task(user(endpoints, stats, args, ev, inflight, rng)), ev))
             while len(users) > want:
                 task, ev = users.pop()
                 ev.set()
