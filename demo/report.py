@@ -149,11 +149,29 @@ def main():
     totals_all = [s["pg_total"] for s in samples if s.get("pg_total") is not None]
     peak_app = max(apps_all) if apps_all else None
 
-    lines += ["", "## Verdict", "",
+    # A phase is a success only without errors of any kind; the verdict says so phase by phase.
+    phase_lines, failed = [], []
+    for idx, users, ts, te in phases:
+        ss = in_phase(idx)
+        timeouts = sum(s["db_timeout"] for s in ss)
+        refused = sum(s.get("pg_refused", 0) for s in ss)
+        other = sum(s["other_error"] + s["redis_error"] for s in ss)
+        counts = f"{timeouts} QueuePool timeouts, {refused} PostgreSQL refusals, {other} other errors (Redis included)"
+        if timeouts + refused + other:
+            failed.append(f"phase {idx + 1}")
+            last = max(s["t"] for s in ss if s["db_timeout"] or s.get("pg_refused", 0) or s["other_error"] or s["redis_error"])
+            phase_lines.append(f"- **Phase {idx + 1} ({users} users, {te - ts:.0f} s): errors, not a success** — {counts}; "
+                               f"the last at {last - ts:.0f} s into the phase.")
+        else:
+            phase_lines.append(f"- **Phase {idx + 1} ({users} users, {te - ts:.0f} s): no errors** — {counts}.")
+    overall = ("- **Every phase was served without errors.**" if not failed else
+               f"- **Not a success: {len(failed)} of {len(phases)} phases had errors** ({', '.join(failed)}).")
+
+    lines += ["", "## Verdict", "", overall, *phase_lines,
               f"- **Pool grown in the {peak_users}-user phase:** {'yes' if grew else 'no'} — DB_POOL_SIZE "
               f"{sizes[0] if sizes else '-'} at its start, {max(sizes) if sizes else '-'} at most, {sizes[-1] if sizes else '-'} at its end.",
-              f"- **QueuePool timeouts in that phase's second half** (from {half:.0f} s to {peak[3]:.0f} s): "
-              f"{second_half_timeouts} ({'zero' if second_half_timeouts == 0 else 'NOT zero'}); first half: {first_half_timeouts}"
+              f"- **QueuePool timeouts in that phase:** {first_half_timeouts} in its first half, {second_half_timeouts} in its second half "
+              f"(from {half:.0f} s to {peak[3]:.0f} s)"
               + ("" if last_timeout is None else f"; the last one at {last_timeout:.0f} s ({last_timeout - peak[2]:.0f} s into the phase)") + ".",
               f"- **Peak PostgreSQL connections:** {peak_app} of the app's role (all client backends: {max(clients_all) if clients_all else '-'}; "
               f"all pg_stat_activity rows incl. background processes: {max(totals_all) if totals_all else '-'}) vs "
