@@ -7,8 +7,10 @@ asks the app to hold its DB connection for a uniform --hold-min..--hold-max seco
 (--phases "users:seconds,...", default 5:20,50:70,120:140,20:60, about 5 minutes) set the number
 of users. The load is seeded (--seed, env DEMO_SEED, default 1): the n-th user started in a run
 draws its think gaps and hold times from its own generator random.Random("<seed>:<n>"), so two
-runs with the same seed and phases send the same arrival sequence whatever the app's answers or
-timing. Requests go round-robin to the pods the node agent registered for Prometheus
+runs with the same seed and phases send the same requests at the same offsets whatever the app's
+answers or timing: phases start at fixed offsets from the start, and a user fires at its phase's
+start + the sum of its gaps (a late wake-up fires at once; nothing is skipped), up to the end of
+its phase. Requests go round-robin to the pods the node agent registered for Prometheus
 (PROMETHEUS_TARGETS_DIR/demo-agent-<namespace>-<deployment>-*.json), so rollouts are followed.
 
 Every second it records a sample (.local/demo/samples.jsonl): users, requests ok / db pool
@@ -128,12 +130,37 @@ def user_random(seed, number):
     return random.Random(f"{seed}:{number}")
 
 
-async def user(endpoints, stats, args, stop_event, inflight, rng):
-    while not stop_event.is_set():
-        await asyncio.sleep(rng.expovariate(1.0 / args.think))
-        if stop_event.is_set():
+class Span:
+    """A user's active time on the monotonic clock, fixed by the phases when it is started."""
+
+    def __init__(self, start, stop):
+        self.start = start
+        self.stop = stop
+
+
+def user_span(phases, phase_starts, phase_index, position):
+    """The span of the user at `position` (0-based) of the users' stack started in phase_index:
+    users leave newest first, so it stops where a later phase has no more than `position` users."""
+    stop_phase = next((j for j in range(phase_index + 1, len(phases)) if phases[j][0] <= position), len(phases))
+    return Span(phase_starts[phase_index], phase_starts[stop_phase])
+
+
+def user_schedule(rng, start, think, hold_min, hold_max):
+    """The user's requests, endless: (time, hold seconds) at start + each cumulative gap."""
+    at = start
+    while True:
+        at += rng.expovariate(1.0 / think)
+        yield at, rng.uniform(hold_min, hold_max)
+
+
+async def user(endpoints, stats, args, span, inflight, rng):
+    """Sends the scheduled requests that fall before span.stop, each at its time or at once if late."""
+    for at, hold in user_schedule(rng, span.start, args.think, args.hold_min, args.hold_max):
+        while at < span.stop and (delay := at - time.monotonic()) > 0:
+            await asyncio.sleep(min(delay, 0.25))  # wakes up to see a stop set by Ctrl-C
+        if at >= span.stop:
             return
-        task = asyncio.create_task(one_request(endpoints, stats, rng.uniform(args.hold_min, args.hold_max), args.request_timeout))
+        task = asyncio.create_task(one_request(endpoints, stats, hold, args.request_timeout))
         inflight.add(task)
         task.add_done_callback(inflight.discard)
 
@@ -262,26 +289,28 @@ async def main():
           f"{'errors':>6} {'p95 ms':>6} {'pg conns/max':>12}", flush=True)
 
     inflight = set()
-    users = []
+    users = []  # (task, span) of the users on now, the newest last
+    user_tasks = set()
     users_started = 0
     out = open(args.out, "w")
     t0 = time.monotonic()
-    phase_start = t0
+    phase_starts = [t0 + sum(seconds for _, seconds in phases[:i]) for i in range(len(phases) + 1)]
     phase_index = 0
     next_sample = t0 + 1
     next_print = t0 + args.interval
     printed = {"ok": 0, "db_timeout": 0, "pg_refused": 0, "redis_error": 0, "other_error": 0}
     try:
         while not stopped.is_set() and phase_index < len(phases):
-            want, seconds = phases[phase_index]
+            want = phases[phase_index][0]
             while len(users) < want:
-                ev = asyncio.Event()
+                span = user_span(phases, phase_starts, phase_index, len(users))
                 rng = user_random(args.seed, users_started)
                 users_started += 1
-                users.append((asyncio.create_task(user(endpoints, stats, args, ev, inflight, rng)), ev))
-            while len(users) > want:
-                task, ev = users.pop()
-                ev.set()
+                task = asyncio.create_task(user(endpoints, stats, args, span, inflight, rng))
+                user_tasks.add(task)
+                task.add_done_callback(user_tasks.discard)
+                users.append((task, span))
+            del users[want:]  # their spans ended at this phase's start
             now = time.monotonic()
             if now >= next_sample:
                 window = stats.window
@@ -303,15 +332,17 @@ async def main():
                     print(f"{now - t0:5.0f} {want:5d} {sum(d.values()) / args.interval:6.0f} {fmt(obs['utilization'], '{:.0f}'):>6} "
                           f"{pool:>9} {fmt(obs['overflow']):>8} {tot['db_timeout']:>4}(+{d['db_timeout']}) "
                           f"{errs:>6} {fmt(p95):>6} {fmt(obs['pg_app']):>5} / 97", flush=True)
-            if now - phase_start >= seconds:
+            if now >= phase_starts[phase_index + 1]:
                 phase_index += 1
-                phase_start = now
                 if phase_index < len(phases):
                     print(f"load: phase {phase_index + 1}: {phases[phase_index][0]} users for {phases[phase_index][1]:.0f}s", flush=True)
             await asyncio.sleep(0.05)
     finally:
-        for task, ev in users:
-            ev.set()
+        if stopped.is_set():
+            for _task, span in users:
+                span.stop = min(span.stop, time.monotonic())
+        if user_tasks:
+            await asyncio.wait(list(user_tasks), timeout=5)
         refresh_task.cancel()
         if inflight:
             await asyncio.wait(list(inflight), timeout=args.request_timeout)
