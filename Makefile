@@ -51,10 +51,12 @@ run: install build local-up ## start the control plane, install the CRD, run the
 once: install build local-up ## reconcile every PoolPolicy once against the local plane and print the decisions
 	source .local/env && node_modules/.bin/node dist/cli.js once --kubeconfig "$$KUBECONFIG" --prometheus-url "$$PROMETHEUS_URL"
 
-# BENCH_ARMS=0 skips the three-arm run (static 20/40, static 50/100, poolpilot; ~20 min, bench/arms.sh).
+# BENCH_ARMS=0 skips the four-arm matrix (static 20/40, 50/100, 16/32 and poolpilot; traces T1 and T2;
+# 3 repeats; ~85 min, resumable; bench/arms.sh lists its knobs: BENCH_TRACES, BENCH_REPEATS,
+# BENCH_ARMS_ONLY, BENCH_T1_PHASES, BENCH_T2_PHASES, BENCH_SEED, BENCH_FRESH).
 BENCH_ARMS ?= 1
 
-bench: install build local-up ## benchmarks (numbers, never pass/fail): operator cost and churn with BENCH_POLICIES (1000) policies, then the three arms (BENCH_ARMS=0 skips)
+bench: install build local-up ## benchmarks (numbers, never pass/fail): operator cost and churn with BENCH_POLICIES (1000) policies, then the four arms (BENCH_ARMS=0 skips)
 	node_modules/.bin/tsc -p bench/tsconfig.json
 	source .local/env && POOLPILOT_REPO_ROOT=$(CURDIR) node_modules/.bin/node .local/bench-build/bench/operator-cost.js
 	source .local/env && POOLPILOT_REPO_ROOT=$(CURDIR) node_modules/.bin/node .local/bench-build/bench/churn.js

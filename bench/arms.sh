@@ -1,44 +1,106 @@
 #!/usr/bin/env bash
-# The three-arm part of `make bench` (numbers, never pass/fail): the demo's load trace
-# (DEMO_PHASES, default 5:20,50:70,120:140,20:60) run three times in a row, each on fresh state
-# (demo/run.sh: new PostgreSQL and Redis from demo/up.sh, demo namespace objects deleted and
-# re-applied, everything stopped by demo/down.sh at the end):
+# The four-arm part of `make bench` (numbers, never pass/fail): the demo's workload under seeded
+# load traces, each run on fresh state (demo/run.sh: new PostgreSQL and Redis from demo/up.sh, demo
+# namespace objects deleted and re-applied, everything stopped by demo/down.sh at the end):
 #   A  static runbook default    DB_POOL_SIZE 20 / DB_MAX_OVERFLOW 40, no operator
 #   B  static "very high" tier   DB_POOL_SIZE 50 / DB_MAX_OVERFLOW 100, no operator
+#   D  static fair share         DB_POOL_SIZE 16 / DB_MAX_OVERFLOW 32 (97 usable / 2 replicas = 48 a pod)
 #   C  poolpilot                 deploy/samples/demo/ (PoolPolicy + ConnectionBudget), start 10 / 20
-# Each arm's samples, latencies, report and logs go to .local/bench-arms/<A|B|C>/; then
-# bench/arms_report.py prints the table and replaces the `## Three arms` section of bench/results.md.
-# BENCH_ARMS_ONLY="A C" runs a subset (the report covers the arms that have samples).
-# Needs `make build`, the Debian packages `make install` installs and the demo build (tsc -p demo/tsconfig.json).
+# Traces (users:seconds per phase):
+#   T1  the runbook trace  BENCH_T1_PHASES, default 5:15,50:45,120:90,20:40   (~3.2 min of load)
+#   T2  a second peak      BENCH_T2_PHASES, default 5:15,120:60,20:40,120:60,20:20 (~3.3 min)
+# BENCH_TRACES ("T1 T2"), BENCH_REPEATS (3) and BENCH_ARMS_ONLY ("A B D C") select the runs;
+# BENCH_SEED (1) is the base seed. Order: for each repeat, for each trace, each arm in turn, so
+# drift of the shared machine hits every arm alike; every arm of one (trace, repeat) gets the same
+# seed (DEMO_SEED=<base>-<trace>-r<n>), so the same arrival sequence. A run takes ~3.5 min with
+# set-up (about 20 s); the full matrix of 24 runs about 85 min.
+# Each run's samples, latencies, report and logs go to .local/bench-arms/<trace>/<arm>/r<n>/ with
+# arm.json ({trace, arm, repeat, seed, phases, rc, ...}); .local/bench-arms/runs.jsonl gets one line
+# per finished run. Resumable: a run whose arm.json says rc 0 for the same phases and seed is
+# skipped (BENCH_FRESH=1 redoes it); only the run being redone is replaced, other runs stay.
+# In the background: nohup bash bench/arms.sh >.local/bench-arms.log 2>&1 &
+# At the end bench/arms_report.py prints the tables and replaces the `## Four arms` section of
+# bench/results.md. Needs `make build`, the Debian packages `make install` installs and the demo
+# build (tsc -p demo/tsconfig.json).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 cd "$root"
 outdir=$root/.local/bench-arms
-phases=${DEMO_PHASES:-5:20,50:70,120:140,20:60}
-export DEMO_PHASES=$phases
-log() { echo "bench/arms: $*" >&2; }
+traces=${BENCH_TRACES:-T1 T2}
+repeats=${BENCH_REPEATS:-3}
+only=${BENCH_ARMS_ONLY:-A B D C}
+base_seed=${BENCH_SEED:-1}
+fresh=${BENCH_FRESH:-0}
+log() { echo "bench/arms: $(date -u +%H:%M:%S) $*" >&2; }
+
+phases_of() { # trace
+  case $1 in
+    T1) echo "${BENCH_T1_PHASES:-5:15,50:45,120:90,20:40}" ;;
+    T2) echo "${BENCH_T2_PHASES:-5:15,120:60,20:40,120:60,20:20}" ;;
+    *) echo "bench/arms: unknown trace '$1' in BENCH_TRACES (known: T1 T2)" >&2; exit 2 ;;
+  esac
+}
+settings_of() { # arm → "mode pool overflow"
+  case $1 in
+    A) echo "static 20 40" ;;
+    B) echo "static 50 100" ;;
+    D) echo "static 16 32" ;;
+    C) echo "poolpilot 10 20" ;;
+    *) echo "bench/arms: unknown arm '$1' in BENCH_ARMS_ONLY (known: A B D C)" >&2; exit 2 ;;
+  esac
+}
+[[ $repeats =~ ^[1-9][0-9]*$ ]] || { echo "bench/arms: BENCH_REPEATS must be a positive whole number, not '$repeats'" >&2; exit 2; }
+for trace in $traces; do phases_of "$trace" >/dev/null; done
+for arm in $only; do settings_of "$arm" >/dev/null; done
+
+# True when dir holds a finished run (rc 0) of these phases and seed.
+done_before() { # dir phases seed
+  [[ -f $1/arm.json && -f $1/samples.jsonl ]] || return 1
+  /usr/bin/python3 - "$1/arm.json" "$2" "$3" <<'EOF'
+import json, sys
+meta = json.load(open(sys.argv[1]))
+sys.exit(0 if meta.get("rc") == 0 and meta.get("phases") == sys.argv[2] and meta.get("seed") == sys.argv[3] else 1)
+EOF
+}
 
 plane_was_up=0
 [[ -f .local/env ]] && plane_was_up=1
 bash test/controlplane/local-up.sh
 ((plane_was_up)) || trap 'bash test/controlplane/local-down.sh' EXIT
 
-run_arm() { # name arm pool overflow
-  local name=$1 arm=$2 pool=$3 overflow=$4
-  rm -rf "${outdir:?}/$name"
-  mkdir -p "$outdir/$name"
-  log "arm $name: $arm, start DB_POOL_SIZE $pool / DB_MAX_OVERFLOW $overflow, phases $phases"
-  local started=$SECONDS rc=0
-  DEMO_ARM=$arm DEMO_POOL_SIZE=$pool DEMO_MAX_OVERFLOW=$overflow DEMO_OUT_DIR=$outdir/$name \
-    DEMO_LOAD=bench/arms_load.py DEMO_KEEP_PLANE=1 bash demo/run.sh >"$outdir/$name/run.log" 2>&1 || rc=$?
-  printf '{"arm": "%s", "mode": "%s", "pool_size": %s, "max_overflow": %s, "phases": "%s", "rc": %s, "seconds": %s}\n' \
-    "$name" "$arm" "$pool" "$overflow" "$phases" "$rc" "$((SECONDS - started))" >"$outdir/$name/arm.json"
-  log "arm $name: done in $((SECONDS - started)) s (exit $rc; log $outdir/$name/run.log)"
+run_one() { # trace arm repeat
+  local trace=$1 arm=$2 repeat=$3 phases seed mode pool overflow dir
+  phases=$(phases_of "$trace")
+  seed=$base_seed-$trace-r$repeat
+  read -r mode pool overflow <<<"$(settings_of "$arm")"
+  dir=$outdir/$trace/$arm/r$repeat
+  if [[ $fresh != 1 ]] && done_before "$dir" "$phases" "$seed"; then
+    log "$trace/$arm/r$repeat: done before (rc 0, same phases and seed), skipped (BENCH_FRESH=1 redoes it)"
+    return
+  fi
+  rm -rf "${dir:?}"
+  mkdir -p "$dir"
+  log "$trace/$arm/r$repeat: $mode, start DB_POOL_SIZE $pool / DB_MAX_OVERFLOW $overflow, phases $phases, seed $seed"
+  local started=$SECONDS started_at rc=0
+  started_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  DEMO_ARM=$mode DEMO_POOL_SIZE=$pool DEMO_MAX_OVERFLOW=$overflow DEMO_OUT_DIR=$dir DEMO_PHASES=$phases DEMO_SEED=$seed \
+    DEMO_LOAD=bench/arms_load.py DEMO_KEEP_PLANE=1 bash demo/run.sh >"$dir/run.log" 2>&1 || rc=$?
+  local meta
+  meta=$(printf '{"trace": "%s", "arm": "%s", "repeat": %s, "seed": "%s", "mode": "%s", "pool_size": %s, "max_overflow": %s, "phases": "%s", "rc": %s, "started": "%s", "seconds": %s, "commit": "%s"}' \
+    "$trace" "$arm" "$repeat" "$seed" "$mode" "$pool" "$overflow" "$phases" "$rc" "$started_at" "$((SECONDS - started))" "$(git rev-parse --short HEAD)")
+  echo "$meta" >"$dir/arm.json"
+  echo "$meta" >>"$outdir/runs.jsonl"
+  log "$trace/$arm/r$repeat: done in $((SECONDS - started)) s (exit $rc; log $dir/run.log)"
 }
 
-only=${BENCH_ARMS_ONLY:-A B C}
-[[ " $only " == *" A "* ]] && run_arm A static 20 40
-[[ " $only " == *" B "* ]] && run_arm B static 50 100
-[[ " $only " == *" C "* ]] && run_arm C poolpilot 10 20
+mkdir -p "$outdir"
+log "traces: $traces; arms: $only; repeats: $repeats; base seed $base_seed"
+for ((repeat = 1; repeat <= repeats; repeat++)); do
+  for trace in $traces; do
+    for arm in $only; do
+      run_one "$trace" "$arm" "$repeat"
+    done
+  done
+done
 /usr/bin/python3 bench/arms_report.py --dir "$outdir" --results bench/results.md

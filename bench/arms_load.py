@@ -3,6 +3,10 @@
 
 - every sample also has `pg_idle_app` (pg_stat_activity rows of role app with state 'idle': pooled
   connections nobody is using) and `checked_in` (sum of voiceassist_db_pool_checked_in over pods);
+- every sample also has `pg_sessions` (pg_stat_database.sessions of database app: sessions ever
+  established; bench/arms_report.py takes the first and last to get connections opened per second),
+  `waiters` and `timeouts_total` (sums over pods of voiceassist_db_pool_waiters and
+  voiceassist_db_pool_timeouts_total);
 - every answered request's latency is kept and written at the end to latencies.json next to --out
   ({"ok": [seconds, ...]}: successful requests, client side, as load.py measures them).
 demo/load.py itself is imported unchanged; this only subclasses its Observer and wraps Stats.add.
@@ -36,12 +40,19 @@ class ArmsObserver(load.Observer):
         obs = super().observe()
         sel = f'namespace="{self.args.namespace}",deployment="{self.args.deployment}"'  # as load.py
         obs["checked_in"] = self.prom(f"sum(voiceassist_db_pool_checked_in{{{sel}}})")
+        obs["waiters"] = self.prom(f"sum(voiceassist_db_pool_waiters{{{sel}}})")
+        obs["timeouts_total"] = self.prom(f"sum(voiceassist_db_pool_timeouts_total{{{sel}}})")
         obs["pg_idle_app"] = None
+        obs["pg_sessions"] = None
         try:
             if self.pg is not None:
                 with self.pg.cursor() as cur:
                     cur.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' AND state = 'idle'")
                     obs["pg_idle_app"] = cur.fetchone()[0]
+                    # Each backend reports its own session start; pg_stat_clear_snapshot() reads the current counts.
+                    cur.execute("SELECT pg_stat_clear_snapshot(); SELECT sessions FROM pg_stat_database WHERE datname = 'app'")
+                    row = cur.fetchone()
+                    obs["pg_sessions"] = None if row is None else row[0]
         except Exception:  # noqa: BLE001 - a missing number stays None
             self.pg = None
         return obs

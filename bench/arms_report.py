@@ -1,34 +1,44 @@
 #!/usr/bin/python3
-"""The three arms' figures from bench/arms.sh's output (.local/bench-arms/<arm>/): prints a
-markdown table and replaces the `## Three arms` section of bench/results.md (the same way as
-bench/results.ts writeResultsSection: that section only, appended if missing).
+"""The four arms' figures from bench/arms.sh's output (.local/bench-arms/<trace>/<arm>/r<n>/):
+prints one markdown table per trace (median and min–max over the repeats), the issue's targets as
+met / not met, and replaces the `## Four arms` section of bench/results.md (the same way as
+bench/results.ts writeResultsSection: that section only, appended if missing; the older
+`## Three arms` section is removed).
 
-Per arm, from samples.jsonl (one sample a second, demo/load.py + bench/arms_load.py),
-latencies.json, deployment.json, events.json and logs/postgres.log:
-- QueuePool timeouts, Redis 'Too many connections' errors, PostgreSQL refusals (HTTP 503
-  db-connection-refused answers; and the "remaining connection slots are reserved" lines in the
-  PostgreSQL log), other errors, requests ok: counted by the load generator from the answers;
-- p50 / p95 latency of the successful requests (client side);
-- peak PostgreSQL connections (pg_stat_activity once a second: the app role; all client backends)
-  against max_connections 100 (97 without the superuser-reserved slots);
+A run counts when its arm.json says rc 0 and its phases are the trace's phases (--trace T1=PHASES;
+without it the phases of the trace's newest run); the others are listed as left out.
+Per run, from samples.jsonl (one sample a second, demo/load.py + bench/arms_load.py),
+latencies.json, deployment.json and events.json:
+- requests ok, QueuePool timeouts, PostgreSQL refusals (503 db-connection-refused), other errors
+  (Redis 'Too many connections' included): counted by the load generator from the answers;
+- p50 / p95 / p99 latency of the successful requests (client side);
+- peak PostgreSQL connections of the app role (pg_stat_activity once a second), against
+  max_connections 100 (97 without the superuser-reserved slots);
 - idle-connection-seconds: sum over samples of the app role's pg_stat_activity rows in state
-  'idle' × the sample period (and the same from voiceassist_db_pool_checked_in);
-- changes: Deployment template changes (metadata.generation − 1 = rollouts), poolpilot's
-  PoolResized events;
-- time to no more timeouts, per load phase: the time of the phase's last sample with a timeout,
-  relative to the phase start (so the timeouts stop from then on); "none" if the phase had none,
-  "never" if they still occur in the phase's last 5 s; the same for errors of any kind;
-- direction flips: reversals in the sequence of DB_POOL_SIZE values (up then down, or down then up).
+  'idle' × the time since the previous sample;
+- connections opened per second: (last − first pg_stat_database.sessions of database app) over the
+  time between those two samples;
+- rollouts: metadata.generation − 1 at the end; rollouts while ≥ 50 users were on: increases of the
+  Deployment's generation between two samples whose later one had ≥ 50 users;
+- direction flips: reversals in the sequence of DB_POOL_SIZE values;
+- errors per phase (all kinds).
 """
 import argparse
 import datetime
 import json
 import os
 import re
+import statistics
 
-ARMS = [("A", "static runbook default 20 / 40"), ("B", 'static "very high" 50 / 100'), ("C", "poolpilot (start 10 / 20)")]
-DEFAULT_PHASES = "5:20,50:70,120:140,20:60"
+ARMS = [
+    ("A", "static runbook default 20 / 40"),
+    ("B", 'static "very high" 50 / 100'),
+    ("D", "static fair share 16 / 32"),
+    ("C", "poolpilot (start 10 / 20)"),
+]
+TRACES = {"T1": "the runbook trace", "T2": "a second peak"}
 MAX_CONNECTIONS, RESERVED = 100, 3
+BUSY_USERS = 50
 
 
 def read_json(path, default=None):
@@ -47,35 +57,37 @@ def percentile(values, q):
 
 
 def analyse(d):
-    with open(os.path.join(d, "samples.jsonl")) as f:
-        samples = [json.loads(line) for line in f if line.strip()]
+    """One run's figures, or None without samples."""
+    try:
+        with open(os.path.join(d, "samples.jsonl")) as f:
+            samples = [json.loads(line) for line in f if line.strip()]
+    except OSError:
+        return None
     if not samples:
         return None
-    meta = read_json(os.path.join(d, "arm.json"), {})
     lat = read_json(os.path.join(d, "latencies.json"), {}).get("ok", [])
     total = lambda k: sum(s.get(k) or 0 for s in samples)  # noqa: E731
-    peak = lambda k: max((s[k] for s in samples if s.get(k) is not None), default=None)  # noqa: E731
 
-    idle_pg = idle_pool = 0.0
+    idle_pg = 0.0
     prev_t = 0.0
     for s in samples:
-        dt = s["t"] - prev_t
+        idle_pg += (s.get("pg_idle_app") or 0) * (s["t"] - prev_t)
         prev_t = s["t"]
-        idle_pg += (s.get("pg_idle_app") or 0) * dt
-        idle_pool += (s.get("checked_in") or 0) * dt
 
-    refused_log = 0
-    try:
-        with open(os.path.join(d, "logs", "postgres.log"), errors="replace") as f:
-            refused_log = sum(1 for line in f if "remaining connection slots are reserved" in line or "too many clients" in line)
-    except OSError:
-        pass
+    sessions = [(s["t"], s["pg_sessions"]) for s in samples if s.get("pg_sessions") is not None]
+    opened_per_s = None
+    if len(sessions) >= 2 and sessions[-1][0] > sessions[0][0]:
+        opened_per_s = (sessions[-1][1] - sessions[0][1]) / (sessions[-1][0] - sessions[0][0])
 
-    dep = read_json(os.path.join(d, "deployment.json"), {})
-    generation = dep.get("metadata", {}).get("generation")
-    rollouts = None if generation is None else generation - 1
-    events = read_json(os.path.join(d, "events.json"), {}).get("items", [])
-    resized = sum((e.get("deprecatedCount") or e.get("count") or 1) for e in events if e.get("reason") == "PoolResized")
+    generation = read_json(os.path.join(d, "deployment.json"), {}).get("metadata", {}).get("generation")
+    busy_rollouts, prev_gen = 0, None
+    for s in samples:
+        g = s.get("generation")
+        if g is None:
+            continue
+        if prev_gen is not None and g > prev_gen and s["users"] >= BUSY_USERS:
+            busy_rollouts += g - prev_gen
+        prev_gen = g
 
     sizes = []
     for s in samples:
@@ -89,34 +101,58 @@ def analyse(d):
             flips += 1
         direction = step
 
-    # phases from the samples: a phase starts where the previous one's last sample was
-    phases = []
+    phase_errors = {}
     for s in samples:
-        if not phases or phases[-1]["index"] != s["phase"]:
-            start = phases[-1]["end"] if phases else 0.0
-            phases.append({"index": s["phase"], "users": s["users"], "start": start, "end": s["t"], "samples": []})
-        phases[-1]["end"] = s["t"]
-        phases[-1]["samples"].append(s)
-    def settle(p, count):
-        with_t = [s["t"] for s in p["samples"] if count(s)]
-        n = sum(count(s) for s in p["samples"])
-        if not with_t:
-            return "none"
-        if with_t[-1] > p["end"] - 5:
-            return f"never ({n})"
-        return f"{with_t[-1] - p['start']:.0f} s ({n})"
-
-    errors = lambda s: sum(s.get(k) or 0 for k in ("db_timeout", "pg_refused", "redis_error", "other_error"))  # noqa: E731
-    recovery = [(p["users"], f"{settle(p, lambda s: s.get('db_timeout') or 0)} · {settle(p, errors)}") for p in phases]
+        errors = sum(s.get(k) or 0 for k in ("db_timeout", "pg_refused", "redis_error", "other_error"))
+        phase_errors[s["phase"]] = phase_errors.get(s["phase"], 0) + errors
+    phase_users = {}
+    for s in samples:
+        phase_users.setdefault(s["phase"], s["users"])
 
     return {
-        "meta": meta, "seconds": samples[-1]["t"], "ok": total("ok"), "db_timeout": total("db_timeout"),
-        "redis_error": total("redis_error"), "pg_refused": total("pg_refused"), "other_error": total("other_error"),
-        "refused_log": refused_log, "p50": percentile(lat, 0.5), "p95": percentile(lat, 0.95), "p99": percentile(lat, 0.99),
-        "peak_app": peak("pg_app"), "peak_clients": peak("pg_clients"), "peak_total": peak("pg_total"),
-        "idle_pg": idle_pg, "idle_pool": idle_pool, "rollouts": rollouts, "resized": resized,
-        "sizes": sizes, "flips": flips, "recovery": recovery,
+        "ok": total("ok"), "db_timeout": total("db_timeout"), "pg_refused": total("pg_refused"),
+        "other": total("redis_error") + total("other_error"),
+        "p50": percentile(lat, 0.5), "p95": percentile(lat, 0.95), "p99": percentile(lat, 0.99),
+        "peak_app": max((s["pg_app"] for s in samples if s.get("pg_app") is not None), default=None),
+        "idle_pg": idle_pg, "opened_per_s": opened_per_s,
+        "rollouts": None if generation is None else generation - 1, "busy_rollouts": busy_rollouts,
+        "flips": flips, "sizes": sizes,
+        "phase_errors": [phase_errors[i] for i in sorted(phase_errors)],
+        "phase_users": [phase_users[i] for i in sorted(phase_users)],
+        "timeouts_and_other": total("db_timeout") + total("redis_error") + total("other_error"),
     }
+
+
+def runs_of(root, trace, arm):
+    """[(run id, arm.json, figures or None)] of every r<n> directory, in repeat order."""
+    d = os.path.join(root, trace, arm)
+    out = []
+    if not os.path.isdir(d):
+        return out
+    names = sorted((n for n in os.listdir(d) if re.fullmatch(r"r\d+", n)), key=lambda n: int(n[1:]))
+    for name in names:
+        run_dir = os.path.join(d, name)
+        out.append((f"{trace}/{arm}/{name}", read_json(os.path.join(run_dir, "arm.json"), {}), analyse(run_dir)))
+    return out
+
+
+def newest_phases(root, trace):
+    metas = [m for arm, _ in ARMS for _, m, _ in runs_of(root, trace, arm) if m.get("phases")]
+    return max(metas, key=lambda m: m.get("started", ""))["phases"] if metas else None
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def cell(values, fmt):
+    """median (min–max) of the runs' values; just the value for one run."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    med = fmt(statistics.median(values))
+    return med if len(values) == 1 else f"{med} ({fmt(min(values))}–{fmt(max(values))})"
 
 
 def machine():
@@ -132,87 +168,160 @@ def machine():
     return f"{os.cpu_count()} × {model}, {kib / 2 ** 20:.0f} GiB"
 
 
-def write_section(path, title, body):
+def write_section(path, title, body, replaces=()):
+    """Replaces the `## title` section of path (appended if missing) and removes the sections
+    titled in `replaces`; the rest of the file stays byte for byte."""
     default = "# Benchmark results\n\nWritten by `make bench`; each section is replaced when its benchmark runs again.\n"
     current = open(path).read() if os.path.exists(path) else default
-    heading = f"## {title}\n"
-    section = f"{heading}\n{body}\n"
-    start = current.find(heading)
-    if start < 0:
+
+    def cut(text, heading):
+        """(text before the section, text from the next section on) or None if it is missing."""
+        start = text.find(heading)
+        if start < 0:
+            return None
+        end = text.find("\n## ", start + len(heading))
+        return text[:start], ("" if end < 0 else text[end + 1:])
+
+    for old in replaces:
+        found = cut(current, f"## {old}\n")
+        if found:
+            current = found[0] + found[1] if found[1] else found[0].rstrip() + "\n"
+    section = f"## {title}\n\n{body.rstrip()}\n"
+    found = cut(current, f"## {title}\n")
+    if found is None:
         new = f"{current.rstrip()}\n\n{section}"
     else:
-        end = current.find("\n## ", start + len(heading))
-        new = current[:start] + section + ("" if end < 0 else current[end + 1:])
+        new = found[0] + section + (f"\n{found[1]}" if found[1] else "")
     with open(path, "w") as f:
         f.write(new)
+
+
+ms = lambda v: f"{v * 1000:.0f} ms"  # noqa: E731
+num = lambda v: f"{v:.0f}"  # noqa: E731
+
+
+def trace_table(trace, phases, arms):
+    """arms: [(name, label, [(run id, figures)])] with at least one run each."""
+    rows = [
+        ("requests ok", lambda r: r["ok"], num),
+        ("QueuePool timeouts", lambda r: r["db_timeout"], num),
+        ("PostgreSQL refusals", lambda r: r["pg_refused"], num),
+        ("other errors (Redis included)", lambda r: r["other"], num),
+        ("latency p50 (ok requests)", lambda r: r["p50"], ms),
+        ("latency p95", lambda r: r["p95"], ms),
+        ("latency p99", lambda r: r["p99"], ms),
+        (f"peak PostgreSQL connections, app role ({MAX_CONNECTIONS - RESERVED} usable)", lambda r: r["peak_app"], num),
+        ("idle-connection-seconds (pg_stat_activity idle, role app)", lambda r: r["idle_pg"], num),
+        ("connections opened per second (pg_stat_database.sessions)", lambda r: r["opened_per_s"], lambda v: f"{v:.2f}"),
+        ("rollouts (generation − 1)", lambda r: r["rollouts"], num),
+        (f"rollouts started while ≥ {BUSY_USERS} users were on", lambda r: r["busy_rollouts"], num),
+        ("direction flips of DB_POOL_SIZE", lambda r: r["flips"], num),
+    ]
+    users = [int(p.split(":")[0]) for p in phases.split(",")]
+    for i, u in enumerate(users):
+        rows.append((f"errors in phase {i + 1} ({u} users), all kinds",
+                     lambda r, i=i: r["phase_errors"][i] if i < len(r["phase_errors"]) else None, num))
+    header = "| measure | " + " | ".join(f"{n}: {label}" for n, label, _ in arms) + " |"
+    table = [header, "|---|" + "---|" * len(arms)]
+    for title, get, fmt in rows:
+        table.append(f"| {title} | " + " | ".join(cell([get(r) for _, r in runs], fmt) for _, _, runs in arms) + " |")
+    table.append("| DB_POOL_SIZE values in order (each run) | " + " | ".join(
+        "; ".join(" → ".join(str(v) for v in r["sizes"]) for _, r in runs) for _, _, runs in arms) + " |")
+    return table
+
+
+def verdict(ok, text):
+    return f"- **{'met' if ok else 'not met'}**: {text}"
+
+
+def targets(figures):
+    """The issue's targets, from the medians. figures: {(trace, arm): [figures of the runs]}."""
+    med = lambda trace, arm, key: median([r[key] for r in figures.get((trace, arm), [])])  # noqa: E731
+    out = []
+    if figures.get(("T1", "C")):
+        refused = med("T1", "C", "pg_refused")
+        out.append(verdict(refused == 0, f"T1: C has 0 PostgreSQL refusals — median {num(refused)}."))
+        errs = med("T1", "C", "timeouts_and_other")
+        out.append(verdict(errs <= 10, f"T1: C's QueuePool timeouts + other errors ≤ 10 — median {num(errs)}."))
+        p95 = med("T1", "C", "p95")
+        out.append(verdict(p95 is not None and p95 <= 0.620, f"T1: C's p95 ≤ 620 ms — median {'-' if p95 is None else ms(p95)}."))
+        if figures.get(("T1", "D")):
+            c_ok, d_ok = med("T1", "C", "ok"), med("T1", "D", "ok")
+            out.append(verdict(c_ok >= d_ok * 0.999, f"T1: C's requests ok ≥ D's − 0.1 % — C {num(c_ok)}, D {num(d_ok)}, "
+                                                     f"floor {d_ok * 0.999:.0f} ({100 * (c_ok - d_ok) / d_ok:+.2f} %)."))
+            c_idle, d_idle = med("T1", "C", "idle_pg"), med("T1", "D", "idle_pg")
+            out.append(verdict(c_idle <= 0.75 * d_idle, f"T1: C's idle-connection-seconds ≤ 0.75 × D's — C {num(c_idle)}, "
+                                                        f"D {num(d_idle)}, limit {0.75 * d_idle:.0f} (ratio {c_idle / d_idle:.2f})."
+                               if d_idle else f"T1: C's idle-connection-seconds ≤ 0.75 × D's — C {num(c_idle)}, D 0."))
+        else:
+            out.append("- **not evaluated**: T1 targets against D (requests ok, idle-connection-seconds): arm D has no run of T1.")
+    else:
+        out.append("- **not evaluated**: T1 targets: arm C has no run of T1.")
+    if figures.get(("T2", "C")):
+        second = [r["phase_errors"][3] if len(r["phase_errors"]) > 3 else None for r in figures[("T2", "C")]]
+        m = median(second)
+        out.append(verdict(m == 0, f"T2: C has 0 errors of any kind in the second peak (phase 4) — median {'-' if m is None else num(m)}"
+                                   f" (runs: {', '.join('-' if v is None else str(v) for v in second)})."))
+    else:
+        out.append("- **not evaluated**: T2 target: arm C has no run of T2.")
+    return out
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir", required=True, help=".local/bench-arms")
     ap.add_argument("--results", help="bench/results.md to update (omit: print only)")
+    ap.add_argument("--trace", action="append", default=[], metavar="T1=PHASES",
+                    help="the phases a trace's runs must have to count (default: those of its newest run)")
     args = ap.parse_args()
+    wanted = dict(t.split("=", 1) for t in args.trace)
 
-    arms = []
-    for name, label in ARMS:
-        d = os.path.join(args.dir, name)
-        r = analyse(d) if os.path.exists(os.path.join(d, "samples.jsonl")) else None
-        if r:
-            arms.append((name, label, r))
-    if not arms:
-        raise SystemExit("arms_report: no arm has samples")
-
-    ms = lambda v: "-" if v is None else f"{v * 1000:.0f} ms"  # noqa: E731
-    rows = [
-        ("requests ok", lambda r: f"{r['ok']}"),
-        ("QueuePool timeouts", lambda r: f"{r['db_timeout']}"),
-        ("Redis connection errors", lambda r: f"{r['redis_error']}"),
-        ('PostgreSQL refusals (503 answers / "slots are reserved" log lines)', lambda r: f"{r['pg_refused']} / {r['refused_log']}"),
-        ("other errors", lambda r: f"{r['other_error']}"),
-        ("latency p50 / p95 / p99 (ok requests)", lambda r: f"{ms(r['p50'])} / {ms(r['p95'])} / {ms(r['p99'])}"),
-        (f"peak PostgreSQL connections: app role / all client backends (max_connections {MAX_CONNECTIONS}, {MAX_CONNECTIONS - RESERVED} usable)",
-         lambda r: f"{r['peak_app']} / {r['peak_clients']}"),
-        ("idle-connection-seconds (pg_stat_activity idle / pool checked_in)", lambda r: f"{r['idle_pg']:.0f} / {r['idle_pool']:.0f}"),
-        ("changes (rollouts = generation − 1 / PoolResized events)", lambda r: f"{r['rollouts']} / {r['resized']}"),
-        ("DB_POOL_SIZE values in order", lambda r: " → ".join(str(v) for v in r["sizes"])),
-        ("direction flips", lambda r: f"{r['flips']}"),
-    ]
-    n_phases = max(len(r["recovery"]) for _, _, r in arms)
-    for i in range(n_phases):
-        users = next((r["recovery"][i][0] for _, _, r in arms if len(r["recovery"]) > i), "?")
-        rows.append((f"phase {i + 1} ({users} users): time to no more QueuePool timeouts · to no more errors of any kind (count)",
-                     lambda r, i=i: r["recovery"][i][1] if len(r["recovery"]) > i else "-"))
-
-    header = "| measure | " + " | ".join(f"{n}: {label}" for n, label, _ in arms) + " |"
-    table = [header, "|---|" + "---|" * len(arms)]
-    for title, fn in rows:
-        table.append(f"| {title} | " + " | ".join(fn(r) for _, _, r in arms) + " |")
-
-    phases = arms[0][2]["meta"].get("phases") or os.environ.get("DEMO_PHASES") or DEFAULT_PHASES
-    shortened = phases != DEFAULT_PHASES
-    failed = [f"{n} (exit {r['meta'].get('rc')})" for n, _, r in arms if r["meta"].get("rc") not in (0, None)]
-    body = [
-        f"Measured {datetime.date.today().isoformat()} by `make bench` (bench/arms.sh, bench/arms_report.py) on {machine()}: "
-        f"the demo's load trace, phases `{phases}` (users:seconds)"
-        + (f", **shorter than the demo's default `{DEFAULT_PHASES}`**" if shortened else " (the demo's default)")
-        + ", once per arm, each on a fresh PostgreSQL (max_connections 100, 3 reserved) and Redis and fresh "
-        "demo namespace objects; 2 replicas, DB_POOL_TIMEOUT 2 s, REDIS_MAX_CONNECTIONS starts at 10 (only poolpilot moves it). "
-        "One run each: expect run-to-run noise.",
-        "",
-        *table,
-        "",
-        "How measured: the load generator counts the answers (503 + `X-Error`); latency is client side for successful requests; "
-        "PostgreSQL connections and idle ones (role app, state 'idle') from pg_stat_activity once a second; "
-        "time to no more timeouts (errors) = the phase's last sample with a timeout (any error: timeout, PostgreSQL refusal, "
-        "Redis, other) minus the phase start (\"never\": still happening in its last 5 s); direction flips = reversals in the DB_POOL_SIZE sequence. "
-        "Per-arm samples, reports and logs: `.local/bench-arms/<arm>/`.",
-    ]
-    if failed:
-        body += ["", f"Arms whose demo/run.sh did not exit 0: {', '.join(failed)} (see `.local/bench-arms/<arm>/run.log`)."]
+    body = [f"Measured up to {datetime.date.today().isoformat()} by `make bench` (bench/arms.sh, bench/arms_report.py) on {machine()}. "
+            "Each run on a fresh PostgreSQL (max_connections 100, 3 reserved) and Redis and fresh demo namespace objects; "
+            "2 replicas, maxSurge 0, DB_POOL_TIMEOUT 2 s, REDIS_MAX_CONNECTIONS starts at 10 (only poolpilot moves it). "
+            "Seeded load: every arm of one (trace, repeat) gets the same arrival sequence; runs interleaved "
+            "(for each repeat, for each trace, each arm in turn). Cells: median (min–max) over the runs listed.", ""]
+    figures = {}
+    for trace, title in TRACES.items():
+        phases = wanted.get(trace) or newest_phases(args.dir, trace)
+        if phases is None:
+            continue
+        arms, used, left_out = [], [], []
+        for name, label in ARMS:
+            good = []
+            for run_id, meta, fig in runs_of(args.dir, trace, name):
+                if meta.get("rc") == 0 and meta.get("phases") == phases and fig is not None:
+                    good.append((run_id, fig))
+                    used.append(f"{run_id} (seed {meta.get('seed')})")
+                else:
+                    why = "no arm.json (unfinished)" if not meta else (
+                        f"exit {meta.get('rc')}" if meta.get("rc") != 0 else
+                        f"phases {meta.get('phases')}" if meta.get("phases") != phases else "no samples")
+                    left_out.append(f"{run_id} ({why})")
+            if good:
+                arms.append((name, label, good))
+                figures[(trace, name)] = [fig for _, fig in good]
+        if not arms:
+            continue
+        counts = ", ".join(f"{n} {len(runs)}" for n, _, runs in arms)
+        body += [f"### {trace}: {title}, phases `{phases}` (users:seconds)", "",
+                 f"Runs per arm: {counts}. Used: {', '.join(used)}."
+                 + (f" Left out: {', '.join(left_out)}." if left_out else ""), "",
+                 *trace_table(trace, phases, arms), ""]
+    if not figures:
+        raise SystemExit("arms_report: no finished run (rc 0) with samples under " + args.dir)
+    body += ["### Targets (issue 11; medians compared)", "", *targets(figures), "",
+             "How measured: the load generator counts the answers (503 + `X-Error`); latency is client side for successful "
+             "requests; PostgreSQL connections and idle ones (role app, state 'idle') from pg_stat_activity once a second, "
+             "idle-connection-seconds = Σ idle × seconds since the previous sample; connections opened per second = growth of "
+             "pg_stat_database.sessions (database app) between the first and last sample / their time apart; rollouts = "
+             "generation − 1; rollouts while busy = generation increases seen (every 2.5 s) in a sample with ≥ 50 users; "
+             "direction flips = reversals in the DB_POOL_SIZE sequence. Raw data of each run: `.local/bench-arms/<trace>/<arm>/r<n>/`, "
+             "index `.local/bench-arms/runs.jsonl`."]
     text = "\n".join(body)
     print(text)
     if args.results:
-        write_section(args.results, "Three arms", text)
+        write_section(args.results, "Four arms", text, replaces=("Three arms",))
 
 
 if __name__ == "__main__":
