@@ -103,4 +103,6 @@ for ((repeat = 1; repeat <= repeats; repeat++)); do
     done
   done
 done
-/usr/bin/python3 bench/arms_report.py --dir "$outdir" --results bench/results.md
+report_args=()
+for trace in $traces; do report_args+=(--trace "$trace=$(phases_of "$trace")"); done
+/usr/bin/python3 bench/arms_report.py --dir "$outdir" --results bench/results.md "${report_args[@]}"

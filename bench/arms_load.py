@@ -8,7 +8,9 @@
   `waiters` and `timeouts_total` (sums over pods of voiceassist_db_pool_waiters and
   voiceassist_db_pool_timeouts_total);
 - every answered request's latency is kept and written at the end to latencies.json next to --out
-  ({"ok": [seconds, ...]}: successful requests, client side, as load.py measures them).
+  ({"ok": [seconds, ...]}: successful requests, client side, as load.py measures them), with
+  "counts": the answers of every kind over the whole run, those that came after the last sample
+  included (the samples miss them).
 demo/load.py itself is imported unchanged; this only subclasses its Observer and wraps Stats.add.
 """
 import asyncio
@@ -23,11 +25,13 @@ load = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(load)
 
 latencies = []
+counts = {}
 _add = load.Stats.add
 
 
 def add(self, kind, latency):
     _add(self, kind, latency)
+    counts[kind] = counts.get(kind, 0) + 1
     if kind == "ok":
         latencies.append(round(latency, 4))
 
@@ -78,5 +82,5 @@ if __name__ == "__main__":
         rc = asyncio.run(load.main())
     finally:
         with open(target, "w") as f:
-            json.dump({"ok": latencies}, f)
+            json.dump({"ok": latencies, "counts": counts}, f)
     sys.exit(rc)

@@ -10,7 +10,8 @@ without it the phases of the trace's newest run); the others are listed as left 
 Per run, from samples.jsonl (one sample a second, demo/load.py + bench/arms_load.py),
 latencies.json, deployment.json and events.json:
 - requests ok, QueuePool timeouts, PostgreSQL refusals (503 db-connection-refused), other errors
-  (Redis 'Too many connections' included): counted by the load generator from the answers;
+  (Redis 'Too many connections' included): counted by the load generator from the answers, all
+  of the run (latencies.json "counts", which has the answers after the last sample too);
 - p50 / p95 / p99 latency of the successful requests (client side);
 - peak PostgreSQL connections of the app role (pg_stat_activity once a second), against
   max_connections 100 (97 without the superuser-reserved slots);
@@ -19,7 +20,9 @@ latencies.json, deployment.json and events.json:
 - connections opened per second: (last − first pg_stat_database.sessions of database app) over the
   time between those two samples;
 - rollouts: metadata.generation − 1 at the end; rollouts while ≥ 50 users were on: increases of the
-  Deployment's generation between two samples whose later one had ≥ 50 users;
+  Deployment's generation (read every 2.5 s) where a sample from 2.5 s before the last one showing
+  the old generation to the first showing the new one had ≥ 50 users (so a change near a phase
+  boundary counts as busy);
 - direction flips: reversals in the sequence of DB_POOL_SIZE values;
 - errors per phase (all kinds).
 """
@@ -39,6 +42,7 @@ ARMS = [
 TRACES = {"T1": "the runbook trace", "T2": "a second peak"}
 MAX_CONNECTIONS, RESERVED = 100, 3
 BUSY_USERS = 50
+GENERATION_READ_PERIOD = 2.5  # demo/load.py reads the Deployment at most this often
 
 
 def read_json(path, default=None):
@@ -65,8 +69,13 @@ def analyse(d):
         return None
     if not samples:
         return None
-    lat = read_json(os.path.join(d, "latencies.json"), {}).get("ok", [])
-    total = lambda k: sum(s.get(k) or 0 for s in samples)  # noqa: E731
+    answers = read_json(os.path.join(d, "latencies.json"), {})
+    lat = answers.get("ok", [])
+    counts = answers.get("counts")
+
+    def total(kind):
+        """Answers of this kind in the whole run (bench/arms_load.py's counts; else the samples')."""
+        return counts.get(kind, 0) if counts is not None else sum(s.get(kind) or 0 for s in samples)
 
     idle_pg = 0.0
     prev_t = 0.0
@@ -80,14 +89,19 @@ def analyse(d):
         opened_per_s = (sessions[-1][1] - sessions[0][1]) / (sessions[-1][0] - sessions[0][0])
 
     generation = read_json(os.path.join(d, "deployment.json"), {}).get("metadata", {}).get("generation")
-    busy_rollouts, prev_gen = 0, None
+    # A sample carries the generation read up to GENERATION_READ_PERIOD earlier: a change started
+    # between that long before the last sample still showing the old generation and the first
+    # showing the new one; it counts as busy if any sample in that window had ≥ 50 users.
+    busy_rollouts, prev_gen, last_old_t = 0, None, 0.0
     for s in samples:
         g = s.get("generation")
         if g is None:
             continue
-        if prev_gen is not None and g > prev_gen and s["users"] >= BUSY_USERS:
-            busy_rollouts += g - prev_gen
-        prev_gen = g
+        if prev_gen is not None and g > prev_gen:
+            window = [x["users"] for x in samples if last_old_t - GENERATION_READ_PERIOD <= x["t"] <= s["t"]]
+            if max(window) >= BUSY_USERS:
+                busy_rollouts += g - prev_gen
+        prev_gen, last_old_t = g, s["t"]
 
     sizes = []
     for s in samples:
@@ -315,7 +329,7 @@ def main():
              "requests; PostgreSQL connections and idle ones (role app, state 'idle') from pg_stat_activity once a second, "
              "idle-connection-seconds = Σ idle × seconds since the previous sample; connections opened per second = growth of "
              "pg_stat_database.sessions (database app) between the first and last sample / their time apart; rollouts = "
-             "generation − 1; rollouts while busy = generation increases seen (every 2.5 s) in a sample with ≥ 50 users; "
+             "generation − 1; rollouts while busy = generation increases (read every 2.5 s) with ≥ 50 users on in a sample from 2.5 s before the last showing the old generation to the first showing the new one; "
              "direction flips = reversals in the DB_POOL_SIZE sequence. Raw data of each run: `.local/bench-arms/<trace>/<arm>/r<n>/`, "
              "index `.local/bench-arms/runs.jsonl`."]
     text = "\n".join(body)
