@@ -244,6 +244,35 @@ export function namespaceUtilizationQuery(pool: 'database' | 'redis', metricsPre
   return { expr: renderTemplate(template.expr, values), freshness: renderTemplate(template.freshness, values) };
 }
 
+/** The per-pod queries of a FillToBudget database section's demand (see domain/fill.ts DemandSample). */
+export interface DemandQueries {
+  readonly inUse: Required<UtilizationQuery>;
+  readonly typical: Required<UtilizationQuery>;
+  /** Optional metrics: an app that does not export them gives NoData, and the law goes without. */
+  readonly waiters: Required<UtilizationQuery>;
+  readonly timeouts: Required<UtilizationQuery>;
+}
+
+/**
+ * The demand queries for a whole namespace, one value per pod (`max by (pod)`), over a window of
+ * `windowSeconds` (the scale-down stabilization window). Every pair's freshness is the newest
+ * db_pool_checked_out sample: all four metrics come from the same scrape of the same pod.
+ * Throws RangeError for an invalid metricsPrefix.
+ */
+export function namespaceDemandQueries(metricsPrefix: string, namespace: string, windowSeconds: number): DemandQueries {
+  checkPrefix(metricsPrefix);
+  const p = metricsPrefix;
+  const ns = renderTemplate('{namespace="$namespace"}', { namespace, deployment: '' });
+  const window = `[${Math.max(1, Math.round(windowSeconds))}s]`;
+  const freshness = `max by (pod) (timestamp(${p}db_pool_checked_out${ns}))`;
+  return {
+    inUse: { expr: `max by (pod) (${p}db_pool_checked_out${ns})`, freshness },
+    typical: { expr: `max by (pod) (avg_over_time(${p}db_pool_checked_out${ns}${window}))`, freshness },
+    waiters: { expr: `max by (pod) (max_over_time(${p}db_pool_waiters${ns}${window}))`, freshness },
+    timeouts: { expr: `max by (pod) (increase(${p}db_pool_timeouts_total${ns}${window}))`, freshness },
+  };
+}
+
 
 /**
  * The characters of generated Kubernetes names: a pod-template-hash is

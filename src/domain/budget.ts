@@ -18,7 +18,7 @@
  */
 import type { PoolPolicySpec, PoolSection } from '../api/v1alpha1/poolpolicy.js';
 import { follow, type Bounds } from './decide.js';
-import { sectionsOf } from './plan.js';
+import { sectionsOf } from './sections.js';
 
 export interface ConnectionShape {
   /** A setting that follows the leader (maxOverflow), counted on top of it. */
@@ -178,7 +178,9 @@ export function claimsOf(facts: PolicyFacts): BackendClaim[] {
     const current = facts.current[key] ?? settings.leader.bounds.min;
     const base = { policy: facts.policy, bounds: settings.leader.bounds, wanted: facts.wanted[key] ?? current, current };
     const follower = settings.follower && { ratio: settings.follower.ratio, bounds: settings.follower.bounds };
-    if (settings.section === 'database') {
+    if (settings.section === 'database' && settings.fill && settings.follower) {
+      claims.push({ backend: facts.spec.pgbouncer ? 'pgbouncer' : 'postgres', section: 'database', claim: { policy: facts.policy, units: processes, shape: {}, ...fillClaim(settings.leader, settings.follower, facts.current) } });
+    } else if (settings.section === 'database') {
       claims.push({ backend: facts.spec.pgbouncer ? 'pgbouncer' : 'postgres', section: 'database', claim: { ...base, units: processes, shape: { follower } } });
     } else if (settings.section === 'pgbouncer') {
       const pools = facts.spec.pgbouncer?.pools ?? 1;
@@ -188,6 +190,16 @@ export function claimsOf(facts: PolicyFacts): BackendClaim[] {
     }
   }
   return claims;
+}
+
+/**
+ * A FillToBudget section claims capacity, poolSize + maxOverflow per process, and wants all its
+ * bounds allow: what no one else needs is worth holding, since an unused overflow connection is
+ * closed and costs nothing.
+ */
+function fillClaim(pool: { key: string; bounds: Bounds }, overflow: { key: string; bounds: Bounds }, current: Readonly<Record<string, number>>): Pick<Claim, 'bounds' | 'wanted' | 'current'> {
+  const bounds = { min: pool.bounds.min + overflow.bounds.min, max: pool.bounds.max + overflow.bounds.max };
+  return { bounds, wanted: bounds.max, current: (current[pool.key] ?? pool.bounds.min) + (current[overflow.key] ?? overflow.bounds.min) };
 }
 
 export interface ShareInput {
@@ -208,7 +220,7 @@ export function backendSummary(capacity: number, shares: readonly ShareInput[]):
 
 export interface RolloutStrategy {
   readonly type?: string;
-  readonly rollingUpdate?: { readonly maxSurge?: number | string };
+  readonly rollingUpdate?: { readonly maxSurge?: number | string; readonly maxUnavailable?: number | string };
 }
 
 /**
@@ -218,10 +230,27 @@ export interface RolloutStrategy {
  */
 export function rolloutSurge(replicas: number, strategy: RolloutStrategy | undefined): number {
   if (strategy?.type === 'Recreate') return 0;
-  const surge = strategy?.rollingUpdate?.maxSurge ?? '25%';
-  if (typeof surge === 'number') return Math.max(0, surge);
-  const percent = /^(\d+)%$/.exec(surge);
-  if (percent?.[1] !== undefined) return Math.ceil((replicas * Number(percent[1])) / 100);
-  const count = Number(surge);
+  return intOrPercent(strategy?.rollingUpdate?.maxSurge ?? '25%', replicas, Math.ceil);
+}
+
+/**
+ * Pods a rolling update may take down before their replacements are ready: maxUnavailable as a
+ * count, or a percentage rounded down as the deployment controller does (default 25 %); all of
+ * them for Recreate. At most `replicas`.
+ */
+export function rolloutUnavailable(replicas: number, strategy: RolloutStrategy | undefined): number {
+  if (strategy?.type === 'Recreate') return replicas;
+  const unavailable = intOrPercent(strategy?.rollingUpdate?.maxUnavailable ?? '25%', replicas, Math.floor);
+  // Both 0 after rounding: the deployment controller takes one pod down at a time.
+  if (unavailable === 0 && rolloutSurge(replicas, strategy) === 0) return Math.min(replicas, 1);
+  return Math.min(replicas, unavailable);
+}
+
+/** A Kubernetes IntOrString count of pods; a percentage of `replicas` rounded by `round`; 0 if malformed. */
+function intOrPercent(value: number | string, replicas: number, round: (x: number) => number): number {
+  if (typeof value === 'number') return Math.max(0, value);
+  const percent = /^(\d+)%$/.exec(value);
+  if (percent?.[1] !== undefined) return round((replicas * Number(percent[1])) / 100);
+  const count = Number(value);
   return Number.isSafeInteger(count) && count > 0 ? count : 0;
 }

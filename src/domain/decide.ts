@@ -217,12 +217,14 @@ export function maxStepDelta(current: number, maxStepPercent: number): number {
   return Math.max(1, Math.floor((current * maxStepPercent) / 100));
 }
 
-type UsableSample =
+export type UsableSample =
   | { readonly ok: true; readonly percent: number; readonly sampledAt: Date; readonly rolloutCompletedAt: Date }
   | { readonly ok: false; readonly decision: Decision };
 
 /** Stages 1 and 2: a sample the rest of the pipeline may act on, or the hold that replaces it. */
-function usableSample(input: DecisionInput): UsableSample {
+export function usableSample(
+  input: Pick<DecisionInput, 'sample' | 'current' | 'now' | 'intervalMs' | 'rolloutCompletedAt' | 'breach'>,
+): UsableSample {
   const { sample, current, now, intervalMs, rolloutCompletedAt } = input;
   // An unusable reading holds the value and leaves the breach exactly as it
   // was: a gap neither advances nor restarts the window (the gap check in
@@ -275,7 +277,7 @@ function usableSample(input: DecisionInput): UsableSample {
  * known not to predate it. `since` never lies in the future, so a sample
  * timestamp ahead of `now` (clock skew) cannot stall the window.
  */
-function trackBreach(
+export function trackBreach(
   previous: Breach | undefined,
   direction: BreachDirection,
   now: Date,
@@ -354,6 +356,6 @@ function earlier(a: Date, b: Date): Date {
 }
 
 /** At most two decimals, no trailing zeros: 86, 86.5, 86.33. */
-function formatPercent(percent: number): string {
+export function formatPercent(percent: number): string {
   return String(Number(percent.toFixed(2)));
 }

@@ -22,52 +22,9 @@ import {
   type SettingChange,
 } from '../api/v1alpha1/poolpolicy.js';
 import { clamp, decide, follow, type Bounds, type Breach, type Decision, type LimitReason, type UtilizationSample } from './decide.js';
+import { decideFill, type DemandReading, type FillReason, type RestartCost } from './fill.js';
+import { sectionsOf, type SectionBudget, type SectionSettings, type SettingTarget } from './sections.js';
 import { nextCondition, toWrittenStatus, type ConditionInput, type WrittenCondition } from './status.js';
-
-/** Where a section's settings live. */
-export type SettingTarget = 'env' | 'pgbouncer';
-
-export interface SectionSettings {
-  readonly section: PoolSection;
-  readonly target: SettingTarget;
-  readonly leader: { readonly key: string; readonly bounds: Bounds };
-  readonly follower: { readonly key: string; readonly bounds: Bounds; readonly ratio: number } | undefined;
-}
-
-/** PgBouncer keys as written in pgbouncer.ini, and as data keys for format `env`. */
-export const PGBOUNCER_KEYS = {
-  ini: { defaultPoolSize: 'default_pool_size', maxClientConn: 'max_client_conn' },
-  env: { defaultPoolSize: 'DEFAULT_POOL_SIZE', maxClientConn: 'MAX_CLIENT_CONN' },
-} as const;
-
-/** The sections a spec configures, in a fixed order (database, redis, pgbouncer). */
-export function sectionsOf(spec: PoolPolicySpec): SectionSettings[] {
-  const sections: SectionSettings[] = [];
-  if (spec.database) {
-    const { poolSize, maxOverflow } = spec.database;
-    sections.push({
-      section: 'database',
-      target: 'env',
-      leader: { key: poolSize.env, bounds: { min: poolSize.min, max: poolSize.max } },
-      follower: maxOverflow && { key: maxOverflow.env, bounds: { min: maxOverflow.min, max: maxOverflow.max }, ratio: maxOverflow.ratio },
-    });
-  }
-  if (spec.redis) {
-    const { maxConnections } = spec.redis;
-    sections.push({ section: 'redis', target: 'env', leader: { key: maxConnections.env, bounds: { min: maxConnections.min, max: maxConnections.max } }, follower: undefined });
-  }
-  if (spec.pgbouncer) {
-    const keys = PGBOUNCER_KEYS[spec.pgbouncer.format];
-    const { defaultPoolSize, maxClientConn } = spec.pgbouncer;
-    sections.push({
-      section: 'pgbouncer',
-      target: 'pgbouncer',
-      leader: { key: keys.defaultPoolSize, bounds: { min: defaultPoolSize.min, max: defaultPoolSize.max } },
-      follower: maxClientConn && { key: keys.maxClientConn, bounds: { min: maxClientConn.min, max: maxClientConn.max }, ratio: maxClientConn.ratio },
-    });
-  }
-  return sections;
-}
 
 /** A setting as read from its target. */
 export type SettingReading =
@@ -99,18 +56,20 @@ export interface PlanInput {
   readonly lastAppliedAt?: Readonly<Partial<Record<SettingTarget, Date>>>;
   /** The connection budget's limit per section, when the policy draws from a ConnectionBudget. */
   readonly budget?: Readonly<Partial<Record<PoolSection, SectionBudget>>> | undefined;
+  /** Demand per process from the app's pool metrics; read for a FillToBudget database section. */
+  readonly demand?: DemandReading | undefined;
+  /** How many processes a rolling restart of the target leaves serving (FillToBudget's restart gate). */
+  readonly restart?: RestartCost | undefined;
 }
 
-/** What a ConnectionBudget allows one section (see domain/budget.ts). */
-export type SectionBudget =
-  | { readonly kind: 'cap'; readonly backend: string; readonly cap: number; readonly needs: number; readonly free: number; readonly minimumsFit: boolean }
-  /** The budget cannot be evaluated (missing, or its capacity query failed): no growth. */
-  | { readonly kind: 'unknown'; readonly reason: string; readonly message: string };
-
-/** A section's decision: decide()'s, possibly cut by the connection budget. */
-type SectionReason = LimitReason | 'BudgetLimited' | 'BudgetCorrection' | 'BudgetNotFound' | 'BudgetUnknown';
+/** A section's decision: decide()'s, possibly cut by the connection budget, or decideFill()'s. */
+type SectionReason = LimitReason | FillReason | 'BudgetLimited';
 interface SectionDecision extends Omit<Decision, 'reason'> {
   readonly reason: SectionReason;
+  /** The follower's value when the law sets it itself (FillToBudget), instead of leader × ratio. */
+  readonly followerDesired?: number;
+  /** FillToBudget: demand fills the budget's share (see pgbouncerAdvice). */
+  readonly budgetBound?: boolean;
 }
 
 export interface PlannedEvent {
@@ -140,7 +99,7 @@ interface SectionOutcome {
   readonly explanation: string;
 }
 
-const LIMITING: ReadonlySet<SectionReason> = new Set<SectionReason>(['AtMax', 'AtMin', 'StepLimited', 'Stabilizing', 'MinIntervalNotElapsed', 'RolloutInProgress', 'BudgetLimited', 'BudgetCorrection', 'BudgetNotFound', 'BudgetUnknown']);
+const LIMITING: ReadonlySet<SectionReason> = new Set<SectionReason>(['AtMax', 'AtMin', 'StepLimited', 'Stabilizing', 'MinIntervalNotElapsed', 'RolloutInProgress', 'BudgetLimited', 'BudgetCorrection', 'BudgetNotFound', 'BudgetUnknown', 'RestartDeferred', 'Saturated']);
 
 export function planPolicy(input: PlanInput): Plan {
   const { spec, previous, now } = input;
@@ -228,7 +187,9 @@ function planSection(input: PlanInput, settings: SectionSettings): SectionOutcom
 
   const sample = input.samples[section] ?? { valid: false, problem: 'NoData', message: 'no sample was taken' };
   let decision: SectionDecision;
-  if (reading.kind === 'value') {
+  if (settings.fill && follower && reading.kind === 'value' && followerReading?.kind === 'value') {
+    decision = fillDecision(input, settings, sample, reading.value, followerReading.value, follower.bounds);
+  } else if (reading.kind === 'value') {
     decision = decide({
       now: input.now,
       current: reading.value,
@@ -247,7 +208,7 @@ function planSection(input: PlanInput, settings: SectionSettings): SectionOutcom
     decision = { desired: leader.bounds.min, reason: 'AtMin', message: `not set on the target; starting at min ${leader.bounds.min}`, breach: undefined };
   }
   const budget = input.budget?.[section];
-  if (budget) decision = withinBudget(decision, budget, reading.kind === 'value' ? reading.value : undefined, leader.bounds, input.previous.breaches?.[section]);
+  if (budget && decision.followerDesired === undefined) decision = withinBudget(decision, budget, reading.kind === 'value' ? reading.value : undefined, leader.bounds, input.previous.breaches?.[section]);
 
   const recommended: Record<string, number> = { [leader.key]: decision.desired };
   const changes: SettingChange[] = [];
@@ -256,7 +217,9 @@ function planSection(input: PlanInput, settings: SectionSettings): SectionOutcom
   if (follower) {
     const followerFrom = followerReading?.kind === 'value' ? followerReading.value : undefined;
     const leaderMoves = leaderFrom !== decision.desired;
-    const followerDesired = leaderMoves || followerFrom === undefined ? follow(decision.desired, follower.ratio, follower.bounds) : clamp(followerFrom, follower.bounds);
+    const followerDesired =
+      decision.followerDesired ??
+      (leaderMoves || followerFrom === undefined ? follow(decision.desired, follower.ratio, follower.bounds) : clamp(followerFrom, follower.bounds));
     recommended[follower.key] = followerDesired;
     if (followerFrom !== followerDesired) changes.push({ setting: follower.key, from: followerFrom ?? 0, to: followerDesired });
   }
@@ -264,6 +227,30 @@ function planSection(input: PlanInput, settings: SectionSettings): SectionOutcom
     ? `${changes.map((c) => `${c.setting} ${input.readings.get(c.setting)?.kind === 'value' ? c.from : '(unset)'}→${c.to}`).join(', ')}: ${decision.message}`
     : `${leader.key}: ${holdMessage(decision, input.spec, reading.kind === 'value' ? reading.value : decision.desired)}`;
   return { settings, decision, blocked: undefined, current: currentValues, recommended, changes, explanation };
+}
+
+/**
+ * decideFill() for a FillToBudget database section whose two settings are both set. Without a
+ * budget in the input (the first of the reconciler's two plans, or no budget support) the share is
+ * unknown and capacity holds.
+ */
+function fillDecision(input: PlanInput, settings: SectionSettings, sample: UtilizationSample, pool: number, overflow: number, overflowBounds: Bounds): SectionDecision {
+  const fill = decideFill({
+    now: input.now,
+    pool: { current: pool, bounds: settings.leader.bounds },
+    overflow: { current: overflow, bounds: overflowBounds },
+    budget: input.budget?.[settings.section] ?? { kind: 'unknown', reason: 'BudgetUnknown', message: 'the budget was not evaluated' },
+    sample,
+    demand: input.demand ?? { valid: false, problem: 'NoData', message: 'demand was not read' },
+    restart: input.restart ?? { processes: 1, processesDuringRollout: 0 },
+    thresholds: input.spec.thresholds,
+    behavior: input.spec.behavior,
+    intervalMs: input.spec.intervalMs,
+    breach: input.previous.breaches?.[settings.section],
+    lastChangeAt: latest(input.previous.lastChange?.time, input.lastAppliedAt?.[settings.target]),
+    rolloutCompletedAt: input.rolloutCompletedAt[settings.target],
+  });
+  return { desired: fill.pool, followerDesired: fill.overflow, reason: fill.reason, message: fill.message, breach: fill.breach, budgetBound: fill.budgetBound };
 }
 
 /**
@@ -296,7 +283,8 @@ function withinBudget(decision: SectionDecision, budget: SectionBudget, current:
  * status.observed, refreshed only on a material move), so a steady workload writes no status.
  */
 function holdMessage(decision: SectionDecision, spec: PoolPolicySpec, current: number): string {
-  if (decision.reason !== 'DeadBand') return decision.message;
+  // FillToBudget's hold messages carry no live numbers already.
+  if (decision.reason !== 'DeadBand' || decision.followerDesired !== undefined) return decision.message;
   return `utilization is within ${spec.thresholds.scaleDownBelow}%..${spec.thresholds.scaleUpAbove}%; holding at ${current}`;
 }
 
@@ -351,9 +339,17 @@ function pgbouncerAdvice(input: PlanInput, outcomes: readonly SectionOutcome[]):
   if (!input.spec.budgetRef || !input.spec.database || input.spec.pgbouncer) return undefined;
   const database = outcomes.find((o) => o.settings.section === 'database');
   const budget = input.budget?.database;
-  const limited = database?.decision && (database.decision.reason === 'BudgetLimited' || database.decision.reason === 'BudgetCorrection');
+  const limited = database?.decision && (database.decision.reason === 'BudgetLimited' || database.decision.reason === 'BudgetCorrection' || database.decision.budgetBound === true);
   if (!limited || budget?.kind !== 'cap') {
     return { type: ConditionType.PgBouncerRecommended, status: 'False', reason: 'WithinBudget', message: 'the database pools fit the PostgreSQL budget at their recommended size' };
+  }
+  if (database.decision.budgetBound === true) {
+    return {
+      type: ConditionType.PgBouncerRecommended,
+      status: 'True',
+      reason: 'BudgetLimited',
+      message: `the pools fill the PostgreSQL budget's share and still saw waiters or timeouts; PgBouncer in transaction mode lets many client connections share few server connections: put it in front of PostgreSQL and add a pgbouncer section to this policy`,
+    };
   }
   const short = budget.needs - budget.free;
   return {

@@ -43,6 +43,12 @@ export const MAX_DURATION_MS = 9_223_372_036_854;
 export const POOLPOLICY_MODES = ['Auto', 'Recommend', 'Paused'] as const;
 export type PoolPolicyMode = (typeof POOLPOLICY_MODES)[number];
 export const PGBOUNCER_FORMATS = ['ini', 'env'] as const;
+/**
+ * How maxOverflow is set: Ratio follows poolSize × ratio; FillToBudget makes poolSize + maxOverflow
+ * the ConnectionBudget's share per process and lets poolSize follow typical demand (domain/fill.ts).
+ */
+export const OVERFLOW_MODES = ['Ratio', 'FillToBudget'] as const;
+export type OverflowMode = (typeof OVERFLOW_MODES)[number];
 export type PgBouncerFormat = (typeof PGBOUNCER_FORMATS)[number];
 
 /** Defaults, identical to the CRD `default:` values. */
@@ -54,6 +60,7 @@ export const DEFAULTS = {
   dbPoolSizeEnv: 'DB_POOL_SIZE',
   dbMaxOverflowEnv: 'DB_MAX_OVERFLOW',
   dbMaxOverflowRatio: 2,
+  dbMaxOverflowMode: 'Ratio',
   redisMaxConnectionsEnv: 'REDIS_MAX_CONNECTIONS',
   pgbouncerKey: 'pgbouncer.ini',
   pgbouncerFormat: 'ini',
@@ -172,6 +179,7 @@ export const PoolSizeSchema = strict({
 
 export const MaxOverflowSchema = strict({
   env: envName.default(DEFAULTS.dbMaxOverflowEnv),
+  mode: z.enum(OVERFLOW_MODES).default(DEFAULTS.dbMaxOverflowMode),
   ratio: ratio.default(DEFAULTS.dbMaxOverflowRatio),
   min: int32(0),
   max: int32(0),
@@ -283,6 +291,13 @@ export const PoolPolicySpecSchema = strict({
   if (spec.database === undefined && spec.redis === undefined && spec.pgbouncer === undefined) {
     ctx.addIssue({ code: 'custom', message: 'set at least one of spec.database, spec.redis or spec.pgbouncer' });
   }
+  if (spec.database?.maxOverflow?.mode === 'FillToBudget' && spec.budgetRef === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['database', 'maxOverflow', 'mode'],
+      message: 'FillToBudget fills the share of a ConnectionBudget: set spec.budgetRef, or use mode Ratio',
+    });
+  }
   if (spec.redis !== undefined && spec.database !== undefined) {
     const redisEnv = spec.redis.maxConnections.env;
     const dbEnvs = [spec.database.poolSize.env, spec.database.maxOverflow?.env];
@@ -316,6 +331,11 @@ export interface EnvBounds {
 export interface RatioEnvBounds extends EnvBounds {
   /** Value follows (primary setting × ratio), then is clamped to [min, max]. ratio > 0. */
   readonly ratio: number;
+}
+
+export interface OverflowEnvBounds extends RatioEnvBounds {
+  /** Ratio: value = poolSize × ratio; FillToBudget: poolSize + value = the budget's share (ratio unused). */
+  readonly mode: OverflowMode;
 }
 
 export interface Bounds {
@@ -360,7 +380,7 @@ export interface PoolPolicySpec {
   readonly database:
     | {
         readonly poolSize: EnvBounds;
-        readonly maxOverflow: RatioEnvBounds | undefined;
+        readonly maxOverflow: OverflowEnvBounds | undefined;
         /** PromQL override; undefined = the built-in query with metricsPrefix. */
         readonly utilization: string | undefined;
       }

@@ -13,7 +13,8 @@ import { parsePoolPolicySpec, parsePoolPolicyStatus, type PoolPolicySpec, type P
 import { capFor, claimsOf, rolloutSurge, type Backend, type PolicyFacts } from '../../domain/budget.js';
 import type { UtilizationSample } from '../../domain/decide.js';
 import { readPgbouncerSettings } from '../../domain/pgbouncer-ini.js';
-import { sectionsOf, type SectionBudget } from '../../domain/plan.js';
+import { rolloutCompletedAt } from '../../domain/rollout.js';
+import { sectionsOf, type SectionBudget } from '../../domain/sections.js';
 import type { ObjectStore } from '../../runtime/informer.js';
 
 export interface BudgetStores {
@@ -57,8 +58,9 @@ export class AppliedLedger {
 
 /**
  * The most pods of a Deployment that may hold pools at once: its spec.replicas or the maxReplicas
- * of an HPA targeting it, whichever is more, plus the surge of a rolling update (every change
- * poolpilot applies rolls the pods).
+ * of an HPA targeting it, whichever is more, plus the surge pods of a rolling update while one is
+ * running (counting them all the time would hold every pool a quarter lower for pods that exist
+ * only during a rollout).
  */
 export function replicasOf(stores: BudgetStores, namespace: string, deployment: string, surge: 'withSurge' | 'withoutSurge' = 'withSurge'): number {
   const object = stores.deployments.get(deployment, namespace);
@@ -67,7 +69,8 @@ export function replicasOf(stores: BudgetStores, namespace: string, deployment: 
     .filter((h) => h.spec.scaleTargetRef.kind === 'Deployment' && h.spec.scaleTargetRef.name === deployment)
     .map((h) => h.spec.maxReplicas);
   const replicas = Math.max(spec, ...hpaMax);
-  return surge === 'withSurge' ? replicas + rolloutSurge(replicas, object?.spec?.strategy) : replicas;
+  const rolling = object !== undefined && rolloutCompletedAt(object) === undefined;
+  return surge === 'withSurge' && rolling ? replicas + rolloutSurge(replicas, object.spec?.strategy) : replicas;
 }
 
 export type BudgetCapacity =

@@ -26,8 +26,11 @@ import {
   type PoolSection,
 } from '../../api/v1alpha1/poolpolicy.js';
 import type { UtilizationSample } from '../../domain/decide.js';
+import type { DemandReading, RestartCost } from '../../domain/fill.js';
+import { rolloutUnavailable } from '../../domain/budget.js';
 import { readPgbouncerSettings, setPgbouncerSettings } from '../../domain/pgbouncer-ini.js';
-import { blockedEvents, blockedStatus, planPolicy, sectionsOf, type Plan, type PlanInput, type PlannedEvent, type SettingReading } from '../../domain/plan.js';
+import { blockedEvents, blockedStatus, planPolicy, type Plan, type PlanInput, type PlannedEvent, type SettingReading } from '../../domain/plan.js';
+import { sectionsOf } from '../../domain/sections.js';
 import { lastAppliedBy, rolloutCompletedAt } from '../../domain/rollout.js';
 import { statusToWrite, toWrittenStatus } from '../../domain/status.js';
 import { metricsBackoffMs } from '../../domain/backoff.js';
@@ -56,6 +59,8 @@ export interface PolicyWriter {
 /** Reads one section's utilization for a policy; never throws (problems are invalid samples). */
 export interface UtilizationSource {
   sample(request: { namespace: string; deployment: string; spec: PoolPolicySpec; section: PoolSection }): Promise<UtilizationSample>;
+  /** The database pool's demand per process (FillToBudget); never throws. Without it, FillToBudget holds. */
+  demand?(request: { namespace: string; deployment: string; spec: PoolPolicySpec }): Promise<DemandReading>;
 }
 
 export interface ReconcilerDeps {
@@ -148,7 +153,7 @@ export class PoolPolicyReconciler {
       for (const setting of [section.leader.key, section.follower?.key]) if (setting !== undefined) readings.set(setting, readEnv(container, setting));
     }
     const asked = performance.now();
-    const samples = await this.sampleSections(namespace, spec);
+    const [samples, demand] = await Promise.all([this.sampleSections(namespace, spec), this.readDemand(namespace, spec)]);
     waited.ms += performance.now() - asked;
 
     const planInput: PlanInput = {
@@ -161,6 +166,8 @@ export class PoolPolicyReconciler {
       rolloutCompletedAt: { env: rolloutCompletedAt(deployment), pgbouncer: pgbouncer.rolloutCompletedAt },
       pgbouncerRefusal: pgbouncer.refusal,
       lastAppliedAt: { env: lastAppliedBy(deployment, FIELD_MANAGER), pgbouncer: lastAppliedBy(pgbouncer.configMap, FIELD_MANAGER) },
+      demand,
+      restart: restartCost(deployment, spec.processesPerPod),
     };
     // Policies sharing a budget are reconciled one at a time, so each sees what the one before
     // it applied (through the ledger, before the caches do) and their sum never crosses it.
@@ -210,6 +217,14 @@ export class PoolPolicyReconciler {
       samples[section] = await this.deps.utilization.sample({ namespace, deployment: spec.targetRef.name, spec, section });
     }));
     return samples;
+  }
+
+  /** Demand for a FillToBudget database section; undefined when no section needs it. */
+  private async readDemand(namespace: string, spec: PoolPolicySpec): Promise<DemandReading | undefined> {
+    const needed = sectionsOf(spec).some((s) => s.fill);
+    const source = this.deps.utilization;
+    if (!needed || !source.demand) return undefined;
+    return source.demand({ namespace, deployment: spec.targetRef.name, spec });
   }
 
   /**
@@ -356,6 +371,13 @@ export class PoolPolicyReconciler {
       }
     }
   }
+}
+
+/** Processes holding pools, and those that keep serving while a rollout replaces the pods. */
+function restartCost(deployment: V1Deployment, processesPerPod: number): RestartCost {
+  const replicas = deployment.spec?.replicas ?? 1;
+  const unavailable = rolloutUnavailable(replicas, deployment.spec?.strategy);
+  return { processes: replicas * processesPerPod, processesDuringRollout: (replicas - unavailable) * processesPerPod };
 }
 
 function readEnv(container: V1Container, name: string): SettingReading {

@@ -11,10 +11,11 @@
 import { createHash } from 'node:crypto';
 import type { PoolPolicySpec, PoolSection, PrometheusConnection } from '../../api/v1alpha1/poolpolicy.js';
 import type { UtilizationSample } from '../../domain/decide.js';
+import type { DemandReading } from '../../domain/fill.js';
 import { PrometheusClient } from '../../adapters/prometheus.js';
 import { authFromSecretData, type PrometheusAuth } from '../../adapters/prometheus-auth.js';
 import { enforceNamespace } from '../../adapters/promql-namespace.js';
-import { deploymentPods, namespaceUtilizationQuery, utilizationQueryFor } from '../../adapters/prometheus-queries.js';
+import { deploymentPods, namespaceDemandQueries, namespaceUtilizationQuery, utilizationQueryFor, type DemandQueries } from '../../adapters/prometheus-queries.js';
 import type { PodSamples, UtilizationQuery } from '../../adapters/prometheus.js';
 import type { OperatorMetrics } from '../../observability/metrics.js';
 import type { Clock } from '../../runtime/clock.js';
@@ -74,6 +75,40 @@ export class PrometheusUtilizationSource implements UtilizationSource {
       return client.utilization({ expr: expr.expr, freshness: freshness?.expr }, maxAgeMs);
     }
     return client.utilization(query, maxAgeMs);
+  }
+
+  /**
+   * The database pool's demand per process for a FillToBudget section: checked-out connections now
+   * and their mean over the scale-down window (required), and the most waiters and the timeouts
+   * in that window (optional: an app that does not export them gives NoData, and the law does
+   * without). Batched per namespace like the utilization queries.
+   */
+  async demand(request: { namespace: string; deployment: string; spec: PoolPolicySpec }): Promise<DemandReading> {
+    const { spec, namespace, deployment } = request;
+    const address = spec.prometheus.address ?? this.options.defaultUrl;
+    if (address === undefined) {
+      return { valid: false, problem: 'QueryFailed', message: 'no Prometheus address: set spec.prometheus.address or start the operator with --prometheus-url' };
+    }
+    const auth = await this.auth(namespace, spec.prometheus);
+    if (!auth.ok) return { valid: false, problem: 'QueryFailed', message: auth.message };
+    const client = this.client(address, spec.prometheus.timeoutMs, auth.auth);
+    const maxAgeMs = 2 * spec.intervalMs;
+    const windowSeconds = Math.max(spec.behavior.scaleDownStabilizationMs, maxAgeMs) / 1000;
+    const queries = namespaceDemandQueries(spec.metricsPrefix, namespace, windowSeconds);
+    const pods = deploymentPods(deployment).includes;
+    const describe = `the pods of deployment ${deployment}`;
+    const read = async (name: keyof DemandQueries): Promise<UtilizationSample> => {
+      const key = `${address} ${spec.prometheus.timeoutMs} demand-${name} ${spec.metricsPrefix} ${namespace} ${windowSeconds} ${maxAgeMs}`;
+      return (await this.batch(client, key, () => queries[name], maxAgeMs)).forPods(pods, describe);
+    };
+    const [inUse, typical, waiters, timeouts] = await Promise.all([read('inUse'), read('typical'), read('waiters'), read('timeouts')]);
+    if (!inUse.valid) return inUse;
+    if (!typical.valid) return typical;
+    const waiting = optionalValue(waiters);
+    if (!waiting.ok) return waiting.problem;
+    const timedOut = optionalValue(timeouts);
+    if (!timedOut.ok) return timedOut.problem;
+    return { valid: true, demand: { inUse: inUse.percent, typical: typical.percent, waiters: waiting.value, timeouts: timedOut.value } };
   }
 
   /** The namespace-wide result for `key`, fetched at most once per {@link BATCH_REUSE_MS}. */
@@ -153,6 +188,13 @@ export class PrometheusUtilizationSource implements UtilizationSource {
     }
     return client;
   }
+}
+
+/** An optional metric's value: undefined when the app does not export it (NoData); other problems count. */
+function optionalValue(sample: UtilizationSample): { ok: true; value: number | undefined } | { ok: false; problem: DemandReading & { valid: false } } {
+  if (sample.valid) return { ok: true, value: sample.percent };
+  if (sample.problem === 'NoData') return { ok: true, value: undefined };
+  return { ok: false, problem: { valid: false, problem: sample.problem, message: sample.message } };
 }
 
 function errorStatus(err: unknown): string {

@@ -95,7 +95,7 @@ describe('parsePoolPolicySpec: valid specs get the documented defaults', () => {
     });
     expect(spec.database).toEqual({
       poolSize: { env: 'DB_POOL_SIZE', min: 10, max: 50 },
-      maxOverflow: { env: 'DB_MAX_OVERFLOW', ratio: 2, min: 0, max: 100 },
+      maxOverflow: { env: 'DB_MAX_OVERFLOW', mode: 'Ratio', ratio: 2, min: 0, max: 100 },
       utilization: undefined,
     });
   });
@@ -129,7 +129,7 @@ describe('parsePoolPolicySpec: valid specs get the documented defaults', () => {
       prometheus: { address: 'http://prometheus.monitoring:9090', timeout: '5s' },
       database: {
         poolSize: { env: 'DB_POOL_SIZE', min: 10, max: 50 },
-        maxOverflow: { env: 'DB_MAX_OVERFLOW', ratio: 1.5, min: 0, max: 100 },
+        maxOverflow: { env: 'DB_MAX_OVERFLOW', mode: 'Ratio', ratio: 1.5, min: 0, max: 100 },
         utilization: 'max(db_pool_in_use / db_pool_size) * 100',
       },
       redis: { maxConnections: { env: 'REDIS_MAX', min: 25, max: 100 }, utilization: 'max(redis_util)' },
@@ -155,7 +155,7 @@ describe('parsePoolPolicySpec: valid specs get the documented defaults', () => {
       prometheus: { address: 'http://prometheus.monitoring:9090', timeoutMs: 5000 },
       database: {
         poolSize: { env: 'DB_POOL_SIZE', min: 10, max: 50 },
-        maxOverflow: { env: 'DB_MAX_OVERFLOW', ratio: 1.5, min: 0, max: 100 },
+        maxOverflow: { env: 'DB_MAX_OVERFLOW', mode: 'Ratio', ratio: 1.5, min: 0, max: 100 },
         utilization: 'max(db_pool_in_use / db_pool_size) * 100',
       },
       redis: { maxConnections: { env: 'REDIS_MAX', min: 25, max: 100 }, utilization: 'max(redis_util)' },

@@ -2,7 +2,8 @@ import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { parsePoolPolicySpec, type ParsedPoolPolicyStatus, type PoolPolicySpec, type PoolSection } from '../../../src/api/v1alpha1/poolpolicy.js';
 import type { UtilizationSample } from '../../../src/domain/decide.js';
-import { planPolicy, sectionsOf, type PlanInput, type SectionBudget, type SectionSettings, type SettingReading } from '../../../src/domain/plan.js';
+import { planPolicy, type PlanInput, type SettingReading } from '../../../src/domain/plan.js';
+import { sectionsOf, type SectionBudget, type SectionSettings } from '../../../src/domain/sections.js';
 
 // Properties of the whole plan (every section, follower, budget and mode together), over random
 // specs, readings, samples, budgets and stored status. decide.property.test.ts covers one decision.

@@ -14,12 +14,11 @@ import {
   blockedEvents,
   blockedStatus,
   planPolicy,
-  sectionsOf,
   type Plan,
   type PlanInput,
-  type SectionBudget,
   type SettingReading,
 } from '../../../src/domain/plan.js';
+import { sectionsOf, type SectionBudget } from '../../../src/domain/sections.js';
 import { statusToWrite, toWrittenStatus } from '../../../src/domain/status.js';
 
 type Raw = Record<string, unknown>;
@@ -109,12 +108,13 @@ describe('sectionsOf', () => {
 
   it('carries bounds, ratio and where the setting lives', () => {
     expect(sectionsOf(DB_AND_PGBOUNCER)).toEqual([
-      { section: 'database', target: 'env', leader: { key: 'DB_POOL_SIZE', bounds: { min: 10, max: 50 } }, follower: { key: 'DB_MAX_OVERFLOW', bounds: { min: 0, max: 100 }, ratio: 2 } },
+      { section: 'database', target: 'env', leader: { key: 'DB_POOL_SIZE', bounds: { min: 10, max: 50 } }, follower: { key: 'DB_MAX_OVERFLOW', bounds: { min: 0, max: 100 }, ratio: 2 }, fill: false },
       {
         section: 'pgbouncer',
         target: 'pgbouncer',
         leader: { key: 'default_pool_size', bounds: { min: 10, max: 80 } },
         follower: { key: 'max_client_conn', bounds: { min: 100, max: 4000 }, ratio: 20 },
+        fill: false,
       },
     ]);
   });

@@ -1,0 +1,232 @@
+/**
+ * The FillToBudget law of a database section (`spec.database.maxOverflow.mode: FillToBudget`).
+ * Capacity and the idle pool are two decisions, because they do two different jobs:
+ *
+ * - **Capacity**, poolSize + maxOverflow per process, decides QueuePool timeouts (too low) versus
+ *   PostgreSQL refusals (the pools of all processes above max_connections − reserved). SQLAlchemy
+ *   closes an overflow connection when it comes back while poolSize connections sit idle, so
+ *   capacity costs nothing while it is unused: it is set to the ConnectionBudget's share for the
+ *   policy in one jump, and follows the share when it moves (a peer's demand, an HPA's
+ *   maxReplicas). No stabilization and no steps: a saturated pool reads 100 % whatever the demand,
+ *   so a proportional law would need several restarts to get there.
+ * - **poolSize** is what stays open while idle. It follows typical demand (the mean of checked-out
+ *   connections over the scale-down window, busiest process): it moves when that mean leaves the
+ *   band the thresholds draw around it (typical / poolSize above scaleUpAbove or below
+ *   scaleDownBelow) for the stabilization window, never shrinks while waiters or timeouts were
+ *   seen, and only when the rolling restart it causes is safe: the processes that keep serving
+ *   during the rollout can carry today's demand at the target utilization.
+ *
+ * Every env change restarts the pods, so a capacity change takes the poolSize change with it (one
+ * rollout, not two), and no change is made in steps. Pure: time comes in as `now`.
+ */
+import type { SectionBudget } from './sections.js';
+import {
+  clamp,
+  formatPercent,
+  trackBreach,
+  usableSample,
+  type Behavior,
+  type Bounds,
+  type Breach,
+  type LimitReason,
+  type MetricsProblem,
+  type Thresholds,
+  type UtilizationSample,
+} from './decide.js';
+import { formatDuration } from './duration.js';
+
+/** What the app's pool metrics say about demand, per process (the busiest of the Deployment's). */
+export interface DemandSample {
+  /** Connections checked out now. */
+  readonly inUse: number;
+  /** Mean of checked-out connections over the scale-down window. */
+  readonly typical: number;
+  /** Most threads waiting for a connection at once in the window; undefined: the app does not export db_pool_waiters. */
+  readonly waiters: number | undefined;
+  /** QueuePool timeouts in the window; undefined: the app does not export db_pool_timeouts_total. */
+  readonly timeouts: number | undefined;
+}
+
+export type DemandReading =
+  | { readonly valid: true; readonly demand: DemandSample }
+  | { readonly valid: false; readonly problem: MetricsProblem; readonly message: string };
+
+/** How many processes hold pools, and how many keep serving while a rollout replaces the pods. */
+export interface RestartCost {
+  /** replicas × processesPerPod. */
+  readonly processes: number;
+  /** (replicas − maxUnavailable) × processesPerPod; surge pods do not serve before they are ready. */
+  readonly processesDuringRollout: number;
+}
+
+export interface FillInput {
+  readonly now: Date;
+  readonly pool: { readonly current: number; readonly bounds: Bounds };
+  readonly overflow: { readonly current: number; readonly bounds: Bounds };
+  /** What the ConnectionBudget allows this section, as capacity per process. */
+  readonly budget: SectionBudget;
+  /** The runbook's utilization: its validity, freshness and the rollout gate apply as in decide(). */
+  readonly sample: UtilizationSample;
+  readonly demand: DemandReading;
+  readonly restart: RestartCost;
+  readonly thresholds: Thresholds;
+  readonly behavior: Behavior;
+  readonly intervalMs: number;
+  /** The poolSize breach (from status), undefined if none. */
+  readonly breach: Breach | undefined;
+  readonly lastChangeAt: Date | undefined;
+  /** As in decide(): undefined while the previous rollout is in progress. */
+  readonly rolloutCompletedAt: Date | undefined;
+}
+
+export type FillReason =
+  | LimitReason
+  /** Capacity moved to the budget's share (and poolSize with it, in the same rollout). */
+  | 'FilledToBudget'
+  /** Capacity above the budget's share: brought down at once. */
+  | 'BudgetCorrection'
+  | 'BudgetNotFound'
+  | 'BudgetUnknown'
+  /** poolSize moved to typical demand. */
+  | 'PoolFollowsDemand'
+  /** poolSize would move, but the rollout would leave too few processes for today's demand. */
+  | 'RestartDeferred'
+  /** poolSize would shrink, but waiters or timeouts were seen in the window. */
+  | 'Saturated';
+
+export interface FillDecision {
+  readonly pool: number;
+  readonly overflow: number;
+  readonly reason: FillReason;
+  /** One sentence; holds carry no live numbers, so an idle pass writes no status. */
+  readonly message: string;
+  readonly breach: Breach | undefined;
+  /** Capacity sits at the budget's share below its own max and demand fills it (PgBouncer would help). */
+  readonly budgetBound: boolean;
+}
+
+export function decideFill(input: FillInput): FillDecision {
+  const { pool, overflow, budget } = input;
+  const capacity = pool.current + overflow.current;
+  const hold = (reason: FillReason, message: string, breach: Breach | undefined, budgetBound = false): FillDecision => ({
+    pool: pool.current,
+    overflow: overflow.current,
+    reason,
+    message,
+    breach,
+    budgetBound,
+  });
+
+  const usable = usableSample({ ...input, current: pool.current });
+  if (!usable.ok) return hold(usable.decision.reason, usable.decision.message, usable.decision.breach);
+  if (!input.demand.valid) {
+    return hold('MetricsUnavailable', `metrics unavailable (${input.demand.problem}): ${input.demand.message}; holding at ${pool.current} + ${overflow.current}`, input.breach);
+  }
+  if (budget.kind === 'unknown') {
+    const reason = budget.reason === 'BudgetNotFound' ? 'BudgetNotFound' : 'BudgetUnknown';
+    return hold(reason, `${budget.message}; capacity held at ${capacity} per process until the budget can be evaluated`, input.breach);
+  }
+  const demand = input.demand.demand;
+  const capacityBounds = { min: pool.bounds.min + overflow.bounds.min, max: pool.bounds.max + overflow.bounds.max };
+  const target = clamp(budget.cap, capacityBounds);
+  const saturated = demand.inUse >= capacity || (demand.waiters ?? 0) > 0 || (demand.timeouts ?? 0) > 0;
+  const poolBounds = { min: pool.bounds.min, max: Math.max(pool.bounds.min, Math.min(pool.bounds.max, target - overflow.bounds.min)) };
+  const followed = clamp(Math.ceil(demand.typical), poolBounds);
+  // Waiters or timeouts in the window: the pool keeps what it has.
+  const poolWanted = saturated ? Math.max(followed, clamp(pool.current, poolBounds)) : followed;
+  const signals = signalsOf(demand);
+
+  const outOfBounds = clamp(pool.current, pool.bounds) !== pool.current || clamp(overflow.current, overflow.bounds) !== overflow.current;
+  if (target !== capacity || outOfBounds) {
+    const next = split(target, poolWanted, pool.bounds, overflow.bounds);
+    const moves = `poolSize ${pool.current}→${next.pool}, maxOverflow ${overflow.current}→${next.overflow}`;
+    if (target > capacity && !saturated && withinMinInterval(input)) {
+      return hold('MinIntervalNotElapsed', `capacity would fill to the budget's ${target} per process, but the last change was less than ${formatDuration(input.behavior.minChangeIntervalMs)} ago`, input.breach);
+    }
+    const why =
+      target > capacity
+        ? { reason: 'FilledToBudget' as const, text: `capacity ${capacity}→${target} per process, the budget's share (${budget.free} ${budget.backend} connections free for ${budget.needs} wanted)` }
+        : capacity > budget.cap
+          ? { reason: 'BudgetCorrection' as const, text: `capacity ${capacity}→${target} per process: over the ${budget.backend} budget, brought back at once` }
+          : { reason: (target > capacity ? 'AtMin' : 'AtMax') as FillReason, text: `settings outside their bounds corrected, capacity ${capacity}→${target} per process` };
+    return {
+      ...next,
+      reason: why.reason,
+      message: `${why.text}; poolSize follows typical demand (${formatCount(demand.typical)} checked out on average, ${signals}); ${moves} in one rollout`,
+      breach: undefined,
+      budgetBound: false,
+    };
+  }
+
+  const budgetBound = saturated && target === budget.cap && target < capacityBounds.max;
+  const poolPercent = pool.current === 0 ? Number.POSITIVE_INFINITY : (100 * demand.typical) / pool.current;
+  const { scaleUpAbove, scaleDownBelow } = input.thresholds;
+  if (poolPercent >= scaleDownBelow && poolPercent <= scaleUpAbove) {
+    return hold('DeadBand', `typical demand is within ${formatPercent(scaleDownBelow)}%..${formatPercent(scaleUpAbove)}% of poolSize ${pool.current}; capacity ${capacity} per process is the budget's share`, undefined, budgetBound);
+  }
+  const direction = poolPercent > scaleUpAbove ? 'up' : 'down';
+  if (direction === 'down' && saturated) {
+    return hold('Saturated', `poolSize ${pool.current} does not shrink: waiters or timeouts were seen in the window (${signals})`, undefined, budgetBound);
+  }
+  if (poolWanted === pool.current) {
+    const bound = direction === 'up' ? 'AtMax' : 'AtMin';
+    return hold(bound, `typical demand asks poolSize to move but it is already at its ${direction === 'up' ? 'max' : 'min'} ${pool.current}`, input.breach, budgetBound);
+  }
+  const breach = trackBreach(input.breach, direction, input.now, usable.sampledAt, usable.rolloutCompletedAt, input.intervalMs);
+  const breachedFor = input.now.getTime() - breach.since.getTime();
+  const window = direction === 'up' ? input.behavior.scaleUpStabilizationMs : input.behavior.scaleDownStabilizationMs;
+  if (breachedFor < window) {
+    return hold('Stabilizing', `typical demand has been ${direction === 'up' ? 'above' : 'below'} the band of poolSize ${pool.current} for less than ${formatDuration(window)}`, breach, budgetBound);
+  }
+  if (withinMinInterval(input)) {
+    return hold('MinIntervalNotElapsed', `poolSize would move to ${poolWanted}, but the last change was less than ${formatDuration(input.behavior.minChangeIntervalMs)} ago`, breach, budgetBound);
+  }
+  const { processes, processesDuringRollout } = input.restart;
+  const demandNow = (demand.inUse + (demand.waiters ?? 0)) * processes;
+  const servedDuringRollout = (processesDuringRollout * target * input.thresholds.target) / 100;
+  if (demandNow > servedDuringRollout) {
+    return hold(
+      'RestartDeferred',
+      `poolSize would move to ${poolWanted}, but the rollout it causes would leave ${processesDuringRollout} of ${processes} processes for today's demand; deferred until demand falls`,
+      breach,
+      budgetBound,
+    );
+  }
+  const next = split(target, poolWanted, pool.bounds, overflow.bounds);
+  return {
+    ...next,
+    reason: 'PoolFollowsDemand',
+    message:
+      `typical demand ${formatCount(demand.typical)} is ${formatPercent(poolPercent)}% of poolSize ${pool.current} (${signals}); ` +
+      `poolSize ${pool.current}→${next.pool}, maxOverflow ${overflow.current}→${next.overflow}, capacity stays ${target} per process`,
+    breach: undefined,
+    budgetBound,
+  };
+}
+
+/**
+ * poolSize near `poolWanted` and maxOverflow so that they add up to `capacity`, each within its
+ * bounds; when the bounds cannot make the sum exact, maxOverflow's bound wins and poolSize takes
+ * up what it can.
+ */
+export function split(capacity: number, poolWanted: number, poolBounds: Bounds, overflowBounds: Bounds): { pool: number; overflow: number } {
+  const poolFirst = clamp(poolWanted, poolBounds);
+  const overflow = clamp(capacity - poolFirst, overflowBounds);
+  return { pool: clamp(capacity - overflow, poolBounds), overflow };
+}
+
+/** The metrics the demand estimate used, for messages: the user sees which of the app's metrics count. */
+export function signalsOf(demand: DemandSample): string {
+  const used = ['db_pool_checked_out'];
+  if (demand.waiters !== undefined) used.push('db_pool_waiters');
+  if (demand.timeouts !== undefined) used.push('db_pool_timeouts_total');
+  return `signals: ${used.join(', ')}`;
+}
+
+function withinMinInterval(input: FillInput): boolean {
+  return input.lastChangeAt !== undefined && input.now.getTime() - input.lastChangeAt.getTime() < input.behavior.minChangeIntervalMs;
+}
+
+function formatCount(value: number): string {
+  return String(Math.round(value * 10) / 10);
+}

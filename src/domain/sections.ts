@@ -1,0 +1,66 @@
+/**
+ * The sections of a PoolPolicy (database, redis, pgbouncer) as the decision sees them: which
+ * setting leads, which follows, where they live, and what a ConnectionBudget allows each. Shared
+ * by plan.ts (the decision) and budget.ts (the arithmetic), which therefore do not import each
+ * other.
+ */
+import type { PoolPolicySpec, PoolSection } from '../api/v1alpha1/poolpolicy.js';
+import type { Bounds } from './decide.js';
+
+/** Where a section's settings live. */
+export type SettingTarget = 'env' | 'pgbouncer';
+
+export interface SectionSettings {
+  readonly section: PoolSection;
+  readonly target: SettingTarget;
+  readonly leader: { readonly key: string; readonly bounds: Bounds };
+  readonly follower: { readonly key: string; readonly bounds: Bounds; readonly ratio: number } | undefined;
+  /**
+   * FillToBudget (database only): capacity (leader + follower) fills the budget's share and the
+   * leader follows typical demand (domain/fill.ts), instead of follower = leader × ratio.
+   */
+  readonly fill: boolean;
+}
+
+/** PgBouncer keys as written in pgbouncer.ini, and as data keys for format `env`. */
+export const PGBOUNCER_KEYS = {
+  ini: { defaultPoolSize: 'default_pool_size', maxClientConn: 'max_client_conn' },
+  env: { defaultPoolSize: 'DEFAULT_POOL_SIZE', maxClientConn: 'MAX_CLIENT_CONN' },
+} as const;
+
+/** The sections a spec configures, in a fixed order (database, redis, pgbouncer). */
+export function sectionsOf(spec: PoolPolicySpec): SectionSettings[] {
+  const sections: SectionSettings[] = [];
+  if (spec.database) {
+    const { poolSize, maxOverflow } = spec.database;
+    sections.push({
+      section: 'database',
+      target: 'env',
+      leader: { key: poolSize.env, bounds: { min: poolSize.min, max: poolSize.max } },
+      follower: maxOverflow && { key: maxOverflow.env, bounds: { min: maxOverflow.min, max: maxOverflow.max }, ratio: maxOverflow.ratio },
+      fill: maxOverflow?.mode === 'FillToBudget',
+    });
+  }
+  if (spec.redis) {
+    const { maxConnections } = spec.redis;
+    sections.push({ section: 'redis', target: 'env', leader: { key: maxConnections.env, bounds: { min: maxConnections.min, max: maxConnections.max } }, follower: undefined, fill: false });
+  }
+  if (spec.pgbouncer) {
+    const keys = PGBOUNCER_KEYS[spec.pgbouncer.format];
+    const { defaultPoolSize, maxClientConn } = spec.pgbouncer;
+    sections.push({
+      section: 'pgbouncer',
+      target: 'pgbouncer',
+      leader: { key: keys.defaultPoolSize, bounds: { min: defaultPoolSize.min, max: defaultPoolSize.max } },
+      follower: maxClientConn && { key: keys.maxClientConn, bounds: { min: maxClientConn.min, max: maxClientConn.max }, ratio: maxClientConn.ratio },
+      fill: false,
+    });
+  }
+  return sections;
+}
+
+/** What a ConnectionBudget allows one section (see domain/budget.ts). */
+export type SectionBudget =
+  | { readonly kind: 'cap'; readonly backend: string; readonly cap: number; readonly needs: number; readonly free: number; readonly minimumsFit: boolean }
+  /** The budget cannot be evaluated (missing, or its capacity query failed): no growth. */
+  | { readonly kind: 'unknown'; readonly reason: string; readonly message: string };

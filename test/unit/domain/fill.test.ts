@@ -1,0 +1,252 @@
+import { describe, expect, it } from '@jest/globals';
+import fc from 'fast-check';
+import type { Breach } from '../../../src/domain/decide.js';
+import { decideFill, split, type DemandSample, type FillDecision, type FillInput, type FillReason } from '../../../src/domain/fill.js';
+import type { SectionBudget } from '../../../src/domain/sections.js';
+
+const SECOND = 1000;
+const NOW_MS = Date.parse('2025-01-01T12:00:00.000Z');
+const ago = (ms: number): Date => new Date(NOW_MS - ms);
+
+const share = (cap: number): SectionBudget => ({ kind: 'cap', backend: 'PostgreSQL', cap, needs: 240, free: 97, minimumsFit: true });
+
+const demand = (overrides: Partial<DemandSample> = {}): FillInput['demand'] => ({
+  valid: true,
+  demand: { inUse: 2, typical: 2, waiters: 0, timeouts: 0, ...overrides },
+});
+
+/**
+ * The demo's shape: 2 replicas with maxSurge 0 (one serves during a rollout), poolSize 5..40,
+ * maxOverflow 0..80, budget share 48 per process, thresholds 40/65/80, 10 s up / 20 s down
+ * windows, 5 s between changes. Settings 10 + 20 (the runbook's low tier), light demand.
+ */
+function input(overrides: Partial<FillInput> = {}): FillInput {
+  return {
+    now: new Date(NOW_MS),
+    pool: { current: 10, bounds: { min: 5, max: 40 } },
+    overflow: { current: 20, bounds: { min: 0, max: 80 } },
+    budget: share(48),
+    sample: { valid: true, percent: 7, sampledAt: ago(2 * SECOND) },
+    demand: demand(),
+    restart: { processes: 2, processesDuringRollout: 1 },
+    thresholds: { scaleUpAbove: 80, scaleDownBelow: 40, target: 65 },
+    behavior: { maxStepPercent: 20, scaleUpStabilizationMs: 10 * SECOND, scaleDownStabilizationMs: 20 * SECOND, minChangeIntervalMs: 5 * SECOND },
+    intervalMs: 5 * SECOND,
+    breach: undefined,
+    lastChangeAt: undefined,
+    rolloutCompletedAt: new Date(0),
+    ...overrides,
+  };
+}
+
+const at48 = (pool: number): Pick<FillInput, 'pool' | 'overflow'> => ({
+  pool: { current: pool, bounds: { min: 5, max: 40 } },
+  overflow: { current: 48 - pool, bounds: { min: 0, max: 80 } },
+});
+const breach = (direction: Breach['direction'], sinceMs: number): Breach => ({ direction, since: ago(sinceMs), lastSeen: ago(5 * SECOND) });
+
+interface Case {
+  readonly name: string;
+  readonly input: FillInput;
+  readonly pool: number;
+  readonly overflow: number;
+  readonly reason: FillReason;
+}
+
+const cases: Case[] = [
+  {
+    name: 'fills capacity to the share in one jump at the first pass, poolSize to typical demand (min 5)',
+    input: input(),
+    pool: 5,
+    overflow: 43,
+    reason: 'FilledToBudget',
+  },
+  {
+    name: 'a saturated pool (censored at 100 %) also jumps straight to the share, never in steps',
+    input: input({ sample: { valid: true, percent: 100, sampledAt: ago(SECOND) }, demand: demand({ inUse: 30, typical: 29, waiters: 12, timeouts: 40 }) }),
+    pool: 29,
+    overflow: 19,
+    reason: 'FilledToBudget',
+  },
+  {
+    name: 'saturated growth ignores the minimum interval (an outage is worth a rollout)',
+    input: input({ lastChangeAt: ago(SECOND), demand: demand({ inUse: 30, typical: 10, waiters: 3 }) }),
+    pool: 10,
+    overflow: 38,
+    reason: 'FilledToBudget',
+  },
+  {
+    name: 'unsaturated growth waits for the minimum interval',
+    input: input({ lastChangeAt: ago(SECOND) }),
+    pool: 10,
+    overflow: 20,
+    reason: 'MinIntervalNotElapsed',
+  },
+  {
+    name: 'over the share (a peer grew, replicas rose): capacity comes down at once',
+    input: input({ ...at48(10), budget: share(32) }),
+    pool: 5,
+    overflow: 27,
+    reason: 'BudgetCorrection',
+  },
+  {
+    name: 'capacity at the share and typical demand within the band of poolSize: hold',
+    input: input({ ...at48(10), demand: demand({ inUse: 8, typical: 6 }) }),
+    pool: 10,
+    overflow: 38,
+    reason: 'DeadBand',
+  },
+  {
+    name: 'typical demand above the band: wait for the scale-up window',
+    input: input({ ...at48(5), demand: demand({ inUse: 12, typical: 10 }) }),
+    pool: 5,
+    overflow: 43,
+    reason: 'Stabilizing',
+  },
+  {
+    name: 'typical demand above the band for the window, rollout safe: poolSize follows, capacity stays',
+    input: input({ ...at48(5), demand: demand({ inUse: 12, typical: 10 }), breach: breach('up', 11 * SECOND) }),
+    pool: 10,
+    overflow: 38,
+    reason: 'PoolFollowsDemand',
+  },
+  {
+    name: 'the rollout would leave one process for today\'s 2 × 40 connections: deferred',
+    input: input({ ...at48(5), demand: demand({ inUse: 40, typical: 38 }), breach: breach('up', 11 * SECOND) }),
+    pool: 5,
+    overflow: 43,
+    reason: 'RestartDeferred',
+  },
+  {
+    name: 'typical demand below the band for the scale-down window: poolSize shrinks, overflow takes the rest',
+    input: input({ ...at48(20), demand: demand({ inUse: 4, typical: 3.2 }), breach: breach('down', 21 * SECOND) }),
+    pool: 5,
+    overflow: 43,
+    reason: 'PoolFollowsDemand',
+  },
+  {
+    name: 'no shrink while waiters were seen in the window',
+    input: input({ ...at48(20), demand: demand({ inUse: 4, typical: 3.2, waiters: 2 }), breach: breach('down', 21 * SECOND) }),
+    pool: 20,
+    overflow: 28,
+    reason: 'Saturated',
+  },
+  {
+    name: 'no shrink while timeouts were seen in the window',
+    input: input({ ...at48(20), demand: demand({ inUse: 4, typical: 3.2, timeouts: 1 }), breach: breach('down', 21 * SECOND) }),
+    pool: 20,
+    overflow: 28,
+    reason: 'Saturated',
+  },
+  {
+    name: 'already at min: hold',
+    input: input({ ...at48(5), demand: demand({ inUse: 0, typical: 0.2 }) }),
+    pool: 5,
+    overflow: 43,
+    reason: 'AtMin',
+  },
+  {
+    name: 'invalid demand holds, never reads as zero',
+    input: input({ demand: { valid: false, problem: 'QueryFailed', message: 'Prometheus down' } }),
+    pool: 10,
+    overflow: 20,
+    reason: 'MetricsUnavailable',
+  },
+  {
+    name: 'stale utilization holds',
+    input: input({ sample: { valid: true, percent: 7, sampledAt: ago(11 * SECOND) } }),
+    pool: 10,
+    overflow: 20,
+    reason: 'MetricsUnavailable',
+  },
+  {
+    name: 'rollout in progress holds',
+    input: input({ rolloutCompletedAt: undefined }),
+    pool: 10,
+    overflow: 20,
+    reason: 'RolloutInProgress',
+  },
+  {
+    name: 'an unknown budget allows no growth',
+    input: input({ budget: { kind: 'unknown', reason: 'BudgetQueryFailed', message: 'ConnectionBudget b: the query failed' } }),
+    pool: 10,
+    overflow: 20,
+    reason: 'BudgetUnknown',
+  },
+  {
+    name: 'a share above the bounds is clamped to poolSize.max + maxOverflow.max (poolSize takes what overflow cannot)',
+    input: input({ budget: share(500) }),
+    pool: 40,
+    overflow: 80,
+    reason: 'FilledToBudget',
+  },
+];
+
+describe('decideFill', () => {
+  it.each(cases)('$name', ({ input: given, pool, overflow, reason }) => {
+    const decision: FillDecision = decideFill(given);
+    expect({ pool: decision.pool, overflow: decision.overflow, reason: decision.reason }).toEqual({ pool, overflow, reason });
+    expect(decision.message.length).toBeGreaterThan(0);
+  });
+
+  it('names the signals it used, so a user sees which of the app\'s metrics counted', () => {
+    expect(decideFill(input()).message).toContain('signals: db_pool_checked_out, db_pool_waiters, db_pool_timeouts_total');
+    const runbookOnly = decideFill(input({ demand: demand({ waiters: undefined, timeouts: undefined }) }));
+    expect(runbookOnly.message).toContain('signals: db_pool_checked_out)');
+    expect(runbookOnly.reason).toBe('FilledToBudget');
+  });
+
+  it('says PgBouncer would help when demand fills the share below the policy\'s own max', () => {
+    expect(decideFill(input({ ...at48(20), demand: demand({ inUse: 48, typical: 20, waiters: 5 }) })).budgetBound).toBe(true);
+    expect(decideFill(input({ ...at48(20), demand: demand({ inUse: 20, typical: 20 }) })).budgetBound).toBe(false);
+  });
+
+  it('holds without live numbers in the message, so a steady workload writes no status', () => {
+    const a = decideFill(input({ ...at48(10), demand: demand({ inUse: 8, typical: 6 }) }));
+    const b = decideFill(input({ ...at48(10), demand: demand({ inUse: 7, typical: 7.3 }) }));
+    expect(a.message).toBe(b.message);
+  });
+
+  it('property: settings stay within their bounds and capacity never exceeds the share', () => {
+    const arb = fc.record({
+      pool: fc.integer({ min: 0, max: 120 }),
+      overflow: fc.integer({ min: 0, max: 200 }),
+      cap: fc.integer({ min: 5, max: 300 }),
+      inUse: fc.double({ min: 0, max: 200, noNaN: true }),
+      typical: fc.double({ min: 0, max: 200, noNaN: true }),
+      waiters: fc.option(fc.integer({ min: 0, max: 50 }), { nil: undefined }),
+      breachUp: fc.boolean(),
+    });
+    fc.assert(
+      fc.property(arb, (g) => {
+        const given = input({
+          pool: { current: g.pool, bounds: { min: 5, max: 40 } },
+          overflow: { current: g.overflow, bounds: { min: 0, max: 80 } },
+          budget: share(g.cap),
+          demand: demand({ inUse: g.inUse, typical: g.typical, waiters: g.waiters }),
+          breach: breach(g.breachUp ? 'up' : 'down', 30 * SECOND),
+        });
+        const d = decideFill(given);
+        const moved = d.pool !== g.pool || d.overflow !== g.overflow;
+        if (!moved) return;
+        expect(d.pool).toBeGreaterThanOrEqual(5);
+        expect(d.pool).toBeLessThanOrEqual(40);
+        expect(d.overflow).toBeGreaterThanOrEqual(0);
+        expect(d.overflow).toBeLessThanOrEqual(80);
+        // The budget's cap is never below the claim's min (5 + 0), so any change lands within it.
+        expect(d.pool + d.overflow).toBeLessThanOrEqual(Math.max(g.cap, 5));
+      }),
+    );
+  });
+});
+
+describe('split', () => {
+  it.each([
+    { capacity: 48, wanted: 5, pool: 5, overflow: 43 },
+    { capacity: 48, wanted: 60, pool: 40, overflow: 8 },
+    { capacity: 130, wanted: 10, pool: 40, overflow: 80 },
+    { capacity: 3, wanted: 10, pool: 5, overflow: 0 },
+  ])('capacity $capacity with poolSize wanted $wanted → $pool + $overflow', ({ capacity, wanted, pool, overflow }) => {
+    expect(split(capacity, wanted, { min: 5, max: 40 }, { min: 0, max: 80 })).toEqual({ pool, overflow });
+  });
+});
