@@ -81,6 +81,7 @@ describe('deploy/samples/invalid', () => {
       'budget-value-and-query.yaml',
       'duration-negative.yaml',
       'duration-words.yaml',
+      'fill-to-budget-without-budget.yaml',
       'max-step-percent-101.yaml',
       'max-step-percent-zero.yaml',
       'min-greater-than-max.yaml',
