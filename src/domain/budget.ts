@@ -186,7 +186,9 @@ export function claimsOf(facts: PolicyFacts): BackendClaim[] {
       const pools = facts.spec.pgbouncer?.pools ?? 1;
       claims.push({ backend: 'postgres', section: 'pgbouncer', claim: { ...base, units: facts.pgbouncerReplicas * pools, shape: { extra: facts.reservePoolSize } } });
     } else {
-      claims.push({ backend: 'redis', section: 'redis', claim: { ...base, units: processes, shape: {} } });
+      // A FillToBudget setting wants all its bounds allow; the fair share divides what is left.
+      const wanted = settings.fill ? settings.leader.bounds.max : base.wanted;
+      claims.push({ backend: 'redis', section: 'redis', claim: { ...base, wanted, units: processes, shape: {} } });
     }
   }
   return claims;

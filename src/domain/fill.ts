@@ -131,14 +131,16 @@ export function decideFill(input: FillInput): FillDecision {
   const target = clamp(budget.cap, capacityBounds);
   const saturated = demand.inUse >= capacity || (demand.waiters ?? 0) > 0 || (demand.timeouts ?? 0) > 0;
   const poolBounds = { min: pool.bounds.min, max: Math.max(pool.bounds.min, Math.min(pool.bounds.max, target - overflow.bounds.min)) };
-  const followed = clamp(Math.ceil(demand.typical), poolBounds);
   // Waiters or timeouts in the window: the pool keeps what it has.
-  const poolWanted = saturated ? Math.max(followed, clamp(pool.current, poolBounds)) : followed;
+  const wantedFor = (connections: number): number => {
+    const followed = clamp(Math.ceil(connections), poolBounds);
+    return saturated ? Math.max(followed, clamp(pool.current, poolBounds)) : followed;
+  };
   const signals = signalsOf(demand);
 
   const outOfBounds = clamp(pool.current, pool.bounds) !== pool.current || clamp(overflow.current, overflow.bounds) !== overflow.current;
   if (target !== capacity || outOfBounds) {
-    const next = split(target, poolWanted, pool.bounds, overflow.bounds);
+    const next = split(target, wantedFor(agreedLevel(pool.current, demand)), pool.bounds, overflow.bounds);
     const moves = `poolSize ${pool.current}→${next.pool}, maxOverflow ${overflow.current}→${next.overflow}`;
     if (target > capacity && !saturated && withinMinInterval(input)) {
       return hold('MinIntervalNotElapsed', `capacity would fill to the budget's ${target} per process, but the last change was less than ${formatDuration(input.behavior.minChangeIntervalMs)} ago`, input.breach);
@@ -159,12 +161,19 @@ export function decideFill(input: FillInput): FillDecision {
   }
 
   const budgetBound = saturated && target === budget.cap && target < capacityBounds.max;
-  const poolPercent = pool.current === 0 ? Number.POSITIVE_INFINITY : (100 * demand.typical) / pool.current;
+  // The window's mean lags: after a peak it still asks for a large pool while demand has gone.
+  // poolSize moves only when the mean and the demand of now agree, and then by the lesser move.
+  const percentOf = (connections: number): number => (pool.current === 0 ? Number.POSITIVE_INFINITY : (100 * connections) / pool.current);
   const { scaleUpAbove, scaleDownBelow } = input.thresholds;
-  if (poolPercent >= scaleDownBelow && poolPercent <= scaleUpAbove) {
-    return hold('DeadBand', `typical demand is within ${formatPercent(scaleDownBelow)}%..${formatPercent(scaleUpAbove)}% of poolSize ${pool.current}; capacity ${capacity} per process is the budget's share`, undefined, budgetBound);
+  const above = percentOf(Math.min(demand.typical, demand.inUse)) > scaleUpAbove;
+  const below = percentOf(Math.max(demand.typical, demand.inUse)) < scaleDownBelow;
+  if (!above && !below) {
+    return hold('DeadBand', `typical and current demand are not both outside ${formatPercent(scaleDownBelow)}%..${formatPercent(scaleUpAbove)}% of poolSize ${pool.current}; capacity ${capacity} per process is the budget's share`, undefined, budgetBound);
   }
-  const direction = poolPercent > scaleUpAbove ? 'up' : 'down';
+  const direction = above ? 'up' : 'down';
+  const level = above ? Math.min(demand.typical, demand.inUse) : Math.max(demand.typical, demand.inUse);
+  const poolPercent = percentOf(level);
+  const poolWanted = wantedFor(level);
   if (direction === 'down' && saturated) {
     return hold('Saturated', `poolSize ${pool.current} does not shrink: waiters or timeouts were seen in the window (${signals})`, undefined, budgetBound);
   }
@@ -197,7 +206,7 @@ export function decideFill(input: FillInput): FillDecision {
     ...next,
     reason: 'PoolFollowsDemand',
     message:
-      `typical demand ${formatCount(demand.typical)} is ${formatPercent(poolPercent)}% of poolSize ${pool.current} (${signals}); ` +
+      `demand ${formatCount(level)} (typical ${formatCount(demand.typical)}, now ${formatCount(demand.inUse)}) is ${formatPercent(poolPercent)}% of poolSize ${pool.current} (${signals}); ` +
       `poolSize ${pool.current}→${next.pool}, maxOverflow ${overflow.current}→${next.overflow}, capacity stays ${target} per process`,
     breach: undefined,
     budgetBound,
@@ -223,10 +232,56 @@ export function signalsOf(demand: DemandSample): string {
   return `signals: ${used.join(', ')}`;
 }
 
+/**
+ * The demand poolSize should follow: when the window's mean and the demand of now are on the same
+ * side of `pool`, the one nearer to it; else `pool` itself (they disagree: no move).
+ */
+function agreedLevel(pool: number, demand: DemandSample): number {
+  const low = Math.min(demand.typical, demand.inUse);
+  const high = Math.max(demand.typical, demand.inUse);
+  if (low > pool) return low;
+  if (high < pool) return high;
+  return pool;
+}
+
 function withinMinInterval(input: FillInput): boolean {
   return input.lastChangeAt !== undefined && input.now.getTime() - input.lastChangeAt.getTime() < input.behavior.minChangeIntervalMs;
 }
 
 function formatCount(value: number): string {
   return String(Math.round(value * 10) / 10);
+}
+
+export interface ShareFillInput {
+  readonly now: Date;
+  readonly current: number;
+  readonly bounds: Bounds;
+  readonly budget: SectionBudget;
+  readonly sample: UtilizationSample;
+  readonly intervalMs: number;
+  readonly minChangeIntervalMs: number;
+  readonly lastChangeAt: Date | undefined;
+  readonly rolloutCompletedAt: Date | undefined;
+}
+
+/**
+ * FillToBudget for a single setting (Redis maxConnections): the budget's share, clamped to the
+ * bounds, in one change. Growth waits for the minimum interval; a value over the share comes down
+ * at once. Invalid or stale samples and a rollout in progress hold, as in decide().
+ */
+export function decideShareFill(input: ShareFillInput): Omit<FillDecision, 'overflow' | 'budgetBound'> {
+  const { current, budget } = input;
+  const usable = usableSample({ ...input, breach: undefined });
+  if (!usable.ok) return { pool: current, reason: usable.decision.reason, message: usable.decision.message, breach: undefined };
+  if (budget.kind === 'unknown') {
+    const reason = budget.reason === 'BudgetNotFound' ? 'BudgetNotFound' : 'BudgetUnknown';
+    return { pool: current, reason, message: `${budget.message}; held at ${current} until the budget can be evaluated`, breach: undefined };
+  }
+  const target = clamp(budget.cap, input.bounds);
+  if (target === current) return { pool: current, reason: 'DeadBand', message: `at the budget's share of ${target} per process`, breach: undefined };
+  if (target > current && input.lastChangeAt !== undefined && input.now.getTime() - input.lastChangeAt.getTime() < input.minChangeIntervalMs) {
+    return { pool: current, reason: 'MinIntervalNotElapsed', message: `would fill to the budget's share of ${target} per process, but the last change was less than ${formatDuration(input.minChangeIntervalMs)} ago`, breach: undefined };
+  }
+  const reason = target > current ? 'FilledToBudget' : current > budget.cap ? 'BudgetCorrection' : 'AtMax';
+  return { pool: target, reason, message: `${current}→${target} per process: the ${budget.backend} budget's share (${budget.free} connections free for ${budget.needs} wanted), in one change`, breach: undefined };
 }

@@ -22,7 +22,7 @@ import {
   type SettingChange,
 } from '../api/v1alpha1/poolpolicy.js';
 import { clamp, decide, follow, type Bounds, type Breach, type Decision, type LimitReason, type UtilizationSample } from './decide.js';
-import { decideFill, type DemandReading, type FillReason, type RestartCost } from './fill.js';
+import { decideFill, decideShareFill, type DemandReading, type FillReason, type RestartCost } from './fill.js';
 import { sectionsOf, type SectionBudget, type SectionSettings, type SettingTarget } from './sections.js';
 import { nextCondition, toWrittenStatus, type ConditionInput, type WrittenCondition } from './status.js';
 
@@ -70,6 +70,8 @@ interface SectionDecision extends Omit<Decision, 'reason'> {
   readonly followerDesired?: number;
   /** FillToBudget: demand fills the budget's share (see pgbouncerAdvice). */
   readonly budgetBound?: boolean;
+  /** Decided by a FillToBudget law, which applies the budget itself (withinBudget does not cut it again). */
+  readonly fillsShare?: boolean;
 }
 
 export interface PlannedEvent {
@@ -189,6 +191,19 @@ function planSection(input: PlanInput, settings: SectionSettings): SectionOutcom
   let decision: SectionDecision;
   if (settings.fill && follower && reading.kind === 'value' && followerReading?.kind === 'value') {
     decision = fillDecision(input, settings, sample, reading.value, followerReading.value, follower.bounds);
+  } else if (settings.fill && !follower && reading.kind === 'value') {
+    const fill = decideShareFill({
+      now: input.now,
+      current: reading.value,
+      bounds: leader.bounds,
+      budget: input.budget?.[section] ?? UNEVALUATED_BUDGET,
+      sample,
+      intervalMs: input.spec.intervalMs,
+      minChangeIntervalMs: input.spec.behavior.minChangeIntervalMs,
+      lastChangeAt: latest(input.previous.lastChange?.time, input.lastAppliedAt?.[target]),
+      rolloutCompletedAt: input.rolloutCompletedAt[target],
+    });
+    decision = { desired: fill.pool, reason: fill.reason, message: fill.message, breach: undefined, fillsShare: true };
   } else if (reading.kind === 'value') {
     decision = decide({
       now: input.now,
@@ -208,7 +223,7 @@ function planSection(input: PlanInput, settings: SectionSettings): SectionOutcom
     decision = { desired: leader.bounds.min, reason: 'AtMin', message: `not set on the target; starting at min ${leader.bounds.min}`, breach: undefined };
   }
   const budget = input.budget?.[section];
-  if (budget && decision.followerDesired === undefined) decision = withinBudget(decision, budget, reading.kind === 'value' ? reading.value : undefined, leader.bounds, input.previous.breaches?.[section]);
+  if (budget && decision.fillsShare !== true) decision = withinBudget(decision, budget, reading.kind === 'value' ? reading.value : undefined, leader.bounds, input.previous.breaches?.[section]);
 
   const recommended: Record<string, number> = { [leader.key]: decision.desired };
   const changes: SettingChange[] = [];
@@ -229,6 +244,9 @@ function planSection(input: PlanInput, settings: SectionSettings): SectionOutcom
   return { settings, decision, blocked: undefined, current: currentValues, recommended, changes, explanation };
 }
 
+/** The first of the reconciler's two plans has no budget yet: a fill section holds in it. */
+const UNEVALUATED_BUDGET: SectionBudget = { kind: 'unknown', reason: 'BudgetUnknown', message: 'the budget was not evaluated' };
+
 /**
  * decideFill() for a FillToBudget database section whose two settings are both set. Without a
  * budget in the input (the first of the reconciler's two plans, or no budget support) the share is
@@ -239,7 +257,7 @@ function fillDecision(input: PlanInput, settings: SectionSettings, sample: Utili
     now: input.now,
     pool: { current: pool, bounds: settings.leader.bounds },
     overflow: { current: overflow, bounds: overflowBounds },
-    budget: input.budget?.[settings.section] ?? { kind: 'unknown', reason: 'BudgetUnknown', message: 'the budget was not evaluated' },
+    budget: input.budget?.[settings.section] ?? UNEVALUATED_BUDGET,
     sample,
     demand: input.demand ?? { valid: false, problem: 'NoData', message: 'demand was not read' },
     restart: input.restart ?? { processes: 1, processesDuringRollout: 0 },
@@ -250,7 +268,7 @@ function fillDecision(input: PlanInput, settings: SectionSettings, sample: Utili
     lastChangeAt: latest(input.previous.lastChange?.time, input.lastAppliedAt?.[settings.target]),
     rolloutCompletedAt: input.rolloutCompletedAt[settings.target],
   });
-  return { desired: fill.pool, followerDesired: fill.overflow, reason: fill.reason, message: fill.message, breach: fill.breach, budgetBound: fill.budgetBound };
+  return { desired: fill.pool, followerDesired: fill.overflow, reason: fill.reason, message: fill.message, breach: fill.breach, budgetBound: fill.budgetBound, fillsShare: true };
 }
 
 /**
@@ -284,7 +302,7 @@ function withinBudget(decision: SectionDecision, budget: SectionBudget, current:
  */
 function holdMessage(decision: SectionDecision, spec: PoolPolicySpec, current: number): string {
   // FillToBudget's hold messages carry no live numbers already.
-  if (decision.reason !== 'DeadBand' || decision.followerDesired !== undefined) return decision.message;
+  if (decision.reason !== 'DeadBand' || decision.fillsShare === true) return decision.message;
   return `utilization is within ${spec.thresholds.scaleDownBelow}%..${spec.thresholds.scaleUpAbove}%; holding at ${current}`;
 }
 

@@ -16,8 +16,9 @@ export interface SectionSettings {
   readonly leader: { readonly key: string; readonly bounds: Bounds };
   readonly follower: { readonly key: string; readonly bounds: Bounds; readonly ratio: number } | undefined;
   /**
-   * FillToBudget (database only): capacity (leader + follower) fills the budget's share and the
-   * leader follows typical demand (domain/fill.ts), instead of follower = leader × ratio.
+   * FillToBudget: the budget's share is filled in one change (domain/fill.ts). Database: capacity
+   * (leader + follower) fills it and the leader follows typical demand, instead of follower =
+   * leader × ratio. Redis: the leader is set to the share.
    */
   readonly fill: boolean;
 }
@@ -43,7 +44,7 @@ export function sectionsOf(spec: PoolPolicySpec): SectionSettings[] {
   }
   if (spec.redis) {
     const { maxConnections } = spec.redis;
-    sections.push({ section: 'redis', target: 'env', leader: { key: maxConnections.env, bounds: { min: maxConnections.min, max: maxConnections.max } }, follower: undefined, fill: false });
+    sections.push({ section: 'redis', target: 'env', leader: { key: maxConnections.env, bounds: { min: maxConnections.min, max: maxConnections.max } }, follower: undefined, fill: maxConnections.mode === 'FillToBudget' });
   }
   if (spec.pgbouncer) {
     const keys = PGBOUNCER_KEYS[spec.pgbouncer.format];

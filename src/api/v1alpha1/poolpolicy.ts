@@ -49,6 +49,9 @@ export const PGBOUNCER_FORMATS = ['ini', 'env'] as const;
  */
 export const OVERFLOW_MODES = ['Ratio', 'FillToBudget'] as const;
 export type OverflowMode = (typeof OVERFLOW_MODES)[number];
+/** Utilization: moved by the staged decision; FillToBudget: set to the ConnectionBudget's share per process. */
+export const MAX_CONNECTIONS_MODES = ['Utilization', 'FillToBudget'] as const;
+export type MaxConnectionsMode = (typeof MAX_CONNECTIONS_MODES)[number];
 export type PgBouncerFormat = (typeof PGBOUNCER_FORMATS)[number];
 
 /** Defaults, identical to the CRD `default:` values. */
@@ -62,6 +65,7 @@ export const DEFAULTS = {
   dbMaxOverflowRatio: 2,
   dbMaxOverflowMode: 'Ratio',
   redisMaxConnectionsEnv: 'REDIS_MAX_CONNECTIONS',
+  redisMaxConnectionsMode: 'Utilization',
   pgbouncerKey: 'pgbouncer.ini',
   pgbouncerFormat: 'ini',
   maxClientConnRatio: 20,
@@ -201,6 +205,7 @@ export const DatabaseSchema = strict({
 
 export const MaxConnectionsSchema = strict({
   env: envName.default(DEFAULTS.redisMaxConnectionsEnv),
+  mode: z.enum(MAX_CONNECTIONS_MODES).default(DEFAULTS.redisMaxConnectionsMode),
   min: int32(1),
   max: int32(1),
 }).superRefine(minLeMax);
@@ -298,6 +303,13 @@ export const PoolPolicySpecSchema = strict({
       message: 'FillToBudget fills the share of a ConnectionBudget: set spec.budgetRef, or use mode Ratio',
     });
   }
+  if (spec.redis?.maxConnections.mode === 'FillToBudget' && spec.budgetRef === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['redis', 'maxConnections', 'mode'],
+      message: 'FillToBudget fills the share of a ConnectionBudget: set spec.budgetRef, or use mode Utilization',
+    });
+  }
   if (spec.redis !== undefined && spec.database !== undefined) {
     const redisEnv = spec.redis.maxConnections.env;
     const dbEnvs = [spec.database.poolSize.env, spec.database.maxOverflow?.env];
@@ -385,7 +397,7 @@ export interface PoolPolicySpec {
         readonly utilization: string | undefined;
       }
     | undefined;
-  readonly redis: { readonly maxConnections: EnvBounds; readonly utilization: string | undefined } | undefined;
+  readonly redis: { readonly maxConnections: EnvBounds & { readonly mode: MaxConnectionsMode }; readonly utilization: string | undefined } | undefined;
   readonly pgbouncer:
     | {
         readonly configMapRef: { readonly name: string; readonly key: string };

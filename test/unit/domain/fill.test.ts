@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import type { Breach } from '../../../src/domain/decide.js';
-import { decideFill, split, type DemandSample, type FillDecision, type FillInput, type FillReason } from '../../../src/domain/fill.js';
+import { decideFill, decideShareFill, split, type DemandSample, type FillDecision, type FillInput, type FillReason, type ShareFillInput } from '../../../src/domain/fill.js';
 import type { SectionBudget } from '../../../src/domain/sections.js';
 
 const SECOND = 1000;
@@ -109,6 +109,27 @@ const cases: Case[] = [
     pool: 10,
     overflow: 38,
     reason: 'PoolFollowsDemand',
+  },
+  {
+    name: 'after a peak the window\'s mean still says 34 but demand now is 4: no growth (both must agree)',
+    input: input({ ...at48(5), demand: demand({ inUse: 4, typical: 34 }), breach: breach('up', 60 * SECOND) }),
+    pool: 5,
+    overflow: 43,
+    reason: 'DeadBand',
+  },
+  {
+    name: 'growth follows the lesser of the mean and now',
+    input: input({ ...at48(5), demand: demand({ inUse: 9, typical: 14 }), breach: breach('up', 11 * SECOND) }),
+    pool: 9,
+    overflow: 39,
+    reason: 'PoolFollowsDemand',
+  },
+  {
+    name: 'a capacity change takes poolSize to where the mean and now agree, not to a lagging mean',
+    input: input({ demand: demand({ inUse: 3, typical: 30 }) }),
+    pool: 10,
+    overflow: 38,
+    reason: 'FilledToBudget',
   },
   {
     name: 'the rollout would leave one process for today\'s 2 × 40 connections: deferred',
@@ -248,5 +269,32 @@ describe('split', () => {
     { capacity: 3, wanted: 10, pool: 5, overflow: 0 },
   ])('capacity $capacity with poolSize wanted $wanted → $pool + $overflow', ({ capacity, wanted, pool, overflow }) => {
     expect(split(capacity, wanted, { min: 5, max: 40 }, { min: 0, max: 80 })).toEqual({ pool, overflow });
+  });
+});
+
+describe('decideShareFill (Redis maxConnections)', () => {
+  const base: ShareFillInput = {
+    now: new Date(NOW_MS),
+    current: 10,
+    bounds: { min: 10, max: 50 },
+    budget: { kind: 'cap', backend: 'Redis', cap: 50, needs: 100, free: 9900, minimumsFit: true },
+    sample: { valid: true, percent: 3, sampledAt: ago(SECOND) },
+    intervalMs: 5 * SECOND,
+    minChangeIntervalMs: 5 * SECOND,
+    lastChangeAt: undefined,
+    rolloutCompletedAt: new Date(0),
+  };
+  it.each<{ name: string; input: ShareFillInput; value: number; reason: FillReason }>([
+    { name: 'fills to the share in one change, whatever utilization says', input: base, value: 50, reason: 'FilledToBudget' },
+    { name: 'at the share: hold', input: { ...base, current: 50 }, value: 50, reason: 'DeadBand' },
+    { name: 'growth waits for the minimum interval', input: { ...base, lastChangeAt: ago(SECOND) }, value: 10, reason: 'MinIntervalNotElapsed' },
+    { name: 'over a smaller share: down at once, interval or not', input: { ...base, current: 50, lastChangeAt: ago(SECOND), budget: { ...base.budget, kind: 'cap', cap: 20 } as SectionBudget }, value: 20, reason: 'BudgetCorrection' },
+    { name: 'a share below min is held at min', input: { ...base, budget: { ...base.budget, kind: 'cap', cap: 4 } as SectionBudget }, value: 10, reason: 'DeadBand' },
+    { name: 'invalid samples hold', input: { ...base, sample: { valid: false, problem: 'NoData', message: 'none' } }, value: 10, reason: 'MetricsUnavailable' },
+    { name: 'a rollout in progress holds', input: { ...base, rolloutCompletedAt: undefined }, value: 10, reason: 'RolloutInProgress' },
+    { name: 'an unknown budget holds', input: { ...base, budget: { kind: 'unknown', reason: 'BudgetNotFound', message: 'ConnectionBudget b not found' } }, value: 10, reason: 'BudgetNotFound' },
+  ])('$name', ({ input: given, value, reason }) => {
+    const decision = decideShareFill(given);
+    expect({ value: decision.pool, reason: decision.reason }).toEqual({ value, reason });
   });
 });

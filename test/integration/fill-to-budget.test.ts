@@ -1,0 +1,158 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import axios from 'axios';
+import { Counter, Gauge } from 'prom-client';
+import type { RunningController } from '../../src/main.js';
+import { adminKubeConfig, createDeployment, createTestNamespace, deleteTestNamespace, deploymentManifest } from './support/kube.js';
+import { condition, createPolicy, envOf, getDeployment, getPolicy, installCrds, simulateRollouts, startOperator, type PolicyView } from './support/operator.js';
+import { eventually, queryVector, startScrapeTarget, type ScrapeTarget } from './support/prometheus.js';
+
+// FillToBudget end to end on the real API server and the real Prometheus: two pods of one
+// Deployment (maxSurge 0: one pod serves during a rollout) export the app's pool metrics; the
+// ConnectionBudget leaves 97 PostgreSQL connections, 48 per pod.
+
+const budgetApi = { group: 'poolpilot.io', version: 'v1alpha1', plural: 'connectionbudgets' } as const;
+
+interface Pod {
+  readonly target: ScrapeTarget;
+  readonly checkedOut: Gauge;
+  readonly waiters: Gauge;
+  readonly timeouts: Counter;
+  readonly utilization: Gauge;
+}
+
+describe('FillToBudget', () => {
+  let kc: KubeConfig;
+  let namespace: string;
+  let operator: RunningController;
+  let rollouts: ReturnType<typeof simulateRollouts>;
+  const pods: Pod[] = [];
+
+  async function startPod(name: string): Promise<Pod> {
+    const target = await startScrapeTarget(`${namespace}-${name}`, { namespace, pod: name });
+    const registers = [target.registry];
+    const pod = {
+      target,
+      checkedOut: new Gauge({ name: 'shop_db_pool_checked_out', help: 'in use', registers }),
+      waiters: new Gauge({ name: 'shop_db_pool_waiters', help: 'waiting', registers }),
+      timeouts: new Counter({ name: 'shop_db_pool_timeouts_total', help: 'timeouts', registers }),
+      utilization: new Gauge({ name: 'shop_db_pool_utilization_percent', help: 'utilization', registers }),
+    };
+    pods.push(pod);
+    return pod;
+  }
+
+  /** Every pod reports `inUse` checked-out connections (and `waiters`) from now on. */
+  function demand(inUse: number, waiters = 0): void {
+    for (const pod of pods) {
+      pod.checkedOut.set(inUse);
+      pod.waiters.set(waiters);
+      pod.utilization.set(Math.min(100, (100 * inUse) / 48));
+    }
+  }
+
+  async function successfulPasses(): Promise<number> {
+    const text = (await axios.get<string>(`http://127.0.0.1:${operator.metricsPort}/metrics`, { responseType: 'text' })).data;
+    const line = text.split('\n').find((l) => l.startsWith('poolpilot_reconciles_total{result="success"}'));
+    return Number(line?.split(' ')[1] ?? 0);
+  }
+
+  /** Waits until the operator counted `n` more successful passes (one policy runs here). */
+  async function passes(n: number): Promise<void> {
+    const start = await successfulPasses();
+    await eventually(async () => ((await successfulPasses()) >= start + n ? true : undefined), 60000, `${n} more reconcile passes`);
+  }
+
+  async function settings(): Promise<{ pool: number; overflow: number; generation: number }> {
+    const deployment = await getDeployment(kc, namespace, 'api');
+    const env = envOf(deployment, 'app');
+    return { pool: Number(env.DB_POOL_SIZE), overflow: Number(env.DB_MAX_OVERFLOW), generation: deployment.metadata?.generation ?? 0 };
+  }
+
+  const limitedReason = (p: PolicyView): string | undefined => condition(p, 'Limited')?.reason;
+
+  beforeAll(async () => {
+    kc = adminKubeConfig();
+    installCrds();
+    namespace = await createTestNamespace(kc, 'fill');
+    rollouts = simulateRollouts(kc, namespace);
+    const manifest = deploymentManifest('api', [{ name: 'app', env: [{ name: 'DB_POOL_SIZE', value: '10' }, { name: 'DB_MAX_OVERFLOW', value: '20' }] }]);
+    if (manifest.spec) {
+      manifest.spec.replicas = 2;
+      manifest.spec.strategy = { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } };
+    }
+    await createDeployment(kc, namespace, manifest);
+    await startPod('api-5c6d7f8b9-abcde');
+    await startPod('api-5c6d7f8b9-fghjk');
+    demand(2);
+    await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
+      ...budgetApi,
+      namespace,
+      body: { apiVersion: 'poolpilot.io/v1alpha1', kind: 'ConnectionBudget', metadata: { name: 'db' }, spec: { postgres: { maxConnections: 100, reserved: 3 } } },
+    });
+    // Prometheus has both pods' series before the operator looks.
+    await eventually(
+      async () => ((await queryVector(`count(shop_db_pool_checked_out{namespace="${namespace}"})`))[0]?.value[1] === '2' ? true : undefined),
+      30000,
+      'Prometheus to scrape both pods',
+    );
+    operator = await startOperator(namespace);
+  });
+
+  afterAll(async () => {
+    await operator.stop();
+    rollouts.stop();
+    await Promise.all(pods.map((p) => p.target.stop()));
+    await deleteTestNamespace(kc, namespace);
+  });
+
+  it('fills capacity to the budget share in one rollout, defers a pool change the rollout could not carry, then follows demand once it falls, never shrinking while waiters are seen', async () => {
+    await createPolicy(kc, namespace, 'api', {
+      targetRef: { name: 'api' },
+      metricsPrefix: 'shop_',
+      budgetRef: { name: 'db' },
+      interval: '1s',
+      database: { poolSize: { min: 5, max: 40 }, maxOverflow: { mode: 'FillToBudget', min: 0, max: 80 } },
+      thresholds: { scaleUpAbove: 80, scaleDownBelow: 40, target: 65 },
+      behavior: { scaleUpStabilization: '2s', scaleDownStabilization: '3s', minChangeInterval: '0s' },
+    });
+
+    // Light demand: capacity 30 → 48 per pod (97 / 2) at once, poolSize to its min; one rollout.
+    await eventually(async () => ((await settings()).overflow === 43 ? true : undefined), 60000, 'capacity to fill the share');
+    expect(await settings()).toEqual({ pool: 5, overflow: 43, generation: 2 });
+    const filled = await getPolicy(kc, namespace, 'api');
+    expect(filled.status?.lastChange?.reason).toMatch(/capacity 30→48 per process.*in one rollout/);
+    expect(filled.status?.lastChange?.reason).toContain('signals: db_pool_checked_out, db_pool_waiters, db_pool_timeouts_total');
+    await passes(5);
+    expect(await settings()).toEqual({ pool: 5, overflow: 43, generation: 2 });
+
+    // Peak demand, 40 per pod: poolSize would follow, but during the rollout one pod would carry
+    // 80 connections on 48: deferred, nothing written.
+    demand(40);
+    const deferred = await eventually(async () => {
+      const p = await getPolicy(kc, namespace, 'api');
+      return limitedReason(p) === 'RestartDeferred' ? p : undefined;
+    }, 60000, 'RestartDeferred');
+    expect(condition(deferred, 'Limited')?.message).toContain('would leave 1 of 2 processes');
+    await passes(5);
+    expect(await settings()).toEqual({ pool: 5, overflow: 43, generation: 2 });
+
+    // Demand falls to 12 per pod: safe to roll; poolSize follows typical demand, capacity stays 48.
+    demand(12);
+    await eventually(async () => ((await settings()).pool > 5 ? true : undefined), 60000, 'poolSize to follow demand');
+    const followed = await settings();
+    expect(followed.pool + followed.overflow).toBe(48);
+    expect(followed.generation).toBe(3);
+    expect(limitedReason(await getPolicy(kc, namespace, 'api'))).not.toBe('RestartDeferred');
+
+    // Demand drops to 1 while waiters are reported: no shrink.
+    demand(1, 3);
+    const saturated = await eventually(async () => {
+      const p = await getPolicy(kc, namespace, 'api');
+      return limitedReason(p) === 'Saturated' ? p : undefined;
+    }, 60000, 'Saturated');
+    expect(condition(saturated, 'Limited')?.message).toContain('waiters or timeouts were seen');
+    await passes(5);
+    expect((await settings()).pool).toBe(followed.pool);
+  });
+});
