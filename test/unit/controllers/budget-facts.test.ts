@@ -40,7 +40,7 @@ describe('replicasOf', () => {
   });
 });
 
-describe('replicasOf: the surge of a rolling update counts (every change rolls the pods)', () => {
+describe('replicasOf: the surge of a rolling update counts while a rollout runs (no status yet: one is running)', () => {
   it.each([
     ['the default 25 % of 4, rounded up', undefined, 4, 5],
     ['25 % of 2, rounded up', undefined, 2, 3],
@@ -51,6 +51,18 @@ describe('replicasOf: the surge of a rolling update counts (every change rolls t
     const d: V1Deployment = { metadata: { name: 'api', namespace: 'ns' }, spec: { replicas, selector: {}, template: {}, ...(strategy ? { strategy } : {}) } };
     expect(replicasOf(stores({ deployments: new MemoryStore([d]) }), 'ns', 'api')).toBe(expected);
     expect(replicasOf(stores({ deployments: new MemoryStore([d]) }), 'ns', 'api', 'withoutSurge')).toBe(replicas);
+  });
+});
+
+describe('replicasOf: no surge once the rollout completed', () => {
+  const completed = { observedGeneration: 3, replicas: 4, updatedReplicas: 4, availableReplicas: 4 };
+  it.each([
+    ['rollout complete: the surge pods are gone', completed, 4],
+    ['a new generation not yet observed: surge counts', { ...completed, observedGeneration: 2 }, 5],
+    ['old pods still running beside the new ones: surge counts', { ...completed, replicas: 5 }, 5],
+  ])('%s', (_label, status, expected) => {
+    const d: V1Deployment = { metadata: { name: 'api', namespace: 'ns', generation: 3 }, spec: { replicas: 4, selector: {}, template: {} }, status };
+    expect(replicasOf(stores({ deployments: new MemoryStore([d]) }), 'ns', 'api')).toBe(expected);
   });
 });
 

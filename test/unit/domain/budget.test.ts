@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { allocate, capFor, connectionsAt, heldConnections, largestFitting, type Claim } from '../../../src/domain/budget.js';
+import { allocate, capFor, connectionsAt, heldConnections, largestFitting, rolloutUnavailable, type Claim } from '../../../src/domain/budget.js';
 
 const overflow2 = { follower: { ratio: 2, bounds: { min: 0, max: 100 } } };
 
@@ -127,5 +127,19 @@ describe('allocation properties', () => {
         expect(heldConnections(claims)).toBeLessThanOrEqual(capacity);
       }
     }));
+  });
+});
+
+describe('rolloutUnavailable: pods a rolling update takes down before their replacements are ready', () => {
+  it.each([
+    ['the default 25 % of 4, rounded down', undefined, 4, 1],
+    ['the default 25 % of 2 rounds down to 0 (the default surge of 1 keeps the rollout moving)', undefined, 2, 0],
+    ['maxSurge 0, maxUnavailable 1 (the demo)', { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } }, 2, 1],
+    ['both 0 after rounding: one at a time, as the deployment controller does', { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: '10%' } }, 4, 1],
+    ['maxUnavailable "50%"', { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: '50%' } }, 4, 2],
+    ['Recreate takes every pod down', { type: 'Recreate' }, 3, 3],
+    ['never more than the replicas', { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 9 } }, 3, 3],
+  ])('%s', (_label, strategy, replicas, expected) => {
+    expect(rolloutUnavailable(replicas, strategy)).toBe(expected);
   });
 });
