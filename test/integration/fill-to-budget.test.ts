@@ -82,7 +82,7 @@ describe('FillToBudget', () => {
       manifest.spec.strategy = { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } };
     }
     await createDeployment(kc, namespace, manifest);
-    await startPod('api-5c6d7f8b9-abcde');
+    await startPod('api-5c6d7f8b9-x2x9q');
     await startPod('api-5c6d7f8b9-fghjk');
     demand(2);
     await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
