@@ -2,10 +2,12 @@
 # The four-arm part of `make bench` (numbers, never pass/fail): the demo's workload under seeded
 # load traces, each run on fresh state (demo/run.sh: new PostgreSQL and Redis from demo/up.sh, demo
 # namespace objects deleted and re-applied, everything stopped by demo/down.sh at the end):
-#   A  static runbook default    DB_POOL_SIZE 20 / DB_MAX_OVERFLOW 40, no operator
-#   B  static "very high" tier   DB_POOL_SIZE 50 / DB_MAX_OVERFLOW 100, no operator
-#   D  static fair share         DB_POOL_SIZE 16 / DB_MAX_OVERFLOW 32 (97 usable / 2 replicas = 48 a pod)
-#   C  poolpilot                 deploy/samples/demo/ (PoolPolicy + ConnectionBudget), start 10 / 20
+#   A  static runbook default    DB_POOL_SIZE 20 / DB_MAX_OVERFLOW 40, REDIS_MAX_CONNECTIONS 50 (its "medium" tier), no operator
+#   B  static "very high" tier   DB_POOL_SIZE 50 / DB_MAX_OVERFLOW 100, REDIS_MAX_CONNECTIONS 100, no operator
+#   D  static fair share         DB_POOL_SIZE 16 / DB_MAX_OVERFLOW 32 (97 usable / 2 replicas = 48 a pod),
+#                                REDIS_MAX_CONNECTIONS 50 (the policy's max: the best fixed Redis setting)
+#   C  poolpilot                 deploy/samples/demo/ (PoolPolicy + ConnectionBudget), start at the
+#                                runbook's low tier 10 / 20, REDIS_MAX_CONNECTIONS 10
 # Traces (users:seconds per phase):
 #   T1  the runbook trace  BENCH_T1_PHASES, default 5:15,50:45,120:90,20:40   (~3.2 min of load)
 #   T2  a second peak      BENCH_T2_PHASES, default 5:15,120:60,20:40,120:60,20:20 (~3.3 min)
@@ -41,12 +43,12 @@ phases_of() { # trace
     *) echo "bench/arms: unknown trace '$1' in BENCH_TRACES (known: T1 T2)" >&2; exit 2 ;;
   esac
 }
-settings_of() { # arm → "mode pool overflow"
+settings_of() { # arm → "mode pool overflow redis"
   case $1 in
-    A) echo "static 20 40" ;;
-    B) echo "static 50 100" ;;
-    D) echo "static 16 32" ;;
-    C) echo "poolpilot 10 20" ;;
+    A) echo "static 20 40 50" ;;
+    B) echo "static 50 100 100" ;;
+    D) echo "static 16 32 50" ;;
+    C) echo "poolpilot 10 20 10" ;;
     *) echo "bench/arms: unknown arm '$1' in BENCH_ARMS_ONLY (known: A B D C)" >&2; exit 2 ;;
   esac
 }
@@ -70,10 +72,10 @@ bash test/controlplane/local-up.sh
 ((plane_was_up)) || trap 'bash test/controlplane/local-down.sh' EXIT
 
 run_one() { # trace arm repeat
-  local trace=$1 arm=$2 repeat=$3 phases seed mode pool overflow dir
+  local trace=$1 arm=$2 repeat=$3 phases seed mode pool overflow redis dir
   phases=$(phases_of "$trace")
   seed=$base_seed-$trace-r$repeat
-  read -r mode pool overflow <<<"$(settings_of "$arm")"
+  read -r mode pool overflow redis <<<"$(settings_of "$arm")"
   dir=$outdir/$trace/$arm/r$repeat
   if [[ $fresh != 1 ]] && done_before "$dir" "$phases" "$seed"; then
     log "$trace/$arm/r$repeat: done before (rc 0, same phases and seed), skipped (BENCH_FRESH=1 redoes it)"
@@ -81,14 +83,14 @@ run_one() { # trace arm repeat
   fi
   rm -rf "${dir:?}"
   mkdir -p "$dir"
-  log "$trace/$arm/r$repeat: $mode, start DB_POOL_SIZE $pool / DB_MAX_OVERFLOW $overflow, phases $phases, seed $seed"
+  log "$trace/$arm/r$repeat: $mode, start DB_POOL_SIZE $pool / DB_MAX_OVERFLOW $overflow / REDIS_MAX_CONNECTIONS $redis, phases $phases, seed $seed"
   local started=$SECONDS started_at rc=0
   started_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-  DEMO_ARM=$mode DEMO_POOL_SIZE=$pool DEMO_MAX_OVERFLOW=$overflow DEMO_OUT_DIR=$dir DEMO_PHASES=$phases DEMO_SEED=$seed \
+  DEMO_ARM=$mode DEMO_POOL_SIZE=$pool DEMO_MAX_OVERFLOW=$overflow DEMO_REDIS_MAX_CONNECTIONS=$redis DEMO_OUT_DIR=$dir DEMO_PHASES=$phases DEMO_SEED=$seed \
     DEMO_LOAD=bench/arms_load.py DEMO_KEEP_PLANE=1 bash demo/run.sh >"$dir/run.log" 2>&1 || rc=$?
   local meta
-  meta=$(printf '{"trace": "%s", "arm": "%s", "repeat": %s, "seed": "%s", "mode": "%s", "pool_size": %s, "max_overflow": %s, "phases": "%s", "rc": %s, "started": "%s", "seconds": %s, "commit": "%s"}' \
-    "$trace" "$arm" "$repeat" "$seed" "$mode" "$pool" "$overflow" "$phases" "$rc" "$started_at" "$((SECONDS - started))" "$(git rev-parse --short HEAD)")
+  meta=$(printf '{"trace": "%s", "arm": "%s", "repeat": %s, "seed": "%s", "mode": "%s", "pool_size": %s, "max_overflow": %s, "redis_max_connections": %s, "phases": "%s", "rc": %s, "started": "%s", "seconds": %s, "commit": "%s"}' \
+    "$trace" "$arm" "$repeat" "$seed" "$mode" "$pool" "$overflow" "$redis" "$phases" "$rc" "$started_at" "$((SECONDS - started))" "$(git rev-parse --short HEAD)")
   echo "$meta" >"$dir/arm.json"
   echo "$meta" >>"$outdir/runs.jsonl"
   log "$trace/$arm/r$repeat: done in $((SECONDS - started)) s (exit $rc; log $dir/run.log)"

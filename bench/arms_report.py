@@ -34,10 +34,10 @@ import re
 import statistics
 
 ARMS = [
-    ("A", "static runbook default 20 / 40"),
-    ("B", 'static "very high" 50 / 100'),
-    ("D", "static fair share 16 / 32"),
-    ("C", "poolpilot (start 10 / 20)"),
+    ("A", "static runbook default 20 / 40, Redis 50"),
+    ("B", 'static "very high" 50 / 100, Redis 100'),
+    ("D", "static fair share 16 / 32, Redis 50"),
+    ("C", "poolpilot (start 10 / 20, Redis 10)"),
 ]
 TRACES = {"T1": "the runbook trace", "T2": "a second peak"}
 MAX_CONNECTIONS, RESERVED = 100, 3
@@ -292,7 +292,7 @@ def main():
 
     body = [f"Measured up to {datetime.date.today().isoformat()} by `make bench` (bench/arms.sh, bench/arms_report.py) on {machine()}. "
             "Each run on a fresh PostgreSQL (max_connections 100, 3 reserved) and Redis and fresh demo namespace objects; "
-            "2 replicas, maxSurge 0, DB_POOL_TIMEOUT 2 s, REDIS_MAX_CONNECTIONS starts at 10 (only poolpilot moves it). "
+            "2 replicas, maxSurge 0, DB_POOL_TIMEOUT 2 s, REDIS_MAX_CONNECTIONS as each arm says (poolpilot starts at 10 and moves it). "
             "Seeded load: every arm of one (trace, repeat) gets the same arrival sequence; runs interleaved "
             "(for each repeat, for each trace, each arm in turn). Cells: median (min–max) over the runs listed.", ""]
     figures = {}

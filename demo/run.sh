@@ -5,7 +5,8 @@
 # samples.jsonl, logs/ (operator, node agent, pods, postgres, redis).
 # DEMO_PHASES="users:seconds,..." overrides the traffic phases (default 5:20,50:70,120:140,20:60).
 # For bench/arms.sh: DEMO_ARM=static runs no operator and no PoolPolicy/ConnectionBudget (default
-# DEMO_ARM=poolpilot); DEMO_POOL_SIZE / DEMO_MAX_OVERFLOW replace the manifest's start values 10 / 20;
+# DEMO_ARM=poolpilot); DEMO_POOL_SIZE / DEMO_MAX_OVERFLOW / DEMO_REDIS_MAX_CONNECTIONS replace the
+# manifest's start values 10 / 20 / 10;
 # DEMO_OUT_DIR (default .local/demo) gets samples.jsonl, the report, policy/events/deployment JSON
 # and a copy of logs/; DEMO_LOAD replaces demo/load.py (same arguments).
 set -euo pipefail
@@ -19,6 +20,7 @@ arm=${DEMO_ARM:-poolpilot}
 out=${DEMO_OUT_DIR:-$state}
 pool_size=${DEMO_POOL_SIZE:-10}
 max_overflow=${DEMO_MAX_OVERFLOW:-20}
+redis_max=${DEMO_REDIS_MAX_CONNECTIONS:-10}
 node=$root/node_modules/.bin/node
 log() { echo "demo: $*" >&2; }
 
@@ -57,8 +59,9 @@ kctl -n demo delete events --all --ignore-not-found >/dev/null 2>&1 || true
 sed -e "s/__PG_PORT__/$PG_PORT/g" -e "s/__REDIS_PORT__/$REDIS_PORT/g" -e "s/__PGBOUNCER_PORT__/$PGBOUNCER_PORT/g" \
   -e "s/{name: DB_POOL_SIZE, value: \"10\"}/{name: DB_POOL_SIZE, value: \"$pool_size\"}/" \
   -e "s/{name: DB_MAX_OVERFLOW, value: \"20\"}/{name: DB_MAX_OVERFLOW, value: \"$max_overflow\"}/" \
+  -e "s/{name: REDIS_MAX_CONNECTIONS, value: \"10\"}/{name: REDIS_MAX_CONNECTIONS, value: \"$redis_max\"}/" \
   demo/manifests/demo.yaml | kctl apply -f - >/dev/null
-log "applied demo/manifests/demo.yaml: voiceassist-api (2 replicas, DB_POOL_SIZE=$pool_size, DB_MAX_OVERFLOW=$max_overflow), pgbouncer + its ConfigMap"
+log "applied demo/manifests/demo.yaml: voiceassist-api (2 replicas, DB_POOL_SIZE=$pool_size, DB_MAX_OVERFLOW=$max_overflow, REDIS_MAX_CONNECTIONS=$redis_max), pgbouncer + its ConfigMap"
 
 setsid "$node" "$state/build/node-agent.js" --kubeconfig "$KUBECONFIG" --namespace demo \
   --targets-dir "$PROMETHEUS_TARGETS_DIR" --state-dir "$state" --cwd "$root" >"$state/logs/node-agent.log" 2>&1 </dev/null &
