@@ -273,7 +273,6 @@ export function namespaceDemandQueries(metricsPrefix: string, namespace: string,
   };
 }
 
-
 /**
  * The characters of generated Kubernetes names: a pod-template-hash is
  * `rand.SafeEncodeString` of a decimal FNV-32 hash and a generateName suffix is
@@ -313,9 +312,9 @@ export interface DeploymentPods {
  * StatefulSet's) and `api-migrate-x2x9q` (a Job's: `migrate` has vowels) are not pods of `api`.
  *
  * Why the name: the metrics carry the pod's name (the `pod` label kubernetes_sd gives them),
- * seldom its labels; the operator caches Deployments, not ReplicaSets, and the current hash
- * cannot be computed from the Deployment (Go's object hash plus status.collisionCount), nor does
- * it name the old ReplicaSets' pods during a rollout.
+ * seldom its labels; the operator caches Deployments, not ReplicaSets; and the current hash
+ * cannot be computed from the Deployment (Go's object hash plus status.collisionCount), and would
+ * miss the old ReplicaSets' pods during a rollout anyway.
  *
  * Limits: the pods of a Deployment whose name has 47 characters or more keep only the first
  * 58 characters of `<deployment>-<hash>-` (part of the hash, or none of it at 57), so they can

@@ -63,7 +63,8 @@ export class PrometheusUtilizationSource implements UtilizationSource {
     if (override === undefined && section !== 'pgbouncer') {
       const batch = this.batch(client, `${address} ${spec.prometheus.timeoutMs} ${section} ${spec.metricsPrefix} ${request.namespace} ${maxAgeMs}`, () =>
         namespaceUtilizationQuery(section, spec.metricsPrefix, request.namespace), maxAgeMs);
-      return (await batch).forPods(deploymentPods(request.deployment).includes, `the pods of deployment ${request.deployment}`);
+      const pods = `the pods of deployment ${request.deployment} (named ${request.deployment}-<pod-template-hash>-<5 characters>)`;
+      return (await batch).forPods(deploymentPods(request.deployment).includes, pods);
     }
     const query = utilizationQueryFor(section, override, spec.metricsPrefix, { namespace: request.namespace, deployment: request.deployment });
     if (this.options.enforceNamespaceLabel === true) {
