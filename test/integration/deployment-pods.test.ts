@@ -4,7 +4,7 @@ import axios from 'axios';
 import { Gauge } from 'prom-client';
 import type { RunningController } from '../../src/main.js';
 import { adminKubeConfig, createDeployment, createTestNamespace, deleteTestNamespace, deploymentManifest } from './support/kube.js';
-import { createPolicy, envOf, getDeployment, getPolicy, installCrds, startOperator } from './support/operator.js';
+import { condition, createPolicy, envOf, getDeployment, getPolicy, installCrds, startOperator } from './support/operator.js';
 import { eventually, queryVector, startScrapeTarget, type ScrapeTarget } from './support/prometheus.js';
 
 // Issue 10, item 5: Deployments whose names begin alike (api / api-worker, web / web-canary) side
@@ -26,6 +26,8 @@ const PODS: Readonly<Record<string, number>> = {
   'api-worker-5f6d8b7c9-x2x9q': 97,
   'web-6d4cf56db6-9xg8k': 50,
   'web-canary-7b5d4c8f9-k2j4x': 95,
+  // Not a Deployment's pod name (a StatefulSet's): Deployment `batch` has no pods here.
+  'batch-0': 50,
 };
 
 describe('each policy reads only its own Deployment\'s pods', () => {
@@ -52,7 +54,7 @@ describe('each policy reads only its own Deployment\'s pods', () => {
     }
     // Every pod in Prometheus before any policy reads: a wrong match cannot hide behind a missing series.
     await eventually(async () => ((await queryVector(`${METRIC}{namespace="${namespace}"}`)).length === Object.keys(PODS).length ? true : undefined), 30_000, 'all pods scraped');
-    for (const name of ['api', 'api-worker', 'web', 'web-canary']) {
+    for (const name of ['api', 'api-worker', 'web', 'web-canary', 'batch']) {
       await createDeployment(kc, namespace, deploymentManifest(name, [{ name: 'app', env: [{ name: 'DB_POOL_SIZE', value: '20' }, { name: 'DB_MAX_OVERFLOW', value: '40' }] }]));
     }
     operator = await startOperator(namespace);
@@ -64,16 +66,17 @@ describe('each policy reads only its own Deployment\'s pods', () => {
     await deleteTestNamespace(kc, namespace);
   });
 
+  const policyFor = (name: string): Promise<void> =>
+    createPolicy(kc, namespace, name, {
+      targetRef: { name, container: 'app' },
+      metricsPrefix: 'voiceassist_',
+      database: { poolSize: { min: 10, max: 60 }, maxOverflow: { ratio: 2, min: 0, max: 120 } },
+      thresholds: THRESHOLDS,
+      ...FAST,
+    });
+
   it('api reads 60 % (not api-worker\'s 97 %), web 50 % (not web-canary\'s 95 %), and neither pool moves', async () => {
-    for (const name of ['api', 'web']) {
-      await createPolicy(kc, namespace, name, {
-        targetRef: { name, container: 'app' },
-        metricsPrefix: 'voiceassist_',
-        database: { poolSize: { min: 10, max: 60 }, maxOverflow: { ratio: 2, min: 0, max: 120 } },
-        thresholds: THRESHOLDS,
-        ...FAST,
-      });
-    }
+    for (const name of ['api', 'web']) await policyFor(name);
     const observed = async (name: string): Promise<unknown> =>
       eventually(async () => (await getPolicy(kc, namespace, name)).status?.observed?.database, 30_000, `${name}'s first reading`);
     expect(await observed('api')).toBe(60);
@@ -87,5 +90,14 @@ describe('each policy reads only its own Deployment\'s pods', () => {
       expect([name, policy.status?.observed?.database, policy.status?.lastChange]).toEqual([name, name === 'api' ? 60 : 50, undefined]);
       expect([name, envOf(await getDeployment(kc, namespace, name), 'app').DB_POOL_SIZE]).toEqual([name, '20']);
     }
+  });
+
+  it('a Deployment whose pods are named otherwise: NoData saying which names were looked for', async () => {
+    await policyFor('batch');
+    const policy = await eventually(async () => {
+      const p = await getPolicy(kc, namespace, 'batch');
+      return condition(p, 'MetricsAvailable')?.status === 'False' ? p : undefined;
+    }, 30_000, 'MetricsAvailable=False for batch');
+    expect(condition(policy, 'MetricsAvailable')).toMatchObject({ reason: 'NoData', message: expect.stringContaining('the pods of deployment batch (named batch-<pod-template-hash>-<5 characters>)') });
   });
 });
