@@ -298,6 +298,8 @@ export interface DeploymentPods {
    * joined with `|`.
    */
   readonly regex: string;
+  /** "the pods of deployment api (named api-<pod-template-hash>-<5 characters>)", for messages. */
+  readonly description: string;
 }
 
 /**
@@ -335,5 +337,6 @@ export function deploymentPods(deployment: string): DeploymentPods {
   }
   const regex = `(?:${bases.join('|')})${GENERATED}{${GENERATED_SUFFIX}}`;
   const anchored = new RegExp(`^${regex}$`);
-  return { includes: (pod) => anchored.test(pod), regex };
+  const description = `the pods of deployment ${deployment} (named ${deployment}-<pod-template-hash>-<5 characters>)`;
+  return { includes: (pod) => anchored.test(pod), regex, description };
 }

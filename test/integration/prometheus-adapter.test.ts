@@ -160,7 +160,8 @@ describe('PrometheusClient against the real Prometheus', () => {
     const batch = await prometheus.podSamples(namespaceUtilizationQuery('database', PREFIX, namespace), 30_000);
     for (const [deployment, percent] of Object.entries(expected)) {
       expect([deployment, await prometheus.utilization(databaseUtilizationQuery(PREFIX, { namespace, deployment }), 30_000)]).toMatchObject([deployment, { valid: true, percent }]);
-      expect([deployment, batch.forPods(deploymentPods(deployment).includes, `the pods of deployment ${deployment}`)]).toMatchObject([deployment, { valid: true, percent }]);
+      const own = deploymentPods(deployment);
+      expect([deployment, batch.forPods(own.includes, own.description)]).toMatchObject([deployment, { valid: true, percent }]);
     }
   });
 

@@ -63,8 +63,8 @@ export class PrometheusUtilizationSource implements UtilizationSource {
     if (override === undefined && section !== 'pgbouncer') {
       const batch = this.batch(client, `${address} ${spec.prometheus.timeoutMs} ${section} ${spec.metricsPrefix} ${request.namespace} ${maxAgeMs}`, () =>
         namespaceUtilizationQuery(section, spec.metricsPrefix, request.namespace), maxAgeMs);
-      const pods = `the pods of deployment ${request.deployment} (named ${request.deployment}-<pod-template-hash>-<5 characters>)`;
-      return (await batch).forPods(deploymentPods(request.deployment).includes, pods);
+      const pods = deploymentPods(request.deployment);
+      return (await batch).forPods(pods.includes, pods.description);
     }
     const query = utilizationQueryFor(section, override, spec.metricsPrefix, { namespace: request.namespace, deployment: request.deployment });
     if (this.options.enforceNamespaceLabel === true) {
@@ -96,11 +96,10 @@ export class PrometheusUtilizationSource implements UtilizationSource {
     const maxAgeMs = 2 * spec.intervalMs;
     const windowSeconds = Math.max(spec.behavior.scaleDownStabilizationMs, maxAgeMs) / 1000;
     const queries = namespaceDemandQueries(spec.metricsPrefix, namespace, windowSeconds);
-    const pods = deploymentPods(deployment).includes;
-    const describe = `the pods of deployment ${deployment}`;
+    const pods = deploymentPods(deployment);
     const read = async (name: keyof DemandQueries): Promise<UtilizationSample> => {
       const key = `${address} ${spec.prometheus.timeoutMs} demand-${name} ${spec.metricsPrefix} ${namespace} ${windowSeconds} ${maxAgeMs}`;
-      return (await this.batch(client, key, () => queries[name], maxAgeMs)).forPods(pods, describe);
+      return (await this.batch(client, key, () => queries[name], maxAgeMs)).forPods(pods.includes, pods.description);
     };
     const [inUse, typical, waiters, timeouts] = await Promise.all([read('inUse'), read('typical'), read('waiters'), read('timeouts')]);
     if (!inUse.valid) return inUse;

@@ -243,6 +243,10 @@ describe('deploymentPods: exactly the Deployment\'s own pods, by name', () => {
     expect(deploymentPods(deployment).includes(pod)).toBe(expected);
   });
 
+  it('describes the pods it looks for, for messages', () => {
+    expect(deploymentPods('api').description).toBe('the pods of deployment api (named api-<pod-template-hash>-<5 characters>)');
+  });
+
   it('has every pod name Kubernetes can give the Deployment, long names cut included (fuzz)', () => {
     fc.assert(
       fc.property(deploymentName(253), generated(1, 10), generated(5, 5), (deployment, hash, suffix) => {

@@ -416,7 +416,10 @@ describe('PrometheusClient.podSamples: one namespace-wide query pair read per De
     ({ body: vector(Object.entries(query === PAIR.expr ? values : times).map(([pod, value]) => ({ metric: { pod }, value }))) });
   const fresh = String(EVAL_TS - 1);
   const freshAll = (values: Record<string, string>): Record<string, string> => Object.fromEntries(Object.keys(values).map((pod) => [pod, fresh]));
-  const of = (deployment: string): [(pod: string) => boolean, string] => [deploymentPods(deployment).includes, `the pods of deployment ${deployment}`];
+  const of = (deployment: string): [(pod: string) => boolean, string] => {
+    const pods = deploymentPods(deployment);
+    return [pods.includes, pods.description];
+  };
 
   it('takes the busiest pod of each Deployment, only its own pods: api-worker and web-canary are not api and web', async () => {
     const requests: Recorded[] = [];
@@ -466,8 +469,9 @@ describe('PrometheusClient.podSamples: a pod whose sample time is missing', () =
   it('is NoData with a message about the sample time, never "NaN"', async () => {
     const PAIR = { expr: 'max by (pod) (u{namespace="ns"})', freshness: 'max by (pod) (timestamp(u{namespace="ns"}))' };
     const samples = await client((query) => ({ body: vector(query === PAIR.expr ? [{ metric: { pod: 'api-7c9b8d6f54-x2x9q' }, value: '50' }] : []) })).podSamples(PAIR, 60_000);
-    const sample = samples.forPods(deploymentPods('api').includes, 'the pods of deployment api');
-    expectProblem(sample, 'NoData', /no sample time for the pods of deployment api/);
+    const api = deploymentPods('api');
+    const sample = samples.forPods(api.includes, api.description);
+    expectProblem(sample, 'NoData', /no sample time for the pods of deployment api \(named api-<pod-template-hash>-<5 characters>\)/);
     if (!sample.valid) expect(sample.message).not.toMatch(/NaN/);
   });
 });
