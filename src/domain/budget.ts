@@ -18,7 +18,7 @@
  */
 import type { PoolPolicySpec, PoolSection } from '../api/v1alpha1/poolpolicy.js';
 import { follow, type Bounds } from './decide.js';
-import { sectionsOf } from './sections.js';
+import { sectionsOf, type SectionBudget } from './sections.js';
 
 export interface ConnectionShape {
   /** A setting that follows the leader (maxOverflow), counted on top of it. */
@@ -202,6 +202,59 @@ export function claimsOf(facts: PolicyFacts): BackendClaim[] {
 function fillClaim(pool: { key: string; bounds: Bounds }, overflow: { key: string; bounds: Bounds }, current: Readonly<Record<string, number>>): Pick<Claim, 'bounds' | 'wanted' | 'current'> {
   const bounds = { min: pool.bounds.min + overflow.bounds.min, max: pool.bounds.max + overflow.bounds.max };
   return { bounds, wanted: bounds.max, current: (current[pool.key] ?? pool.bounds.min) + (current[overflow.key] ?? overflow.bounds.min) };
+}
+
+/**
+ * What a pass reads about its policy's ConnectionBudget before it plans (under the budget's
+ * lock, so the peers' values include what the pass before applied).
+ */
+export interface BudgetFacts {
+  /** The policy these facts were read for, `namespace/name`. */
+  readonly policy: string;
+  /** maxConnections − reserved per backend, or why the budget cannot be evaluated. */
+  readonly capacity:
+    | { readonly ok: true; readonly capacity: Readonly<Partial<Record<Backend, number>>> }
+    | { readonly ok: false; readonly reason: string; readonly message: string };
+  /** Replicas of the policy's own target and PgBouncer, and PgBouncer's reserve_pool_size. */
+  readonly own: Pick<PolicyFacts, 'replicas' | 'pgbouncerReplicas' | 'reservePoolSize'>;
+  /** PgBouncer's replicas without surge pods: its surge pods exist only during a rollout. */
+  readonly pgbouncerSteadyReplicas: number;
+  /** The claims of the other policies drawing from the budget (none read when capacity is unknown). */
+  readonly peers: readonly BackendClaim[];
+}
+
+const BACKEND_NAMES: Readonly<Record<Backend, string>> = { postgres: 'PostgreSQL', redis: 'Redis', pgbouncer: 'PgBouncer client' };
+
+/**
+ * What the budget allows each section of a policy this pass, given what it wants (the plan
+ * before the budget) and holds. A budget that cannot be evaluated allows no growth in any
+ * section it covers.
+ */
+export function sectionBudgetsOf(
+  facts: BudgetFacts,
+  self: { readonly spec: PoolPolicySpec; readonly wanted: Readonly<Record<string, number>>; readonly current: Readonly<Record<string, number>> },
+): Partial<Record<PoolSection, SectionBudget>> {
+  const own = claimsOf({ policy: facts.policy, ...self, ...facts.own });
+  const result: Partial<Record<PoolSection, SectionBudget>> = {};
+  const capacity = facts.capacity;
+  if (!capacity.ok) {
+    for (const { section } of own) result[section] = { kind: 'unknown', reason: capacity.reason, message: capacity.message };
+    return result;
+  }
+  // The app side of PgBouncer: the policy's own max_client_conn (what it wants this pass) times
+  // PgBouncer's replicas; no other policy shares it.
+  const clientLimitKey = self.spec.pgbouncer && sectionsOf(self.spec).find((s) => s.section === 'pgbouncer')?.follower?.key;
+  const clientLimit = clientLimitKey === undefined ? undefined : self.wanted[clientLimitKey] ?? self.current[clientLimitKey];
+  for (const { backend, section, claim } of own) {
+    const total = backend === 'pgbouncer'
+      ? (clientLimit === undefined ? undefined : clientLimit * facts.pgbouncerSteadyReplicas)
+      : capacity.capacity[backend];
+    if (total === undefined) continue; // this budget does not cover the backend
+    const others = backend === 'pgbouncer' ? [] : facts.peers.filter((p) => p.backend === backend).map((p) => p.claim);
+    const { cap, needs, free, minimumsFit } = capFor(total, claim, others);
+    result[section] = { kind: 'cap', backend: BACKEND_NAMES[backend], cap, needs, free, minimumsFit };
+  }
+  return result;
 }
 
 export interface ShareInput {

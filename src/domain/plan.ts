@@ -22,6 +22,7 @@ import {
   type SettingChange,
 } from '../api/v1alpha1/poolpolicy.js';
 import { clamp, decide, follow, type Bounds, type Breach, type Decision, type LimitReason, type UtilizationSample } from './decide.js';
+import { sectionBudgetsOf, type BudgetFacts } from './budget.js';
 import { decideFill, decideShareFill, type DemandReading, type FillReason, type RestartCost } from './fill.js';
 import { sectionsOf, type SectionBudget, type SectionSettings, type SettingTarget } from './sections.js';
 import { nextCondition, toWrittenStatus, type ConditionInput, type WrittenCondition } from './status.js';
@@ -159,6 +160,18 @@ export function planPolicy(input: PlanInput): Plan {
   }
   events.push(...problemEvents(stored.conditions, conditions));
   return { envWrites: writesFor('env'), pgbouncerWrites: writesFor('pgbouncer'), changes, status, events };
+}
+
+/**
+ * The plan of a pass. With a budget it is planned twice: first for what utilization asks (the
+ * wanted values the fair share weighs), then within what the budget allows those wants.
+ */
+export function planWithinBudget(input: PlanInput, budget: BudgetFacts | undefined): Plan {
+  const unbudgeted = planPolicy(input);
+  if (!budget) return unbudgeted;
+  const current = Object.fromEntries([...input.readings].flatMap(([setting, r]) => (r.kind === 'value' ? [[setting, r.value]] : [])));
+  const wanted = unbudgeted.status.recommended ?? {};
+  return planPolicy({ ...input, budget: sectionBudgetsOf(budget, { spec: input.spec, wanted, current }) });
 }
 
 /**

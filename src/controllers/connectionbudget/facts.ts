@@ -9,12 +9,11 @@
  */
 import type { KubernetesObject, V1ConfigMap, V1Deployment, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
 import { parseConnectionBudgetSpec, type ConnectionBudgetSpec } from '../../api/v1alpha1/connectionbudget.js';
-import { parsePoolPolicySpec, parsePoolPolicyStatus, type PoolPolicySpec, type PoolSection } from '../../api/v1alpha1/poolpolicy.js';
-import { capFor, claimsOf, rolloutSurge, type Backend, type PolicyFacts } from '../../domain/budget.js';
+import { parsePoolPolicySpec, parsePoolPolicyStatus, type PoolPolicySpec } from '../../api/v1alpha1/poolpolicy.js';
+import { claimsOf, rolloutSurge, type Backend, type BudgetFacts, type PolicyFacts } from '../../domain/budget.js';
 import type { UtilizationSample } from '../../domain/decide.js';
 import { readPgbouncerSettings } from '../../domain/pgbouncer-ini.js';
 import { rolloutCompletedAt } from '../../domain/rollout.js';
-import { sectionsOf, type SectionBudget } from '../../domain/sections.js';
 import type { ObjectStore } from '../../runtime/informer.js';
 
 export interface BudgetStores {
@@ -141,43 +140,26 @@ export function deploymentFacts(stores: BudgetStores, namespace: string, spec: P
   };
 }
 
-const BACKEND_NAMES: Readonly<Record<Backend, string>> = { postgres: 'PostgreSQL', redis: 'Redis', pgbouncer: 'PgBouncer client' };
-
 /**
- * What the budget allows each section of `self` this pass. undefined when the policy has no
- * budgetRef. A budget that cannot be evaluated allows no growth in any section it covers.
+ * What the budget arithmetic (sectionBudgetsOf) needs about `self`'s ConnectionBudget, read from
+ * the caches, the ledger and the capacity queries. undefined when the policy has no budgetRef.
  */
-export async function sectionBudgets(
+export async function readBudgetFacts(
   stores: BudgetStores,
   ledger: AppliedLedger,
   query: CapacityQuery,
-  self: Omit<PolicyFacts, 'replicas' | 'pgbouncerReplicas' | 'reservePoolSize'> & { namespace: string },
-): Promise<Partial<Record<PoolSection, SectionBudget>> | undefined> {
+  self: { readonly policy: string; readonly namespace: string; readonly spec: PoolPolicySpec },
+): Promise<BudgetFacts | undefined> {
   const ref = self.spec.budgetRef;
   if (!ref) return undefined;
-  const facts: PolicyFacts = { ...self, ...deploymentFacts(stores, self.namespace, self.spec) };
-  const own = claimsOf(facts);
+  const own = deploymentFacts(stores, self.namespace, self.spec);
   const capacity = await budgetCapacity(stores, self.namespace, ref.name, query);
-  const result: Partial<Record<PoolSection, SectionBudget>> = {};
-  if (!capacity.ok) {
-    for (const { section } of own) result[section] = { kind: 'unknown', reason: capacity.reason, message: capacity.message };
-    return result;
-  }
-  const peers = policiesOfBudget(stores, self.namespace, ref.name)
-    .filter((p) => p.key !== self.policy)
-    .flatMap((p) => claimsOf(peerFacts(stores, ledger, self.namespace, p)));
-  // The app side of PgBouncer: the policy's own max_client_conn (what it wants this pass) times
-  // PgBouncer's replicas; no other policy shares it.
-  const clientLimitKey = self.spec.pgbouncer && sectionsOf(self.spec).find((s) => s.section === 'pgbouncer')?.follower?.key;
-  const clientLimit = clientLimitKey === undefined ? undefined : self.wanted[clientLimitKey] ?? self.current[clientLimitKey];
-  for (const { backend, section, claim } of own) {
-    // Capacity counts PgBouncer's steady replicas: its surge pods exist only during a rollout.
-    const pgbouncerSteady = self.spec.pgbouncer?.rolloutRef ? replicasOf(stores, self.namespace, self.spec.pgbouncer.rolloutRef.name, 'withoutSurge') : 1;
-    const total = backend === 'pgbouncer' ? (clientLimit === undefined ? undefined : clientLimit * pgbouncerSteady) : capacity.capacity[backend];
-    if (total === undefined) continue; // this budget does not cover the backend
-    const others = backend === 'pgbouncer' ? [] : peers.filter((p) => p.backend === backend).map((p) => p.claim);
-    const { cap, needs, free, minimumsFit } = capFor(total, claim, others);
-    result[section] = { kind: 'cap', backend: BACKEND_NAMES[backend], cap, needs, free, minimumsFit };
-  }
-  return result;
+  const peers = capacity.ok
+    ? policiesOfBudget(stores, self.namespace, ref.name)
+      .filter((p) => p.key !== self.policy)
+      .flatMap((p) => claimsOf(peerFacts(stores, ledger, self.namespace, p)))
+    : [];
+  const pgbouncerRollout = self.spec.pgbouncer?.rolloutRef;
+  const pgbouncerSteadyReplicas = pgbouncerRollout ? replicasOf(stores, self.namespace, pgbouncerRollout.name, 'withoutSurge') : 1;
+  return { policy: self.policy, capacity, own, pgbouncerSteadyReplicas, peers };
 }

@@ -27,9 +27,9 @@ import {
 } from '../../api/v1alpha1/poolpolicy.js';
 import type { UtilizationSample } from '../../domain/decide.js';
 import type { DemandReading, RestartCost } from '../../domain/fill.js';
-import { rolloutUnavailable } from '../../domain/budget.js';
+import { rolloutUnavailable, type BudgetFacts } from '../../domain/budget.js';
 import { readPgbouncerSettings, setPgbouncerSettings } from '../../domain/pgbouncer-ini.js';
-import { blockedEvents, blockedStatus, planPolicy, type Plan, type PlanInput, type PlannedEvent, type SettingReading } from '../../domain/plan.js';
+import { blockedEvents, blockedStatus, planWithinBudget, type Plan, type PlanInput, type PlannedEvent, type SettingReading } from '../../domain/plan.js';
 import { sectionsOf } from '../../domain/sections.js';
 import { lastAppliedBy, rolloutCompletedAt } from '../../domain/rollout.js';
 import { statusToWrite, toWrittenStatus } from '../../domain/status.js';
@@ -40,7 +40,7 @@ import type { Clock } from '../../runtime/clock.js';
 import type { Outcome } from '../../runtime/controller.js';
 import type { ObjectStore } from '../../runtime/informer.js';
 import { KeyedMutex } from '../../runtime/keyed-mutex.js';
-import { sectionBudgets, type AppliedLedger, type BudgetStores, type CapacityQuery } from '../connectionbudget/facts.js';
+import { readBudgetFacts, type AppliedLedger, type BudgetStores, type CapacityQuery } from '../connectionbudget/facts.js';
 import { splitKey, type PolicyKey } from './watches.js';
 
 export const POOLPOLICY_RESOURCE: PoolPolicyResource = { group: POOLPOLICY_GROUP, version: POOLPOLICY_VERSION, plural: POOLPOLICY_PLURAL, kind: POOLPOLICY_KIND };
@@ -98,16 +98,56 @@ export interface ReconcileReport {
 
 type PolicyObject = KubernetesObject & { spec?: unknown; status?: unknown };
 
-/** What the writes of one planned pass need to know. */
-interface PassContext {
+/** Why a pass cannot plan at all; `status` is Ready's. */
+interface Blocked {
+  readonly status: 'True' | 'False';
+  readonly reason: string;
+  readonly message: string;
+}
+
+/** Who the pass is about, and what it found stored. */
+interface PassIdentity {
   readonly key: PolicyKey;
   readonly ref: ObjectReference;
-  readonly spec: PoolPolicySpec;
   readonly namespace: string;
-  readonly containerName: string;
-  readonly configMap: V1ConfigMap | undefined;
+  readonly now: Date;
+  readonly generation: number;
   readonly previous: ParsedPoolPolicyStatus;
 }
+
+/** The PgBouncer side of a policy as read from its ConfigMap and rollout Deployment. */
+interface PgbouncerReading {
+  /** Readings of the pgbouncer section's settings (empty when the ConfigMap cannot be read). */
+  readonly readings: ReadonlyMap<string, SettingReading>;
+  readonly configMap: V1ConfigMap | undefined;
+  /** Why its settings cannot be edited, if so. */
+  readonly refusal: { readonly reason: string; readonly message: string } | undefined;
+  /** When its rollout last completed; undefined while one runs (epoch without a rolloutRef). */
+  readonly rolloutCompletedAt: Date | undefined;
+}
+
+/** Everything a pass of a policy that can plan reads before it plans. */
+interface PolicySnapshot extends PassIdentity {
+  readonly spec: PoolPolicySpec;
+  readonly deployment: V1Deployment;
+  readonly container: V1Container;
+  readonly pgbouncer: PgbouncerReading;
+  /** Every section's settings by key: env values from the container, PgBouncer's from its ConfigMap. */
+  readonly readings: ReadonlyMap<string, SettingReading>;
+  readonly samples: Readonly<Partial<Record<PoolSection, UtilizationSample>>>;
+  readonly demand: DemandReading | undefined;
+  readonly restart: RestartCost;
+  /** The budget's capacity and peers; undefined without a budgetRef (or budget support). */
+  readonly budget: BudgetFacts | undefined;
+}
+
+/** What {@link PoolPolicyReconciler.observe} found before the budget is read. */
+type Observation =
+  | { readonly kind: 'deleted' }
+  | (PassIdentity & { readonly kind: 'blocked'; readonly blocked: Blocked; readonly requeueAfterMs?: number })
+  | (Omit<PolicySnapshot, 'budget'> & { readonly kind: 'observed' });
+
+type Result = Outcome & { report?: ReconcileReport };
 
 export class PoolPolicyReconciler {
   private readonly budgetLocks = new KeyedMutex();
@@ -115,7 +155,7 @@ export class PoolPolicyReconciler {
   constructor(private readonly deps: ReconcilerDeps) {}
 
   /** Reconcile one policy; see the file comment for the outcome contract. */
-  async reconcile(key: PolicyKey): Promise<Outcome & { report?: ReconcileReport }> {
+  async reconcile(key: PolicyKey): Promise<Result> {
     const started = performance.now();
     const waited = { ms: 0 };
     try {
@@ -125,26 +165,47 @@ export class PoolPolicyReconciler {
     }
   }
 
-  private async reconcileTimed(key: PolicyKey, waited: { ms: number }): Promise<Outcome & { report?: ReconcileReport }> {
+  /** observe → plan → apply. */
+  private async reconcileTimed(key: PolicyKey, waited: { ms: number }): Promise<Result> {
+    const seen = await this.observe(key, waited);
+    if (seen.kind === 'deleted') return {}; // its target is left as it is
+    if (seen.kind === 'blocked') return this.applyBlocked(seen);
+    // Policies sharing a budget are reconciled one at a time, so each sees what the one before
+    // it applied (through the ledger, before the caches do) and their sum never crosses it.
+    const budgetRef = this.deps.budget ? seen.spec.budgetRef : undefined;
+    const release = budgetRef ? await this.budgetLocks.acquire(`${seen.namespace}/${budgetRef.name}`) : undefined;
+    try {
+      const snapshot: PolicySnapshot = { ...seen, budget: await this.observeBudget(seen) };
+      const plan = planWithinBudget(planInputOf(snapshot), snapshot.budget);
+      return await this.apply(snapshot, plan);
+    } finally {
+      release?.();
+    }
+  }
+
+  /**
+   * Reads the policy, its target, its PgBouncer ConfigMap (caches) and its samples and demand
+   * (Prometheus; that wait is added to `waited`). The budget is read later, under its lock.
+   */
+  private async observe(key: PolicyKey, waited: { ms: number }): Promise<Observation> {
     const { namespace, name } = splitKey(key);
     const policy: PolicyObject | undefined = this.deps.policies.get(name, namespace);
-    if (!policy) return {}; // deleted: its target is left as it is
-    const now = this.deps.clock.now();
-    const generation = policy.metadata?.generation ?? 0;
-    const previous = parsePoolPolicyStatus(policy.status);
+    if (!policy) return { kind: 'deleted' };
     const ref: ObjectReference = { apiVersion: POOLPOLICY_API_VERSION, kind: POOLPOLICY_KIND, namespace, name, uid: policy.metadata?.uid };
-
+    const identity: PassIdentity = {
+      key,
+      ref,
+      namespace,
+      now: this.deps.clock.now(),
+      generation: policy.metadata?.generation ?? 0,
+      previous: parsePoolPolicyStatus(policy.status),
+    };
     const parsed = parsePoolPolicySpec(policy.spec);
-    const target = parsed.ok ? this.resolveTarget(policy, parsed.spec, namespace) : { blocked: { status: 'False' as const, reason: ConditionReason.InvalidSpec, message: parsed.message } };
-    if ('blocked' in target) {
-      const status = blockedStatus(previous, generation, now, target.blocked);
-      const wrote = await this.writeStatus(key, previous, status);
-      await this.emit(ref, blockedEvents(previous, status));
-      const { status: readyStatus, reason, message } = target.blocked;
-      const report = { key, ready: `${readyStatus}/${reason}: ${message}`, current: status.current ?? {}, recommended: status.recommended ?? {}, changes: '', wroteStatus: wrote };
-      return target.requeueAfterMs === undefined ? { report } : { requeueAfterMs: target.requeueAfterMs, report };
-    }
-    const { spec, deployment, container } = target;
+    if (!parsed.ok) return { ...identity, kind: 'blocked', blocked: { status: 'False', reason: ConditionReason.InvalidSpec, message: parsed.message } };
+    const spec = parsed.spec;
+    const target = this.resolveTarget(policy, spec, namespace);
+    if ('blocked' in target) return { ...identity, kind: 'blocked', ...target };
+    const { deployment, container } = target;
 
     const pgbouncer = this.readPgbouncer(spec, namespace);
     const readings = new Map<string, SettingReading>(pgbouncer.readings);
@@ -155,35 +216,17 @@ export class PoolPolicyReconciler {
     const asked = performance.now();
     const [samples, demand] = await Promise.all([this.sampleSections(namespace, spec), this.readDemand(namespace, spec)]);
     waited.ms += performance.now() - asked;
+    const restart = restartCost(deployment, spec.processesPerPod);
+    return { ...identity, kind: 'observed', spec, deployment, container, pgbouncer, readings, samples, demand, restart };
+  }
 
-    const planInput: PlanInput = {
-      now,
-      generation,
-      spec,
-      previous,
-      readings,
-      samples,
-      rolloutCompletedAt: { env: rolloutCompletedAt(deployment), pgbouncer: pgbouncer.rolloutCompletedAt },
-      pgbouncerRefusal: pgbouncer.refusal,
-      lastAppliedAt: { env: lastAppliedBy(deployment, FIELD_MANAGER), pgbouncer: lastAppliedBy(pgbouncer.configMap, FIELD_MANAGER) },
-      demand,
-      restart: restartCost(deployment, spec.processesPerPod),
-    };
-    // Policies sharing a budget are reconciled one at a time, so each sees what the one before
-    // it applied (through the ledger, before the caches do) and their sum never crosses it.
-    const budgetRef = this.deps.budget ? spec.budgetRef : undefined;
-    const release = budgetRef ? await this.budgetLocks.acquire(`${namespace}/${budgetRef.name}`) : undefined;
-    try {
-      const plan = await this.planWithinBudget(key, namespace, planInput);
-      // Nothing usable from Prometheus at all: revisit less and less often (a change still wakes it).
-      const sampled = Object.values(samples);
-      const metricsDown = sampled.length > 0 && sampled.every((s) => !s.valid);
-      const metricsCondition = plan.status.conditions?.find((c) => c.type === ConditionType.MetricsAvailable);
-      const requeueAfterMs = metricsDown ? metricsBackoffMs(now, metricsCondition, spec.intervalMs) : spec.intervalMs;
-      return await this.carryOut({ key, ref, spec, namespace, containerName: container.name, configMap: pgbouncer.configMap, previous }, plan, requeueAfterMs);
-    } finally {
-      release?.();
-    }
+  /** The budget's capacity and peers, read while holding the budget's lock. */
+  private async observeBudget(seen: Omit<PolicySnapshot, 'budget'>): Promise<BudgetFacts | undefined> {
+    const budget = this.deps.budget;
+    if (!budget) return undefined;
+    const { policies, deployments, configMaps } = this.deps;
+    const stores: BudgetStores = { policies, deployments, configMaps, budgets: budget.budgets, hpas: budget.hpas };
+    return readBudgetFacts(stores, budget.ledger, budget.query, { policy: seen.key, namespace: seen.namespace, spec: seen.spec });
   }
 
   /**
@@ -191,24 +234,32 @@ export class PoolPolicyReconciler {
    * conflict with an earlier policy, a missing target or container (revisited after the interval).
    */
   private resolveTarget(policy: PolicyObject, spec: PoolPolicySpec, namespace: string):
-    | { readonly spec: PoolPolicySpec; readonly deployment: V1Deployment; readonly container: V1Container }
-    | { readonly blocked: { status: 'True' | 'False'; reason: string; message: string }; readonly requeueAfterMs?: number } {
-    if (spec.mode === 'Paused') return { blocked: { status: 'True', reason: ConditionReason.Paused, message: 'mode Paused: nothing is evaluated or written; set spec.mode to Auto or Recommend to resume' } };
-    const rival = this.earlierPolicyOnSameTarget(policy, spec.targetRef.name);
-    if (rival) {
-      return { blocked: { status: 'False', reason: ConditionReason.Conflict, message: `PoolPolicy ${rival} already manages deployment ${spec.targetRef.name}; delete one of the two or point spec.targetRef elsewhere` } };
+    | { readonly deployment: V1Deployment; readonly container: V1Container }
+    | { readonly blocked: Blocked; readonly requeueAfterMs?: number } {
+    const target = spec.targetRef.name;
+    if (spec.mode === 'Paused') {
+      const message = 'mode Paused: nothing is evaluated or written; set spec.mode to Auto or Recommend to resume';
+      return { blocked: { status: 'True', reason: ConditionReason.Paused, message } };
     }
-    const deployment = this.deps.deployments.get(spec.targetRef.name, namespace);
+    const rival = this.earlierPolicyOnSameTarget(policy, target);
+    if (rival) {
+      const message = `PoolPolicy ${rival} already manages deployment ${target}; delete one of the two or point spec.targetRef elsewhere`;
+      return { blocked: { status: 'False', reason: ConditionReason.Conflict, message } };
+    }
+    const deployment = this.deps.deployments.get(target, namespace);
     if (!deployment) {
-      return { blocked: { status: 'False', reason: ConditionReason.TargetNotFound, message: `deployment ${spec.targetRef.name} not found in namespace ${namespace}; create it or fix spec.targetRef.name` }, requeueAfterMs: spec.intervalMs };
+      const message = `deployment ${target} not found in namespace ${namespace}; create it or fix spec.targetRef.name`;
+      return { blocked: { status: 'False', reason: ConditionReason.TargetNotFound, message }, requeueAfterMs: spec.intervalMs };
     }
     const containers = deployment.spec?.template.spec?.containers ?? [];
-    const container = spec.targetRef.container === undefined ? containers[0] : containers.find((c) => c.name === spec.targetRef.container);
+    const wanted = spec.targetRef.container;
+    const container = wanted === undefined ? containers[0] : containers.find((c) => c.name === wanted);
     if (!container) {
-      const names = containers.map((c) => c.name).join(', ');
-      return { blocked: { status: 'False', reason: ConditionReason.ContainerNotFound, message: `deployment ${spec.targetRef.name} has no container ${spec.targetRef.container ?? '(none at all)'}; its containers are: ${names || 'none'}; fix spec.targetRef.container` } };
+      const names = containers.map((c) => c.name).join(', ') || 'none';
+      const message = `deployment ${target} has no container ${wanted ?? '(none at all)'}; its containers are: ${names}; fix spec.targetRef.container`;
+      return { blocked: { status: 'False', reason: ConditionReason.ContainerNotFound, message } };
     }
-    return { spec, deployment, container };
+    return { deployment, container };
   }
 
   private async sampleSections(namespace: string, spec: PoolPolicySpec): Promise<Partial<Record<PoolSection, UtilizationSample>>> {
@@ -227,24 +278,27 @@ export class PoolPolicyReconciler {
     return source.demand({ namespace, deployment: spec.targetRef.name, spec });
   }
 
-  /**
-   * The plan; with a budget, planned twice: first for what utilization asks (the wanted values
-   * the fair share weighs), then within what the budget allows.
-   */
-  private async planWithinBudget(key: PolicyKey, namespace: string, input: PlanInput): Promise<Plan> {
-    const plan = planPolicy(input);
-    const budget = this.deps.budget;
-    if (!budget || !input.spec.budgetRef) return plan;
-    const current = Object.fromEntries([...input.readings].flatMap(([setting, r]) => (r.kind === 'value' ? [[setting, r.value]] : [])));
-    const { policies, deployments, configMaps } = this.deps;
-    const stores: BudgetStores = { policies, deployments, configMaps, budgets: budget.budgets, hpas: budget.hpas };
-    const limits = await sectionBudgets(stores, budget.ledger, budget.query, { policy: key, namespace, spec: input.spec, wanted: plan.status.recommended ?? {}, current });
-    return planPolicy({ ...input, budget: limits });
+  /** A pass that cannot plan writes only its status and Warning event. */
+  private async applyBlocked(seen: PassIdentity & { readonly blocked: Blocked; readonly requeueAfterMs?: number }): Promise<Result> {
+    const { key, ref, previous, generation, now, blocked } = seen;
+    const status = blockedStatus(previous, generation, now, blocked);
+    const wrote = await this.writeStatus(key, previous, status);
+    await this.emit(ref, blockedEvents(previous, status));
+    const report: ReconcileReport = {
+      key,
+      ready: `${blocked.status}/${blocked.reason}: ${blocked.message}`,
+      current: status.current ?? {},
+      recommended: status.recommended ?? {},
+      changes: '',
+      wroteStatus: wrote,
+    };
+    return seen.requeueAfterMs === undefined ? { report } : { requeueAfterMs: seen.requeueAfterMs, report };
   }
 
   /** Performs the plan's writes, then the status and events; records applied values in the ledger. */
-  private async carryOut(pass: PassContext, plan: Plan, requeueAfterMs: number): Promise<Outcome & { report: ReconcileReport }> {
-    const { key, ref, spec, namespace, containerName, configMap, previous } = pass;
+  private async apply(snapshot: PolicySnapshot, plan: Plan): Promise<Outcome & { report: ReconcileReport }> {
+    const { key, ref, spec, namespace, container, previous } = snapshot;
+    const configMap = snapshot.pgbouncer.configMap;
     if (plan.envWrites.size > 0) {
       const env = [...plan.envWrites].map(([envName, value]) => ({ name: envName, value: String(value) }));
       // Apply every env entry poolpilot owns, not just the changed ones: an apply drops the
@@ -254,7 +308,7 @@ export class PoolPolicyReconciler {
         const value = plan.envWrites.get(envName) ?? plan.status.current?.[envName];
         return value === undefined ? [] : [{ name: envName, value: String(value) }];
       });
-      await this.deps.writer.applyContainerEnv(namespace, spec.targetRef.name, containerName, full);
+      await this.deps.writer.applyContainerEnv(namespace, spec.targetRef.name, container.name, full);
       this.deps.log.info({ policy: key, env }, 'applied pool env');
     }
     if (plan.pgbouncerWrites.size > 0 && spec.pgbouncer && configMap) {
@@ -268,7 +322,7 @@ export class PoolPolicyReconciler {
     this.deps.onPlan?.(key, plan);
     const ready = plan.status.conditions?.find((c) => c.type === 'Ready');
     return {
-      requeueAfterMs,
+      requeueAfterMs: nextVisitMs(snapshot, plan),
       report: {
         key,
         ready: ready ? `${ready.status}/${ready.reason}: ${ready.message}` : 'unknown',
@@ -293,40 +347,38 @@ export class PoolPolicyReconciler {
     return rivals[0]?.metadata?.name;
   }
 
-  private readPgbouncer(spec: PoolPolicySpec, namespace: string): {
-    readings: Map<string, SettingReading>;
-    configMap: V1ConfigMap | undefined;
-    refusal: { reason: string; message: string } | undefined;
-    rolloutCompletedAt: Date | undefined;
-  } {
+  private readPgbouncer(spec: PoolPolicySpec, namespace: string): PgbouncerReading {
     const readings = new Map<string, SettingReading>();
     const pg = spec.pgbouncer;
     if (!pg) return { readings, configMap: undefined, refusal: undefined, rolloutCompletedAt: new Date(0) };
-    const section = sectionsOf(spec).find((s) => s.section === 'pgbouncer');
-    const keys = section ? [section.leader.key, ...(section.follower ? [section.follower.key] : [])] : [];
     let rolloutAt: Date | undefined = new Date(0);
     if (pg.rolloutRef) {
       const rollout = this.deps.deployments.get(pg.rolloutRef.name, namespace);
-      if (!rollout) return { readings, configMap: undefined, refusal: { reason: 'RolloutTargetNotFound', message: `spec.pgbouncer.rolloutRef: deployment ${pg.rolloutRef.name} not found in namespace ${namespace}` }, rolloutCompletedAt: undefined };
+      if (!rollout) {
+        const message = `spec.pgbouncer.rolloutRef: deployment ${pg.rolloutRef.name} not found in namespace ${namespace}`;
+        return { readings, configMap: undefined, refusal: { reason: 'RolloutTargetNotFound', message }, rolloutCompletedAt: undefined };
+      }
       rolloutAt = rolloutCompletedAt(rollout);
     }
     const configMap = this.deps.configMaps.get(pg.configMapRef.name, namespace);
+    const { name: configMapName, key: iniKey } = pg.configMapRef;
+    const refused = (reason: string, message: string): PgbouncerReading => ({ readings, configMap, refusal: { reason, message }, rolloutCompletedAt: rolloutAt });
     if (!configMap) {
-      return { readings, configMap, refusal: { reason: 'ConfigMapNotFound', message: `configmap ${pg.configMapRef.name} not found in namespace ${namespace}; create it or fix spec.pgbouncer.configMapRef.name` }, rolloutCompletedAt: rolloutAt };
+      return refused('ConfigMapNotFound', `configmap ${configMapName} not found in namespace ${namespace}; create it or fix spec.pgbouncer.configMapRef.name`);
     }
+    const section = sectionsOf(spec).find((s) => s.section === 'pgbouncer');
+    const keys = section ? [section.leader.key, ...(section.follower ? [section.follower.key] : [])] : [];
     if (pg.format === 'env') {
-      for (const key of keys) readings.set(key, parseSetting(configMap.data?.[key], `configmap ${pg.configMapRef.name} key ${key}`));
-      return { readings, configMap, refusal: undefined, rolloutCompletedAt: rolloutAt };
-    }
-    const text = configMap.data?.[pg.configMapRef.key];
-    if (text === undefined) {
-      return { readings, configMap, refusal: { reason: ConditionReason.IniRefused, message: `configmap ${pg.configMapRef.name} has no key ${pg.configMapRef.key}; fix spec.pgbouncer.configMapRef.key` }, rolloutCompletedAt: rolloutAt };
-    }
-    const read = readPgbouncerSettings(text, keys);
-    if (!read.ok) return { readings, configMap, refusal: { reason: ConditionReason.IniRefused, message: `configmap ${pg.configMapRef.name} key ${pg.configMapRef.key}: ${read.message}` }, rolloutCompletedAt: rolloutAt };
-    for (const key of keys) {
-      const value = read.values.get(key);
-      readings.set(key, value === undefined ? { kind: 'missing' } : { kind: 'value', value });
+      for (const key of keys) readings.set(key, parseSetting(configMap.data?.[key], `configmap ${configMapName} key ${key}`));
+    } else {
+      const text = configMap.data?.[iniKey];
+      if (text === undefined) return refused(ConditionReason.IniRefused, `configmap ${configMapName} has no key ${iniKey}; fix spec.pgbouncer.configMapRef.key`);
+      const read = readPgbouncerSettings(text, keys);
+      if (!read.ok) return refused(ConditionReason.IniRefused, `configmap ${configMapName} key ${iniKey}: ${read.message}`);
+      for (const key of keys) {
+        const value = read.values.get(key);
+        readings.set(key, value === undefined ? { kind: 'missing' } : { kind: 'value', value });
+      }
     }
     return { readings, configMap, refusal: undefined, rolloutCompletedAt: rolloutAt };
   }
@@ -371,6 +423,35 @@ export class PoolPolicyReconciler {
       }
     }
   }
+}
+
+/** What the pure plan reads from a snapshot. */
+function planInputOf(snapshot: PolicySnapshot): PlanInput {
+  const { now, generation, spec, previous, readings, samples, deployment, pgbouncer, demand, restart } = snapshot;
+  return {
+    now,
+    generation,
+    spec,
+    previous,
+    readings,
+    samples,
+    rolloutCompletedAt: { env: rolloutCompletedAt(deployment), pgbouncer: pgbouncer.rolloutCompletedAt },
+    pgbouncerRefusal: pgbouncer.refusal,
+    lastAppliedAt: { env: lastAppliedBy(deployment, FIELD_MANAGER), pgbouncer: lastAppliedBy(pgbouncer.configMap, FIELD_MANAGER) },
+    demand,
+    restart,
+  };
+}
+
+/**
+ * After spec.interval; while nothing usable comes from Prometheus at all, less and less often
+ * (a change still wakes the policy).
+ */
+function nextVisitMs(snapshot: PolicySnapshot, plan: Plan): number {
+  const sampled = Object.values(snapshot.samples);
+  const metricsDown = sampled.length > 0 && sampled.every((s) => !s.valid);
+  const metricsCondition = plan.status.conditions?.find((c) => c.type === ConditionType.MetricsAvailable);
+  return metricsDown ? metricsBackoffMs(snapshot.now, metricsCondition, snapshot.spec.intervalMs) : snapshot.spec.intervalMs;
 }
 
 /** Processes holding pools, and those that keep serving while a rollout replaces the pods. */

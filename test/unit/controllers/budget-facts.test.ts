@@ -2,7 +2,8 @@ import { describe, expect, it } from '@jest/globals';
 import type { KubernetesObject, V1ConfigMap, V1Deployment, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
 import { parsePoolPolicySpec, type PoolPolicySpec } from '../../../src/api/v1alpha1/poolpolicy.js';
 import { MemoryStore } from '../../support/memory-store.js';
-import { AppliedLedger, replicasOf, sectionBudgets, type BudgetStores, type CapacityQuery } from '../../../src/controllers/connectionbudget/facts.js';
+import { AppliedLedger, readBudgetFacts, replicasOf, type BudgetStores, type CapacityQuery } from '../../../src/controllers/connectionbudget/facts.js';
+import { sectionBudgetsOf } from '../../../src/domain/budget.js';
 
 function spec(raw: unknown): PoolPolicySpec {
   const parsed = parsePoolPolicySpec(raw);
@@ -66,7 +67,13 @@ describe('replicasOf: no surge once the rollout completed', () => {
   });
 });
 
-describe('sectionBudgets', () => {
+/** What a reconcile does: read the facts, then the pure arithmetic. */
+async function sectionBudgets(s: BudgetStores, ledger: AppliedLedger, query: CapacityQuery, self: typeof SELF): Promise<ReturnType<typeof sectionBudgetsOf> | undefined> {
+  const facts = await readBudgetFacts(s, ledger, query, self);
+  return facts && sectionBudgetsOf(facts, self);
+}
+
+describe('readBudgetFacts + sectionBudgetsOf', () => {
   it('caps the database section at what 2 replicas × (pool + overflow) may hold within 90', async () => {
     const result = await sectionBudgets(stores(), new AppliedLedger(), failingQuery, SELF);
     expect(result?.database).toEqual({ kind: 'cap', backend: 'PostgreSQL', cap: 22, needs: 160, free: 90, minimumsFit: true });
