@@ -7,7 +7,8 @@
   established; bench/arms_report.py takes the first and last to get connections opened per second),
   `waiters` and `timeouts_total` (sums over pods of voiceassist_db_pool_waiters and
   voiceassist_db_pool_timeouts_total);
-- every answered request's latency is kept and written at the end to latencies.json next to --out
+- every answered request's latency is kept and written at the end next to --out, to latencies.json
+  for samples.jsonl and latencies-<app>.json for samples-<app>.jsonl (demo/run.sh with DEMO_APPS=2)
   ({"ok": [seconds, ...]}: successful requests, client side, as load.py measures them), with
   "counts": the answers of every kind over the whole run, those that came after the last sample
   included (the samples miss them).
@@ -75,8 +76,16 @@ def out_path():
     raise SystemExit("arms_load: --out is required")
 
 
+def latencies_path(samples_path):
+    """latencies.json beside samples.jsonl; latencies-<app>.json beside samples-<app>.jsonl."""
+    directory, name = os.path.split(os.path.abspath(samples_path))
+    stem = name[: -len(".jsonl")] if name.endswith(".jsonl") else name
+    suffix = stem[len("samples"):] if stem.startswith("samples") else f"-{stem}"
+    return os.path.join(directory, f"latencies{suffix}.json")
+
+
 if __name__ == "__main__":
-    target = os.path.join(os.path.dirname(os.path.abspath(out_path())), "latencies.json")
+    target = latencies_path(out_path())
     rc = 1
     try:
         rc = asyncio.run(load.main())

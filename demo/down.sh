@@ -24,6 +24,10 @@ stop_pid() { # name pid
 shopt -s nullglob
 # The load generator, the operator and the node agent first (the agent stops its pods), then pods
 # the agent left behind, then the backends.
+for pidfile in "$state"/pids/load-*.pid; do   # one load generator per app (DEMO_APPS=2)
+  stop_pid "$(basename "$pidfile" .pid)" "$(cat "$pidfile")"
+  rm -f "$pidfile"
+done
 for name in load operator node-agent; do
   [[ -f $state/pids/$name.pid ]] && stop_pid "$name" "$(cat "$state/pids/$name.pid")"
   rm -f "$state/pids/$name.pid"

@@ -9,6 +9,14 @@
 # manifest's start values 10 / 20 / 10;
 # DEMO_OUT_DIR (default .local/demo) gets samples.jsonl, the report, policy/events/deployment JSON
 # and a copy of logs/; DEMO_LOAD replaces demo/load.py (same arguments).
+# DEMO_APPS=2 (bench/arms.sh trace T3) adds a second app on the same database and Redis,
+# reports-api (demo/manifests/second-app.yaml, same start values; in the poolpilot arm its
+# PoolPolicy deploy/samples/demo/poolpolicy-reports-api.yaml on the same ConnectionBudget), and
+# loads both apps at once, one load generator each: voiceassist-api with DEMO_PHASES, reports-api
+# with DEMO_PHASES_B (defaults 5:15,120:60,10:60,10:40 and 10:15,10:60,120:60,5:40: offset
+# peaks), seeds DEMO_SEED-<app>. Per app, DEMO_OUT_DIR gets samples-<app>.jsonl (and
+# latencies-<app>.json from bench/arms_load.py), policy-<app>.json, deployment-<app>.json and
+# <app>/report.md; no samples.jsonl.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -21,6 +29,12 @@ out=${DEMO_OUT_DIR:-$state}
 pool_size=${DEMO_POOL_SIZE:-10}
 max_overflow=${DEMO_MAX_OVERFLOW:-20}
 redis_max=${DEMO_REDIS_MAX_CONNECTIONS:-10}
+apps_count=${DEMO_APPS:-1}
+case $apps_count in
+  1) apps=(voiceassist-api) ;;
+  2) apps=(voiceassist-api reports-api) ;;
+  *) echo "demo: DEMO_APPS must be 1 or 2, not '$apps_count'" >&2; exit 2 ;;
+esac
 node=$root/node_modules/.bin/node
 log() { echo "demo: $*" >&2; }
 
@@ -45,7 +59,8 @@ trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
 mkdir -p "$state/logs" "$state/pids" "$out"
-rm -f "$out/samples.jsonl" "$out/report.md" "$out/report.svg" "$out/events.json" "$out/policy.json" "$out/deployment.json"
+rm -f "$out/samples.jsonl" "$out/report.md" "$out/report.svg" "$out/events.json" "$out/policy.json" "$out/deployment.json" \
+  "$out"/samples-*.jsonl "$out"/policy-*.json "$out"/deployment-*.json
 bash "$here/up.sh"
 # shellcheck disable=SC1091
 source "$state/env"
@@ -56,18 +71,25 @@ kctl wait --for=condition=Established --timeout=60s crd --all >/dev/null
 kctl apply -f - >/dev/null <<<'{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"demo"}}'
 kctl -n demo delete poolpolicies,connectionbudgets,deployments,configmaps --all --ignore-not-found --wait >/dev/null
 kctl -n demo delete events --all --ignore-not-found >/dev/null 2>&1 || true
-sed -e "s/__PG_PORT__/$PG_PORT/g" -e "s/__REDIS_PORT__/$REDIS_PORT/g" -e "s/__PGBOUNCER_PORT__/$PGBOUNCER_PORT/g" \
-  -e "s/{name: DB_POOL_SIZE, value: \"10\"}/{name: DB_POOL_SIZE, value: \"$pool_size\"}/" \
-  -e "s/{name: DB_MAX_OVERFLOW, value: \"20\"}/{name: DB_MAX_OVERFLOW, value: \"$max_overflow\"}/" \
-  -e "s/{name: REDIS_MAX_CONNECTIONS, value: \"10\"}/{name: REDIS_MAX_CONNECTIONS, value: \"$redis_max\"}/" \
-  demo/manifests/demo.yaml | kctl apply -f - >/dev/null
+apply_manifest() { # file: the ports and the start values replaced
+  sed -e "s/__PG_PORT__/$PG_PORT/g" -e "s/__REDIS_PORT__/$REDIS_PORT/g" -e "s/__PGBOUNCER_PORT__/$PGBOUNCER_PORT/g" \
+    -e "s/{name: DB_POOL_SIZE, value: \"10\"}/{name: DB_POOL_SIZE, value: \"$pool_size\"}/" \
+    -e "s/{name: DB_MAX_OVERFLOW, value: \"20\"}/{name: DB_MAX_OVERFLOW, value: \"$max_overflow\"}/" \
+    -e "s/{name: REDIS_MAX_CONNECTIONS, value: \"10\"}/{name: REDIS_MAX_CONNECTIONS, value: \"$redis_max\"}/" \
+    "$1" | kctl apply -f - >/dev/null
+}
+apply_manifest demo/manifests/demo.yaml
 log "applied demo/manifests/demo.yaml: voiceassist-api (2 replicas, DB_POOL_SIZE=$pool_size, DB_MAX_OVERFLOW=$max_overflow, REDIS_MAX_CONNECTIONS=$redis_max), pgbouncer + its ConfigMap"
+if ((apps_count == 2)); then
+  apply_manifest demo/manifests/second-app.yaml
+  log "applied demo/manifests/second-app.yaml: reports-api (2 replicas, same start values)"
+fi
 
 setsid "$node" "$state/build/node-agent.js" --kubeconfig "$KUBECONFIG" --namespace demo \
   --targets-dir "$PROMETHEUS_TARGETS_DIR" --state-dir "$state" --cwd "$root" >"$state/logs/node-agent.log" 2>&1 </dev/null &
 echo $! >"$state/pids/node-agent.pid"
 log "node agent started (pid $!, log $state/logs/node-agent.log)"
-for d in voiceassist-api pgbouncer; do
+for d in "${apps[@]}" pgbouncer; do
   kctl -n demo rollout status "deployment/$d" --timeout=90s >/dev/null ||
     { log "deployment $d did not become ready:"; tail -n 30 "$state/logs/node-agent.log" >&2; exit 1; }
 done
@@ -77,35 +99,72 @@ log "pods ready: $(kctl -n demo get deploy -o jsonpath='{range .items[*]}{.metad
 /usr/bin/psql -X -w -h 127.0.0.1 -p "$PGBOUNCER_PORT" -U admin -d pgbouncer -qAtc 'SHOW DATABASES' | grep -q '^app|' &&
   log "pgbouncer on 127.0.0.1:$PGBOUNCER_PORT is up and lists database app"
 
-for _ in $(seq 60); do   # Prometheus scrapes both pods before poolpilot starts (else: NoData at first)
+for _ in $(seq 60); do   # Prometheus scrapes every app pod before poolpilot starts (else: NoData at first)
   n=$(curl -fsG "$PROMETHEUS_URL/api/v1/query" --data-urlencode 'query=count(voiceassist_db_pool_size{namespace="demo"})' |
     /usr/bin/python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else 0)')
-  [[ $n == 2 ]] && break
+  [[ $n == $((2 * apps_count)) ]] && break
   sleep 0.5
 done
 if [[ $arm == poolpilot ]]; then
-kctl apply -f deploy/samples/demo/ >/dev/null
+policies=(-f deploy/samples/demo/connectionbudget.yaml -f deploy/samples/demo/poolpolicy.yaml)
+((apps_count == 2)) && policies+=(-f deploy/samples/demo/poolpolicy-reports-api.yaml)
+kctl apply "${policies[@]}" >/dev/null
 setsid "$node" dist/cli.js run --kubeconfig "$KUBECONFIG" --prometheus-url "$PROMETHEUS_URL" --namespace demo \
   --metrics-addr 127.0.0.1:0 --health-addr 127.0.0.1:0 --log-level info >"$state/logs/operator.log" 2>&1 </dev/null &
 echo $! >"$state/pids/operator.pid"
-log "poolpilot started (pid $!, log $state/logs/operator.log); policy deploy/samples/demo/poolpolicy.yaml"
+log "poolpilot started (pid $!, log $state/logs/operator.log); policies: ${policies[*]}"
 else
   log "static arm: no operator, no PoolPolicy; the pools stay at $pool_size + $max_overflow"
 fi
 
 load_rc=0
-/usr/bin/python3 "${DEMO_LOAD:-demo/load.py}" --targets-dir "$PROMETHEUS_TARGETS_DIR" --prometheus-url "$PROMETHEUS_URL" \
-  --kubeconfig "$KUBECONFIG" --pg-port "$PG_PORT" --out "$out/samples.jsonl" & 
-load_pid=$!
-echo "$load_pid" >"$state/pids/load.pid"
-wait "$load_pid" || load_rc=$?
-rm -f "$state/pids/load.pid"
+load_args=(--targets-dir "$PROMETHEUS_TARGETS_DIR" --prometheus-url "$PROMETHEUS_URL" --kubeconfig "$KUBECONFIG" --pg-port "$PG_PORT")
+if ((apps_count == 1)); then
+  /usr/bin/python3 "${DEMO_LOAD:-demo/load.py}" "${load_args[@]}" --out "$out/samples.jsonl" &
+  load_pid=$!
+  echo "$load_pid" >"$state/pids/load.pid"
+  wait "$load_pid" || load_rc=$?
+  rm -f "$state/pids/load.pid"
+else
+  # One load generator per app, started together and awaited together; their lines are prefixed.
+  declare -A app_phases=([voiceassist-api]=${DEMO_PHASES:-5:15,120:60,10:60,10:40} [reports-api]=${DEMO_PHASES_B:-10:15,10:60,120:60,5:40})
+  load_pids=()
+  for app in "${apps[@]}"; do
+    /usr/bin/python3 "${DEMO_LOAD:-demo/load.py}" "${load_args[@]}" --deployment "$app" --phases "${app_phases[$app]}" \
+      --seed "${DEMO_SEED:-1}-$app" --out "$out/samples-$app.jsonl" > >(sed -u "s/^/$app: /") 2>&1 &
+    load_pids+=($!)
+    echo "$!" >"$state/pids/load-$app.pid"   # demo/down.sh stops every pids/*.pid
+  done
+  for pid in "${load_pids[@]}"; do
+    pid_rc=0
+    wait "$pid" || pid_rc=$?
+    ((load_rc != 0)) || load_rc=$pid_rc
+  done
+  rm -f "$state"/pids/load-*.pid
+fi
 
-kctl -n demo get poolpolicy voiceassist-api -o json >"$out/policy.json" 2>/dev/null || rm -f "$out/policy.json"   # none in a static arm
 kctl -n demo get events.events.k8s.io -o json >"$out/events.json" 2>/dev/null || true
-kctl -n demo get deployment voiceassist-api -o json >"$out/deployment.json" 2>/dev/null || true
+if ((apps_count == 1)); then
+  kctl -n demo get poolpolicy voiceassist-api -o json >"$out/policy.json" 2>/dev/null || rm -f "$out/policy.json"   # none in a static arm
+  kctl -n demo get deployment voiceassist-api -o json >"$out/deployment.json" 2>/dev/null || true
+else
+  for app in "${apps[@]}"; do
+    kctl -n demo get poolpolicy "$app" -o json >"$out/policy-$app.json" 2>/dev/null || rm -f "$out/policy-$app.json"
+    kctl -n demo get deployment "$app" -o json >"$out/deployment-$app.json" 2>/dev/null || true
+  done
+fi
 kctl -n demo get poolpolicy,connectionbudget,deployment >&2 || true
-/usr/bin/python3 demo/report.py --samples "$out/samples.jsonl" --out-dir "$out" \
-  --policy "$out/policy.json" --events "$out/events.json" --max-connections 100 --reserved 3
-log "report: $out/report.md, chart: $out/report.svg"
+if ((apps_count == 1)); then
+  /usr/bin/python3 demo/report.py --samples "$out/samples.jsonl" --out-dir "$out" \
+    --policy "$out/policy.json" --events "$out/events.json" --max-connections 100 --reserved 3
+  log "report: $out/report.md, chart: $out/report.svg"
+else
+  for app in "${apps[@]}"; do   # one report per app (its own samples; PostgreSQL connections are both apps')
+    mkdir -p "$out/$app"
+    /usr/bin/python3 demo/report.py --samples "$out/samples-$app.jsonl" --out-dir "$out/$app" \
+      --policy "$out/policy-$app.json" --events "$out/events.json" --max-connections 100 --reserved 3 ||
+      log "demo/report.py failed for $app (its samples are kept in $out/samples-$app.jsonl)"
+    log "report of $app: $out/$app/report.md, chart: $out/$app/report.svg"
+  done
+fi
 exit "$load_rc"

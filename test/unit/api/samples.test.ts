@@ -24,6 +24,7 @@ function parseSample(doc: Record<string, unknown>): { ok: true } | { ok: false; 
 
 const samplesDir = fileURLToPath(new URL('../../../deploy/samples/', import.meta.url));
 const invalidDir = fileURLToPath(new URL('../../../deploy/samples/invalid/', import.meta.url));
+const demoDir = fileURLToPath(new URL('../../../deploy/samples/demo/', import.meta.url));
 
 const yamlFiles = (dir: string): string[] => readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort();
 
@@ -101,5 +102,24 @@ describe('deploy/samples/invalid', () => {
     const result = parseSample(doc);
     expect(result.ok).toBe(false);
     if (!result.ok) expect(result.message).toContain(`${expectedPath ?? '?'}: `);
+  });
+});
+
+describe('deploy/samples/demo', () => {
+  // bench/arms.sh trace T3 compares static splits with poolpilot on two apps: both policies must
+  // differ only in the Deployment they tune, or the comparison measures their settings instead.
+  it('gives the second app (reports-api) the PoolPolicy of voiceassist-api on the same ConnectionBudget', () => {
+    const first = readObject(`${demoDir}poolpolicy.yaml`).doc;
+    const second = readObject(`${demoDir}poolpolicy-reports-api.yaml`).doc;
+    for (const doc of [first, second]) {
+      const result = parseSample(doc);
+      if (!result.ok) throw new Error(result.message);
+    }
+    const { targetRef: firstTarget, ...firstSettings } = first.spec as Record<string, unknown>;
+    const { targetRef: secondTarget, ...secondSettings } = second.spec as Record<string, unknown>;
+    expect(firstTarget).toEqual({ name: 'voiceassist-api', container: 'api' });
+    expect(secondTarget).toEqual({ name: 'reports-api', container: 'api' });
+    expect(secondSettings).toEqual(firstSettings);
+    expect(second.metadata).toEqual({ name: 'reports-api', namespace: 'demo' });
   });
 });
