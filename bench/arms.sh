@@ -11,11 +11,24 @@
 # Traces (users:seconds per phase):
 #   T1  the runbook trace  BENCH_T1_PHASES, default 5:15,50:45,120:90,20:40   (~3.2 min of load)
 #   T2  a second peak      BENCH_T2_PHASES, default 5:15,120:60,20:40,120:60,20:20 (~3.3 min)
-# BENCH_TRACES ("T1 T2"), BENCH_REPEATS (3) and BENCH_ARMS_ONLY ("A B D C") select the runs;
-# BENCH_SEED (1) is the base seed. Order: for each repeat, for each trace, each arm in turn, so
-# drift of the shared machine hits every arm alike; every arm of one (trace, repeat) gets the same
-# seed (DEMO_SEED=<base>-<trace>-r<n>), so the same arrival sequence. A run takes ~3.5 min with
-# set-up (about 20 s); the full matrix of 24 runs about 85 min.
+#   T3  two apps sharing one ConnectionBudget with offset peaks (demo/run.sh with DEMO_APPS=2:
+#       voiceassist-api and reports-api, 2 replicas each, one load generator per app, seeds
+#       <seed>-voiceassist-api and <seed>-reports-api): voiceassist-api BENCH_T3_PHASES_A, default
+#       5:15,120:60,10:60,10:40, reports-api BENCH_T3_PHASES_B, default 10:15,10:60,120:60,5:40
+#       (~3 min). Its arms (BENCH_T3_ARMS, default "S C"; the A B D C settings are for one app):
+#   S   best static split        DB_POOL_SIZE 8 / DB_MAX_OVERFLOW 16 for both apps (97 usable /
+#                                4 processes = 24 a process; the traces are symmetric, so an
+#                                asymmetric split makes one app's peak worse), REDIS_MAX_CONNECTIONS 50
+#   S2  static split 12 / 12     the same capacity of 24 a process, split pool / overflow otherwise
+#   C   poolpilot                both PoolPolicies (deploy/samples/demo/poolpolicy.yaml and
+#                                poolpolicy-reports-api.yaml) on the ConnectionBudget, both apps
+#                                starting at 10 / 20, REDIS_MAX_CONNECTIONS 10
+# BENCH_TRACES ("T1 T2 T3"), BENCH_REPEATS (3), BENCH_ARMS_ONLY ("A B D C", the arms of T1 and T2)
+# and BENCH_T3_ARMS ("S C") select the runs; BENCH_SEED (1) is the base seed. Order: for each
+# repeat, for each trace, each arm in turn, so drift of the shared machine hits every arm alike;
+# every arm of one (trace, repeat) gets the same seed (DEMO_SEED=<base>-<trace>-r<n>), so the same
+# arrival sequence. A run takes ~3.5 min with set-up (about 20 s); the full matrix of 30 runs
+# (T1 and T2: 4 arms, T3: 2; 3 repeats) about 105 min.
 # Each run's samples, latencies, report and logs go to .local/bench-arms/<trace>/<arm>/r<n>/ with
 # arm.json ({trace, arm, repeat, seed, phases, rc, ...}); .local/bench-arms/runs.jsonl gets one line
 # per finished run. Resumable: a run whose arm.json says rc 0 for the same phases and seed is
@@ -29,9 +42,10 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 cd "$root"
 outdir=$root/.local/bench-arms
-traces=${BENCH_TRACES:-T1 T2}
+traces=${BENCH_TRACES:-T1 T2 T3}
 repeats=${BENCH_REPEATS:-3}
 only=${BENCH_ARMS_ONLY:-A B D C}
+t3_arms=${BENCH_T3_ARMS:-S C}
 base_seed=${BENCH_SEED:-1}
 fresh=${BENCH_FRESH:-0}
 log() { echo "bench/arms: $(date -u +%H:%M:%S) $*" >&2; }
@@ -40,8 +54,16 @@ phases_of() { # trace
   case $1 in
     T1) echo "${BENCH_T1_PHASES:-5:15,50:45,120:90,20:40}" ;;
     T2) echo "${BENCH_T2_PHASES:-5:15,120:60,20:40,120:60,20:20}" ;;
-    *) echo "bench/arms: unknown trace '$1' in BENCH_TRACES (known: T1 T2)" >&2; exit 2 ;;
+    # One phase list per app, "<app>=<phases> <app>=<phases>": recorded as is in arm.json.
+    T3) echo "voiceassist-api=${BENCH_T3_PHASES_A:-5:15,120:60,10:60,10:40} reports-api=${BENCH_T3_PHASES_B:-10:15,10:60,120:60,5:40}" ;;
+    *) echo "bench/arms: unknown trace '$1' in BENCH_TRACES (known: T1 T2 T3)" >&2; exit 2 ;;
   esac
+}
+arms_of() { # trace
+  if [[ $1 == T3 ]]; then echo "$t3_arms"; else echo "$only"; fi
+}
+samples_of() { # trace: the samples files a finished run has
+  if [[ $1 == T3 ]]; then echo "samples-voiceassist-api.jsonl samples-reports-api.jsonl"; else echo samples.jsonl; fi
 }
 settings_of() { # arm → "mode pool overflow redis"
   case $1 in
@@ -49,16 +71,22 @@ settings_of() { # arm → "mode pool overflow redis"
     B) echo "static 50 100 100" ;;
     D) echo "static 16 32 50" ;;
     C) echo "poolpilot 10 20 10" ;;
-    *) echo "bench/arms: unknown arm '$1' in BENCH_ARMS_ONLY (known: A B D C)" >&2; exit 2 ;;
+    S) echo "static 8 16 50" ;;
+    S2) echo "static 12 12 50" ;;
+    *) echo "bench/arms: unknown arm '$1' in BENCH_ARMS_ONLY or BENCH_T3_ARMS (known: A B D C; T3: S S2 C)" >&2; exit 2 ;;
   esac
 }
 [[ $repeats =~ ^[1-9][0-9]*$ ]] || { echo "bench/arms: BENCH_REPEATS must be a positive whole number, not '$repeats'" >&2; exit 2; }
-for trace in $traces; do phases_of "$trace" >/dev/null; done
-for arm in $only; do settings_of "$arm" >/dev/null; done
+for trace in $traces; do
+  phases_of "$trace" >/dev/null
+  for arm in $(arms_of "$trace"); do settings_of "$arm" >/dev/null; done
+done
 
-# True when dir holds a finished run (rc 0) of these phases and seed.
-done_before() { # dir phases seed
-  [[ -f $1/arm.json && -f $1/samples.jsonl ]] || return 1
+# True when dir holds a finished run (rc 0) of these phases and seed, with its samples.
+done_before() { # dir phases seed trace
+  local file
+  [[ -f $1/arm.json ]] || return 1
+  for file in $(samples_of "$4"); do [[ -f $1/$file ]] || return 1; done
   /usr/bin/python3 - "$1/arm.json" "$2" "$3" <<'EOF'
 import json, sys
 meta = json.load(open(sys.argv[1]))
@@ -72,12 +100,19 @@ bash test/controlplane/local-up.sh
 ((plane_was_up)) || trap 'bash test/controlplane/local-down.sh' EXIT
 
 run_one() { # trace arm repeat
-  local trace=$1 arm=$2 repeat=$3 phases seed mode pool overflow redis dir
+  local trace=$1 arm=$2 repeat=$3 phases seed mode pool overflow redis dir apps_env=()
   phases=$(phases_of "$trace")
   seed=$base_seed-$trace-r$repeat
   read -r mode pool overflow redis <<<"$(settings_of "$arm")"
   dir=$outdir/$trace/$arm/r$repeat
-  if [[ $fresh != 1 ]] && done_before "$dir" "$phases" "$seed"; then
+  if [[ $trace == T3 ]]; then   # phases "voiceassist-api=<a> reports-api=<b>"
+    local first second
+    read -r first second <<<"$phases"
+    apps_env=(DEMO_APPS=2 "DEMO_PHASES=${first#*=}" "DEMO_PHASES_B=${second#*=}")
+  else
+    apps_env=(DEMO_APPS=1 "DEMO_PHASES=$phases")
+  fi
+  if [[ $fresh != 1 ]] && done_before "$dir" "$phases" "$seed" "$trace"; then
     log "$trace/$arm/r$repeat: done before (rc 0, same phases and seed), skipped (BENCH_FRESH=1 redoes it)"
     return
   fi
@@ -86,8 +121,8 @@ run_one() { # trace arm repeat
   log "$trace/$arm/r$repeat: $mode, start DB_POOL_SIZE $pool / DB_MAX_OVERFLOW $overflow / REDIS_MAX_CONNECTIONS $redis, phases $phases, seed $seed"
   local started=$SECONDS started_at rc=0
   started_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-  DEMO_ARM=$mode DEMO_POOL_SIZE=$pool DEMO_MAX_OVERFLOW=$overflow DEMO_REDIS_MAX_CONNECTIONS=$redis DEMO_OUT_DIR=$dir DEMO_PHASES=$phases DEMO_SEED=$seed \
-    DEMO_LOAD=bench/arms_load.py DEMO_KEEP_PLANE=1 bash demo/run.sh >"$dir/run.log" 2>&1 || rc=$?
+  env "${apps_env[@]}" DEMO_ARM="$mode" DEMO_POOL_SIZE="$pool" DEMO_MAX_OVERFLOW="$overflow" DEMO_REDIS_MAX_CONNECTIONS="$redis" \
+    DEMO_OUT_DIR="$dir" DEMO_SEED="$seed" DEMO_LOAD=bench/arms_load.py DEMO_KEEP_PLANE=1 bash demo/run.sh >"$dir/run.log" 2>&1 || rc=$?
   local meta
   meta=$(printf '{"trace": "%s", "arm": "%s", "repeat": %s, "seed": "%s", "mode": "%s", "pool_size": %s, "max_overflow": %s, "redis_max_connections": %s, "phases": "%s", "rc": %s, "started": "%s", "seconds": %s, "commit": "%s"}' \
     "$trace" "$arm" "$repeat" "$seed" "$mode" "$pool" "$overflow" "$redis" "$phases" "$rc" "$started_at" "$((SECONDS - started))" "$(git rev-parse --short HEAD)")
@@ -97,10 +132,10 @@ run_one() { # trace arm repeat
 }
 
 mkdir -p "$outdir"
-log "traces: $traces; arms: $only; repeats: $repeats; base seed $base_seed"
+log "traces: $traces; arms: $only (T3: $t3_arms); repeats: $repeats; base seed $base_seed"
 for ((repeat = 1; repeat <= repeats; repeat++)); do
   for trace in $traces; do
-    for arm in $only; do
+    for arm in $(arms_of "$trace"); do
       run_one "$trace" "$arm" "$repeat"
     done
   done

@@ -25,6 +25,11 @@ latencies.json, deployment.json and events.json:
   boundary counts as busy);
 - direction flips: reversals in the sequence of DB_POOL_SIZE values;
 - errors per phase (all kinds).
+Trace T3 (two apps on one ConnectionBudget, demo/run.sh with DEMO_APPS=2) has its own table and
+arms (S, S2, C): per app the same counts from samples-<app>.jsonl, latencies-<app>.json and
+deployment-<app>.json, summed over the apps; p50 / p95 / p99 over both apps' successful requests;
+peak PostgreSQL connections of the app role (both apps share it) over both load generators'
+samples; rollouts per app.
 """
 import argparse
 import datetime
@@ -40,6 +45,12 @@ ARMS = [
     ("C", "poolpilot (start 10 / 20, Redis 10)"),
 ]
 TRACES = {"T1": "the runbook trace", "T2": "a second peak"}
+T3_ARMS = [
+    ("S", "best static split 8 / 16 for each app, Redis 50"),
+    ("S2", "static split 12 / 12 for each app, Redis 50"),
+    ("C", "poolpilot (both apps start 10 / 20, Redis 10)"),
+]
+T3_APPS = ("voiceassist-api", "reports-api")
 MAX_CONNECTIONS, RESERVED = 100, 3
 BUSY_USERS = 50
 GENERATION_READ_PERIOD = 2.5  # demo/load.py reads the Deployment at most this often
@@ -60,16 +71,22 @@ def percentile(values, q):
     return v[min(len(v) - 1, int(round(q * (len(v) - 1))))]
 
 
-def analyse(d):
-    """One run's figures, or None without samples."""
+def read_samples(path):
     try:
-        with open(os.path.join(d, "samples.jsonl")) as f:
-            samples = [json.loads(line) for line in f if line.strip()]
+        with open(path) as f:
+            return [json.loads(line) for line in f if line.strip()]
     except OSError:
-        return None
+        return []
+
+
+def analyse(d, app=None):
+    """One run's figures, or None without samples; app: the files of one app of a T3 run
+    (samples-<app>.jsonl, latencies-<app>.json, deployment-<app>.json)."""
+    suffix = "" if app is None else f"-{app}"
+    samples = read_samples(os.path.join(d, f"samples{suffix}.jsonl"))
     if not samples:
         return None
-    answers = read_json(os.path.join(d, "latencies.json"), {})
+    answers = read_json(os.path.join(d, f"latencies{suffix}.json"), {})
     lat = answers.get("ok", [])
     counts = answers.get("counts")
 
@@ -88,7 +105,7 @@ def analyse(d):
     if len(sessions) >= 2 and sessions[-1][0] > sessions[0][0]:
         opened_per_s = (sessions[-1][1] - sessions[0][1]) / (sessions[-1][0] - sessions[0][0])
 
-    generation = read_json(os.path.join(d, "deployment.json"), {}).get("metadata", {}).get("generation")
+    generation = read_json(os.path.join(d, f"deployment{suffix}.json"), {}).get("metadata", {}).get("generation")
     # A sample carries the generation read up to GENERATION_READ_PERIOD earlier: a change started
     # between that long before the last sample still showing the old generation and the first
     # showing the new one; it counts as busy if any sample in that window had ≥ 50 users.
@@ -134,11 +151,42 @@ def analyse(d):
         "phase_errors": [phase_errors[i] for i in sorted(phase_errors)],
         "phase_users": [phase_users[i] for i in sorted(phase_users)],
         "timeouts_and_other": total("db_timeout") + total("redis_error") + total("other_error"),
+        "latencies": lat,
+        "capacities": capacities(samples),
+    }
+
+
+def capacities(samples):
+    """The Deployment's DB_POOL_SIZE+DB_MAX_OVERFLOW pairs in order, repeats dropped."""
+    out = []
+    for s in samples:
+        pair = (s.get("db_pool_size"), s.get("db_max_overflow"))
+        if None not in pair and (not out or out[-1] != pair):
+            out.append(pair)
+    return out
+
+
+def analyse_t3(d):
+    """A T3 run's figures: both apps' summed, and each app's under "apps"; None unless every app
+    has samples."""
+    apps = {app: analyse(d, app) for app in T3_APPS}
+    if any(fig is None for fig in apps.values()):
+        return None
+    total = lambda key: sum(fig[key] for fig in apps.values())  # noqa: E731
+    lat = [v for fig in apps.values() for v in fig["latencies"]]
+    peaks = [fig["peak_app"] for fig in apps.values() if fig["peak_app"] is not None]
+    return {
+        "ok": total("ok"), "db_timeout": total("db_timeout"), "pg_refused": total("pg_refused"), "other": total("other"),
+        "errors": total("db_timeout") + total("pg_refused") + total("other"),
+        "p50": percentile(lat, 0.5), "p95": percentile(lat, 0.95), "p99": percentile(lat, 0.99),
+        "peak_app": max(peaks, default=None),
+        "apps": apps,
     }
 
 
 def runs_of(root, trace, arm):
-    """[(run id, arm.json, figures or None)] of every r<n> directory, in repeat order."""
+    """[(run id, arm.json, figures or None)] of every r<n> directory, in repeat order (T3: the
+    figures of analyse_t3)."""
     d = os.path.join(root, trace, arm)
     out = []
     if not os.path.isdir(d):
@@ -146,12 +194,17 @@ def runs_of(root, trace, arm):
     names = sorted((n for n in os.listdir(d) if re.fullmatch(r"r\d+", n)), key=lambda n: int(n[1:]))
     for name in names:
         run_dir = os.path.join(d, name)
-        out.append((f"{trace}/{arm}/{name}", read_json(os.path.join(run_dir, "arm.json"), {}), analyse(run_dir)))
+        figures = analyse_t3(run_dir) if trace == "T3" else analyse(run_dir)
+        out.append((f"{trace}/{arm}/{name}", read_json(os.path.join(run_dir, "arm.json"), {}), figures))
     return out
 
 
+def arms_of(trace):
+    return T3_ARMS if trace == "T3" else ARMS
+
+
 def newest_phases(root, trace):
-    metas = [m for arm, _ in ARMS for _, m, _ in runs_of(root, trace, arm) if m.get("phases")]
+    metas = [m for arm, _ in arms_of(trace) for _, m, _ in runs_of(root, trace, arm) if m.get("phases")]
     return max(metas, key=lambda m: m.get("started", ""))["phases"] if metas else None
 
 
@@ -244,6 +297,46 @@ def trace_table(trace, phases, arms):
     return table
 
 
+def t3_phases(phases):
+    """{app: phases} from T3's "voiceassist-api=<phases> reports-api=<phases>" (bench/arms.sh)."""
+    return dict(part.split("=", 1) for part in phases.split())
+
+
+def t3_table(phases, arms):
+    """arms: [(name, label, [(run id, T3 figures)])] with at least one run each."""
+    app_phases = t3_phases(phases)
+    rows = [
+        ("requests ok, both apps", lambda r: r["ok"], num),
+        *[(f"requests ok, {app}", lambda r, app=app: r["apps"][app]["ok"], num) for app in T3_APPS],
+        ("errors of all kinds, both apps", lambda r: r["errors"], num),
+        *[(f"errors of all kinds, {app}", lambda r, app=app: r["apps"][app]["db_timeout"] + r["apps"][app]["pg_refused"]
+           + r["apps"][app]["other"], num) for app in T3_APPS],
+        ("QueuePool timeouts", lambda r: r["db_timeout"], num),
+        ("PostgreSQL refusals", lambda r: r["pg_refused"], num),
+        ("other errors (Redis included)", lambda r: r["other"], num),
+        ("latency p50 (ok requests, both apps)", lambda r: r["p50"], ms),
+        ("latency p95", lambda r: r["p95"], ms),
+        ("latency p99", lambda r: r["p99"], ms),
+        (f"peak PostgreSQL connections, app role, both apps ({MAX_CONNECTIONS - RESERVED} usable)", lambda r: r["peak_app"], num),
+        *[(f"rollouts of {app} (generation − 1)", lambda r, app=app: r["apps"][app]["rollouts"], num) for app in T3_APPS],
+    ]
+    for app in T3_APPS:
+        users = [int(p.split(":")[0]) for p in app_phases.get(app, "").split(",") if p]
+        for i, u in enumerate(users):
+            rows.append((f"errors of {app} in its phase {i + 1} ({u} users), all kinds",
+                         lambda r, app=app, i=i: (r["apps"][app]["phase_errors"][i]
+                                                  if i < len(r["apps"][app]["phase_errors"]) else None), num))
+    header = "| measure | " + " | ".join(f"{n}: {label}" for n, label, _ in arms) + " |"
+    table = [header, "|---|" + "---|" * len(arms)]
+    for title, get, fmt in rows:
+        table.append(f"| {title} | " + " | ".join(cell([get(r) for _, r in runs], fmt) for _, _, runs in arms) + " |")
+    for app in T3_APPS:
+        table.append(f"| DB_POOL_SIZE+DB_MAX_OVERFLOW of {app} in order (each run) | " + " | ".join(
+            "; ".join(" → ".join(f"{p}+{o}" for p, o in r["apps"][app]["capacities"]) for _, r in runs)
+            for _, _, runs in arms) + " |")
+    return table
+
+
 def verdict(ok, text):
     return f"- **{'met' if ok else 'not met'}**: {text}"
 
@@ -281,6 +374,37 @@ def targets(figures):
     return out
 
 
+def t3_targets(figures):
+    """Issue 11's T3 target against each static split that ran: C has fewer errors (all kinds,
+    both apps) and more requests ok than the static split, medians compared."""
+    med = lambda arm, key: median([r[key] for r in figures.get(("T3", arm), [])])  # noqa: E731
+    statics = [name for name, _ in T3_ARMS if name != "C" and figures.get(("T3", name))]
+    if not figures.get(("T3", "C")) or not statics:
+        missing = "C" if not figures.get(("T3", "C")) else "a static split (S or S2)"
+        return [f"- **not evaluated**: T3 target: arm {missing} has no run of T3."]
+    out = []
+    c_err, c_ok = med("C", "errors"), med("C", "ok")
+    for name in statics:
+        s_err, s_ok = med(name, "errors"), med(name, "ok")
+        out.append(verdict(c_err < s_err and c_ok > s_ok,
+                           f"T3: C has fewer errors and more requests ok than static split {name} (both apps) — "
+                           f"errors C {num(c_err)}, {name} {num(s_err)}; requests ok C {num(c_ok)}, {name} {num(s_ok)} "
+                           f"({100 * (c_ok - s_ok) / s_ok:+.2f} %)." if s_ok else
+                           f"T3: C has fewer errors and more requests ok than static split {name} — errors C {num(c_err)}, "
+                           f"{name} {num(s_err)}; requests ok C {num(c_ok)}, {name} 0."))
+    return out
+
+
+T3_NOTE = ("Two apps, voiceassist-api and reports-api (demo/manifests/second-app.yaml), 2 replicas each, one database and "
+           "one ConnectionBudget (97 usable connections), one seeded load generator per app (seeds <seed>-<app>); the "
+           "apps' peaks do not overlap. S is the best static split: 97 / 4 processes = 24 connections a process, 8 + 16 "
+           "for both apps; the two traces are mirror images of each other, so giving one app more than 24 a process "
+           "takes it from the other, whose peak then gets less. S2 (when run) splits the same 24 as 12 + 12, to show "
+           "whether pool against overflow matters for errors. C runs poolpilot with both PoolPolicies "
+           "(deploy/samples/demo/poolpolicy.yaml, poolpolicy-reports-api.yaml), both apps starting at 10 / 20, Redis 10. "
+           "Requests and errors are summed over the apps; latency percentiles are over both apps' successful requests.")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir", required=True, help=".local/bench-arms")
@@ -296,12 +420,12 @@ def main():
             "Seeded load: every arm of one (trace, repeat) gets the same arrival sequence; runs interleaved "
             "(for each repeat, for each trace, each arm in turn). Cells: median (min–max) over the runs listed.", ""]
     figures = {}
-    for trace, title in TRACES.items():
+    for trace, title in {**TRACES, "T3": "two apps sharing one ConnectionBudget, offset peaks"}.items():
         phases = wanted.get(trace) or newest_phases(args.dir, trace)
         if phases is None:
             continue
         arms, used, left_out = [], [], []
-        for name, label in ARMS:
+        for name, label in arms_of(trace):
             good = []
             for run_id, meta, fig in runs_of(args.dir, trace, name):
                 if meta.get("rc") == 0 and meta.get("phases") == phases and fig is not None:
@@ -319,12 +443,14 @@ def main():
             continue
         counts = ", ".join(f"{n} {len(runs)}" for n, _, runs in arms)
         body += [f"### {trace}: {title}, phases `{phases}` (users:seconds)", "",
+                 *([T3_NOTE, ""] if trace == "T3" else []),
                  f"Runs per arm: {counts}. Used: {', '.join(used)}."
                  + (f" Left out: {', '.join(left_out)}." if left_out else ""), "",
-                 *trace_table(trace, phases, arms), ""]
+                 *(t3_table(phases, arms) if trace == "T3" else trace_table(trace, phases, arms)), ""]
     if not figures:
         raise SystemExit("arms_report: no finished run (rc 0) with samples under " + args.dir)
-    body += ["### Targets (issue 11; medians compared)", "", *targets(figures), "",
+    t3_lines = t3_targets(figures) if any(trace == "T3" for trace, _ in figures) else []
+    body += ["### Targets (issue 11; medians compared)", "", *targets(figures), *t3_lines, "",
              "How measured: the load generator counts the answers (503 + `X-Error`); latency is client side for successful "
              "requests; PostgreSQL connections and idle ones (role app, state 'idle') from pg_stat_activity once a second, "
              "idle-connection-seconds = Σ idle × seconds since the previous sample; connections opened per second = growth of "
