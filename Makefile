@@ -52,8 +52,9 @@ once: install build local-up ## reconcile every PoolPolicy once against the loca
 	source .local/env && node_modules/.bin/node dist/cli.js once --kubeconfig "$$KUBECONFIG" --prometheus-url "$$PROMETHEUS_URL"
 
 # BENCH_ARMS=0 skips the four-arm matrix (static 20/40, 50/100, 16/32 and poolpilot; traces T1 and T2;
-# 3 repeats; ~85 min, resumable; bench/arms.sh lists its knobs: BENCH_TRACES, BENCH_REPEATS,
-# BENCH_ARMS_ONLY, BENCH_T1_PHASES, BENCH_T2_PHASES, BENCH_SEED, BENCH_FRESH).
+# T3, two apps on one budget: static split 8/16 and poolpilot; 3 repeats; ~105 min, resumable;
+# bench/arms.sh lists its knobs: BENCH_TRACES, BENCH_REPEATS, BENCH_ARMS_ONLY, BENCH_T3_ARMS,
+# BENCH_T1_PHASES, BENCH_T2_PHASES, BENCH_T3_PHASES_A, BENCH_T3_PHASES_B, BENCH_SEED, BENCH_FRESH).
 BENCH_ARMS ?= 1
 
 bench: install build local-up ## benchmarks (numbers, never pass/fail): operator cost and churn with BENCH_POLICIES (1000) policies, then the four arms (BENCH_ARMS=0 skips)

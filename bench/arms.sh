@@ -132,7 +132,7 @@ run_one() { # trace arm repeat
 }
 
 mkdir -p "$outdir"
-log "traces: $traces; arms: $only (T3: $t3_arms); repeats: $repeats; base seed $base_seed"
+log "traces: $traces; arms of T1/T2: $only, of T3: $t3_arms; repeats: $repeats; base seed $base_seed"
 for ((repeat = 1; repeat <= repeats; repeat++)); do
   for trace in $traces; do
     for arm in $(arms_of "$trace"); do

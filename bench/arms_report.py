@@ -398,8 +398,8 @@ def t3_targets(figures):
 T3_NOTE = ("Two apps, voiceassist-api and reports-api (demo/manifests/second-app.yaml), 2 replicas each, one database and "
            "one ConnectionBudget (97 usable connections), one seeded load generator per app (seeds <seed>-<app>); the "
            "apps' peaks do not overlap. S is the best static split: 97 / 4 processes = 24 connections a process, 8 + 16 "
-           "for both apps; the two traces are mirror images of each other, so giving one app more than 24 a process "
-           "takes it from the other, whose peak then gets less. S2 (when run) splits the same 24 as 12 + 12, to show "
+           "for both apps; both apps have the same peak (120 users for 60 s with the default phases) at different times, "
+           "so giving one app more than 24 a process takes it from the other, whose peak then gets less. S2 (when run) splits the same 24 as 12 + 12, to show "
            "whether pool against overflow matters for errors. C runs poolpilot with both PoolPolicies "
            "(deploy/samples/demo/poolpolicy.yaml, poolpolicy-reports-api.yaml), both apps starting at 10 / 20, Redis 10. "
            "Requests and errors are summed over the apps; latency percentiles are over both apps' successful requests.")
