@@ -4,7 +4,7 @@
 #   1. Debian packages: apt-install.sh installs the missing ones (as root, or through sudo)
 #   2. npm dependencies: `npm ci` when node_modules lacks a package package-lock.json pins
 #      (Node 24 comes from the `node` npm package; the machine's own Node only runs npm)
-#   3. the control plane: etcd and kube-apiserver built from their Go modules by
+#   3. the control plane (etcd, kube-apiserver), built from their Go modules by
 #      test/controlplane/build.sh, cached under ~/.cache/poolpilot by the hash of their pins
 # After all three it writes .local/install.sha256, the hash of every input (this script, the
 # package lists, package-lock.json, the control plane's go.mod/go.sum). A run whose inputs hash
@@ -20,9 +20,15 @@ log() { echo "install: $*" >&2; }
 # Debian packages: curl/openssl/python3 for the control-plane scripts, prometheus (+ promtool),
 # pgbouncer and postgresql-client for the PgBouncer reload test, lua5.4 for the Argo CD health
 # check test, apache2-utils (htpasswd) for the Prometheus basic-auth test. postgresql,
-# redis-server and the python3-* packages run the demo's workload (its tests too).
+# redis-server and the python3-* packages run the demo's workload (its tests too);
+# prometheus-postgres-exporter exports pg_settings_max_connections for a ConnectionBudget's
+# maxConnectionsQuery; prometheus-pgbouncer-exporter exports PgBouncer's pools (pgbouncer_active_clients,
+# pgbouncer_pool_size, ...) for a policy's pgbouncer section (run through
+# test/support/debian-pgbouncer-exporter.py, see there why). apt-install.sh keeps the services
+# these packages ship stopped.
 debian_packages=(curl openssl python3 ca-certificates prometheus pgbouncer postgresql-client lua5.4 apache2-utils
-  postgresql redis-server python3-sqlalchemy python3-psycopg2 python3-redis python3-prometheus-client)
+  postgresql redis-server python3-sqlalchemy python3-psycopg2 python3-redis python3-prometheus-client
+  prometheus-postgres-exporter prometheus-pgbouncer-exporter)
 stamp=.local/install.sha256
 
 # Prints why node_modules needs `npm ci`, or nothing when it is current.
@@ -65,7 +71,8 @@ fi
 
 inputs_hash() {
   cat .ci/install-deps.sh .ci/apt-install.sh .ci/node-modules-current.js package-lock.json \
-    test/controlplane/build.sh test/controlplane/build/*/go.mod test/controlplane/build/*/go.sum | sha256sum | cut -d' ' -f1
+    test/controlplane/build.sh test/controlplane/build/*/go.mod test/controlplane/build/*/go.sum |
+    sha256sum | cut -d' ' -f1
 }
 
 outputs_present() {
@@ -90,7 +97,7 @@ bash .ci/apt-install.sh install "${debian_packages[@]}"
 log "[2/3] npm dependencies"
 install_npm_dependencies
 
-log "[3/3] control plane (etcd, kube-apiserver; cached under ${POOLPILOT_CACHE:-~/.cache/poolpilot})"
+log "[3/3] control plane (etcd, kube-apiserver) (cached under ${POOLPILOT_CACHE:-~/.cache/poolpilot})"
 # This machine kind ships Go at /usr/local/go without putting it on every PATH.
 if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then export PATH="/usr/local/go/bin:$PATH"; fi
 bash test/controlplane/build.sh all >/dev/null

@@ -30,7 +30,7 @@ build_component() {
     return
   fi
   command -v go >/dev/null || { echo "controlplane: 'go' is not on PATH; install Go >= 1.23 to build $component" >&2; exit 1; }
-  echo "controlplane: building $component from $(grep -m1 -E '^require ' "$here/build/$component/go.mod" | cut -d' ' -f2-) (takes minutes on 2 cores)..." >&2
+  echo "controlplane: building $component from $(grep -m1 -E '^(require|module) ' "$here/build/$component/go.mod" | cut -d' ' -f2-) (takes minutes on 2 cores)..." >&2
   local started=$SECONDS tmp ldflags=""
   if [[ $component == kube-apiserver ]]; then
     # Stamp the real version (a module build otherwise reports v0.0.0-master), so /version and
