@@ -18,9 +18,26 @@ Besides the runbook's names it exports what a full pool hides (prefix voiceassis
   db_connections_opened_total          counter: new PostgreSQL connections (the pool's 'connect' event)
   db_connection_refused_total          counter: new connections PostgreSQL refused for lack of slots
 
-Configured only by env: DB_POOL_SIZE, DB_MAX_OVERFLOW, DB_POOL_TIMEOUT (seconds),
-REDIS_MAX_CONNECTIONS, DATABASE_URL, REDIS_URL, PORT. Run with Debian's /usr/bin/python3 and
-the Debian packages python3-sqlalchemy python3-psycopg2 python3-redis python3-prometheus-client.
+  db_pool_draining_connections         gauge: connections still open in pools retired by a reload
+  pool_config_generation               gauge: reloads applied since start (0 = start-up settings)
+  pool_config_reload_errors_total      counter: pool config files (or SIGHUPs) rejected as malformed
+
+Pool settings: DB_POOL_SIZE, DB_MAX_OVERFLOW, DB_POOL_TIMEOUT (seconds), REDIS_MAX_CONNECTIONS
+from env, overridden by the file POOL_CONFIG_FILE names if set (format in poolconfig.py: one
+KEY=VALUE a line). Also from env: DATABASE_URL, REDIS_URL, PORT. A malformed file or env at start
+is fatal (exit 2, the message names the line).
+
+Live reload, no restart: on SIGHUP, and when the file's mtime or content changes (polled every
+second; a kubelet ConfigMap volume update swaps a symlink, which changes both), the settings are
+read again. If they differ from the live ones, a new SQLAlchemy engine and redis-py pool are built
+with them and swapped in for new requests; requests already running finish on the old pools, which
+are closed when the last of them ends. Until then their connections stay in checked_out /
+checked_in (and in db_pool_draining_connections); db_pool_size, db_pool_max_overflow and
+redis_pool_max_connections report the live settings and pool_config_generation counts the swap.
+A malformed file is logged and counted, and the old settings stay.
+
+Run with Debian's /usr/bin/python3 and the Debian packages python3-sqlalchemy python3-psycopg2
+python3-redis python3-prometheus-client.
 SIGTERM: stop accepting, let in-flight requests finish (up to 5 s), close the pools, exit 0.
 """
 import json
@@ -38,20 +55,77 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from prometheus_client.core import CollectorRegistry, GaugeMetricFamily
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from poolconfig import PoolConfigError, effective_settings  # noqa: E402
 from poolmetrics import db_pool_metrics, redis_pool_metrics  # noqa: E402
 
 PREFIX = "voiceassist_"
 
 
+class LivePools:
+    """The pools new requests get, and the retired ones requests still hold.
+
+    Whatever `build(settings)` returns is a pool set: it has .settings and .close(). lease() lends
+    the current set to one request; replace() swaps in a new set for the requests that follow and
+    closes the old one when its last lease ends (at once when none is out), so no request ever
+    uses a closed pool and a retired pool's connections are counted until they are closed."""
+
+    def __init__(self, first):
+        self._lock = threading.Lock()
+        self._current = first
+        self._leases = {id(first): 0}
+        self._retired = []
+        self.generation = 0
+
+    @contextmanager
+    def lease(self):
+        with self._lock:
+            pools = self._current
+            self._leases[id(pools)] += 1
+        try:
+            yield pools
+        finally:
+            with self._lock:
+                self._leases[id(pools)] -= 1
+                drained = pools in self._retired and self._leases[id(pools)] == 0
+                if drained:
+                    self._retired.remove(pools)
+                    del self._leases[id(pools)]
+            if drained:
+                pools.close()
+
+    def replace(self, pools):
+        with self._lock:
+            old = self._current
+            self._current = pools
+            self._leases[id(pools)] = 0
+            self.generation += 1
+            idle = self._leases[id(old)] == 0
+            if idle:
+                del self._leases[id(old)]
+            else:
+                self._retired.append(old)
+        if idle:
+            old.close()
+
+    def snapshot(self):
+        """(current set, retired sets not yet closed)."""
+        with self._lock:
+            return self._current, list(self._retired)
+
+    def close_all(self):
+        current, retired = self.snapshot()
+        for pools in [current, *retired]:
+            pools.close()
+
+
 class PoolState:
     """Reads the live pools at scrape time; without pools (tests) it reports the values set."""
 
-    def __init__(self, db_pool_size, db_max_overflow, redis_max_connections, db_pool=None, redis_pool=None):
+    def __init__(self, db_pool_size, db_max_overflow, redis_max_connections, live=None):
         self.db_pool_size = db_pool_size
         self.db_max_overflow = db_max_overflow
         self.redis_max_connections = redis_max_connections
-        self.db_pool = db_pool
-        self.redis_pool = redis_pool
+        self.live = live
         self._db = (0, 0, -db_pool_size)
         self._redis = (0, 0)
         self._waiters = 0
@@ -77,18 +151,33 @@ class PoolState:
     def set_redis(self, in_use, available):
         self._redis = (in_use, available)
 
+    def generation(self):
+        return self.live.generation if self.live is not None else 0
+
     def db(self):
-        if self.db_pool is not None:
-            p = self.db_pool
-            return db_pool_metrics(self.db_pool_size, self.db_max_overflow, p.checkedout(), p.checkedin(), p.overflow())
-        return db_pool_metrics(self.db_pool_size, self.db_max_overflow, *self._db)
+        """The live settings; checked_out / checked_in count retired pools too (their connections
+        are still open), overflow is the current pool's."""
+        if self.live is None:
+            return db_pool_metrics(self.db_pool_size, self.db_max_overflow, *self._db)
+        current, retired = self.live.snapshot()
+        counts = [pools.db_counts() for pools in [current, *retired]]
+        return db_pool_metrics(
+            current.settings["DB_POOL_SIZE"], current.settings["DB_MAX_OVERFLOW"],
+            sum(c[0] for c in counts), sum(c[1] for c in counts), counts[0][2],
+        )
+
+    def draining_connections(self):
+        if self.live is None:
+            return 0
+        _, retired = self.live.snapshot()
+        return sum(c[0] + c[1] for c in (pools.db_counts() for pools in retired))
 
     def redis(self):
-        if self.redis_pool is not None:
-            p = self.redis_pool
-            # redis-py 4.x keeps these two collections; no public accessor exists.
-            return redis_pool_metrics(self.redis_max_connections, len(p._in_use_connections), len(p._available_connections))
-        return redis_pool_metrics(self.redis_max_connections, *self._redis)
+        if self.live is None:
+            return redis_pool_metrics(self.redis_max_connections, *self._redis)
+        current, retired = self.live.snapshot()
+        counts = [pools.redis_counts() for pools in [current, *retired]]
+        return redis_pool_metrics(current.settings["REDIS_MAX_CONNECTIONS"], sum(c[0] for c in counts), sum(c[1] for c in counts))
 
 
 class PoolCollector:
@@ -110,6 +199,12 @@ class PoolCollector:
             yield g
         g = GaugeMetricFamily(f"{PREFIX}db_pool_waiters", "Threads inside a QueuePool checkout (waiting for a connection)")
         g.add_metric([], self.state.waiters())
+        yield g
+        g = GaugeMetricFamily(f"{PREFIX}db_pool_draining_connections", "Connections still open in pools retired by a reload")
+        g.add_metric([], self.state.draining_connections())
+        yield g
+        g = GaugeMetricFamily(f"{PREFIX}pool_config_generation", "Pool config reloads applied since start (0 = start-up settings)")
+        g.add_metric([], self.state.generation())
         yield g
         r = self.state.redis()
         for key, help_text in [
@@ -140,6 +235,9 @@ class Metrics:
             f"{PREFIX}db_connection_refused", "New PostgreSQL connections refused for lack of connection slots", registry=registry,
         )
         self.redis_errors = Counter(f"{PREFIX}redis_connection_errors", "Redis 'Too many connections' errors", registry=registry)
+        self.reload_errors = Counter(
+            f"{PREFIX}pool_config_reload_errors", "Pool config reloads rejected as malformed (the old settings stay)", registry=registry,
+        )
         self.latency = Histogram(
             f"{PREFIX}http_request_duration_seconds", "Request latency", ["status"], registry=registry,
             buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5),
@@ -177,9 +275,43 @@ def pooled_connection(engine, state, metrics):
         metrics.db_hold.observe(time.monotonic() - held_from)
 
 
-def env_int(name, default):
-    value = os.environ.get(name, "")
-    return int(value) if value.strip() else default
+class PoolConfigSource:
+    """Where the settings come from: env, and over it the file POOL_CONFIG_FILE names.
+
+    changed() tells whether the file differs (mtime or content) from the last time it was read;
+    a kubelet ConfigMap volume update swaps a symlink, which changes both."""
+
+    def __init__(self, environ):
+        self.environ = environ
+        self.path = environ.get("POOL_CONFIG_FILE", "").strip() or None
+        self._seen = None
+
+    def _signature(self):
+        with open(self.path, encoding="utf-8") as f:
+            return os.fstat(f.fileno()).st_mtime_ns, f.read()
+
+    def changed(self):
+        if self.path is None:
+            return False
+        try:
+            return self._signature() != self._seen
+        except OSError:
+            return self._seen is not None
+
+    def read(self):
+        """The effective settings; raises PoolConfigError or OSError with a message that says what to fix."""
+        if self.path is None:
+            return effective_settings(self.environ)
+        try:
+            self._seen = self._signature()
+        except OSError as err:
+            self._seen = None
+            raise OSError(f"POOL_CONFIG_FILE {self.path} cannot be read: {err.strerror}") from None
+        return effective_settings(self.environ, self._seen[1], f"POOL_CONFIG_FILE {self.path}")
+
+
+def describe(settings):
+    return " ".join(f"{key}={value}" for key, value in settings.items())
 
 
 def main():
@@ -187,25 +319,74 @@ def main():
     from sqlalchemy import create_engine, event, text
     from sqlalchemy.exc import OperationalError, TimeoutError as PoolTimeout
 
-    pool_size = env_int("DB_POOL_SIZE", 20)
-    max_overflow = env_int("DB_MAX_OVERFLOW", 40)
-    pool_timeout = float(os.environ.get("DB_POOL_TIMEOUT") or 30)
-    redis_max = env_int("REDIS_MAX_CONNECTIONS", 50)
-    port = env_int("PORT", 8000)
-
-    engine = create_engine(
-        os.environ["DATABASE_URL"], pool_size=pool_size, max_overflow=max_overflow,
-        pool_timeout=pool_timeout, pool_recycle=3600, pool_pre_ping=True,
-    )
-    redis_pool = redis.ConnectionPool.from_url(os.environ["REDIS_URL"], max_connections=redis_max)
-    rcli = redis.Redis(connection_pool=redis_pool)
-    state = PoolState(pool_size, max_overflow, redis_max, db_pool=engine.pool, redis_pool=redis_pool)
+    source = PoolConfigSource(os.environ)
+    try:
+        settings = source.read()
+        port = int(os.environ.get("PORT") or 8000)
+    except (PoolConfigError, OSError, ValueError) as err:
+        print(f"app: {err}", file=sys.stderr, flush=True)
+        sys.exit(2)
     registry = CollectorRegistry()
+
+    class Pools:
+        """One SQLAlchemy engine and one redis-py pool built for one set of settings. Its PostgreSQL
+        connections carry application_name "voiceassist pid P pool gen N" (P = this process, N = the
+        config generation), so pg_stat_activity shows which engine holds them while an old one drains."""
+
+        def __init__(self, settings, generation):
+            self.settings = settings
+            self.engine = create_engine(
+                os.environ["DATABASE_URL"], pool_size=settings["DB_POOL_SIZE"], max_overflow=settings["DB_MAX_OVERFLOW"],
+                pool_timeout=settings["DB_POOL_TIMEOUT"], pool_recycle=3600, pool_pre_ping=True,
+                connect_args={"application_name": f"voiceassist pid {os.getpid()} pool gen {generation}"},
+            )
+            # `metrics` is bound below, before the first request can open a connection.
+            event.listen(self.engine.pool, "connect", lambda _dbapi_conn, _record: metrics.db_opened.inc())
+            self.redis_pool = redis.ConnectionPool.from_url(os.environ["REDIS_URL"], max_connections=settings["REDIS_MAX_CONNECTIONS"])
+            self.redis = redis.Redis(connection_pool=self.redis_pool)
+
+        def db_counts(self):
+            p = self.engine.pool
+            return p.checkedout(), p.checkedin(), p.overflow()
+
+        def redis_counts(self):
+            # redis-py 4.x keeps these two collections; no public accessor exists.
+            return len(self.redis_pool._in_use_connections), len(self.redis_pool._available_connections)
+
+        def close(self):
+            self.engine.dispose()
+            self.redis_pool.disconnect()
+
+    live = LivePools(Pools(settings, 0))
+    state = PoolState(settings["DB_POOL_SIZE"], settings["DB_MAX_OVERFLOW"], settings["REDIS_MAX_CONNECTIONS"], live=live)
     metrics = register_metrics(registry, state)
-    event.listen(engine.pool, "connect", lambda _dbapi_conn, _record: metrics.db_opened.inc())
     stopping = threading.Event()
+    reload_requested = threading.Event()
     inflight = [0]
     lock = threading.Lock()
+
+    def reload(reason):
+        try:
+            wanted = source.read()
+        except (PoolConfigError, OSError) as err:
+            metrics.reload_errors.inc()
+            print(f"app: {reason}: ignored, the pools keep their settings: {err}", file=sys.stderr, flush=True)
+            return
+        current, _ = live.snapshot()
+        if wanted == current.settings:
+            print(f"app: {reason}: settings unchanged", flush=True)
+            return
+        # Only this thread replaces pools, so the next generation number is known here.
+        live.replace(Pools(wanted, live.generation + 1))
+        print(f"app: {reason}: generation {live.generation}: {describe(wanted)} (old pools close once their requests end)", flush=True)
+
+    def watch_config():
+        while not stopping.is_set():
+            if reload_requested.wait(1.0):
+                reload_requested.clear()
+                reload("SIGHUP")
+            elif source.changed():
+                reload(f"{source.path} changed")
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -240,28 +421,8 @@ def main():
             status, error = 200, ""
             try:
                 hold = float(parse_qs(url.query).get("hold", [random.uniform(0.05, 0.2)])[0])
-                try:
-                    rcli.incr("demo:requests")
-                except redis.ConnectionError as err:
-                    if "Too many connections" in str(err):
-                        metrics.redis_errors.inc()
-                        status, error = 503, "redis-too-many-connections"
-                    else:
-                        status, error = 500, "redis"
-                if status == 200:
-                    try:
-                        with pooled_connection(engine, state, metrics) as conn:
-                            conn.execute(text("SELECT pg_sleep(:s)"), {"s": hold})
-                    except PoolTimeout:
-                        metrics.db_timeouts.inc()
-                        status, error = 503, "db-pool-timeout"
-                    except OperationalError as err:
-                        # PostgreSQL at max_connections - superuser_reserved_connections refuses new ones.
-                        if is_refusal(err):
-                            metrics.db_refused.inc()
-                            status, error = 503, "db-connection-refused"
-                        else:
-                            status, error = 503, "db-operational-error"
+                with live.lease() as pools:
+                    status, error = serve(pools, hold)
             except Exception as err:  # noqa: BLE001 - reported to the client
                 status, error = 500, type(err).__name__
             finally:
@@ -269,6 +430,29 @@ def main():
                     inflight[0] -= 1
             metrics.latency.labels(str(status)).observe(time.monotonic() - start)
             self.send(status, json.dumps({"error": error} if error else {"ok": True}), headers=[("X-Error", error)] if error else ())
+
+    def serve(pools, hold):
+        """One request on one pool set: a Redis INCR, then a connection held for `hold` seconds."""
+        try:
+            pools.redis.incr("demo:requests")
+        except redis.ConnectionError as err:
+            if "Too many connections" not in str(err):
+                return 500, "redis"
+            metrics.redis_errors.inc()
+            return 503, "redis-too-many-connections"
+        try:
+            with pooled_connection(pools.engine, state, metrics) as conn:
+                conn.execute(text("SELECT pg_sleep(:s)"), {"s": hold})
+        except PoolTimeout:
+            metrics.db_timeouts.inc()
+            return 503, "db-pool-timeout"
+        except OperationalError as err:
+            # PostgreSQL at max_connections - superuser_reserved_connections refuses new ones.
+            if is_refusal(err):
+                metrics.db_refused.inc()
+                return 503, "db-connection-refused"
+            return 503, "db-operational-error"
+        return 200, ""
 
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
@@ -279,15 +463,17 @@ def main():
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
-    print(f"app: listening on 127.0.0.1:{port} pool_size={pool_size} max_overflow={max_overflow} "
-          f"pool_timeout={pool_timeout} redis_max_connections={redis_max}", flush=True)
+    # The handler only flags the reload: building pools does not belong in a signal handler.
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: reload_requested.set())
+    threading.Thread(target=watch_config, name="pool-config", daemon=True).start()
+    print(f"app: listening on 127.0.0.1:{port} {describe(settings)}"
+          f"{f' (POOL_CONFIG_FILE {source.path})' if source.path else ''}", flush=True)
     server.serve_forever(poll_interval=0.2)
     deadline = time.monotonic() + 5
     while inflight[0] > 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     server.server_close()
-    engine.dispose()
-    redis_pool.disconnect()
+    live.close_all()
     print("app: stopped", flush=True)
 
 

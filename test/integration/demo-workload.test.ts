@@ -4,13 +4,16 @@
  * the runbook's pool metrics with the values a saturated QueuePool has, and a checkout that waits
  * longer than DB_POOL_TIMEOUT is answered 503 and counted in voiceassist_db_pool_timeouts_total;
  * the signals a full pool hides (waiters, checkouts, checkout wait and hold histograms, connections
- * opened, PostgreSQL refusals) count what happened.
+ * opened, PostgreSQL refusals) count what happened. Its pools reload live from POOL_CONFIG_FILE
+ * (a ConfigMap-style volume updated the kubelet's way, by swapping a symlink) and on SIGHUP: the
+ * gauges move, no request fails during the swap, and the old engine's PostgreSQL connections
+ * close once its last request is done; a malformed file changes nothing.
  * Needs the Debian packages postgresql, postgresql-client, redis-server, python3-sqlalchemy,
  * python3-psycopg2, python3-redis and python3-prometheus-client.
  */
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,6 +38,23 @@ function sample(text: string, name: string): number | undefined {
 /** The sample's value, or undefined when the sample is missing. */
 function samples(text: string, names: Record<string, string>): Record<string, number | undefined> {
   return Object.fromEntries(Object.entries(names).map(([key, name]) => [key, sample(text, name)]));
+}
+
+/**
+ * Writes `text` as key `pool.conf` of a ConfigMap volume in `dir` the way the kubelet does: the
+ * content goes to a fresh timestamped directory, `..data` is switched to it by renaming a new
+ * symlink over it, and `pool.conf` is a symlink through `..data`. Returns the path apps read.
+ */
+let volumeVersion = 0;
+function writeConfigMapVolume(dir: string, text: string): string {
+  volumeVersion += 1;
+  const version = `..version_${volumeVersion}`;
+  mkdirSync(join(dir, version), { recursive: true });
+  writeFileSync(join(dir, version, 'pool.conf'), text);
+  symlinkSync(version, join(dir, '..data_tmp'));
+  renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+  if (volumeVersion === 1) symlinkSync('..data/pool.conf', join(dir, 'pool.conf'));
+  return join(dir, 'pool.conf');
 }
 
 async function stopApp(app: ChildProcess | undefined): Promise<void> {
@@ -200,5 +220,87 @@ describe('demo workload against real PostgreSQL and Redis', () => {
     } finally {
       psql('ALTER ROLE app CONNECTION LIMIT -1');
     }
+  });
+
+  describe('live reload from POOL_CONFIG_FILE', () => {
+    const gauges = {
+      size: 'voiceassist_db_pool_size',
+      maxOverflow: 'voiceassist_db_pool_max_overflow',
+      redisMax: 'voiceassist_redis_pool_max_connections',
+      generation: 'voiceassist_pool_config_generation',
+      reloadErrors: 'voiceassist_pool_config_reload_errors_total',
+    };
+    /** PostgreSQL connections of one app process's engine of one config generation. */
+    const connectionsOf = (app: ChildProcess, generation: number): number =>
+      Number(psql(`SELECT count(*) FROM pg_stat_activity WHERE application_name = 'voiceassist pid ${String(app.pid)} pool gen ${generation}'`));
+
+    it('a ConfigMap update swaps in new pools under load: gauges move, no request fails, the old engine drains to 0 connections', async () => {
+      const volume = join(state, 'pool-config-volume');
+      const file = writeConfigMapVolume(volume, 'DB_POOL_SIZE=2\nDB_MAX_OVERFLOW=1\nDB_POOL_TIMEOUT=10\nREDIS_MAX_CONNECTIONS=5\n');
+      // The file wins over env.
+      const reloading = await startApp({ POOL_CONFIG_FILE: file, DB_POOL_SIZE: '9', DB_MAX_OVERFLOW: '9', REDIS_MAX_CONNECTIONS: '9' });
+      const read = async (): Promise<string> => (await fetch(`${reloading.base}/metrics`)).text();
+      const call = async (hold: number): Promise<number> => {
+        const res = await fetch(`${reloading.base}/?hold=${hold}`);
+        await res.text();
+        return res.status;
+      };
+      let loading = true;
+      const statuses: number[] = [];
+      const worker = async (): Promise<void> => {
+        while (loading) statuses.push(await call(0.05));
+      };
+      try {
+        expect(samples(await read(), gauges)).toEqual({ size: 2, maxOverflow: 1, redisMax: 5, generation: 0, reloadErrors: 0 });
+        // A long request keeps the first engine busy across the swap; three workers keep requests flowing.
+        const longRequest = call(5);
+        const workers = [worker(), worker(), worker()];
+        await eventually(() => Promise.resolve(connectionsOf(reloading.process, 0) >= 1 && statuses.length >= 3 ? true : undefined), 10_000, 'load on generation 0');
+
+        writeConfigMapVolume(volume, 'DB_POOL_SIZE=4\nDB_MAX_OVERFLOW=2\nDB_POOL_TIMEOUT=10\nREDIS_MAX_CONNECTIONS=8\n');
+        const swapped = await eventually(async () => {
+          const text = await read();
+          return sample(text, gauges.generation) === 1 ? text : undefined;
+        }, 10_000, 'generation 1 after the file changed');
+        expect(samples(swapped, gauges)).toEqual({ size: 4, maxOverflow: 2, redisMax: 8, generation: 1, reloadErrors: 0 });
+        // The long request still holds its connection on the old engine, which is counted until it drains.
+        expect(sample(swapped, 'voiceassist_db_pool_draining_connections')).toBeGreaterThanOrEqual(1);
+        expect(connectionsOf(reloading.process, 0)).toBeGreaterThanOrEqual(1);
+        const requestsAtSwap = statuses.length;
+        await eventually(() => Promise.resolve(connectionsOf(reloading.process, 1) >= 1 && statuses.length >= requestsAtSwap + 3 ? true : undefined), 10_000, 'load on generation 1');
+
+        expect(await longRequest).toBe(200);
+        await eventually(() => Promise.resolve(connectionsOf(reloading.process, 0) === 0 ? true : undefined), 10_000, 'the old engine closed its connections');
+        expect(sample(await read(), 'voiceassist_db_pool_draining_connections')).toBe(0);
+        loading = false;
+        await Promise.all(workers);
+        expect({ failed: statuses.filter((s) => s !== 200).length, total: statuses.length > requestsAtSwap }).toEqual({ failed: 0, total: true });
+      } finally {
+        loading = false;
+        await stopApp(reloading.process);
+      }
+    });
+
+    it('a malformed file is counted and ignored (SIGHUP re-reads it); a corrected one applies', async () => {
+      const file = join(state, 'pool.conf');
+      writeFileSync(file, 'DB_POOL_SIZE=3\nREDIS_MAX_CONNECTIONS=5\n');
+      const reloading = await startApp({ POOL_CONFIG_FILE: file, DB_MAX_OVERFLOW: '1' });
+      const read = async (): Promise<Record<string, number | undefined>> => samples(await (await fetch(`${reloading.base}/metrics`)).text(), gauges);
+      try {
+        expect(await read()).toEqual({ size: 3, maxOverflow: 1, redisMax: 5, generation: 0, reloadErrors: 0 });
+        writeFileSync(file, 'DB_POOL_SIZE=3\nDB_POOL_SZE=30\n');
+        await eventually(async () => ((await read()).reloadErrors === 1 ? true : undefined), 10_000, 'the malformed file rejected');
+        expect(await read()).toEqual({ size: 3, maxOverflow: 1, redisMax: 5, generation: 0, reloadErrors: 1 });
+        // SIGHUP re-reads the file even though it has not changed since.
+        reloading.process.kill('SIGHUP');
+        await eventually(async () => ((await read()).reloadErrors === 2 ? true : undefined), 10_000, 'SIGHUP re-read the file');
+        writeFileSync(file, 'DB_POOL_SIZE=6\n');
+        await eventually(async () => ((await read()).generation === 1 ? true : undefined), 10_000, 'the corrected file applied');
+        expect(await read()).toEqual({ size: 6, maxOverflow: 1, redisMax: 50, generation: 1, reloadErrors: 2 });
+        expect(await (await fetch(`${reloading.base}/?hold=0.01`)).text()).toBe('{"ok": true}');
+      } finally {
+        await stopApp(reloading.process);
+      }
+    });
   });
 });

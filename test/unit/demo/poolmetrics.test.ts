@@ -1,5 +1,6 @@
 /**
- * The demo workload's metrics (demo/workload/poolmetrics.py and the exporter in app.py) and the
+ * The demo workload's metrics (demo/workload/poolmetrics.py and the exporter in app.py), its pool
+ * settings (poolconfig.py) and live pool swap (app.py's LivePools), and the
  * seeded load of demo/load.py, tested with Python's unittest under Debian's /usr/bin/python3 (not
  * a pyenv python3 on PATH). No PostgreSQL or Redis is contacted. Needs the Debian packages
  * python3-sqlalchemy python3-psycopg2 python3-redis python3-prometheus-client.
@@ -28,6 +29,14 @@ describe('demo workload metrics (python unittest)', () => {
     const output = unittest('test_poolmetrics');
     expect(output).toMatch(/Ran 8 tests/);
     expect(output).toMatch(/test_metric_names_and_values .* ok/);
+  });
+});
+
+describe('demo workload pool settings and live reload (python unittest)', () => {
+  it('reads the pool config file over env, rejects malformed lines, swaps pools and drains the old', () => {
+    const output = unittest('test_poolconfig');
+    expect(output).toMatch(/Ran 5 tests/);
+    expect(output).toMatch(/test_a_leased_pool_set_drains_then_closes .* ok/);
   });
 });
 
