@@ -10,9 +10,8 @@ import {
   type PoolSection,
 } from '../../../src/api/v1alpha1/poolpolicy.js';
 import type { UtilizationSample } from '../../../src/domain/decide.js';
+import { blockedEvents, blockedStatus } from '../../../src/domain/policy-status.js';
 import {
-  blockedEvents,
-  blockedStatus,
   planPolicy,
   type Plan,
   type PlanInput,
