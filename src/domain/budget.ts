@@ -38,6 +38,13 @@ export interface Claim {
   readonly wanted: number;
   /** The leader value in place now. */
   readonly current: number;
+  /**
+   * FillToBudget claims only: connections per unit the app's recent demand uses (undefined when
+   * unknown). When every claim on a backend fills, the capacity is shared by this demand.
+   */
+  readonly demand?: number | undefined;
+  /** A FillToBudget claim: it takes what its demand-weighted share allows, not just what it wants. */
+  readonly fills?: boolean;
 }
 
 export interface Share {
@@ -86,6 +93,20 @@ function wantedOf(claim: Claim): number {
   return Math.min(Math.max(claim.wanted, claim.bounds.min), claim.bounds.max);
 }
 
+/**
+ * Shares of `capacity` among claims that all fill (FillToBudget): each gets its min plus a part of
+ * the rest proportional to its recent demand (connections per unit × units, plus one per unit so
+ * that idle apps split evenly and none is starved of a first connection). Capacity moves to where
+ * the demand is; nobody goes below min.
+ */
+function demandShares(capacity: number, claims: readonly Claim[]): Map<string, number> {
+  const weight = (c: Claim): number => c.units * (Math.max(0, c.demand ?? 0) + 1);
+  const totalWeight = claims.reduce((sum, c) => sum + weight(c), 0);
+  const minimum = claims.reduce((sum, c) => sum + claimConnections(c, c.bounds.min), 0);
+  const spare = Math.max(0, capacity - minimum);
+  return new Map(claims.map((c) => [c.policy, claimConnections(c, c.bounds.min) + (totalWeight === 0 ? 0 : (spare * weight(c)) / totalWeight)]));
+}
+
 /** Fair shares of `capacity` among `claims` (see the file comment). */
 export function allocate(capacity: number, claims: readonly Claim[]): Allocation {
   const wants = new Map(claims.map((c) => [c.policy, claimConnections(c, wantedOf(c))]));
@@ -95,12 +116,14 @@ export function allocate(capacity: number, claims: readonly Claim[]): Allocation
   const minimum = sum(mins);
   const shares = new Map<string, Share>();
   const above = demand - minimum;
+  const byDemand = claims.length > 0 && claims.every((c) => c.fills === true) ? demandShares(capacity, claims) : undefined;
   for (const claim of claims) {
     const want = wants.get(claim.policy) ?? 0;
     const min = mins.get(claim.policy) ?? 0;
     let cap: number;
-    if (demand <= capacity) cap = wantedOf(claim);
-    else if (minimum > capacity) cap = claim.bounds.min;
+    if (minimum > capacity) cap = claim.bounds.min;
+    else if (byDemand) cap = largestFitting(claim, claim.bounds.max, Math.floor(byDemand.get(claim.policy) ?? min));
+    else if (demand <= capacity) cap = wantedOf(claim);
     else {
       const allowed = min + (above === 0 ? 0 : ((capacity - minimum) * (want - min)) / above);
       cap = largestFitting(claim, wantedOf(claim), Math.floor(allowed));
@@ -111,8 +134,12 @@ export function allocate(capacity: number, claims: readonly Claim[]): Allocation
 }
 
 export interface BudgetCap {
-  /** Largest leader value allowed now (≥ bounds.min). */
+  /** Largest leader value allowed now (≥ bounds.min): the lower of `fair` and `limit`. */
   readonly cap: number;
+  /** The claim's fair share (leader value). */
+  readonly fair: number;
+  /** The largest leader value that fits beside what the others hold now: above it the sum would cross capacity. */
+  readonly limit: number;
   /** Connections the claim needs at its wanted value, and those free for it. */
   readonly needs: number;
   readonly free: number;
@@ -128,8 +155,9 @@ export function capFor(capacity: number, self: Claim, others: readonly Claim[]):
   const fair = allocation.shares.get(self.policy)?.cap ?? self.bounds.min;
   const heldByOthers = others.reduce((total, c) => total + claimConnections(c, c.current), 0);
   const free = capacity - heldByOthers;
-  const headroom = largestFitting(self, wantedOf(self), free);
-  return { cap: Math.min(fair, headroom), needs: claimConnections(self, wantedOf(self)), free, minimumsFit: allocation.minimumsFit };
+  const limit = largestFitting(self, self.bounds.max, free);
+  const headroom = Math.min(limit, Math.max(self.bounds.min, wantedOf(self)));
+  return { cap: Math.min(fair, headroom), fair, limit, needs: claimConnections(self, wantedOf(self)), free, minimumsFit: allocation.minimumsFit };
 }
 
 /** Connections a set of claims holds at their current values. */
@@ -156,6 +184,8 @@ export interface PolicyFacts {
   /** Leader values by setting key: what the policy recommends, and what is in place. */
   readonly wanted: Readonly<Record<string, number>>;
   readonly current: Readonly<Record<string, number>>;
+  /** Database connections per process its recent demand uses (FillToBudget), undefined when unknown. */
+  readonly demand?: number | undefined;
 }
 
 export interface BackendClaim {
@@ -179,7 +209,8 @@ export function claimsOf(facts: PolicyFacts): BackendClaim[] {
     const base = { policy: facts.policy, bounds: settings.leader.bounds, wanted: facts.wanted[key] ?? current, current };
     const follower = settings.follower && { ratio: settings.follower.ratio, bounds: settings.follower.bounds };
     if (settings.section === 'database' && settings.fill && settings.follower) {
-      claims.push({ backend: facts.spec.pgbouncer ? 'pgbouncer' : 'postgres', section: 'database', claim: { policy: facts.policy, units: processes, shape: {}, ...fillClaim(settings.leader, settings.follower, facts.current) } });
+      const claim: Claim = { policy: facts.policy, units: processes, shape: {}, fills: true, demand: facts.demand, ...fillClaim(settings.leader, settings.follower, facts.current) };
+      claims.push({ backend: facts.spec.pgbouncer ? 'pgbouncer' : 'postgres', section: 'database', claim });
     } else if (settings.section === 'database') {
       claims.push({ backend: facts.spec.pgbouncer ? 'pgbouncer' : 'postgres', section: 'database', claim: { ...base, units: processes, shape: { follower } } });
     } else if (settings.section === 'pgbouncer') {
@@ -232,7 +263,13 @@ const BACKEND_NAMES: Readonly<Record<Backend, string>> = { postgres: 'PostgreSQL
  */
 export function sectionBudgetsOf(
   facts: BudgetFacts,
-  self: { readonly spec: PoolPolicySpec; readonly wanted: Readonly<Record<string, number>>; readonly current: Readonly<Record<string, number>> },
+  self: {
+    readonly spec: PoolPolicySpec;
+    readonly wanted: Readonly<Record<string, number>>;
+    readonly current: Readonly<Record<string, number>>;
+    /** Database connections per process its recent demand uses (FillToBudget), undefined when unknown. */
+    readonly demand?: number | undefined;
+  },
 ): Partial<Record<PoolSection, SectionBudget>> {
   const own = claimsOf({ policy: facts.policy, ...self, ...facts.own });
   const result: Partial<Record<PoolSection, SectionBudget>> = {};
@@ -251,8 +288,8 @@ export function sectionBudgetsOf(
       : capacity.capacity[backend];
     if (total === undefined) continue; // this budget does not cover the backend
     const others = backend === 'pgbouncer' ? [] : facts.peers.filter((p) => p.backend === backend).map((p) => p.claim);
-    const { cap, needs, free, minimumsFit } = capFor(total, claim, others);
-    result[section] = { kind: 'cap', backend: BACKEND_NAMES[backend], cap, needs, free, minimumsFit };
+    const { cap, fair, limit, needs, free, minimumsFit } = capFor(total, claim, others);
+    result[section] = { kind: 'cap', backend: BACKEND_NAMES[backend], cap, fair, limit, needs, free, minimumsFit };
   }
   return result;
 }

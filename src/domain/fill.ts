@@ -51,6 +51,16 @@ export type DemandReading =
   | { readonly valid: true; readonly demand: DemandSample }
   | { readonly valid: false; readonly problem: MetricsProblem; readonly message: string };
 
+/**
+ * Connections per process an app's recent demand uses, for weighting budget shares: the larger of
+ * the window's mean and now, plus the waiters (demand a full pool hides). undefined when unknown.
+ */
+export function demandLevel(reading: DemandReading | undefined): number | undefined {
+  if (!reading?.valid) return undefined;
+  const { typical, inUse, waiters } = reading.demand;
+  return Math.max(typical, inUse) + (waiters ?? 0);
+}
+
 /** How many processes hold pools, and how many keep serving while a rollout replaces the pods. */
 export interface RestartCost {
   /** replicas × processesPerPod. */
@@ -83,8 +93,10 @@ export type FillReason =
   | LimitReason
   /** Capacity moved to the budget's share (and poolSize with it, in the same rollout). */
   | 'FilledToBudget'
-  /** Capacity above the budget's share: brought down at once. */
+  /** Capacity above what the budget leaves free: brought down at once. */
   | 'BudgetCorrection'
+  /** Capacity given back to the budget's other policies, whose demand grew. */
+  | 'Rebalanced'
   | 'BudgetNotFound'
   | 'BudgetUnknown'
   /** poolSize moved to typical demand. */
@@ -128,8 +140,14 @@ export function decideFill(input: FillInput): FillDecision {
   }
   const demand = input.demand.demand;
   const capacityBounds = { min: pool.bounds.min + overflow.bounds.min, max: pool.bounds.max + overflow.bounds.max };
-  const target = clamp(budget.cap, capacityBounds);
   const saturated = demand.inUse >= capacity || (demand.waiters ?? 0) > 0 || (demand.timeouts ?? 0) > 0;
+  // The share: the fair one (weighted by demand when every policy on the budget fills), never
+  // above what the others leave free. Over that limit the sum crosses the budget: back at once.
+  const limit = clamp(budget.limit ?? budget.cap, capacityBounds);
+  const share = Math.min(clamp(budget.fair ?? budget.cap, capacityBounds), limit);
+  const outOfBounds = clamp(pool.current, pool.bounds) !== pool.current || clamp(overflow.current, overflow.bounds) !== overflow.current;
+  const move = capacityMove(capacity, share, limit, saturated, outOfBounds);
+  const target = move?.to ?? capacity;
   const poolBounds = { min: pool.bounds.min, max: Math.max(pool.bounds.min, Math.min(pool.bounds.max, target - overflow.bounds.min)) };
   // Waiters or timeouts in the window: the pool keeps what it has.
   const wantedFor = (connections: number): number => {
@@ -138,29 +156,32 @@ export function decideFill(input: FillInput): FillDecision {
   };
   const signals = signalsOf(demand);
 
-  const outOfBounds = clamp(pool.current, pool.bounds) !== pool.current || clamp(overflow.current, overflow.bounds) !== overflow.current;
-  if (target !== capacity || outOfBounds) {
+  if (move) {
     const next = split(target, wantedFor(agreedLevel(pool.current, demand)), pool.bounds, overflow.bounds);
     const moves = `poolSize ${pool.current}→${next.pool}, maxOverflow ${overflow.current}→${next.overflow}`;
-    if (target > capacity && !saturated && withinMinInterval(input)) {
-      return hold('MinIntervalNotElapsed', `capacity would fill to the budget's ${target} per process, but the last change was less than ${formatDuration(input.behavior.minChangeIntervalMs)} ago`, input.breach);
+    const urgent = move.reason === 'BudgetCorrection' || outOfBounds || (saturated && move.reason === 'FilledToBudget');
+    if (!urgent && withinMinInterval(input)) {
+      return hold('MinIntervalNotElapsed', `capacity would move to the budget's share of ${target} per process, but the last change was less than ${formatDuration(input.behavior.minChangeIntervalMs)} ago`, input.breach);
     }
-    const why =
-      target > capacity
-        ? { reason: 'FilledToBudget' as const, text: `capacity ${capacity}→${target} per process, the budget's share (${budget.free} ${budget.backend} connections free for ${budget.needs} wanted)` }
-        : capacity > budget.cap
-          ? { reason: 'BudgetCorrection' as const, text: `capacity ${capacity}→${target} per process: over the ${budget.backend} budget, brought back at once` }
-          : { reason: (target > capacity ? 'AtMin' : 'AtMax') as FillReason, text: `settings outside their bounds corrected, capacity ${capacity}→${target} per process` };
+    if (move.reason === 'Rebalanced' && !restartSafe(input, demand, target)) {
+      return hold('RestartDeferred', `capacity would give ${capacity - target} connections per process back to the budget's other policies, but the rollout it causes would leave ${input.restart.processesDuringRollout} of ${input.restart.processes} processes for today's demand; deferred until demand falls`, input.breach);
+    }
+    const texts: Readonly<Record<CapacityMove['reason'], string>> = {
+      FilledToBudget: `capacity ${capacity}→${target} per process, the budget's share (${budget.free} ${budget.backend} connections free for ${budget.needs} wanted)`,
+      BudgetCorrection: `capacity ${capacity}→${target} per process: over the ${budget.backend} budget, brought back at once`,
+      Rebalanced: `capacity ${capacity}→${target} per process: the budget's other policies see more demand, and the share follows it`,
+      AtMin: `settings outside their bounds corrected, capacity ${capacity}→${target} per process`,
+    };
     return {
       ...next,
-      reason: why.reason,
-      message: `${why.text}; poolSize follows typical demand (${formatCount(demand.typical)} checked out on average, ${signals}); ${moves} in one rollout`,
+      reason: move.reason,
+      message: `${texts[move.reason]}; poolSize follows typical demand (${formatCount(demand.typical)} checked out on average, ${signals}); ${moves} in one rollout`,
       breach: undefined,
       budgetBound: false,
     };
   }
 
-  const budgetBound = saturated && target === budget.cap && target < capacityBounds.max;
+  const budgetBound = saturated && target === share && target < capacityBounds.max;
   // The window's mean lags: after a peak it still asks for a large pool while demand has gone.
   // poolSize moves only when the mean and the demand of now agree, and then by the lesser move.
   const percentOf = (connections: number): number => (pool.current === 0 ? Number.POSITIVE_INFINITY : (100 * connections) / pool.current);
@@ -191,9 +212,7 @@ export function decideFill(input: FillInput): FillDecision {
     return hold('MinIntervalNotElapsed', `poolSize would move to ${poolWanted}, but the last change was less than ${formatDuration(input.behavior.minChangeIntervalMs)} ago`, breach, budgetBound);
   }
   const { processes, processesDuringRollout } = input.restart;
-  const demandNow = (demand.inUse + (demand.waiters ?? 0)) * processes;
-  const servedDuringRollout = (processesDuringRollout * target * input.thresholds.target) / 100;
-  if (demandNow > servedDuringRollout) {
+  if (!restartSafe(input, demand, target)) {
     return hold(
       'RestartDeferred',
       `poolSize would move to ${poolWanted}, but the rollout it causes would leave ${processesDuringRollout} of ${processes} processes for today's demand; deferred until demand falls`,
@@ -230,6 +249,37 @@ export function signalsOf(demand: DemandSample): string {
   if (demand.waiters !== undefined) used.push('db_pool_waiters');
   if (demand.timeouts !== undefined) used.push('db_pool_timeouts_total');
   return `signals: ${used.join(', ')}`;
+}
+
+interface CapacityMove {
+  readonly to: number;
+  readonly reason: 'FilledToBudget' | 'BudgetCorrection' | 'Rebalanced' | 'AtMin';
+}
+
+/**
+ * Whether capacity moves, and to what. Over `limit` (the sum would cross the budget) or outside
+ * its bounds: at once. Toward the share: when saturated by any amount, else only by at least
+ * {@link capacityTolerance}, so demand-weighted shares that wobble do not restart the pods.
+ */
+function capacityMove(capacity: number, share: number, limit: number, saturated: boolean, outOfBounds: boolean): CapacityMove | undefined {
+  if (capacity > limit) return { to: share, reason: 'BudgetCorrection' };
+  if (outOfBounds) return { to: share, reason: 'AtMin' };
+  const gap = share - capacity;
+  if (gap > 0 && (saturated || gap >= capacityTolerance(capacity))) return { to: share, reason: 'FilledToBudget' };
+  if (gap < 0 && -gap >= capacityTolerance(capacity)) return { to: share, reason: 'Rebalanced' };
+  return undefined;
+}
+
+/** A capacity move must be worth a rollout: 20 % of the capacity, and at least 2 connections. */
+export function capacityTolerance(capacity: number): number {
+  return Math.max(2, Math.ceil(0.2 * capacity));
+}
+
+/** The processes that keep serving while the pods roll carry today's demand at the target utilization. */
+function restartSafe(input: FillInput, demand: DemandSample, capacity: number): boolean {
+  const { processes, processesDuringRollout } = input.restart;
+  const demandNow = (demand.inUse + (demand.waiters ?? 0)) * processes;
+  return demandNow <= (processesDuringRollout * capacity * input.thresholds.target) / 100;
 }
 
 /**

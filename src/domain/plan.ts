@@ -14,7 +14,7 @@
 import type { PoolPolicySpec, PoolPolicyStatus, SettingChange } from '../api/v1alpha1/poolpolicy.js';
 import { clamp, decide, follow, type Bounds, type Breach, type UtilizationSample } from './decide.js';
 import { sectionBudgetsOf, type BudgetFacts } from './budget.js';
-import { decideFill, decideShareFill, type DemandReading, type RestartCost } from './fill.js';
+import { decideFill, decideShareFill, demandLevel, type DemandReading, type RestartCost } from './fill.js';
 import { passStatus, type PlannedEvent, type SectionDecision, type SectionOutcome, type StatusFacts } from './policy-status.js';
 import { sectionsOf, type SectionBudget, type SectionSettings, type SettingTarget } from './sections.js';
 
@@ -73,7 +73,7 @@ export function planWithinBudget(input: PlanInput, budget: BudgetFacts | undefin
   if (!budget) return unbudgeted;
   const current = Object.fromEntries([...input.readings].flatMap(([setting, r]) => (r.kind === 'value' ? [[setting, r.value]] : [])));
   const wanted = unbudgeted.status.recommended ?? {};
-  return planPolicy({ ...input, budget: sectionBudgetsOf(budget, { spec: input.spec, wanted, current }) });
+  return planPolicy({ ...input, budget: sectionBudgetsOf(budget, { spec: input.spec, wanted, current, demand: demandLevel(input.demand) }) });
 }
 
 function latest(a: Date | undefined, b: Date | undefined): Date | undefined {

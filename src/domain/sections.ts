@@ -62,6 +62,18 @@ export function sectionsOf(spec: PoolPolicySpec): SectionSettings[] {
 
 /** What a ConnectionBudget allows one section (see domain/budget.ts). */
 export type SectionBudget =
-  | { readonly kind: 'cap'; readonly backend: string; readonly cap: number; readonly needs: number; readonly free: number; readonly minimumsFit: boolean }
+  | {
+      readonly kind: 'cap';
+      readonly backend: string;
+      /** Largest value allowed now: the lower of the fair share and what the others leave free. */
+      readonly cap: number;
+      /** The section's fair share; for FillToBudget claims weighted by recent demand. Defaults to cap. */
+      readonly fair?: number;
+      /** Largest value that fits beside what the others hold now; above it the sum crosses capacity. Defaults to cap. */
+      readonly limit?: number;
+      readonly needs: number;
+      readonly free: number;
+      readonly minimumsFit: boolean;
+    }
   /** The budget cannot be evaluated (missing, or its capacity query failed): no growth. */
   | { readonly kind: 'unknown'; readonly reason: string; readonly message: string };

@@ -158,3 +158,102 @@ describe('FillToBudget', () => {
     expect((await settings()).pool).toBe(followed.pool);
   });
 });
+
+describe('FillToBudget: two apps on one budget share it by demand', () => {
+  let kc: KubeConfig;
+  let namespace: string;
+  let operator: RunningController;
+  let rollouts: ReturnType<typeof simulateRollouts>;
+  const targets: ScrapeTarget[] = [];
+  const checkedOut = new Map<string, Gauge[]>();
+
+  async function app(name: string, hash: string): Promise<void> {
+    const manifest = deploymentManifest(name, [{ name: 'app', env: [{ name: 'DB_POOL_SIZE', value: '10' }, { name: 'DB_MAX_OVERFLOW', value: '14' }] }]);
+    if (manifest.spec) {
+      manifest.spec.replicas = 2;
+      manifest.spec.strategy = { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } };
+    }
+    await createDeployment(kc, namespace, manifest);
+    const gauges: Gauge[] = [];
+    for (const suffix of ['x2x9q', 'k8s4w']) {
+      const target = await startScrapeTarget(`${namespace}-${name}-${suffix}`, { namespace, pod: `${name}-${hash}-${suffix}` });
+      targets.push(target);
+      gauges.push(new Gauge({ name: 'shop_db_pool_checked_out', help: 'in use', registers: [target.registry] }));
+      new Gauge({ name: 'shop_db_pool_utilization_percent', help: 'utilization', registers: [target.registry] }).set(10);
+    }
+    checkedOut.set(name, gauges);
+  }
+
+  const demand = (name: string, inUse: number): void => {
+    for (const g of checkedOut.get(name) ?? []) g.set(inUse);
+  };
+
+  /** Connections both apps' pools may open: 2 replicas × (pool + overflow) each. */
+  async function capacities(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const name of ['orders', 'reports']) {
+      const env = envOf(await getDeployment(kc, namespace, name), 'app');
+      out[name] = Number(env.DB_POOL_SIZE) + Number(env.DB_MAX_OVERFLOW);
+    }
+    return out;
+  }
+
+  beforeAll(async () => {
+    kc = adminKubeConfig();
+    installCrds();
+    namespace = await createTestNamespace(kc, 'share');
+    rollouts = simulateRollouts(kc, namespace);
+    await app('orders', '7c9d5b6f4');
+    await app('reports', '5b8f9c7d2');
+    demand('orders', 4);
+    demand('reports', 4);
+    await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
+      ...budgetApi,
+      namespace,
+      body: { apiVersion: 'poolpilot.io/v1alpha1', kind: 'ConnectionBudget', metadata: { name: 'db' }, spec: { postgres: { maxConnections: 100, reserved: 3 } } },
+    });
+    await eventually(
+      async () => ((await queryVector(`count(shop_db_pool_checked_out{namespace="${namespace}"})`))[0]?.value[1] === '4' ? true : undefined),
+      30000,
+      'Prometheus to scrape the four pods',
+    );
+    operator = await startOperator(namespace);
+  });
+
+  afterAll(async () => {
+    await operator.stop();
+    rollouts.stop();
+    await Promise.all(targets.map((t) => t.stop()));
+    await deleteTestNamespace(kc, namespace);
+  });
+
+  it('splits evenly while demand is even, moves capacity to the app at its peak, and never holds more than the budget', async () => {
+    const database = { poolSize: { min: 5, max: 40 }, maxOverflow: { mode: 'FillToBudget', min: 0, max: 80 } };
+    const common = { metricsPrefix: 'shop_', budgetRef: { name: 'db' }, interval: '1s', database, behavior: { scaleUpStabilization: '1s', scaleDownStabilization: '2s', minChangeInterval: '0s' } };
+    await createPolicy(kc, namespace, 'orders', { targetRef: { name: 'orders' }, ...common });
+    await createPolicy(kc, namespace, 'reports', { targetRef: { name: 'reports' }, ...common });
+
+    const observed: number[] = [];
+    const total = async (): Promise<Record<string, number>> => {
+      const c = await capacities();
+      observed.push(2 * ((c.orders ?? 0) + (c.reports ?? 0)));
+      return c;
+    };
+    // Even demand: 97 usable over four processes, 24 each.
+    await eventually(async () => {
+      const c = await total();
+      return c.orders === 24 && c.reports === 24 ? true : undefined;
+    }, 60000, 'an even split of 24 per process');
+
+    // orders at its peak, reports idle: the capacity follows the demand.
+    demand('orders', 40);
+    demand('reports', 2);
+    const moved = await eventually(async () => {
+      const c = await total();
+      return (c.orders ?? 0) >= 36 && (c.reports ?? 0) <= 12 ? c : undefined;
+    }, 60000, 'capacity to move to orders');
+    expect(2 * ((moved.orders ?? 0) + (moved.reports ?? 0))).toBeLessThanOrEqual(97);
+    for (let i = 0; i < 8; i++) await total();
+    expect(Math.max(...observed)).toBeLessThanOrEqual(97);
+  });
+});

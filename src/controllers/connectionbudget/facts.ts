@@ -14,6 +14,7 @@ import { claimsOf, rolloutSurge, type Backend, type BudgetFacts, type PolicyFact
 import type { UtilizationSample } from '../../domain/decide.js';
 import { readPgbouncerSettings } from '../../domain/pgbouncer-ini.js';
 import { rolloutCompletedAt } from '../../domain/rollout.js';
+import { sectionsOf } from '../../domain/sections.js';
 import type { ObjectStore } from '../../runtime/informer.js';
 
 export interface BudgetStores {
@@ -23,6 +24,12 @@ export interface BudgetStores {
   readonly hpas: ObjectStore<V2HorizontalPodAutoscaler>;
   readonly configMaps: ObjectStore<V1ConfigMap>;
 }
+
+/**
+ * Database connections per process a FillToBudget peer's recent demand uses (domain/fill.ts
+ * demandLevel), for sharing the budget by demand; undefined when unknown. Never throws.
+ */
+export type PeerDemand = (namespace: string, spec: PoolPolicySpec) => Promise<number | undefined>;
 
 /** Evaluates a capacity query (postgres_exporter / redis_exporter); never throws. */
 /** `namespace` is the budget's (for spec.prometheus.authSecretRef). */
@@ -149,16 +156,19 @@ export async function readBudgetFacts(
   ledger: AppliedLedger,
   query: CapacityQuery,
   self: { readonly policy: string; readonly namespace: string; readonly spec: PoolPolicySpec },
+  demandOf?: PeerDemand,
 ): Promise<BudgetFacts | undefined> {
   const ref = self.spec.budgetRef;
   if (!ref) return undefined;
   const own = deploymentFacts(stores, self.namespace, self.spec);
   const capacity = await budgetCapacity(stores, self.namespace, ref.name, query);
-  const peers = capacity.ok
-    ? policiesOfBudget(stores, self.namespace, ref.name)
-      .filter((p) => p.key !== self.policy)
-      .flatMap((p) => claimsOf(peerFacts(stores, ledger, self.namespace, p)))
-    : [];
+  const peers = capacity.ok ? (await Promise.all(policiesOfBudget(stores, self.namespace, ref.name)
+    .filter((p) => p.key !== self.policy)
+    .map(async (p) => {
+      // A FillToBudget peer's share follows its demand, read like this policy's own.
+      const demand = demandOf && sectionsOf(p.spec).some((s) => s.fill) ? await demandOf(self.namespace, p.spec) : undefined;
+      return claimsOf({ ...peerFacts(stores, ledger, self.namespace, p), demand });
+    }))).flat() : [];
   const pgbouncerRollout = self.spec.pgbouncer?.rolloutRef;
   const pgbouncerSteadyReplicas = pgbouncerRollout ? replicasOf(stores, self.namespace, pgbouncerRollout.name, 'withoutSurge') : 1;
   return { policy: self.policy, capacity, own, pgbouncerSteadyReplicas, peers };

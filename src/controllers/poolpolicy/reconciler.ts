@@ -26,7 +26,7 @@ import {
   type PoolSection,
 } from '../../api/v1alpha1/poolpolicy.js';
 import type { UtilizationSample } from '../../domain/decide.js';
-import type { DemandReading, RestartCost } from '../../domain/fill.js';
+import { demandLevel, type DemandReading, type RestartCost } from '../../domain/fill.js';
 import { rolloutUnavailable, type BudgetFacts } from '../../domain/budget.js';
 import { readPgbouncerSettings, setPgbouncerSettings } from '../../domain/pgbouncer-ini.js';
 import { planWithinBudget, type Plan, type PlanInput, type SettingReading } from '../../domain/plan.js';
@@ -227,7 +227,8 @@ export class PoolPolicyReconciler {
     if (!budget) return undefined;
     const { policies, deployments, configMaps } = this.deps;
     const stores: BudgetStores = { policies, deployments, configMaps, budgets: budget.budgets, hpas: budget.hpas };
-    return readBudgetFacts(stores, budget.ledger, budget.query, { policy: seen.key, namespace: seen.namespace, spec: seen.spec });
+    const peerDemand = async (namespace: string, spec: PoolPolicySpec): Promise<number | undefined> => demandLevel(await this.readDemand(namespace, spec));
+    return readBudgetFacts(stores, budget.ledger, budget.query, { policy: seen.key, namespace: seen.namespace, spec: seen.spec }, peerDemand);
   }
 
   /**

@@ -76,7 +76,7 @@ async function sectionBudgets(s: BudgetStores, ledger: AppliedLedger, query: Cap
 describe('readBudgetFacts + sectionBudgetsOf', () => {
   it('caps the database section at what 2 replicas × (pool + overflow) may hold within 90', async () => {
     const result = await sectionBudgets(stores(), new AppliedLedger(), failingQuery, SELF);
-    expect(result?.database).toEqual({ kind: 'cap', backend: 'PostgreSQL', cap: 22, needs: 160, free: 90, minimumsFit: true });
+    expect(result?.database).toEqual({ kind: 'cap', backend: 'PostgreSQL', cap: 22, fair: 22, limit: 22, needs: 160, free: 90, minimumsFit: true });
   });
 
   it('allows no growth when the capacity query returns nothing', async () => {

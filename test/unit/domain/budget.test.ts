@@ -59,7 +59,7 @@ describe('capFor', () => {
     const self = claim('a', { wanted: 40, current: 20 });
     const other = claim('b', { wanted: 10, current: 70 }); // holds more than its fair share until it shrinks
     const cap = capFor(100, self, [other]);
-    expect(cap).toEqual({ cap: 30, needs: 40, free: 30, minimumsFit: true });
+    expect(cap).toEqual({ cap: 30, fair: 40, limit: 30, needs: 40, free: 30, minimumsFit: true });
   });
 
   it('brings a policy back inside when the others grew (an HPA maxReplicas rise)', () => {
@@ -141,5 +141,32 @@ describe('rolloutUnavailable: pods a rolling update takes down before their repl
     ['never more than the replicas', { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 9 } }, 3, 3],
   ])('%s', (_label, strategy, replicas, expected) => {
     expect(rolloutUnavailable(replicas, strategy)).toBe(expected);
+  });
+});
+
+describe('allocate: FillToBudget claims share the capacity by recent demand', () => {
+  const fill = (policy: string, demand: number | undefined): Claim => claim(policy, { units: 2, bounds: { min: 5, max: 120 }, wanted: 120, current: 30, fills: true, demand });
+
+  it.each([
+    ['equal demand: an even split (the static fair share)', 4, 4, 24, 24],
+    ['no demand known on either: an even split', undefined, undefined, 24, 24],
+    ['one app at its peak, the other idle: capacity moves to the peak', 40, 4, 39, 9],
+    ['the other way round', 2, 40, 7, 40],
+  ])('%s', (_label, demandA, demandB, capA, capB) => {
+    const allocation = allocate(97, [fill('a', demandA), fill('b', demandB)]);
+    expect(allocation.shares.get('a')?.cap).toBe(capA);
+    expect(allocation.shares.get('b')?.cap).toBe(capB);
+  });
+
+  it('property: the shares fit the capacity whenever the minimums do, and nobody is below min', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 400 }), fc.array(fc.record({ units: fc.integer({ min: 1, max: 6 }), demand: fc.option(fc.integer({ min: 0, max: 200 }), { nil: undefined }) }), { minLength: 1, maxLength: 5 }), (capacity, specs) => {
+        const claims = specs.map((s, i) => claim(`p${i}`, { units: s.units, bounds: { min: 5, max: 120 }, wanted: 120, current: 5, fills: true, demand: s.demand }));
+        const allocation = allocate(capacity, claims);
+        const caps = claims.map((c) => allocation.shares.get(c.policy)?.cap ?? -1);
+        for (const cap of caps) expect(cap).toBeGreaterThanOrEqual(5);
+        if (allocation.minimumsFit) expect(claims.reduce((sum, c, i) => sum + c.units * (caps[i] ?? 0), 0)).toBeLessThanOrEqual(capacity);
+      }),
+    );
   });
 });

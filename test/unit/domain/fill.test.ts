@@ -8,7 +8,7 @@ const SECOND = 1000;
 const NOW_MS = Date.parse('2025-01-01T12:00:00.000Z');
 const ago = (ms: number): Date => new Date(NOW_MS - ms);
 
-const share = (cap: number): SectionBudget => ({ kind: 'cap', backend: 'PostgreSQL', cap, needs: 240, free: 97, minimumsFit: true });
+const share = (cap: number, over: { readonly fair?: number; readonly limit?: number } = {}): SectionBudget => ({ kind: 'cap', backend: 'PostgreSQL', cap, needs: 240, free: 97, minimumsFit: true, ...over });
 
 const demand = (overrides: Partial<DemandSample> = {}): FillInput['demand'] => ({
   valid: true,
@@ -87,6 +87,41 @@ const cases: Case[] = [
     input: input({ ...at48(10), budget: share(32) }),
     pool: 5,
     overflow: 27,
+    reason: 'BudgetCorrection',
+  },
+  {
+    name: 'a peer\'s demand grew: the fair share fell by more than the tolerance, the rollout is safe: capacity given back',
+    input: input({ ...at48(10), budget: share(48, { fair: 30, limit: 48 }) }),
+    pool: 5,
+    overflow: 25,
+    reason: 'Rebalanced',
+  },
+  {
+    name: 'a fair share that wobbles by less than 20 % moves nothing',
+    input: input({ ...at48(10), demand: demand({ inUse: 8, typical: 6 }), budget: share(48, { fair: 44, limit: 48 }) }),
+    pool: 10,
+    overflow: 38,
+    reason: 'DeadBand',
+  },
+  {
+    name: 'giving capacity back would need a rollout the demand of now cannot carry: deferred',
+    input: input({ ...at48(10), demand: demand({ inUse: 30, typical: 30 }), budget: share(48, { fair: 24, limit: 48 }) }),
+    pool: 10,
+    overflow: 38,
+    reason: 'RestartDeferred',
+  },
+  {
+    name: 'a small rise of the share is taken only when saturated',
+    input: input({ ...at48(10), demand: demand({ inUse: 48, typical: 40, waiters: 4 }), budget: share(60, { limit: 55 }) }),
+    pool: 40,
+    overflow: 15,
+    reason: 'FilledToBudget',
+  },
+  {
+    name: 'over what the others leave free (limit), even within the fair share: back at once',
+    input: input({ ...at48(10), budget: share(60, { limit: 40 }) }),
+    pool: 5,
+    overflow: 35,
     reason: 'BudgetCorrection',
   },
   {
