@@ -217,7 +217,6 @@ describe('FillToBudget: two apps on one budget share it by demand', () => {
       30000,
       'Prometheus to scrape the four pods',
     );
-    operator = await startOperator(namespace);
   });
 
   afterAll(async () => {
@@ -232,6 +231,9 @@ describe('FillToBudget: two apps on one budget share it by demand', () => {
     const common = { metricsPrefix: 'shop_', budgetRef: { name: 'db' }, interval: '1s', database, behavior: { scaleUpStabilization: '1s', scaleDownStabilization: '2s', minChangeInterval: '0s' } };
     await createPolicy(kc, namespace, 'orders', { targetRef: { name: 'orders' }, ...common });
     await createPolicy(kc, namespace, 'reports', { targetRef: { name: 'reports' }, ...common });
+    // A budget counts the pools of the policies that draw from it: both exist before the first pass
+    // (an app without a policy yet is not counted, and the first policy would take its share).
+    operator = await startOperator(namespace);
 
     const observed: number[] = [];
     const total = async (): Promise<Record<string, number>> => {
