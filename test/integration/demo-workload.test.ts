@@ -12,22 +12,13 @@
  * python3-psycopg2, python3-redis and python3-prometheus-client.
  */
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { startDemoBackends, type DemoBackends } from './support/demo-backends.js';
 import { repoRoot } from './support/local-env.js';
+import { freePort } from './support/ports.js';
 import { eventually } from './support/prometheus.js';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const address = server.address();
-  await new Promise<void>((r) => server.close(() => { r(); }));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
 
 /** The value of one sample line of the Prometheus text format (labels exactly as printed). */
 function sample(text: string, name: string): number | undefined {
@@ -66,8 +57,9 @@ async function stopApp(app: ChildProcess | undefined): Promise<void> {
 }
 
 describe('demo workload against real PostgreSQL and Redis', () => {
+  let backends: DemoBackends;
   let state: string;
-  let env: Record<string, string>;
+  let env: Readonly<Record<string, string>>;
   let app: ChildProcess | undefined;
   let base: string;
 
@@ -90,20 +82,17 @@ describe('demo workload against real PostgreSQL and Redis', () => {
     return { process: child, base: url };
   }
 
-  const psql = (sql: string): string =>
-    execFileSync('/usr/bin/psql', ['-X', '-w', '-h', '127.0.0.1', '-p', env.PG_PORT ?? '', '-U', 'postgres', '-d', 'postgres', '-qAtc', sql], { encoding: 'utf8' }).trim();
+  const psql = (sql: string): string => backends.psql(sql);
 
   beforeAll(async () => {
-    state = mkdtempSync(join(tmpdir(), 'poolpilot-demo-workload-'));
-    execFileSync('bash', [join(repoRoot, 'demo/up.sh')], { env: { ...process.env, POOLPILOT_DEMO_STATE: state }, stdio: 'pipe', timeout: 60_000 });
-    env = Object.fromEntries(readFileSync(join(state, 'env'), 'utf8').trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    backends = startDemoBackends();
+    ({ state, env } = backends);
     ({ process: app, base } = await startApp({ DB_POOL_SIZE: '2', DB_MAX_OVERFLOW: '1', DB_POOL_TIMEOUT: '0.5', REDIS_MAX_CONNECTIONS: '5' }));
   });
 
   afterAll(async () => {
     await stopApp(app);
-    execFileSync('bash', [join(repoRoot, 'demo/down.sh')], { env: { ...process.env, POOLPILOT_DEMO_STATE: state }, stdio: 'pipe', timeout: 60_000 });
-    rmSync(state, { recursive: true, force: true });
+    backends.stop();
   });
 
   const metrics = async (): Promise<string> => (await fetch(`${base}/metrics`)).text();

@@ -22,11 +22,11 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { access, chmod, mkdtemp, rm, writeFile, constants } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { setPgbouncerSettings } from '../../../src/domain/pgbouncer-ini.js';
+import { freePort } from './ports.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -62,17 +62,6 @@ export interface RunningPgbouncer {
 
 export interface StartOptions {
   readonly adminUser?: string;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  await once(server, 'close');
-  if (address === null || typeof address === 'string') throw new Error('could not determine a free TCP port');
-  return address.port;
 }
 
 async function requireExecutable(path: string, debianPackage: string): Promise<void> {

@@ -29,18 +29,27 @@ export async function startScrapeTarget(name: string, labels: Readonly<Record<st
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const targetFile = join(readLocalEnv().PROMETHEUS_TARGETS_DIR, `${name}.json`);
-  // Write then rename would be atomic; Prometheus re-reads on change and tolerates a partial
-  // file by keeping the previous target list, so a direct write is enough here.
-  writeFileSync(targetFile, JSON.stringify([{ targets: [address], labels }]));
+  const unregister = registerScrapeTarget(name, address, labels);
   return {
     registry,
     address,
     stop: async () => {
-      rmSync(targetFile, { force: true });
+      unregister();
       await new Promise<void>((resolve) => server.close(() => { resolve(); }));
     },
   };
+}
+
+/**
+ * Makes the local Prometheus scrape `address` (host:port, path /metrics) with `labels`, through a
+ * file_sd file named after `name`; returns the function that removes it again.
+ */
+export function registerScrapeTarget(name: string, address: string, labels: Readonly<Record<string, string>>): () => void {
+  const targetFile = join(readLocalEnv().PROMETHEUS_TARGETS_DIR, `${name}.json`);
+  // Write then rename would be atomic; Prometheus re-reads on change and tolerates a partial
+  // file by keeping the previous target list, so a direct write is enough here.
+  writeFileSync(targetFile, JSON.stringify([{ targets: [address], labels }]));
+  return () => { rmSync(targetFile, { force: true }); };
 }
 
 interface VectorResult { readonly metric: Record<string, string>; readonly value: [number, string] }

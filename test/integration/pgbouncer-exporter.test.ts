@@ -1,0 +1,184 @@
+/**
+ * The PgBouncer loop on real metrics: a real PgBouncer in front of the demo's real PostgreSQL,
+ * clients holding real server connections through it, pgbouncer_exporter (built from its Go
+ * module) and Debian's postgres_exporter scraped by the real local Prometheus, and the operator
+ * against the real API server. A PoolPolicy whose pgbouncer section has no `utilization` uses the
+ * built-in query over pgbouncer_exporter's names; a ConnectionBudget takes PostgreSQL's
+ * max_connections from `pg_settings_max_connections`. With the exporter down the policy says
+ * MetricsAvailable=False and writes nothing, even while PgBouncer's pool is saturated; once the
+ * exporter is back it sees the saturation and raises default_pool_size.
+ * Needs the Debian packages pgbouncer, postgresql, postgresql-client, redis-server and
+ * prometheus-postgres-exporter, and pgbouncer_exporter built by `make install`.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import type { RunningController } from '../../src/main.js';
+import { startDemoBackends, type DemoBackends } from './support/demo-backends.js';
+import { startPgbouncerExporter, startPostgresExporter, type RunningExporter } from './support/exporters.js';
+import { adminKubeConfig, createDeployment, createTestNamespace, deleteTestNamespace, deploymentManifest } from './support/kube.js';
+import { condition, createPolicy, getPolicy, installCrds, operatorMetric, startOperator, type PolicyView } from './support/operator.js';
+import { startPgbouncer, PSQL_BIN, type RunningPgbouncer } from './support/pgbouncer.js';
+import { eventually, queryVector, registerScrapeTarget } from './support/prometheus.js';
+
+const budgetApi = { group: 'poolpilot.io', version: 'v1alpha1', plural: 'connectionbudgets' } as const;
+const FAST = { interval: '1s', behavior: { maxStepPercent: 50, scaleUpStabilization: '1s', scaleDownStabilization: '1h', minChangeInterval: '0s' } };
+const THRESHOLDS = { scaleUpAbove: 80, scaleDownBelow: 40, target: 65 };
+
+/** The [pgbouncer] settings poolpilot owns; the ConfigMap and the real PgBouncer start with them. */
+const POOLER = 'default_pool_size = 4\nmax_client_conn = 100\n';
+
+interface BudgetView { status?: { postgres?: { capacity: number } } }
+
+describe('PgBouncer and PostgreSQL exporters, scraped by the real Prometheus, drive the operator', () => {
+  let kc: KubeConfig;
+  let namespace: string;
+  let backends: DemoBackends;
+  let bouncer: RunningPgbouncer;
+  let pgbouncerExporter: RunningExporter;
+  let postgresExporter: RunningExporter;
+  let operator: RunningController;
+  const clients: ChildProcess[] = [];
+  const cleanups: Array<() => void | Promise<void>> = [];
+
+  /** A client of database `app` through PgBouncer that holds a server connection for `seconds`. */
+  function holdConnection(seconds: number): void {
+    const client = spawn(PSQL_BIN, ['-X', '-w', '-h', '127.0.0.1', '-p', String(bouncer.port), '-U', 'admin', '-d', 'app', '-qAtc', `SELECT pg_sleep(${seconds})`], {
+      env: { PATH: '/usr/bin:/bin', LC_ALL: 'C' },
+      stdio: 'ignore',
+    });
+    clients.push(client);
+  }
+
+  /** PgBouncer's SHOW POOLS for database app: active server connections and waiting clients. */
+  async function appPool(): Promise<{ active: number; waiting: number }> {
+    const row = (await bouncer.adminQuery('SHOW POOLS')).find((r) => r.get('database') === 'app');
+    return { active: Number(row?.get('sv_active') ?? 0), waiting: Number(row?.get('cl_waiting') ?? 0) };
+  }
+
+  async function policyWhen(predicate: (p: PolicyView) => boolean, what: string, timeoutMs = 60_000): Promise<PolicyView> {
+    return eventually(async () => {
+      const p = await getPolicy(kc, namespace, 'web');
+      return predicate(p) ? p : undefined;
+    }, timeoutMs, what);
+  }
+
+  const configMapVersion = async (): Promise<string> =>
+    (await kc.makeApiClient(CoreV1Api).readNamespacedConfigMap({ name: 'pgbouncer-config', namespace })).metadata?.resourceVersion ?? '';
+
+  beforeAll(async () => {
+    kc = adminKubeConfig();
+    installCrds();
+    namespace = await createTestNamespace(kc, 'pgbexp');
+    backends = startDemoBackends();
+    cleanups.push(() => { backends.stop(); });
+    // A forced server user: clients log in as the admin user PgBouncer's userlist knows, PgBouncer
+    // logs in to PostgreSQL as role app.
+    bouncer = await startPgbouncer([
+      '[databases]',
+      `app = host=127.0.0.1 port=${backends.env.PG_PORT ?? ''} dbname=app user=app`,
+      '[pgbouncer]',
+      'listen_addr = 127.0.0.1',
+      'listen_port = 6432',
+      'unix_socket_dir =',
+      'auth_type = trust',
+      'auth_file = userlist.txt',
+      'admin_users = admin',
+      POOLER,
+    ].join('\n'));
+    cleanups.push(() => bouncer.stop());
+    pgbouncerExporter = await startPgbouncerExporter(bouncer.port, 'admin');
+    cleanups.push(() => pgbouncerExporter.stop());
+    postgresExporter = await startPostgresExporter(Number(backends.env.PG_PORT));
+    cleanups.push(() => postgresExporter.stop());
+    cleanups.push(registerScrapeTarget(`${namespace}-pgbouncer-exporter`, pgbouncerExporter.address, { namespace, pod: 'pgbouncer-5d8f9-abcde' }));
+    cleanups.push(registerScrapeTarget(`${namespace}-postgres-exporter`, postgresExporter.address, { namespace, pod: 'postgres-exporter-0' }));
+    operator = await startOperator(namespace);
+    cleanups.push(() => operator.stop());
+  });
+
+  afterAll(async () => {
+    for (const client of clients) {
+      if (client.exitCode === null && client.signalCode === null) {
+        const exited = once(client, 'exit');
+        client.kill('SIGTERM');
+        await exited;
+      }
+    }
+    for (const cleanup of cleanups.reverse()) await cleanup();
+    await deleteTestNamespace(kc, namespace);
+  });
+
+  it('the exporters are real: pgbouncer_exporter reports the pool PgBouncer has, postgres_exporter max_connections', async () => {
+    holdConnection(600);
+    holdConnection(600);
+    await eventually(async () => ((await appPool()).active === 2 ? true : undefined), 20_000, 'two server connections active in PgBouncer');
+    const text = await eventually(async () => {
+      const t = await pgbouncerExporter.metrics();
+      return t.includes('pgbouncer_pools_server_active_connections{database="app",user="app"} 2') ? t : undefined;
+    }, 20_000, 'pgbouncer_exporter to report 2 active server connections');
+    expect(text).toMatch(/^pgbouncer_databases_pool_size\{database="app",[^}]*\} 4$/m);
+    expect(text).toMatch(/^pgbouncer_pools_client_waiting_connections\{database="app",user="app"\} 0$/m);
+    expect(await postgresExporter.metrics()).toMatch(/^pg_settings_max_connections\{[^}]*\} 100$/m);
+    // What the operator will read: the real Prometheus has scraped both.
+    await eventually(async () => ((await queryVector(`pgbouncer_pools_server_active_connections{namespace="${namespace}",database="app"} == 2`)).length === 1 ? true : undefined), 20_000, 'Prometheus to have scraped 2 active server connections');
+    await eventually(async () => ((await queryVector(`pg_settings_max_connections{namespace="${namespace}"}`)).length === 1 ? true : undefined), 20_000, 'Prometheus to have scraped max_connections');
+  });
+
+  it('built-in PgBouncer query: MetricsAvailable=True at the utilization PgBouncer has; the budget reads max_connections from postgres_exporter', async () => {
+    await createDeployment(kc, namespace, deploymentManifest('web', [{ name: 'app', env: [{ name: 'DB_POOL_SIZE', value: '10' }] }]));
+    await kc.makeApiClient(CoreV1Api).createNamespacedConfigMap({ namespace, body: { metadata: { name: 'pgbouncer-config' }, data: { 'pgbouncer.ini': `[databases]\napp = host=postgres dbname=app\n\n[pgbouncer]\n${POOLER}` } } });
+    await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
+      ...budgetApi,
+      namespace,
+      body: {
+        apiVersion: 'poolpilot.io/v1alpha1', kind: 'ConnectionBudget', metadata: { name: 'app-db' },
+        spec: { postgres: { maxConnectionsQuery: `max(pg_settings_max_connections{namespace="${namespace}"})`, reserved: 3 } },
+      },
+    });
+    await createPolicy(kc, namespace, 'web', {
+      targetRef: { name: 'web' },
+      budgetRef: { name: 'app-db' },
+      // No `utilization`: the built-in query over pgbouncer_exporter's metrics.
+      pgbouncer: { configMapRef: { name: 'pgbouncer-config' }, defaultPoolSize: { min: 4, max: 20 }, maxClientConn: { min: 100, max: 100, ratio: 5 } },
+      thresholds: THRESHOLDS,
+      ...FAST,
+    });
+    // 2 active server connections, 0 waiting, pool size 4: 50 %, inside the 40–80 band: no change.
+    const p = await policyWhen((x) => condition(x, 'MetricsAvailable')?.status === 'True' && x.status?.observed?.pgbouncer !== undefined, 'MetricsAvailable=True with a PgBouncer reading');
+    expect(p.status?.observed?.pgbouncer).toBe(50);
+    expect(p.status?.current).toMatchObject({ default_pool_size: 4 });
+    const budget = await eventually(async () => {
+      const b = (await kc.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({ ...budgetApi, namespace, name: 'app-db' })) as BudgetView;
+      return b.status?.postgres?.capacity === undefined ? undefined : b;
+    }, 30_000, 'the budget status to show its PostgreSQL capacity');
+    // max_connections 100 from pg_settings_max_connections − 3 reserved.
+    expect(budget.status?.postgres?.capacity).toBe(97);
+  });
+
+  it('exporter down: MetricsAvailable=False and no write while the pool saturates; back up: default_pool_size rises', async () => {
+    const versionBefore = await configMapVersion();
+    await pgbouncerExporter.stop();
+    const down = await policyWhen((x) => condition(x, 'MetricsAvailable')?.status === 'False', 'MetricsAvailable=False with the exporter down');
+    const reason = condition(down, 'MetricsAvailable')?.reason ?? '';
+    // Saturate PgBouncer's pool (4 active, 2 waiting): with data the operator would grow it.
+    for (let i = 0; i < 4; i++) holdConnection(600);
+    await eventually(async () => {
+      const pool = await appPool();
+      return pool.active === 4 && pool.waiting === 2 ? true : undefined;
+    }, 20_000, 'PgBouncer pool saturated (4 active, 2 waiting)');
+    // Several of the operator's own passes see no data (its readings counter, not the clock)...
+    const readings = await operatorMetric(operator, 'poolpilot_prometheus_queries_total', { result: reason });
+    await eventually(async () => ((await operatorMetric(operator, 'poolpilot_prometheus_queries_total', { result: reason })) >= readings + 3 ? true : undefined), 30_000, 'three more passes without data');
+    // ...and none of them wrote.
+    expect(await configMapVersion()).toBe(versionBefore);
+    expect((await getPolicy(kc, namespace, 'web')).status?.current).toMatchObject({ default_pool_size: 4 });
+
+    await pgbouncerExporter.start();
+    const grown = await policyWhen((x) => (x.status?.current?.default_pool_size ?? 0) > 4, 'default_pool_size raised once the exporter is back');
+    expect(condition(grown, 'MetricsAvailable')?.status).toBe('True');
+    const cm = await kc.makeApiClient(CoreV1Api).readNamespacedConfigMap({ name: 'pgbouncer-config', namespace });
+    expect(cm.data?.['pgbouncer.ini']).toContain(`default_pool_size = ${String(grown.status?.current?.default_pool_size)}`);
+  });
+});
