@@ -71,15 +71,18 @@ kctl wait --for=condition=Established --timeout=60s crd --all >/dev/null
 kctl apply -f - >/dev/null <<<'{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"demo"}}'
 kctl -n demo delete poolpolicies,connectionbudgets,deployments,configmaps --all --ignore-not-found --wait >/dev/null
 kctl -n demo delete events --all --ignore-not-found >/dev/null 2>&1 || true
-apply_manifest() { # file: the ports and the start values replaced
+pgbouncer_exporter=$(bash test/controlplane/build.sh path pgbouncer_exporter)
+[[ -x $pgbouncer_exporter ]] || { log "$pgbouncer_exporter is missing: run 'make install' (it builds pgbouncer_exporter)"; exit 1; }
+apply_manifest() { # file: the ports, the exporter's path and the start values replaced
   sed -e "s/__PG_PORT__/$PG_PORT/g" -e "s/__REDIS_PORT__/$REDIS_PORT/g" -e "s/__PGBOUNCER_PORT__/$PGBOUNCER_PORT/g" \
+    -e "s|__PGBOUNCER_EXPORTER__|$pgbouncer_exporter|g" \
     -e "s/{name: DB_POOL_SIZE, value: \"10\"}/{name: DB_POOL_SIZE, value: \"$pool_size\"}/" \
     -e "s/{name: DB_MAX_OVERFLOW, value: \"20\"}/{name: DB_MAX_OVERFLOW, value: \"$max_overflow\"}/" \
     -e "s/{name: REDIS_MAX_CONNECTIONS, value: \"10\"}/{name: REDIS_MAX_CONNECTIONS, value: \"$redis_max\"}/" \
     "$1" | kctl apply -f - >/dev/null
 }
 apply_manifest demo/manifests/demo.yaml
-log "applied demo/manifests/demo.yaml: voiceassist-api (2 replicas, DB_POOL_SIZE=$pool_size, DB_MAX_OVERFLOW=$max_overflow, REDIS_MAX_CONNECTIONS=$redis_max), pgbouncer + its ConfigMap"
+log "applied demo/manifests/demo.yaml: voiceassist-api (2 replicas, DB_POOL_SIZE=$pool_size, DB_MAX_OVERFLOW=$max_overflow, REDIS_MAX_CONNECTIONS=$redis_max), pgbouncer + its ConfigMap, pgbouncer-exporter"
 if ((apps_count == 2)); then
   apply_manifest demo/manifests/second-app.yaml
   log "applied demo/manifests/second-app.yaml: reports-api (2 replicas, same start values)"
@@ -89,7 +92,7 @@ setsid "$node" "$state/build/node-agent.js" --kubeconfig "$KUBECONFIG" --namespa
   --targets-dir "$PROMETHEUS_TARGETS_DIR" --state-dir "$state" --cwd "$root" >"$state/logs/node-agent.log" 2>&1 </dev/null &
 echo $! >"$state/pids/node-agent.pid"
 log "node agent started (pid $!, log $state/logs/node-agent.log)"
-for d in "${apps[@]}" pgbouncer; do
+for d in "${apps[@]}" pgbouncer pgbouncer-exporter; do
   kctl -n demo rollout status "deployment/$d" --timeout=90s >/dev/null ||
     { log "deployment $d did not become ready:"; tail -n 30 "$state/logs/node-agent.log" >&2; exit 1; }
 done
