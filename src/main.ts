@@ -6,14 +6,27 @@ import { CoordinationV1Api, makeInformer, type KubernetesObject, type ListPromis
 import { KubeClient, loadKubeConfig } from './adapters/kube.js';
 import { secretReader } from './adapters/secrets.js';
 import type { OperatorConfig } from './config.js';
-import { PoolPolicyReconciler, POOLPOLICY_RESOURCE } from './controllers/poolpolicy/reconciler.js';
+import { PoolPolicyReconciler, POOLPOLICY_RESOURCE, type PolicyWriter } from './controllers/poolpolicy/reconciler.js';
 import { PrometheusUtilizationSource } from './controllers/poolpolicy/utilization.js';
-import { budgetKeyOf, budgetPeers, keyOf, policiesReferring, type PolicyKey } from './controllers/poolpolicy/watches.js';
+import {
+  budgetOfPolicy,
+  budgetsOf,
+  GenerationChangedPredicate,
+  keyOf,
+  ownKey,
+  policiesOfBudget,
+  policiesReferring,
+  watch,
+  whenDeleted,
+  withBudgetPeers,
+  type Connectable,
+  type PolicyKey,
+} from './controllers/poolpolicy/watches.js';
 import { AppliedLedger } from './controllers/connectionbudget/facts.js';
 import { CONNECTIONBUDGET_RESOURCE, ConnectionBudgetReconciler } from './controllers/connectionbudget/reconciler.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics, PolicyGauge, type OperatorMetrics } from './observability/metrics.js';
-import { startHttpServer } from './observability/server.js';
+import { startHttpServer, type RunningServer } from './observability/server.js';
 import { systemClock } from './runtime/clock.js';
 import { runWorkers, type RunningWorkers } from './runtime/controller.js';
 import { defaultIdentity, LeaderElector } from './runtime/leader-election.js';
@@ -62,21 +75,22 @@ function createInformers(kube: KubeClient, config: OperatorConfig, log: Logger, 
   };
 }
 
-function createReconciler(kube: KubeClient, informers: Informers, utilization: PrometheusUtilizationSource, ledger: AppliedLedger, log: Logger, metrics: OperatorMetrics): PoolPolicyReconciler {
+/** The PoolPolicy reconciler, its metrics fed from its hooks; `forget` drops a deleted policy's gauges. */
+function createReconciler(
+  writer: PolicyWriter,
+  informers: Informers,
+  utilization: PrometheusUtilizationSource,
+  ledger: AppliedLedger,
+  log: Logger,
+  metrics: OperatorMetrics,
+): { reconciler: PoolPolicyReconciler; forget: (key: PolicyKey) => void } {
   const conditions = new PolicyGauge(metrics.policyCondition);
   const settings = new PolicyGauge(metrics.settingValue);
-  informers.policies.onChange((policy) => {
-    const key = keyOf(policy);
-    if (key && !informers.policies.get(policy.metadata?.name ?? '', policy.metadata?.namespace)) {
-      conditions.forget(key);
-      settings.forget(key);
-    }
-  });
-  return new PoolPolicyReconciler({
+  const reconciler = new PoolPolicyReconciler({
     policies: informers.policies,
     deployments: informers.deployments,
     configMaps: informers.configMaps,
-    writer: kube,
+    writer,
     utilization,
     budget: { budgets: informers.budgets, hpas: informers.hpas, ledger, query: (query, prometheus, namespace) => utilization.capacity(query, prometheus, namespace) },
     clock: systemClock,
@@ -93,6 +107,7 @@ function createReconciler(kube: KubeClient, informers: Informers, utilization: P
     },
     onOwnTime: (seconds) => { metrics.reconcileOwnDuration.observe(seconds); },
   });
+  return { reconciler, forget: (key) => { conditions.forget(key); settings.forget(key); } };
 }
 
 function allInformers(informers: Informers): Array<Pick<ResilientInformer<KubernetesObject>, 'start' | 'stop' | 'synced'>> {
@@ -107,14 +122,24 @@ async function stopInformers(informers: Informers): Promise<void> {
   await Promise.all(allInformers(informers).map((i) => i.stop()));
 }
 
-function createBudgetReconciler(kube: KubeClient, informers: Informers, utilization: PrometheusUtilizationSource, ledger: AppliedLedger, metrics: OperatorMetrics): ConnectionBudgetReconciler {
+function createBudgetReconciler(writer: Pick<PolicyWriter, 'applyStatus'>, informers: Informers, utilization: PrometheusUtilizationSource, ledger: AppliedLedger, metrics: OperatorMetrics): ConnectionBudgetReconciler {
   return new ConnectionBudgetReconciler({
     stores: informers,
     ledger,
     query: (query, prometheus, namespace) => utilization.capacity(query, prometheus, namespace),
-    writeStatus: (resource, namespace, name, status) => kube.applyStatus(resource, namespace, name, status),
+    writeStatus: (resource, namespace, name, status) => writer.applyStatus(resource, namespace, name, status),
     clock: systemClock,
     onHeadroom: (namespace, budget, backend, headroom) => { metrics.budgetHeadroom.set({ namespace, budget, backend }, headroom); },
+  });
+}
+
+function createUtilizationSource(config: OperatorConfig, kube: KubeClient, metrics: OperatorMetrics): PrometheusUtilizationSource {
+  return new PrometheusUtilizationSource({
+    defaultUrl: config.prometheusUrl,
+    clock: systemClock,
+    metrics,
+    enforceNamespaceLabel: config.enforceNamespaceLabel === true,
+    readSecret: secretReader(kube.kubeConfig),
   });
 }
 
@@ -124,8 +149,8 @@ export async function main(command: Command, config: OperatorConfig): Promise<nu
   const kube = new KubeClient(loadKubeConfig(config.kubeconfig));
   const metrics = createMetrics();
   const informers = createInformers(kube, config, log, metrics);
-  const utilization = new PrometheusUtilizationSource({ defaultUrl: config.prometheusUrl, clock: systemClock, metrics, enforceNamespaceLabel: config.enforceNamespaceLabel === true, readSecret: secretReader(kube.kubeConfig) });
-  return runOnce(informers, createReconciler(kube, informers, utilization, new AppliedLedger(), log, metrics), log);
+  const utilization = createUtilizationSource(config, kube, metrics);
+  return runOnce(informers, createReconciler(kube, informers, utilization, new AppliedLedger(), log, metrics).reconciler, log);
 }
 
 /** Reconciles every policy once and prints one JSON line per policy. */
@@ -165,20 +190,20 @@ export interface RunningController {
 }
 
 /**
- * `target` with every method refused (it throws) while `allowed()` is false, e.g. once the leader
- * Lease was lost: a call already made finishes, no new one starts.
+ * The writes reconcilers make, each refused (it rejects) while `allowed()` is false, e.g. once the
+ * leader Lease was lost: a write already started finishes, no new one starts.
  */
-function whileAllowed<T extends object>(target: T, allowed: () => boolean, why: string): T {
-  return new Proxy(target, {
-    get: (obj, prop): unknown => {
-      const value: unknown = Reflect.get(obj, prop, obj);
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]): unknown => {
-        if (!allowed()) throw new Error(`${String(prop)} refused: ${why}`);
-        return Reflect.apply(value, obj, args) as unknown;
-      };
-    },
-  });
+function writerWhile(kube: KubeClient, allowed: () => boolean, why: string): PolicyWriter {
+  const check = (name: string): void => {
+    if (!allowed()) throw new Error(`${name} refused: ${why}`);
+  };
+  return {
+    applyContainerEnv: async (...args) => { check('applyContainerEnv'); return kube.applyContainerEnv(...args); },
+    applyConfigMapData: async (...args) => { check('applyConfigMapData'); return kube.applyConfigMapData(...args); },
+    applyPodTemplateAnnotation: async (...args) => { check('applyPodTemplateAnnotation'); return kube.applyPodTemplateAnnotation(...args); },
+    applyStatus: async (...args) => { check('applyStatus'); return kube.applyStatus(...args); },
+    emitEvent: async (...args) => { check('emitEvent'); return kube.emitEvent(...args); },
+  };
 }
 
 /** When this replica does work: always without --leader-elect, else while it holds the Lease. */
@@ -251,6 +276,64 @@ function createLeadership(config: OperatorConfig, kube: KubeClient, log: Logger,
 }
 
 /**
+ * What wakes what: each change of a source that passes the predicate queues the keys its mapper
+ * names. A policy change wakes the policy itself (only for a new generation) and its budget; a
+ * change to a Deployment, ConfigMap or HPA wakes the policies referring to it, everyone sharing a
+ * budget with them, and those budgets; a budget change wakes the budget and its policies.
+ */
+function watchTable(informers: Informers, generations: GenerationChangedPredicate): Connectable[] {
+  const policies = (): readonly KubernetesObject[] => informers.policies.list();
+  const stored = storedPolicy(informers);
+  const referring = (object: KubernetesObject, kind: 'Deployment' | 'ConfigMap'): PolicyKey[] => policiesReferring(policies(), object, kind);
+  const scaledDeployment = (hpa: V2HorizontalPodAutoscaler): KubernetesObject => ({ metadata: { name: hpa.spec.scaleTargetRef.name, namespace: hpa.metadata?.namespace } });
+  const scalesDeployment = (hpa: V2HorizontalPodAutoscaler): boolean => hpa.spec.scaleTargetRef.kind === 'Deployment';
+  return [
+    watch({ source: informers.policies, predicate: (p) => stored(p) && generations.test(p), keys: ownKey, queue: 'policies' }),
+    watch({ source: informers.policies, keys: budgetOfPolicy, queue: 'budgets' }),
+    watch({ source: informers.deployments, keys: (d) => withBudgetPeers(policies(), referring(d, 'Deployment')), queue: 'policies' }),
+    watch({ source: informers.deployments, keys: (d) => budgetsOf(policies(), referring(d, 'Deployment')), queue: 'budgets' }),
+    watch({ source: informers.configMaps, keys: (c) => withBudgetPeers(policies(), referring(c, 'ConfigMap')), queue: 'policies' }),
+    watch({ source: informers.configMaps, keys: (c) => budgetsOf(policies(), referring(c, 'ConfigMap')), queue: 'budgets' }),
+    watch({
+      source: informers.hpas,
+      predicate: scalesDeployment,
+      keys: (h) => withBudgetPeers(policies(), referring(scaledDeployment(h), 'Deployment')),
+      queue: 'policies',
+    }),
+    watch({
+      source: informers.hpas,
+      predicate: scalesDeployment,
+      keys: (h) => budgetsOf(policies(), referring(scaledDeployment(h), 'Deployment')),
+      queue: 'budgets',
+    }),
+    watch({ source: informers.budgets, keys: ownKey, queue: 'budgets' }),
+    watch({ source: informers.budgets, keys: (b) => withBudgetPeers(policies(), policiesOfBudget(policies(), b)), queue: 'policies' }),
+  ];
+}
+
+/** Whether a changed policy is still in the cache (false: the change was its deletion). */
+function storedPolicy(informers: Informers): (policy: KubernetesObject) => boolean {
+  return (policy) => informers.policies.get(policy.metadata?.name ?? '', policy.metadata?.namespace) !== undefined;
+}
+
+/** One leadership term's work queues, holding every object when the term starts. */
+function termQueues(informers: Informers): { policies: WorkQueue<PolicyKey>; budgets: WorkQueue<PolicyKey> } {
+  const queues = { policies: new WorkQueue<PolicyKey>({ clock: systemClock }), budgets: new WorkQueue<PolicyKey>({ clock: systemClock }) };
+  for (const key of informers.policies.list().flatMap(ownKey)) queues.policies.add(key);
+  for (const key of informers.budgets.list().flatMap(ownKey)) queues.budgets.add(key);
+  return queues;
+}
+
+/** /healthz and /readyz (ready once every cache synced) on one address, /metrics on another. */
+async function startServers(config: OperatorConfig, informers: Informers, metrics: OperatorMetrics): Promise<{ health: RunningServer; metrics: RunningServer }> {
+  const synced = (): boolean => allInformers(informers).every((i) => i.synced);
+  return {
+    health: await startHttpServer(config.healthAddr, { ready: synced }),
+    metrics: await startHttpServer(config.metricsAddr, { registry: metrics.registry }),
+  };
+}
+
+/**
  * Starts the HTTP servers and the informers, and resolves once the servers listen; the workers
  * start when every cache has synced ({@link RunningController.cachesSynced}), however long the
  * API server takes to answer. With `config.leaderElection`, informers, caches, /healthz and
@@ -263,79 +346,34 @@ export async function startController(config: OperatorConfig, log: Logger = crea
   const informers = createInformers(kube, config, log, metrics);
   const leadership = createLeadership(config, kube, log, metrics);
   // Reconcilers write through this: once the Lease is lost, no new write starts.
-  const writes = whileAllowed(kube, () => leadership.leading(), 'this replica is not the leader');
-  const utilization = new PrometheusUtilizationSource({ defaultUrl: config.prometheusUrl, clock: systemClock, metrics, enforceNamespaceLabel: config.enforceNamespaceLabel === true, readSecret: secretReader(kube.kubeConfig) });
+  const writer = writerWhile(kube, () => leadership.leading(), 'this replica is not the leader');
+  const utilization = createUtilizationSource(config, kube, metrics);
   const ledger = new AppliedLedger();
-  const reconciler = createReconciler(writes, informers, utilization, ledger, log, metrics);
-  const budgetReconciler = createBudgetReconciler(writes, informers, utilization, ledger, metrics);
-  let queue = new WorkQueue<PolicyKey>({ clock: systemClock });
-  let budgetQueue = new WorkQueue<PolicyKey>({ clock: systemClock });
-  /** Wakes these policies, everyone sharing a budget with them, and those budgets. */
-  const wake = (keys: readonly PolicyKey[]): void => {
-    const policies = informers.policies.list();
-    for (const key of new Set([...keys, ...budgetPeers(policies, keys)])) queue.add(key);
-    for (const policy of policies) {
-      const budget = budgetKeyOf(policy);
-      if (budget && keys.includes(keyOf(policy) ?? '/')) budgetQueue.add(budget);
-    }
-  };
-  // A policy is queued when its generation (spec) changes, not on a status-only update: its own
-  // status write must not wake it again (a message that changes every pass, e.g. a Stale age,
-  // would otherwise reconcile it in a tight loop and defeat the metrics backoff).
-  const queuedGeneration = new Map<PolicyKey, string>();
-  informers.policies.onChange((policy) => {
-    const key = keyOf(policy);
-    if (!key) return;
-    const budget = budgetKeyOf(policy);
-    if (budget) budgetQueue.add(budget);
-    if (informers.policies.get(policy.metadata?.name ?? '', policy.metadata?.namespace)) {
-      const generation = `${policy.metadata?.uid ?? ''}/${String(policy.metadata?.generation ?? 0)}`; // a recreated policy is new
-      if (queuedGeneration.get(key) === generation) return;
-      queuedGeneration.set(key, generation);
-      queue.add(key);
-    } else {
-      queuedGeneration.delete(key);
-      queue.remove(key);
-      ledger.forget(key);
-    }
-  });
-  informers.deployments.onChange((deployment) => { wake(policiesReferring(informers.policies.list(), deployment, 'Deployment')); });
-  informers.configMaps.onChange((configMap) => { wake(policiesReferring(informers.policies.list(), configMap, 'ConfigMap')); });
-  informers.hpas.onChange((hpa) => {
-    const target = hpa.spec.scaleTargetRef;
-    if (target.kind !== 'Deployment') return;
-    wake(policiesReferring(informers.policies.list(), { metadata: { name: target.name, namespace: hpa.metadata?.namespace } }, 'Deployment'));
-  });
-  informers.budgets.onChange((budget) => {
-    const key = keyOf(budget);
-    if (!key) return;
-    budgetQueue.add(key);
-    for (const policy of informers.policies.list()) if (budgetKeyOf(policy) === key) wake([keyOf(policy) ?? '/']);
+  const policyReconciler = createReconciler(writer, informers, utilization, ledger, log, metrics);
+  const budgetReconciler = createBudgetReconciler(writer, informers, utilization, ledger, metrics);
+
+  // Each term replaces the queues; until the first one, changes land in queues nobody works.
+  let queues = termQueues(informers);
+  const generations = new GenerationChangedPredicate();
+  for (const row of watchTable(informers, generations)) row.connect(() => queues);
+  whenDeleted(informers.policies, storedPolicy(informers), (key) => {
+    generations.forget(key);
+    queues.policies.remove(key);
+    ledger.forget(key);
+    policyReconciler.forget(key);
   });
 
-  const synced = (): boolean => allInformers(informers).every((i) => i.synced);
-  const health = await startHttpServer(config.healthAddr, { ready: synced });
-  const metricsServer = await startHttpServer(config.metricsAddr, { registry: metrics.registry });
-  log.info({ healthPort: health.port, metricsPort: metricsServer.port, namespace: config.namespace ?? '(all)' }, 'poolpilot starting');
-
-  const depthTimer = setInterval(() => { metrics.queueDepth.set(queue.len()); }, 1000);
+  const servers = await startServers(config, informers, metrics);
+  log.info({ healthPort: servers.health.port, metricsPort: servers.metrics.port, namespace: config.namespace ?? '(all)' }, 'poolpilot starting');
+  const depthTimer = setInterval(() => { metrics.queueDepth.set(queues.policies.len()); }, 1000);
   /** One term of work: fresh queues holding every object, and their workers. */
-  const startWork = (): RunningWorkers => {
-    queue = new WorkQueue<PolicyKey>({ clock: systemClock });
-    budgetQueue = new WorkQueue<PolicyKey>({ clock: systemClock });
-    for (const policy of informers.policies.list()) {
-      const key = keyOf(policy);
-      if (key) queue.add(key);
-    }
-    for (const budget of informers.budgets.list()) {
-      const key = keyOf(budget);
-      if (key) budgetQueue.add(key);
-    }
+  const startTerm = (): RunningWorkers => {
+    queues = termQueues(informers);
     const workers = runWorkers<PolicyKey>({
-      queue,
+      queue: queues.policies,
       workers: config.workers,
       clock: systemClock,
-      reconcile: (key) => reconciler.reconcile(key),
+      reconcile: (key) => policyReconciler.reconciler.reconcile(key),
       onError: (key, err) => { log.error({ err, policy: key }, 'reconcile failed; retrying with backoff'); },
       observe: ({ result, durationMs }) => {
         metrics.reconciles.inc({ result });
@@ -343,7 +381,7 @@ export async function startController(config: OperatorConfig, log: Logger = crea
       },
     });
     const budgetWorkers = runWorkers<PolicyKey>({
-      queue: budgetQueue,
+      queue: queues.budgets,
       workers: 1,
       clock: systemClock,
       reconcile: (key) => budgetReconciler.reconcile(key),
@@ -355,19 +393,19 @@ export async function startController(config: OperatorConfig, log: Logger = crea
   const cachesSynced = startInformers(informers).then(() => {
     if (stopping) return;
     log.info({ leaderElection: config.leaderElection ?? false }, 'caches synced');
-    leadership.start(startWork);
+    leadership.start(startTerm);
   });
   return {
-    healthPort: health.port,
-    metricsPort: metricsServer.port,
+    healthPort: servers.health.port,
+    metricsPort: servers.metrics.port,
     cachesSynced,
-    queueSizes: () => queue.sizes(),
+    queueSizes: () => queues.policies.sizes(),
     stop: async () => {
       stopping = true;
       clearInterval(depthTimer);
       await leadership.stop();
       await stopInformers(informers);
-      await Promise.all([health.close(), metricsServer.close()]);
+      await Promise.all([servers.health.close(), servers.metrics.close()]);
     },
   };
 }

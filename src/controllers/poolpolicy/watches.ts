@@ -63,3 +63,111 @@ export function budgetPeers(policies: readonly KubernetesObject[], touched: read
     return budget && key && budgets.has(budget) ? [key] : [];
   });
 }
+
+/** The object's own key (a policy's, or a budget's), as a mapper's list. */
+export function ownKey(object: KubernetesObject): PolicyKey[] {
+  const key = keyOf(object);
+  return key ? [key] : [];
+}
+
+/** The ConnectionBudget key a policy draws from, as a mapper's list. */
+export function budgetOfPolicy(policy: KubernetesObject): PolicyKey[] {
+  const key = budgetKeyOf(policy);
+  return key ? [key] : [];
+}
+
+/** `keys`, then every policy sharing a budget with one of them, each once. */
+export function withBudgetPeers(policies: readonly KubernetesObject[], keys: readonly PolicyKey[]): PolicyKey[] {
+  return [...new Set([...keys, ...budgetPeers(policies, keys)])];
+}
+
+/** The ConnectionBudget keys the policies `keys` draw from. */
+export function budgetsOf(policies: readonly KubernetesObject[], keys: readonly PolicyKey[]): PolicyKey[] {
+  return policies.flatMap((policy) => {
+    const budget = budgetKeyOf(policy);
+    return budget && keys.includes(keyOf(policy) ?? '/') ? [budget] : [];
+  });
+}
+
+/** Keys of the policies drawing from the ConnectionBudget `budget`. */
+export function policiesOfBudget(policies: readonly KubernetesObject[], budget: KubernetesObject): PolicyKey[] {
+  const key = keyOf(budget);
+  return policies.flatMap((policy) => {
+    const own = keyOf(policy);
+    return key && own && budgetKeyOf(policy) === key ? [own] : [];
+  });
+}
+
+/**
+ * Passes a policy change only when its generation (its spec) is new, not on a status-only
+ * update: a policy's own status write must not wake it again (a message that changes every pass,
+ * e.g. a Stale age, would otherwise reconcile it in a tight loop and defeat the metrics backoff).
+ * A recreated policy (new uid) is new. Call `forget` when the policy is deleted.
+ */
+export class GenerationChangedPredicate {
+  private readonly seen = new Map<PolicyKey, string>();
+
+  /** True the first time this uid/generation of the object is seen (it is remembered). */
+  readonly test = (object: KubernetesObject): boolean => {
+    const key = keyOf(object);
+    if (!key) return false;
+    const generation = `${object.metadata?.uid ?? ''}/${String(object.metadata?.generation ?? 0)}`;
+    if (this.seen.get(key) === generation) return false;
+    this.seen.set(key, generation);
+    return true;
+  };
+
+  forget(key: PolicyKey): void {
+    this.seen.delete(key);
+  }
+}
+
+/** What a watch observes: an informer's change notifications (adds, updates and deletes). */
+export interface WatchSource<T extends KubernetesObject> {
+  onChange(handler: (object: T) => void): void;
+}
+
+/** The controller's work queues, by name (each leadership term has its own). */
+export interface KeyQueues {
+  readonly policies: { add(key: PolicyKey): void };
+  readonly budgets: { add(key: PolicyKey): void };
+}
+
+/** One row of the wiring table: a change of `source` passing `predicate` adds `keys` to `queue`. */
+export interface Watch<T extends KubernetesObject> {
+  readonly source: WatchSource<T>;
+  /** The keys a change concerns: whom to wake, never what to do. */
+  readonly keys: (object: T) => readonly PolicyKey[];
+  /** Which changes count; every change when absent. */
+  readonly predicate?: (object: T) => boolean;
+  readonly queue: keyof KeyQueues;
+}
+
+/** A row with its object type erased, so rows of different sources share one table. */
+export interface Connectable {
+  /** Starts routing the source's changes into the queue of `queues()` current at each change. */
+  connect(queues: () => KeyQueues): void;
+}
+
+export function watch<T extends KubernetesObject>(row: Watch<T>): Connectable {
+  return {
+    connect: (queues) => {
+      row.source.onChange((object) => {
+        if (row.predicate && !row.predicate(object)) return;
+        const queue = queues()[row.queue];
+        for (const key of row.keys(object)) queue.add(key);
+      });
+    },
+  };
+}
+
+/**
+ * Calls `forget` with the key of every object a change shows deleted (no longer in `stored`):
+ * per-key state (queued keys, remembered generations, gauges, the ledger) must not outlive it.
+ */
+export function whenDeleted<T extends KubernetesObject>(source: WatchSource<T>, stored: (object: T) => boolean, forget: (key: PolicyKey) => void): void {
+  source.onChange((object) => {
+    const key = keyOf(object);
+    if (key && !stored(object)) forget(key);
+  });
+}
