@@ -19,7 +19,7 @@ import {
 import type { Breach, Decision, LimitReason, UtilizationSample } from './decide.js';
 import type { FillReason } from './fill.js';
 import { sectionsOf, type SectionBudget, type SectionSettings, type SettingTarget } from './sections.js';
-import { nextCondition, toWrittenStatus, type ConditionInput, type WrittenCondition } from './status.js';
+import { canonical, nextCondition, toWrittenStatus, type ConditionInput, type WrittenCondition } from './status.js';
 
 /** What a pass read that its status reports on (PlanInput extends it with what only decisions need). */
 export interface StatusFacts {
@@ -115,7 +115,7 @@ export function passStatus(input: StatusFacts, outcomes: readonly SectionOutcome
 
   const events: PlannedEvent[] = [];
   if (changes.length > 0) events.push({ type: 'Normal', reason: 'PoolResized', note: changeReason });
-  if (!apply && spec.mode === 'Recommend' && canonicalMap(recommended) !== canonicalMap(stored.recommended ?? {})) {
+  if (!apply && spec.mode === 'Recommend' && canonical(recommended) !== canonical(stored.recommended ?? {})) {
     const moved = outcomes.filter((o) => o.decision && o.decision.desired !== o.current[o.settings.leader.key]).map((o) => o.explanation);
     if (moved.length > 0) events.push({ type: 'Normal', reason: 'RecommendationChanged', note: moved.join('; ') });
   }
@@ -255,8 +255,4 @@ export function blockedEvents(previous: ParsedPoolPolicyStatus, next: PoolPolicy
 
 function round1(value: number): number {
   return Math.round(value * 10) / 10;
-}
-
-function canonicalMap(map: Readonly<Record<string, number>>): string {
-  return JSON.stringify(Object.entries(map).sort(([a], [b]) => (a < b ? -1 : 1)));
 }

@@ -15,6 +15,7 @@
  */
 import type { Clock } from './clock.js';
 import type { WorkQueue } from './workqueue.js';
+import { callHook } from './errors.js';
 
 /**
  * What a successful reconcile asks for next. `requeueAfterMs`: revisit the key
@@ -129,14 +130,5 @@ async function processOne<K extends string>(options: RunWorkersOptions<K>, key: 
   if (observe !== undefined) {
     const durationMs = clock.now().getTime() - started;
     callHook(() => { observe({ key, result, durationMs }); });
-  }
-}
-
-/** Runs a caller-supplied hook; its exceptions are dropped (see RunWorkersOptions.onError). */
-function callHook(hook: () => void): void {
-  try {
-    hook();
-  } catch {
-    // Deliberately ignored: a logging/metrics hook must not stop reconciliation.
   }
 }

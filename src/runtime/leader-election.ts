@@ -27,6 +27,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { V1MicroTime, type V1Lease, type V1LeaseSpec, type V1ObjectMeta } from '@kubernetes/client-node';
 import type { Clock, TimerHandle } from './clock.js';
+import { callHook, httpStatusOf } from './errors.js';
 
 export const DEFAULT_LEASE_DURATION_MS = 15_000;
 export const DEFAULT_RENEW_DEADLINE_MS = 10_000;
@@ -74,12 +75,6 @@ export interface LeaderElectorOptions {
 /** hostname + random suffix, like client-go's `hostname_uuid`: two processes on one host differ. */
 export function defaultIdentity(): string {
   return `${hostname()}_${randomBytes(6).toString('hex')}`;
-}
-
-/** The HTTP status of a failed API call (ApiException / KubeError `code`), if it has one. */
-function httpStatus(err: unknown): number | undefined {
-  if (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'number') return err.code;
-  return undefined;
 }
 
 /**
@@ -189,7 +184,7 @@ export class LeaderElector {
         this.log.info({ lease: this.leaseName(), identity: this.opts.identity }, 'released leader lease');
       }
     } catch (err) {
-      if (httpStatus(err) !== 404) this.log.warn({ err, lease: this.leaseName() }, 'could not release leader lease; it expires after its lease duration');
+      if (httpStatusOf(err) !== 404) this.log.warn({ err, lease: this.leaseName() }, 'could not release leader lease; it expires after its lease duration');
     }
     this.resolveRunning?.();
   }
@@ -253,13 +248,13 @@ export class LeaderElector {
     try {
       lease = await this.api.readNamespacedLease({ name, namespace });
     } catch (err) {
-      if (httpStatus(err) !== 404 || this.stopped) throw err;
+      if (httpStatusOf(err) !== 404 || this.stopped) throw err;
       try {
         const created = await this.api.createNamespacedLease({ namespace, body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace }, spec: this.specFor(undefined, nowMs) } });
         this.observe(created);
         return true;
       } catch (createErr) {
-        if (httpStatus(createErr) === 409) return false;
+        if (httpStatusOf(createErr) === 409) return false;
         throw createErr;
       }
     }
@@ -280,7 +275,7 @@ export class LeaderElector {
       if (holder !== identity) this.log.info({ lease: this.leaseName(), previousHolder: holder }, holder === '' ? 'acquired free leader lease' : 'took over expired leader lease');
       return true;
     } catch (err) {
-      if (httpStatus(err) === 409) return false;
+      if (httpStatusOf(err) === 409) return false;
       throw err;
     }
   }
@@ -338,10 +333,3 @@ export class LeaderElector {
   }
 }
 
-function callHook(hook: () => void): void {
-  try {
-    hook();
-  } catch {
-    // Documented: callbacks must not throw; a faulty one must not stop the elector.
-  }
-}

@@ -33,7 +33,7 @@ import { planWithinBudget, type Plan, type PlanInput, type SettingReading } from
 import { blockedEvents, blockedStatus, type PlannedEvent } from '../../domain/policy-status.js';
 import { sectionsOf } from '../../domain/sections.js';
 import { lastAppliedBy, rolloutCompletedAt } from '../../domain/rollout.js';
-import { statusToWrite, toWrittenStatus } from '../../domain/status.js';
+import { canonical, statusToWrite, toWrittenStatus } from '../../domain/status.js';
 import { metricsBackoffMs } from '../../domain/backoff.js';
 import { FIELD_MANAGER, type EnvValue, type EventType, type ObjectReference, type PoolPolicyResource } from '../../adapters/kube.js';
 import type { Logger } from '../../observability/logger.js';
@@ -401,7 +401,7 @@ export class PoolPolicyReconciler {
     await this.deps.writer.applyConfigMapData(namespace, pg.configMapRef.name, data, resourceVersion);
     if (pg.rolloutRef) {
       const merged = { ...configMap.data, ...data };
-      const checksum = createHash('sha256').update(JSON.stringify(Object.entries(merged).sort(([a], [b]) => (a < b ? -1 : 1)))).digest('hex').slice(0, 16);
+      const checksum = createHash('sha256').update(canonical(merged)).digest('hex').slice(0, 16);
       await this.deps.writer.applyPodTemplateAnnotation(namespace, pg.rolloutRef.name, CONFIG_CHECKSUM_ANNOTATION, checksum);
     }
   }

@@ -19,6 +19,7 @@ import { deploymentPods, namespaceDemandQueries, namespaceUtilizationQuery, util
 import type { PodSamples, UtilizationQuery } from '../../adapters/prometheus.js';
 import type { OperatorMetrics } from '../../observability/metrics.js';
 import type { Clock } from '../../runtime/clock.js';
+import { httpStatusOf } from '../../runtime/errors.js';
 import type { UtilizationSource } from './reconciler.js';
 
 export interface PrometheusUtilizationOptions {
@@ -198,6 +199,7 @@ function optionalValue(sample: UtilizationSample): { ok: true; value: number | u
 }
 
 function errorStatus(err: unknown): string {
-  if (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'number') return `HTTP ${err.code}`;
+  const status = httpStatusOf(err);
+  if (status !== undefined) return `HTTP ${status}`;
   return err instanceof Error ? err.name : 'error';
 }
