@@ -87,12 +87,10 @@ function createReconciler(
   const conditions = new PolicyGauge(metrics.policyCondition);
   const settings = new PolicyGauge(metrics.settingValue);
   const reconciler = new PoolPolicyReconciler({
-    policies: informers.policies,
-    deployments: informers.deployments,
-    configMaps: informers.configMaps,
+    stores: informers,
     writer,
     utilization,
-    budget: { budgets: informers.budgets, hpas: informers.hpas, ledger, query: (query, prometheus, namespace) => utilization.capacity(query, prometheus, namespace) },
+    budget: { ledger, query: (query, prometheus, namespace) => utilization.capacity(query, prometheus, namespace) },
     clock: systemClock,
     log,
     onPlan: (key, plan) => {

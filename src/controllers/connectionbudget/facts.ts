@@ -7,7 +7,7 @@
  * wrote a moment ago (the cache may not show them yet), so a reconcile never counts a peer as
  * holding less than it may.
  */
-import type { KubernetesObject, V1ConfigMap, V1Deployment, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
 import { parseConnectionBudgetSpec, type ConnectionBudgetSpec } from '../../api/v1alpha1/connectionbudget.js';
 import { parsePoolPolicySpec, parsePoolPolicyStatus, type PoolPolicySpec } from '../../api/v1alpha1/poolpolicy.js';
 import { claimsOf, rolloutSurge, type Backend, type BudgetFacts, type PolicyFacts } from '../../domain/budget.js';
@@ -15,15 +15,7 @@ import type { UtilizationSample } from '../../domain/decide.js';
 import { readPgbouncerSettings } from '../../domain/pgbouncer-ini.js';
 import { rolloutCompletedAt } from '../../domain/rollout.js';
 import { sectionsOf } from '../../domain/sections.js';
-import type { ObjectStore } from '../../runtime/informer.js';
-
-export interface BudgetStores {
-  readonly budgets: ObjectStore<KubernetesObject>;
-  readonly policies: ObjectStore<KubernetesObject>;
-  readonly deployments: ObjectStore<V1Deployment>;
-  readonly hpas: ObjectStore<V2HorizontalPodAutoscaler>;
-  readonly configMaps: ObjectStore<V1ConfigMap>;
-}
+import type { ClusterStores } from '../stores.js';
 
 /**
  * Database connections per process a FillToBudget peer's recent demand uses (domain/fill.ts
@@ -68,7 +60,7 @@ export class AppliedLedger {
  * running (counting them all the time would hold every pool a quarter lower for pods that exist
  * only during a rollout).
  */
-export function replicasOf(stores: BudgetStores, namespace: string, deployment: string, surge: 'withSurge' | 'withoutSurge' = 'withSurge'): number {
+export function replicasOf(stores: ClusterStores, namespace: string, deployment: string, surge: 'withSurge' | 'withoutSurge' = 'withSurge'): number {
   const object = stores.deployments.get(deployment, namespace);
   const spec = object?.spec?.replicas ?? 1;
   const hpaMax = stores.hpas.list(namespace)
@@ -84,7 +76,7 @@ export type BudgetCapacity =
   | { readonly ok: false; readonly reason: string; readonly message: string };
 
 /** maxConnections − reserved (and maxClients − reserved), from the spec or its queries. */
-export async function budgetCapacity(stores: BudgetStores, namespace: string, name: string, query: CapacityQuery): Promise<BudgetCapacity> {
+export async function budgetCapacity(stores: ClusterStores, namespace: string, name: string, query: CapacityQuery): Promise<BudgetCapacity> {
   const object: (KubernetesObject & { spec?: unknown }) | undefined = stores.budgets.get(name, namespace);
   if (!object) return { ok: false, reason: 'BudgetNotFound', message: `ConnectionBudget ${name} not found in namespace ${namespace}; create it or fix spec.budgetRef.name` };
   const parsed = parseConnectionBudgetSpec(object.spec);
@@ -107,7 +99,7 @@ export async function budgetCapacity(stores: BudgetStores, namespace: string, na
 }
 
 /** The policies in `namespace` that draw from budget `name`, with their parsed specs. */
-export function policiesOfBudget(stores: BudgetStores, namespace: string, name: string): Array<{ key: string; object: KubernetesObject & { status?: unknown }; spec: PoolPolicySpec }> {
+export function policiesOfBudget(stores: ClusterStores, namespace: string, name: string): Array<{ key: string; object: KubernetesObject & { status?: unknown }; spec: PoolPolicySpec }> {
   return stores.policies.list(namespace).flatMap((object) => {
     const parsed = parsePoolPolicySpec((object as { spec?: unknown }).spec);
     if (!parsed.ok || parsed.spec.budgetRef?.name !== name || parsed.spec.mode === 'Paused') return [];
@@ -116,7 +108,7 @@ export function policiesOfBudget(stores: BudgetStores, namespace: string, name: 
 }
 
 /** Facts of a peer policy, from its status (recommended, current) and the caches. */
-export function peerFacts(stores: BudgetStores, ledger: AppliedLedger, namespace: string, peer: { key: string; object: KubernetesObject & { status?: unknown }; spec: PoolPolicySpec }): PolicyFacts {
+export function peerFacts(stores: ClusterStores, ledger: AppliedLedger, namespace: string, peer: { key: string; object: KubernetesObject & { status?: unknown }; spec: PoolPolicySpec }): PolicyFacts {
   const status = parsePoolPolicyStatus(peer.object.status);
   const current = ledger.currentOf(peer.key, status.current ?? {});
   return {
@@ -129,7 +121,7 @@ export function peerFacts(stores: BudgetStores, ledger: AppliedLedger, namespace
 }
 
 /** Replicas of the target and of PgBouncer, and PgBouncer's reserve_pool_size. */
-export function deploymentFacts(stores: BudgetStores, namespace: string, spec: PoolPolicySpec): Pick<PolicyFacts, 'replicas' | 'pgbouncerReplicas' | 'reservePoolSize'> {
+export function deploymentFacts(stores: ClusterStores, namespace: string, spec: PoolPolicySpec): Pick<PolicyFacts, 'replicas' | 'pgbouncerReplicas' | 'reservePoolSize'> {
   const pg = spec.pgbouncer;
   let reservePoolSize = 0;
   if (pg?.format === 'ini') {
@@ -152,7 +144,7 @@ export function deploymentFacts(stores: BudgetStores, namespace: string, spec: P
  * the caches, the ledger and the capacity queries. undefined when the policy has no budgetRef.
  */
 export async function readBudgetFacts(
-  stores: BudgetStores,
+  stores: ClusterStores,
   ledger: AppliedLedger,
   query: CapacityQuery,
   self: { readonly policy: string; readonly namespace: string; readonly spec: PoolPolicySpec },

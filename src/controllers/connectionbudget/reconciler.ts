@@ -20,7 +20,8 @@ import type { PoolPolicyResource } from '../../adapters/kube.js';
 import type { Clock } from '../../runtime/clock.js';
 import type { Outcome } from '../../runtime/controller.js';
 import { splitKey, type PolicyKey } from '../poolpolicy/watches.js';
-import { budgetCapacity, peerFacts, policiesOfBudget, type AppliedLedger, type BudgetStores, type CapacityQuery } from './facts.js';
+import { budgetCapacity, peerFacts, policiesOfBudget, type AppliedLedger, type CapacityQuery } from './facts.js';
+import type { ClusterStores } from '../stores.js';
 
 export const CONNECTIONBUDGET_RESOURCE: PoolPolicyResource = { group: CONNECTIONBUDGET_GROUP, version: CONNECTIONBUDGET_VERSION, plural: CONNECTIONBUDGET_PLURAL, kind: CONNECTIONBUDGET_KIND };
 
@@ -28,7 +29,7 @@ export const CONNECTIONBUDGET_RESOURCE: PoolPolicyResource = { group: CONNECTION
 export const BUDGET_RESYNC_MS = 30_000;
 
 export interface ConnectionBudgetDeps {
-  readonly stores: BudgetStores;
+  readonly stores: ClusterStores;
   readonly ledger: AppliedLedger;
   readonly query: CapacityQuery;
   readonly writeStatus: (resource: PoolPolicyResource, namespace: string, name: string, status: object) => Promise<void>;

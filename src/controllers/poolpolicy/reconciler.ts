@@ -10,7 +10,7 @@
  * (a failed write, a 409 from a concurrent edit) are retried with per-key backoff from a fresh read.
  */
 import { createHash } from 'node:crypto';
-import type { KubernetesObject, V1ConfigMap, V1Container, V1Deployment, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
+import type { KubernetesObject, V1ConfigMap, V1Container, V1Deployment } from '@kubernetes/client-node';
 import { ConditionReason, ConditionType } from '../../api/v1alpha1/conditions.js';
 import {
   parsePoolPolicySpec,
@@ -39,9 +39,9 @@ import { FIELD_MANAGER, type EnvValue, type EventType, type ObjectReference, typ
 import type { Logger } from '../../observability/logger.js';
 import type { Clock } from '../../runtime/clock.js';
 import type { Outcome } from '../../runtime/controller.js';
-import type { ObjectStore } from '../../runtime/informer.js';
 import { KeyedMutex } from '../../runtime/keyed-mutex.js';
-import { readBudgetFacts, type AppliedLedger, type BudgetStores, type CapacityQuery } from '../connectionbudget/facts.js';
+import { readBudgetFacts, type AppliedLedger, type CapacityQuery } from '../connectionbudget/facts.js';
+import type { ClusterStores } from '../stores.js';
 import { splitKey, type PolicyKey } from './watches.js';
 
 export const POOLPOLICY_RESOURCE: PoolPolicyResource = { group: POOLPOLICY_GROUP, version: POOLPOLICY_VERSION, plural: POOLPOLICY_PLURAL, kind: POOLPOLICY_KIND };
@@ -65,17 +65,13 @@ export interface UtilizationSource {
 }
 
 export interface ReconcilerDeps {
-  readonly policies: ObjectStore<KubernetesObject>;
-  readonly deployments: ObjectStore<V1Deployment>;
-  readonly configMaps: ObjectStore<V1ConfigMap>;
+  readonly stores: ClusterStores;
   readonly writer: PolicyWriter;
   readonly utilization: UtilizationSource;
   readonly clock: Clock;
   readonly log: Logger;
   /** ConnectionBudget support; without it a budgetRef is not enforced (unit tests). */
   readonly budget?: {
-    readonly budgets: ObjectStore<KubernetesObject>;
-    readonly hpas: ObjectStore<V2HorizontalPodAutoscaler>;
     readonly ledger: AppliedLedger;
     readonly query: CapacityQuery;
   };
@@ -190,7 +186,7 @@ export class PoolPolicyReconciler {
    */
   private async observe(key: PolicyKey, waited: { ms: number }): Promise<Observation> {
     const { namespace, name } = splitKey(key);
-    const policy: PolicyObject | undefined = this.deps.policies.get(name, namespace);
+    const policy: PolicyObject | undefined = this.deps.stores.policies.get(name, namespace);
     if (!policy) return { kind: 'deleted' };
     const ref: ObjectReference = { apiVersion: POOLPOLICY_API_VERSION, kind: POOLPOLICY_KIND, namespace, name, uid: policy.metadata?.uid };
     const identity: PassIdentity = {
@@ -225,10 +221,8 @@ export class PoolPolicyReconciler {
   private async observeBudget(seen: Omit<PolicySnapshot, 'budget'>): Promise<BudgetFacts | undefined> {
     const budget = this.deps.budget;
     if (!budget) return undefined;
-    const { policies, deployments, configMaps } = this.deps;
-    const stores: BudgetStores = { policies, deployments, configMaps, budgets: budget.budgets, hpas: budget.hpas };
     const peerDemand = async (namespace: string, spec: PoolPolicySpec): Promise<number | undefined> => demandLevel(await this.readDemand(namespace, spec));
-    return readBudgetFacts(stores, budget.ledger, budget.query, { policy: seen.key, namespace: seen.namespace, spec: seen.spec }, peerDemand);
+    return readBudgetFacts(this.deps.stores, budget.ledger, budget.query, { policy: seen.key, namespace: seen.namespace, spec: seen.spec }, peerDemand);
   }
 
   /**
@@ -248,7 +242,7 @@ export class PoolPolicyReconciler {
       const message = `PoolPolicy ${rival} already manages deployment ${target}; delete one of the two or point spec.targetRef elsewhere`;
       return { blocked: { status: 'False', reason: ConditionReason.Conflict, message } };
     }
-    const deployment = this.deps.deployments.get(target, namespace);
+    const deployment = this.deps.stores.deployments.get(target, namespace);
     if (!deployment) {
       const message = `deployment ${target} not found in namespace ${namespace}; create it or fix spec.targetRef.name`;
       return { blocked: { status: 'False', reason: ConditionReason.TargetNotFound, message }, requeueAfterMs: spec.intervalMs };
@@ -341,7 +335,7 @@ export class PoolPolicyReconciler {
     const namespace = policy.metadata?.namespace;
     const order = (p: KubernetesObject): string => `${p.metadata?.creationTimestamp ? new Date(p.metadata.creationTimestamp).toISOString() : ''}/${p.metadata?.name ?? ''}`;
     const mine = order(policy);
-    const rivals = this.deps.policies.list(namespace).filter((other) => {
+    const rivals = this.deps.stores.policies.list(namespace).filter((other) => {
       if (other.metadata?.name === policy.metadata?.name) return false;
       const otherTarget = (other as { spec?: { targetRef?: { name?: unknown } } }).spec?.targetRef?.name;
       return otherTarget === target && order(other) < mine;
@@ -355,14 +349,14 @@ export class PoolPolicyReconciler {
     if (!pg) return { readings, configMap: undefined, refusal: undefined, rolloutCompletedAt: new Date(0) };
     let rolloutAt: Date | undefined = new Date(0);
     if (pg.rolloutRef) {
-      const rollout = this.deps.deployments.get(pg.rolloutRef.name, namespace);
+      const rollout = this.deps.stores.deployments.get(pg.rolloutRef.name, namespace);
       if (!rollout) {
         const message = `spec.pgbouncer.rolloutRef: deployment ${pg.rolloutRef.name} not found in namespace ${namespace}`;
         return { readings, configMap: undefined, refusal: { reason: 'RolloutTargetNotFound', message }, rolloutCompletedAt: undefined };
       }
       rolloutAt = rolloutCompletedAt(rollout);
     }
-    const configMap = this.deps.configMaps.get(pg.configMapRef.name, namespace);
+    const configMap = this.deps.stores.configMaps.get(pg.configMapRef.name, namespace);
     const { name: configMapName, key: iniKey } = pg.configMapRef;
     const refused = (reason: string, message: string): PgbouncerReading => ({ readings, configMap, refusal: { reason, message }, rolloutCompletedAt: rolloutAt });
     if (!configMap) {

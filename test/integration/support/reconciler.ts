@@ -3,7 +3,7 @@
  * server and Prometheus, with real informer caches, and with a writer a test may wrap to force a
  * race (an edit just before a write) or a crash (a write that fails once) deterministically.
  */
-import { makeInformer, type KubernetesObject, type ListPromise, type V1ConfigMap, type V1Deployment } from '@kubernetes/client-node';
+import { makeInformer, type KubernetesObject, type ListPromise, type V1ConfigMap, type V1Deployment, type V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
 import pino from 'pino';
 import { KubeClient, loadKubeConfig } from '../../../src/adapters/kube.js';
 import { PoolPolicyReconciler, POOLPOLICY_RESOURCE, type PolicyWriter } from '../../../src/controllers/poolpolicy/reconciler.js';
@@ -11,6 +11,7 @@ import { PrometheusUtilizationSource } from '../../../src/controllers/poolpolicy
 import { systemClock } from '../../../src/runtime/clock.js';
 import { ResilientInformer } from '../../../src/runtime/informer.js';
 import { ExponentialBackoffRateLimiter } from '../../../src/runtime/rate-limiter.js';
+import { MemoryStore } from '../../support/memory-store.js';
 import { readLocalEnv } from './local-env.js';
 
 export interface ReconcilerHarness {
@@ -36,9 +37,8 @@ export async function startReconciler(namespace: string, wrap: (kube: KubeClient
   const configMaps = informer(`/api/v1/namespaces/${namespace}/configmaps`, () => kube.listConfigMaps(namespace));
   await Promise.all([policies.start(), deployments.start(), configMaps.start()]);
   const reconciler = new PoolPolicyReconciler({
-    policies,
-    deployments,
-    configMaps,
+    // No ConnectionBudget support here: budgets and HPAs are never read.
+    stores: { policies, deployments, configMaps, budgets: new MemoryStore(), hpas: new MemoryStore<V2HorizontalPodAutoscaler>() },
     writer: wrap(kube),
     utilization: new PrometheusUtilizationSource({ defaultUrl: env.PROMETHEUS_URL, clock: systemClock }),
     clock: systemClock,

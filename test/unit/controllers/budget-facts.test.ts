@@ -2,7 +2,8 @@ import { describe, expect, it } from '@jest/globals';
 import type { KubernetesObject, V1ConfigMap, V1Deployment, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
 import { parsePoolPolicySpec, type PoolPolicySpec } from '../../../src/api/v1alpha1/poolpolicy.js';
 import { MemoryStore } from '../../support/memory-store.js';
-import { AppliedLedger, readBudgetFacts, replicasOf, type BudgetStores, type CapacityQuery } from '../../../src/controllers/connectionbudget/facts.js';
+import { AppliedLedger, readBudgetFacts, replicasOf, type CapacityQuery } from '../../../src/controllers/connectionbudget/facts.js';
+import type { ClusterStores } from '../../../src/controllers/stores.js';
 import { sectionBudgetsOf } from '../../../src/domain/budget.js';
 
 function spec(raw: unknown): PoolPolicySpec {
@@ -16,7 +17,7 @@ const deployment = (name: string, replicas: number, strategy: NonNullable<V1Depl
 const hpa = (target: string, maxReplicas: number): V2HorizontalPodAutoscaler => ({ metadata: { name: target, namespace: 'ns' }, spec: { scaleTargetRef: { kind: 'Deployment', name: target }, maxReplicas } });
 const budget = (specBody: unknown): KubernetesObject => ({ apiVersion: 'poolpilot.io/v1alpha1', kind: 'ConnectionBudget', metadata: { name: 'db', namespace: 'ns' }, ...{ spec: specBody } });
 
-function stores(over: Partial<BudgetStores> = {}): BudgetStores {
+function stores(over: Partial<ClusterStores> = {}): ClusterStores {
   return {
     budgets: new MemoryStore([budget({ postgres: { maxConnections: 100, reserved: 10 } })]),
     policies: new MemoryStore(),
@@ -68,7 +69,7 @@ describe('replicasOf: no surge once the rollout completed', () => {
 });
 
 /** What a reconcile does: read the facts, then the pure arithmetic. */
-async function sectionBudgets(s: BudgetStores, ledger: AppliedLedger, query: CapacityQuery, self: typeof SELF): Promise<ReturnType<typeof sectionBudgetsOf> | undefined> {
+async function sectionBudgets(s: ClusterStores, ledger: AppliedLedger, query: CapacityQuery, self: typeof SELF): Promise<ReturnType<typeof sectionBudgetsOf> | undefined> {
   const facts = await readBudgetFacts(s, ledger, query, self);
   return facts && sectionBudgetsOf(facts, self);
 }

@@ -85,14 +85,12 @@ describe('a PoolPolicy reaches only its own namespace', () => {
     const samples: Array<{ namespace: string }> = [];
     const capacityNamespaces: string[] = [];
     const reconciler = new PoolPolicyReconciler({
-      policies,
-      deployments,
-      configMaps,
+      stores: { policies, deployments, configMaps, budgets, hpas },
       writer,
       utilization: { sample: (request) => { samples.push(request); return Promise.resolve({ valid: true, percent: 95, sampledAt: new Date('2026-03-01T12:00:00Z') }); } },
       clock: new FakeClock(new Date('2026-03-01T12:00:00Z')),
       log: pino({ level: 'silent' }),
-      budget: { budgets, hpas, ledger: new AppliedLedger(), query: (_q, _p, namespace) => { capacityNamespaces.push(namespace); return Promise.resolve({ valid: true, percent: 1000, sampledAt: new Date() }); } },
+      budget: { ledger: new AppliedLedger(), query: (_q, _p, namespace) => { capacityNamespaces.push(namespace); return Promise.resolve({ valid: true, percent: 1000, sampledAt: new Date() }); } },
     });
 
     const outcome = await reconciler.reconcile('team-a/api');

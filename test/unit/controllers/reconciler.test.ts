@@ -1,8 +1,9 @@
 import { describe, expect, it } from '@jest/globals';
-import type { KubernetesObject, V1ConfigMap, V1Deployment } from '@kubernetes/client-node';
+import type { KubernetesObject, V1ConfigMap, V1Deployment, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import type { UtilizationSample } from '../../../src/domain/decide.js';
 import { PoolPolicyReconciler, type PolicyWriter, type UtilizationSource } from '../../../src/controllers/poolpolicy/reconciler.js';
+import type { ClusterStores } from '../../../src/controllers/stores.js';
 import { FakeClock } from '../../support/fake-clock.js';
 import { MemoryStore } from '../../support/memory-store.js';
 
@@ -44,14 +45,17 @@ function deployment(env: Array<{ name: string; value: string }>): V1Deployment {
   };
 }
 
+/** Caches with the given policies and Deployments; no ConfigMaps, budgets or HPAs. */
+function stores(objects: Pick<ClusterStores, 'policies' | 'deployments'>): ClusterStores {
+  return { ...objects, configMaps: new MemoryStore<V1ConfigMap>(), budgets: new MemoryStore(), hpas: new MemoryStore<V2HorizontalPodAutoscaler>() };
+}
+
 function setup(policySpec: unknown, deployments: V1Deployment[], sample: UtilizationSample): { reconciler: PoolPolicyReconciler; writer: RecordingWriter; clock: FakeClock } {
   const policies = new MemoryStore<KubernetesObject>([policy(policySpec)]);
   const writer = new RecordingWriter(policies);
   const clock = new FakeClock(new Date('2026-03-01T12:00:00Z'));
   const reconciler = new PoolPolicyReconciler({
-    policies,
-    deployments: new MemoryStore(deployments),
-    configMaps: new MemoryStore<V1ConfigMap>(),
+    stores: stores({ policies, deployments: new MemoryStore(deployments) }),
     writer,
     utilization: constant(sample),
     clock,
@@ -118,9 +122,7 @@ describe('PoolPolicyReconciler', () => {
     const stored = writer.calls.filter((c) => c.method === 'applyStatus').at(-1)?.args[2];
     const policies = new MemoryStore<KubernetesObject>([Object.assign(policy(SPEC), { status: stored })]);
     const restarted = (sample: UtilizationSample): PoolPolicyReconciler => new PoolPolicyReconciler({
-      policies,
-      deployments: new MemoryStore([deployment([{ name: 'DB_POOL_SIZE', value: '20' }])]),
-      configMaps: new MemoryStore<V1ConfigMap>(),
+      stores: stores({ policies, deployments: new MemoryStore([deployment([{ name: 'DB_POOL_SIZE', value: '20' }])]) }),
       writer: new RecordingWriter(policies),
       utilization: constant(sample),
       clock,
