@@ -9,8 +9,9 @@ one Redis INCR through a redis-py ConnectionPool. /metrics exports the runbook's
 
 Besides the runbook's names it exports what a full pool hides (prefix voiceassist_):
   db_pool_max_overflow                 gauge: DB_MAX_OVERFLOW
-  db_pool_waiters                      gauge: threads inside a QueuePool checkout right now (waiting
-                                       for a free connection, or opening a new one)
+  db_pool_waiters                      gauge: threads waiting for a connection right now because
+                                       every one the pool may open (pool_size + max_overflow) is
+                                       checked out (not those briefly opening or pinging one)
   db_pool_checkouts_total              counter: checkouts that got a connection
   db_pool_timeouts_total               counter: checkouts that gave up after DB_POOL_TIMEOUT
   db_pool_checkout_wait_seconds        histogram: time to get a connection, timeouts and refusals included
@@ -47,7 +48,7 @@ import signal
 import sys
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -258,10 +259,14 @@ def is_refusal(error):
 
 @contextmanager
 def pooled_connection(engine, state, metrics):
-    """engine.connect() as a measured checkout: the caller is a waiter until it has a connection
-    (or the pool gives up), the wait is observed whatever the outcome, the hold time on return."""
+    """engine.connect() as a measured checkout: a caller that finds every connection the pool may
+    open checked out is a waiter until it has one (or the pool gives up); the wait is observed
+    whatever the outcome, the hold time on return."""
     started = time.monotonic()
-    with state.waiting():
+    pool = engine.pool
+    limit = pool._max_overflow  # noqa: SLF001 - QueuePool has no public accessor; -1 means no limit
+    exhausted = limit >= 0 and pool.checkedout() >= pool.size() + limit
+    with state.waiting() if exhausted else nullcontext():
         try:
             conn = engine.connect()
         finally:

@@ -248,6 +248,7 @@ export function namespaceUtilizationQuery(pool: 'database' | 'redis', metricsPre
 export interface DemandQueries {
   readonly inUse: Required<UtilizationQuery>;
   readonly typical: Required<UtilizationQuery>;
+  readonly floor: Required<UtilizationQuery>;
   /** Optional metrics: an app that does not export them gives NoData, and the law goes without. */
   readonly waiters: Required<UtilizationQuery>;
   readonly timeouts: Required<UtilizationQuery>;
@@ -268,6 +269,7 @@ export function namespaceDemandQueries(metricsPrefix: string, namespace: string,
   return {
     inUse: { expr: `max by (pod) (${p}db_pool_checked_out${ns})`, freshness },
     typical: { expr: `max by (pod) (avg_over_time(${p}db_pool_checked_out${ns}${window}))`, freshness },
+    floor: { expr: `max by (pod) (min_over_time(${p}db_pool_checked_out${ns}${window}))`, freshness },
     waiters: { expr: `max by (pod) (max_over_time(${p}db_pool_waiters${ns}${window}))`, freshness },
     timeouts: { expr: `max by (pod) (increase(${p}db_pool_timeouts_total${ns}${window}))`, freshness },
   };

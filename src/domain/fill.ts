@@ -9,12 +9,16 @@
  *   policy in one jump, and follows the share when it moves (a peer's demand, an HPA's
  *   maxReplicas). No stabilization and no steps: a saturated pool reads 100 % whatever the demand,
  *   so a proportional law would need several restarts to get there.
- * - **poolSize** is what stays open while idle. It follows typical demand (the mean of checked-out
- *   connections over the scale-down window, busiest process): it moves when that mean leaves the
- *   band the thresholds draw around it (typical / poolSize above scaleUpAbove or below
- *   scaleDownBelow) for the stabilization window, never shrinks while waiters or timeouts were
- *   seen, and only when the rolling restart it causes is safe: the processes that keep serving
- *   during the rollout can carry today's demand at the target utilization.
+ * - **poolSize** is what stays open while idle: a returned connection is kept only while fewer than
+ *   poolSize sit idle. It follows the floor of demand, the fewest connections checked out at any
+ *   moment of the scale-down window (busiest process): those were busy all along, so keeping them
+ *   open costs no idle connection and saves their reconnects, while anything above the floor is
+ *   served by overflow and closed again. The floor falls at once when demand falls (the idle pool
+ *   shrinks soon after a peak) and rises only after demand stayed up for the whole window. It
+ *   moves by at least 20 % (2 connections) after the stabilization window, never shrinks while
+ *   waiters or timeouts were seen, and only when the rolling restart it causes is safe: the
+ *   processes that keep serving during the rollout can carry today's demand at the target
+ *   utilization.
  *
  * Every env change restarts the pods, so a capacity change takes the poolSize change with it (one
  * rollout, not two), and no change is made in steps. Pure: time comes in as `now`.
@@ -22,7 +26,6 @@
 import type { SectionBudget } from './sections.js';
 import {
   clamp,
-  formatPercent,
   trackBreach,
   usableSample,
   type Behavior,
@@ -41,6 +44,8 @@ export interface DemandSample {
   readonly inUse: number;
   /** Mean of checked-out connections over the scale-down window. */
   readonly typical: number;
+  /** Fewest checked-out connections over the scale-down window: what stayed busy all through it. */
+  readonly floor: number;
   /** Most threads waiting for a connection at once in the window; undefined: the app does not export db_pool_waiters. */
   readonly waiters: number | undefined;
   /** QueuePool timeouts in the window; undefined: the app does not export db_pool_timeouts_total. */
@@ -157,7 +162,7 @@ export function decideFill(input: FillInput): FillDecision {
   const signals = signalsOf(demand);
 
   if (move) {
-    const next = split(target, wantedFor(agreedLevel(pool.current, demand)), pool.bounds, overflow.bounds);
+    const next = split(target, wantedFor(demand.floor), pool.bounds, overflow.bounds);
     const moves = `poolSize ${pool.current}→${next.pool}, maxOverflow ${overflow.current}→${next.overflow}`;
     const urgent = move.reason === 'BudgetCorrection' || outOfBounds || (saturated && move.reason === 'FilledToBudget');
     if (!urgent && withinMinInterval(input)) {
@@ -175,38 +180,28 @@ export function decideFill(input: FillInput): FillDecision {
     return {
       ...next,
       reason: move.reason,
-      message: `${texts[move.reason]}; poolSize follows typical demand (${formatCount(demand.typical)} checked out on average, ${signals}); ${moves} in one rollout`,
+      message: `${texts[move.reason]}; poolSize follows the floor of demand (${formatCount(demand.floor)} connections busy all through the window, ${signals}); ${moves} in one rollout`,
       breach: undefined,
       budgetBound: false,
     };
   }
 
   const budgetBound = saturated && target === share && target < capacityBounds.max;
-  // The window's mean lags: after a peak it still asks for a large pool while demand has gone.
-  // poolSize moves only when the mean and the demand of now agree, and then by the lesser move.
-  const percentOf = (connections: number): number => (pool.current === 0 ? Number.POSITIVE_INFINITY : (100 * connections) / pool.current);
-  const { scaleUpAbove, scaleDownBelow } = input.thresholds;
-  const above = percentOf(Math.min(demand.typical, demand.inUse)) > scaleUpAbove;
-  const below = percentOf(Math.max(demand.typical, demand.inUse)) < scaleDownBelow;
-  if (!above && !below) {
-    return hold('DeadBand', `typical and current demand are not both outside ${formatPercent(scaleDownBelow)}%..${formatPercent(scaleUpAbove)}% of poolSize ${pool.current}; capacity ${capacity} per process is the budget's share`, undefined, budgetBound);
-  }
-  const direction = above ? 'up' : 'down';
-  const level = above ? Math.min(demand.typical, demand.inUse) : Math.max(demand.typical, demand.inUse);
-  const poolPercent = percentOf(level);
-  const poolWanted = wantedFor(level);
-  if (direction === 'down' && saturated) {
+  const followed = clamp(Math.ceil(demand.floor), poolBounds);
+  if (saturated && followed < pool.current) {
     return hold('Saturated', `poolSize ${pool.current} does not shrink: waiters or timeouts were seen in the window (${signals})`, undefined, budgetBound);
   }
-  if (poolWanted === pool.current) {
-    const bound = direction === 'up' ? 'AtMax' : 'AtMin';
-    return hold(bound, `typical demand asks poolSize to move but it is already at its ${direction === 'up' ? 'max' : 'min'} ${pool.current}`, input.breach, budgetBound);
+  const poolWanted = wantedFor(demand.floor);
+  const gap = poolWanted - pool.current;
+  if (Math.abs(gap) < capacityTolerance(pool.current)) {
+    return hold('DeadBand', `poolSize ${pool.current} is within ${capacityTolerance(pool.current)} of the floor of demand; capacity ${capacity} per process is the budget's share`, undefined, budgetBound);
   }
+  const direction = gap > 0 ? 'up' : 'down';
   const breach = trackBreach(input.breach, direction, input.now, usable.sampledAt, usable.rolloutCompletedAt, input.intervalMs);
   const breachedFor = input.now.getTime() - breach.since.getTime();
   const window = direction === 'up' ? input.behavior.scaleUpStabilizationMs : input.behavior.scaleDownStabilizationMs;
   if (breachedFor < window) {
-    return hold('Stabilizing', `typical demand has been ${direction === 'up' ? 'above' : 'below'} the band of poolSize ${pool.current} for less than ${formatDuration(window)}`, breach, budgetBound);
+    return hold('Stabilizing', `the floor of demand has been ${direction === 'up' ? 'above' : 'below'} poolSize ${pool.current} for less than ${formatDuration(window)}`, breach, budgetBound);
   }
   if (withinMinInterval(input)) {
     return hold('MinIntervalNotElapsed', `poolSize would move to ${poolWanted}, but the last change was less than ${formatDuration(input.behavior.minChangeIntervalMs)} ago`, breach, budgetBound);
@@ -225,7 +220,7 @@ export function decideFill(input: FillInput): FillDecision {
     ...next,
     reason: 'PoolFollowsDemand',
     message:
-      `demand ${formatCount(level)} (typical ${formatCount(demand.typical)}, now ${formatCount(demand.inUse)}) is ${formatPercent(poolPercent)}% of poolSize ${pool.current} (${signals}); ` +
+      `the floor of demand is ${formatCount(demand.floor)} connections (mean ${formatCount(demand.typical)}, now ${formatCount(demand.inUse)}; ${signals}); ` +
       `poolSize ${pool.current}→${next.pool}, maxOverflow ${overflow.current}→${next.overflow}, capacity stays ${target} per process`,
     breach: undefined,
     budgetBound,
@@ -280,18 +275,6 @@ function restartSafe(input: FillInput, demand: DemandSample, capacity: number): 
   const { processes, processesDuringRollout } = input.restart;
   const demandNow = (demand.inUse + (demand.waiters ?? 0)) * processes;
   return demandNow <= (processesDuringRollout * capacity * input.thresholds.target) / 100;
-}
-
-/**
- * The demand poolSize should follow: when the window's mean and the demand of now are on the same
- * side of `pool`, the one nearer to it; else `pool` itself (they disagree: no move).
- */
-function agreedLevel(pool: number, demand: DemandSample): number {
-  const low = Math.min(demand.typical, demand.inUse);
-  const high = Math.max(demand.typical, demand.inUse);
-  if (low > pool) return low;
-  if (high < pool) return high;
-  return pool;
 }
 
 function withinMinInterval(input: FillInput): boolean {

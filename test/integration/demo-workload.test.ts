@@ -122,12 +122,16 @@ describe('demo workload against real PostgreSQL and Redis', () => {
 
   it('a saturated pool: 3 of 6 requests hold the 2 + 1 connections, 3 time out after DB_POOL_TIMEOUT', async () => {
     const requests = Array.from({ length: 6 }, async () => {
-      const res = await fetch(`${base}/?hold=2`);
+      const res = await fetch(`${base}/?hold=4`);
       await res.text();
       return { status: res.status, error: res.headers.get('x-error') };
     });
-    await new Promise((r) => setTimeout(r, 1000));
-    const during = await metrics();
+    // The three that found no connection time out after 0.5 s while the other three still hold
+    // theirs (4 s): wait for that fact, not for a fixed time (a busy machine starts them late).
+    const during = await eventually(async () => {
+      const m = await metrics();
+      return sample(m, 'voiceassist_db_pool_timeouts_total') === 3 ? m : undefined;
+    }, 3000, 'three timeouts while three connections are held');
     const appConnections = psql("SELECT count(*) FROM pg_stat_activity WHERE usename = 'app'");
     const results = await Promise.all(requests);
     const after = await metrics();

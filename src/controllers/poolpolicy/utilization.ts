@@ -81,7 +81,7 @@ export class PrometheusUtilizationSource implements UtilizationSource {
 
   /**
    * The database pool's demand per process for a FillToBudget section: checked-out connections now
-   * and their mean over the scale-down window (required), and the most waiters and the timeouts
+   * and their mean and minimum over the scale-down window (required), and the most waiters and the timeouts
    * in that window (optional: an app that does not export them gives NoData, and the law does
    * without). Batched per namespace like the utilization queries.
    */
@@ -102,14 +102,15 @@ export class PrometheusUtilizationSource implements UtilizationSource {
       const key = `${address} ${spec.prometheus.timeoutMs} demand-${name} ${spec.metricsPrefix} ${namespace} ${windowSeconds} ${maxAgeMs}`;
       return (await this.batch(client, key, () => queries[name], maxAgeMs)).forPods(pods.includes, pods.description);
     };
-    const [inUse, typical, waiters, timeouts] = await Promise.all([read('inUse'), read('typical'), read('waiters'), read('timeouts')]);
+    const [inUse, typical, floor, waiters, timeouts] = await Promise.all([read('inUse'), read('typical'), read('floor'), read('waiters'), read('timeouts')]);
     if (!inUse.valid) return inUse;
     if (!typical.valid) return typical;
+    if (!floor.valid) return floor;
     const waiting = optionalValue(waiters);
     if (!waiting.ok) return waiting.problem;
     const timedOut = optionalValue(timeouts);
     if (!timedOut.ok) return timedOut.problem;
-    return { valid: true, demand: { inUse: inUse.percent, typical: typical.percent, waiters: waiting.value, timeouts: timedOut.value } };
+    return { valid: true, demand: { inUse: inUse.percent, typical: typical.percent, floor: floor.percent, waiters: waiting.value, timeouts: timedOut.value } };
   }
 
   /** The namespace-wide result for `key`, fetched at most once per {@link BATCH_REUSE_MS}. */

@@ -10,10 +10,12 @@ const ago = (ms: number): Date => new Date(NOW_MS - ms);
 
 const share = (cap: number, over: { readonly fair?: number; readonly limit?: number } = {}): SectionBudget => ({ kind: 'cap', backend: 'PostgreSQL', cap, needs: 240, free: 97, minimumsFit: true, ...over });
 
-const demand = (overrides: Partial<DemandSample> = {}): FillInput['demand'] => ({
-  valid: true,
-  demand: { inUse: 2, typical: 2, waiters: 0, timeouts: 0, ...overrides },
-});
+/** Demand per process; the floor defaults to the lower of the mean and now. */
+const demand = (overrides: Partial<DemandSample> = {}): FillInput['demand'] => {
+  const inUse = overrides.inUse ?? 2;
+  const typical = overrides.typical ?? 2;
+  return { valid: true, demand: { inUse, typical, floor: Math.min(inUse, typical), waiters: 0, timeouts: 0, ...overrides } };
+};
 
 /**
  * The demo's shape: 2 replicas with maxSurge 0 (one serves during a rollout), poolSize 5..40,
@@ -98,7 +100,7 @@ const cases: Case[] = [
   },
   {
     name: 'a fair share that wobbles by less than 20 % moves nothing',
-    input: input({ ...at48(10), demand: demand({ inUse: 8, typical: 6 }), budget: share(48, { fair: 44, limit: 48 }) }),
+    input: input({ ...at48(10), demand: demand({ inUse: 12, typical: 11, floor: 10 }), budget: share(48, { fair: 44, limit: 48 }) }),
     pool: 10,
     overflow: 38,
     reason: 'DeadBand',
@@ -125,8 +127,8 @@ const cases: Case[] = [
     reason: 'BudgetCorrection',
   },
   {
-    name: 'capacity at the share and typical demand within the band of poolSize: hold',
-    input: input({ ...at48(10), demand: demand({ inUse: 8, typical: 6 }) }),
+    name: 'capacity at the share and the floor of demand within 20 % (2 connections) of poolSize: hold',
+    input: input({ ...at48(10), demand: demand({ inUse: 12, typical: 10, floor: 9 }) }),
     pool: 10,
     overflow: 38,
     reason: 'DeadBand',
@@ -160,11 +162,25 @@ const cases: Case[] = [
     reason: 'PoolFollowsDemand',
   },
   {
-    name: 'a capacity change takes poolSize to where the mean and now agree, not to a lagging mean',
+    name: 'a capacity change takes poolSize to the floor of demand, not to a lagging mean',
     input: input({ demand: demand({ inUse: 3, typical: 30 }) }),
-    pool: 10,
-    overflow: 38,
+    pool: 5,
+    overflow: 43,
     reason: 'FilledToBudget',
+  },
+  {
+    name: 'after a peak the floor falls at once: poolSize shrinks after the scale-down window, whatever the lagging mean says',
+    input: input({ ...at48(14), demand: demand({ inUse: 4, typical: 25, floor: 3 }), breach: breach('down', 21 * SECOND) }),
+    pool: 5,
+    overflow: 43,
+    reason: 'PoolFollowsDemand',
+  },
+  {
+    name: 'the floor rises only when demand stayed up the whole window: a burst does not grow the pool',
+    input: input({ ...at48(5), demand: demand({ inUse: 30, typical: 12, floor: 4 }), breach: breach('up', 60 * SECOND) }),
+    pool: 5,
+    overflow: 43,
+    reason: 'DeadBand',
   },
   {
     name: 'the rollout would leave one process for today\'s 2 × 40 connections: deferred',
@@ -195,11 +211,11 @@ const cases: Case[] = [
     reason: 'Saturated',
   },
   {
-    name: 'already at min: hold',
+    name: 'at min with the floor of demand below it: hold',
     input: input({ ...at48(5), demand: demand({ inUse: 0, typical: 0.2 }) }),
     pool: 5,
     overflow: 43,
-    reason: 'AtMin',
+    reason: 'DeadBand',
   },
   {
     name: 'invalid demand holds, never reads as zero',
@@ -258,8 +274,9 @@ describe('decideFill', () => {
   });
 
   it('holds without live numbers in the message, so a steady workload writes no status', () => {
-    const a = decideFill(input({ ...at48(10), demand: demand({ inUse: 8, typical: 6 }) }));
-    const b = decideFill(input({ ...at48(10), demand: demand({ inUse: 7, typical: 7.3 }) }));
+    const a = decideFill(input({ ...at48(10), demand: demand({ inUse: 12, typical: 10, floor: 9 }) }));
+    const b = decideFill(input({ ...at48(10), demand: demand({ inUse: 14, typical: 11, floor: 10.5 }) }));
+    expect(a.reason).toBe('DeadBand');
     expect(a.message).toBe(b.message);
   });
 
