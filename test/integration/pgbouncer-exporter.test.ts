@@ -6,14 +6,19 @@
  * built-in query over pgbouncer_exporter's names; a ConnectionBudget takes PostgreSQL's
  * max_connections from `pg_settings_max_connections`. With the exporter down the policy says
  * MetricsAvailable=False and writes nothing, even while PgBouncer's pool is saturated; once the
- * exporter is back it sees the saturation and raises default_pool_size.
+ * exporter is back it sees the saturation and raises default_pool_size. Then the loop is closed:
+ * what poolpilot writes to the ConfigMap is copied into PgBouncer's own ini and RELOADed (as the
+ * kubelet and a reload sidecar would), the exporter reports the new pool size, and growth stops
+ * once the utilization PgBouncer reports is inside the band.
  * Needs the Debian packages pgbouncer, postgresql, postgresql-client, redis-server and
  * prometheus-postgres-exporter, and pgbouncer_exporter built by `make install`.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { readFile, writeFile } from 'node:fs/promises';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { readPgbouncerSettings, setPgbouncerSettings } from '../../src/domain/pgbouncer-ini.js';
 import type { RunningController } from '../../src/main.js';
 import { startDemoBackends, type DemoBackends } from './support/demo-backends.js';
 import { startPgbouncerExporter, startPostgresExporter, type RunningExporter } from './support/exporters.js';
@@ -25,6 +30,7 @@ import { eventually, queryVector, registerScrapeTarget } from './support/prometh
 const budgetApi = { group: 'poolpilot.io', version: 'v1alpha1', plural: 'connectionbudgets' } as const;
 const FAST = { interval: '1s', behavior: { maxStepPercent: 50, scaleUpStabilization: '1s', scaleDownStabilization: '1h', minChangeInterval: '0s' } };
 const THRESHOLDS = { scaleUpAbove: 80, scaleDownBelow: 40, target: 65 };
+const OWNED = ['default_pool_size', 'max_client_conn'];
 
 /** The [pgbouncer] settings poolpilot owns; the ConfigMap and the real PgBouncer start with them. */
 const POOLER = 'default_pool_size = 4\nmax_client_conn = 100\n';
@@ -63,6 +69,33 @@ describe('PgBouncer and PostgreSQL exporters, scraped by the real Prometheus, dr
       return predicate(p) ? p : undefined;
     }, timeoutMs, what);
   }
+
+  /**
+   * Stands in for the kubelet's ConfigMap sync plus a reload sidecar, every 250 ms until the
+   * returned function is called: when the owned settings in the ConfigMap differ from PgBouncer's
+   * ini, writes them into the ini and RELOADs.
+   */
+  function syncPgbouncerFromConfigMap(): () => void {
+    let busy = false;
+    const sync = async (): Promise<void> => {
+      const cm = await kc.makeApiClient(CoreV1Api).readNamespacedConfigMap({ name: 'pgbouncer-config', namespace });
+      const wanted = readPgbouncerSettings(cm.data?.['pgbouncer.ini'] ?? '', OWNED);
+      if (!wanted.ok) throw new Error(`the ConfigMap's pgbouncer.ini: ${wanted.message}`);
+      const edited = setPgbouncerSettings(await readFile(bouncer.iniPath, 'utf8'), wanted.values);
+      if (!edited.ok) throw new Error(`PgBouncer's ini: ${edited.message}`);
+      if (edited.changed) {
+        await writeFile(bouncer.iniPath, edited.text);
+        await bouncer.reload();
+      }
+    };
+    const timer = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      sync().catch((err: unknown) => { syncErrors.push(String(err)); }).finally(() => { busy = false; });
+    }, 250);
+    return () => { clearInterval(timer); };
+  }
+  const syncErrors: string[] = [];
 
   const configMapVersion = async (): Promise<string> =>
     (await kc.makeApiClient(CoreV1Api).readNamespacedConfigMap({ name: 'pgbouncer-config', namespace })).metadata?.resourceVersion ?? '';
@@ -129,6 +162,7 @@ describe('PgBouncer and PostgreSQL exporters, scraped by the real Prometheus, dr
   it('built-in PgBouncer query: MetricsAvailable=True at the utilization PgBouncer has; the budget reads max_connections from postgres_exporter', async () => {
     await createDeployment(kc, namespace, deploymentManifest('web', [{ name: 'app', env: [{ name: 'DB_POOL_SIZE', value: '10' }] }]));
     await kc.makeApiClient(CoreV1Api).createNamespacedConfigMap({ namespace, body: { metadata: { name: 'pgbouncer-config' }, data: { 'pgbouncer.ini': `[databases]\napp = host=postgres dbname=app\n\n[pgbouncer]\n${POOLER}` } } });
+    cleanups.push(syncPgbouncerFromConfigMap());
     await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
       ...budgetApi,
       namespace,
@@ -180,5 +214,32 @@ describe('PgBouncer and PostgreSQL exporters, scraped by the real Prometheus, dr
     expect(condition(grown, 'MetricsAvailable')?.status).toBe('True');
     const cm = await kc.makeApiClient(CoreV1Api).readNamespacedConfigMap({ name: 'pgbouncer-config', namespace });
     expect(cm.data?.['pgbouncer.ini']).toContain(`default_pool_size = ${String(grown.status?.current?.default_pool_size)}`);
+  });
+
+  it('closed loop: PgBouncer runs what poolpilot wrote, the exporter reports it, growth stops inside the band below max', async () => {
+    // 6 clients hold server connections; the pool grows until 6 active of default_pool_size is
+    // ≤ 80 %. (With minChangeInterval 0 s a pass may still read a sample scraped before its last
+    // write reached PgBouncer, so the size can pass the first one inside the band, 8.)
+    const settled = await eventually(async () => {
+      const size = Number((await bouncer.showConfig()).get('default_pool_size'));
+      const pool = await appPool();
+      const exported = await pgbouncerExporter.metrics();
+      const policy = await getPolicy(kc, namespace, 'web');
+      const observed = policy.status?.observed?.pgbouncer;
+      // The operator has read the utilization of the size PgBouncer runs: 6 active / size.
+      const current = pool.active === 6 && pool.waiting === 0 &&
+        new RegExp(`^pgbouncer_databases_pool_size\\{database="app",[^}]*\\} ${size}$`, 'm').test(exported) &&
+        policy.status?.current?.default_pool_size === size && observed === Math.round((1000 * 6) / size) / 10;
+      return current ? { size, observed } : undefined;
+    }, 90_000, 'PgBouncer running the size poolpilot chose, all 6 clients served, and the operator reading that');
+    expect(settled.observed).toBeLessThanOrEqual(THRESHOLDS.scaleUpAbove);
+    // Inside the band, not clamped at the section's max of 20.
+    expect(settled.size).toBeGreaterThanOrEqual(8);
+    expect(settled.size).toBeLessThan(20);
+    // Three more of the operator's passes on good data change nothing.
+    const readings = await operatorMetric(operator, 'poolpilot_prometheus_queries_total', { result: 'ok' });
+    await eventually(async () => ((await operatorMetric(operator, 'poolpilot_prometheus_queries_total', { result: 'ok' })) >= readings + 3 ? true : undefined), 30_000, 'three more passes');
+    expect((await getPolicy(kc, namespace, 'web')).status?.current?.default_pool_size).toBe(settled.size);
+    expect(syncErrors).toEqual([]);
   });
 });
