@@ -67,6 +67,9 @@ class ExporterNames(unittest.TestCase):
             "voiceassist_redis_pool_available 1.0",
             "voiceassist_db_pool_timeouts_total 0.0",
             "voiceassist_redis_connection_errors_total 0.0",
+            "voiceassist_db_pool_draining_connections 0.0",
+            "voiceassist_pool_config_generation 0.0",
+            "voiceassist_pool_config_reload_errors_total 0.0",
         ]:
             self.assertIn(line + "\n", text)
         self.assertIn('voiceassist_http_request_duration_seconds_bucket{le="0.2",status="200"} 1.0\n', text)
