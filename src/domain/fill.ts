@@ -6,9 +6,11 @@
  *   PostgreSQL refusals (the pools of all processes above max_connections − reserved). SQLAlchemy
  *   closes an overflow connection when it comes back while poolSize connections sit idle, so
  *   capacity costs nothing while it is unused: it is set to the ConnectionBudget's share for the
- *   policy in one jump, and follows the share when it moves (a peer's demand, an HPA's
- *   maxReplicas). No stabilization and no steps: a saturated pool reads 100 % whatever the demand,
- *   so a proportional law would need several restarts to get there.
+ *   policy in one jump (no steps: a saturated pool reads 100 % whatever the demand, so a
+ *   proportional law needs several restarts to get there). It follows the share when the share
+ *   moves (a peer's demand, an HPA's maxReplicas) by at least 20 %; at once, whatever the amount,
+ *   when the pool is saturated or holds more than the others leave free; giving capacity back to
+ *   the others waits for a safe rollout.
  * - **poolSize** is what stays open while idle: a returned connection is kept only while fewer than
  *   poolSize sit idle. It follows the floor of demand, the fewest connections checked out at any
  *   moment of the scale-down window (busiest process): those were busy all along, so keeping them
