@@ -9,6 +9,7 @@ import { adminKubeConfig, createDeployment, createTestNamespace, deleteTestNames
 import { repoRoot } from './support/local-env.js';
 import { completeRollout, condition, createPolicy, envOf, getDeployment, getPolicy, installCrds, simulateRollouts, startOperator, type PolicyView } from './support/operator.js';
 import { eventually, queryVector, startScrapeTarget, type ScrapeTarget } from './support/prometheus.js';
+import { passesOfEach, policyWhen } from './support/suite.js';
 
 // The control plane fails under a running operator: kube-apiserver and etcd are killed and
 // started again with the same command line (test/controlplane/restart.sh: same ports, data and
@@ -59,18 +60,6 @@ describe('control-plane faults under a running operator', () => {
     return gauge;
   }
 
-  async function policyWhen(name: string, predicate: (p: PolicyView) => boolean, what: string, timeoutMs = 60_000): Promise<PolicyView> {
-    try {
-      return await eventually(async () => {
-        const p = await getPolicy(kc, namespace, name);
-        return predicate(p) ? p : undefined;
-      }, timeoutMs, what);
-    } catch (err) {
-      const deployment = envOf(await getDeployment(kc, namespace, name), 'app');
-      throw new Error(`${String(err)}; env ${JSON.stringify(deployment)}; status ${JSON.stringify((await getPolicy(kc, namespace, name)).status)}`);
-    }
-  }
-
   const settled = (p: PolicyView): boolean => condition(p, 'Limited')?.reason === 'DeadBand' && condition(p, 'MetricsAvailable')?.status === 'True';
 
   beforeAll(async () => {
@@ -93,7 +82,7 @@ describe('control-plane faults under a running operator', () => {
     ['etcd', 'etcd'],
   ] as const)('%s killed and restarted: the breach that began during the outage gets exactly one step afterwards', async (component, name) => {
     const gauge = await workload(name, 50);
-    await policyWhen(name, settled, 'a settled dead-band status');
+    await policyWhen(kc, namespace, name, settled, 'a settled dead-band status', 60_000);
 
     // Down for 3 s; utilization jumps to 90 % while it is down.
     const outage = restart(component, 3);
@@ -101,12 +90,12 @@ describe('control-plane faults under a running operator', () => {
     gauge.set(90);
     await outage;
 
-    const stepped = await policyWhen(name, (p) => p.status?.current?.DB_POOL_SIZE === 24, 'the step to 24 after the outage');
+    const stepped = await policyWhen(kc, namespace, name, (p) => p.status?.current?.DB_POOL_SIZE === 24, 'the step to 24 after the outage', 60_000);
     expect(stepped.status?.current).toEqual({ DB_POOL_SIZE: 24, DB_MAX_OVERFLOW: 48 });
     // Several intervals later: still exactly that one step in the Deployment, and at most that
     // one in history (a status write that failed while the API server came back loses its
     // history entry, never the minimum interval: that also counts from managedFields).
-    await new Promise((resolve) => setTimeout(resolve, 3000));
+    await passesOfEach(operator, kc, namespace, 3);
     const later = await getPolicy(kc, namespace, name);
     expect(later.status?.current).toEqual({ DB_POOL_SIZE: 24, DB_MAX_OVERFLOW: 48 });
     expect((later.status?.history ?? []).length).toBeLessThanOrEqual(1);
@@ -117,7 +106,7 @@ describe('control-plane faults under a running operator', () => {
     // watches (a new Deployment and a new PoolPolicy, which gets a status of its own).
     const created = `${name}-after`;
     await workload(created, 50);
-    await policyWhen(created, settled, `the policy ${created}, created after the outage, gets a status`);
+    await policyWhen(kc, namespace, created, settled, `the policy ${created}, created after the outage, gets a status`, 60_000);
   });
 
   it('the plane is healthy afterwards: same kubeconfig and ports, data intact', async () => {

@@ -4,15 +4,15 @@ import { Gauge } from 'prom-client';
 import type { PolicyWriter } from '../../src/controllers/poolpolicy/reconciler.js';
 import type { RunningController } from '../../src/main.js';
 import { adminKubeConfig, createDeployment, createTestNamespace, deleteTestNamespace, deploymentManifest } from './support/kube.js';
-import { completeRollout, condition, createPolicy, envOf, getDeployment, getPolicy, installCrds, startOperator, type PolicyView } from './support/operator.js';
+import { completeRollout, condition, createPolicy, envOf, getDeployment, getPolicy, installCrds, startOperator } from './support/operator.js';
 import { eventually, queryVector, startScrapeTarget, type ScrapeTarget } from './support/prometheus.js';
 import { cacheHas, startReconciler } from './support/reconciler.js';
+import { FAST, passesOfEach, policyWhen } from './support/suite.js';
 
 // Objects come and go under the operator, and the operator itself dies at the worst moment.
 // Real API server and Prometheus.
 
 const DATABASE = { poolSize: { min: 10, max: 50 }, maxOverflow: { ratio: 2, min: 0, max: 100 } };
-const FAST = { interval: '1s', behavior: { maxStepPercent: 20, scaleUpStabilization: '0s', scaleDownStabilization: '0s', minChangeInterval: '0s' } };
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface HistoryEntry { readonly time: string; readonly changes: ReadonlyArray<{ setting: string; from: number; to: number }> }
@@ -36,13 +36,6 @@ describe('lifecycle faults', () => {
   async function workload(name: string, size: number): Promise<void> {
     await createDeployment(kc, namespace, deploymentManifest(name, [{ name: 'app', env: [{ name: 'DB_POOL_SIZE', value: String(size) }, { name: 'DB_MAX_OVERFLOW', value: String(2 * size) }] }]));
     await completeRollout(kc, namespace, name);
-  }
-
-  async function policyWhen(name: string, predicate: (p: PolicyView) => boolean, what: string, timeoutMs = 30_000): Promise<PolicyView> {
-    return eventually(async () => {
-      const p = await getPolicy(kc, namespace, name);
-      return predicate(p) ? p : undefined;
-    }, timeoutMs, what);
   }
 
   /**
@@ -111,17 +104,17 @@ describe('lifecycle faults', () => {
       await workload(name, 20);
       const { metric, gauge: g } = await gauge(name, 50);
       await createPolicy(kc, namespace, name, { targetRef: { name }, database: { ...DATABASE, utilization: `max(${metric}{namespace="$namespace"})` }, ...FAST });
-      await policyWhen(name, (p) => condition(p, 'Ready')?.status === 'True' && p.status?.current?.DB_POOL_SIZE === 20, 'Ready with 20');
+      await policyWhen(kc, namespace, name, (p) => condition(p, 'Ready')?.status === 'True' && p.status?.current?.DB_POOL_SIZE === 20, 'Ready with 20');
 
       await kc.makeApiClient(AppsV1Api).deleteNamespacedDeployment({ name, namespace });
-      const lost = await policyWhen(name, (p) => condition(p, 'Ready')?.reason === 'TargetNotFound', 'TargetNotFound');
+      const lost = await policyWhen(kc, namespace, name, (p) => condition(p, 'Ready')?.reason === 'TargetNotFound', 'TargetNotFound');
       expect(condition(lost, 'Ready')).toMatchObject({ status: 'False', reason: 'TargetNotFound' });
       expect(condition(lost, 'Ready')?.message).toMatch(/deployment gone not found/);
 
       // Recreated (with other values) and busy: nobody touches the policy, it picks it up.
       g.set(90);
       await workload(name, 30);
-      const resumed = await policyWhen(name, (p) => condition(p, 'Ready')?.status === 'True' && p.status?.current?.DB_POOL_SIZE === 36, 'resumed: a step from the new 30 to 36');
+      const resumed = await policyWhen(kc, namespace, name, (p) => condition(p, 'Ready')?.status === 'True' && p.status?.current?.DB_POOL_SIZE === 36, 'resumed: a step from the new 30 to 36');
       expect(resumed.status?.current).toEqual({ DB_POOL_SIZE: 36, DB_MAX_OVERFLOW: 72 });
       expect(envOf(await getDeployment(kc, namespace, name), 'app')).toEqual({ DB_POOL_SIZE: '36', DB_MAX_OVERFLOW: '72' });
     });
@@ -131,19 +124,21 @@ describe('lifecycle faults', () => {
       await workload(name, 20);
       const { metric } = await gauge(name, 90);
       await createPolicy(kc, namespace, name, { targetRef: { name }, database: { ...DATABASE, utilization: `max(${metric}{namespace="$namespace"})` }, ...FAST });
-      await policyWhen(name, (p) => p.status?.current?.DB_POOL_SIZE === 24, 'a first step to 24');
+      await policyWhen(kc, namespace, name, (p) => p.status?.current?.DB_POOL_SIZE === 24, 'a first step to 24');
 
       const custom = kc.makeApiClient(CustomObjectsApi);
       for (const policy of ['dropped', 'gone']) await custom.deleteNamespacedCustomObject({ group: 'poolpilot.io', version: 'v1alpha1', plural: 'poolpolicies', namespace, name: policy });
       // Let the rollout complete: with the policy alive, this would allow the next step.
       await completeRollout(kc, namespace, name);
       const before = await getDeployment(kc, namespace, name);
-      await sleep(3500);
+      // No key queued, delayed, in flight or being retried: only the idle workers wait, and
+      // nothing is left that could ever write the Deployment again.
+      const idle = { queued: 0, dirty: 0, processing: 0, timers: 0, removedInFlight: 0 };
+      await eventually(() => Promise.resolve(Object.entries(idle).every(([k, v]) => operator.queueSizes()[k as keyof typeof idle] === v) ? true : undefined), 30_000, 'an idle work queue');
       const after = await getDeployment(kc, namespace, name);
       expect(after.metadata?.resourceVersion).toBe(before.metadata?.resourceVersion);
       expect(envOf(after, 'app')).toEqual({ DB_POOL_SIZE: '24', DB_MAX_OVERFLOW: '48' });
-      // No key queued, delayed, in flight or being retried: only the idle workers wait.
-      expect(operator.queueSizes()).toMatchObject({ queued: 0, dirty: 0, processing: 0, timers: 0, removedInFlight: 0 });
+      expect(operator.queueSizes()).toMatchObject(idle);
     });
   });
 
@@ -169,15 +164,15 @@ describe('lifecycle faults', () => {
     // Run 2: the operator starts again. Its rollout is not complete yet: the gate holds.
     const operator = await startOperator(namespace);
     stops.push(() => operator.stop());
-    const held = await policyWhen(name, (p) => p.status?.current?.DB_POOL_SIZE === 24, 'status catching up with the applied 24');
+    const held = await policyWhen(kc, namespace, name, (p) => p.status?.current?.DB_POOL_SIZE === 24, 'status catching up with the applied 24');
     expect(condition(held, 'Limited')?.reason).toBe('RolloutInProgress');
-    await sleep(2000);
+    await passesOfEach(operator, kc, namespace, 2);
     expect(envOf(await getDeployment(kc, namespace, name), 'app')).toEqual({ DB_POOL_SIZE: '24', DB_MAX_OVERFLOW: '48' });
 
     // The rollout completes; the breach must re-earn its whole window from then on.
     await completeRollout(kc, namespace, name);
     const completedAt = (await getDeployment(kc, namespace, name)).status?.conditions?.find((c) => c.type === 'Progressing')?.lastUpdateTime;
-    const stepped = await policyWhen(name, (p) => p.status?.current?.DB_POOL_SIZE === 28, 'the next step, 24 → 28', 30_000);
+    const stepped = await policyWhen(kc, namespace, name, (p) => p.status?.current?.DB_POOL_SIZE === 28, 'the next step, 24 → 28', 30_000);
     const history = (stepped.status?.history ?? []) as HistoryEntry[];
     expect(history).toHaveLength(1);
     expect(history[0]?.changes).toContainEqual({ setting: 'DB_POOL_SIZE', from: 24, to: 28 });
@@ -206,10 +201,10 @@ describe('lifecycle faults', () => {
     await completeRollout(kc, namespace, name);
     const operator = await startOperator(namespace);
     try {
-      const held = await policyWhen(name, (p) => p.status?.current?.DB_POOL_SIZE === 24 && condition(p, 'Limited')?.reason === 'MinIntervalNotElapsed', 'MinIntervalNotElapsed at 24');
+      const held = await policyWhen(kc, namespace, name, (p) => p.status?.current?.DB_POOL_SIZE === 24 && condition(p, 'Limited')?.reason === 'MinIntervalNotElapsed', 'MinIntervalNotElapsed at 24');
       expect(condition(held, 'Limited')?.message).toMatch(/minimum interval/);
       const before = (await getDeployment(kc, namespace, name)).metadata?.resourceVersion;
-      await sleep(3000);
+      await passesOfEach(operator, kc, namespace, 3);
       const after = await getDeployment(kc, namespace, name);
       expect(after.metadata?.resourceVersion).toBe(before);
       expect(envOf(after, 'app')).toEqual({ DB_POOL_SIZE: '24', DB_MAX_OVERFLOW: '48' });

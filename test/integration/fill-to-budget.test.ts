@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
-import axios from 'axios';
 import { Counter, Gauge } from 'prom-client';
 import type { RunningController } from '../../src/main.js';
 import { adminKubeConfig, createDeployment, createTestNamespace, deleteTestNamespace, deploymentManifest } from './support/kube.js';
 import { condition, createPolicy, envOf, getDeployment, getPolicy, installCrds, simulateRollouts, startOperator, type PolicyView } from './support/operator.js';
 import { eventually, queryVector, startScrapeTarget, type ScrapeTarget } from './support/prometheus.js';
+import { morePasses } from './support/suite.js';
 
 // FillToBudget end to end on the real API server and the real Prometheus: two pods of one
 // Deployment (maxSurge 0: one pod serves during a rollout) export the app's pool metrics; the
@@ -49,18 +49,6 @@ describe('FillToBudget', () => {
       pod.waiters.set(waiters);
       pod.utilization.set(Math.min(100, (100 * inUse) / 48));
     }
-  }
-
-  async function successfulPasses(): Promise<number> {
-    const text = (await axios.get<string>(`http://127.0.0.1:${operator.metricsPort}/metrics`, { responseType: 'text' })).data;
-    const line = text.split('\n').find((l) => l.startsWith('poolpilot_reconciles_total{result="success"}'));
-    return Number(line?.split(' ')[1] ?? 0);
-  }
-
-  /** Waits until the operator counted `n` more successful passes (one policy runs here). */
-  async function passes(n: number): Promise<void> {
-    const start = await successfulPasses();
-    await eventually(async () => ((await successfulPasses()) >= start + n ? true : undefined), 60000, `${n} more reconcile passes`);
   }
 
   async function settings(): Promise<{ pool: number; overflow: number; generation: number }> {
@@ -124,7 +112,7 @@ describe('FillToBudget', () => {
     expect(filled.status?.lastChange?.reason).toMatch(/capacity 30→48 per process.*in one rollout/);
     // increase() over the timeouts counter needs two scrapes; at the first pass there may be one.
     expect(filled.status?.lastChange?.reason).toContain('signals: db_pool_checked_out, db_pool_waiters');
-    await passes(5);
+    await morePasses(operator, 5);
     expect(await settings()).toEqual({ pool: 5, overflow: 43, generation: 2 });
 
     // Peak demand, 40 per pod: poolSize would follow, but during the rollout one pod would carry
@@ -135,7 +123,7 @@ describe('FillToBudget', () => {
       return limitedReason(p) === 'RestartDeferred' ? p : undefined;
     }, 60000, 'RestartDeferred');
     expect(condition(deferred, 'Limited')?.message).toContain('would leave 1 of 2 processes');
-    await passes(5);
+    await morePasses(operator, 5);
     expect(await settings()).toEqual({ pool: 5, overflow: 43, generation: 2 });
 
     // Demand falls to 12 per pod: safe to roll; poolSize follows typical demand, capacity stays 48.
@@ -154,7 +142,7 @@ describe('FillToBudget', () => {
       return limitedReason(p) === 'Saturated' ? p : undefined;
     }, 60000, 'Saturated');
     expect(condition(saturated, 'Limited')?.message).toContain('waiters or timeouts were seen');
-    await passes(5);
+    await morePasses(operator, 5);
     expect((await settings()).pool).toBe(followed.pool);
   });
 });

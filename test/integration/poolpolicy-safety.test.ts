@@ -3,8 +3,9 @@ import { AppsV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { Gauge } from 'prom-client';
 import type { RunningController } from '../../src/main.js';
 import { adminKubeConfig, createDeployment, createTestNamespace, deleteTestNamespace, deploymentManifest } from './support/kube.js';
-import { completeRollout, condition, createPolicy, envOf, getDeployment, getPolicy, installCrds, startOperator, type PolicyView } from './support/operator.js';
-import { eventually, startScrapeTarget, type ScrapeTarget } from './support/prometheus.js';
+import { completeRollout, condition, createPolicy, envOf, getDeployment, getPolicy, installCrds, startOperator } from './support/operator.js';
+import { startScrapeTarget, type ScrapeTarget } from './support/prometheus.js';
+import { morePasses, passesOfEach, policyWhen } from './support/suite.js';
 
 // What the controller must never do: write on bad data, write in Recommend mode, write on an
 // idle pass, or touch bytes of pgbouncer.ini it does not own. Real API server and Prometheus.
@@ -29,13 +30,6 @@ describe('PoolPolicy controller safety', () => {
     return gauge;
   }
 
-  async function policyWhen(name: string, predicate: (p: PolicyView) => boolean, what: string): Promise<PolicyView> {
-    return eventually(async () => {
-      const p = await getPolicy(kc, namespace, name);
-      return predicate(p) ? p : undefined;
-    }, 30000, what);
-  }
-
   beforeAll(async () => {
     kc = adminKubeConfig();
     installCrds();
@@ -57,11 +51,12 @@ describe('PoolPolicy controller safety', () => {
     await workload(name, percent);
     const before = await getDeployment(kc, namespace, name);
     await createPolicy(kc, namespace, name, { targetRef: { name }, metricsPrefix: 'voiceassist_', database: DATABASE, ...FAST, ...extra });
-    const p = await policyWhen(name, (x) => condition(x, 'MetricsAvailable')?.reason === reason, `MetricsAvailable reason ${reason}`);
+    const p = await policyWhen(kc, namespace, name, (x) => condition(x, 'MetricsAvailable')?.reason === reason, `MetricsAvailable reason ${reason}`);
     expect(condition(p, 'MetricsAvailable')).toMatchObject({ status: 'False', reason, observedGeneration: 1 });
     expect(condition(p, 'MetricsAvailable')?.message).not.toBe('');
-    // Several intervals later the Deployment is still exactly as it was.
-    await new Promise((resolve) => setTimeout(resolve, 3500));
+    // Three passes later (the failing policies back off, the newest most often) the Deployment
+    // is still exactly as it was.
+    await morePasses(operator, 3);
     const after = await getDeployment(kc, namespace, name);
     expect(after.metadata?.resourceVersion).toBe(before.metadata?.resourceVersion);
     expect(envOf(after, 'app')).toEqual({ DB_POOL_SIZE: '20', DB_MAX_OVERFLOW: '40' });
@@ -73,7 +68,7 @@ describe('PoolPolicy controller safety', () => {
     await workload('rec', 95);
     const before = await getDeployment(kc, namespace, 'rec');
     await createPolicy(kc, namespace, 'rec', { targetRef: { name: 'rec' }, mode: 'Recommend', metricsPrefix: 'voiceassist_', database: DATABASE, ...FAST });
-    const p = await policyWhen('rec', (x) => x.status?.recommended?.DB_POOL_SIZE === 24, 'recommended DB_POOL_SIZE 24');
+    const p = await policyWhen(kc, namespace, 'rec', (x) => x.status?.recommended?.DB_POOL_SIZE === 24, 'recommended DB_POOL_SIZE 24');
     expect(p.status?.current).toEqual({ DB_POOL_SIZE: 20, DB_MAX_OVERFLOW: 40 });
     expect(p.status?.recommended).toEqual({ DB_POOL_SIZE: 24, DB_MAX_OVERFLOW: 48 });
     expect(condition(p, 'Ready')).toMatchObject({ status: 'True', reason: 'Recommending' });
@@ -93,7 +88,7 @@ describe('PoolPolicy controller safety', () => {
       pgbouncer: { configMapRef: { name: 'idle-pgbouncer' }, defaultPoolSize: { min: 10, max: 40 }, maxClientConn: { min: 100, max: 2000, ratio: 20 }, utilization: 'max(idle_pgbouncer_utilization{namespace="$namespace"})' },
       ...FAST,
     });
-    const settled = await policyWhen('idle', (x) => condition(x, 'Limited')?.reason === 'DeadBand' && condition(x, 'MetricsAvailable')?.status === 'True', 'a settled dead-band status');
+    const settled = await policyWhen(kc, namespace, 'idle', (x) => condition(x, 'Limited')?.reason === 'DeadBand' && condition(x, 'MetricsAvailable')?.status === 'True', 'a settled dead-band status');
     expect(settled.status?.current).toEqual({ DB_POOL_SIZE: 20, DB_MAX_OVERFLOW: 40, default_pool_size: 20, max_client_conn: 400 });
     const versions = async (): Promise<string[]> => [
       (await getDeployment(kc, namespace, 'idle')).metadata?.resourceVersion ?? '',
@@ -101,7 +96,7 @@ describe('PoolPolicy controller safety', () => {
       (await getPolicy(kc, namespace, 'idle')).metadata.resourceVersion,
     ];
     const before = await versions();
-    await new Promise((resolve) => setTimeout(resolve, 3500));
+    await passesOfEach(operator, kc, namespace, 3);
     expect(await versions()).toEqual(before);
   });
 
@@ -143,7 +138,7 @@ describe('PoolPolicy controller safety', () => {
       ...FAST,
       behavior: { ...FAST.behavior, minChangeInterval: '1h' },
     });
-    const p = await policyWhen('web', (x) => x.status?.current?.default_pool_size === 24, 'default_pool_size 24');
+    const p = await policyWhen(kc, namespace, 'web', (x) => x.status?.current?.default_pool_size === 24, 'default_pool_size 24');
     expect(p.status?.current).toEqual({ default_pool_size: 24, max_client_conn: 480 });
     const cm = await kc.makeApiClient(CoreV1Api).readNamespacedConfigMap({ name: 'pgbouncer-config', namespace });
     expect(cm.data?.['pgbouncer.ini']).toBe(ini.replace('default_pool_size = 20', 'default_pool_size = 24').replace('max_client_conn=400', 'max_client_conn=480'));
@@ -160,7 +155,7 @@ describe('PoolPolicy controller safety', () => {
   ])('%s: Ready=False with a message that says what to fix', async (_label, name, spec, reason, message) => {
     if (name === 'nocontainer') await workload(name, 50);
     await createPolicy(kc, namespace, name, { ...spec, metricsPrefix: 'voiceassist_', database: DATABASE, ...FAST });
-    const p = await policyWhen(name, (x) => condition(x, 'Ready')?.reason === reason, `Ready reason ${reason}`);
+    const p = await policyWhen(kc, namespace, name, (x) => condition(x, 'Ready')?.reason === reason, `Ready reason ${reason}`);
     expect(condition(p, 'Ready')).toMatchObject({ status: 'False', reason });
     expect(condition(p, 'Ready')?.message).toMatch(message);
   });
@@ -175,9 +170,9 @@ describe('PoolPolicy controller safety', () => {
     await createPolicy(kc, namespace, 'first', { targetRef: { name: 'shared' }, metricsPrefix: 'voiceassist_', database: { poolSize: { min: 10, max: 50 } }, ...FAST });
     await new Promise((resolve) => setTimeout(resolve, 1100)); // creationTimestamp has second precision
     await createPolicy(kc, namespace, 'second', { targetRef: { name: 'shared' }, metricsPrefix: 'voiceassist_', database: { poolSize: { min: 10, max: 50 } }, ...FAST });
-    const second = await policyWhen('second', (x) => condition(x, 'Ready')?.reason === 'Conflict', 'Conflict on the second policy');
+    const second = await policyWhen(kc, namespace, 'second', (x) => condition(x, 'Ready')?.reason === 'Conflict', 'Conflict on the second policy');
     expect(condition(second, 'Ready')?.message).toMatch(/PoolPolicy first already manages deployment shared/);
-    const first = await policyWhen('first', (x) => condition(x, 'Ready')?.reason === 'ValueFromNotManaged', 'ValueFromNotManaged on the first policy');
+    const first = await policyWhen(kc, namespace, 'first', (x) => condition(x, 'Ready')?.reason === 'ValueFromNotManaged', 'ValueFromNotManaged on the first policy');
     expect(condition(first, 'Ready')?.message).toMatch(/valueFrom/);
     const env = (await getDeployment(kc, namespace, 'shared')).spec?.template.spec?.containers[0]?.env;
     expect(env).toEqual([{ name: 'DB_POOL_SIZE', valueFrom: { configMapKeyRef: { name: 'pool', key: 'size' } } }]);

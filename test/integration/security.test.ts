@@ -17,6 +17,7 @@ import { adminKubeConfig, createDeployment, createTestNamespace, deleteTestNames
 import { readLocalEnv } from './support/local-env.js';
 import { condition, createPolicy, envOf, getDeployment, getPolicy, installCrds, simulateRollouts } from './support/operator.js';
 import { eventually, startScrapeTarget, type ScrapeTarget } from './support/prometheus.js';
+import { passesOfEach } from './support/suite.js';
 
 // Hostile and multi-tenant input against the real kube-apiserver and real Prometheus 2.42:
 // - Prometheus credentials from a Secret (spec.prometheus.authSecretRef): basic auth against a
@@ -226,7 +227,7 @@ describe('security: Prometheus credentials, namespace enforcement, isolation', (
       return p.status?.observed?.database === 50 ? p : undefined;
     }, 45_000, 'own: observed utilization 50 from its own namespace');
     expect(condition(own, 'MetricsAvailable')).toMatchObject({ status: 'True' });
-    await new Promise((resolve) => setTimeout(resolve, 3000));
+    await passesOfEach(operator, kc, nsA, 3);
     const apps = kc.makeApiClient(AppsV1Api);
     for (const name of ['cross', 'own']) {
       const d = await apps.readNamespacedDeployment({ name, namespace: nsA });
@@ -245,7 +246,8 @@ describe('security: Prometheus credentials, namespace enforcement, isolation', (
       const now = Number(envOf(await getDeployment(kc, nsA, 'basic'), 'app').DB_POOL_SIZE);
       return now > grownBefore || now === 40 ? true : undefined;
     }, 30_000, 'A: basic keeps growing (or is at max 40)');
-    await new Promise((resolve) => setTimeout(resolve, 2000));
+    // The operator of A has had its passes since B's objects exist.
+    await passesOfEach(operator, kc, nsA, 2);
     const after = await getDeployment(kc, nsB, 'basic');
     expect(after.metadata?.resourceVersion).toBe(before.metadata?.resourceVersion);
     expect(envOf(after, 'app').DB_POOL_SIZE).toBe('20');
