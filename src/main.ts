@@ -28,6 +28,7 @@ import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics, PolicyGauge, type OperatorMetrics } from './observability/metrics.js';
 import { startHttpServer, type RunningServer } from './observability/server.js';
 import { systemClock } from './runtime/clock.js';
+import { logRetry } from './runtime/errors.js';
 import { runWorkers, type RunningWorkers } from './runtime/controller.js';
 import { defaultIdentity, LeaderElector } from './runtime/leader-election.js';
 import { ResilientInformer } from './runtime/informer.js';
@@ -59,7 +60,7 @@ function createInformers(kube: KubeClient, config: OperatorConfig, log: Logger, 
       backoff,
       onError: (err, restartInMs) => {
         metrics.informerFailures.inc({ resource });
-        log.warn({ err, informer: resource, restartInMs }, 'informer failed; restarting');
+        logRetry(log, 'warn', { informer: resource, restartInMs }, 'informer failed; restarting', err);
       },
       onSynced: () => { metrics.informerSynced.set({ resource }, 1); },
     });
@@ -372,7 +373,7 @@ export async function startController(config: OperatorConfig, log: Logger = crea
       workers: config.workers,
       clock: systemClock,
       reconcile: (key) => policyReconciler.reconciler.reconcile(key),
-      onError: (key, err) => { log.error({ err, policy: key }, 'reconcile failed; retrying with backoff'); },
+      onError: (key, err) => { logRetry(log, 'error', { policy: key }, 'reconcile failed; retrying with backoff', err); },
       observe: ({ result, durationMs }) => {
         metrics.reconciles.inc({ result });
         metrics.reconcileDuration.observe(durationMs / 1000);
@@ -383,7 +384,7 @@ export async function startController(config: OperatorConfig, log: Logger = crea
       workers: 1,
       clock: systemClock,
       reconcile: (key) => budgetReconciler.reconcile(key),
-      onError: (key, err) => { log.error({ err, budget: key }, 'budget status failed; retrying with backoff'); },
+      onError: (key, err) => { logRetry(log, 'error', { budget: key }, 'budget status failed; retrying with backoff', err); },
     });
     return { stop: async () => { await Promise.all([workers.stop(), budgetWorkers.stop()]); } };
   };

@@ -11,6 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { statusMessageOf } from '../runtime/errors.js';
 import {
   ApiException,
   AppsV1Api,
@@ -56,13 +57,7 @@ export function toKubeError(err: unknown, what: string): KubeError {
   if (err instanceof KubeError) return err;
   if (err instanceof ApiException) {
     const body: unknown = err.body;
-    let detail = typeof body === 'string' ? body : JSON.stringify(body);
-    try {
-      const parsed: unknown = typeof body === 'string' ? JSON.parse(body) : body;
-      if (parsed && typeof parsed === 'object' && 'message' in parsed && typeof parsed.message === 'string') detail = parsed.message;
-    } catch {
-      // not JSON: keep the raw body
-    }
+    const detail = statusMessageOf(body) ?? (typeof body === 'string' ? body : JSON.stringify(body));
     return new KubeError(`${what}: HTTP ${err.code}: ${detail}`, err.code, { cause: err });
   }
   return new KubeError(`${what}: ${err instanceof Error ? err.message : String(err)}`, undefined, { cause: err });

@@ -27,7 +27,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { V1MicroTime, type V1Lease, type V1LeaseSpec, type V1ObjectMeta } from '@kubernetes/client-node';
 import type { Clock, TimerHandle } from './clock.js';
-import { callHook, httpStatusOf } from './errors.js';
+import { callHook, httpStatusOf, logRetry } from './errors.js';
 
 export const DEFAULT_LEASE_DURATION_MS = 15_000;
 export const DEFAULT_RENEW_DEADLINE_MS = 10_000;
@@ -209,7 +209,8 @@ export class LeaderElector {
     try {
       acquired = await this.withTimeout(this.tryAcquireOrRenew(startedAt), this.renewDeadlineMs);
     } catch (err) {
-      this.log.warn({ err, lease: this.leaseName(), leading: this.leading }, this.leading ? 'failed to renew leader lease' : 'failed to acquire leader lease');
+      const message = this.leading ? 'failed to renew leader lease' : 'failed to acquire leader lease';
+      logRetry(this.log, 'warn', { lease: this.leaseName(), leading: this.leading }, message, err);
     }
     if (this.stopped) return;
     // A success that returns after its own deadline cannot extend leadership: followers may

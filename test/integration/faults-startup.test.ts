@@ -153,7 +153,7 @@ describe('starting the operator against an API server it cannot read yet', () =>
     expect((await getPolicy(kc, namespace, 'app')).status).toBeUndefined();
     expect(restartDelays(started.logs, 'deployments').slice(0, 3)).toEqual([1000, 2000, 4000]);
     const refusal = started.logs.find((l) => l.informer === 'deployments');
-    expect(JSON.stringify(refusal?.err)).toMatch(/forbidden.*cannot list resource .*deployments/);
+    expect(refusal?.error).toMatch(/forbidden.*cannot list resource .*deployments/);
 
     const failuresAtRepair = await failures(running, 'deployments');
     await rbac.replaceNamespacedRole({ name: 'poolpilot', namespace, body: { metadata: { name: 'poolpilot', namespace }, rules: granted } });
