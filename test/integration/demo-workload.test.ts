@@ -87,7 +87,8 @@ describe('demo workload against real PostgreSQL and Redis', () => {
   beforeAll(async () => {
     backends = startDemoBackends();
     ({ state, env } = backends);
-    ({ process: app, base } = await startApp({ DB_POOL_SIZE: '2', DB_MAX_OVERFLOW: '1', DB_POOL_TIMEOUT: '0.5', REDIS_MAX_CONNECTIONS: '5' }));
+    // Redis allows 8 connections: six concurrent requests must meet the database pool's limit, not Redis's.
+    ({ process: app, base } = await startApp({ DB_POOL_SIZE: '2', DB_MAX_OVERFLOW: '1', DB_POOL_TIMEOUT: '0.5', REDIS_MAX_CONNECTIONS: '8' }));
   });
 
   afterAll(async () => {
@@ -108,7 +109,7 @@ describe('demo workload against real PostgreSQL and Redis', () => {
       redisInUse: sample(text, 'voiceassist_redis_pool_in_use'),
       timeouts: sample(text, 'voiceassist_db_pool_timeouts_total'),
       redisErrors: sample(text, 'voiceassist_redis_connection_errors_total'),
-    }).toEqual({ size: 2, checkedOut: 0, overflow: 0, utilization: 0, redisMax: 5, redisInUse: 0, timeouts: 0, redisErrors: 0 });
+    }).toEqual({ size: 2, checkedOut: 0, overflow: 0, utilization: 0, redisMax: 8, redisInUse: 0, timeouts: 0, redisErrors: 0 });
     expect(samples(text, {
       maxOverflow: 'voiceassist_db_pool_max_overflow',
       waiters: 'voiceassist_db_pool_waiters',
