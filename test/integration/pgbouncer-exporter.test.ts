@@ -26,9 +26,9 @@ import { adminKubeConfig, createDeployment, createTestNamespace, deleteTestNames
 import { condition, createPolicy, getPolicy, installCrds, operatorMetric, startOperator, type PolicyView } from './support/operator.js';
 import { startPgbouncer, PSQL_BIN, type RunningPgbouncer } from './support/pgbouncer.js';
 import { eventually, queryVector, registerScrapeTarget } from './support/prometheus.js';
+import { FAST, morePasses, policyWhen } from './support/suite.js';
 
 const budgetApi = { group: 'poolpilot.io', version: 'v1alpha1', plural: 'connectionbudgets' } as const;
-const FAST = { interval: '1s', behavior: { maxStepPercent: 50, scaleUpStabilization: '1s', scaleDownStabilization: '1h', minChangeInterval: '0s' } };
 const THRESHOLDS = { scaleUpAbove: 80, scaleDownBelow: 40, target: 65 };
 const OWNED = ['default_pool_size', 'max_client_conn'];
 
@@ -63,12 +63,7 @@ describe('PgBouncer and PostgreSQL exporters, scraped by the real Prometheus, dr
     return { active: Number(row?.get('sv_active') ?? 0), waiting: Number(row?.get('cl_waiting') ?? 0) };
   }
 
-  async function policyWhen(predicate: (p: PolicyView) => boolean, what: string, timeoutMs = 60_000): Promise<PolicyView> {
-    return eventually(async () => {
-      const p = await getPolicy(kc, namespace, 'web');
-      return predicate(p) ? p : undefined;
-    }, timeoutMs, what);
-  }
+  const webWhen = (predicate: (p: PolicyView) => boolean, what: string): Promise<PolicyView> => policyWhen(kc, namespace, 'web', predicate, what, 60_000);
 
   /**
    * Stands in for the kubelet's ConfigMap sync plus a reload sidecar, every 250 ms until the
@@ -180,7 +175,7 @@ describe('PgBouncer and PostgreSQL exporters, scraped by the real Prometheus, dr
       ...FAST,
     });
     // 2 active server connections, 0 waiting, pool size 4: 50 %, inside the 40–80 band: no change.
-    const p = await policyWhen((x) => condition(x, 'MetricsAvailable')?.status === 'True' && x.status?.observed?.pgbouncer !== undefined, 'MetricsAvailable=True with a PgBouncer reading');
+    const p = await webWhen((x) => condition(x, 'MetricsAvailable')?.status === 'True' && x.status?.observed?.pgbouncer !== undefined, 'MetricsAvailable=True with a PgBouncer reading');
     expect(p.status?.observed?.pgbouncer).toBe(50);
     expect(p.status?.current).toMatchObject({ default_pool_size: 4 });
     const budget = await eventually(async () => {
@@ -194,7 +189,7 @@ describe('PgBouncer and PostgreSQL exporters, scraped by the real Prometheus, dr
   it('exporter down: MetricsAvailable=False and no write while the pool saturates; back up: default_pool_size rises', async () => {
     const versionBefore = await configMapVersion();
     await pgbouncerExporter.stop();
-    const down = await policyWhen((x) => condition(x, 'MetricsAvailable')?.status === 'False', 'MetricsAvailable=False with the exporter down');
+    const down = await webWhen((x) => condition(x, 'MetricsAvailable')?.status === 'False', 'MetricsAvailable=False with the exporter down');
     const reason = condition(down, 'MetricsAvailable')?.reason ?? '';
     // Saturate PgBouncer's pool (4 active, 2 waiting): with data the operator would grow it.
     for (let i = 0; i < 4; i++) holdConnection(600);
@@ -210,7 +205,7 @@ describe('PgBouncer and PostgreSQL exporters, scraped by the real Prometheus, dr
     expect((await getPolicy(kc, namespace, 'web')).status?.current).toMatchObject({ default_pool_size: 4 });
 
     await pgbouncerExporter.start();
-    const grown = await policyWhen((x) => (x.status?.current?.default_pool_size ?? 0) > 4, 'default_pool_size raised once the exporter is back');
+    const grown = await webWhen((x) => (x.status?.current?.default_pool_size ?? 0) > 4, 'default_pool_size raised once the exporter is back');
     expect(condition(grown, 'MetricsAvailable')?.status).toBe('True');
     const cm = await kc.makeApiClient(CoreV1Api).readNamespacedConfigMap({ name: 'pgbouncer-config', namespace });
     expect(cm.data?.['pgbouncer.ini']).toContain(`default_pool_size = ${String(grown.status?.current?.default_pool_size)}`);
@@ -236,9 +231,8 @@ describe('PgBouncer and PostgreSQL exporters, scraped by the real Prometheus, dr
     // Inside the band, not clamped at the section's max of 20.
     expect(settled.size).toBeGreaterThanOrEqual(8);
     expect(settled.size).toBeLessThan(20);
-    // Three more of the operator's passes on good data change nothing.
-    const readings = await operatorMetric(operator, 'poolpilot_prometheus_queries_total', { result: 'ok' });
-    await eventually(async () => ((await operatorMetric(operator, 'poolpilot_prometheus_queries_total', { result: 'ok' })) >= readings + 3 ? true : undefined), 30_000, 'three more passes');
+    // Three more of the operator's passes change nothing.
+    await morePasses(operator, 3);
     expect((await getPolicy(kc, namespace, 'web')).status?.current?.default_pool_size).toBe(settled.size);
     expect(syncErrors).toEqual([]);
   });
