@@ -14,6 +14,10 @@
  *  5. breach window out of band for less than stabilization    -> Stabilizing
  *  6. proposal      proportional to util / target, at least +-1
  *  7. step limit    at most maxStepPercent of current          -> StepLimited
+ *                   or, when behavior.scaleUp / scaleDown has policies, the HPA-style
+ *                   rate limit against the changes already made in each policy's
+ *                   period (scaling-rules.ts); selectPolicy Disabled forbids the
+ *                   direction                                   -> ScaleUpLimit / ScaleDownLimit
  *  8. bounds clamp  proposal beyond [min, max]                 -> AtMax / AtMin
  *  9. rate limit    last change too recent                     -> MinIntervalNotElapsed
  * 10. apply         unmodified proposal                        -> Scaled
@@ -22,6 +26,7 @@
  */
 
 import { formatDuration } from './duration.js';
+import { describePolicy, rateLimit, type DirectionRules, type PastChange } from './scaling-rules.js';
 
 /** QueryRejected: the query was not run (--enforce-namespace-label could not confine it to the policy's namespace). */
 export type MetricsProblem = 'QueryFailed' | 'QueryRejected' | 'NoData' | 'NaN' | 'Infinite' | 'MultipleSeries' | 'Stale';
@@ -53,6 +58,13 @@ export interface Behavior {
   readonly scaleDownStabilizationMs: number;
   /** >= 0 */
   readonly minChangeIntervalMs: number;
+  /**
+   * spec.behavior.scaleUp / scaleDown: with policies they replace maxStepPercent for their
+   * direction; selectPolicy Disabled forbids it. Undefined = maxStepPercent per change. (Their
+   * stabilizationWindow arrives already folded into the two *StabilizationMs above.)
+   */
+  readonly scaleUp?: DirectionRules | undefined;
+  readonly scaleDown?: DirectionRules | undefined;
 }
 
 export type BreachDirection = 'up' | 'down';
@@ -71,6 +83,8 @@ export type LimitReason =
   | 'RolloutInProgress' // target's previous rollout not complete: hold
   | 'MinIntervalNotElapsed'
   | 'StepLimited' // proposal cut to maxStepPercent
+  | 'ScaleUpLimit' // growth cut (or forbidden) by behavior.scaleUp
+  | 'ScaleDownLimit' // shrink cut (or forbidden) by behavior.scaleDown
   | 'AtMax'
   | 'AtMin' // proposal clamped (or already at the bound)
   | 'Scaled'; // proposal applied unmodified
@@ -96,6 +110,11 @@ export interface DecisionInput {
   /** From status, undefined if none. */
   readonly breach: Breach | undefined;
   readonly lastChangeAt: Date | undefined;
+  /**
+   * Changes of this setting already made (status.history), for the policies' periods. Only read
+   * when behavior.scaleUp / scaleDown has policies; undefined = none known.
+   */
+  readonly recentChanges?: readonly PastChange[] | undefined;
   /**
    * undefined = the previous rollout of the target is still in progress; else
    * when it completed (new Date(0) if unknown). Samples taken before it do not count.
@@ -161,9 +180,10 @@ export function decide(input: DecisionInput): Decision {
   }
   const justification = `${comparison} for ${formatDuration(breachedFor)}`;
 
-  const proposal = propose(current, percent, direction, thresholds.target, behavior.maxStepPercent, bounds);
-  // Already at the bound it would cross: hold, but keep the breach so that a
-  // raised bound acts on the window already earned.
+  const proposal = propose(current, percent, direction, thresholds.target, stepLimit(input, direction), bounds);
+  // Already at the bound it would cross, or no room left under the direction's
+  // policies: hold, but keep the breach so that a raised bound (or the period
+  // moving on) acts on the window already earned.
   if (proposal.value === current) {
     return {
       desired: current,
@@ -294,11 +314,44 @@ export function trackBreach(
 }
 
 interface Proposal {
-  /** Equals current only when current already sits at the bound it would cross. */
+  /** Equals current only when current already sits at the bound it would cross, or the step limit allows no move. */
   readonly value: number;
-  readonly reason: 'Scaled' | 'StepLimited' | 'AtMax' | 'AtMin';
+  readonly reason: 'Scaled' | StepLimit['reason'] | 'AtMax' | 'AtMin';
   /** Clause for the decision message, e.g. "step limited to +20% (20→24 instead of 26)". */
   readonly detail: string;
+}
+
+/** Stage 7's limit: the furthest value a change may reach now, and how to report the cut. */
+interface StepLimit {
+  /** Beyond current in the direction of the change, or current itself (no move allowed). */
+  readonly furthest: number;
+  readonly reason: 'StepLimited' | 'ScaleUpLimit' | 'ScaleDownLimit';
+  /** Clause naming the limit, e.g. "step limited to +20%". */
+  readonly clause: string;
+}
+
+function stepLimit(input: DecisionInput, direction: BreachDirection): StepLimit {
+  const { current, behavior } = input;
+  const rules = direction === 'up' ? behavior.scaleUp : behavior.scaleDown;
+  const block = direction === 'up' ? 'scaleUp' : 'scaleDown';
+  const reason = direction === 'up' ? 'ScaleUpLimit' : 'ScaleDownLimit';
+  if (rules?.selectPolicy === 'Disabled') {
+    return { furthest: current, reason, clause: `${direction === 'up' ? 'scale-up' : 'scale-down'} is disabled by spec.behavior.${block}.selectPolicy Disabled` };
+  }
+  if (rules?.policies === undefined) {
+    const maxDelta = maxStepDelta(current, behavior.maxStepPercent);
+    const sign = direction === 'up' ? '+' : '-';
+    // Name the limit that actually applied: the percentage, or the floor of 1.
+    const limit = Math.floor((current * behavior.maxStepPercent) / 100) >= 1 ? `${behavior.maxStepPercent}%` : '1';
+    return { furthest: direction === 'up' ? current + maxDelta : current - maxDelta, reason: 'StepLimited', clause: `step limited to ${sign}${limit}` };
+  }
+  const limited = rateLimit(direction, current, { selectPolicy: rules.selectPolicy, policies: rules.policies }, input.recentChanges ?? [], input.now);
+  // rateLimit reports Disabled only for selectPolicy Disabled, handled above.
+  if (limited.kind === 'disabled') return { furthest: current, reason, clause: `spec.behavior.${block} allows no change` };
+  const made = current - limited.periodStart;
+  const history = made === 0 ? `from ${limited.periodStart}, nothing changed yet in the period` : `from ${limited.periodStart} at the start of the period, ${made > 0 ? '+' : ''}${made} already changed in it`;
+  const clause = `${direction === 'up' ? 'scale-up' : 'scale-down'} limited by policy ${describePolicy(limited.policy)} (selectPolicy ${rules.selectPolicy}; ${history})`;
+  return { furthest: limited.limit, reason, clause };
 }
 
 /** Stages 6-8 for a current value inside bounds. */
@@ -307,7 +360,7 @@ function propose(
   percent: number,
   direction: BreachDirection,
   targetPercent: number,
-  maxStepPercent: number,
+  limit: StepLimit,
   bounds: Bounds,
 ): Proposal {
   // Scale-ups round up (as the HPA does) so small values still move; scale-downs
@@ -316,9 +369,7 @@ function propose(
   const proportional =
     direction === 'up' ? Math.max(current + 1, Math.ceil(exact)) : Math.min(current - 1, Math.floor(exact));
 
-  const maxDelta = maxStepDelta(current, maxStepPercent);
-  const stepped =
-    direction === 'up' ? Math.min(proportional, current + maxDelta) : Math.max(proportional, current - maxDelta);
+  const stepped = direction === 'up' ? Math.min(proportional, limit.furthest) : Math.max(proportional, limit.furthest);
 
   if (stepped > bounds.max || stepped < bounds.min) {
     const atMax = stepped > bounds.max;
@@ -331,13 +382,10 @@ function propose(
     };
   }
   if (stepped !== proportional) {
-    const sign = direction === 'up' ? '+' : '-';
-    // Name the limit that actually applied: the percentage, or the floor of 1.
-    const limit = Math.floor((current * maxStepPercent) / 100) >= 1 ? `${maxStepPercent}%` : '1';
     return {
       value: stepped,
-      reason: 'StepLimited',
-      detail: `step limited to ${sign}${limit} (${current}→${stepped} instead of ${proportional})`,
+      reason: limit.reason,
+      detail: stepped === current ? `${limit.clause}: no room for ${current}→${proportional}; holding at ${current}` : `${limit.clause} (${current}→${stepped} instead of ${proportional})`,
     };
   }
   return {

@@ -14,6 +14,7 @@
 import type { PoolPolicySpec, PoolPolicyStatus, SettingChange } from '../api/v1alpha1/poolpolicy.js';
 import { clamp, decide, follow, type Bounds, type Breach, type UtilizationSample } from './decide.js';
 import { sectionBudgetsOf, type BudgetFacts } from './budget.js';
+import type { PastChange } from './scaling-rules.js';
 import { decideFill, decideShareFill, demandLevel, type DemandReading, type RestartCost } from './fill.js';
 import { passStatus, type PlannedEvent, type SectionDecision, type SectionOutcome, type StatusFacts } from './policy-status.js';
 import { sectionsOf, type SectionBudget, type SectionSettings, type SettingTarget } from './sections.js';
@@ -76,6 +77,15 @@ export function planWithinBudget(input: PlanInput, budget: BudgetFacts | undefin
   return planPolicy({ ...input, budget: sectionBudgetsOf(budget, { spec: input.spec, wanted, current, demand: demandLevel(input.demand) }) });
 }
 
+/**
+ * The changes of one setting recorded in status.history (at most MAX_HISTORY entries, oldest
+ * first): what the policies of spec.behavior.scaleUp / scaleDown count against their periods.
+ */
+function changesOf(previous: PlanInput['previous'], setting: string): PastChange[] {
+  // A leader is never 0 (its min is >= 1): from 0 records a setting that was unset, a first value and not a move.
+  return (previous.history ?? []).flatMap((entry) => entry.changes.filter((c) => c.setting === setting && c.from > 0).map((c) => ({ at: entry.time, from: c.from, to: c.to })));
+}
+
 function latest(a: Date | undefined, b: Date | undefined): Date | undefined {
   if (a === undefined) return b;
   return b === undefined || a >= b ? a : b;
@@ -119,6 +129,7 @@ function planSection(input: PlanInput, settings: SectionSettings): SectionOutcom
       sample,
       breach: input.previous.breaches?.[section],
       lastChangeAt: latest(input.previous.lastChange?.time, input.lastAppliedAt?.[target]),
+      recentChanges: changesOf(input.previous, leader.key),
       rolloutCompletedAt: input.rolloutCompletedAt[target],
     });
   } else {

@@ -67,7 +67,7 @@ export interface SectionOutcome {
   readonly explanation: string;
 }
 
-const LIMITING: ReadonlySet<SectionReason> = new Set<SectionReason>(['AtMax', 'AtMin', 'StepLimited', 'Stabilizing', 'MinIntervalNotElapsed', 'RolloutInProgress', 'BudgetLimited', 'BudgetCorrection', 'BudgetNotFound', 'BudgetUnknown', 'RestartDeferred', 'Saturated']);
+const LIMITING: ReadonlySet<SectionReason> = new Set<SectionReason>(['AtMax', 'AtMin', 'StepLimited', 'ScaleUpLimit', 'ScaleDownLimit', 'Stabilizing', 'MinIntervalNotElapsed', 'RolloutInProgress', 'BudgetLimited', 'BudgetCorrection', 'BudgetNotFound', 'BudgetUnknown', 'RestartDeferred', 'Saturated']);
 
 /** The status and events of a planned pass; `changes` are the ones applied (Auto mode). */
 export function passStatus(input: StatusFacts, outcomes: readonly SectionOutcome[], changes: readonly SettingChange[]): { status: PoolPolicyStatus; events: PlannedEvent[] } {

@@ -70,6 +70,10 @@ export const ConditionReason = {
   AtMin: 'AtMin',
   /** The change was limited by behavior.maxStepPercent. */
   StepLimited: 'StepLimited',
+  /** The change was cut, or forbidden, by a policy of spec.behavior.scaleUp (the message names it and its period). */
+  ScaleUpLimit: 'ScaleUpLimit',
+  /** The change was cut, or forbidden, by a policy of spec.behavior.scaleDown (the message names it and its period). */
+  ScaleDownLimit: 'ScaleDownLimit',
   /** A breach is waiting out its stabilization window. */
   Stabilizing: 'Stabilizing',
   /** behavior.minChangeInterval has not elapsed since status.lastChange. */

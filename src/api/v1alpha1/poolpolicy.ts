@@ -14,6 +14,7 @@
  */
 import { z } from 'zod';
 import { DURATION_PATTERN, parseDuration } from '../../domain/duration.js';
+import { SCALING_POLICY_TYPES, SELECT_POLICIES, type DirectionRules } from '../../domain/scaling-rules.js';
 
 export const POOLPOLICY_GROUP = 'poolpilot.io';
 export const POOLPOLICY_VERSION = 'v1alpha1';
@@ -39,6 +40,10 @@ export const CONFIGMAP_KEY_PATTERN = /^[-._a-zA-Z0-9]+$/;
 export const HTTP_URL_PATTERN = /^https?:\/\/[!-.0-~]+(\/[!-~]*)?$/;
 /** Largest Go `time.Duration` in ms (2562047h47m16.854s): CEL `duration()` fails above it. */
 export const MAX_DURATION_MS = 9_223_372_036_854;
+/** Longest period of a behavior policy (1h; the HPA allows 30 min). status.history keeps the last {@link MAX_HISTORY} changes. */
+export const MAX_POLICY_PERIOD = '1h';
+/** At most this many policies per direction (CRD maxItems). */
+export const MAX_POLICIES = 10;
 
 export const POOLPOLICY_MODES = ['Auto', 'Recommend', 'Paused'] as const;
 export type PoolPolicyMode = (typeof POOLPOLICY_MODES)[number];
@@ -78,6 +83,7 @@ export const DEFAULTS = {
   scaleUpStabilization: '5m',
   scaleDownStabilization: '30m',
   minChangeInterval: '10m',
+  selectPolicy: 'Max',
 } as const;
 
 // ---------------------------------------------------------------------------
@@ -132,7 +138,7 @@ export const promql = maxChars(4096).min(1);
  * Go-style duration string (`30s`, `5m`, `1h30m`, `500ms`).
  * `minMs` is the smallest accepted value in ms (0 allows `0s`).
  */
-function duration(minMs: number) {
+function duration(minMs: number, max?: { readonly ms: number; readonly text: string }) {
   return maxChars(32)
     .regex(DURATION_PATTERN, {
       error: (iss) => `must be a duration like 30s, 5m, 1h30m or 500ms (got ${show(iss.input)})`,
@@ -141,6 +147,7 @@ function duration(minMs: number) {
       if (!DURATION_PATTERN.test(text)) return; // already reported by .regex()
       const ms = parseDuration(text);
       if (ms === undefined || ms > MAX_DURATION_MS) ctx.addIssue({ code: 'custom', message: `duration ${show(text)} is too large (at most 2562047h)` });
+      else if (max !== undefined && ms > max.ms) ctx.addIssue({ code: 'custom', message: `must be at most ${max.text} (got ${show(text)})` });
       else if (ms < minMs)
         ctx.addIssue({
           code: 'custom',
@@ -260,12 +267,61 @@ export const ThresholdsSchema = strict({
   }
 });
 
-export const BehaviorSchema = strict({
+/** One rate-limit policy of spec.behavior.scaleUp / scaleDown (domain/scaling-rules.ts). */
+export const ScalingPolicySchema = strict({
+  type: z.enum(SCALING_POLICY_TYPES),
+  value: int32(1),
+  period: duration(1000, { ms: 3_600_000, text: MAX_POLICY_PERIOD }),
+});
+
+/** spec.behavior.scaleUp / scaleDown, shaped like the HPA v2 HPAScalingRules. */
+export const ScalingRulesSchema = strict({
+  stabilizationWindow: duration(0).optional(),
+  selectPolicy: z.enum(SELECT_POLICIES).default(DEFAULTS.selectPolicy),
+  policies: z.array(ScalingPolicySchema).min(1).max(MAX_POLICIES).optional(),
+});
+
+/** True when `text` is a duration other than `defaultText` (300s is 5m); false when it is no duration (reported elsewhere). */
+function differsFromDefault(text: string, defaultText: string): boolean {
+  const value = parseDuration(text);
+  return value !== undefined && value !== parseDuration(defaultText);
+}
+
+/**
+ * The flat fields and the scaleUp / scaleDown blocks must not both say the same thing (CEL: the
+ * same three rules on spec.behavior). The API server fills in the flat fields' defaults before
+ * validating, so a flat field counts as set only when it differs from its default.
+ */
+function noFlatFieldShadowed(behavior: z.output<typeof BehaviorFields>, ctx: z.core.$RefinementCtx): void {
+  const windows = [
+    ['scaleUpStabilization', 'scaleUp', DEFAULTS.scaleUpStabilization],
+    ['scaleDownStabilization', 'scaleDown', DEFAULTS.scaleDownStabilization],
+  ] as const;
+  for (const [flat, block, defaultText] of windows) {
+    if (behavior[block]?.stabilizationWindow !== undefined && differsFromDefault(behavior[flat], defaultText)) {
+      ctx.addIssue({ code: 'custom', path: [flat], message: `set either ${flat} or ${block}.stabilizationWindow, not both: remove spec.behavior.${flat} (${block}.stabilizationWindow replaces it)` });
+    }
+  }
+  const policies = behavior.scaleUp?.policies !== undefined || behavior.scaleDown?.policies !== undefined;
+  if (policies && behavior.maxStepPercent !== DEFAULTS.maxStepPercent) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['maxStepPercent'],
+      message: 'set either maxStepPercent or scaleUp/scaleDown policies, not both: remove spec.behavior.maxStepPercent (write the step as a policy, e.g. {type: Percent, value: 20, period: 10m}, in each direction you want it)',
+    });
+  }
+}
+
+const BehaviorFields = strict({
   maxStepPercent: z.int().min(1).max(100).default(DEFAULTS.maxStepPercent),
   scaleUpStabilization: duration(0).default(DEFAULTS.scaleUpStabilization),
   scaleDownStabilization: duration(0).default(DEFAULTS.scaleDownStabilization),
   minChangeInterval: duration(0).default(DEFAULTS.minChangeInterval),
+  scaleUp: ScalingRulesSchema.optional(),
+  scaleDown: ScalingRulesSchema.optional(),
 });
+
+export const BehaviorSchema = BehaviorFields.superRefine(noFlatFieldShadowed);
 
 /** The raw `spec` with CRD defaults applied (durations still strings). */
 export const PoolPolicySpecSchema = strict({
@@ -413,12 +469,18 @@ export interface PoolPolicySpec {
   /** Percentages with 0 < scaleDownBelow < target < scaleUpAbove <= 100. */
   readonly thresholds: { readonly scaleUpAbove: number; readonly scaleDownBelow: number; readonly target: number };
   readonly behavior: {
-    /** 1..100: largest change per step, in percent of the current value. */
+    /** 1..100: largest change per step, in percent of the current value (a direction without policies). */
     readonly maxStepPercent: number;
-    /** All >= 0. */
+    /**
+     * All >= 0. The stabilization windows in force: scaleUp.stabilizationWindow when set, else
+     * scaleUpStabilization (the same for scale-down).
+     */
     readonly scaleUpStabilizationMs: number;
     readonly scaleDownStabilizationMs: number;
     readonly minChangeIntervalMs: number;
+    /** spec.behavior.scaleUp / scaleDown (selectPolicy and policies); undefined when the block is absent. */
+    readonly scaleUp?: DirectionRules | undefined;
+    readonly scaleDown?: DirectionRules | undefined;
   };
 }
 
@@ -477,6 +539,14 @@ export function normalizePrometheus(raw: z.output<typeof PrometheusSchema> | und
   };
 }
 
+function directionRules(raw: z.output<typeof ScalingRulesSchema> | undefined): DirectionRules | undefined {
+  if (raw === undefined) return undefined;
+  return {
+    selectPolicy: raw.selectPolicy,
+    policies: raw.policies?.map((policy) => ({ type: policy.type, value: policy.value, periodMs: ms(policy.period) })),
+  };
+}
+
 function normalizeSpec(raw: RawPoolPolicySpec): PoolPolicySpec {
   const { database, redis, pgbouncer } = raw;
   return {
@@ -511,9 +581,11 @@ function normalizeSpec(raw: RawPoolPolicySpec): PoolPolicySpec {
     thresholds: { ...raw.thresholds },
     behavior: {
       maxStepPercent: raw.behavior.maxStepPercent,
-      scaleUpStabilizationMs: ms(raw.behavior.scaleUpStabilization),
-      scaleDownStabilizationMs: ms(raw.behavior.scaleDownStabilization),
+      scaleUpStabilizationMs: ms(raw.behavior.scaleUp?.stabilizationWindow ?? raw.behavior.scaleUpStabilization),
+      scaleDownStabilizationMs: ms(raw.behavior.scaleDown?.stabilizationWindow ?? raw.behavior.scaleDownStabilization),
       minChangeIntervalMs: ms(raw.behavior.minChangeInterval),
+      scaleUp: directionRules(raw.behavior.scaleUp),
+      scaleDown: directionRules(raw.behavior.scaleDown),
     },
   };
 }

@@ -60,7 +60,7 @@ describe('API constants', () => {
       expect(value).toBe(key);
       expect(value).toMatch(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/);
     }
-    expect(Object.keys(ConditionReason)).toHaveLength(27);
+    expect(Object.keys(ConditionReason)).toHaveLength(29);
     expect(ConditionReason.QueryRejected).toBe('QueryRejected');
     expect([ConditionReason.BudgetLimited, ConditionReason.BudgetNotFound, ConditionReason.BudgetCorrection]).toEqual([
       'BudgetLimited',
@@ -440,5 +440,70 @@ describe('parsePoolPolicyStatus', () => {
     expect(formatStatusTime(date)).toBe('2024-05-01T10:00:00Z');
     const back = parsePoolPolicyStatus({ lastChange: { time: formatStatusTime(date), reason: 'x', changes: [] } });
     expect(back.lastChange?.time).toEqual(new Date('2024-05-01T10:00:00Z'));
+  });
+});
+
+describe('parsePoolPolicySpec: spec.behavior.scaleUp / scaleDown (HPA v2 shaped)', () => {
+  const MINUTE = 60_000;
+  const withBehavior = (behavior: Raw): Raw => withRedis({ behavior });
+
+  it('normalizes both blocks: policies in ms, selectPolicy defaulting to Max', () => {
+    const spec = parseOk(withBehavior({
+      scaleUp: { stabilizationWindow: '0s', policies: [{ type: 'Percent', value: 100, period: '15s' }, { type: 'Connections', value: 4, period: '1m' }] },
+      scaleDown: { selectPolicy: 'Min', policies: [{ type: 'Connections', value: 2, period: '5m' }] },
+    }));
+    expect(spec.behavior).toEqual({
+      maxStepPercent: 20,
+      scaleUpStabilizationMs: 0,
+      scaleDownStabilizationMs: 30 * MINUTE,
+      minChangeIntervalMs: 10 * MINUTE,
+      scaleUp: { selectPolicy: 'Max', policies: [{ type: 'Percent', value: 100, periodMs: 15_000 }, { type: 'Connections', value: 4, periodMs: MINUTE }] },
+      scaleDown: { selectPolicy: 'Min', policies: [{ type: 'Connections', value: 2, periodMs: 5 * MINUTE }] },
+    });
+  });
+
+  it('a block\'s stabilizationWindow is the window in force for its direction (decide and FillToBudget read it there)', () => {
+    const spec = parseOk(withBehavior({ scaleDown: { stabilizationWindow: '2m' }, scaleUpStabilization: '1m' }));
+    expect([spec.behavior.scaleUpStabilizationMs, spec.behavior.scaleDownStabilizationMs]).toEqual([MINUTE, 2 * MINUTE]);
+    expect(spec.behavior.scaleDown).toEqual({ selectPolicy: 'Max', policies: undefined });
+    expect(spec.behavior.scaleUp).toBeUndefined();
+  });
+
+  it('without the blocks the behavior is exactly today\'s', () => {
+    expect(parseOk(redisOnly).behavior).toEqual({ maxStepPercent: 20, scaleUpStabilizationMs: 5 * MINUTE, scaleDownStabilizationMs: 30 * MINUTE, minChangeIntervalMs: 10 * MINUTE });
+    expect(parseOk(redisOnly).behavior.scaleUp).toBeUndefined();
+  });
+
+  const accepted: readonly (readonly [string, Raw])[] = [
+    ['a flat field left at its default beside the block (what the API server stores)', { maxStepPercent: 20, scaleUpStabilization: '5m', scaleUp: { stabilizationWindow: '1m', policies: [{ type: 'Percent', value: 50, period: '1m' }] } }],
+    ['the default written another way (300s is 5m)', { scaleUpStabilization: '300s', scaleUp: { stabilizationWindow: '1m' } }],
+    ['maxStepPercent with a block that has no policies', { maxStepPercent: 50, scaleUp: { selectPolicy: 'Disabled' } }],
+    ['a flat window for the other direction', { scaleDownStabilization: '1h', scaleUp: { stabilizationWindow: '0s' } }],
+    ['period 1s and 1h (the limits)', { scaleUp: { policies: [{ type: 'Connections', value: 1, period: '1s' }, { type: 'Percent', value: 1000, period: '1h' }] } }],
+    ['ten policies', { scaleDown: { policies: Array.from({ length: 10 }, (_, i) => ({ type: 'Connections', value: i + 1, period: '1m' })) } }],
+  ];
+  it.each(accepted)('accepts %s', (_name, behavior) => {
+    expect(parsePoolPolicySpec(withBehavior(behavior))).toMatchObject({ ok: true });
+  });
+
+  const refused: readonly (readonly [string, Raw, string])[] = [
+    ['scaleUpStabilization and scaleUp.stabilizationWindow', { scaleUpStabilization: '1m', scaleUp: { stabilizationWindow: '0s' } }, 'spec.behavior.scaleUpStabilization: set either scaleUpStabilization or scaleUp.stabilizationWindow, not both: remove spec.behavior.scaleUpStabilization'],
+    ['scaleDownStabilization and scaleDown.stabilizationWindow', { scaleDownStabilization: '1h', scaleDown: { stabilizationWindow: '5m' } }, 'spec.behavior.scaleDownStabilization: set either scaleDownStabilization or scaleDown.stabilizationWindow, not both: remove spec.behavior.scaleDownStabilization'],
+    ['maxStepPercent and scaleUp.policies', { maxStepPercent: 50, scaleUp: { policies: [{ type: 'Percent', value: 100, period: '1m' }] } }, 'spec.behavior.maxStepPercent: set either maxStepPercent or scaleUp/scaleDown policies, not both: remove spec.behavior.maxStepPercent'],
+    ['maxStepPercent and scaleDown.policies', { maxStepPercent: 10, scaleDown: { policies: [{ type: 'Connections', value: 1, period: '1m' }] } }, 'spec.behavior.maxStepPercent: set either maxStepPercent'],
+    ['an unknown policy type', { scaleUp: { policies: [{ type: 'Pods', value: 4, period: '1m' }] } }, 'spec.behavior.scaleUp.policies[0].type: must be one of Percent, Connections (got "Pods")'],
+    ['value 0', { scaleUp: { policies: [{ type: 'Percent', value: 0, period: '1m' }] } }, 'spec.behavior.scaleUp.policies[0].value: must be >= 1 (got 0)'],
+    ['a fractional value', { scaleDown: { policies: [{ type: 'Percent', value: 12.5, period: '1m' }] } }, 'spec.behavior.scaleDown.policies[0].value: must be an integer'],
+    ['a period below 1s', { scaleUp: { policies: [{ type: 'Percent', value: 10, period: '500ms' }] } }, 'spec.behavior.scaleUp.policies[0].period: must be at least 1s (got "500ms")'],
+    ['a period above 1h', { scaleUp: { policies: [{ type: 'Percent', value: 10, period: '61m' }] } }, 'spec.behavior.scaleUp.policies[0].period: must be at most 1h (got "61m")'],
+    ['a policy without period', { scaleUp: { policies: [{ type: 'Percent', value: 10 }] } }, 'spec.behavior.scaleUp.policies[0].period: is required'],
+    ['an empty policy list', { scaleUp: { policies: [] } }, 'spec.behavior.scaleUp.policies: must have at least 1 items'],
+    ['eleven policies', { scaleUp: { policies: Array.from({ length: 11 }, () => ({ type: 'Percent', value: 10, period: '1m' })) } }, 'spec.behavior.scaleUp.policies: must have at most 10 items'],
+    ['an unknown selectPolicy', { scaleDown: { selectPolicy: 'Off' } }, 'spec.behavior.scaleDown.selectPolicy: must be one of Max, Min, Disabled (got "Off")'],
+    ['HPA\'s stabilizationWindowSeconds', { scaleUp: { stabilizationWindowSeconds: 60 } }, 'spec.behavior.scaleUp.stabilizationWindowSeconds: unknown field'],
+    ['a stabilizationWindow in words', { scaleDown: { stabilizationWindow: '5 minutes' } }, 'spec.behavior.scaleDown.stabilizationWindow: must be a duration like 30s'],
+  ];
+  it.each(refused)('refuses %s, saying what to fix', (_name, behavior, expected) => {
+    expect(parseErr(withBehavior(behavior))).toContain(expected);
   });
 });

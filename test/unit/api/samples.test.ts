@@ -73,6 +73,10 @@ describe('deploy/samples/invalid', () => {
   it('covers every malformed case', () => {
     expect(invalid).toEqual([
       'bad-env-name.yaml',
+      'behavior-max-step-and-policies.yaml',
+      'behavior-policy-period-too-long.yaml',
+      'behavior-policy-type-pods.yaml',
+      'behavior-stabilization-twice.yaml',
       'budget-negative-max.yaml',
       'budget-negative-reserved.yaml',
       'budget-no-capacity.yaml',

@@ -641,3 +641,152 @@ describe('follow', () => {
     expect(follow(leader, ratio, { min: 1, max: 30 })).toBe(expected);
   });
 });
+
+describe('decide, stage 7 with behavior.scaleUp / scaleDown policies (HPA-style rate limit)', () => {
+  const percentPolicy = (value: number, periodMs = MINUTE) => ({ type: 'Percent' as const, value, periodMs });
+  const connectionsPolicy = (value: number, periodMs = MINUTE) => ({ type: 'Connections' as const, value, periodMs });
+  const base = input().behavior;
+  const UP = { sample: validSample(200), breach: breachOf('up', 6 * MINUTE) };
+  const DOWN = { sample: validSample(10), breach: breachOf('down', 11 * MINUTE) };
+  const upBreach: Breach = { direction: 'up', since: ago(6 * MINUTE), lastSeen: new Date(NOW_MS) };
+  const downBreach: Breach = { direction: 'down', since: ago(11 * MINUTE), lastSeen: new Date(NOW_MS) };
+  const twoPolicies = [percentPolicy(100), connectionsPolicy(4)];
+
+  it.each<Case>([
+    {
+      name: 'Max of two policies: Percent 100 % (20→40) allows more than Connections 4, and binds',
+      given: { ...UP, behavior: { ...base, scaleUp: { selectPolicy: 'Max', policies: twoPolicies } } },
+      desired: 40,
+      reason: 'ScaleUpLimit',
+      message: /scale-up limited by policy Percent 100% per 1m0s \(selectPolicy Max; from 20, nothing changed yet in the period\) \(20→40 instead of 58\)$/,
+      breach: undefined,
+    },
+    {
+      name: 'Min of the same two policies: Connections 4 (20→24) binds',
+      given: { ...UP, behavior: { ...base, scaleUp: { selectPolicy: 'Min', policies: twoPolicies } } },
+      desired: 24,
+      reason: 'ScaleUpLimit',
+      message: /scale-up limited by policy Connections 4 per 1m0s \(selectPolicy Min; .*\) \(20→24 instead of 58\)$/,
+      breach: undefined,
+    },
+    {
+      name: 'a proposal within what the policies allow is applied unmodified',
+      given: { sample: validSample(95), breach: breachOf('up', 6 * MINUTE), behavior: { ...base, scaleUp: { selectPolicy: 'Max', policies: twoPolicies } } },
+      desired: 28,
+      reason: 'Scaled',
+      message: /scaling toward the 70% target \(20→28\)$/,
+      breach: undefined,
+    },
+    {
+      name: 'selectPolicy Disabled forbids growth: hold, keeping the breach',
+      given: { ...UP, behavior: { ...base, scaleUp: { selectPolicy: 'Disabled', policies: twoPolicies } } },
+      desired: 20,
+      reason: 'ScaleUpLimit',
+      message: /scale-up is disabled by spec\.behavior\.scaleUp\.selectPolicy Disabled: no room for 20→58; holding at 20$/,
+      breach: upBreach,
+    },
+    {
+      name: 'scaleUp Disabled leaves scale-down to maxStepPercent',
+      given: { ...DOWN, behavior: { ...base, scaleUp: { selectPolicy: 'Disabled', policies: undefined } } },
+      desired: 16,
+      reason: 'StepLimited',
+      message: /step limited to -20% \(20→16 instead of 2\)$/,
+      breach: undefined,
+    },
+    {
+      name: 'a change made 30 s ago inside a 60 s period limits the next: 15→20, Connections 6 per 1m allows 21',
+      given: {
+        ...UP,
+        behavior: { ...base, minChangeIntervalMs: 0, scaleUp: { selectPolicy: 'Max', policies: [connectionsPolicy(6)] } },
+        lastChangeAt: ago(30 * SECOND),
+        recentChanges: [{ at: ago(30 * SECOND), from: 15, to: 20 }],
+      },
+      desired: 21,
+      reason: 'ScaleUpLimit',
+      message: /scale-up limited by policy Connections 6 per 1m0s \(selectPolicy Max; from 15 at the start of the period, \+5 already changed in it\) \(20→21 instead of 58\)$/,
+      breach: undefined,
+    },
+    {
+      name: 'the period\'s allowance used up (10→20 30 s ago, Percent 100 per 1m): hold until it moves on',
+      given: {
+        ...UP,
+        behavior: { ...base, minChangeIntervalMs: 0, scaleUp: { selectPolicy: 'Max', policies: [percentPolicy(100)] } },
+        lastChangeAt: ago(30 * SECOND),
+        recentChanges: [{ at: ago(30 * SECOND), from: 10, to: 20 }],
+      },
+      desired: 20,
+      reason: 'ScaleUpLimit',
+      message: /Percent 100% per 1m0s .*: no room for 20→58; holding at 20$/,
+      breach: upBreach,
+    },
+    {
+      name: 'the same change 2 min ago is outside the period: the full allowance is back',
+      given: {
+        ...UP,
+        behavior: { ...base, minChangeIntervalMs: 0, scaleUp: { selectPolicy: 'Max', policies: [percentPolicy(100)] } },
+        lastChangeAt: ago(2 * MINUTE),
+        recentChanges: [{ at: ago(2 * MINUTE), from: 10, to: 20 }],
+      },
+      desired: 40,
+      reason: 'ScaleUpLimit',
+      message: /\(20→40 instead of 58\)$/,
+      breach: undefined,
+    },
+    {
+      name: 'minChangeInterval still applies on top of the policies',
+      given: { ...UP, behavior: { ...base, scaleUp: { selectPolicy: 'Max', policies: twoPolicies } }, lastChangeAt: ago(MINUTE) },
+      desired: 20,
+      reason: 'MinIntervalNotElapsed',
+      message: /scale-up limited by policy Percent 100% per 1m0s .*, but the last change was 1m0s ago/,
+      breach: upBreach,
+    },
+    {
+      name: 'a bound tighter than the policy is reported as the bound',
+      given: { ...UP, bounds: { min: 5, max: 30 }, behavior: { ...base, scaleUp: { selectPolicy: 'Max', policies: twoPolicies } } },
+      desired: 30,
+      reason: 'AtMax',
+      message: /capped at max 30 \(20→30 instead of 40\)$/,
+      breach: undefined,
+    },
+    {
+      name: 'scale-down: Connections 5 per 1m cuts 20→2 to 15',
+      given: { ...DOWN, behavior: { ...base, scaleDown: { selectPolicy: 'Max', policies: [connectionsPolicy(5)] } } },
+      desired: 15,
+      reason: 'ScaleDownLimit',
+      message: /scale-down limited by policy Connections 5 per 1m0s \(selectPolicy Max; from 20, nothing changed yet in the period\) \(20→15 instead of 2\)$/,
+      breach: undefined,
+    },
+    {
+      name: 'scale-down Disabled: hold at 20',
+      given: { ...DOWN, behavior: { ...base, scaleDown: { selectPolicy: 'Disabled', policies: undefined } } },
+      desired: 20,
+      reason: 'ScaleDownLimit',
+      message: /scale-down is disabled by spec\.behavior\.scaleDown\.selectPolicy Disabled: no room for 20→2; holding at 20$/,
+      breach: downBreach,
+    },
+    {
+      name: 'a block without policies keeps maxStepPercent per change',
+      given: { ...DOWN, behavior: { ...base, scaleDown: { selectPolicy: 'Min', policies: undefined } } },
+      desired: 16,
+      reason: 'StepLimited',
+      message: /step limited to -20% \(20→16 instead of 2\)$/,
+      breach: undefined,
+    },
+    {
+      name: 'small value, Percent 10: 3 grows to 4 (rounded up so it still moves)',
+      given: { ...UP, current: 3, bounds: { min: 1, max: 50 }, behavior: { ...base, scaleUp: { selectPolicy: 'Max', policies: [percentPolicy(10)] } } },
+      desired: 4,
+      reason: 'ScaleUpLimit',
+      message: /Percent 10% per 1m0s .* \(3→4 instead of 9\)$/,
+      breach: undefined,
+    },
+    {
+      name: 'small value, Connections 4 beside Percent 10 (Max): 3 grows to 7',
+      given: { ...UP, current: 3, bounds: { min: 1, max: 50 }, behavior: { ...base, scaleUp: { selectPolicy: 'Max', policies: [percentPolicy(10), connectionsPolicy(4)] } } },
+      desired: 7,
+      reason: 'ScaleUpLimit',
+      message: /Connections 4 per 1m0s .* \(3→7 instead of 9\)$/,
+      breach: undefined,
+    },
+  ])('$name', expectDecision);
+});
