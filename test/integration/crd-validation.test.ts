@@ -166,6 +166,61 @@ describe('poolpilot CRDs on the real API server', () => {
     expect(medium?.split(/\s+/).slice(0, 3)).toEqual(['example-medium', 'example-medium', 'Auto']);
   });
 
+  describe('spec.behavior.scaleUp / scaleDown', () => {
+    const apply = (name: string, behavior: Record<string, unknown>): Kubectl => {
+      const manifest = JSON.stringify({
+        apiVersion: 'poolpilot.io/v1alpha1',
+        kind: 'PoolPolicy',
+        metadata: { name },
+        spec: { targetRef: { name: 'example' }, redis: { maxConnections: { min: 5, max: 50 } }, behavior },
+      });
+      const result = spawnSync('kubectl', ['--kubeconfig', readLocalEnv().KUBECONFIG, '-n', namespace, 'apply', '-f', '-'], { input: manifest, encoding: 'utf8', timeout: 60_000 });
+      return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+    };
+
+    it('documents type, value and period of the policies, and what applies without them, in kubectl explain', () => {
+      const result = kubectl('explain', 'poolpolicy.spec.behavior.scaleUp.policies');
+      expect(result.status).toBe(0);
+      const text = result.stdout.replace(/\s+/g, ' ');
+      expect(text).toContain('when absent, maxStepPercent per change applies (default 20 %)');
+      for (const field of ['period', 'type', 'value']) expect(result.stdout).toMatch(new RegExp(`^\\s*${field}\\s+<\\w+> -required-`, 'm'));
+      expect(text).toContain('Percent: the value may grow by value percent');
+      expect(text).toContain('from 1s to 1h');
+      const selectPolicy = kubectl('explain', 'poolpolicy.spec.behavior.scaleDown.selectPolicy').stdout.replace(/\s+/g, ' ');
+      expect(selectPolicy).toContain('Max (default)');
+      expect(selectPolicy).toContain('Disabled forbids shrinking');
+    });
+
+    it('stores both blocks and defaults selectPolicy to Max', () => {
+      const behavior = {
+        scaleUp: { stabilizationWindow: '0s', policies: [{ type: 'Percent', value: 100, period: '1m' }, { type: 'Connections', value: 4, period: '1m' }] },
+        scaleDown: { selectPolicy: 'Min', policies: [{ type: 'Connections', value: 2, period: '5m' }] },
+      };
+      const result = apply('behavior-blocks', behavior);
+      expect(result.stderr).toBe('');
+      const stored = JSON.parse(kubectl('-n', namespace, 'get', 'pp', 'behavior-blocks', '-o', 'json').stdout) as StoredPolicy;
+      expect(stored.spec.behavior).toEqual({
+        maxStepPercent: DEFAULTS.maxStepPercent,
+        scaleUpStabilization: DEFAULTS.scaleUpStabilization,
+        scaleDownStabilization: DEFAULTS.scaleDownStabilization,
+        minChangeInterval: DEFAULTS.minChangeInterval,
+        scaleUp: { ...behavior.scaleUp, selectPolicy: 'Max' },
+        scaleDown: behavior.scaleDown,
+      });
+    });
+
+    it.each([
+      ['behavior-both-windows', { scaleDownStabilization: '1h', scaleDown: { stabilizationWindow: '5m' } }, 'spec.behavior.scaleDownStabilization', 'remove spec.behavior.scaleDownStabilization (scaleDown.stabilizationWindow replaces it)'],
+      ['behavior-step-and-policies', { maxStepPercent: 30, scaleDown: { policies: [{ type: 'Percent', value: 10, period: '1m' }] } }, 'spec.behavior.maxStepPercent', 'remove spec.behavior.maxStepPercent'],
+      ['behavior-short-period', { scaleUp: { policies: [{ type: 'Percent', value: 10, period: '500ms' }] } }, 'spec.behavior.scaleUp.policies[0].period', 'period must be a duration from 1s to 1h'],
+    ])('refuses %s, saying which field to remove or fix', (name, behavior, field, remedy) => {
+      const result = apply(name, behavior);
+      expect(result.status).not.toBe(0);
+      expect(result.stderr).toContain(field);
+      expect(result.stderr).toContain(remedy);
+    });
+  });
+
   describe('ConnectionBudget', () => {
     interface StoredBudget {
       spec: {

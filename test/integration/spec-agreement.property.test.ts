@@ -79,6 +79,18 @@ const validDuration = fc.constantFrom('0s', '1s', '30s', '5m', '1h30m', '500ms',
 const invalidDuration = fc.constantFrom('', '-1s', '30', '1d', 's', '10us', '5 minutes', '1.s', '.5s', '1h 30m', 'PT30S', '1e3s', '0x10s');
 const anyDuration = fc.oneof(validDuration, invalidDuration, fc.constantFrom('0.5s', '999ms', '1000ms', '99999999999h', '2562047h', '2562048h', '9007199254740991ms'));
 const bound = fc.integer({ min: 1, max: 500 });
+const direction = fc.constantFrom('scaleUp', 'scaleDown');
+/** The flat field a block's stabilizationWindow replaces. */
+const flatWindow = (block: string): string => (block === 'scaleUp' ? 'scaleUpStabilization' : 'scaleDownStabilization');
+const validPolicy = fc.record({ type: fc.constantFrom('Percent', 'Connections'), value: fc.integer({ min: 1, max: 400 }), period: fc.constantFrom('1s', '15s', '1m', '5m', '1h', '59m59s') });
+const validRules = fc.record(
+  {
+    stabilizationWindow: validDuration,
+    selectPolicy: fc.constantFrom('Max', 'Min', 'Disabled'),
+    policies: fc.array(validPolicy, { minLength: 1, maxLength: 3 }),
+  },
+  { requiredKeys: [] },
+);
 
 /** A pair min <= max, both >= lo. */
 const bounds = (lo: number) => fc.tuple(fc.integer({ min: lo, max: 500 }), fc.integer({ min: 0, max: 500 })).map(([min, extra]) => ({ min, max: min + extra }));
@@ -98,6 +110,7 @@ const policySpec: fc.Arbitrary<Obj> = fc
       prometheus: fc.option(fc.record({ address: fc.option(fc.constantFrom('http://prometheus.monitoring:9090', 'https://p.example/prefix'), { nil: undefined }), timeout: fc.option(fc.constantFrom('10s', '500ms', '1m'), { nil: undefined }), authSecretRef: fc.option(fc.constant('prom-auth'), { nil: undefined }) }), { nil: undefined }),
       thresholds: fc.option(fc.constantFrom<Obj>({ scaleUpAbove: 80, scaleDownBelow: 40, target: 65 }, { scaleUpAbove: 100, scaleDownBelow: 0.5, target: 50 }, { scaleUpAbove: 90 }), { nil: undefined }),
       behavior: fc.option(fc.record({ maxStepPercent: fc.option(fc.integer({ min: 1, max: 100 }), { nil: undefined }), scaleUpStabilization: fc.option(validDuration, { nil: undefined }), minChangeInterval: fc.option(validDuration, { nil: undefined }) }), { nil: undefined }),
+      blocks: fc.option(fc.record({ scaleUp: fc.option(validRules, { nil: undefined }), scaleDown: fc.option(validRules, { nil: undefined }) }), { nil: undefined }),
     },
     { requiredKeys: [] },
   )
@@ -136,6 +149,13 @@ const policySpec: fc.Arbitrary<Obj> = fc
       put('behavior.maxStepPercent', r.behavior.maxStepPercent);
       put('behavior.scaleUpStabilization', r.behavior.scaleUpStabilization);
       put('behavior.minChangeInterval', r.behavior.minChangeInterval);
+    }
+    if (r.blocks) {
+      // A valid base: a block's field leaves out the flat field it replaces.
+      put('behavior.scaleUp', r.blocks.scaleUp);
+      put('behavior.scaleDown', r.blocks.scaleDown);
+      if (r.blocks.scaleUp?.policies !== undefined || r.blocks.scaleDown?.policies !== undefined) spec = setAt(spec, 'behavior.maxStepPercent', undefined);
+      if (r.blocks.scaleUp?.stabilizationWindow !== undefined) spec = setAt(spec, 'behavior.scaleUpStabilization', undefined);
     }
     return spec;
   });
@@ -193,7 +213,41 @@ function policyMutations(spec: Obj): fc.Arbitrary<Case> {
     fc.constantFrom<Json>(0, 1, '1').map((v) => ({ spec: setAt(spec, 'pgbouncer.pools', v), field: 'spec.pgbouncer.pools', what: `pools ${JSON.stringify(v)}` })),
     fc.constantFrom<Json>('ini', 'env', 'yaml', '').map((v) => ({ spec: setAt(spec, 'pgbouncer.format', v), field: 'spec.pgbouncer.format', what: `format ${JSON.stringify(v)}` })),
     fc.constantFrom<Json>(null, [], 'x', 3).map((v) => ({ spec: setAt(spec, 'behavior', v), field: 'spec.behavior', what: `behavior ${JSON.stringify(v)}` })),
+    ...behaviorBlockMutations(spec),
   );
+}
+
+/** spec.behavior.scaleUp / scaleDown: each field's edges, and a flat field set beside the block field replacing it. */
+function behaviorBlockMutations(spec: Obj): fc.Arbitrary<Case>[] {
+  const policyType = fc.constantFrom<Json>('Percent', 'Connections', 'Pods', 'percent', '', 1);
+  const policyValue = fc.constantFrom<Json>(1, 4, 100, 1000, 2147483647, 2147483648, 0, -1, 1.5, '4');
+  const policyPeriod = fc.oneof(anyDuration, fc.constantFrom('1s', '1000ms', '999ms', '1h', '60m', '3600s', '3601s', '1h0m1s', '0s'));
+  const policy = fc.record({ type: policyType, value: policyValue, period: policyPeriod }, { requiredKeys: [] });
+  const policyList = fc.oneof(
+    fc.array(policy, { minLength: 1, maxLength: 3 }),
+    fc.constantFrom<Json>([], 'x', [{ type: 'Percent', value: 10, period: '1m', extra: 1 }]),
+    fc.constant<Json>(Array.from({ length: 11 }, () => ({ type: 'Connections', value: 1, period: '1m' }))),
+  );
+  // The flat step limit would conflict with any policy; the mutation is about the policies themselves.
+  const withoutStep = setAt(spec, 'behavior.maxStepPercent', undefined);
+  return [
+    fc.tuple(direction, fc.constantFrom<Json>('Max', 'Min', 'Disabled', 'max', '', 1)).map(([d, v]) => ({ spec: setAt(spec, `behavior.${d}.selectPolicy`, v), field: `spec.behavior.${d}.selectPolicy`, what: `${d}.selectPolicy ${JSON.stringify(v)}` })),
+    fc.tuple(direction, anyDuration).map(([d, v]) => ({ spec: setAt(setAt(spec, `behavior.${flatWindow(d)}`, undefined), `behavior.${d}.stabilizationWindow`, v), field: `spec.behavior.${d}.stabilizationWindow`, what: `${d}.stabilizationWindow ${JSON.stringify(v)}` })),
+    fc.tuple(direction, policyList).map(([d, v]) => ({ spec: setAt(withoutStep, `behavior.${d}.policies`, v), field: `spec.behavior.${d}.policies`, what: `${d}.policies ${JSON.stringify(v)}` })),
+    fc.tuple(direction, fc.constantFrom('extra', 'stabilizationWindowSeconds')).map(([d, k]) => ({ spec: setAt(spec, `behavior.${d}.${k}`, 1), field: `spec.behavior.${d}.${k}`, what: 'unknown field in a block' })),
+    // Both the flat window and the block's: refused unless the flat one is its default (however written).
+    fc.tuple(direction, fc.constantFrom('5m', '300s', '30m', '1800s', '0s', '1m'), validDuration).map(([d, flat, block]) => ({
+      spec: setAt(setAt(spec, `behavior.${flatWindow(d)}`, flat), `behavior.${d}.stabilizationWindow`, block),
+      field: `spec.behavior.${flatWindow(d)}`,
+      what: `${flatWindow(d)} ${flat} beside ${d}.stabilizationWindow ${block}`,
+    })),
+    // maxStepPercent beside policies: refused unless it is the default 20.
+    fc.tuple(direction, fc.constantFrom(20, 19, 100)).map(([d, step]) => ({
+      spec: setAt(setAt(spec, 'behavior.maxStepPercent', step), `behavior.${d}.policies`, [{ type: 'Percent', value: 50, period: '1m' }]),
+      field: 'spec.behavior.maxStepPercent',
+      what: `maxStepPercent ${step} beside ${d}.policies`,
+    })),
+  ];
 }
 
 const capacity = (valueKey: string, queryKey: string) =>
