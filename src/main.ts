@@ -121,7 +121,13 @@ async function stopInformers(informers: Informers): Promise<void> {
   await Promise.all(allInformers(informers).map((i) => i.stop()));
 }
 
-function createBudgetReconciler(writer: Pick<PolicyWriter, 'applyStatus'>, informers: Informers, utilization: PrometheusUtilizationSource, ledger: AppliedLedger, metrics: OperatorMetrics): ConnectionBudgetReconciler {
+function createBudgetReconciler(
+  writer: Pick<PolicyWriter, 'applyStatus'>,
+  informers: Informers,
+  utilization: PrometheusUtilizationSource,
+  ledger: AppliedLedger,
+  metrics: OperatorMetrics,
+): ConnectionBudgetReconciler {
   return new ConnectionBudgetReconciler({
     stores: informers,
     ledger,

@@ -67,7 +67,10 @@ export interface SectionOutcome {
   readonly explanation: string;
 }
 
-const LIMITING: ReadonlySet<SectionReason> = new Set<SectionReason>(['AtMax', 'AtMin', 'StepLimited', 'ScaleUpLimit', 'ScaleDownLimit', 'Stabilizing', 'MinIntervalNotElapsed', 'RolloutInProgress', 'BudgetLimited', 'BudgetCorrection', 'BudgetNotFound', 'BudgetUnknown', 'RestartDeferred', 'Saturated']);
+const LIMITING: ReadonlySet<SectionReason> = new Set<SectionReason>([
+  'AtMax', 'AtMin', 'StepLimited', 'ScaleUpLimit', 'ScaleDownLimit', 'Stabilizing', 'MinIntervalNotElapsed',
+  'RolloutInProgress', 'BudgetLimited', 'BudgetCorrection', 'BudgetNotFound', 'BudgetUnknown', 'RestartDeferred', 'Saturated',
+]);
 
 /** The status and events of a planned pass; `changes` are the ones applied (Auto mode). */
 export function passStatus(input: StatusFacts, outcomes: readonly SectionOutcome[], changes: readonly SettingChange[]): { status: PoolPolicyStatus; events: PlannedEvent[] } {
@@ -170,6 +173,9 @@ function buildConditions(input: StatusFacts, outcomes: readonly SectionOutcome[]
   return conditions.map((c) => nextCondition(stored, c, now, generation));
 }
 
+const PGBOUNCER_ADVICE = 'PgBouncer in transaction mode lets many client connections share few server connections: '
+  + 'put it in front of PostgreSQL and add a pgbouncer section to this policy';
+
 /**
  * The runbook's advice, for a policy whose app pools go straight to PostgreSQL under a budget:
  * when the budget holds DB_POOL_SIZE below what utilization asks for, PgBouncer would let the
@@ -188,7 +194,7 @@ function pgbouncerAdvice(input: StatusFacts, outcomes: readonly SectionOutcome[]
       type: ConditionType.PgBouncerRecommended,
       status: 'True',
       reason: 'BudgetLimited',
-      message: `the pools fill the PostgreSQL budget's share and still saw waiters or timeouts; PgBouncer in transaction mode lets many client connections share few server connections: put it in front of PostgreSQL and add a pgbouncer section to this policy`,
+      message: `the pools fill the PostgreSQL budget's share and still saw waiters or timeouts; ${PGBOUNCER_ADVICE}`,
     };
   }
   const short = budget.needs - budget.free;
@@ -196,7 +202,8 @@ function pgbouncerAdvice(input: StatusFacts, outcomes: readonly SectionOutcome[]
     type: ConditionType.PgBouncerRecommended,
     status: 'True',
     reason: 'BudgetLimited',
-    message: `the pools of all replicas need ${budget.needs} PostgreSQL connections at the recommended ${database.settings.leader.key} but the budget leaves ${budget.free} (${short} short); PgBouncer in transaction mode lets many client connections share few server connections: put it in front of PostgreSQL and add a pgbouncer section to this policy`,
+    message: `the pools of all replicas need ${budget.needs} PostgreSQL connections at the recommended ${database.settings.leader.key} `
+      + `but the budget leaves ${budget.free} (${short} short); ${PGBOUNCER_ADVICE}`,
   };
 }
 

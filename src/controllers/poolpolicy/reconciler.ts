@@ -462,7 +462,9 @@ function readEnv(container: V1Container, name: string): SettingReading {
   if (!entry) return { kind: 'missing' };
   if (entry.valueFrom) {
     const source = Object.keys(entry.valueFrom).join(', ');
-    return { kind: 'unmanageable', reason: ConditionReason.ValueFromNotManaged, message: `${name} on container ${container.name} is set via valueFrom (${source}); poolpilot manages literal values only: replace it with a literal value, or remove that section from the policy` };
+    const message = `${name} on container ${container.name} is set via valueFrom (${source}); poolpilot manages literal values only: `
+      + 'replace it with a literal value, or remove that section from the policy';
+    return { kind: 'unmanageable', reason: ConditionReason.ValueFromNotManaged, message };
   }
   return parseSetting(entry.value, `${name} on container ${container.name}`);
 }
