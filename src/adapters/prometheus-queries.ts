@@ -168,13 +168,19 @@ export function defaultTemplates(metricsPrefix: string): Readonly<Record<'databa
       expr: `max(100 * ${p}redis_pool_in_use${APP_SELECTOR} / ${p}redis_pool_max_connections${APP_SELECTOR})`,
       freshness: `max(timestamp(${p}redis_pool_in_use${APP_SELECTOR}))`,
     },
-    // The worst database: (active server connections + waiting clients) / its pool size.
+    // The worst database: (connections in use + waiting clients) / its pool size. Two exporters'
+    // names: prometheus-community/pgbouncer_exporter (server connections in use) and Debian's
+    // prometheus-pgbouncer-exporter (clients linked to a server connection: one each).
     pgbouncer: {
       expr:
-        `100 * max((sum by (database) (pgbouncer_pools_server_active_connections${ns})` +
+        `100 * max(` +
+        `(sum by (database) (pgbouncer_pools_server_active_connections${ns})` +
         ` + sum by (database) (pgbouncer_pools_client_waiting_connections${ns}))` +
-        ` / sum by (database) (pgbouncer_databases_pool_size${ns}))`,
-      freshness: `max(timestamp(pgbouncer_pools_server_active_connections${ns}))`,
+        ` / sum by (database) (pgbouncer_databases_pool_size${ns})` +
+        ` or (sum by (database) (pgbouncer_active_clients${ns})` +
+        ` + sum by (database) (pgbouncer_waiting_clients${ns}))` +
+        ` / sum by (database) (pgbouncer_pool_size${ns}))`,
+      freshness: `max(timestamp(pgbouncer_pools_server_active_connections${ns}) or timestamp(pgbouncer_active_clients${ns}))`,
     },
   };
 }
