@@ -127,3 +127,24 @@ describe('deploy/samples/demo', () => {
     expect(second.metadata).toEqual({ name: 'reports-api', namespace: 'demo' });
   });
 });
+
+describe('README.md', () => {
+  // The PoolPolicy example of the README is what a reader copies: it must parse, and its behavior
+  // must mean what its comments say.
+  it('its PoolPolicy example is valid, with behavior blocks that replace the flat fields they name', () => {
+    const readme = readFileSync(fileURLToPath(new URL('../../../README.md', import.meta.url)), 'utf8');
+    const yaml = /## A PoolPolicy\n\n```yaml\n([\s\S]*?)```/.exec(readme)?.[1];
+    expect(yaml).toBeDefined();
+    const doc = load(yaml ?? '') as Record<string, unknown>;
+    const result = parsePoolPolicySpec(doc.spec);
+    if (!result.ok) throw new Error(result.message);
+    expect(result.spec.behavior).toEqual({
+      maxStepPercent: 20,
+      scaleUpStabilizationMs: 2 * 60_000,
+      scaleDownStabilizationMs: 30 * 60_000,
+      minChangeIntervalMs: 10 * 60_000,
+      scaleUp: { selectPolicy: 'Max', policies: [{ type: 'Percent', value: 100, periodMs: 30 * 60_000 }, { type: 'Connections', value: 4, periodMs: 30 * 60_000 }] },
+      scaleDown: { selectPolicy: 'Max', policies: [{ type: 'Connections', value: 5, periodMs: 60 * 60_000 }] },
+    });
+  });
+});

@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import type { Breach } from '../../../src/domain/decide.js';
 import { decideFill, decideShareFill, split, type DemandSample, type FillDecision, type FillInput, type FillReason, type ShareFillInput } from '../../../src/domain/fill.js';
 import type { SectionBudget } from '../../../src/domain/sections.js';
+import { parsePoolPolicySpec } from '../../../src/api/v1alpha1/poolpolicy.js';
 
 const SECOND = 1000;
 const NOW_MS = Date.parse('2025-01-01T12:00:00.000Z');
@@ -348,5 +349,25 @@ describe('decideShareFill (Redis maxConnections)', () => {
   ])('$name', ({ input: given, value, reason }) => {
     const decision = decideShareFill(given);
     expect({ value: decision.pool, reason: decision.reason }).toEqual({ value, reason });
+  });
+});
+
+describe('decideFill with spec.behavior.scaleUp / scaleDown', () => {
+  /** The behavior a parsed spec hands the law (block windows already folded into the window fields). */
+  const behaviorOf = (raw: Record<string, unknown>): FillInput['behavior'] => {
+    const parsed = parsePoolPolicySpec({ targetRef: { name: 'api' }, redis: { maxConnections: { min: 1, max: 2 } }, behavior: { minChangeInterval: '5s', ...raw } });
+    if (!parsed.ok) throw new Error(parsed.message);
+    return parsed.spec.behavior;
+  };
+  const growing = { ...at48(5), demand: demand({ inUse: 12, typical: 10 }), breach: breach('up', 11 * SECOND) };
+
+  it('the scaleUp block\'s stabilizationWindow is the poolSize window: 11 s of 30 s is still Stabilizing', () => {
+    expect(decideFill(input({ ...growing, behavior: behaviorOf({ scaleUp: { stabilizationWindow: '30s' } }) })).reason).toBe('Stabilizing');
+    expect(decideFill(input({ ...growing, behavior: behaviorOf({ scaleUp: { stabilizationWindow: '10s' } }) })).reason).toBe('PoolFollowsDemand');
+  });
+
+  it('selectPolicy and policies do not apply to FillToBudget: poolSize still follows demand in one move', () => {
+    const decision = decideFill(input({ ...growing, behavior: behaviorOf({ scaleUp: { stabilizationWindow: '10s', selectPolicy: 'Disabled', policies: [{ type: 'Connections', value: 1, period: '1h' }] } }) }));
+    expect({ pool: decision.pool, reason: decision.reason }).toEqual({ pool: 10, reason: 'PoolFollowsDemand' });
   });
 });

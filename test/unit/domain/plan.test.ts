@@ -497,3 +497,30 @@ describe('planPolicy: connection budget', () => {
     expect(plan.events.find((e) => e.reason === 'PoolResized')?.note).toMatch(/DB_POOL_SIZE 40→15.*faster than the normal step/);
   });
 });
+
+describe('planPolicy with spec.behavior.scaleUp policies: the rate limit counts status.history', () => {
+  // No stabilization and no minimum interval: only the policy limits the growth.
+  const spec = specOf({
+    targetRef: target,
+    database,
+    behavior: { minChangeInterval: '0s', scaleUp: { stabilizationWindow: '0s', policies: [{ type: 'Connections', value: 6, period: '1m' }] } },
+  });
+  const history = (msAgo: number, from: number, to: number): ParsedPoolPolicyStatus['history'] => [
+    // A first value on an unset setting (from 0) is not a move; the later change is.
+    { time: ago(10 * MINUTE), reason: 'not set', changes: [{ setting: 'DB_POOL_SIZE', from: 0, to: 10 }] },
+    { time: ago(msAgo), reason: 'up', changes: [{ setting: 'DB_POOL_SIZE', from, to }, { setting: 'DB_MAX_OVERFLOW', from: from * 2, to: to * 2 }] },
+  ];
+
+  it('a change 30 s ago inside the 1m period leaves 1 of 6: 20→21, Limited ScaleUpLimit naming the policy and period', () => {
+    const plan = planPolicy(input({ spec, previous: { history: history(30 * SECOND, 15, 20) }, samples: { database: valid(100) } }));
+    expect(plan.changes).toEqual([{ setting: 'DB_POOL_SIZE', from: 20, to: 21 }, { setting: 'DB_MAX_OVERFLOW', from: 40, to: 42 }]);
+    const limited = conditionOf(plan, ConditionType.Limited);
+    expect(limited).toMatchObject({ status: 'True', reason: ConditionReason.ScaleUpLimit });
+    expect(limited.message).toContain('scale-up limited by policy Connections 6 per 1m0s (selectPolicy Max; from 15 at the start of the period, +5 already changed in it)');
+  });
+
+  it('once the change is older than the period, the full 6 are allowed again: 20→26', () => {
+    const plan = planPolicy(input({ spec, previous: { history: history(2 * MINUTE, 15, 20) }, samples: { database: valid(100) } }));
+    expect(plan.changes[0]).toEqual({ setting: 'DB_POOL_SIZE', from: 20, to: 26 });
+  });
+});
