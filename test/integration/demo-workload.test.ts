@@ -12,7 +12,7 @@
  * python3-psycopg2, python3-redis and python3-prometheus-client.
  */
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDemoBackends, type DemoBackends } from './support/demo-backends.js';
@@ -295,6 +295,20 @@ describe('demo workload against real PostgreSQL and Redis', () => {
       } finally {
         await stopApp(reloading.process);
       }
+    });
+
+    it('a malformed file at start is fatal: exit 2 with the line to fix', () => {
+      const file = join(state, 'bad-pool.conf');
+      writeFileSync(file, 'DB_POOL_SIZE=16\nREDIS_MAX_CONNECTIONS=0\n');
+      const run = spawnSync('/usr/bin/python3', [join(repoRoot, 'demo/workload/app.py')], {
+        env: { PATH: '/usr/bin:/bin', PYTHONDONTWRITEBYTECODE: '1', POOL_CONFIG_FILE: file, DATABASE_URL: env.DATABASE_URL ?? '', REDIS_URL: env.REDIS_URL ?? '' },
+        encoding: 'utf8',
+        timeout: 20_000,
+      });
+      expect({ status: run.status, stderr: run.stderr.trim() }).toEqual({
+        status: 2,
+        stderr: `app: POOL_CONFIG_FILE ${file} line 2: REDIS_MAX_CONNECTIONS='0' is not an integer >= 1`,
+      });
     });
   });
 });
