@@ -335,19 +335,18 @@ function stepLimit(input: DecisionInput, direction: BreachDirection): StepLimit 
   const rules = direction === 'up' ? behavior.scaleUp : behavior.scaleDown;
   const block = direction === 'up' ? 'scaleUp' : 'scaleDown';
   const reason = direction === 'up' ? 'ScaleUpLimit' : 'ScaleDownLimit';
-  if (rules?.selectPolicy === 'Disabled') {
-    return { furthest: current, reason, clause: `${direction === 'up' ? 'scale-up' : 'scale-down'} is disabled by spec.behavior.${block}.selectPolicy Disabled` };
-  }
-  if (rules?.policies === undefined) {
+  // Without policies (no block, or a block that leaves them out) the flat step applies, unless the direction is disabled.
+  if (rules === undefined || (rules.policies === undefined && rules.selectPolicy !== 'Disabled')) {
     const maxDelta = maxStepDelta(current, behavior.maxStepPercent);
     const sign = direction === 'up' ? '+' : '-';
     // Name the limit that actually applied: the percentage, or the floor of 1.
     const limit = Math.floor((current * behavior.maxStepPercent) / 100) >= 1 ? `${behavior.maxStepPercent}%` : '1';
     return { furthest: direction === 'up' ? current + maxDelta : current - maxDelta, reason: 'StepLimited', clause: `step limited to ${sign}${limit}` };
   }
-  const limited = rateLimit(direction, current, { selectPolicy: rules.selectPolicy, policies: rules.policies }, input.recentChanges ?? [], input.now);
-  // rateLimit reports Disabled only for selectPolicy Disabled, handled above.
-  if (limited.kind === 'disabled') return { furthest: current, reason, clause: `spec.behavior.${block} allows no change` };
+  const limited = rateLimit(direction, current, { selectPolicy: rules.selectPolicy, policies: rules.policies ?? [] }, input.recentChanges ?? [], input.now);
+  if (limited.kind === 'disabled') {
+    return { furthest: current, reason, clause: `${direction === 'up' ? 'scale-up' : 'scale-down'} is disabled by spec.behavior.${block}.selectPolicy Disabled` };
+  }
   const made = current - limited.periodStart;
   const history = made === 0 ? `from ${limited.periodStart}, nothing changed yet in the period` : `from ${limited.periodStart} at the start of the period, ${made > 0 ? '+' : ''}${made} already changed in it`;
   const clause = `${direction === 'up' ? 'scale-up' : 'scale-down'} limited by policy ${describePolicy(limited.policy)} (selectPolicy ${rules.selectPolicy}; ${history})`;

@@ -46,6 +46,7 @@ export interface PastChange {
 export type Direction = 'up' | 'down';
 
 export type RateLimit =
+  /** selectPolicy Disabled (or no policy): no change in this direction. */
   | { readonly kind: 'disabled' }
   | {
       readonly kind: 'limit';
@@ -78,7 +79,7 @@ export function rateLimit(direction: Direction, current: number, rules: { readon
     const wins = best === undefined || (rules.selectPolicy === 'Max' ? wider(limit, best.limit) : wider(best.limit, limit));
     if (wins) best = { limit, policy, periodStart };
   }
-  // A rules object always carries at least one policy (the schema requires it).
+  // No policy at all allows no change (the schema requires at least one; an empty list is not "unlimited").
   if (best === undefined) return { kind: 'disabled' };
   const limit = direction === 'up' ? Math.max(best.limit, current) : Math.min(best.limit, current);
   return { kind: 'limit', limit, policy: best.policy, periodStart: best.periodStart };

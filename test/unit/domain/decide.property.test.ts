@@ -12,6 +12,7 @@ import {
   type Thresholds,
   type UtilizationSample,
 } from '../../../src/domain/decide.js';
+import type { DirectionRules, ScalingPolicy, SelectPolicy } from '../../../src/domain/scaling-rules.js';
 
 const HOUR = 3_600_000;
 
@@ -271,6 +272,60 @@ describe('decide properties', () => {
         },
       ),
       { numRuns: 200 },
+    );
+  });
+});
+
+describe('decide properties with behavior.scaleUp / scaleDown policies', () => {
+  const policyArb: fc.Arbitrary<ScalingPolicy> = fc.record({
+    type: fc.constantFrom<ScalingPolicy['type']>('Percent', 'Connections'),
+    value: fc.oneof(fc.integer({ min: 1, max: 20 }), fc.integer({ min: 1, max: 1000 })),
+    periodMs: fc.integer({ min: 1000, max: HOUR }),
+  });
+  const rulesArb: fc.Arbitrary<DirectionRules | undefined> = fc.option(
+    fc.record({ selectPolicy: fc.constantFrom<SelectPolicy>('Max', 'Min', 'Disabled'), policies: fc.option(fc.array(policyArb, { minLength: 1, maxLength: 3 }), { nil: undefined }) }),
+    { nil: undefined },
+  );
+  const withRulesArb: fc.Arbitrary<DecisionInput> = inputArb
+    .filter((i) => inBounds(i.current, i.bounds))
+    .chain((i) =>
+      fc.record({
+        scaleUp: rulesArb,
+        scaleDown: rulesArb,
+        recentChanges: fc.array(
+          fc.record({ ago: fc.integer({ min: 0, max: 2 * HOUR }), from: fc.integer({ min: 1, max: 1000 }), to: fc.integer({ min: 1, max: 1000 }) }).map(({ ago, from, to }) => ({ at: new Date(i.now.getTime() - ago), from, to })),
+          { maxLength: 10 },
+        ),
+      }).map(({ scaleUp, scaleDown, recentChanges }) => ({ ...i, behavior: { ...i.behavior, scaleUp, scaleDown }, recentChanges })),
+    );
+
+  /** An independent statement of one policy's allowance: does moving to `desired` stay within it? */
+  function withinPolicy(input: DecisionInput, desired: number, policy: ScalingPolicy): boolean {
+    const cutoff = input.now.getTime() - policy.periodMs;
+    const made = (input.recentChanges ?? []).filter((c) => c.at.getTime() > cutoff).reduce((sum, c) => sum + c.to - c.from, 0);
+    const start = input.current - made;
+    if (desired > input.current) return desired <= (policy.type === 'Percent' ? Math.ceil((start * (100 + policy.value)) / 100) : start + policy.value);
+    return desired >= (policy.type === 'Percent' ? Math.trunc((start * (100 - policy.value)) / 100) : start - policy.value);
+  }
+
+  it('stays within [min, max]; a disabled direction never moves; a move keeps within one policy (Max) or every policy (Min)', () => {
+    fc.assert(
+      fc.property(withRulesArb, (input) => {
+        const { desired, reason } = decide(input);
+        expect(inBounds(desired, input.bounds)).toBe(true);
+        if (desired === input.current) return;
+        const rules = desired > input.current ? input.behavior.scaleUp : input.behavior.scaleDown;
+        expect(rules?.selectPolicy).not.toBe('Disabled');
+        const policies = rules?.policies;
+        if (rules === undefined || policies === undefined) {
+          expect(Math.abs(desired - input.current)).toBeLessThanOrEqual(allowedStep(input.current, input.behavior.maxStepPercent));
+          return;
+        }
+        const fits = policies.map((p) => withinPolicy(input, desired, p));
+        expect(rules.selectPolicy === 'Min' ? fits.every(Boolean) : fits.some(Boolean)).toBe(true);
+        expect(['Scaled', 'ScaleUpLimit', 'ScaleDownLimit', 'AtMax', 'AtMin']).toContain(reason);
+      }),
+      { numRuns: 2000 },
     );
   });
 });
