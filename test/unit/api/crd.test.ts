@@ -159,6 +159,7 @@ const CASES: readonly CrdCase[] = [
       ],
       ['budgetRef, processesPerPod and pgbouncer pools', { targetRef: { name: 'a' }, budgetRef: { name: 'b' }, processesPerPod: 4, pgbouncer: { configMapRef: { name: 'c' }, defaultPoolSize: { min: 1, max: 2 }, pools: 3 } }],
       ['partial thresholds and behavior', { targetRef: { name: 'a' }, redis: { maxConnections: { min: 1, max: 2 } }, thresholds: { target: 70 }, behavior: { maxStepPercent: 5 } }],
+      ['behavior blocks (selectPolicy defaults to Max)', { targetRef: { name: 'a' }, redis: { maxConnections: { min: 1, max: 2 } }, behavior: { scaleUp: { policies: [{ type: 'Connections', value: 4, period: '15s' }] }, scaleDown: {} } }],
     ],
   },
   {
