@@ -139,7 +139,10 @@ def main():
     peak = [p for p in phases if p[1] == peak_users][0]
     ps = in_phase(peak[0])
     sizes = [s["db_pool_size"] for s in ps if s.get("db_pool_size") is not None]
-    grew = bool(sizes) and max(sizes) > sizes[0]
+    # Capacity per process (DB_POOL_SIZE + DB_MAX_OVERFLOW) decides timeouts; DB_POOL_SIZE alone is
+    # what stays open idle (FillToBudget keeps it low and fills capacity to the budget's share).
+    capacities = [s["db_pool_size"] + s["db_max_overflow"] for s in ps
+                  if s.get("db_pool_size") is not None and s.get("db_max_overflow") is not None]
     half = peak[2] + (peak[3] - peak[2]) / 2
     first_half_timeouts = sum(s["db_timeout"] for s in ps if s["t"] < half)
     second_half_timeouts = sum(s["db_timeout"] for s in ps if s["t"] >= half)
@@ -168,8 +171,10 @@ def main():
                f"- **Not a success: {len(failed)} of {len(phases)} phases had errors** ({', '.join(failed)}).")
 
     lines += ["", "## Verdict", "", overall, *phase_lines,
-              f"- **Pool grown in the {peak_users}-user phase:** {'yes' if grew else 'no'} — DB_POOL_SIZE "
-              f"{sizes[0] if sizes else '-'} at its start, {max(sizes) if sizes else '-'} at most, {sizes[-1] if sizes else '-'} at its end.",
+              f"- **Capacity per process in the {peak_users}-user phase** (DB_POOL_SIZE + DB_MAX_OVERFLOW): "
+              f"{capacities[0] if capacities else '-'} at its start, {min(capacities) if capacities else '-'} at least, "
+              f"{capacities[-1] if capacities else '-'} at its end (the budget's fair share is {budget // 2} per process for 2 replicas); "
+              f"DB_POOL_SIZE {sizes[0] if sizes else '-'} at its start, {sizes[-1] if sizes else '-'} at its end.",
               f"- **QueuePool timeouts in that phase:** {first_half_timeouts} in its first half, {second_half_timeouts} in its second half "
               f"(from {half:.0f} s to {peak[3]:.0f} s)"
               + ("" if last_timeout is None else f"; the last one at {last_timeout:.0f} s ({last_timeout - peak[2]:.0f} s into the phase)") + ".",
