@@ -2,13 +2,11 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { KubeConfig } from '@kubernetes/client-node';
 import { load } from 'js-yaml';
 import { DEFAULTS } from '../../src/api/v1alpha1/poolpolicy.js';
 import { CONNECTIONBUDGET_DEFAULTS } from '../../src/api/v1alpha1/connectionbudget.js';
-import { adminKubeConfig, createTestNamespace, deleteTestNamespace } from './support/kube.js';
 import { readLocalEnv, repoRoot } from './support/local-env.js';
-import { installCrds } from './support/operator.js';
+import { openTestNamespace, type TestNamespace } from './support/suite.js';
 
 // The CRDs as the real kube-apiserver enforces them: what `kubectl apply` refuses (and with which
 // field path), which defaults it fills in, what `kubectl explain` documents and which columns
@@ -64,17 +62,16 @@ function sampleSpec(file: string): { name: string; spec: SampleSpec } {
 }
 
 describe('poolpilot CRDs on the real API server', () => {
-  let kc: KubeConfig;
   let namespace: string;
+  let scope: TestNamespace;
 
   beforeAll(async () => {
-    kc = adminKubeConfig();
-    installCrds();
-    namespace = await createTestNamespace(kc, 'crd');
+    scope = await openTestNamespace('crd');
+    ({ namespace } = scope);
   });
 
   afterAll(async () => {
-    await deleteTestNamespace(kc, namespace);
+    await scope.close();
   });
 
   it('finds the samples to check', () => {

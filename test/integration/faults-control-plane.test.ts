@@ -5,11 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { Gauge } from 'prom-client';
 import type { RunningController } from '../../src/main.js';
-import { adminKubeConfig, createDeployment, createTestNamespace, deleteTestNamespace, deploymentManifest } from './support/kube.js';
+import { createDeployment, deploymentManifest } from './support/kube.js';
 import { repoRoot } from './support/local-env.js';
-import { completeRollout, condition, createPolicy, envOf, getDeployment, getPolicy, installCrds, simulateRollouts, startOperator, type PolicyView } from './support/operator.js';
+import { completeRollout, condition, createPolicy, envOf, getDeployment, getPolicy, type PolicyView } from './support/operator.js';
 import { eventually, queryVector, startScrapeTarget, type ScrapeTarget } from './support/prometheus.js';
-import { passesOfEach, policyWhen } from './support/suite.js';
+import { openTestNamespace, passesOfEach, policyWhen, type OperatorNamespace } from './support/suite.js';
 
 // The control plane fails under a running operator: kube-apiserver and etcd are killed and
 // started again with the same command line (test/controlplane/restart.sh: same ports, data and
@@ -43,8 +43,8 @@ function expectDistinctBoundedSteps(policy: PolicyView, maxStepPercent: number):
 describe('control-plane faults under a running operator', () => {
   let kc: KubeConfig;
   let namespace: string;
+  let scope: OperatorNamespace;
   let operator: RunningController;
-  let rollouts: { stop(): void };
   const targets: ScrapeTarget[] = [];
 
   async function workload(name: string, percent: number): Promise<Gauge> {
@@ -63,18 +63,12 @@ describe('control-plane faults under a running operator', () => {
   const settled = (p: PolicyView): boolean => condition(p, 'Limited')?.reason === 'DeadBand' && condition(p, 'MetricsAvailable')?.status === 'True';
 
   beforeAll(async () => {
-    kc = adminKubeConfig();
-    installCrds();
-    namespace = await createTestNamespace(kc, 'faults-cp');
-    rollouts = simulateRollouts(kc, namespace);
-    operator = await startOperator(namespace);
+    scope = await openTestNamespace('faults-cp', { rollouts: true, operator: true });
+    ({ kc, namespace, operator } = scope);
   });
 
   afterAll(async () => {
-    rollouts.stop();
-    await operator.stop();
-    await Promise.all(targets.map((t) => t.stop()));
-    await deleteTestNamespace(kc, namespace);
+    await scope.close(() => Promise.all(targets.map((t) => t.stop())));
   });
 
   it.each([

@@ -3,11 +3,11 @@ import { AppsV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client
 import { Gauge } from 'prom-client';
 import type { PolicyWriter } from '../../src/controllers/poolpolicy/reconciler.js';
 import type { RunningController } from '../../src/main.js';
-import { adminKubeConfig, createDeployment, createTestNamespace, deleteTestNamespace, deploymentManifest } from './support/kube.js';
-import { completeRollout, condition, createPolicy, envOf, getDeployment, getPolicy, installCrds, startOperator } from './support/operator.js';
+import { createDeployment, deploymentManifest } from './support/kube.js';
+import { completeRollout, condition, createPolicy, envOf, getDeployment, getPolicy, startOperator } from './support/operator.js';
 import { eventually, queryVector, startScrapeTarget, type ScrapeTarget } from './support/prometheus.js';
 import { cacheHas, startReconciler } from './support/reconciler.js';
-import { FAST, passesOfEach, policyWhen } from './support/suite.js';
+import { FAST, openTestNamespace, passesOfEach, policyWhen, type TestNamespace } from './support/suite.js';
 
 // Objects come and go under the operator, and the operator itself dies at the worst moment.
 // Real API server and Prometheus.
@@ -20,6 +20,7 @@ interface HistoryEntry { readonly time: string; readonly changes: ReadonlyArray<
 describe('lifecycle faults', () => {
   let kc: KubeConfig;
   let namespace: string;
+  let scope: TestNamespace;
   const targets: ScrapeTarget[] = [];
   const stops: Array<() => Promise<void>> = [];
 
@@ -77,15 +78,12 @@ describe('lifecycle faults', () => {
   }
 
   beforeAll(async () => {
-    kc = adminKubeConfig();
-    installCrds();
-    namespace = await createTestNamespace(kc, 'faults-life');
+    scope = await openTestNamespace('faults-life');
+    ({ kc, namespace } = scope);
   });
 
   afterAll(async () => {
-    for (const stop of stops.reverse()) await stop();
-    await Promise.all(targets.map((t) => t.stop()));
-    await deleteTestNamespace(kc, namespace);
+    await scope.close(...stops.reverse(), () => Promise.all(targets.map((t) => t.stop())));
   });
 
   describe('with the operator running', () => {

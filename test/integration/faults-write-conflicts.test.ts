@@ -4,10 +4,11 @@ import { Gauge } from 'prom-client';
 import { KubeError } from '../../src/adapters/kube.js';
 import type { PolicyWriter } from '../../src/controllers/poolpolicy/reconciler.js';
 import type { RunningController } from '../../src/main.js';
-import { adminKubeConfig, createDeployment, createTestNamespace, deleteTestNamespace, deploymentManifest } from './support/kube.js';
-import { completeRollout, condition, createPolicy, envOf, getDeployment, getPolicy, installCrds, simulateRollouts, startOperator } from './support/operator.js';
+import { createDeployment, deploymentManifest } from './support/kube.js';
+import { completeRollout, condition, createPolicy, envOf, getDeployment, getPolicy, simulateRollouts, startOperator } from './support/operator.js';
 import { eventually, queryVector, startScrapeTarget, type ScrapeTarget } from './support/prometheus.js';
 import { cacheHas, startReconciler, type ReconcilerHarness } from './support/reconciler.js';
+import { openTestNamespace, type TestNamespace } from './support/suite.js';
 
 // Write conflicts with a person, on the real API server: poolpilot's writes never revert a
 // concurrent human edit. The races are forced deterministically by a writer that lets the
@@ -18,6 +19,7 @@ const FAST = { interval: '1s', behavior: { maxStepPercent: 20, scaleUpStabilizat
 describe('write conflicts: a human edit is never reverted', () => {
   let kc: KubeConfig;
   let namespace: string;
+  let scope: TestNamespace;
   const targets: ScrapeTarget[] = [];
   const stops: Array<() => Promise<void>> = [];
 
@@ -47,15 +49,12 @@ describe('write conflicts: a human edit is never reverted', () => {
   }
 
   beforeAll(async () => {
-    kc = adminKubeConfig();
-    installCrds();
-    namespace = await createTestNamespace(kc, 'faults-writes');
+    scope = await openTestNamespace('faults-writes');
+    ({ kc, namespace } = scope);
   });
 
   afterAll(async () => {
-    for (const stop of stops) await stop();
-    await Promise.all(targets.map((t) => t.stop()));
-    await deleteTestNamespace(kc, namespace);
+    await scope.close(...stops, () => Promise.all(targets.map((t) => t.stop())));
   });
 
   it("a human's concurrent edit of other Deployment fields (annotation, another env var, the image) survives poolpilot's env writes", async () => {

@@ -2,10 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { AppsV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { Gauge } from 'prom-client';
 import type { RunningController } from '../../src/main.js';
-import { adminKubeConfig, createDeployment, createTestNamespace, deleteTestNamespace, deploymentManifest } from './support/kube.js';
-import { completeRollout, condition, createPolicy, envOf, getDeployment, getPolicy, installCrds, startOperator } from './support/operator.js';
+import { createDeployment, deploymentManifest } from './support/kube.js';
+import { completeRollout, condition, createPolicy, envOf, getDeployment, getPolicy } from './support/operator.js';
 import { startScrapeTarget, type ScrapeTarget } from './support/prometheus.js';
-import { morePasses, passesOfEach, policyWhen } from './support/suite.js';
+import { morePasses, openTestNamespace, passesOfEach, policyWhen, type OperatorNamespace } from './support/suite.js';
 
 // What the controller must never do: write on bad data, write in Recommend mode, write on an
 // idle pass, or touch bytes of pgbouncer.ini it does not own. Real API server and Prometheus.
@@ -16,6 +16,7 @@ const DATABASE = { poolSize: { min: 10, max: 50 }, maxOverflow: { ratio: 2, min:
 describe('PoolPolicy controller safety', () => {
   let kc: KubeConfig;
   let namespace: string;
+  let scope: OperatorNamespace;
   let operator: RunningController;
   const targets: ScrapeTarget[] = [];
 
@@ -31,16 +32,12 @@ describe('PoolPolicy controller safety', () => {
   }
 
   beforeAll(async () => {
-    kc = adminKubeConfig();
-    installCrds();
-    namespace = await createTestNamespace(kc, 'safety');
-    operator = await startOperator(namespace);
+    scope = await openTestNamespace('safety', { operator: true });
+    ({ kc, namespace, operator } = scope);
   });
 
   afterAll(async () => {
-    await operator.stop();
-    await Promise.all(targets.map((t) => t.stop()));
-    await deleteTestNamespace(kc, namespace);
+    await scope.close(() => Promise.all(targets.map((t) => t.stop())));
   });
 
   it.each([
