@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the named Debian packages that are missing (as root, or through sudo). Services the
-# packages would start (prometheus, postgresql, redis-server, pgbouncer) stay stopped: the
-# project runs its own instances on free loopback ports. Usage: apt-install.sh LABEL PKG...
+# packages would start (prometheus, postgresql, redis-server, pgbouncer, the exporters) stay
+# stopped: the project runs its own instances on free loopback ports. Usage: apt-install.sh LABEL PKG...
 set -euo pipefail
 label=$1; shift
 missing=()
