@@ -71,8 +71,10 @@ kctl wait --for=condition=Established --timeout=60s crd --all >/dev/null
 kctl apply -f - >/dev/null <<<'{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"demo"}}'
 kctl -n demo delete poolpolicies,connectionbudgets,deployments,configmaps --all --ignore-not-found --wait >/dev/null
 kctl -n demo delete events --all --ignore-not-found >/dev/null 2>&1 || true
-pgbouncer_exporter=$(bash test/controlplane/build.sh path pgbouncer_exporter)
-[[ -x $pgbouncer_exporter ]] || { log "$pgbouncer_exporter is missing: run 'make install' (it builds pgbouncer_exporter)"; exit 1; }
+# Debian's prometheus-pgbouncer-exporter, through the script that lets it read PgBouncer 1.18.
+pgbouncer_exporter=$root/test/support/debian-pgbouncer-exporter.py
+[[ -x /usr/bin/prometheus-pgbouncer-exporter ]] ||
+  { log "/usr/bin/prometheus-pgbouncer-exporter is missing: run 'make install' (Debian package prometheus-pgbouncer-exporter)"; exit 1; }
 apply_manifest() { # file: the ports, the exporter's path and the start values replaced
   sed -e "s/__PG_PORT__/$PG_PORT/g" -e "s/__REDIS_PORT__/$REDIS_PORT/g" -e "s/__PGBOUNCER_PORT__/$PGBOUNCER_PORT/g" \
     -e "s|__PGBOUNCER_EXPORTER__|$pgbouncer_exporter|g" \

@@ -1,13 +1,14 @@
 /**
  * Real Prometheus exporters for integration tests, each on a fixed loopback port so that it can
- * be stopped and started again behind the same scrape target:
- * - pgbouncer_exporter (prometheus-community, built from its Go module by
- *   test/controlplane/build.sh into ~/.cache/poolpilot; `make install` builds it);
- * - prometheus-postgres-exporter (the Debian package).
+ * be stopped and started again behind the same scrape target; both are Debian packages
+ * (`make install` installs them):
+ * - prometheus-pgbouncer-exporter, through test/support/debian-pgbouncer-exporter.py (which
+ *   lets it read PgBouncer 1.18's SHOW STATS);
+ * - prometheus-postgres-exporter.
  * stop() sends SIGTERM and waits for the exit; start() resolves once /metrics shows the exporter
- * reached its server (`pgbouncer_up 1` / `pg_up 1`).
+ * reached its server.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,14 +27,17 @@ export interface RunningExporter {
 
 interface ExporterCommand {
   readonly binary: string;
-  readonly args: (address: string) => string[];
+  /** Its arguments to serve /metrics on `host`:`port`. */
+  readonly args: (host: string, port: number) => string[];
   readonly env: Readonly<Record<string, string>>;
-  /** The sample line that says the exporter reached its server. */
-  readonly upLine: string;
+  /** Matches the /metrics text once the exporter has reached its server. */
+  readonly up: RegExp;
 }
 
 async function startExporter(command: ExporterCommand): Promise<RunningExporter> {
-  const address = `127.0.0.1:${await freePort()}`;
+  const host = '127.0.0.1';
+  const port = await freePort();
+  const address = `${host}:${String(port)}`;
   let child: ChildProcess | undefined;
   let log = '';
   const metrics = async (): Promise<string> => (await fetch(`http://${address}/metrics`)).text();
@@ -41,14 +45,14 @@ async function startExporter(command: ExporterCommand): Promise<RunningExporter>
     address,
     metrics,
     start: async () => {
-      const started = spawn(command.binary, command.args(address), { env: { PATH: '/usr/bin:/bin', ...command.env }, stdio: ['ignore', 'ignore', 'pipe'] });
+      const started = spawn(command.binary, command.args(host, port), { env: { PATH: '/usr/bin:/bin', ...command.env }, stdio: ['ignore', 'ignore', 'pipe'] });
       started.stderr.setEncoding('utf8');
       started.stderr.on('data', (chunk: string) => { log = (log + chunk).slice(-16_384); });
       child = started;
       await eventually(async () => {
         if (started.exitCode !== null) throw new Error(`${command.binary} exited ${String(started.exitCode)}: ${log}`);
-        return (await metrics()).split('\n').includes(command.upLine) ? true : undefined;
-      }, 20_000, `${command.binary} to show ${command.upLine}`);
+        return command.up.test(await metrics()) ? true : undefined;
+      }, 20_000, `${command.binary} to show ${String(command.up)}`);
     },
     stop: async () => {
       const running = child;
@@ -63,20 +67,20 @@ async function startExporter(command: ExporterCommand): Promise<RunningExporter>
   return exporter;
 }
 
-/** pgbouncer_exporter's binary in the build cache; throws with what to run when it is missing. */
-export function pgbouncerExporterBinary(): string {
-  const path = execFileSync('bash', [join(repoRoot, 'test/controlplane/build.sh'), 'path', 'pgbouncer_exporter'], { encoding: 'utf8' }).trim();
-  if (!existsSync(path)) throw new Error(`${path} is missing: run 'make install' (it builds pgbouncer_exporter with test/controlplane/build.sh exporters)`);
-  return path;
-}
-
-/** pgbouncer_exporter reading PgBouncer's admin console on 127.0.0.1:`port` as `adminUser` (no password). */
+/**
+ * Debian's prometheus-pgbouncer-exporter reading PgBouncer's admin console on 127.0.0.1:`port`
+ * as `adminUser` (no password), serving on 127.0.0.1 only. It connects once, at start-up, and
+ * exits when it cannot; it has no `up` metric, so any of its samples says it is connected.
+ */
 export function startPgbouncerExporter(port: number, adminUser: string): Promise<RunningExporter> {
+  const packaged = '/usr/bin/prometheus-pgbouncer-exporter';
+  if (!existsSync(packaged)) throw new Error(`${packaged} is missing: run 'make install' (Debian package prometheus-pgbouncer-exporter)`);
   return startExporter({
-    binary: pgbouncerExporterBinary(),
-    args: (address) => [`--pgBouncer.connectionString=postgres://${adminUser}@127.0.0.1:${port}/pgbouncer?sslmode=disable`, `--web.listen-address=${address}`],
+    binary: '/usr/bin/python3',
+    args: (host, listenPort) => [join(repoRoot, 'test/support/debian-pgbouncer-exporter.py'), '--host', host, '--port', String(listenPort),
+      '--pgbouncer-host', '127.0.0.1', '--pgbouncer-port', String(port), '--pgbouncer-user', adminUser],
     env: {},
-    upLine: 'pgbouncer_up 1',
+    up: /^pgbouncer_databases /m,
   });
 }
 
@@ -86,8 +90,8 @@ export function startPostgresExporter(port: number): Promise<RunningExporter> {
   if (!existsSync(binary)) throw new Error(`${binary} is missing: run 'make install' (Debian package prometheus-postgres-exporter)`);
   return startExporter({
     binary,
-    args: (address) => [`--web.listen-address=${address}`],
+    args: (host, listenPort) => [`--web.listen-address=${host}:${String(listenPort)}`],
     env: { DATA_SOURCE_NAME: `postgresql://postgres@127.0.0.1:${port}/postgres?sslmode=disable` },
-    upLine: 'pg_up 1',
+    up: /^pg_up 1$/m,
   });
 }
