@@ -149,14 +149,17 @@ const APP_SELECTOR = '{namespace="$namespace",pod=~"$pods"}';
 
 /**
  * Templates of the built-in queries (before rendering). The database and Redis metrics are
- * the application's own, on the Deployment's pods (`$pods`); PgBouncer's come from
- * pgbouncer_exporter (no prefix) anywhere in the namespace.
+ * the application's own, on the Deployment's pods (`$pods`); PgBouncer's come from a PgBouncer
+ * exporter (no prefix) anywhere in the namespace, for every database but the admin console.
  * Throws RangeError when `metricsPrefix` is not a metric-name prefix (the CRD forbids it).
  */
 export function defaultTemplates(metricsPrefix: string): Readonly<Record<'database' | 'redis' | 'pgbouncer', Required<UtilizationQuery>>> {
   checkPrefix(metricsPrefix);
   const p = metricsPrefix;
   const ns = '{namespace="$namespace"}';
+  // PgBouncer's admin console is a database too ("pgbouncer", pool size 2), and Debian's exporter
+  // counts its own connection to it as an active client: 50 % or more, always. Not a pool of the app.
+  const pools = '{namespace="$namespace",database!="pgbouncer"}';
   return {
     // The busiest pod's pool, as the app reports it.
     database: {
@@ -174,12 +177,12 @@ export function defaultTemplates(metricsPrefix: string): Readonly<Record<'databa
     pgbouncer: {
       expr:
         `100 * max(` +
-        `(sum by (database) (pgbouncer_pools_server_active_connections${ns})` +
-        ` + sum by (database) (pgbouncer_pools_client_waiting_connections${ns}))` +
-        ` / sum by (database) (pgbouncer_databases_pool_size${ns})` +
-        ` or (sum by (database) (pgbouncer_active_clients${ns})` +
-        ` + sum by (database) (pgbouncer_waiting_clients${ns}))` +
-        ` / sum by (database) (pgbouncer_pool_size${ns}))`,
+        `(sum by (database) (pgbouncer_pools_server_active_connections${pools})` +
+        ` + sum by (database) (pgbouncer_pools_client_waiting_connections${pools}))` +
+        ` / sum by (database) (pgbouncer_databases_pool_size${pools})` +
+        ` or (sum by (database) (pgbouncer_active_clients${pools})` +
+        ` + sum by (database) (pgbouncer_waiting_clients${pools}))` +
+        ` / sum by (database) (pgbouncer_pool_size${pools}))`,
       freshness: `max(timestamp(pgbouncer_pools_server_active_connections${ns}) or timestamp(pgbouncer_active_clients${ns}))`,
     },
   };
@@ -193,7 +196,7 @@ export function redisUtilizationQuery(metricsPrefix: string, values: TemplateVal
   return renderQuery(defaultTemplates(metricsPrefix).redis, values);
 }
 
-/** pgbouncer_exporter's metric names have no prefix. */
+/** The PgBouncer exporters' metric names have no prefix. */
 export function pgbouncerUtilizationQuery(values: TemplateValues): UtilizationQuery {
   return renderQuery(defaultTemplates('').pgbouncer, values);
 }

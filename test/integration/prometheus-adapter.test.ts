@@ -194,6 +194,25 @@ describe('PrometheusClient against the real Prometheus', () => {
     expect(sample).toMatchObject({ valid: true, percent: 50 });
   });
 
+  it('default PgBouncer query over Debian\'s exporter: the admin console, always half busy, does not count', async () => {
+    const namespace = uniqueNamespace();
+    // Debian's prometheus-pgbouncer-exporter's label sets and float values; database "pgbouncer" is
+    // the admin console, holding the exporter's own connection (1 of its pool size 2).
+    const body = [
+      'pgbouncer_active_clients{database="app",user="app"} 3.0',
+      'pgbouncer_waiting_clients{database="app",user="app"} 0.0',
+      'pgbouncer_active_clients{database="pgbouncer",user="pgbouncer"} 1.0',
+      'pgbouncer_waiting_clients{database="pgbouncer",user="pgbouncer"} 0.0',
+      'pgbouncer_pool_size{database="app"} 10.0',
+      'pgbouncer_pool_size{database="pgbouncer"} 2.0',
+      '',
+    ].join('\n');
+    await staticTarget(`pa-${namespace}-pgbouncer`, { namespace, pod: 'pgbouncer-0' }, body);
+    const sample = await until(pgbouncerUtilizationQuery({ namespace, deployment: DEPLOYMENT }), 30_000, isValid, 'the PgBouncer utilization');
+    // app: 3 / 10 = 30 %, below the admin console's 50 %.
+    expect(sample).toMatchObject({ valid: true, percent: 30 });
+  });
+
   it('a NaN gauge: NaN', async () => {
     const namespace = uniqueNamespace();
     const pod = await exporter(namespace, POD);

@@ -171,14 +171,15 @@ describe('default queries', () => {
     });
   });
 
-  it('pgbouncer: either exporter\'s names (prometheus-community, Debian\'s), whole namespace, worst database', () => {
+  it('pgbouncer: either exporter\'s names (prometheus-community, Debian\'s), whole namespace but the admin console, worst database', () => {
     const n = '{namespace="prod"}';
+    const p = '{namespace="prod",database!="pgbouncer"}';
     expect(pgbouncerUtilizationQuery(target)).toEqual({
       expr:
-        `100 * max((sum by (database) (pgbouncer_pools_server_active_connections${n}) + sum by (database) (pgbouncer_pools_client_waiting_connections${n}))` +
-        ` / sum by (database) (pgbouncer_databases_pool_size${n})` +
-        ` or (sum by (database) (pgbouncer_active_clients${n}) + sum by (database) (pgbouncer_waiting_clients${n}))` +
-        ` / sum by (database) (pgbouncer_pool_size${n}))`,
+        `100 * max((sum by (database) (pgbouncer_pools_server_active_connections${p}) + sum by (database) (pgbouncer_pools_client_waiting_connections${p}))` +
+        ` / sum by (database) (pgbouncer_databases_pool_size${p})` +
+        ` or (sum by (database) (pgbouncer_active_clients${p}) + sum by (database) (pgbouncer_waiting_clients${p}))` +
+        ` / sum by (database) (pgbouncer_pool_size${p}))`,
       freshness: `max(timestamp(pgbouncer_pools_server_active_connections${n}) or timestamp(pgbouncer_active_clients${n}))`,
     });
   });
