@@ -97,7 +97,7 @@ bash .ci/apt-install.sh install "${debian_packages[@]}"
 log "[2/3] npm dependencies"
 install_npm_dependencies
 
-log "[3/3] control plane (etcd, kube-apiserver) (cached under ${POOLPILOT_CACHE:-~/.cache/poolpilot})"
+log "[3/3] control plane: etcd, kube-apiserver (cached under ${POOLPILOT_CACHE:-~/.cache/poolpilot})"
 # This machine kind ships Go at /usr/local/go without putting it on every PATH.
 if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then export PATH="/usr/local/go/bin:$PATH"; fi
 bash test/controlplane/build.sh all >/dev/null

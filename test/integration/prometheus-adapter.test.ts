@@ -176,7 +176,7 @@ describe('PrometheusClient against the real Prometheus', () => {
 
   it('default PgBouncer query: the worst database of (active + waiting) / pool size', async () => {
     const namespace = uniqueNamespace();
-    // pgbouncer_exporter's label sets: pools by (database, user), databases by (name, database, ...).
+    // prometheus-community's pgbouncer_exporter's label sets: pools by (database, user), databases by (name, database, ...).
     const body = [
       'pgbouncer_pools_server_active_connections{database="app",user="app"} 6',
       'pgbouncer_pools_server_active_connections{database="app",user="admin"} 2',
