@@ -6,6 +6,7 @@ import type { RunningController } from '../../src/main.js';
 import { adminKubeConfig, createDeployment, createTestNamespace, deleteTestNamespace, deploymentManifest } from './support/kube.js';
 import { condition, createPolicy, envOf, getDeployment, getPolicy, installCrds, startOperator } from './support/operator.js';
 import { eventually, queryVector, startScrapeTarget, type ScrapeTarget } from './support/prometheus.js';
+import { FAST } from './support/suite.js';
 
 // Issue 10, item 5: Deployments whose names begin alike (api / api-worker, web / web-canary) side
 // by side in one namespace. Each policy's built-in query must read only its own Deployment's
@@ -16,7 +17,6 @@ import { eventually, queryVector, startScrapeTarget, type ScrapeTarget } from '.
 
 const METRIC = 'voiceassist_db_pool_utilization_percent';
 /** Any reading above 80 % would grow the pool at once (no stabilization, no minimum interval). */
-const FAST = { interval: '1s', behavior: { maxStepPercent: 20, scaleUpStabilization: '0s', scaleDownStabilization: '0s', minChangeInterval: '0s' } };
 const THRESHOLDS = { scaleUpAbove: 80, scaleDownBelow: 40, target: 65 };
 
 /** Pod → utilization: api and web are in their dead band, their look-alikes far above it. */

@@ -11,8 +11,9 @@ import type { RunningController } from '../../src/main.js';
 import { startFaultProxy, type Fault, type FaultProxy } from './support/fault-proxy.js';
 import { adminKubeConfig, createDeployment, createTestNamespace, deleteTestNamespace, deploymentManifest } from './support/kube.js';
 import { readLocalEnv } from './support/local-env.js';
-import { completeRollout, condition, createPolicy, envOf, getDeployment, getPolicy, installCrds, startOperator, type PolicyView } from './support/operator.js';
+import { completeRollout, condition, createPolicy, envOf, getDeployment, getPolicy, installCrds, startOperator } from './support/operator.js';
 import { eventually, queryVector, startScrapeTarget } from './support/prometheus.js';
+import { FAST, policyWhen } from './support/suite.js';
 
 // Prometheus faults, on the real components: the operator keeps running, never writes the
 // Deployment on bad data, says why in MetricsAvailable, counts it in its own metrics, and backs
@@ -22,7 +23,6 @@ import { eventually, queryVector, startScrapeTarget } from './support/prometheus
 
 const PREFIX = 'voiceassist_';
 const METRIC = `${PREFIX}db_pool_utilization_percent`;
-const FAST = { interval: '1s', behavior: { maxStepPercent: 20, scaleUpStabilization: '0s', scaleDownStabilization: '0s', minChangeInterval: '0s' } };
 const DATABASE = { poolSize: { min: 10, max: 50 }, maxOverflow: { ratio: 2, min: 0, max: 100 } };
 
 /** Utilization-query passes the proxy saw (the freshness query of a pass, `…timestamp(…)`, is not counted). */
@@ -43,13 +43,6 @@ describe('Prometheus faults: hold, explain, count, back off', () => {
     const { data } = await axios.get<string>(`http://127.0.0.1:${operator.metricsPort}/metrics`, { responseType: 'text' });
     const line = data.split('\n').find((l) => l.startsWith(`poolpilot_prometheus_queries_total{result="${result}"}`));
     return line === undefined ? 0 : Number(line.split(' ').pop());
-  }
-
-  async function policyWhen(name: string, predicate: (p: PolicyView) => boolean, what: string, timeoutMs = 30_000): Promise<PolicyView> {
-    return eventually(async () => {
-      const p = await getPolicy(kc, namespace, name);
-      return predicate(p) ? p : undefined;
-    }, timeoutMs, what);
   }
 
   /** An exporter for one pod of `deployment` (`suffix`: its generateName suffix) serving `value` of the utilization gauge. */
@@ -166,7 +159,7 @@ describe('Prometheus faults: hold, explain, count, back off', () => {
     const countedBefore = await queriesCounted(c.reason);
     await createPolicy(kc, namespace, name, { targetRef: { name }, metricsPrefix: PREFIX, database: DATABASE, ...FAST, ...spec });
 
-    const policy = await policyWhen(name, (x) => condition(x, 'MetricsAvailable')?.reason === c.reason, `MetricsAvailable reason ${c.reason}`);
+    const policy = await policyWhen(kc, namespace, name, (x) => condition(x, 'MetricsAvailable')?.reason === c.reason, `MetricsAvailable reason ${c.reason}`);
     expect(condition(policy, 'MetricsAvailable')).toMatchObject({ status: 'False', reason: c.reason });
     expect(condition(policy, 'MetricsAvailable')?.message).toMatch(c.message);
     expect(await queriesCounted(c.reason)).toBeGreaterThan(countedBefore);
@@ -192,7 +185,7 @@ describe('Prometheus faults: hold, explain, count, back off', () => {
     await seriesVisible(name, 1);
     const p = await proxy({ kind: 'status', status: 500, body: 'down for maintenance' });
     await createPolicy(kc, namespace, name, { targetRef: { name }, metricsPrefix: PREFIX, database: DATABASE, ...FAST, prometheus: { address: p.url, timeout: '2s' } });
-    await policyWhen(name, (x) => condition(x, 'MetricsAvailable')?.reason === 'QueryFailed', 'MetricsAvailable QueryFailed');
+    await policyWhen(kc, namespace, name, (x) => condition(x, 'MetricsAvailable')?.reason === 'QueryFailed', 'MetricsAvailable QueryFailed');
     // After a few failed passes (1 s, 2 s, 4 s apart) …
     await eventually(() => Promise.resolve(passes(p) >= 3 ? true : undefined), 30_000, 'three failed passes');
     // … a window of 8 intervals holds fewer than one pass per two intervals (8+ without backoff).
@@ -222,9 +215,11 @@ describe('Prometheus faults: hold, explain, count, back off', () => {
     // The first pass that sees Prometheus again may be the backed-off revisit (old spec: a 20 %
     // step to 24) or the one the spec change woke (25 % → 25); either way exactly one step, and
     // then the rollout gate holds (no rollout completes in this test).
-    const resumed = await policyWhen(name, (x) => condition(x, 'MetricsAvailable')?.status === 'True' && (x.status?.current?.DB_POOL_SIZE ?? 20) > 20, 'recovered metrics and one step', 20_000);
+    const resumed = await policyWhen(kc, namespace, name, (x) => condition(x, 'MetricsAvailable')?.status === 'True' && (x.status?.current?.DB_POOL_SIZE ?? 20) > 20, 'recovered metrics and one step', 20_000);
     expect([{ DB_POOL_SIZE: 24, DB_MAX_OVERFLOW: 48 }, { DB_POOL_SIZE: 25, DB_MAX_OVERFLOW: 50 }]).toContainEqual(resumed.status?.current);
-    await sleep(3000);
+    // Three more passes of this policy (its queries through the proxy) later, still that one step.
+    const passesResumed = passes(p);
+    await eventually(() => Promise.resolve(passes(p) >= passesResumed + 3 ? true : undefined), 30_000, 'three more passes of the policy');
     const settled = await getPolicy(kc, namespace, name);
     expect(settled.status?.history).toHaveLength(1);
     expect(settled.status?.current).toEqual(resumed.status?.current);

@@ -8,13 +8,12 @@ import { createDeployment, deploymentManifest } from './support/kube.js';
 import { completeRollout, condition, createPolicy, envOf, getDeployment, getPolicy, simulateRollouts, startOperator } from './support/operator.js';
 import { eventually, queryVector, startScrapeTarget, type ScrapeTarget } from './support/prometheus.js';
 import { cacheHas, startReconciler, type ReconcilerHarness } from './support/reconciler.js';
-import { openTestNamespace, type TestNamespace } from './support/suite.js';
+import { FAST, openTestNamespace, type TestNamespace } from './support/suite.js';
 
 // Write conflicts with a person, on the real API server: poolpilot's writes never revert a
 // concurrent human edit. The races are forced deterministically by a writer that lets the
 // "human" edit right before poolpilot's write goes out (the reconciler has read already).
 
-const FAST = { interval: '1s', behavior: { maxStepPercent: 20, scaleUpStabilization: '0s', scaleDownStabilization: '0s', minChangeInterval: '0s' } };
 
 describe('write conflicts: a human edit is never reverted', () => {
   let kc: KubeConfig;
