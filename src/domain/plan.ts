@@ -115,7 +115,7 @@ function planSection(input: PlanInput, settings: SectionSettings): SectionOutcom
       intervalMs: input.spec.intervalMs,
       minChangeIntervalMs: input.spec.behavior.minChangeIntervalMs,
       lastChangeAt: latest(input.previous.lastChange?.time, input.lastAppliedAt?.[target]),
-      rolloutCompletedAt: input.rolloutCompletedAt[target],
+      rolloutCompletedAt: samplesCountFrom(input, target),
     });
     decision = { desired: fill.pool, reason: fill.reason, message: fill.message, breach: undefined, fillsShare: true };
   } else if (reading.kind === 'value') {
@@ -130,7 +130,7 @@ function planSection(input: PlanInput, settings: SectionSettings): SectionOutcom
       breach: input.previous.breaches?.[section],
       lastChangeAt: latest(input.previous.lastChange?.time, input.lastAppliedAt?.[target]),
       recentChanges: changesOf(input.previous, leader.key),
-      rolloutCompletedAt: input.rolloutCompletedAt[target],
+      rolloutCompletedAt: samplesCountFrom(input, target),
     });
   } else {
     // A setting the target does not carry yet starts at its minimum: the conservative value
@@ -159,6 +159,18 @@ function planSection(input: PlanInput, settings: SectionSettings): SectionOutcom
   return { settings, decision, blocked: undefined, current: currentValues, recommended, changes, explanation };
 }
 
+/**
+ * From when the samples of a target count: once its rollout completed, and for PgBouncer, whose
+ * settings apply on RELOAD without a rollout, not before poolpilot's last write of its config (a
+ * sample scraped before the write says nothing of the new pool size; acting on it overshoots).
+ */
+function samplesCountFrom(input: PlanInput, target: SettingTarget): Date | undefined {
+  const completed = input.rolloutCompletedAt[target];
+  const written = target === 'pgbouncer' ? input.lastAppliedAt?.pgbouncer : undefined;
+  if (completed === undefined || written === undefined) return completed;
+  return written > completed ? written : completed;
+}
+
 /** The first of the reconciler's two plans has no budget yet: a fill section holds in it. */
 const UNEVALUATED_BUDGET: SectionBudget = { kind: 'unknown', reason: 'BudgetUnknown', message: 'the budget was not evaluated' };
 
@@ -181,7 +193,7 @@ function fillDecision(input: PlanInput, settings: SectionSettings, sample: Utili
     intervalMs: input.spec.intervalMs,
     breach: input.previous.breaches?.[settings.section],
     lastChangeAt: latest(input.previous.lastChange?.time, input.lastAppliedAt?.[settings.target]),
-    rolloutCompletedAt: input.rolloutCompletedAt[settings.target],
+    rolloutCompletedAt: samplesCountFrom(input, settings.target),
   });
   return { desired: fill.pool, followerDesired: fill.overflow, reason: fill.reason, message: fill.message, breach: fill.breach, budgetBound: fill.budgetBound, fillsShare: true };
 }

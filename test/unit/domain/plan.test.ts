@@ -333,6 +333,26 @@ describe('planPolicy: PgBouncer', () => {
     expect(plan.envWrites.size).toBe(0);
     expect(plan.status.current).toMatchObject({ [pool]: 24, [clients]: 480 });
   });
+
+  // PgBouncer applies a write on RELOAD, with no rollout to wait for: a sample scraped before
+  // poolpilot's last write still shows the old pool and would make it step again (overshoot).
+  const immediate = specOf({ targetRef: target, pgbouncer: pgbouncerEnv, behavior: { scaleUpStabilization: '0s', minChangeInterval: '0s' } });
+  it.each<[string, Date, number, string]>([
+    ['sample scraped before the last write: hold', ago(5 * SECOND), 20, ConditionReason.RolloutInProgress],
+    ['sample scraped after the last write: acts', ago(20 * SECOND), 24, 'StepLimited'],
+  ])('%s', (_name, writtenAt, expected, reason) => {
+    const plan = planPolicy(
+      input({
+        spec: immediate,
+        readings: readings({ DEFAULT_POOL_SIZE: value(20), MAX_CLIENT_CONN: value(400) }),
+        samples: { pgbouncer: valid(90, 10 * SECOND) },
+        lastAppliedAt: { pgbouncer: writtenAt },
+        previous: { breaches: OLD_UP_BREACHES, lastChange: { time: ago(HOUR), reason: 'x', changes: [] } },
+      }),
+    );
+    expect(plan.status.current).toMatchObject({ DEFAULT_POOL_SIZE: expected });
+    expect(conditionOf(plan, ConditionType.Limited).reason).toBe(reason);
+  });
 });
 
 describe('planPolicy: conditions', () => {
