@@ -16,6 +16,7 @@ import {
   ownKey,
   policiesOfBudget,
   policiesReferring,
+  splitKey,
   watch,
   whenDeleted,
   withBudgetPeers,
@@ -95,13 +96,13 @@ function createReconciler(
     clock: systemClock,
     log,
     onPlan: (key, plan) => {
-      const [namespace = '', policy = ''] = key.split('/');
+      const { namespace, name: policy } = splitKey(key);
       settings.show(key, (['current', 'recommended'] as const).flatMap((kind) =>
         Object.entries(plan.status[kind] ?? {}).map(([setting, value]) => ({ labels: { namespace, policy, setting, kind }, value }))));
       for (const change of plan.changes) metrics.changes.inc({ namespace, policy, setting: change.setting, direction: change.to > change.from ? 'up' : 'down' });
     },
     onStatus: (key, status) => {
-      const [namespace = '', policy = ''] = key.split('/');
+      const { namespace, name: policy } = splitKey(key);
       conditions.show(key, (status.conditions ?? []).map((c) => ({ labels: { namespace, policy, type: c.type, status: c.status, reason: c.reason }, value: 1 })));
     },
     onOwnTime: (seconds) => { metrics.reconcileOwnDuration.observe(seconds); },
