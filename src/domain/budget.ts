@@ -45,6 +45,13 @@ export interface Claim {
   readonly demand?: number | undefined;
   /** A FillToBudget claim: it takes what its demand-weighted share allows, not just what it wants. */
   readonly fills?: boolean;
+  /**
+   * Units that exist only while the policy's own rollout runs (surge pods, × processesPerPod); 0
+   * otherwise. They hold pools too, so nobody grows into them, but nobody is cut back for them:
+   * they are gone when the rollout ends, and cutting a peer back for them would start a rollout
+   * of its own, whose surge would cut the first back in turn.
+   */
+  readonly surgeUnits?: number;
 }
 
 export interface Share {
@@ -72,6 +79,11 @@ export function connectionsAt(shape: ConnectionShape, value: number): number {
 
 function claimConnections(claim: Claim, value: number): number {
   return claim.units * connectionsAt(claim.shape, value);
+}
+
+/** Connections a claim's pools may hold now, surge pods of a running rollout included. */
+function claimConnectionsNow(claim: Claim, value: number): number {
+  return (claim.units + (claim.surgeUnits ?? 0)) * connectionsAt(claim.shape, value);
 }
 
 /** The largest v in [bounds.min, upTo] whose connections fit in `allowed`; min if none does. */
@@ -153,10 +165,12 @@ export interface BudgetCap {
 export function capFor(capacity: number, self: Claim, others: readonly Claim[]): BudgetCap {
   const allocation = allocate(capacity, [self, ...others]);
   const fair = allocation.shares.get(self.policy)?.cap ?? self.bounds.min;
-  const heldByOthers = others.reduce((total, c) => total + claimConnections(c, c.current), 0);
-  const free = capacity - heldByOthers;
-  const limit = largestFitting(self, self.bounds.max, free);
-  const headroom = Math.min(limit, Math.max(self.bounds.min, wantedOf(self)));
+  // Over `limit` the steady pools cross capacity: a correction. Growth also leaves room for the
+  // surge pods of the others' running rollouts.
+  const steadyFree = capacity - others.reduce((total, c) => total + claimConnections(c, c.current), 0);
+  const free = capacity - others.reduce((total, c) => total + claimConnectionsNow(c, c.current), 0);
+  const limit = largestFitting(self, self.bounds.max, steadyFree);
+  const headroom = Math.min(largestFitting(self, self.bounds.max, free), Math.max(self.bounds.min, wantedOf(self)));
   return { cap: Math.min(fair, headroom), fair, limit, needs: claimConnections(self, wantedOf(self)), free, minimumsFit: allocation.minimumsFit };
 }
 
@@ -177,6 +191,8 @@ export interface PolicyFacts {
   readonly spec: PoolPolicySpec;
   /** The most replicas the target may run: max(spec.replicas, an HPA's maxReplicas). */
   readonly replicas: number;
+  /** Surge pods of the target's rollout while one runs, else 0. */
+  readonly surge?: number;
   /** Replicas of the PgBouncer Deployment (rolloutRef), 1 when unknown. */
   readonly pgbouncerReplicas: number;
   /** PgBouncer's reserve_pool_size, which each server pool may add. */
@@ -203,23 +219,24 @@ export interface BackendClaim {
 export function claimsOf(facts: PolicyFacts): BackendClaim[] {
   const claims: BackendClaim[] = [];
   const processes = facts.replicas * facts.spec.processesPerPod;
+  const surgeUnits = (facts.surge ?? 0) * facts.spec.processesPerPod;
   for (const settings of sectionsOf(facts.spec)) {
     const key = settings.leader.key;
     const current = facts.current[key] ?? settings.leader.bounds.min;
     const base = { policy: facts.policy, bounds: settings.leader.bounds, wanted: facts.wanted[key] ?? current, current };
     const follower = settings.follower && { ratio: settings.follower.ratio, bounds: settings.follower.bounds };
     if (settings.section === 'database' && settings.fill && settings.follower) {
-      const claim: Claim = { policy: facts.policy, units: processes, shape: {}, fills: true, demand: facts.demand, ...fillClaim(settings.leader, settings.follower, facts.current) };
+      const claim: Claim = { policy: facts.policy, units: processes, surgeUnits, shape: {}, fills: true, demand: facts.demand, ...fillClaim(settings.leader, settings.follower, facts.current) };
       claims.push({ backend: facts.spec.pgbouncer ? 'pgbouncer' : 'postgres', section: 'database', claim });
     } else if (settings.section === 'database') {
-      claims.push({ backend: facts.spec.pgbouncer ? 'pgbouncer' : 'postgres', section: 'database', claim: { ...base, units: processes, shape: { follower } } });
+      claims.push({ backend: facts.spec.pgbouncer ? 'pgbouncer' : 'postgres', section: 'database', claim: { ...base, units: processes, surgeUnits, shape: { follower } } });
     } else if (settings.section === 'pgbouncer') {
       const pools = facts.spec.pgbouncer?.pools ?? 1;
       claims.push({ backend: 'postgres', section: 'pgbouncer', claim: { ...base, units: facts.pgbouncerReplicas * pools, shape: { extra: facts.reservePoolSize } } });
     } else {
       // A FillToBudget setting wants all its bounds allow; the fair share divides what is left.
       const wanted = settings.fill ? settings.leader.bounds.max : base.wanted;
-      claims.push({ backend: 'redis', section: 'redis', claim: { ...base, wanted, units: processes, shape: {} } });
+      claims.push({ backend: 'redis', section: 'redis', claim: { ...base, wanted, units: processes, surgeUnits, shape: {} } });
     }
   }
   return claims;

@@ -152,8 +152,10 @@ export function decideFill(input: FillInput): FillDecision {
   // above what the others leave free. Over that limit the sum crosses the budget: back at once.
   const limit = clamp(budget.limit ?? budget.cap, capacityBounds);
   const share = Math.min(clamp(budget.fair ?? budget.cap, capacityBounds), limit);
+  // Growth also leaves room for the surge pods of the others' running rollouts (cap ≤ share).
+  const room = Math.min(share, clamp(budget.cap, capacityBounds));
   const outOfBounds = clamp(pool.current, pool.bounds) !== pool.current || clamp(overflow.current, overflow.bounds) !== overflow.current;
-  const move = capacityMove(capacity, share, limit, saturated, outOfBounds);
+  const move = capacityMove(capacity, share, limit, room, saturated, outOfBounds);
   const target = move?.to ?? capacity;
   const poolBounds = { min: pool.bounds.min, max: Math.max(pool.bounds.min, Math.min(pool.bounds.max, target - overflow.bounds.min)) };
   // Waiters or timeouts in the window: the pool keeps what it has.
@@ -254,16 +256,18 @@ interface CapacityMove {
 }
 
 /**
- * Whether capacity moves, and to what. Over `limit` (the sum would cross the budget) or outside
- * its bounds: at once. Toward the share: when saturated by any amount, else only by at least
- * {@link capacityTolerance}, so demand-weighted shares that wobble do not restart the pods.
+ * Whether capacity moves, and to what. Over `limit` (the steady pools would cross the budget) or
+ * outside its bounds: at once, to the share. Growth goes to `room` (the share, less what the
+ * surge pods of the others' running rollouts hold): when saturated by any amount, else only by at
+ * least {@link capacityTolerance}, so demand-weighted shares that wobble do not restart the pods.
  */
-function capacityMove(capacity: number, share: number, limit: number, saturated: boolean, outOfBounds: boolean): CapacityMove | undefined {
+function capacityMove(capacity: number, share: number, limit: number, room: number, saturated: boolean, outOfBounds: boolean): CapacityMove | undefined {
   if (capacity > limit) return { to: share, reason: 'BudgetCorrection' };
   if (outOfBounds) return { to: share, reason: 'AtMin' };
-  const gap = share - capacity;
-  if (gap > 0 && (saturated || gap >= capacityTolerance(capacity))) return { to: share, reason: 'FilledToBudget' };
-  if (gap < 0 && -gap >= capacityTolerance(capacity)) return { to: share, reason: 'Rebalanced' };
+  const growth = room - capacity;
+  if (growth > 0 && (saturated || growth >= capacityTolerance(capacity))) return { to: room, reason: 'FilledToBudget' };
+  const giveBack = capacity - share;
+  if (giveBack > 0 && giveBack >= capacityTolerance(capacity)) return { to: share, reason: 'Rebalanced' };
   return undefined;
 }
 

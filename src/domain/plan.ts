@@ -212,11 +212,17 @@ function withinBudget(decision: SectionDecision, budget: SectionBudget, current:
     return { desired: from, reason: budget.reason === 'BudgetNotFound' ? 'BudgetNotFound' : 'BudgetUnknown', message: `${budget.message}; not growing until the budget can be evaluated (would be ${decision.desired})`, breach };
   }
   const cap = Math.max(budget.cap, bounds.min);
+  // Corrections count the steady pools only: the surge pods of a peer's rollout are gone when it
+  // ends, and a correction for them would start a rollout here whose surge cuts the peer back.
+  const steadyCap = Math.max(Math.min(budget.fair ?? budget.cap, budget.limit ?? budget.cap), bounds.min);
   const numbers = `needs ${budget.needs} of ${budget.free} free ${budget.backend} connections${budget.minimumsFit ? '' : '; even every policy\'s minimum does not fit the budget'}`;
   // Within the cap (a normal step down included): the budget does not bind.
   if (decision.desired <= cap) return decision;
+  if (from > steadyCap) {
+    return { desired: steadyCap, reason: 'BudgetCorrection', message: `over the ${budget.backend} budget: ${numbers}; brought back to ${steadyCap} at once, faster than the normal step`, breach: undefined };
+  }
   if (from > cap) {
-    return { desired: cap, reason: 'BudgetCorrection', message: `over the ${budget.backend} budget: ${numbers}; brought back to ${cap} at once, faster than the normal step`, breach: undefined };
+    return { desired: from, reason: 'BudgetLimited', message: `would grow to ${decision.desired} but a peer's rollout holds surge pods: the ${budget.backend} budget ${numbers}; holding at ${from}`, breach };
   }
   return cap > from
     ? { desired: cap, reason: 'BudgetLimited', message: `${decision.message}; cut to ${cap} by the ${budget.backend} budget: ${numbers}`, breach: undefined }

@@ -121,7 +121,7 @@ export function peerFacts(stores: ClusterStores, ledger: AppliedLedger, namespac
 }
 
 /** Replicas of the target and of PgBouncer, and PgBouncer's reserve_pool_size. */
-export function deploymentFacts(stores: ClusterStores, namespace: string, spec: PoolPolicySpec): Pick<PolicyFacts, 'replicas' | 'pgbouncerReplicas' | 'reservePoolSize'> {
+export function deploymentFacts(stores: ClusterStores, namespace: string, spec: PoolPolicySpec): Pick<PolicyFacts, 'replicas' | 'surge' | 'pgbouncerReplicas' | 'reservePoolSize'> {
   const pg = spec.pgbouncer;
   let reservePoolSize = 0;
   if (pg?.format === 'ini') {
@@ -133,7 +133,8 @@ export function deploymentFacts(stores: ClusterStores, namespace: string, spec: 
     reservePoolSize = Number.isSafeInteger(value) && value >= 0 ? value : 0;
   }
   return {
-    replicas: replicasOf(stores, namespace, spec.targetRef.name),
+    replicas: replicasOf(stores, namespace, spec.targetRef.name, 'withoutSurge'),
+    surge: replicasOf(stores, namespace, spec.targetRef.name) - replicasOf(stores, namespace, spec.targetRef.name, 'withoutSurge'),
     pgbouncerReplicas: pg?.rolloutRef ? replicasOf(stores, namespace, pg.rolloutRef.name) : 1,
     reservePoolSize,
   };

@@ -170,3 +170,13 @@ describe('allocate: FillToBudget claims share the capacity by recent demand', ()
     );
   });
 });
+
+describe('capFor: a peer\'s running rollout', () => {
+  it('its surge pods leave no room to grow into, but do not lower the correction limit', () => {
+    const self = claim('a', { units: 2, wanted: 30, current: 20 });
+    const peer = claim('b', { units: 2, wanted: 20, current: 20, surgeUnits: 1 });
+    const cap = capFor(100, self, [peer]);
+    // Steady: the peer holds 40, so 60 are free for 2 units: 30 each. With its surge pod: 40 free, 20 each.
+    expect({ limit: cap.limit, cap: cap.cap }).toEqual({ limit: 30, cap: 20 });
+  });
+});

@@ -121,6 +121,20 @@ const cases: Case[] = [
     reason: 'FilledToBudget',
   },
   {
+    name: 'a peer\'s rollout holds surge pods: growth stops short of them (cap below the share), no correction',
+    input: input({ budget: share(36, { fair: 48, limit: 48 }) }),
+    pool: 5,
+    overflow: 31,
+    reason: 'FilledToBudget',
+  },
+  {
+    name: 'already at the share while a peer\'s surge pods are up: nothing moves',
+    input: input({ ...at48(10), demand: demand({ inUse: 12, typical: 11, floor: 10 }), budget: share(36, { fair: 48, limit: 48 }) }),
+    pool: 10,
+    overflow: 38,
+    reason: 'DeadBand',
+  },
+  {
     name: 'over what the others leave free (limit), even within the fair share: back at once',
     input: input({ ...at48(10), budget: share(60, { limit: 40 }) }),
     pool: 5,

@@ -506,6 +506,18 @@ describe('planPolicy: connection budget', () => {
     ['a value above the cap comes down at once, past the step limit', { readings: readings({ DB_POOL_SIZE: value(40), DB_MAX_OVERFLOW: value(80) }), budget: { database: cap(15) } }, 15, 'BudgetCorrection'],
     ['a normal step down within the cap is no correction', { samples: { database: valid(20) }, previous: { breaches: DOWN_BREACHES }, budget: { database: cap(16, 78, 97) } }, 16, 'StepLimited'],
     ['a growth within the cap is untouched', { budget: { database: cap(50) } }, 24, 'StepLimited'],
+    [
+      'a peer\'s rollout holds surge pods (cap below the steady limit): no correction, no growth',
+      { readings: readings({ DB_POOL_SIZE: value(20), DB_MAX_OVERFLOW: value(40) }), budget: { database: { ...cap(15), fair: 30, limit: 25 } as SectionBudget } },
+      20,
+      'BudgetLimited',
+    ],
+    [
+      'over the steady limit: corrected to it, not to the surge-reduced cap',
+      { readings: readings({ DB_POOL_SIZE: value(40), DB_MAX_OVERFLOW: value(80) }), budget: { database: { ...cap(15), fair: 30, limit: 25 } as SectionBudget } },
+      25,
+      'BudgetCorrection',
+    ],
   ])('%s', (_label, overrides, desired, reason) => {
     const plan = planPolicy(input(overrides));
     expect(plan.status.recommended?.DB_POOL_SIZE).toBe(desired);
