@@ -25,7 +25,7 @@ build: node-deps ## compile src/ to dist/
 typecheck: node-deps ## tsc --noEmit over src and test
 	$(NPM) run typecheck
 
-lint: node-deps ## eslint (typescript-eslint strict) and the Dockerfile linter
+lint: node-deps ## eslint (typescript-eslint strict), prettier --check (120 columns; `npm run format` fixes) and the Dockerfile linter
 	$(NPM) run lint
 	@# dockerfile-utils reports problems but exits 0: any output fails the target.
 	@out=$$(node_modules/.bin/dockerfile-utils lint Dockerfile); if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; echo "Dockerfile: no lint findings"
