@@ -19,14 +19,32 @@ export default tseslint.config(
     // The domain is pure: no I/O, no clock. Time and data come in as arguments.
     files: ['src/domain/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', {
-        patterns: [
-          { group: ['@kubernetes/*', 'axios', 'pino', 'prom-client', 'node:*', 'fs', 'http', 'https', 'net'], message: 'src/domain is pure: do I/O in src/adapters.' },
-          { group: ['../adapters/*', '../runtime/*', '../observability/*', '../controllers/*'], message: 'src/domain must not depend on I/O layers.' },
-        ],
-      }],
-      'no-restricted-properties': ['error', { object: 'Date', property: 'now', message: 'Pass time in; src/domain has no clock.' }],
-      'no-restricted-syntax': ['error', { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: 'Pass time in; src/domain has no clock.' }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['@kubernetes/*', 'axios', 'pino', 'prom-client', 'node:*', 'fs', 'http', 'https', 'net'],
+              message: 'src/domain is pure: do I/O in src/adapters.',
+            },
+            {
+              group: ['../adapters/*', '../runtime/*', '../observability/*', '../controllers/*'],
+              message: 'src/domain must not depend on I/O layers.',
+            },
+          ],
+        },
+      ],
+      'no-restricted-properties': [
+        'error',
+        { object: 'Date', property: 'now', message: 'Pass time in; src/domain has no clock.' },
+      ],
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "NewExpression[callee.name='Date'][arguments.length=0]",
+          message: 'Pass time in; src/domain has no clock.',
+        },
+      ],
     },
   },
   {

@@ -21,7 +21,10 @@ const RATE = Number(process.env.BENCH_CHURN_RATE ?? 10);
 const SECONDS = Number(process.env.BENCH_CHURN_SECONDS ?? 300);
 const policyApi = { group: 'poolpilot.io', version: 'v1alpha1', plural: 'poolpolicies' } as const;
 
-interface PolicyItem { metadata: { name: string; generation: number }; status?: { observedGeneration?: number } }
+interface PolicyItem {
+  metadata: { name: string; generation: number };
+  status?: { observedGeneration?: number };
+}
 
 async function main(): Promise<void> {
   const env = readLocalEnv();
@@ -33,15 +36,37 @@ async function main(): Promise<void> {
   const names = Array.from({ length: N }, (_, i) => `app-${i}`);
   log(`${N} Deployments in ${namespace}; churning PoolPolicies at ${RATE}/s for ${SECONDS}s`);
   const target = await startScrapeTarget(`churn-${namespace}`, { namespace });
-  const gauge = new Gauge({ name: 'churn_db_pool_utilization_percent', help: 'utilization', labelNames: ['pod'], registers: [target.registry] });
+  const gauge = new Gauge({
+    name: 'churn_db_pool_utilization_percent',
+    help: 'utilization',
+    labelNames: ['pod'],
+    registers: [target.registry],
+  });
   for (const name of names) gauge.set({ pod: `${name}-7d9f8-x2x9q` }, 60);
   await inBatches(names, 16, async (name) => {
-    await apps.createNamespacedDeployment({ namespace, body: deploymentManifest(name, [{ name: 'app', env: [{ name: 'DB_POOL_SIZE', value: '20' }] }]) });
+    await apps.createNamespacedDeployment({
+      namespace,
+      body: deploymentManifest(name, [{ name: 'app', env: [{ name: 'DB_POOL_SIZE', value: '20' }] }]),
+    });
     await completeRollout(kc, namespace, name);
   });
 
   const metricsPort = await freePort();
-  const operator = spawnOperator(['run', '--kubeconfig', env.KUBECONFIG, '--namespace', namespace, '--prometheus-url', env.PROMETHEUS_URL, '--metrics-addr', `127.0.0.1:${metricsPort}`, '--health-addr', '127.0.0.1:0', '--log-level', 'warn']);
+  const operator = spawnOperator([
+    'run',
+    '--kubeconfig',
+    env.KUBECONFIG,
+    '--namespace',
+    namespace,
+    '--prometheus-url',
+    env.PROMETHEUS_URL,
+    '--metrics-addr',
+    `127.0.0.1:${metricsPort}`,
+    '--health-addr',
+    '127.0.0.1:0',
+    '--log-level',
+    'warn',
+  ]);
   try {
     await sleep(10_000);
     const rssBefore = processStats(operator.pid).rssMiB;
@@ -49,7 +74,13 @@ async function main(): Promise<void> {
     const live = new Set<string>();
     let peakRss = rssBefore;
     const counts = { create: 0, update: 0, delete: 0, failed: 0 };
-    const spec = (name: string, step: number): Record<string, unknown> => ({ targetRef: { name }, metricsPrefix: 'churn_', interval: '10s', database: { poolSize: { min: 10, max: 50 } }, behavior: { maxStepPercent: step } });
+    const spec = (name: string, step: number): Record<string, unknown> => ({
+      targetRef: { name },
+      metricsPrefix: 'churn_',
+      interval: '10s',
+      database: { poolSize: { min: 10, max: 50 } },
+      behavior: { maxStepPercent: step },
+    });
     const started = Date.now();
     let op = 0;
     while (Date.now() - started < SECONDS * 1000) {
@@ -57,7 +88,11 @@ async function main(): Promise<void> {
       const name = names[Math.floor(Math.random() * N)] ?? 'app-0';
       try {
         if (!live.has(name)) {
-          await custom.createNamespacedCustomObject({ ...policyApi, namespace, body: { apiVersion: 'poolpilot.io/v1alpha1', kind: 'PoolPolicy', metadata: { name }, spec: spec(name, 20) } });
+          await custom.createNamespacedCustomObject({
+            ...policyApi,
+            namespace,
+            body: { apiVersion: 'poolpilot.io/v1alpha1', kind: 'PoolPolicy', metadata: { name }, spec: spec(name, 20) },
+          });
           live.add(name);
           counts.create++;
         } else if (op % 3 === 0) {
@@ -65,8 +100,20 @@ async function main(): Promise<void> {
           live.delete(name);
           counts.delete++;
         } else {
-          const current = (await custom.getNamespacedCustomObject({ ...policyApi, namespace, name })) as { metadata: Record<string, unknown> };
-          await custom.replaceNamespacedCustomObject({ ...policyApi, namespace, name, body: { apiVersion: 'poolpilot.io/v1alpha1', kind: 'PoolPolicy', metadata: current.metadata, spec: spec(name, 10 + (op % 50)) } });
+          const current = (await custom.getNamespacedCustomObject({ ...policyApi, namespace, name })) as {
+            metadata: Record<string, unknown>;
+          };
+          await custom.replaceNamespacedCustomObject({
+            ...policyApi,
+            namespace,
+            name,
+            body: {
+              apiVersion: 'poolpilot.io/v1alpha1',
+              kind: 'PoolPolicy',
+              metadata: current.metadata,
+              spec: spec(name, 10 + (op % 50)),
+            },
+          });
           counts.update++;
         }
       } catch {
@@ -91,8 +138,11 @@ async function main(): Promise<void> {
     }
     const settleSeconds = (Date.now() - settleStarted) / 1000;
     const metricsAfter = await scrape(metricsPort);
-    const errors = sumSamples(metricsAfter, 'poolpilot_reconciles_total', { result: 'error' }) - sumSamples(metricsBefore, 'poolpilot_reconciles_total', { result: 'error' });
-    const reconciles = sumSamples(metricsAfter, 'poolpilot_reconciles_total') - sumSamples(metricsBefore, 'poolpilot_reconciles_total');
+    const errors =
+      sumSamples(metricsAfter, 'poolpilot_reconciles_total', { result: 'error' }) -
+      sumSamples(metricsBefore, 'poolpilot_reconciles_total', { result: 'error' });
+    const reconciles =
+      sumSamples(metricsAfter, 'poolpilot_reconciles_total') - sumSamples(metricsBefore, 'poolpilot_reconciles_total');
 
     await custom.deleteCollectionNamespacedCustomObject({ ...policyApi, namespace });
     await sleep(30_000);
@@ -100,19 +150,33 @@ async function main(): Promise<void> {
     const metricsIdle = await scrape(metricsPort);
     const queueDepth = sumSamples(metricsIdle, 'poolpilot_workqueue_depth');
     // RSS rarely shrinks (V8 keeps its heap pages); the live heap says whether anything leaked.
-    const heapMiB = (samples: typeof metricsIdle): number => sumSamples(samples, 'poolpilot_nodejs_heap_size_used_bytes') / 2 ** 20;
+    const heapMiB = (samples: typeof metricsIdle): number =>
+      sumSamples(samples, 'poolpilot_nodejs_heap_size_used_bytes') / 2 ** 20;
 
     const rows: Array<[string, string]> = [
-      ['operations (create / update / delete / failed)', `${counts.create} / ${counts.update} / ${counts.delete} / ${counts.failed} in ${SECONDS}s`],
+      [
+        'operations (create / update / delete / failed)',
+        `${counts.create} / ${counts.update} / ${counts.delete} / ${counts.failed} in ${SECONDS}s`,
+      ],
       ['policies live at the end of the churn', String(live.size)],
       ['latest generation not reconciled', `${unobserved} (after ${settleSeconds.toFixed(0)}s; goal 0)`],
       ['reconciles during the churn', String(reconciles)],
       ['reconcile errors during the churn', String(errors)],
       ['work-queue depth after deleting all', String(queueDepth)],
-      ['V8 heap used before / 30 s after deleting all', `${heapMiB(metricsBefore).toFixed(0)} / ${heapMiB(metricsIdle).toFixed(0)} MiB`],
-      ['operator RSS before / peak / 30 s after deleting all', `${rssBefore.toFixed(0)} / ${peakRss.toFixed(0)} / ${rssAfter.toFixed(0)} MiB (${(((rssAfter - rssBefore) / rssBefore) * 100).toFixed(1)} % vs before; goal within 10 %)`],
+      [
+        'V8 heap used before / 30 s after deleting all',
+        `${heapMiB(metricsBefore).toFixed(0)} / ${heapMiB(metricsIdle).toFixed(0)} MiB`,
+      ],
+      [
+        'operator RSS before / peak / 30 s after deleting all',
+        `${rssBefore.toFixed(0)} / ${peakRss.toFixed(0)} / ${rssAfter.toFixed(0)} MiB (${(((rssAfter - rssBefore) / rssBefore) * 100).toFixed(1)} % vs before; goal within 10 %)`,
+      ],
     ];
-    report('Policy churn', `Measured ${new Date().toISOString().slice(0, 10)} by \`make bench\` (bench/churn.ts) on ${machineDescription()}: ${N} Deployments, PoolPolicies created, updated and deleted at ${RATE}/s.`, rows);
+    report(
+      'Policy churn',
+      `Measured ${new Date().toISOString().slice(0, 10)} by \`make bench\` (bench/churn.ts) on ${machineDescription()}: ${N} Deployments, PoolPolicies created, updated and deleted at ${RATE}/s.`,
+      rows,
+    );
   } finally {
     operator.child.kill('SIGKILL');
     await target.stop();

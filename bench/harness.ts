@@ -5,7 +5,9 @@ import axios from 'axios';
 import { parseMetrics, type MetricSample } from './metrics-text.js';
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-export const log = (text: string): void => { process.stdout.write(`bench: ${text}\n`); };
+export const log = (text: string): void => {
+  process.stdout.write(`bench: ${text}\n`);
+};
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -13,20 +15,28 @@ export async function freePort(): Promise<number> {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => { resolve(typeof address === 'object' && address ? address.port : 0); });
+      server.close(() => {
+        resolve(typeof address === 'object' && address ? address.port : 0);
+      });
     });
   });
 }
 
 /** Runs `work` over `items` with at most `limit` in flight. */
-export async function inBatches<T>(items: readonly T[], limit: number, work: (item: T) => Promise<unknown>): Promise<void> {
+export async function inBatches<T>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T) => Promise<unknown>,
+): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: limit }, async () => {
-    while (next < items.length) {
-      const item = items[next++];
-      if (item !== undefined) await work(item);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: limit }, async () => {
+      while (next < items.length) {
+        const item = items[next++];
+        if (item !== undefined) await work(item);
+      }
+    }),
+  );
 }
 
 export function processStats(pid: number): { rssMiB: number; cpuSeconds: number } {
@@ -41,4 +51,3 @@ export function processStats(pid: number): { rssMiB: number; cpuSeconds: number 
 export async function scrape(port: number): Promise<MetricSample[]> {
   return parseMetrics((await axios.get<string>(`http://127.0.0.1:${port}/metrics`, { responseType: 'text' })).data);
 }
-

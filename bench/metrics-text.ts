@@ -22,19 +22,31 @@ export function parseMetrics(text: string): MetricSample[] {
 }
 
 /** Sum of the samples of `name` whose labels include `labels`. */
-export function sumSamples(samples: readonly MetricSample[], name: string, labels: Readonly<Record<string, string>> = {}): number {
+export function sumSamples(
+  samples: readonly MetricSample[],
+  name: string,
+  labels: Readonly<Record<string, string>> = {},
+): number {
   return samples
     .filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
     .reduce((total, s) => total + s.value, 0);
 }
 
 /** The q-quantile of a histogram's increase between two scrapes, interpolated within a bucket. */
-export function histogramQuantile(q: number, before: readonly MetricSample[], after: readonly MetricSample[], histogram: string): number {
+export function histogramQuantile(
+  q: number,
+  before: readonly MetricSample[],
+  after: readonly MetricSample[],
+  histogram: string,
+): number {
   const buckets = after
     .filter((s) => s.name === `${histogram}_bucket`)
     .map((s) => {
       const le = s.labels.le ?? '+Inf';
-      return { le: le === '+Inf' ? Number.POSITIVE_INFINITY : Number(le), count: s.value - sumSamples(before, `${histogram}_bucket`, { le }) };
+      return {
+        le: le === '+Inf' ? Number.POSITIVE_INFINITY : Number(le),
+        count: s.value - sumSamples(before, `${histogram}_bucket`, { le }),
+      };
     })
     .sort((a, b) => a.le - b.le);
   const total = buckets.at(-1)?.count ?? 0;

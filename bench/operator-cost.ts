@@ -26,8 +26,13 @@ const INTERVAL_S = Number(process.env.BENCH_INTERVAL_S ?? 10);
 const WINDOW_S = 5;
 async function resourceVersions(kc: KubeConfig, namespace: string): Promise<Map<string, string>> {
   const versions = new Map<string, string>();
-  for (const d of (await kc.makeApiClient(AppsV1Api).listNamespacedDeployment({ namespace })).items) versions.set(`deployment/${d.metadata?.name ?? ''}`, d.metadata?.resourceVersion ?? '');
-  const policies = (await kc.makeApiClient(CustomObjectsApi).listNamespacedCustomObject({ group: 'poolpilot.io', version: 'v1alpha1', namespace, plural: 'poolpolicies' })) as { items: Array<{ metadata: { name: string; resourceVersion: string } }> };
+  for (const d of (await kc.makeApiClient(AppsV1Api).listNamespacedDeployment({ namespace })).items)
+    versions.set(`deployment/${d.metadata?.name ?? ''}`, d.metadata?.resourceVersion ?? '');
+  const policies = (await kc
+    .makeApiClient(CustomObjectsApi)
+    .listNamespacedCustomObject({ group: 'poolpilot.io', version: 'v1alpha1', namespace, plural: 'poolpolicies' })) as {
+    items: Array<{ metadata: { name: string; resourceVersion: string } }>;
+  };
   for (const p of policies.items) versions.set(`poolpolicy/${p.metadata.name}`, p.metadata.resourceVersion);
   return versions;
 }
@@ -41,33 +46,88 @@ async function main(): Promise<void> {
   log(`${N} Deployments and PoolPolicies in namespace ${namespace}, interval ${INTERVAL_S}s`);
 
   const target = await startScrapeTarget(`bench-${namespace}`, { namespace });
-  const gauge = new Gauge({ name: 'bench_db_pool_utilization_percent', help: 'utilization', labelNames: ['pod'], registers: [target.registry] });
+  const gauge = new Gauge({
+    name: 'bench_db_pool_utilization_percent',
+    help: 'utilization',
+    labelNames: ['pod'],
+    registers: [target.registry],
+  });
   for (const name of names) gauge.set({ pod: `${name}-7d9f8-x2x9q` }, 60);
 
   let started = Date.now();
   const apps = kc.makeApiClient(AppsV1Api);
   await inBatches(names, 16, async (name) => {
-    await apps.createNamespacedDeployment({ namespace, body: deploymentManifest(name, [{ name: 'app', env: [{ name: 'DB_POOL_SIZE', value: '20' }, { name: 'DB_MAX_OVERFLOW', value: '40' }] }]) });
+    await apps.createNamespacedDeployment({
+      namespace,
+      body: deploymentManifest(name, [
+        {
+          name: 'app',
+          env: [
+            { name: 'DB_POOL_SIZE', value: '20' },
+            { name: 'DB_MAX_OVERFLOW', value: '40' },
+          ],
+        },
+      ]),
+    });
     await completeRollout(kc, namespace, name);
   });
   const custom = kc.makeApiClient(CustomObjectsApi);
-  await inBatches(names, 16, (name) => custom.createNamespacedCustomObject({
-    group: 'poolpilot.io', version: 'v1alpha1', namespace, plural: 'poolpolicies',
-    body: {
-      apiVersion: 'poolpilot.io/v1alpha1', kind: 'PoolPolicy', metadata: { name },
-      spec: { targetRef: { name }, metricsPrefix: 'bench_', interval: `${INTERVAL_S}s`, database: { poolSize: { min: 10, max: 50 }, maxOverflow: { ratio: 2, min: 0, max: 100 } }, behavior: { maxStepPercent: 20, scaleUpStabilization: `${WINDOW_S}s`, scaleDownStabilization: '30m', minChangeInterval: '0s' } },
-    },
-  }));
+  await inBatches(names, 16, (name) =>
+    custom.createNamespacedCustomObject({
+      group: 'poolpilot.io',
+      version: 'v1alpha1',
+      namespace,
+      plural: 'poolpolicies',
+      body: {
+        apiVersion: 'poolpilot.io/v1alpha1',
+        kind: 'PoolPolicy',
+        metadata: { name },
+        spec: {
+          targetRef: { name },
+          metricsPrefix: 'bench_',
+          interval: `${INTERVAL_S}s`,
+          database: { poolSize: { min: 10, max: 50 }, maxOverflow: { ratio: 2, min: 0, max: 100 } },
+          behavior: {
+            maxStepPercent: 20,
+            scaleUpStabilization: `${WINDOW_S}s`,
+            scaleDownStabilization: '30m',
+            minChangeInterval: '0s',
+          },
+        },
+      },
+    }),
+  );
   const createSeconds = (Date.now() - started) / 1000;
   log(`created in ${createSeconds.toFixed(1)}s`);
 
   const metricsPort = await freePort();
-  const operator = spawnOperator(['run', '--kubeconfig', env.KUBECONFIG, '--namespace', namespace, '--prometheus-url', env.PROMETHEUS_URL, '--metrics-addr', `127.0.0.1:${metricsPort}`, '--health-addr', '127.0.0.1:0', '--log-level', 'warn']);
+  const operator = spawnOperator([
+    'run',
+    '--kubeconfig',
+    env.KUBECONFIG,
+    '--namespace',
+    namespace,
+    '--prometheus-url',
+    env.PROMETHEUS_URL,
+    '--metrics-addr',
+    `127.0.0.1:${metricsPort}`,
+    '--health-addr',
+    '127.0.0.1:0',
+    '--log-level',
+    'warn',
+  ]);
   try {
     started = Date.now();
     for (;;) {
-      const list = (await custom.listNamespacedCustomObject({ group: 'poolpilot.io', version: 'v1alpha1', namespace, plural: 'poolpolicies' })) as { items: Array<{ status?: { conditions?: Array<{ type: string; reason: string }> } }> };
-      const settled = list.items.filter((p) => p.status?.conditions?.some((c) => c.type === 'Limited' && c.reason === 'DeadBand')).length;
+      const list = (await custom.listNamespacedCustomObject({
+        group: 'poolpilot.io',
+        version: 'v1alpha1',
+        namespace,
+        plural: 'poolpolicies',
+      })) as { items: Array<{ status?: { conditions?: Array<{ type: string; reason: string }> } }> };
+      const settled = list.items.filter((p) =>
+        p.status?.conditions?.some((c) => c.type === 'Limited' && c.reason === 'DeadBand'),
+      ).length;
       if (settled === N) break;
       if (operator.hasExited()) throw new Error(`operator exited: ${operator.stderr()}`);
       await sleep(1000);
@@ -85,7 +145,8 @@ async function main(): Promise<void> {
     const versionsAfter = await resourceVersions(kc, namespace);
     const statsAfter = processStats(operator.pid);
     const idleWrites = [...versionsAfter].filter(([key, rv]) => versionsBefore.get(key) !== rv).length;
-    const delta = (name: string, labels: Record<string, string> = {}): number => sumSamples(after, name, labels) - sumSamples(before, name, labels);
+    const delta = (name: string, labels: Record<string, string> = {}): number =>
+      sumSamples(after, name, labels) - sumSamples(before, name, labels);
     const reconciles = delta('poolpilot_reconciles_total');
     const readings = delta('poolpilot_prometheus_queries_total');
     const queries = delta('poolpilot_prometheus_requests_total');
@@ -113,23 +174,44 @@ async function main(): Promise<void> {
       ['create N Deployments + N policies (API)', `${createSeconds.toFixed(1)} s`],
       ['operator start → every status written', `${settleSeconds.toFixed(1)} s`],
       ['reconciles per interval (idle)', (reconciles / idleIntervals).toFixed(0)],
-      ['reconcile p50 / p99 (incl. Prometheus)', `${(reconcileP50 * 1000).toFixed(1)} / ${(reconcileP99 * 1000).toFixed(1)} ms`],
-      ['reconcile p50 / p99 excluding Prometheus time', `${(ownP50 * 1000).toFixed(2)} / ${(ownP99 * 1000).toFixed(2)} ms`],
+      [
+        'reconcile p50 / p99 (incl. Prometheus)',
+        `${(reconcileP50 * 1000).toFixed(1)} / ${(reconcileP99 * 1000).toFixed(1)} ms`,
+      ],
+      [
+        'reconcile p50 / p99 excluding Prometheus time',
+        `${(ownP50 * 1000).toFixed(2)} / ${(ownP99 * 1000).toFixed(2)} ms`,
+      ],
       ['Prometheus round trip p50 / p99', `${(queryP50 * 1000).toFixed(1)} / ${(queryP99 * 1000).toFixed(1)} ms`],
       ['utilization readings per interval', (readings / idleIntervals).toFixed(0)],
-      ['Prometheus round trips per interval', `${(queries / idleIntervals).toFixed(1)} (goal: one per distinct query template; the built-in queries are asked once per namespace and reused for ${BATCH_REUSE_MS} ms)`],
+      [
+        'Prometheus round trips per interval',
+        `${(queries / idleIntervals).toFixed(1)} (goal: one per distinct query template; the built-in queries are asked once per namespace and reused for ${BATCH_REUSE_MS} ms)`,
+      ],
       [`API writes during ${idleIntervals} idle intervals`, `${idleWrites} (goal 0)`],
       ['operator RSS', `${statsAfter.rssMiB.toFixed(0)} MiB`],
       ['operator CPU (idle intervals)', `${cpuPercent.toFixed(1)} % of one core`],
-      ['utilization breach → patched Deployment', `${breachSeconds.toFixed(1)} s (bound: interval ${INTERVAL_S}s + window ${WINDOW_S}s + interval + scrape 1s = ${expectedBound}s)`],
+      [
+        'utilization breach → patched Deployment',
+        `${breachSeconds.toFixed(1)} s (bound: interval ${INTERVAL_S}s + window ${WINDOW_S}s + interval + scrape 1s = ${expectedBound}s)`,
+      ],
     ];
-    report('Operator cost', `Measured ${new Date().toISOString().slice(0, 10)} by \`make bench\` (bench/operator-cost.ts) on ${machineDescription()}.`, rows);
+    report(
+      'Operator cost',
+      `Measured ${new Date().toISOString().slice(0, 10)} by \`make bench\` (bench/operator-cost.ts) on ${machineDescription()}.`,
+      rows,
+    );
   } finally {
     operator.child.kill('SIGKILL');
     await target.stop();
     // No namespace controller runs on the local plane: delete the objects themselves, or they
     // stay in etcd and slow every later watch.
-    await custom.deleteCollectionNamespacedCustomObject({ group: 'poolpilot.io', version: 'v1alpha1', namespace, plural: 'poolpolicies' });
+    await custom.deleteCollectionNamespacedCustomObject({
+      group: 'poolpilot.io',
+      version: 'v1alpha1',
+      namespace,
+      plural: 'poolpolicies',
+    });
     await apps.deleteCollectionNamespacedDeployment({ namespace });
     await kc.makeApiClient(CoreV1Api).deleteNamespace({ name: namespace });
   }

@@ -12,7 +12,9 @@ export function machineDescription(): string {
 /** Replaces (or appends) the `## <title>` section of bench/results.md. */
 export function writeResultsSection(title: string, body: string): void {
   const path = join(repoRoot, 'bench', 'results.md');
-  const current = existsSync(path) ? readFileSync(path, 'utf8') : '# Benchmark results\n\nWritten by `make bench`; each section is replaced when its benchmark runs again.\n';
+  const current = existsSync(path)
+    ? readFileSync(path, 'utf8')
+    : '# Benchmark results\n\nWritten by `make bench`; each section is replaced when its benchmark runs again.\n';
   const heading = `## ${title}\n`;
   const start = current.indexOf(heading);
   const section = `${heading}\n${body}\n`;
@@ -29,5 +31,8 @@ export function writeResultsSection(title: string, body: string): void {
 export function report(title: string, intro: string, rows: ReadonlyArray<readonly [string, string]>): void {
   const width = Math.max(...rows.map(([k]) => k.length));
   for (const [k, v] of rows) process.stdout.write(`${k.padEnd(width)}  ${v}\n`);
-  writeResultsSection(title, [intro, '', '| measure | value |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`)].join('\n'));
+  writeResultsSection(
+    title,
+    [intro, '', '| measure | value |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`)].join('\n'),
+  );
 }

@@ -124,7 +124,9 @@ const GENERATED_NAME_ALPHABET = 'bcdfghjklmnpqrstvwxz2456789';
 
 /** rand.SafeEncodeString: each character mapped into {@link GENERATED_NAME_ALPHABET}. */
 function safeEncode(text: string): string {
-  return Array.from({ length: text.length }, (_, i) => GENERATED_NAME_ALPHABET.charAt(text.charCodeAt(i) % GENERATED_NAME_ALPHABET.length)).join('');
+  return Array.from({ length: text.length }, (_, i) =>
+    GENERATED_NAME_ALPHABET.charAt(text.charCodeAt(i) % GENERATED_NAME_ALPHABET.length),
+  ).join('');
 }
 
 /**
@@ -133,13 +135,22 @@ function safeEncode(text: string): string {
  * pods as it reads real ones. Not the same value: that one hashes Go's rendering of the template.
  */
 export function templateHash(template: V1PodTemplateSpec | undefined): string {
-  return safeEncode(String(createHash('sha256').update(JSON.stringify(canonical(template ?? {}))).digest().readUInt32BE(0)));
+  return safeEncode(
+    String(
+      createHash('sha256')
+        .update(JSON.stringify(canonical(template ?? {})))
+        .digest()
+        .readUInt32BE(0),
+    ),
+  );
 }
 
 /** generateName's 5 random characters, not used by another pod of `pods`. */
 function podSuffix(pods: readonly Pod[], base: string): string {
   for (;;) {
-    const suffix = Array.from({ length: 5 }, () => GENERATED_NAME_ALPHABET.charAt(randomInt(GENERATED_NAME_ALPHABET.length))).join('');
+    const suffix = Array.from({ length: 5 }, () =>
+      GENERATED_NAME_ALPHABET.charAt(randomInt(GENERATED_NAME_ALPHABET.length)),
+    ).join('');
     if (!pods.some((p) => p.name === `${base}${suffix}`)) return suffix;
   }
 }
@@ -148,7 +159,11 @@ async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const address = server.address();
-  await new Promise<void>((r) => server.close(() => { r(); }));
+  await new Promise<void>((r) =>
+    server.close(() => {
+      r();
+    }),
+  );
   if (address === null || typeof address === 'string') throw new Error('no free port');
   return address.port;
 }
@@ -158,17 +173,30 @@ function probeOnce(kind: 'http' | 'tcp', port: number, path: string): Promise<bo
     if (kind === 'tcp') {
       const socket = connect(port, '127.0.0.1');
       socket.setTimeout(1000);
-      socket.once('connect', () => { socket.destroy(); resolvePromise(true); });
-      socket.once('error', () => { resolvePromise(false); });
-      socket.once('timeout', () => { socket.destroy(); resolvePromise(false); });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolvePromise(true);
+      });
+      socket.once('error', () => {
+        resolvePromise(false);
+      });
+      socket.once('timeout', () => {
+        socket.destroy();
+        resolvePromise(false);
+      });
       return;
     }
     const req = request({ host: '127.0.0.1', port, path, timeout: 1000 }, (res) => {
       res.resume();
       resolvePromise((res.statusCode ?? 500) >= 200 && (res.statusCode ?? 500) < 400);
     });
-    req.once('error', () => { resolvePromise(false); });
-    req.once('timeout', () => { req.destroy(); resolvePromise(false); });
+    req.once('error', () => {
+      resolvePromise(false);
+    });
+    req.once('timeout', () => {
+      req.destroy();
+      resolvePromise(false);
+    });
     req.end();
   });
 }
@@ -183,7 +211,11 @@ function writeAtomic(path: string, text: string, mode = 0o644): void {
 }
 
 export function startNodeAgent(options: NodeAgentOptions): NodeAgent {
-  const log = options.log ?? ((m: string) => { process.stderr.write(`${new Date().toISOString()} node-agent: ${m}\n`); });
+  const log =
+    options.log ??
+    ((m: string) => {
+      process.stderr.write(`${new Date().toISOString()} node-agent: ${m}\n`);
+    });
   const ns = options.namespace;
   const kc = new KubeConfig();
   kc.loadFromFile(options.kubeconfig);
@@ -203,8 +235,16 @@ export function startNodeAgent(options: NodeAgentOptions): NodeAgent {
   const isAlive = (pod: Pod): boolean => pod.alive;
   const wantsAgain = (st: DeploymentState): boolean => st.again;
 
-  const deployments: Informer<V1Deployment> & ObjectCache<V1Deployment> = makeInformer(kc, `/apis/apps/v1/namespaces/${ns}/deployments`, () => apps.listNamespacedDeployment({ namespace: ns }));
-  const configMaps: Informer<V1ConfigMap> & ObjectCache<V1ConfigMap> = makeInformer(kc, `/api/v1/namespaces/${ns}/configmaps`, () => core.listNamespacedConfigMap({ namespace: ns }));
+  const deployments: Informer<V1Deployment> & ObjectCache<V1Deployment> = makeInformer(
+    kc,
+    `/apis/apps/v1/namespaces/${ns}/deployments`,
+    () => apps.listNamespacedDeployment({ namespace: ns }),
+  );
+  const configMaps: Informer<V1ConfigMap> & ObjectCache<V1ConfigMap> = makeInformer(
+    kc,
+    `/api/v1/namespaces/${ns}/configmaps`,
+    () => core.listNamespacedConfigMap({ namespace: ns }),
+  );
 
   const stateOf = (name: string): DeploymentState => {
     let st = states.get(name);
@@ -231,7 +271,11 @@ export function startNodeAgent(options: NodeAgentOptions): NodeAgent {
     for (const mount of firstContainer(d).volumeMounts ?? []) {
       const volume = volumes.find((v) => v.name === mount.name);
       if (volume?.configMap === undefined) continue;
-      out.push({ mountPath: mount.mountPath.replace(/\/$/, ''), dir: join(options.stateDir, 'volumes', ns, name, volume.name), configMap: volume.configMap.name ?? '' });
+      out.push({
+        mountPath: mount.mountPath.replace(/\/$/, ''),
+        dir: join(options.stateDir, 'volumes', ns, name, volume.name),
+        configMap: volume.configMap.name ?? '',
+      });
     }
     return out;
   };
@@ -265,7 +309,15 @@ export function startNodeAgent(options: NodeAgentOptions): NodeAgent {
     const annotations = d.spec?.template.metadata?.annotations ?? {};
     if (annotations['prometheus.io/scrape'] !== 'true') return;
     const port = numericPort(annotations['prometheus.io/port'], pod.port);
-    writeAtomic(targetFile(pod.name), JSON.stringify([{ targets: [`127.0.0.1:${port}`], labels: { namespace: ns, pod: pod.name, deployment: d.metadata?.name ?? '' } }]));
+    writeAtomic(
+      targetFile(pod.name),
+      JSON.stringify([
+        {
+          targets: [`127.0.0.1:${port}`],
+          labels: { namespace: ns, pod: pod.name, deployment: d.metadata?.name ?? '' },
+        },
+      ]),
+    );
   };
 
   const stopPod = async (st: DeploymentState, pod: Pod, graceSeconds: number, drainMs = 1000): Promise<void> => {
@@ -278,7 +330,14 @@ export function startNodeAgent(options: NodeAgentOptions): NodeAgent {
       let timer: NodeJS.Timeout | undefined;
       const killed = await Promise.race([
         pod.exited.then(() => false),
-        new Promise<boolean>((r) => { timer = setTimeout(() => { r(true); }, Math.min(graceSeconds, 10) * 1000); }),
+        new Promise<boolean>((r) => {
+          timer = setTimeout(
+            () => {
+              r(true);
+            },
+            Math.min(graceSeconds, 10) * 1000,
+          );
+        }),
       ]);
       clearTimeout(timer);
       if (killed && isAlive(pod)) {
@@ -306,7 +365,8 @@ export function startNodeAgent(options: NodeAgentOptions): NodeAgent {
     for (const e of container.env ?? []) if (e.value !== undefined) env[e.name] = rewrite(e.value, mounts);
     Object.assign(env, { PORT: String(port), POD_NAME: podName, POD_NAMESPACE: ns });
     // $(VAR) in command and args expands from the container's env, as in Kubernetes.
-    const expand = (a: string): string => a.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (whole, v: string) => env[v] ?? whole);
+    const expand = (a: string): string =>
+      a.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (whole, v: string) => env[v] ?? whole);
     const argv = [...(container.command ?? []), ...(container.args ?? [])].map((a) => rewrite(expand(a), mounts));
     const [file, ...args] = argv;
     if (file === undefined) throw new Error(`deployment ${name}: container ${container.name} has no command`);
@@ -316,22 +376,46 @@ export function startNodeAgent(options: NodeAgentOptions): NodeAgent {
     const logFd = openSync(join(logDir, `${podName}.log`), 'a');
     const child = spawn(file, args, {
       cwd: container.workingDir === undefined ? cwd : resolve(cwd, rewrite(container.workingDir, mounts)),
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/', PYTHONDONTWRITEBYTECODE: '1', ...env },
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        HOME: process.env.HOME ?? '/',
+        PYTHONDONTWRITEBYTECODE: '1',
+        ...env,
+      },
       stdio: ['ignore', logFd, logFd],
       ...(uid === undefined ? {} : { uid }),
       ...(gid === undefined ? {} : { gid }),
     });
     closeSync(logFd);
     let markExited = (): void => undefined;
-    const exited = new Promise<void>((r) => { markExited = r; });
-    const pod: Pod = { name: podName, hash, slot, port, child, env, exited, ready: false, alive: true, stopping: false };
-    child.once('error', (err) => { log(`pod ${podName}: ${err.message}`); pod.alive = false; markExited(); });
+    const exited = new Promise<void>((r) => {
+      markExited = r;
+    });
+    const pod: Pod = {
+      name: podName,
+      hash,
+      slot,
+      port,
+      child,
+      env,
+      exited,
+      ready: false,
+      alive: true,
+      stopping: false,
+    };
+    child.once('error', (err) => {
+      log(`pod ${podName}: ${err.message}`);
+      pod.alive = false;
+      markExited();
+    });
     child.once('exit', (code, signal) => {
       pod.alive = false;
       pod.ready = false;
       markExited();
       if (!pod.stopping && !stopped) {
-        log(`pod ${podName} exited by itself (${String(code ?? signal)}); replacing it (log: ${join(logDir, `${podName}.log`)})`);
+        log(
+          `pod ${podName} exited by itself (${String(code ?? signal)}); replacing it (log: ${join(logDir, `${podName}.log`)})`,
+        );
         rmSync(targetFile(podName), { force: true });
         st.pods = st.pods.filter((p) => p !== pod);
         rmSync(join(pidDir, `pod-${podName}.pid`), { force: true });
@@ -347,13 +431,14 @@ export function startNodeAgent(options: NodeAgentOptions): NodeAgent {
     const probePort = numericPort(probe?.httpGet?.port ?? probe?.tcpSocket?.port, port);
     const deadline = Date.now() + 30_000;
     if (kind === undefined) await sleep(500);
-    else while (pod.alive && !(await probeOnce(kind, probePort, probe?.httpGet?.path ?? '/'))) {
-      if (Date.now() > deadline) {
-        await stopPod(st, pod, 1, 0);
-        throw new Error(`pod ${podName} not ready after 30 s`);
+    else
+      while (pod.alive && !(await probeOnce(kind, probePort, probe?.httpGet?.path ?? '/'))) {
+        if (Date.now() > deadline) {
+          await stopPod(st, pod, 1, 0);
+          throw new Error(`pod ${podName} not ready after 30 s`);
+        }
+        await sleep(200);
       }
-      await sleep(200);
-    }
     if (!pod.alive) throw new Error(`pod ${podName} exited before it was ready`);
     pod.ready = true;
     register(d, pod);
@@ -361,9 +446,23 @@ export function startNodeAgent(options: NodeAgentOptions): NodeAgent {
     return pod;
   };
 
-  const condition = (type: string, status: string, reason: string, message: string, previous: V1DeploymentCondition | undefined, now: Date): V1DeploymentCondition => {
+  const condition = (
+    type: string,
+    status: string,
+    reason: string,
+    message: string,
+    previous: V1DeploymentCondition | undefined,
+    now: Date,
+  ): V1DeploymentCondition => {
     const same = previous?.status === status && previous.reason === reason;
-    return { type, status, reason, message, lastUpdateTime: same && previous.message === message ? previous.lastUpdateTime ?? now : now, lastTransitionTime: previous?.status === status ? previous.lastTransitionTime ?? now : now };
+    return {
+      type,
+      status,
+      reason,
+      message,
+      lastUpdateTime: same && previous.message === message ? (previous.lastUpdateTime ?? now) : now,
+      lastTransitionTime: previous?.status === status ? (previous.lastTransitionTime ?? now) : now,
+    };
   };
 
   const writeStatus = async (name: string, st: DeploymentState): Promise<void> => {
@@ -388,13 +487,45 @@ export function startNodeAgent(options: NodeAgentOptions): NodeAgent {
         availableReplicas: ready,
         ...(desired - ready > 0 ? { unavailableReplicas: desired - ready } : {}),
         conditions: [
-          condition('Available', ready >= desired ? 'True' : 'False', ready >= desired ? 'MinimumReplicasAvailable' : 'MinimumReplicasUnavailable', ready >= desired ? 'Deployment has minimum availability.' : 'Deployment does not have minimum availability.', prevAvailable, now),
+          condition(
+            'Available',
+            ready >= desired ? 'True' : 'False',
+            ready >= desired ? 'MinimumReplicasAvailable' : 'MinimumReplicasUnavailable',
+            ready >= desired
+              ? 'Deployment has minimum availability.'
+              : 'Deployment does not have minimum availability.',
+            prevAvailable,
+            now,
+          ),
           done
-            ? condition('Progressing', 'True', 'NewReplicaSetAvailable', `ReplicaSet "${rs}" has successfully progressed.`, prevProgressing, now)
-            : { type: 'Progressing', status: 'True', reason: 'ReplicaSetUpdated', message: `ReplicaSet "${rs}" is progressing.`, lastUpdateTime: now, lastTransitionTime: prevProgressing?.lastTransitionTime ?? now },
+            ? condition(
+                'Progressing',
+                'True',
+                'NewReplicaSetAvailable',
+                `ReplicaSet "${rs}" has successfully progressed.`,
+                prevProgressing,
+                now,
+              )
+            : {
+                type: 'Progressing',
+                status: 'True',
+                reason: 'ReplicaSetUpdated',
+                message: `ReplicaSet "${rs}" is progressing.`,
+                lastUpdateTime: now,
+                lastTransitionTime: prevProgressing?.lastTransitionTime ?? now,
+              },
         ],
       };
-      const comparable = (s: V1DeploymentStatus): string => JSON.stringify([s.observedGeneration, s.replicas ?? 0, s.updatedReplicas ?? 0, s.readyReplicas ?? 0, s.availableReplicas ?? 0, s.unavailableReplicas ?? 0, (s.conditions ?? []).map((c) => [c.type, c.status, c.reason, c.message])]);
+      const comparable = (s: V1DeploymentStatus): string =>
+        JSON.stringify([
+          s.observedGeneration,
+          s.replicas ?? 0,
+          s.updatedReplicas ?? 0,
+          s.readyReplicas ?? 0,
+          s.availableReplicas ?? 0,
+          s.unavailableReplicas ?? 0,
+          (s.conditions ?? []).map((c) => [c.type, c.status, c.reason, c.message]),
+        ]);
       if (comparable(status) === comparable(old)) return;
       d.status = status;
       try {
@@ -428,7 +559,11 @@ export function startNodeAgent(options: NodeAgentOptions): NodeAgent {
       const hash = templateHash(d.spec?.template);
       const grace = d.spec?.template.spec?.terminationGracePeriodSeconds ?? 30;
       if (writeVolumes(d, st)) {
-        for (const p of st.pods) if (p.alive && p.hash === hash) { log(`ConfigMap changed: SIGHUP to ${p.name}`); p.child.kill('SIGHUP'); }
+        for (const p of st.pods)
+          if (p.alive && p.hash === hash) {
+            log(`ConfigMap changed: SIGHUP to ${p.name}`);
+            p.child.kill('SIGHUP');
+          }
       }
       const current = st.pods.filter((p) => p.hash === hash);
       const old = st.pods.filter((p) => p.hash !== hash);
@@ -456,7 +591,10 @@ export function startNodeAgent(options: NodeAgentOptions): NodeAgent {
   function scheduleRetry(name: string, ms: number): void {
     const st = stateOf(name);
     if (st.retry !== undefined || stopped) return;
-    st.retry = setTimeout(() => { st.retry = undefined; reconcile(name); }, ms);
+    st.retry = setTimeout(() => {
+      st.retry = undefined;
+      reconcile(name);
+    }, ms);
   }
 
   function reconcile(name: string): void {
@@ -484,7 +622,9 @@ export function startNodeAgent(options: NodeAgentOptions): NodeAgent {
     })();
   }
 
-  const onDeployment = (d: KubernetesObject): void => { reconcile(d.metadata?.name ?? ''); };
+  const onDeployment = (d: KubernetesObject): void => {
+    reconcile(d.metadata?.name ?? '');
+  };
   deployments.on('add', onDeployment);
   deployments.on('update', onDeployment);
   deployments.on('delete', onDeployment);
@@ -499,15 +639,27 @@ export function startNodeAgent(options: NodeAgentOptions): NodeAgent {
     informer.on('error', (err: unknown) => {
       if (stopped) return;
       log(`watch error: ${err instanceof Error ? err.message : String(err)}; restarting in 1 s`);
-      setTimeout(() => { if (!stopped) void informer.start().catch(() => undefined); }, 1000);
+      setTimeout(() => {
+        if (!stopped) void informer.start().catch(() => undefined);
+      }, 1000);
     });
   }
-  void configMaps.start().then(() => deployments.start()).catch((err: unknown) => { log(`informers: ${String(err)}`); });
+  void configMaps
+    .start()
+    .then(() => deployments.start())
+    .catch((err: unknown) => {
+      log(`informers: ${String(err)}`);
+    });
   // Level-triggered safety net: revisit every Deployment now and then.
-  const resync = setInterval(() => { for (const d of deployments.list(ns)) reconcile(d.metadata?.name ?? ''); }, 5000);
+  const resync = setInterval(() => {
+    for (const d of deployments.list(ns)) reconcile(d.metadata?.name ?? '');
+  }, 5000);
 
   return {
-    pods: (deployment) => (states.get(deployment)?.pods ?? []).filter((p) => p.alive).map((p) => ({ name: p.name, hash: p.hash, pid: p.child.pid ?? 0, port: p.port, ready: p.ready, env: p.env })),
+    pods: (deployment) =>
+      (states.get(deployment)?.pods ?? [])
+        .filter((p) => p.alive)
+        .map((p) => ({ name: p.name, hash: p.hash, pid: p.child.pid ?? 0, port: p.port, ready: p.ready, env: p.env })),
     stop: async () => {
       stopped = true;
       clearInterval(resync);
@@ -548,10 +700,16 @@ function main(): void {
     if (stopping) return;
     stopping = true;
     process.stderr.write(`node-agent: ${signal}: stopping every pod\n`);
-    void agent.stop().then(() => { process.exit(0); });
+    void agent.stop().then(() => {
+      process.exit(0);
+    });
   };
-  process.on('SIGTERM', () => { shutdown('SIGTERM'); });
-  process.on('SIGINT', () => { shutdown('SIGINT'); });
+  process.on('SIGTERM', () => {
+    shutdown('SIGTERM');
+  });
+  process.on('SIGINT', () => {
+    shutdown('SIGINT');
+  });
 }
 
 // Started as a program (not imported by a test).

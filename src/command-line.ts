@@ -12,7 +12,8 @@ const COMMANDS: Readonly<Record<Command, string>> = {
 function usage(): string {
   const width = Math.max(...FLAGS.map((f) => f.flag.length)) + 4;
   const flagLines = (FLAGS as readonly FlagSpec[]).map(
-    (f) => `  --${f.flag.padEnd(width)}${f.help}${f.default === undefined ? '' : ` (default ${f.default})`} [env ${f.env}]`,
+    (f) =>
+      `  --${f.flag.padEnd(width)}${f.help}${f.default === undefined ? '' : ` (default ${f.default})`} [env ${f.env}]`,
   );
   return [
     'Usage: poolpilot <command> [flags]',
@@ -35,7 +36,9 @@ const BARE_TRUE_FLAGS: ReadonlySet<string> = new Set(['--leader-elect', '--enfor
 
 /** Rewrites a bare boolean-ish flag (not followed by true/false) to `--flag=true`. */
 export function expandBareFlags(argv: readonly string[]): string[] {
-  return argv.map((arg, i) => (BARE_TRUE_FLAGS.has(arg) && !['true', 'false'].includes(argv[i + 1] ?? '') ? `${arg}=true` : arg));
+  return argv.map((arg, i) =>
+    BARE_TRUE_FLAGS.has(arg) && !['true', 'false'].includes(argv[i + 1] ?? '') ? `${arg}=true` : arg,
+  );
 }
 
 /** Parses argv; on a usage error prints what to fix and returns exit code 2. */
@@ -61,7 +64,9 @@ export async function cli(argv: readonly string[]): Promise<number> {
     return 0;
   }
   if (!isCommand(command) || extra.length > 0) {
-    process.stderr.write(`poolpilot: expected one command (${Object.keys(COMMANDS).join(' or ')}), got '${parsed.positionals.join(' ')}'\n\n${usage()}\n`);
+    process.stderr.write(
+      `poolpilot: expected one command (${Object.keys(COMMANDS).join(' or ')}), got '${parsed.positionals.join(' ')}'\n\n${usage()}\n`,
+    );
     return 2;
   }
   const values: Readonly<Record<string, string | boolean | undefined>> = parsed.values;

@@ -30,7 +30,10 @@ export interface LeaderElectionConfig {
   readonly retryPeriodMs: number;
 }
 
-export interface ListenAddress { readonly host: string; readonly port: number }
+export interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+}
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -43,20 +46,67 @@ export interface FlagSpec {
 }
 
 export const FLAGS = [
-  { flag: 'kubeconfig', env: 'KUBECONFIG', help: 'path to a kubeconfig (default: in-cluster config, then ~/.kube/config)' },
+  {
+    flag: 'kubeconfig',
+    env: 'KUBECONFIG',
+    help: 'path to a kubeconfig (default: in-cluster config, then ~/.kube/config)',
+  },
   { flag: 'namespace', env: 'POOLPILOT_NAMESPACE', help: 'watch only this namespace (default: all namespaces)' },
-  { flag: 'prometheus-url', env: 'POOLPILOT_PROMETHEUS_URL', help: 'Prometheus base URL for policies without spec.prometheus.address, e.g. http://prometheus.monitoring:9090' },
+  {
+    flag: 'prometheus-url',
+    env: 'POOLPILOT_PROMETHEUS_URL',
+    help: 'Prometheus base URL for policies without spec.prometheus.address, e.g. http://prometheus.monitoring:9090',
+  },
   { flag: 'metrics-addr', env: 'POOLPILOT_METRICS_ADDR', help: 'listen address of /metrics', default: ':8080' },
-  { flag: 'health-addr', env: 'POOLPILOT_HEALTH_ADDR', help: 'listen address of /healthz and /readyz', default: ':8081' },
+  {
+    flag: 'health-addr',
+    env: 'POOLPILOT_HEALTH_ADDR',
+    help: 'listen address of /healthz and /readyz',
+    default: ':8081',
+  },
   { flag: 'log-level', env: 'POOLPILOT_LOG_LEVEL', help: `log level: ${LOG_LEVELS.join('|')}`, default: 'info' },
   { flag: 'workers', env: 'POOLPILOT_WORKERS', help: 'reconciles that may run at once', default: '2' },
-  { flag: 'leader-elect', env: 'POOLPILOT_LEADER_ELECT', help: 'true|false: reconcile only while holding a coordination.k8s.io Lease, so replicas can run side by side; a bare --leader-elect means true', default: 'false' },
-  { flag: 'leader-election-namespace', env: 'POOLPILOT_LEADER_ELECTION_NAMESPACE', help: 'namespace of the leader-election Lease (default: $POD_NAMESPACE, else default)' },
-  { flag: 'leader-election-id', env: 'POOLPILOT_LEADER_ELECTION_ID', help: 'name of the leader-election Lease', default: 'poolpilot-leader' },
-  { flag: 'leader-election-lease-duration', env: 'POOLPILOT_LEADER_ELECTION_LEASE_DURATION', help: 'how long followers wait after the Lease last changed before taking over (whole seconds)', default: '15s' },
-  { flag: 'leader-election-renew-deadline', env: 'POOLPILOT_LEADER_ELECTION_RENEW_DEADLINE', help: 'the leader stops reconciling if it could not renew the Lease for this long (< lease duration)', default: '10s' },
-  { flag: 'leader-election-retry-period', env: 'POOLPILOT_LEADER_ELECTION_RETRY_PERIOD', help: 'interval between attempts to acquire or renew the Lease (< renew deadline)', default: '2s' },
-  { flag: 'enforce-namespace-label', env: 'POOLPILOT_ENFORCE_NAMESPACE_LABEL', help: 'true|false: add namespace="<policy namespace>" to every selector of a policy\'s queries and refuse (QueryRejected) queries that read another namespace; a bare --enforce-namespace-label means true', default: 'false' },
+  {
+    flag: 'leader-elect',
+    env: 'POOLPILOT_LEADER_ELECT',
+    help: 'true|false: reconcile only while holding a coordination.k8s.io Lease, so replicas can run side by side; a bare --leader-elect means true',
+    default: 'false',
+  },
+  {
+    flag: 'leader-election-namespace',
+    env: 'POOLPILOT_LEADER_ELECTION_NAMESPACE',
+    help: 'namespace of the leader-election Lease (default: $POD_NAMESPACE, else default)',
+  },
+  {
+    flag: 'leader-election-id',
+    env: 'POOLPILOT_LEADER_ELECTION_ID',
+    help: 'name of the leader-election Lease',
+    default: 'poolpilot-leader',
+  },
+  {
+    flag: 'leader-election-lease-duration',
+    env: 'POOLPILOT_LEADER_ELECTION_LEASE_DURATION',
+    help: 'how long followers wait after the Lease last changed before taking over (whole seconds)',
+    default: '15s',
+  },
+  {
+    flag: 'leader-election-renew-deadline',
+    env: 'POOLPILOT_LEADER_ELECTION_RENEW_DEADLINE',
+    help: 'the leader stops reconciling if it could not renew the Lease for this long (< lease duration)',
+    default: '10s',
+  },
+  {
+    flag: 'leader-election-retry-period',
+    env: 'POOLPILOT_LEADER_ELECTION_RETRY_PERIOD',
+    help: 'interval between attempts to acquire or renew the Lease (< renew deadline)',
+    default: '2s',
+  },
+  {
+    flag: 'enforce-namespace-label',
+    env: 'POOLPILOT_ENFORCE_NAMESPACE_LABEL',
+    help: 'true|false: add namespace="<policy namespace>" to every selector of a policy\'s queries and refuse (QueryRejected) queries that read another namespace; a bare --enforce-namespace-label means true',
+    default: 'false',
+  },
 ] as const satisfies readonly FlagSpec[];
 
 export type FlagName = (typeof FLAGS)[number]['flag'];
@@ -76,7 +126,12 @@ const httpUrl = z.string().refine((text) => URL.canParse(text) && /^https?:$/.te
   error: (issue) => `expected an http:// or https:// URL, got '${String(issue.input)}'`,
 });
 
-const dns1123Label = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'expected a namespace name (lower-case letters, digits and -, at most 63)');
+const dns1123Label = z
+  .string()
+  .regex(
+    /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/,
+    'expected a namespace name (lower-case letters, digits and -, at most 63)',
+  );
 
 const duration = z.string().transform((text, ctx): number => {
   const ms = parseDuration(text);
@@ -87,29 +142,57 @@ const duration = z.string().transform((text, ctx): number => {
   return ms;
 });
 
-const configSchema = z.strictObject({
-  kubeconfig: z.string().min(1).optional(),
-  namespace: dns1123Label.optional(),
-  'prometheus-url': httpUrl.optional(),
-  'metrics-addr': listenAddress,
-  'health-addr': listenAddress,
-  'log-level': z.enum(LOG_LEVELS, { error: (issue) => `expected one of ${LOG_LEVELS.join('|')}, got '${String(issue.input)}'` }),
-  workers: z.string().regex(/^\d+$/, 'expected a whole number').transform(Number).pipe(z.number().int().min(1, 'expected at least 1').max(64, 'expected at most 64')),
-  'leader-elect': z.enum(['true', 'false'], { error: (issue) => `expected true or false, got '${String(issue.input)}'` }).transform((text) => text === 'true'),
-  'leader-election-namespace': dns1123Label,
-  'leader-election-id': z.string().regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, 'expected a Lease name (lower-case letters, digits, - and ., at most 253)'),
-  'leader-election-lease-duration': duration.refine((ms) => ms % 1000 === 0, 'expected whole seconds (a Lease stores leaseDurationSeconds)'),
-  'leader-election-renew-deadline': duration,
-  'leader-election-retry-period': duration,
-  'enforce-namespace-label': z.enum(['true', 'false'], { error: (issue) => `expected true or false, got '${String(issue.input)}'` }).transform((text) => text === 'true'),
-}).superRefine((c, ctx) => {
-  if (c['leader-election-renew-deadline'] >= c['leader-election-lease-duration']) {
-    ctx.addIssue({ code: 'custom', path: ['leader-election-renew-deadline'], message: 'expected less than --leader-election-lease-duration' });
-  }
-  if (c['leader-election-retry-period'] >= c['leader-election-renew-deadline']) {
-    ctx.addIssue({ code: 'custom', path: ['leader-election-retry-period'], message: 'expected less than --leader-election-renew-deadline' });
-  }
-});
+const configSchema = z
+  .strictObject({
+    kubeconfig: z.string().min(1).optional(),
+    namespace: dns1123Label.optional(),
+    'prometheus-url': httpUrl.optional(),
+    'metrics-addr': listenAddress,
+    'health-addr': listenAddress,
+    'log-level': z.enum(LOG_LEVELS, {
+      error: (issue) => `expected one of ${LOG_LEVELS.join('|')}, got '${String(issue.input)}'`,
+    }),
+    workers: z
+      .string()
+      .regex(/^\d+$/, 'expected a whole number')
+      .transform(Number)
+      .pipe(z.number().int().min(1, 'expected at least 1').max(64, 'expected at most 64')),
+    'leader-elect': z
+      .enum(['true', 'false'], { error: (issue) => `expected true or false, got '${String(issue.input)}'` })
+      .transform((text) => text === 'true'),
+    'leader-election-namespace': dns1123Label,
+    'leader-election-id': z
+      .string()
+      .regex(
+        /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/,
+        'expected a Lease name (lower-case letters, digits, - and ., at most 253)',
+      ),
+    'leader-election-lease-duration': duration.refine(
+      (ms) => ms % 1000 === 0,
+      'expected whole seconds (a Lease stores leaseDurationSeconds)',
+    ),
+    'leader-election-renew-deadline': duration,
+    'leader-election-retry-period': duration,
+    'enforce-namespace-label': z
+      .enum(['true', 'false'], { error: (issue) => `expected true or false, got '${String(issue.input)}'` })
+      .transform((text) => text === 'true'),
+  })
+  .superRefine((c, ctx) => {
+    if (c['leader-election-renew-deadline'] >= c['leader-election-lease-duration']) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['leader-election-renew-deadline'],
+        message: 'expected less than --leader-election-lease-duration',
+      });
+    }
+    if (c['leader-election-retry-period'] >= c['leader-election-renew-deadline']) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['leader-election-retry-period'],
+        message: 'expected less than --leader-election-renew-deadline',
+      });
+    }
+  });
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -119,11 +202,17 @@ export class ConfigError extends Error {
  * Validates raw flag values (flag wins over env, then the default).
  * @throws ConfigError naming each bad flag and what it accepts.
  */
-export function loadConfig(flags: Readonly<Partial<Record<FlagName, string>>>, env: Readonly<Record<string, string | undefined>>): OperatorConfig {
+export function loadConfig(
+  flags: Readonly<Partial<Record<FlagName, string>>>,
+  env: Readonly<Record<string, string | undefined>>,
+): OperatorConfig {
   const raw: Record<string, string> = {};
   for (const spec of FLAGS as readonly FlagSpec[]) {
-    const value = flags[spec.flag as FlagName] ?? nonEmpty(env[spec.env]) ?? spec.default
-      ?? (spec.flag === 'leader-election-namespace' ? nonEmpty(env.POD_NAMESPACE) ?? 'default' : undefined);
+    const value =
+      flags[spec.flag as FlagName] ??
+      nonEmpty(env[spec.env]) ??
+      spec.default ??
+      (spec.flag === 'leader-election-namespace' ? (nonEmpty(env.POD_NAMESPACE) ?? 'default') : undefined);
     if (value !== undefined) raw[spec.flag] = value;
   }
   const parsed = configSchema.safeParse(raw);

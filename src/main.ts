@@ -2,7 +2,15 @@
  * Composition root: config → clients → informers → work queue → workers → HTTP servers →
  * signals. No decisions here.
  */
-import { CoordinationV1Api, makeInformer, type KubernetesObject, type ListPromise, type V1ConfigMap, type V1Deployment, type V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
+import {
+  CoordinationV1Api,
+  makeInformer,
+  type KubernetesObject,
+  type ListPromise,
+  type V1ConfigMap,
+  type V1Deployment,
+  type V2HorizontalPodAutoscaler,
+} from '@kubernetes/client-node';
 import { KubeClient, loadKubeConfig } from './adapters/kube.js';
 import { secretReader } from './adapters/secrets.js';
 import type { OperatorConfig } from './config.js';
@@ -52,7 +60,11 @@ function watchPath(namespace: string | undefined, prefix: string, plural: string
 
 function createInformers(kube: KubeClient, config: OperatorConfig, log: Logger, metrics: OperatorMetrics): Informers {
   const backoff = new ExponentialBackoffRateLimiter({ baseDelayMs: 1000, maxDelayMs: 60_000 });
-  const informer = <T extends KubernetesObject>(resource: string, path: string, list: ListPromise<T>): ResilientInformer<T> => {
+  const informer = <T extends KubernetesObject>(
+    resource: string,
+    path: string,
+    list: ListPromise<T>,
+  ): ResilientInformer<T> => {
     metrics.informerSynced.set({ resource }, 0);
     return new ResilientInformer({
       informer: makeInformer(kube.kubeConfig, path, list),
@@ -63,17 +75,27 @@ function createInformers(kube: KubeClient, config: OperatorConfig, log: Logger, 
         metrics.informerFailures.inc({ resource });
         logRetry(log, 'warn', { informer: resource, restartInMs }, 'informer failed; restarting', err);
       },
-      onSynced: () => { metrics.informerSynced.set({ resource }, 1); },
+      onSynced: () => {
+        metrics.informerSynced.set({ resource }, 1);
+      },
     });
   };
   const ns = config.namespace;
   const { group, version, plural } = POOLPOLICY_RESOURCE;
   return {
-    policies: informer(plural, watchPath(ns, `/apis/${group}/${version}`, plural), () => kube.listCustom(POOLPOLICY_RESOURCE, ns)),
+    policies: informer(plural, watchPath(ns, `/apis/${group}/${version}`, plural), () =>
+      kube.listCustom(POOLPOLICY_RESOURCE, ns),
+    ),
     deployments: informer('deployments', watchPath(ns, '/apis/apps/v1', 'deployments'), () => kube.listDeployments(ns)),
     configMaps: informer('configmaps', watchPath(ns, '/api/v1', 'configmaps'), () => kube.listConfigMaps(ns)),
-    budgets: informer(CONNECTIONBUDGET_RESOURCE.plural, watchPath(ns, `/apis/${group}/${version}`, CONNECTIONBUDGET_RESOURCE.plural), () => kube.listCustom(CONNECTIONBUDGET_RESOURCE, ns)),
-    hpas: informer('horizontalpodautoscalers', watchPath(ns, '/apis/autoscaling/v2', 'horizontalpodautoscalers'), () => kube.listHorizontalPodAutoscalers(ns)),
+    budgets: informer(
+      CONNECTIONBUDGET_RESOURCE.plural,
+      watchPath(ns, `/apis/${group}/${version}`, CONNECTIONBUDGET_RESOURCE.plural),
+      () => kube.listCustom(CONNECTIONBUDGET_RESOURCE, ns),
+    ),
+    hpas: informer('horizontalpodautoscalers', watchPath(ns, '/apis/autoscaling/v2', 'horizontalpodautoscalers'), () =>
+      kube.listHorizontalPodAutoscalers(ns),
+    ),
   };
 }
 
@@ -97,20 +119,49 @@ function createReconciler(
     log,
     onPlan: (key, plan) => {
       const { namespace, name: policy } = splitKey(key);
-      settings.show(key, (['current', 'recommended'] as const).flatMap((kind) =>
-        Object.entries(plan.status[kind] ?? {}).map(([setting, value]) => ({ labels: { namespace, policy, setting, kind }, value }))));
-      for (const change of plan.changes) metrics.changes.inc({ namespace, policy, setting: change.setting, direction: change.to > change.from ? 'up' : 'down' });
+      settings.show(
+        key,
+        (['current', 'recommended'] as const).flatMap((kind) =>
+          Object.entries(plan.status[kind] ?? {}).map(([setting, value]) => ({
+            labels: { namespace, policy, setting, kind },
+            value,
+          })),
+        ),
+      );
+      for (const change of plan.changes)
+        metrics.changes.inc({
+          namespace,
+          policy,
+          setting: change.setting,
+          direction: change.to > change.from ? 'up' : 'down',
+        });
     },
     onStatus: (key, status) => {
       const { namespace, name: policy } = splitKey(key);
-      conditions.show(key, (status.conditions ?? []).map((c) => ({ labels: { namespace, policy, type: c.type, status: c.status, reason: c.reason }, value: 1 })));
+      conditions.show(
+        key,
+        (status.conditions ?? []).map((c) => ({
+          labels: { namespace, policy, type: c.type, status: c.status, reason: c.reason },
+          value: 1,
+        })),
+      );
     },
-    onOwnTime: (seconds) => { metrics.reconcileOwnDuration.observe(seconds); },
+    onOwnTime: (seconds) => {
+      metrics.reconcileOwnDuration.observe(seconds);
+    },
   });
-  return { reconciler, forget: (key) => { conditions.forget(key); settings.forget(key); } };
+  return {
+    reconciler,
+    forget: (key) => {
+      conditions.forget(key);
+      settings.forget(key);
+    },
+  };
 }
 
-function allInformers(informers: Informers): Array<Pick<ResilientInformer<KubernetesObject>, 'start' | 'stop' | 'synced'>> {
+function allInformers(
+  informers: Informers,
+): Array<Pick<ResilientInformer<KubernetesObject>, 'start' | 'stop' | 'synced'>> {
   return [informers.policies, informers.budgets, informers.deployments, informers.configMaps, informers.hpas];
 }
 
@@ -135,11 +186,17 @@ function createBudgetReconciler(
     query: (query, prometheus, namespace) => utilization.capacity(query, prometheus, namespace),
     writeStatus: (resource, namespace, name, status) => writer.applyStatus(resource, namespace, name, status),
     clock: systemClock,
-    onHeadroom: (namespace, budget, backend, headroom) => { metrics.budgetHeadroom.set({ namespace, budget, backend }, headroom); },
+    onHeadroom: (namespace, budget, backend, headroom) => {
+      metrics.budgetHeadroom.set({ namespace, budget, backend }, headroom);
+    },
   });
 }
 
-function createUtilizationSource(config: OperatorConfig, kube: KubeClient, metrics: OperatorMetrics): PrometheusUtilizationSource {
+function createUtilizationSource(
+  config: OperatorConfig,
+  kube: KubeClient,
+  metrics: OperatorMetrics,
+): PrometheusUtilizationSource {
   return new PrometheusUtilizationSource({
     defaultUrl: config.prometheusUrl,
     clock: systemClock,
@@ -156,7 +213,11 @@ export async function main(command: Command, config: OperatorConfig): Promise<nu
   const metrics = createMetrics();
   const informers = createInformers(kube, config, log, metrics);
   const utilization = createUtilizationSource(config, kube, metrics);
-  return runOnce(informers, createReconciler(kube, informers, utilization, new AppliedLedger(), log, metrics).reconciler, log);
+  return runOnce(
+    informers,
+    createReconciler(kube, informers, utilization, new AppliedLedger(), log, metrics).reconciler,
+    log,
+  );
 }
 
 /** Reconciles every policy once and prints one JSON line per policy. */
@@ -204,11 +265,26 @@ function writerWhile(kube: KubeClient, allowed: () => boolean, why: string): Pol
     if (!allowed()) throw new Error(`${name} refused: ${why}`);
   };
   return {
-    applyContainerEnv: async (...args) => { check('applyContainerEnv'); return kube.applyContainerEnv(...args); },
-    applyConfigMapData: async (...args) => { check('applyConfigMapData'); return kube.applyConfigMapData(...args); },
-    applyPodTemplateAnnotation: async (...args) => { check('applyPodTemplateAnnotation'); return kube.applyPodTemplateAnnotation(...args); },
-    applyStatus: async (...args) => { check('applyStatus'); return kube.applyStatus(...args); },
-    emitEvent: async (...args) => { check('emitEvent'); return kube.emitEvent(...args); },
+    applyContainerEnv: async (...args) => {
+      check('applyContainerEnv');
+      return kube.applyContainerEnv(...args);
+    },
+    applyConfigMapData: async (...args) => {
+      check('applyConfigMapData');
+      return kube.applyConfigMapData(...args);
+    },
+    applyPodTemplateAnnotation: async (...args) => {
+      check('applyPodTemplateAnnotation');
+      return kube.applyPodTemplateAnnotation(...args);
+    },
+    applyStatus: async (...args) => {
+      check('applyStatus');
+      return kube.applyStatus(...args);
+    },
+    emitEvent: async (...args) => {
+      check('emitEvent');
+      return kube.emitEvent(...args);
+    },
   };
 }
 
@@ -260,8 +336,12 @@ function createLeadership(config: OperatorConfig, kube: KubeClient, log: Logger,
       leaseDurationMs: election.leaseDurationMs,
       renewDeadlineMs: election.renewDeadlineMs,
       retryPeriodMs: election.retryPeriodMs,
-      onStartedLeading: () => { void termEnded.then(begin); },
-      onStoppedLeading: () => { void end(); },
+      onStartedLeading: () => {
+        void termEnded.then(begin);
+      },
+      onStoppedLeading: () => {
+        void end();
+      },
       log,
     });
   }
@@ -290,16 +370,40 @@ function createLeadership(config: OperatorConfig, kube: KubeClient, log: Logger,
 function watchTable(informers: Informers, generations: GenerationChangedPredicate): Connectable[] {
   const policies = (): readonly KubernetesObject[] => informers.policies.list();
   const stored = storedPolicy(informers);
-  const referring = (object: KubernetesObject, kind: 'Deployment' | 'ConfigMap'): PolicyKey[] => policiesReferring(policies(), object, kind);
-  const scaledDeployment = (hpa: V2HorizontalPodAutoscaler): KubernetesObject => ({ metadata: { name: hpa.spec.scaleTargetRef.name, namespace: hpa.metadata?.namespace } });
+  const referring = (object: KubernetesObject, kind: 'Deployment' | 'ConfigMap'): PolicyKey[] =>
+    policiesReferring(policies(), object, kind);
+  const scaledDeployment = (hpa: V2HorizontalPodAutoscaler): KubernetesObject => ({
+    metadata: { name: hpa.spec.scaleTargetRef.name, namespace: hpa.metadata?.namespace },
+  });
   const scalesDeployment = (hpa: V2HorizontalPodAutoscaler): boolean => hpa.spec.scaleTargetRef.kind === 'Deployment';
   return [
-    watch({ source: informers.policies, predicate: (p) => stored(p) && generations.test(p), keys: ownKey, queue: 'policies' }),
+    watch({
+      source: informers.policies,
+      predicate: (p) => stored(p) && generations.test(p),
+      keys: ownKey,
+      queue: 'policies',
+    }),
     watch({ source: informers.policies, keys: budgetOfPolicy, queue: 'budgets' }),
-    watch({ source: informers.deployments, keys: (d) => withBudgetPeers(policies(), referring(d, 'Deployment')), queue: 'policies' }),
-    watch({ source: informers.deployments, keys: (d) => budgetsOf(policies(), referring(d, 'Deployment')), queue: 'budgets' }),
-    watch({ source: informers.configMaps, keys: (c) => withBudgetPeers(policies(), referring(c, 'ConfigMap')), queue: 'policies' }),
-    watch({ source: informers.configMaps, keys: (c) => budgetsOf(policies(), referring(c, 'ConfigMap')), queue: 'budgets' }),
+    watch({
+      source: informers.deployments,
+      keys: (d) => withBudgetPeers(policies(), referring(d, 'Deployment')),
+      queue: 'policies',
+    }),
+    watch({
+      source: informers.deployments,
+      keys: (d) => budgetsOf(policies(), referring(d, 'Deployment')),
+      queue: 'budgets',
+    }),
+    watch({
+      source: informers.configMaps,
+      keys: (c) => withBudgetPeers(policies(), referring(c, 'ConfigMap')),
+      queue: 'policies',
+    }),
+    watch({
+      source: informers.configMaps,
+      keys: (c) => budgetsOf(policies(), referring(c, 'ConfigMap')),
+      queue: 'budgets',
+    }),
     watch({
       source: informers.hpas,
       predicate: scalesDeployment,
@@ -313,7 +417,11 @@ function watchTable(informers: Informers, generations: GenerationChangedPredicat
       queue: 'budgets',
     }),
     watch({ source: informers.budgets, keys: ownKey, queue: 'budgets' }),
-    watch({ source: informers.budgets, keys: (b) => withBudgetPeers(policies(), policiesOfBudget(policies(), b)), queue: 'policies' }),
+    watch({
+      source: informers.budgets,
+      keys: (b) => withBudgetPeers(policies(), policiesOfBudget(policies(), b)),
+      queue: 'policies',
+    }),
   ];
 }
 
@@ -324,14 +432,21 @@ function storedPolicy(informers: Informers): (policy: KubernetesObject) => boole
 
 /** One leadership term's work queues, holding every object when the term starts. */
 function termQueues(informers: Informers): { policies: WorkQueue<PolicyKey>; budgets: WorkQueue<PolicyKey> } {
-  const queues = { policies: new WorkQueue<PolicyKey>({ clock: systemClock }), budgets: new WorkQueue<PolicyKey>({ clock: systemClock }) };
+  const queues = {
+    policies: new WorkQueue<PolicyKey>({ clock: systemClock }),
+    budgets: new WorkQueue<PolicyKey>({ clock: systemClock }),
+  };
   for (const key of informers.policies.list().flatMap(ownKey)) queues.policies.add(key);
   for (const key of informers.budgets.list().flatMap(ownKey)) queues.budgets.add(key);
   return queues;
 }
 
 /** /healthz and /readyz (ready once every cache synced) on one address, /metrics on another. */
-async function startServers(config: OperatorConfig, informers: Informers, metrics: OperatorMetrics): Promise<{ health: RunningServer; metrics: RunningServer }> {
+async function startServers(
+  config: OperatorConfig,
+  informers: Informers,
+  metrics: OperatorMetrics,
+): Promise<{ health: RunningServer; metrics: RunningServer }> {
   const synced = (): boolean => allInformers(informers).every((i) => i.synced);
   return {
     health: await startHttpServer(config.healthAddr, { ready: synced }),
@@ -346,7 +461,10 @@ async function startServers(config: OperatorConfig, informers: Informers, metric
  * /readyz run on every replica and the workers only while this replica leads (see
  * {@link Leadership}).
  */
-export async function startController(config: OperatorConfig, log: Logger = createLogger(config.logLevel)): Promise<RunningController> {
+export async function startController(
+  config: OperatorConfig,
+  log: Logger = createLogger(config.logLevel),
+): Promise<RunningController> {
   const metrics = createMetrics();
   const kube = new KubeClient(loadKubeConfig(config.kubeconfig));
   const informers = createInformers(kube, config, log, metrics);
@@ -370,8 +488,13 @@ export async function startController(config: OperatorConfig, log: Logger = crea
   });
 
   const servers = await startServers(config, informers, metrics);
-  log.info({ healthPort: servers.health.port, metricsPort: servers.metrics.port, namespace: config.namespace ?? '(all)' }, 'poolpilot starting');
-  const depthTimer = setInterval(() => { metrics.queueDepth.set(queues.policies.len()); }, 1000);
+  log.info(
+    { healthPort: servers.health.port, metricsPort: servers.metrics.port, namespace: config.namespace ?? '(all)' },
+    'poolpilot starting',
+  );
+  const depthTimer = setInterval(() => {
+    metrics.queueDepth.set(queues.policies.len());
+  }, 1000);
   /** One term of work: fresh queues holding every object, and their workers. */
   const startTerm = (): RunningWorkers => {
     queues = termQueues(informers);
@@ -380,7 +503,9 @@ export async function startController(config: OperatorConfig, log: Logger = crea
       workers: config.workers,
       clock: systemClock,
       reconcile: (key) => policyReconciler.reconciler.reconcile(key),
-      onError: (key, err) => { logRetry(log, 'error', { policy: key }, 'reconcile failed; retrying with backoff', err); },
+      onError: (key, err) => {
+        logRetry(log, 'error', { policy: key }, 'reconcile failed; retrying with backoff', err);
+      },
       observe: ({ result, durationMs }) => {
         metrics.reconciles.inc({ result });
         metrics.reconcileDuration.observe(durationMs / 1000);
@@ -391,9 +516,15 @@ export async function startController(config: OperatorConfig, log: Logger = crea
       workers: 1,
       clock: systemClock,
       reconcile: (key) => budgetReconciler.reconcile(key),
-      onError: (key, err) => { logRetry(log, 'error', { budget: key }, 'budget status failed; retrying with backoff', err); },
+      onError: (key, err) => {
+        logRetry(log, 'error', { budget: key }, 'budget status failed; retrying with backoff', err);
+      },
     });
-    return { stop: async () => { await Promise.all([workers.stop(), budgetWorkers.stop()]); } };
+    return {
+      stop: async () => {
+        await Promise.all([workers.stop(), budgetWorkers.stop()]);
+      },
+    };
   };
   let stopping = false;
   const cachesSynced = startInformers(informers).then(() => {
@@ -427,8 +558,12 @@ const SHUTDOWN_TIMEOUT_MS = 10_000;
 async function runUntilSignalled(config: OperatorConfig, log: Logger): Promise<number> {
   // Listening before startup: a signal during startup still shuts down in order.
   const signalled = new Promise<string>((resolve) => {
-    process.once('SIGTERM', () => { resolve('SIGTERM'); });
-    process.once('SIGINT', () => { resolve('SIGINT'); });
+    process.once('SIGTERM', () => {
+      resolve('SIGTERM');
+    });
+    process.once('SIGINT', () => {
+      resolve('SIGINT');
+    });
   });
   const controller = await startController(config, log);
   const signal = await signalled;

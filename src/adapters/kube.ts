@@ -41,7 +41,11 @@ export const ROLLOUT_FIELD_MANAGER = 'poolpilot-rollout';
 
 export class KubeError extends Error {
   override readonly name = 'KubeError';
-  constructor(message: string, readonly code: number | undefined, options?: ErrorOptions) {
+  constructor(
+    message: string,
+    readonly code: number | undefined,
+    options?: ErrorOptions,
+  ) {
     super(message, options);
   }
   get notFound(): boolean {
@@ -104,42 +108,71 @@ export class KubeClient {
   }
 
   listDeployments(namespace: string | undefined): Promise<V1DeploymentList> {
-    return namespace === undefined ? this.apps.listDeploymentForAllNamespaces() : this.apps.listNamespacedDeployment({ namespace });
+    return namespace === undefined
+      ? this.apps.listDeploymentForAllNamespaces()
+      : this.apps.listNamespacedDeployment({ namespace });
   }
 
   listHorizontalPodAutoscalers(namespace: string | undefined): Promise<V2HorizontalPodAutoscalerList> {
-    return namespace === undefined ? this.autoscaling.listHorizontalPodAutoscalerForAllNamespaces() : this.autoscaling.listNamespacedHorizontalPodAutoscaler({ namespace });
+    return namespace === undefined
+      ? this.autoscaling.listHorizontalPodAutoscalerForAllNamespaces()
+      : this.autoscaling.listNamespacedHorizontalPodAutoscaler({ namespace });
   }
 
   listConfigMaps(namespace: string | undefined): Promise<V1ConfigMapList> {
-    return namespace === undefined ? this.core.listConfigMapForAllNamespaces() : this.core.listNamespacedConfigMap({ namespace });
+    return namespace === undefined
+      ? this.core.listConfigMapForAllNamespaces()
+      : this.core.listNamespacedConfigMap({ namespace });
   }
 
   /** Lists custom objects (PoolPolicies) in one namespace or all; items are validated later. */
-  async listCustom(resource: PoolPolicyResource, namespace: string | undefined): Promise<{ apiVersion: string; kind: string; metadata: { resourceVersion?: string }; items: KubernetesObject[] }> {
+  async listCustom(
+    resource: PoolPolicyResource,
+    namespace: string | undefined,
+  ): Promise<{ apiVersion: string; kind: string; metadata: { resourceVersion?: string }; items: KubernetesObject[] }> {
     const { group, version, plural } = resource;
-    const list: unknown = namespace === undefined
-      ? await this.custom.listClusterCustomObject({ group, version, plural })
-      : await this.custom.listNamespacedCustomObject({ group, version, namespace, plural });
-    return list as { apiVersion: string; kind: string; metadata: { resourceVersion?: string }; items: KubernetesObject[] };
+    const list: unknown =
+      namespace === undefined
+        ? await this.custom.listClusterCustomObject({ group, version, plural })
+        : await this.custom.listNamespacedCustomObject({ group, version, namespace, plural });
+    return list as {
+      apiVersion: string;
+      kind: string;
+      metadata: { resourceVersion?: string };
+      items: KubernetesObject[];
+    };
   }
 
   /**
    * Sets env entries of one container. Only these entries (by name) are owned by `poolpilot`;
    * the container's other env, other containers and every other field are untouched.
    */
-  async applyContainerEnv(namespace: string, deployment: string, container: string, env: readonly EnvValue[]): Promise<V1Deployment> {
+  async applyContainerEnv(
+    namespace: string,
+    deployment: string,
+    container: string,
+    env: readonly EnvValue[],
+  ): Promise<V1Deployment> {
     const body: V1Deployment = {
       apiVersion: 'apps/v1',
       kind: 'Deployment',
       metadata: { name: deployment, namespace },
-      spec: { template: { spec: { containers: [{ name: container, env: env.map((e) => ({ name: e.name, value: e.value })) }] } } } as V1Deployment['spec'],
+      spec: {
+        template: {
+          spec: { containers: [{ name: container, env: env.map((e) => ({ name: e.name, value: e.value })) }] },
+        },
+      } as V1Deployment['spec'],
     };
     return this.apply(body, FIELD_MANAGER, `apply env of deployment ${namespace}/${deployment}`);
   }
 
   /** Sets a pod-template annotation of a Deployment (a new value rolls its pods). */
-  async applyPodTemplateAnnotation(namespace: string, deployment: string, key: string, value: string): Promise<V1Deployment> {
+  async applyPodTemplateAnnotation(
+    namespace: string,
+    deployment: string,
+    key: string,
+    value: string,
+  ): Promise<V1Deployment> {
     const body: V1Deployment = {
       apiVersion: 'apps/v1',
       kind: 'Deployment',
@@ -153,7 +186,12 @@ export class KubeClient {
    * Sets data keys of a ConfigMap. With `resourceVersion`, the write fails with a 409 KubeError
    * if the ConfigMap changed since that version was read.
    */
-  async applyConfigMapData(namespace: string, name: string, data: Readonly<Record<string, string>>, resourceVersion?: string): Promise<V1ConfigMap> {
+  async applyConfigMapData(
+    namespace: string,
+    name: string,
+    data: Readonly<Record<string, string>>,
+    resourceVersion?: string,
+  ): Promise<V1ConfigMap> {
     const body: V1ConfigMap = {
       apiVersion: 'v1',
       kind: 'ConfigMap',
@@ -168,7 +206,16 @@ export class KubeClient {
     const { group, version, plural, kind } = resource;
     try {
       await this.custom.patchNamespacedCustomObjectStatus(
-        { group, version, namespace, plural, name, body: { apiVersion: `${group}/${version}`, kind, metadata: { name, namespace }, status }, fieldManager: FIELD_MANAGER, force: true },
+        {
+          group,
+          version,
+          namespace,
+          plural,
+          name,
+          body: { apiVersion: `${group}/${version}`, kind, metadata: { name, namespace }, status },
+          fieldManager: FIELD_MANAGER,
+          force: true,
+        },
         setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply),
       );
     } catch (err) {
@@ -177,7 +224,13 @@ export class KubeClient {
   }
 
   /** Records an events.k8s.io/v1 Event about `regarding` (shown by `kubectl describe`). */
-  async emitEvent(regarding: ObjectReference, type: EventType, reason: string, action: string, note: string): Promise<void> {
+  async emitEvent(
+    regarding: ObjectReference,
+    type: EventType,
+    reason: string,
+    action: string,
+    note: string,
+  ): Promise<void> {
     try {
       await this.events.createNamespacedEvent({
         namespace: regarding.namespace,
@@ -193,7 +246,13 @@ export class KubeClient {
           reason,
           note: note.slice(0, 1024),
           type,
-          regarding: { apiVersion: regarding.apiVersion, kind: regarding.kind, namespace: regarding.namespace, name: regarding.name, ...(regarding.uid === undefined ? {} : { uid: regarding.uid }) },
+          regarding: {
+            apiVersion: regarding.apiVersion,
+            kind: regarding.kind,
+            namespace: regarding.namespace,
+            name: regarding.name,
+            ...(regarding.uid === undefined ? {} : { uid: regarding.uid }),
+          },
         },
       });
     } catch (err) {

@@ -15,7 +15,8 @@ export interface PrometheusAuth {
   readonly tls?: { readonly ca?: string; readonly cert?: string; readonly key?: string };
 }
 
-export type AuthResult = { readonly ok: true; readonly auth: PrometheusAuth } | { readonly ok: false; readonly message: string };
+export type AuthResult =
+  { readonly ok: true; readonly auth: PrometheusAuth } | { readonly ok: false; readonly message: string };
 
 const KEYS = ['bearerToken', 'username', 'password', 'ca.crt', 'tls.crt', 'tls.key'] as const;
 
@@ -43,8 +44,10 @@ export function authFromSecretData(data: Readonly<Record<string, string>> | unde
   }
   const { bearerToken, username, password } = values;
   const refuse = (message: string): AuthResult => ({ ok: false, message: `${where}: ${message}` });
-  if (bearerToken !== undefined && (username !== undefined || password !== undefined)) return refuse('set bearerToken or username + password, not both');
-  if ((username === undefined) !== (password === undefined)) return refuse('basic auth needs both username and password');
+  if (bearerToken !== undefined && (username !== undefined || password !== undefined))
+    return refuse('set bearerToken or username + password, not both');
+  if ((username === undefined) !== (password === undefined))
+    return refuse('basic auth needs both username and password');
   // A header value must not carry a line break (header injection) nor control characters.
   const headerSafe = (text: string): boolean => {
     for (let i = 0; i < text.length; i++) {
@@ -53,10 +56,14 @@ export function authFromSecretData(data: Readonly<Record<string, string>> | unde
     }
     return true;
   };
-  if (bearerToken !== undefined && (bearerToken.trim() === '' || !headerSafe(bearerToken.trim()))) return refuse('bearerToken must be non-empty text without control characters or line breaks');
-  if (username !== undefined && (username.includes(':') || !headerSafe(username))) return refuse('username must not contain ":" or control characters');
-  if (password !== undefined && !headerSafe(password)) return refuse('password must not contain control characters or line breaks');
-  if ((values['tls.crt'] === undefined) !== (values['tls.key'] === undefined)) return refuse('a TLS client certificate needs both tls.crt and tls.key');
+  if (bearerToken !== undefined && (bearerToken.trim() === '' || !headerSafe(bearerToken.trim())))
+    return refuse('bearerToken must be non-empty text without control characters or line breaks');
+  if (username !== undefined && (username.includes(':') || !headerSafe(username)))
+    return refuse('username must not contain ":" or control characters');
+  if (password !== undefined && !headerSafe(password))
+    return refuse('password must not contain control characters or line breaks');
+  if ((values['tls.crt'] === undefined) !== (values['tls.key'] === undefined))
+    return refuse('a TLS client certificate needs both tls.crt and tls.key');
   const auth: { bearerToken?: string; basic?: PrometheusAuth['basic']; tls?: PrometheusAuth['tls'] } = {};
   if (bearerToken !== undefined) auth.bearerToken = bearerToken.trim();
   if (username !== undefined && password !== undefined) auth.basic = { username, password };
@@ -83,7 +90,18 @@ export function requestOptions(auth: PrometheusAuth | undefined): AuthRequestOpt
   if (auth === undefined) return { headers: {} };
   const headers: Record<string, string> = {};
   if (auth.bearerToken !== undefined) headers.Authorization = `Bearer ${auth.bearerToken}`;
-  if (auth.basic !== undefined) headers.Authorization = `Basic ${Buffer.from(`${auth.basic.username}:${auth.basic.password}`, 'utf8').toString('base64')}`;
+  if (auth.basic !== undefined)
+    headers.Authorization = `Basic ${Buffer.from(`${auth.basic.username}:${auth.basic.password}`, 'utf8').toString('base64')}`;
   const tls = auth.tls;
-  return tls === undefined ? { headers } : { headers, httpsAgent: new Agent({ ...(tls.ca === undefined ? {} : { ca: tls.ca }), ...(tls.cert === undefined ? {} : { cert: tls.cert }), ...(tls.key === undefined ? {} : { key: tls.key }), keepAlive: true }) };
+  return tls === undefined
+    ? { headers }
+    : {
+        headers,
+        httpsAgent: new Agent({
+          ...(tls.ca === undefined ? {} : { ca: tls.ca }),
+          ...(tls.cert === undefined ? {} : { cert: tls.cert }),
+          ...(tls.key === undefined ? {} : { key: tls.key }),
+          keepAlive: true,
+        }),
+      };
 }

@@ -78,7 +78,9 @@ export function renderTemplate(expr: string, values: TemplateValues): string {
     return escapePromqlString(regex ? escapeRegex(value) : value, quote);
   };
   const replaceIn = (content: string, regex: boolean, quote: '"' | "'"): string =>
-    content.replace(PLACEHOLDER, (_m, braced: string | undefined, bare: string | undefined) => inLiteral(braced ?? bare ?? '', regex, quote));
+    content.replace(PLACEHOLDER, (_m, braced: string | undefined, bare: string | undefined) =>
+      inLiteral(braced ?? bare ?? '', regex, quote),
+    );
 
   let out = '';
   // The last two significant characters outside literals and comments: "=~" / "!~" mark the
@@ -141,7 +143,9 @@ export function renderTemplate(expr: string, values: TemplateValues): string {
 
 function checkPrefix(metricsPrefix: string): void {
   if (!METRICS_PREFIX.test(metricsPrefix)) {
-    throw new RangeError(`metricsPrefix ${JSON.stringify(metricsPrefix)} is not a Prometheus metric-name prefix (^[a-zA-Z_:][a-zA-Z0-9_:]*$ or empty)`);
+    throw new RangeError(
+      `metricsPrefix ${JSON.stringify(metricsPrefix)} is not a Prometheus metric-name prefix (^[a-zA-Z_:][a-zA-Z0-9_:]*$ or empty)`,
+    );
   }
 }
 
@@ -153,7 +157,9 @@ const APP_SELECTOR = '{namespace="$namespace",pod=~"$pods"}';
  * exporter (no prefix) anywhere in the namespace, for every database but the admin console.
  * Throws RangeError when `metricsPrefix` is not a metric-name prefix (the CRD forbids it).
  */
-export function defaultTemplates(metricsPrefix: string): Readonly<Record<'database' | 'redis' | 'pgbouncer', Required<UtilizationQuery>>> {
+export function defaultTemplates(
+  metricsPrefix: string,
+): Readonly<Record<'database' | 'redis' | 'pgbouncer', Required<UtilizationQuery>>> {
   checkPrefix(metricsPrefix);
   const p = metricsPrefix;
   const ns = '{namespace="$namespace"}';
@@ -230,7 +236,9 @@ function renderQuery(template: Required<UtilizationQuery>, values: TemplateValue
  * one per policy. {@link deploymentPods} then picks a Deployment's pods, exactly as the
  * per-policy selector `pod=~"$pods"` does.
  */
-export function namespaceTemplates(metricsPrefix: string): Readonly<Record<'database' | 'redis', Required<UtilizationQuery>>> {
+export function namespaceTemplates(
+  metricsPrefix: string,
+): Readonly<Record<'database' | 'redis', Required<UtilizationQuery>>> {
   checkPrefix(metricsPrefix);
   const p = metricsPrefix;
   const ns = '{namespace="$namespace"}';
@@ -247,7 +255,11 @@ export function namespaceTemplates(metricsPrefix: string): Readonly<Record<'data
 }
 
 /** The namespace-wide query pair of a pool, rendered for `namespace`. */
-export function namespaceUtilizationQuery(pool: 'database' | 'redis', metricsPrefix: string, namespace: string): Required<UtilizationQuery> {
+export function namespaceUtilizationQuery(
+  pool: 'database' | 'redis',
+  metricsPrefix: string,
+  namespace: string,
+): Required<UtilizationQuery> {
   const template = namespaceTemplates(metricsPrefix)[pool];
   const values = { namespace, deployment: '' };
   return { expr: renderTemplate(template.expr, values), freshness: renderTemplate(template.freshness, values) };

@@ -82,7 +82,9 @@ const replySchema = z.discriminatedUnion('status', [
 /** A decimal float literal as Prometheus writes sample values (strconv 'f' or 'e' format). */
 const FLOAT_LITERAL = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
 
-type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly problem: MetricsProblem; readonly message: string };
+type Outcome<T> =
+  | { readonly ok: true; readonly value: T }
+  | { readonly ok: false; readonly problem: MetricsProblem; readonly message: string };
 
 interface Sample {
   readonly value: number;
@@ -90,7 +92,10 @@ interface Sample {
   readonly timestamp: number;
 }
 
-function fail(problem: MetricsProblem, message: string): { readonly ok: false; readonly problem: MetricsProblem; readonly message: string } {
+function fail(
+  problem: MetricsProblem,
+  message: string,
+): { readonly ok: false; readonly problem: MetricsProblem; readonly message: string } {
   return { ok: false, problem, message };
 }
 
@@ -128,7 +133,11 @@ export class PrometheusClient {
       sample = await this.evaluate(query, maxAgeMs);
     } catch (err) {
       // Not expected (every path above handles its failures); kept so the contract holds.
-      sample = { valid: false, problem: 'QueryFailed', message: `querying Prometheus at ${this.baseUrl} failed unexpectedly: ${String(err)}` };
+      sample = {
+        valid: false,
+        problem: 'QueryFailed',
+        message: `querying Prometheus at ${this.baseUrl} failed unexpectedly: ${String(err)}`,
+      };
     }
     try {
       const seconds = (performance.now() - started) / 1000;
@@ -146,7 +155,8 @@ export class PrometheusClient {
       query.freshness === undefined ? Promise.resolve(undefined) : this.single(query.freshness, 'freshness query'),
     ]);
     if (!main.ok) return { valid: false, problem: main.problem, message: main.message };
-    if (fresh === undefined) return { valid: true, percent: main.value.value, sampledAt: new Date(main.value.timestamp * 1000) };
+    if (fresh === undefined)
+      return { valid: true, percent: main.value.value, sampledAt: new Date(main.value.timestamp * 1000) };
     if (!fresh.ok) return { valid: false, problem: fresh.problem, message: fresh.message };
 
     return this.fresh(main.value.value, fresh.value.value, maxAgeMs);
@@ -190,7 +200,10 @@ export class PrometheusClient {
         );
       }
       if (rest.length > 0) {
-        return fail('MultipleSeries', `the ${what} returned ${data.result.length} series (${describeSeries(data.result.map((s) => s.metric))}); aggregate it to one, e.g. max(...)`);
+        return fail(
+          'MultipleSeries',
+          `the ${what} returned ${data.result.length} series (${describeSeries(data.result.map((s) => s.metric))}); aggregate it to one, e.g. max(...)`,
+        );
       }
       raw = first.value;
     } else {
@@ -206,19 +219,31 @@ export class PrometheusClient {
   /** One sample's value: a finite number, or NaN / Infinite / QueryFailed with a message. */
   private classify([timestamp, text]: readonly [number, string], expr: string, what: string): Outcome<Sample> {
     if (Number.isNaN(new Date(timestamp * 1000).getTime())) {
-      return fail('QueryFailed', `Prometheus at ${this.baseUrl} answered the ${what} with an impossible timestamp ${timestamp}`);
+      return fail(
+        'QueryFailed',
+        `Prometheus at ${this.baseUrl} answered the ${what} with an impossible timestamp ${timestamp}`,
+      );
     }
     const lower = text.toLowerCase();
     if (lower === 'nan') {
-      return fail('NaN', `the ${what} ${quote(expr)} returned NaN (e.g. 0/0: a pool size or maximum of 0, or a pool that has not reported yet)`);
+      return fail(
+        'NaN',
+        `the ${what} ${quote(expr)} returned NaN (e.g. 0/0: a pool size or maximum of 0, or a pool that has not reported yet)`,
+      );
     }
     const infinite = /^[+-]?inf(?:inity)?$/.test(lower);
     const value = FLOAT_LITERAL.test(text) ? Number(text) : undefined;
     if (infinite || (value !== undefined && !Number.isFinite(value))) {
-      return fail('Infinite', `the ${what} ${quote(expr)} returned ${text} (a division by zero? check that the denominator, e.g. the pool size or maximum, is not 0)`);
+      return fail(
+        'Infinite',
+        `the ${what} ${quote(expr)} returned ${text} (a division by zero? check that the denominator, e.g. the pool size or maximum, is not 0)`,
+      );
     }
     if (value === undefined) {
-      return fail('QueryFailed', `Prometheus at ${this.baseUrl} answered the ${what} with the sample value ${quote(text)}, which is not a number`);
+      return fail(
+        'QueryFailed',
+        `Prometheus at ${this.baseUrl} answered the ${what} with the sample value ${quote(text)}, which is not a number`,
+      );
     }
     return { ok: true, value: { value, timestamp } };
   }
@@ -230,19 +255,25 @@ export class PrometheusClient {
    */
   async podSamples(query: Required<UtilizationQuery>, maxAgeMs: number): Promise<PodSamples> {
     const started = performance.now();
-    const [main, fresh] = await Promise.all([this.get(query.expr, 'utilization query'), this.get(query.freshness, 'freshness query')]);
+    const [main, fresh] = await Promise.all([
+      this.get(query.expr, 'utilization query'),
+      this.get(query.freshness, 'freshness query'),
+    ]);
     this.requests?.observe((performance.now() - started) / 1000);
     const failed = !main.ok ? main : !fresh.ok ? fresh : undefined;
     const byPod = (reply: typeof main): ReadonlyMap<string, readonly [number, string]> => {
       const map = new Map<string, readonly [number, string]>();
-      if (reply.ok && reply.value.data.resultType === 'vector') for (const s of reply.value.data.result) map.set(s.metric.pod ?? '', s.value);
+      if (reply.ok && reply.value.data.resultType === 'vector')
+        for (const s of reply.value.data.result) map.set(s.metric.pod ?? '', s.value);
       return map;
     };
     const values = byPod(main);
     const times = byPod(fresh);
     return {
       forPods: (includes: (pod: string) => boolean, describe: string): UtilizationSample => {
-        const sample = failed ? { valid: false as const, problem: failed.problem, message: failed.message } : this.pickPods(values, times, includes, describe, query.expr, maxAgeMs);
+        const sample = failed
+          ? { valid: false as const, problem: failed.problem, message: failed.message }
+          : this.pickPods(values, times, includes, describe, query.expr, maxAgeMs);
         this.metrics?.observe(sample.valid ? 'ok' : sample.problem, (performance.now() - started) / 1000);
         return sample;
       },
@@ -254,10 +285,21 @@ export class PrometheusClient {
    * NaN), sampled when the newest of their samples was taken; the same problems and messages
    * as a per-Deployment query.
    */
-  private pickPods(values: ReadonlyMap<string, readonly [number, string]>, times: ReadonlyMap<string, readonly [number, string]>, includes: (pod: string) => boolean, describe: string, expr: string, maxAgeMs: number): UtilizationSample {
+  private pickPods(
+    values: ReadonlyMap<string, readonly [number, string]>,
+    times: ReadonlyMap<string, readonly [number, string]>,
+    includes: (pod: string) => boolean,
+    describe: string,
+    expr: string,
+    maxAgeMs: number,
+  ): UtilizationSample {
     const matching = [...values].filter(([pod]) => includes(pod));
     if (matching.length === 0) {
-      return { valid: false, problem: 'NoData', message: `the utilization query ${quote(expr)} returned no series for ${describe}; check that the pods export the metric, that Prometheus scrapes them, and that the namespace/pod labels and spec.metricsPrefix match` };
+      return {
+        valid: false,
+        problem: 'NoData',
+        message: `the utilization query ${quote(expr)} returned no series for ${describe}; check that the pods export the metric, that Prometheus scrapes them, and that the namespace/pod labels and spec.metricsPrefix match`,
+      };
     }
     let best: Sample | undefined;
     let nan: Outcome<Sample> | undefined;
@@ -267,17 +309,27 @@ export class PrometheusClient {
       else if (!one.ok) return { valid: false, problem: one.problem, message: one.message };
       else if (!best || one.value.value > best.value) best = one.value;
     }
-    if (!best) return nan && !nan.ok ? { valid: false, problem: nan.problem, message: nan.message } : { valid: false, problem: 'NoData', message: `no value for ${describe}` };
+    if (!best)
+      return nan && !nan.ok
+        ? { valid: false, problem: nan.problem, message: nan.message }
+        : { valid: false, problem: 'NoData', message: `no value for ${describe}` };
     // A pod whose time the freshness query missed (a scrape between the two) does not count.
     const stamps = matching.map(([pod]) => Number(times.get(pod)?.[1] ?? Number.NaN)).filter(Number.isFinite);
     if (stamps.length === 0) {
-      return { valid: false, problem: 'NoData', message: `the freshness query returned no sample time for ${describe} (pods just replaced?); the next pass asks again` };
+      return {
+        valid: false,
+        problem: 'NoData',
+        message: `the freshness query returned no sample time for ${describe} (pods just replaced?); the next pass asks again`,
+      };
     }
     return this.fresh(best.value, Math.max(...stamps), maxAgeMs);
   }
 
   /** GET /api/v1/query; any transport, HTTP or format failure is QueryFailed. Never rejects. */
-  private async get(expr: string, what: string): Promise<Outcome<Extract<z.infer<typeof replySchema>, { status: 'success' }>>> {
+  private async get(
+    expr: string,
+    what: string,
+  ): Promise<Outcome<Extract<z.infer<typeof replySchema>, { status: 'success' }>>> {
     let response: AxiosResponse<unknown>;
     try {
       response = await this.http.get<unknown>(this.queryUrl, {
@@ -313,7 +365,8 @@ export class PrometheusClient {
     const parsed = replySchema.safeParse(body);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      const where = issue === undefined ? '' : ` (${issue.path.length > 0 ? issue.path.join('.') : 'body'}: ${issue.message})`;
+      const where =
+        issue === undefined ? '' : ` (${issue.path.length > 0 ? issue.path.join('.') : 'body'}: ${issue.message})`;
       return fail(
         'QueryFailed',
         `Prometheus at ${this.baseUrl} answered the ${what} with JSON that is not a Prometheus query reply${where}, ${http}; ` +
@@ -329,7 +382,10 @@ export class PrometheusClient {
       );
     }
     if (response.status < 200 || response.status > 299) {
-      return fail('QueryFailed', `Prometheus at ${this.baseUrl} answered the ${what} with ${http}; check spec.prometheus.address or --prometheus-url`);
+      return fail(
+        'QueryFailed',
+        `Prometheus at ${this.baseUrl} answered the ${what} with ${http}; check spec.prometheus.address or --prometheus-url`,
+      );
     }
     return { ok: true, value: reply };
   }

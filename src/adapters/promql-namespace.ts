@@ -28,7 +28,8 @@ import type { SyntaxNode } from '@lezer/common';
 import { parser } from '@prometheus-io/lezer-promql';
 import { escapePromqlString } from './prometheus-queries.js';
 
-export type EnforceResult = { readonly ok: true; readonly expr: string } | { readonly ok: false; readonly message: string };
+export type EnforceResult =
+  { readonly ok: true; readonly expr: string } | { readonly ok: false; readonly message: string };
 
 /** Rewrites `expr` so that every vector selector reads only `namespace`'s series; see the module comment. */
 export function enforceNamespace(expr: string, namespace: string): EnforceResult {
@@ -47,7 +48,8 @@ export function enforceNamespace(expr: string, namespace: string): EnforceResult
     },
   });
   // An unterminated string explains the error nodes after it, so it is reported first.
-  if (badString !== undefined) return refuse(`cannot parse the query: the string at character ${badString.at + 1} ${badString.problem}`);
+  if (badString !== undefined)
+    return refuse(`cannot parse the query: the string at character ${badString.at + 1} ${badString.problem}`);
   if (syntaxError !== undefined) return refuse(`cannot parse the query: ${describeSyntaxError(expr, syntaxError)}`);
 
   const matcher = `namespace="${escapePromqlString(namespace)}"`;
@@ -111,17 +113,25 @@ function describeSyntaxError(expr: string, error: SyntaxNode): string {
   const token = /^\s*([A-Za-z_:][A-Za-z0-9_:]*|\S)/.exec(rest)?.[1];
   if (token === undefined || token === '#') {
     const open = unclosedBracket(expr, error);
-    return open === undefined ? 'it ends before it is complete' : `it ends before the "${open.bracket}" at character ${open.at + 1} is closed`;
+    return open === undefined
+      ? 'it ends before it is complete'
+      : `it ends before the "${open.bracket}" at character ${open.at + 1} is closed`;
   }
   const where = `unexpected ${JSON.stringify(token)} at character ${error.from + rest.indexOf(token) + 1}`;
-  return RESERVED_WORDS.has(token.toLowerCase()) ? `${where}; a metric named ${token} must be written {__name__="${token}"}` : where;
+  return RESERVED_WORDS.has(token.toLowerCase())
+    ? `${where}; a metric named ${token} must be written {__name__="${token}"}`
+    : where;
 }
 
 /** The bracket an error at the end of the query sits in, if any. */
-function unclosedBracket(expr: string, error: SyntaxNode): { readonly bracket: string; readonly at: number } | undefined {
+function unclosedBracket(
+  expr: string,
+  error: SyntaxNode,
+): { readonly bracket: string; readonly at: number } | undefined {
   for (let node = error.parent; node !== null; node = node.parent) {
     if (node.name === 'LabelMatchers') return { bracket: '{', at: node.from };
-    if (node.name === 'FunctionCallBody' || node.name === 'ParenExpr' || node.name === 'GroupingLabels') return { bracket: '(', at: node.from };
+    if (node.name === 'FunctionCallBody' || node.name === 'ParenExpr' || node.name === 'GroupingLabels')
+      return { bracket: '(', at: node.from };
     if ((node.name === 'MatrixSelector' || node.name === 'SubqueryExpr') && node.firstChild !== null) {
       return { bracket: '[', at: expr.indexOf('[', node.firstChild.to) };
     }
@@ -135,7 +145,16 @@ function stringValue(expr: string, literal: SyntaxNode): string | undefined {
   return 'value' in read ? read.value : undefined;
 }
 
-const SIMPLE_ESCAPES: Readonly<Record<string, string>> = { a: '\x07', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v', '\\': '\\' };
+const SIMPLE_ESCAPES: Readonly<Record<string, string>> = {
+  a: '\x07',
+  b: '\b',
+  f: '\f',
+  n: '\n',
+  r: '\r',
+  t: '\t',
+  v: '\v',
+  '\\': '\\',
+};
 const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder();
 
@@ -171,7 +190,8 @@ function readStringLiteral(literal: string): { readonly value: string } | { read
         if (code > 0xff) return { problem: `has an invalid escape \\${numeric}` };
         bytes.push(code); // \x and octal escapes are single bytes in Go
       } else {
-        if (code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) return { problem: `has an invalid escape \\${numeric}` };
+        if (code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff))
+          return { problem: `has an invalid escape \\${numeric}` };
         bytes.push(...utf8.encode(String.fromCodePoint(code)));
       }
       i = escape + 1 + numeric.length;

@@ -6,7 +6,9 @@
 import { ApiException, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 
 /** Reads a Secret's `data` (base64 values); undefined when it does not exist. Other errors reject. */
-export function secretReader(kc: KubeConfig): (namespace: string, name: string) => Promise<Readonly<Record<string, string>> | undefined> {
+export function secretReader(
+  kc: KubeConfig,
+): (namespace: string, name: string) => Promise<Readonly<Record<string, string>> | undefined> {
   const core = kc.makeApiClient(CoreV1Api);
   return async (namespace, name) => {
     try {

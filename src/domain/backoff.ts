@@ -22,7 +22,11 @@ export interface MetricsCondition {
 }
 
 /** How many consecutive failed passes `now` is, counting this one (≥ 1); 0 when not failing. */
-export function consecutiveMetricsFailures(now: Date, condition: MetricsCondition | undefined, intervalMs: number): number {
+export function consecutiveMetricsFailures(
+  now: Date,
+  condition: MetricsCondition | undefined,
+  intervalMs: number,
+): number {
   if (condition?.status !== 'False') return 0;
   if (!(intervalMs > 0)) return 1;
   const since = new Date(condition.lastTransitionTime).getTime();

@@ -116,7 +116,12 @@ function demandShares(capacity: number, claims: readonly Claim[]): Map<string, n
   const totalWeight = claims.reduce((sum, c) => sum + weight(c), 0);
   const minimum = claims.reduce((sum, c) => sum + claimConnections(c, c.bounds.min), 0);
   const spare = Math.max(0, capacity - minimum);
-  return new Map(claims.map((c) => [c.policy, claimConnections(c, c.bounds.min) + (totalWeight === 0 ? 0 : (spare * weight(c)) / totalWeight)]));
+  return new Map(
+    claims.map((c) => [
+      c.policy,
+      claimConnections(c, c.bounds.min) + (totalWeight === 0 ? 0 : (spare * weight(c)) / totalWeight),
+    ]),
+  );
 }
 
 /** Fair shares of `capacity` among `claims` (see the file comment). */
@@ -128,7 +133,8 @@ export function allocate(capacity: number, claims: readonly Claim[]): Allocation
   const minimum = sum(mins);
   const shares = new Map<string, Share>();
   const above = demand - minimum;
-  const byDemand = claims.length > 0 && claims.every((c) => c.fills === true) ? demandShares(capacity, claims) : undefined;
+  const byDemand =
+    claims.length > 0 && claims.every((c) => c.fills === true) ? demandShares(capacity, claims) : undefined;
   for (const claim of claims) {
     const want = wants.get(claim.policy) ?? 0;
     const min = mins.get(claim.policy) ?? 0;
@@ -171,7 +177,14 @@ export function capFor(capacity: number, self: Claim, others: readonly Claim[]):
   const free = capacity - others.reduce((total, c) => total + claimConnectionsNow(c, c.current), 0);
   const limit = largestFitting(self, self.bounds.max, steadyFree);
   const headroom = Math.min(largestFitting(self, self.bounds.max, free), Math.max(self.bounds.min, wantedOf(self)));
-  return { cap: Math.min(fair, headroom), fair, limit, needs: claimConnections(self, wantedOf(self)), free, minimumsFit: allocation.minimumsFit };
+  return {
+    cap: Math.min(fair, headroom),
+    fair,
+    limit,
+    needs: claimConnections(self, wantedOf(self)),
+    free,
+    minimumsFit: allocation.minimumsFit,
+  };
 }
 
 /** Connections a set of claims holds at their current values. */
@@ -223,20 +236,45 @@ export function claimsOf(facts: PolicyFacts): BackendClaim[] {
   for (const settings of sectionsOf(facts.spec)) {
     const key = settings.leader.key;
     const current = facts.current[key] ?? settings.leader.bounds.min;
-    const base = { policy: facts.policy, bounds: settings.leader.bounds, wanted: facts.wanted[key] ?? current, current };
+    const base = {
+      policy: facts.policy,
+      bounds: settings.leader.bounds,
+      wanted: facts.wanted[key] ?? current,
+      current,
+    };
     const follower = settings.follower && { ratio: settings.follower.ratio, bounds: settings.follower.bounds };
     if (settings.section === 'database' && settings.fill && settings.follower) {
-      const claim: Claim = { policy: facts.policy, units: processes, surgeUnits, shape: {}, fills: true, demand: facts.demand, ...fillClaim(settings.leader, settings.follower, facts.current) };
+      const claim: Claim = {
+        policy: facts.policy,
+        units: processes,
+        surgeUnits,
+        shape: {},
+        fills: true,
+        demand: facts.demand,
+        ...fillClaim(settings.leader, settings.follower, facts.current),
+      };
       claims.push({ backend: facts.spec.pgbouncer ? 'pgbouncer' : 'postgres', section: 'database', claim });
     } else if (settings.section === 'database') {
-      claims.push({ backend: facts.spec.pgbouncer ? 'pgbouncer' : 'postgres', section: 'database', claim: { ...base, units: processes, surgeUnits, shape: { follower } } });
+      claims.push({
+        backend: facts.spec.pgbouncer ? 'pgbouncer' : 'postgres',
+        section: 'database',
+        claim: { ...base, units: processes, surgeUnits, shape: { follower } },
+      });
     } else if (settings.section === 'pgbouncer') {
       const pools = facts.spec.pgbouncer?.pools ?? 1;
-      claims.push({ backend: 'postgres', section: 'pgbouncer', claim: { ...base, units: facts.pgbouncerReplicas * pools, shape: { extra: facts.reservePoolSize } } });
+      claims.push({
+        backend: 'postgres',
+        section: 'pgbouncer',
+        claim: { ...base, units: facts.pgbouncerReplicas * pools, shape: { extra: facts.reservePoolSize } },
+      });
     } else {
       // A FillToBudget setting wants all its bounds allow; the fair share divides what is left.
       const wanted = settings.fill ? settings.leader.bounds.max : base.wanted;
-      claims.push({ backend: 'redis', section: 'redis', claim: { ...base, wanted, units: processes, surgeUnits, shape: {} } });
+      claims.push({
+        backend: 'redis',
+        section: 'redis',
+        claim: { ...base, wanted, units: processes, surgeUnits, shape: {} },
+      });
     }
   }
   return claims;
@@ -247,9 +285,17 @@ export function claimsOf(facts: PolicyFacts): BackendClaim[] {
  * bounds allow: what no one else needs is worth holding, since an unused overflow connection is
  * closed and costs nothing.
  */
-function fillClaim(pool: { key: string; bounds: Bounds }, overflow: { key: string; bounds: Bounds }, current: Readonly<Record<string, number>>): Pick<Claim, 'bounds' | 'wanted' | 'current'> {
+function fillClaim(
+  pool: { key: string; bounds: Bounds },
+  overflow: { key: string; bounds: Bounds },
+  current: Readonly<Record<string, number>>,
+): Pick<Claim, 'bounds' | 'wanted' | 'current'> {
   const bounds = { min: pool.bounds.min + overflow.bounds.min, max: pool.bounds.max + overflow.bounds.max };
-  return { bounds, wanted: bounds.max, current: (current[pool.key] ?? pool.bounds.min) + (current[overflow.key] ?? overflow.bounds.min) };
+  return {
+    bounds,
+    wanted: bounds.max,
+    current: (current[pool.key] ?? pool.bounds.min) + (current[overflow.key] ?? overflow.bounds.min),
+  };
 }
 
 /**
@@ -271,7 +317,11 @@ export interface BudgetFacts {
   readonly peers: readonly BackendClaim[];
 }
 
-const BACKEND_NAMES: Readonly<Record<Backend, string>> = { postgres: 'PostgreSQL', redis: 'Redis', pgbouncer: 'PgBouncer client' };
+const BACKEND_NAMES: Readonly<Record<Backend, string>> = {
+  postgres: 'PostgreSQL',
+  redis: 'Redis',
+  pgbouncer: 'PgBouncer client',
+};
 
 /**
  * What the budget allows each section of a policy this pass, given what it wants (the plan
@@ -292,17 +342,23 @@ export function sectionBudgetsOf(
   const result: Partial<Record<PoolSection, SectionBudget>> = {};
   const capacity = facts.capacity;
   if (!capacity.ok) {
-    for (const { section } of own) result[section] = { kind: 'unknown', reason: capacity.reason, message: capacity.message };
+    for (const { section } of own)
+      result[section] = { kind: 'unknown', reason: capacity.reason, message: capacity.message };
     return result;
   }
   // The app side of PgBouncer: the policy's own max_client_conn (what it wants this pass) times
   // PgBouncer's replicas; no other policy shares it.
-  const clientLimitKey = self.spec.pgbouncer && sectionsOf(self.spec).find((s) => s.section === 'pgbouncer')?.follower?.key;
-  const clientLimit = clientLimitKey === undefined ? undefined : self.wanted[clientLimitKey] ?? self.current[clientLimitKey];
+  const clientLimitKey =
+    self.spec.pgbouncer && sectionsOf(self.spec).find((s) => s.section === 'pgbouncer')?.follower?.key;
+  const clientLimit =
+    clientLimitKey === undefined ? undefined : (self.wanted[clientLimitKey] ?? self.current[clientLimitKey]);
   for (const { backend, section, claim } of own) {
-    const total = backend === 'pgbouncer'
-      ? (clientLimit === undefined ? undefined : clientLimit * facts.pgbouncerSteadyReplicas)
-      : capacity.capacity[backend];
+    const total =
+      backend === 'pgbouncer'
+        ? clientLimit === undefined
+          ? undefined
+          : clientLimit * facts.pgbouncerSteadyReplicas
+        : capacity.capacity[backend];
     if (total === undefined) continue; // this budget does not cover the backend
     const others = backend === 'pgbouncer' ? [] : facts.peers.filter((p) => p.backend === backend).map((p) => p.claim);
     const { cap, fair, limit, needs, free, minimumsFit } = capFor(total, claim, others);
@@ -319,9 +375,22 @@ export interface ShareInput {
 }
 
 /** What a ConnectionBudget's status shows for one backend: capacity, use at current values, headroom. */
-export function backendSummary(capacity: number, shares: readonly ShareInput[]): { capacity: number; allocated: number; headroom: number; shares: Array<{ policy: string; replicas: number; connections: number; limited: boolean }> } {
+export function backendSummary(
+  capacity: number,
+  shares: readonly ShareInput[],
+): {
+  capacity: number;
+  allocated: number;
+  headroom: number;
+  shares: Array<{ policy: string; replicas: number; connections: number; limited: boolean }>;
+} {
   const rows = shares
-    .map((s) => ({ policy: s.name, replicas: s.replicas, connections: claimConnections(s.claim, s.claim.current), limited: s.limited }))
+    .map((s) => ({
+      policy: s.name,
+      replicas: s.replicas,
+      connections: claimConnections(s.claim, s.claim.current),
+      limited: s.limited,
+    }))
     .sort((a, b) => (a.policy < b.policy ? -1 : a.policy > b.policy ? 1 : 0));
   const allocated = rows.reduce((total, r) => total + r.connections, 0);
   return { capacity, allocated, headroom: capacity - allocated, shares: rows };

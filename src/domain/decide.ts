@@ -29,7 +29,8 @@ import { formatDuration } from './duration.js';
 import { describePolicy, rateLimit, type DirectionRules, type PastChange } from './scaling-rules.js';
 
 /** QueryRejected: the query was not run (--enforce-namespace-label could not confine it to the policy's namespace). */
-export type MetricsProblem = 'QueryFailed' | 'QueryRejected' | 'NoData' | 'NaN' | 'Infinite' | 'MultipleSeries' | 'Stale';
+export type MetricsProblem =
+  'QueryFailed' | 'QueryRejected' | 'NoData' | 'NaN' | 'Infinite' | 'MultipleSeries' | 'Stale';
 
 /** A utilization reading in percent (0..100+ allowed; >100 is possible with overflow). */
 export type UtilizationSample =
@@ -341,14 +342,31 @@ function stepLimit(input: DecisionInput, direction: BreachDirection): StepLimit 
     const sign = direction === 'up' ? '+' : '-';
     // Name the limit that actually applied: the percentage, or the floor of 1.
     const limit = Math.floor((current * behavior.maxStepPercent) / 100) >= 1 ? `${behavior.maxStepPercent}%` : '1';
-    return { furthest: direction === 'up' ? current + maxDelta : current - maxDelta, reason: 'StepLimited', clause: `step limited to ${sign}${limit}` };
+    return {
+      furthest: direction === 'up' ? current + maxDelta : current - maxDelta,
+      reason: 'StepLimited',
+      clause: `step limited to ${sign}${limit}`,
+    };
   }
-  const limited = rateLimit(direction, current, { selectPolicy: rules.selectPolicy, policies: rules.policies ?? [] }, input.recentChanges ?? [], input.now);
+  const limited = rateLimit(
+    direction,
+    current,
+    { selectPolicy: rules.selectPolicy, policies: rules.policies ?? [] },
+    input.recentChanges ?? [],
+    input.now,
+  );
   if (limited.kind === 'disabled') {
-    return { furthest: current, reason, clause: `${direction === 'up' ? 'scale-up' : 'scale-down'} is disabled by spec.behavior.${block}.selectPolicy Disabled` };
+    return {
+      furthest: current,
+      reason,
+      clause: `${direction === 'up' ? 'scale-up' : 'scale-down'} is disabled by spec.behavior.${block}.selectPolicy Disabled`,
+    };
   }
   const made = current - limited.periodStart;
-  const history = made === 0 ? `from ${limited.periodStart}, nothing changed yet in the period` : `from ${limited.periodStart} at the start of the period, ${made > 0 ? '+' : ''}${made} already changed in it`;
+  const history =
+    made === 0
+      ? `from ${limited.periodStart}, nothing changed yet in the period`
+      : `from ${limited.periodStart} at the start of the period, ${made > 0 ? '+' : ''}${made} already changed in it`;
   const clause = `${direction === 'up' ? 'scale-up' : 'scale-down'} limited by policy ${describePolicy(limited.policy)} (selectPolicy ${rules.selectPolicy}; ${history})`;
   return { furthest: limited.limit, reason, clause };
 }
@@ -377,14 +395,20 @@ function propose(
     return {
       value: bound,
       reason: atMax ? 'AtMax' : 'AtMin',
-      detail: bound === current ? `already at ${boundName}` : `capped at ${boundName} (${current}→${bound} instead of ${stepped})`,
+      detail:
+        bound === current
+          ? `already at ${boundName}`
+          : `capped at ${boundName} (${current}→${bound} instead of ${stepped})`,
     };
   }
   if (stepped !== proportional) {
     return {
       value: stepped,
       reason: limit.reason,
-      detail: stepped === current ? `${limit.clause}: no room for ${current}→${proportional}; holding at ${current}` : `${limit.clause} (${current}→${stepped} instead of ${proportional})`,
+      detail:
+        stepped === current
+          ? `${limit.clause}: no room for ${current}→${proportional}; holding at ${current}`
+          : `${limit.clause} (${current}→${stepped} instead of ${proportional})`,
     };
   }
   return {

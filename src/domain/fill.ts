@@ -127,7 +127,12 @@ export interface FillDecision {
 export function decideFill(input: FillInput): FillDecision {
   const { pool, overflow, budget } = input;
   const capacity = pool.current + overflow.current;
-  const hold = (reason: FillReason, message: string, breach: Breach | undefined, budgetBound = false): FillDecision => ({
+  const hold = (
+    reason: FillReason,
+    message: string,
+    breach: Breach | undefined,
+    budgetBound = false,
+  ): FillDecision => ({
     pool: pool.current,
     overflow: overflow.current,
     reason,
@@ -139,11 +144,19 @@ export function decideFill(input: FillInput): FillDecision {
   const usable = usableSample({ ...input, current: pool.current });
   if (!usable.ok) return hold(usable.decision.reason, usable.decision.message, usable.decision.breach);
   if (!input.demand.valid) {
-    return hold('MetricsUnavailable', `metrics unavailable (${input.demand.problem}): ${input.demand.message}; holding at ${pool.current} + ${overflow.current}`, input.breach);
+    return hold(
+      'MetricsUnavailable',
+      `metrics unavailable (${input.demand.problem}): ${input.demand.message}; holding at ${pool.current} + ${overflow.current}`,
+      input.breach,
+    );
   }
   if (budget.kind === 'unknown') {
     const reason = budget.reason === 'BudgetNotFound' ? 'BudgetNotFound' : 'BudgetUnknown';
-    return hold(reason, `${budget.message}; capacity held at ${capacity} per process until the budget can be evaluated`, input.breach);
+    return hold(
+      reason,
+      `${budget.message}; capacity held at ${capacity} per process until the budget can be evaluated`,
+      input.breach,
+    );
   }
   const demand = input.demand.demand;
   const capacityBounds = { min: pool.bounds.min + overflow.bounds.min, max: pool.bounds.max + overflow.bounds.max };
@@ -154,10 +167,14 @@ export function decideFill(input: FillInput): FillDecision {
   const share = Math.min(clamp(budget.fair ?? budget.cap, capacityBounds), limit);
   // Growth also leaves room for the surge pods of the others' running rollouts (cap ≤ share).
   const room = Math.min(share, clamp(budget.cap, capacityBounds));
-  const outOfBounds = clamp(pool.current, pool.bounds) !== pool.current || clamp(overflow.current, overflow.bounds) !== overflow.current;
+  const outOfBounds =
+    clamp(pool.current, pool.bounds) !== pool.current || clamp(overflow.current, overflow.bounds) !== overflow.current;
   const move = capacityMove(capacity, share, limit, room, saturated, outOfBounds);
   const target = move?.to ?? capacity;
-  const poolBounds = { min: pool.bounds.min, max: Math.max(pool.bounds.min, Math.min(pool.bounds.max, target - overflow.bounds.min)) };
+  const poolBounds = {
+    min: pool.bounds.min,
+    max: Math.max(pool.bounds.min, Math.min(pool.bounds.max, target - overflow.bounds.min)),
+  };
   // Waiters or timeouts in the window: the pool keeps what it has.
   const wantedFor = (connections: number): number => {
     const followed = clamp(Math.ceil(connections), poolBounds);
@@ -170,10 +187,18 @@ export function decideFill(input: FillInput): FillDecision {
     const moves = `poolSize ${pool.current}→${next.pool}, maxOverflow ${overflow.current}→${next.overflow}`;
     const urgent = move.reason === 'BudgetCorrection' || outOfBounds || (saturated && move.reason === 'FilledToBudget');
     if (!urgent && withinMinInterval(input)) {
-      return hold('MinIntervalNotElapsed', `capacity would move to the budget's share of ${target} per process, but the last change was less than ${formatDuration(input.behavior.minChangeIntervalMs)} ago`, input.breach);
+      return hold(
+        'MinIntervalNotElapsed',
+        `capacity would move to the budget's share of ${target} per process, but the last change was less than ${formatDuration(input.behavior.minChangeIntervalMs)} ago`,
+        input.breach,
+      );
     }
     if (move.reason === 'Rebalanced' && !restartSafe(input, demand, target)) {
-      return hold('RestartDeferred', `capacity would give ${capacity - target} connections per process back to the budget's other policies, but the rollout it causes would leave ${input.restart.processesDuringRollout} of ${input.restart.processes} processes for today's demand; deferred until demand falls`, input.breach);
+      return hold(
+        'RestartDeferred',
+        `capacity would give ${capacity - target} connections per process back to the budget's other policies, but the rollout it causes would leave ${input.restart.processesDuringRollout} of ${input.restart.processes} processes for today's demand; deferred until demand falls`,
+        input.breach,
+      );
     }
     const texts: Readonly<Record<CapacityMove['reason'], string>> = {
       FilledToBudget: `capacity ${capacity}→${target} per process, the budget's share (${budget.free} ${budget.backend} connections free for ${budget.needs} wanted)`,
@@ -193,22 +218,49 @@ export function decideFill(input: FillInput): FillDecision {
   const budgetBound = saturated && target === share && target < capacityBounds.max;
   const followed = clamp(Math.ceil(demand.floor), poolBounds);
   if (saturated && followed < pool.current) {
-    return hold('Saturated', `poolSize ${pool.current} does not shrink: waiters or timeouts were seen in the window (${signals})`, undefined, budgetBound);
+    return hold(
+      'Saturated',
+      `poolSize ${pool.current} does not shrink: waiters or timeouts were seen in the window (${signals})`,
+      undefined,
+      budgetBound,
+    );
   }
   const poolWanted = wantedFor(demand.floor);
   const gap = poolWanted - pool.current;
   if (Math.abs(gap) < capacityTolerance(pool.current)) {
-    return hold('DeadBand', `poolSize ${pool.current} is within ${capacityTolerance(pool.current)} of the floor of demand; capacity ${capacity} per process is the budget's share`, undefined, budgetBound);
+    return hold(
+      'DeadBand',
+      `poolSize ${pool.current} is within ${capacityTolerance(pool.current)} of the floor of demand; capacity ${capacity} per process is the budget's share`,
+      undefined,
+      budgetBound,
+    );
   }
   const direction = gap > 0 ? 'up' : 'down';
-  const breach = trackBreach(input.breach, direction, input.now, usable.sampledAt, usable.rolloutCompletedAt, input.intervalMs);
+  const breach = trackBreach(
+    input.breach,
+    direction,
+    input.now,
+    usable.sampledAt,
+    usable.rolloutCompletedAt,
+    input.intervalMs,
+  );
   const breachedFor = input.now.getTime() - breach.since.getTime();
   const window = direction === 'up' ? input.behavior.scaleUpStabilizationMs : input.behavior.scaleDownStabilizationMs;
   if (breachedFor < window) {
-    return hold('Stabilizing', `the floor of demand has been ${direction === 'up' ? 'above' : 'below'} poolSize ${pool.current} for less than ${formatDuration(window)}`, breach, budgetBound);
+    return hold(
+      'Stabilizing',
+      `the floor of demand has been ${direction === 'up' ? 'above' : 'below'} poolSize ${pool.current} for less than ${formatDuration(window)}`,
+      breach,
+      budgetBound,
+    );
   }
   if (withinMinInterval(input)) {
-    return hold('MinIntervalNotElapsed', `poolSize would move to ${poolWanted}, but the last change was less than ${formatDuration(input.behavior.minChangeIntervalMs)} ago`, breach, budgetBound);
+    return hold(
+      'MinIntervalNotElapsed',
+      `poolSize would move to ${poolWanted}, but the last change was less than ${formatDuration(input.behavior.minChangeIntervalMs)} ago`,
+      breach,
+      budgetBound,
+    );
   }
   const { processes, processesDuringRollout } = input.restart;
   if (!restartSafe(input, demand, target)) {
@@ -236,7 +288,12 @@ export function decideFill(input: FillInput): FillDecision {
  * bounds; when the bounds cannot make the sum exact, maxOverflow's bound wins and poolSize takes
  * up what it can.
  */
-export function split(capacity: number, poolWanted: number, poolBounds: Bounds, overflowBounds: Bounds): { pool: number; overflow: number } {
+export function split(
+  capacity: number,
+  poolWanted: number,
+  poolBounds: Bounds,
+  overflowBounds: Bounds,
+): { pool: number; overflow: number } {
   const poolFirst = clamp(poolWanted, poolBounds);
   const overflow = clamp(capacity - poolFirst, overflowBounds);
   return { pool: clamp(capacity - overflow, poolBounds), overflow };
@@ -261,7 +318,14 @@ interface CapacityMove {
  * surge pods of the others' running rollouts hold): when saturated by any amount, else only by at
  * least {@link capacityTolerance}, so demand-weighted shares that wobble do not restart the pods.
  */
-function capacityMove(capacity: number, share: number, limit: number, room: number, saturated: boolean, outOfBounds: boolean): CapacityMove | undefined {
+function capacityMove(
+  capacity: number,
+  share: number,
+  limit: number,
+  room: number,
+  saturated: boolean,
+  outOfBounds: boolean,
+): CapacityMove | undefined {
   if (capacity > limit) return { to: share, reason: 'BudgetCorrection' };
   if (outOfBounds) return { to: share, reason: 'AtMin' };
   const growth = room - capacity;
@@ -284,7 +348,10 @@ function restartSafe(input: FillInput, demand: DemandSample, capacity: number): 
 }
 
 function withinMinInterval(input: FillInput): boolean {
-  return input.lastChangeAt !== undefined && input.now.getTime() - input.lastChangeAt.getTime() < input.behavior.minChangeIntervalMs;
+  return (
+    input.lastChangeAt !== undefined &&
+    input.now.getTime() - input.lastChangeAt.getTime() < input.behavior.minChangeIntervalMs
+  );
 }
 
 function formatCount(value: number): string {
@@ -311,16 +378,42 @@ export interface ShareFillInput {
 export function decideShareFill(input: ShareFillInput): Omit<FillDecision, 'overflow' | 'budgetBound'> {
   const { current, budget } = input;
   const usable = usableSample({ ...input, breach: undefined });
-  if (!usable.ok) return { pool: current, reason: usable.decision.reason, message: usable.decision.message, breach: undefined };
+  if (!usable.ok)
+    return { pool: current, reason: usable.decision.reason, message: usable.decision.message, breach: undefined };
   if (budget.kind === 'unknown') {
     const reason = budget.reason === 'BudgetNotFound' ? 'BudgetNotFound' : 'BudgetUnknown';
-    return { pool: current, reason, message: `${budget.message}; held at ${current} until the budget can be evaluated`, breach: undefined };
+    return {
+      pool: current,
+      reason,
+      message: `${budget.message}; held at ${current} until the budget can be evaluated`,
+      breach: undefined,
+    };
   }
   const target = clamp(budget.cap, input.bounds);
-  if (target === current) return { pool: current, reason: 'DeadBand', message: `at the budget's share of ${target} per process`, breach: undefined };
-  if (target > current && input.lastChangeAt !== undefined && input.now.getTime() - input.lastChangeAt.getTime() < input.minChangeIntervalMs) {
-    return { pool: current, reason: 'MinIntervalNotElapsed', message: `would fill to the budget's share of ${target} per process, but the last change was less than ${formatDuration(input.minChangeIntervalMs)} ago`, breach: undefined };
+  if (target === current)
+    return {
+      pool: current,
+      reason: 'DeadBand',
+      message: `at the budget's share of ${target} per process`,
+      breach: undefined,
+    };
+  if (
+    target > current &&
+    input.lastChangeAt !== undefined &&
+    input.now.getTime() - input.lastChangeAt.getTime() < input.minChangeIntervalMs
+  ) {
+    return {
+      pool: current,
+      reason: 'MinIntervalNotElapsed',
+      message: `would fill to the budget's share of ${target} per process, but the last change was less than ${formatDuration(input.minChangeIntervalMs)} ago`,
+      breach: undefined,
+    };
   }
   const reason = target > current ? 'FilledToBudget' : current > budget.cap ? 'BudgetCorrection' : 'AtMax';
-  return { pool: target, reason, message: `${current}→${target} per process: the ${budget.backend} budget's share (${budget.free} connections free for ${budget.needs} wanted), in one change`, breach: undefined };
+  return {
+    pool: target,
+    reason,
+    message: `${current}→${target} per process: the ${budget.backend} budget's share (${budget.free} connections free for ${budget.needs} wanted), in one change`,
+    breach: undefined,
+  };
 }

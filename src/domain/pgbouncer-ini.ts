@@ -39,9 +39,7 @@ export interface IniRefusal {
   readonly message: string;
 }
 
-export type IniEditResult =
-  | { readonly ok: true; readonly text: string; readonly changed: boolean }
-  | IniRefusal;
+export type IniEditResult = { readonly ok: true; readonly text: string; readonly changed: boolean } | IniRefusal;
 
 export type IniReadResult = { readonly ok: true; readonly values: ReadonlyMap<string, number> } | IniRefusal;
 
@@ -124,7 +122,10 @@ function findInvalidChar(lines: readonly Line[]): IniRefusal | undefined {
     const col = nul === -1 ? replacement : replacement === -1 ? nul : Math.min(nul, replacement);
     if (col !== -1) {
       const what = col === nul ? 'a NUL byte' : 'U+FFFD (bytes that were not valid UTF-8)';
-      return refuse('InvalidText', `line ${i + 1}, column ${col + 1}: contains ${what}; fix the file's encoding before poolpilot edits it`);
+      return refuse(
+        'InvalidText',
+        `line ${i + 1}, column ${col + 1}: contains ${what}; fix the file's encoding before poolpilot edits it`,
+      );
     }
   }
   return undefined;
@@ -153,16 +154,25 @@ function analyse(text: string, ownedLower: readonly string[]): Analysis | IniRef
     if (body.startsWith('[')) {
       const close = body.indexOf(']');
       if (close === -1) {
-        return refuse('InvalidText', `line ${lineNo}: section header has no closing ']'; PgBouncer cannot load this file`);
+        return refuse(
+          'InvalidText',
+          `line ${lineNo}: section header has no closing ']'; PgBouncer cannot load this file`,
+        );
       }
       const rest = body.slice(close + 1).replace(LEADING_WS, '');
       if (rest !== '' && !rest.startsWith(';') && !rest.startsWith('#')) {
-        return refuse('InvalidText', `line ${lineNo}: text after the section header (PgBouncer would read it as a setting); move it to its own line`);
+        return refuse(
+          'InvalidText',
+          `line ${lineNo}: text after the section header (PgBouncer would read it as a setting); move it to its own line`,
+        );
       }
       inPgbouncer = asciiLower(body.slice(1, close)) === SECTION;
       if (inPgbouncer) {
         if (headerIndex !== undefined) {
-          return refuse('DuplicateKey', `line ${lineNo}: second [pgbouncer] section (first at line ${headerIndex + 1}); PgBouncer resets the earlier section's settings, merge the two sections`);
+          return refuse(
+            'DuplicateKey',
+            `line ${lineNo}: second [pgbouncer] section (first at line ${headerIndex + 1}); PgBouncer resets the earlier section's settings, merge the two sections`,
+          );
         }
         headerIndex = i;
         anchorIndex = i;
@@ -193,18 +203,27 @@ function analyse(text: string, ownedLower: readonly string[]): Analysis | IniRef
     const raw = content.slice(valueStart, Math.max(valueStart, valueEnd));
     const value = Number(raw);
     if (!PLAIN_INT.test(raw) || value > PGBOUNCER_MAX_INT) {
-      return refuse('UnparsableValue', `line ${lineNo}: ${keyText} = ${JSON.stringify(raw)} is not a plain decimal integer in 0..${PGBOUNCER_MAX_INT} (PgBouncer has no inline comments, reads leading zeros as octal and wraps large values); set it to a plain number`);
+      return refuse(
+        'UnparsableValue',
+        `line ${lineNo}: ${keyText} = ${JSON.stringify(raw)} is not a plain decimal integer in 0..${PGBOUNCER_MAX_INT} (PgBouncer has no inline comments, reads leading zeros as octal and wraps large values); set it to a plain number`,
+      );
     }
 
     const previous = found.get(key);
     if (previous !== undefined) {
-      return refuse('DuplicateKey', `line ${lineNo}: ${keyText} is already set in [pgbouncer] at line ${previous.lineIndex + 1}; delete one of the two lines`);
+      return refuse(
+        'DuplicateKey',
+        `line ${lineNo}: ${keyText} is already set in [pgbouncer] at line ${previous.lineIndex + 1}; delete one of the two lines`,
+      );
     }
     found.set(key, { lineIndex: i, valueStart, valueEnd: valueStart + raw.length, value });
   }
 
   if (headerIndex === undefined) {
-    return refuse('NoPgbouncerSection', 'no [pgbouncer] section; add a "[pgbouncer]" header line before the pooler settings');
+    return refuse(
+      'NoPgbouncerSection',
+      'no [pgbouncer] section; add a "[pgbouncer]" header line before the pooler settings',
+    );
   }
   return { lines, found, anchorIndex };
 }
@@ -259,7 +278,8 @@ export function setPgbouncerSettings(text: string, settings: ReadonlyMap<string,
     }
     if (occurrence.value === value) continue;
     const content = contents[occurrence.lineIndex] ?? '';
-    contents[occurrence.lineIndex] = content.slice(0, occurrence.valueStart) + String(value) + content.slice(occurrence.valueEnd);
+    contents[occurrence.lineIndex] =
+      content.slice(0, occurrence.valueStart) + String(value) + content.slice(occurrence.valueEnd);
     changed = true;
   }
 

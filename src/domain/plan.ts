@@ -16,7 +16,13 @@ import { clamp, decide, follow, type Bounds, type Breach, type UtilizationSample
 import { sectionBudgetsOf, type BudgetFacts } from './budget.js';
 import type { PastChange } from './scaling-rules.js';
 import { decideFill, decideShareFill, demandLevel, type DemandReading, type RestartCost } from './fill.js';
-import { passStatus, type PlannedEvent, type SectionDecision, type SectionOutcome, type StatusFacts } from './policy-status.js';
+import {
+  passStatus,
+  type PlannedEvent,
+  type SectionDecision,
+  type SectionOutcome,
+  type StatusFacts,
+} from './policy-status.js';
 import { sectionsOf, type SectionBudget, type SectionSettings, type SettingTarget } from './sections.js';
 
 /** A setting as read from its target. */
@@ -59,7 +65,13 @@ export function planPolicy(input: PlanInput): Plan {
   const apply = spec.mode === 'Auto';
   const changes = apply ? outcomes.flatMap((o) => o.changes) : [];
   const writesFor = (target: SettingTarget): Map<string, number> =>
-    new Map(apply ? outcomes.filter((o) => o.settings.target === target).flatMap((o) => o.changes.map((c) => [c.setting, c.to] as const)) : []);
+    new Map(
+      apply
+        ? outcomes
+            .filter((o) => o.settings.target === target)
+            .flatMap((o) => o.changes.map((c) => [c.setting, c.to] as const))
+        : [],
+    );
 
   const { status, events } = passStatus(input, outcomes, changes);
   return { envWrites: writesFor('env'), pgbouncerWrites: writesFor('pgbouncer'), changes, status, events };
@@ -72,9 +84,14 @@ export function planPolicy(input: PlanInput): Plan {
 export function planWithinBudget(input: PlanInput, budget: BudgetFacts | undefined): Plan {
   const unbudgeted = planPolicy(input);
   if (!budget) return unbudgeted;
-  const current = Object.fromEntries([...input.readings].flatMap(([setting, r]) => (r.kind === 'value' ? [[setting, r.value]] : [])));
+  const current = Object.fromEntries(
+    [...input.readings].flatMap(([setting, r]) => (r.kind === 'value' ? [[setting, r.value]] : [])),
+  );
   const wanted = unbudgeted.status.recommended ?? {};
-  return planPolicy({ ...input, budget: sectionBudgetsOf(budget, { spec: input.spec, wanted, current, demand: demandLevel(input.demand) }) });
+  return planPolicy({
+    ...input,
+    budget: sectionBudgetsOf(budget, { spec: input.spec, wanted, current, demand: demandLevel(input.demand) }),
+  });
 }
 
 /**
@@ -83,7 +100,11 @@ export function planWithinBudget(input: PlanInput, budget: BudgetFacts | undefin
  */
 function changesOf(previous: PlanInput['previous'], setting: string): PastChange[] {
   // A leader is never 0 (its min is >= 1): from 0 records a setting that was unset, a first value and not a move.
-  return (previous.history ?? []).flatMap((entry) => entry.changes.filter((c) => c.setting === setting && c.from > 0).map((c) => ({ at: entry.time, from: c.from, to: c.to })));
+  return (previous.history ?? []).flatMap((entry) =>
+    entry.changes
+      .filter((c) => c.setting === setting && c.from > 0)
+      .map((c) => ({ at: entry.time, from: c.from, to: c.to })),
+  );
 }
 
 function latest(a: Date | undefined, b: Date | undefined): Date | undefined {
@@ -94,12 +115,21 @@ function latest(a: Date | undefined, b: Date | undefined): Date | undefined {
 function planSection(input: PlanInput, settings: SectionSettings): SectionOutcome {
   const { leader, follower, section, target } = settings;
   const reading = input.readings.get(leader.key) ?? { kind: 'missing' };
-  const followerReading = follower ? input.readings.get(follower.key) ?? { kind: 'missing' } : undefined;
+  const followerReading = follower ? (input.readings.get(follower.key) ?? { kind: 'missing' }) : undefined;
   const blocked = blockingReason(input, settings, reading, followerReading);
   const currentValues: Record<string, number> = {};
   if (reading.kind === 'value') currentValues[leader.key] = reading.value;
   if (follower && followerReading?.kind === 'value') currentValues[follower.key] = followerReading.value;
-  if (blocked) return { settings, decision: undefined, blocked, current: currentValues, recommended: currentValues, changes: [], explanation: blocked.message };
+  if (blocked)
+    return {
+      settings,
+      decision: undefined,
+      blocked,
+      current: currentValues,
+      recommended: currentValues,
+      changes: [],
+      explanation: blocked.message,
+    };
 
   const sample = input.samples[section] ?? { valid: false, problem: 'NoData', message: 'no sample was taken' };
   let decision: SectionDecision;
@@ -135,27 +165,44 @@ function planSection(input: PlanInput, settings: SectionSettings): SectionOutcom
   } else {
     // A setting the target does not carry yet starts at its minimum: the conservative value
     // within bounds; later passes move it with utilization as usual.
-    decision = { desired: leader.bounds.min, reason: 'AtMin', message: `not set on the target; starting at min ${leader.bounds.min}`, breach: undefined };
+    decision = {
+      desired: leader.bounds.min,
+      reason: 'AtMin',
+      message: `not set on the target; starting at min ${leader.bounds.min}`,
+      breach: undefined,
+    };
   }
   const budget = input.budget?.[section];
-  if (budget && decision.fillsShare !== true) decision = withinBudget(decision, budget, reading.kind === 'value' ? reading.value : undefined, leader.bounds, input.previous.breaches?.[section]);
+  if (budget && decision.fillsShare !== true)
+    decision = withinBudget(
+      decision,
+      budget,
+      reading.kind === 'value' ? reading.value : undefined,
+      leader.bounds,
+      input.previous.breaches?.[section],
+    );
 
   const recommended: Record<string, number> = { [leader.key]: decision.desired };
   const changes: SettingChange[] = [];
   const leaderFrom = reading.kind === 'value' ? reading.value : undefined;
-  if (leaderFrom !== decision.desired) changes.push({ setting: leader.key, from: leaderFrom ?? 0, to: decision.desired });
+  if (leaderFrom !== decision.desired)
+    changes.push({ setting: leader.key, from: leaderFrom ?? 0, to: decision.desired });
   if (follower) {
     const followerFrom = followerReading?.kind === 'value' ? followerReading.value : undefined;
     const leaderMoves = leaderFrom !== decision.desired;
     const followerDesired =
       decision.followerDesired ??
-      (leaderMoves || followerFrom === undefined ? follow(decision.desired, follower.ratio, follower.bounds) : clamp(followerFrom, follower.bounds));
+      (leaderMoves || followerFrom === undefined
+        ? follow(decision.desired, follower.ratio, follower.bounds)
+        : clamp(followerFrom, follower.bounds));
     recommended[follower.key] = followerDesired;
-    if (followerFrom !== followerDesired) changes.push({ setting: follower.key, from: followerFrom ?? 0, to: followerDesired });
+    if (followerFrom !== followerDesired)
+      changes.push({ setting: follower.key, from: followerFrom ?? 0, to: followerDesired });
   }
-  const explanation = changes.length > 0
-    ? `${changes.map((c) => `${c.setting} ${input.readings.get(c.setting)?.kind === 'value' ? c.from : '(unset)'}→${c.to}`).join(', ')}: ${decision.message}`
-    : `${leader.key}: ${holdMessage(decision, input.spec, reading.kind === 'value' ? reading.value : decision.desired)}`;
+  const explanation =
+    changes.length > 0
+      ? `${changes.map((c) => `${c.setting} ${input.readings.get(c.setting)?.kind === 'value' ? c.from : '(unset)'}→${c.to}`).join(', ')}: ${decision.message}`
+      : `${leader.key}: ${holdMessage(decision, input.spec, reading.kind === 'value' ? reading.value : decision.desired)}`;
   return { settings, decision, blocked: undefined, current: currentValues, recommended, changes, explanation };
 }
 
@@ -172,14 +219,25 @@ function samplesCountFrom(input: PlanInput, target: SettingTarget): Date | undef
 }
 
 /** The first of the reconciler's two plans has no budget yet: a fill section holds in it. */
-const UNEVALUATED_BUDGET: SectionBudget = { kind: 'unknown', reason: 'BudgetUnknown', message: 'the budget was not evaluated' };
+const UNEVALUATED_BUDGET: SectionBudget = {
+  kind: 'unknown',
+  reason: 'BudgetUnknown',
+  message: 'the budget was not evaluated',
+};
 
 /**
  * decideFill() for a FillToBudget database section whose two settings are both set. Without a
  * budget in the input (the first of the reconciler's two plans, or no budget support) the share is
  * unknown and capacity holds.
  */
-function fillDecision(input: PlanInput, settings: SectionSettings, sample: UtilizationSample, pool: number, overflow: number, overflowBounds: Bounds): SectionDecision {
+function fillDecision(
+  input: PlanInput,
+  settings: SectionSettings,
+  sample: UtilizationSample,
+  pool: number,
+  overflow: number,
+  overflowBounds: Bounds,
+): SectionDecision {
   const fill = decideFill({
     now: input.now,
     pool: { current: pool, bounds: settings.leader.bounds },
@@ -195,7 +253,15 @@ function fillDecision(input: PlanInput, settings: SectionSettings, sample: Utili
     lastChangeAt: latest(input.previous.lastChange?.time, input.lastAppliedAt?.[settings.target]),
     rolloutCompletedAt: samplesCountFrom(input, settings.target),
   });
-  return { desired: fill.pool, followerDesired: fill.overflow, reason: fill.reason, message: fill.message, breach: fill.breach, budgetBound: fill.budgetBound, fillsShare: true };
+  return {
+    desired: fill.pool,
+    followerDesired: fill.overflow,
+    reason: fill.reason,
+    message: fill.message,
+    breach: fill.breach,
+    budgetBound: fill.budgetBound,
+    fillsShare: true,
+  };
 }
 
 /**
@@ -203,30 +269,61 @@ function fillDecision(input: PlanInput, settings: SectionSettings, sample: Utili
  * at once, faster than the normal step (the pools of all replicas must fit the database); a
  * growth is cut to the cap; an unknown budget allows no growth. Never below min: the cap is not.
  */
-function withinBudget(decision: SectionDecision, budget: SectionBudget, current: number | undefined, bounds: Bounds, storedBreach: Breach | undefined): SectionDecision {
+function withinBudget(
+  decision: SectionDecision,
+  budget: SectionBudget,
+  current: number | undefined,
+  bounds: Bounds,
+  storedBreach: Breach | undefined,
+): SectionDecision {
   const from = current ?? decision.desired;
   // A held-back growth keeps its breach: it acts as soon as the budget allows.
   const breach = decision.breach ?? storedBreach;
   if (budget.kind === 'unknown') {
     if (decision.desired <= from) return decision;
-    return { desired: from, reason: budget.reason === 'BudgetNotFound' ? 'BudgetNotFound' : 'BudgetUnknown', message: `${budget.message}; not growing until the budget can be evaluated (would be ${decision.desired})`, breach };
+    return {
+      desired: from,
+      reason: budget.reason === 'BudgetNotFound' ? 'BudgetNotFound' : 'BudgetUnknown',
+      message: `${budget.message}; not growing until the budget can be evaluated (would be ${decision.desired})`,
+      breach,
+    };
   }
   const cap = Math.max(budget.cap, bounds.min);
   // Corrections count the steady pools only: the surge pods of a peer's rollout are gone when it
   // ends, and a correction for them would start a rollout here whose surge cuts the peer back.
   const steadyCap = Math.max(Math.min(budget.fair ?? budget.cap, budget.limit ?? budget.cap), bounds.min);
-  const numbers = `needs ${budget.needs} of ${budget.free} free ${budget.backend} connections${budget.minimumsFit ? '' : '; even every policy\'s minimum does not fit the budget'}`;
+  const numbers = `needs ${budget.needs} of ${budget.free} free ${budget.backend} connections${budget.minimumsFit ? '' : "; even every policy's minimum does not fit the budget"}`;
   // Within the cap (a normal step down included): the budget does not bind.
   if (decision.desired <= cap) return decision;
   if (from > steadyCap) {
-    return { desired: steadyCap, reason: 'BudgetCorrection', message: `over the ${budget.backend} budget: ${numbers}; brought back to ${steadyCap} at once, faster than the normal step`, breach: undefined };
+    return {
+      desired: steadyCap,
+      reason: 'BudgetCorrection',
+      message: `over the ${budget.backend} budget: ${numbers}; brought back to ${steadyCap} at once, faster than the normal step`,
+      breach: undefined,
+    };
   }
   if (from > cap) {
-    return { desired: from, reason: 'BudgetLimited', message: `would grow to ${decision.desired} but a peer's rollout holds surge pods: the ${budget.backend} budget ${numbers}; holding at ${from}`, breach };
+    return {
+      desired: from,
+      reason: 'BudgetLimited',
+      message: `would grow to ${decision.desired} but a peer's rollout holds surge pods: the ${budget.backend} budget ${numbers}; holding at ${from}`,
+      breach,
+    };
   }
   return cap > from
-    ? { desired: cap, reason: 'BudgetLimited', message: `${decision.message}; cut to ${cap} by the ${budget.backend} budget: ${numbers}`, breach: undefined }
-    : { desired: from, reason: 'BudgetLimited', message: `would grow to ${decision.desired} but the ${budget.backend} budget ${numbers}; holding at ${from}`, breach };
+    ? {
+        desired: cap,
+        reason: 'BudgetLimited',
+        message: `${decision.message}; cut to ${cap} by the ${budget.backend} budget: ${numbers}`,
+        breach: undefined,
+      }
+    : {
+        desired: from,
+        reason: 'BudgetLimited',
+        message: `would grow to ${decision.desired} but the ${budget.backend} budget ${numbers}; holding at ${from}`,
+        breach,
+      };
 }
 
 /**
@@ -239,9 +336,13 @@ function holdMessage(decision: SectionDecision, spec: PoolPolicySpec, current: n
   return `utilization is within ${spec.thresholds.scaleDownBelow}%..${spec.thresholds.scaleUpAbove}%; holding at ${current}`;
 }
 
-function blockingReason(input: PlanInput, settings: SectionSettings, ...readings: Array<SettingReading | undefined>): { reason: string; message: string } | undefined {
+function blockingReason(
+  input: PlanInput,
+  settings: SectionSettings,
+  ...readings: Array<SettingReading | undefined>
+): { reason: string; message: string } | undefined {
   if (settings.target === 'pgbouncer' && input.pgbouncerRefusal) return input.pgbouncerRefusal;
-  for (const reading of readings) if (reading?.kind === 'unmanageable') return { reason: reading.reason, message: reading.message };
+  for (const reading of readings)
+    if (reading?.kind === 'unmanageable') return { reason: reading.reason, message: reading.message };
   return undefined;
 }
-

@@ -68,12 +68,28 @@ export interface SectionOutcome {
 }
 
 const LIMITING: ReadonlySet<SectionReason> = new Set<SectionReason>([
-  'AtMax', 'AtMin', 'StepLimited', 'ScaleUpLimit', 'ScaleDownLimit', 'Stabilizing', 'MinIntervalNotElapsed',
-  'RolloutInProgress', 'BudgetLimited', 'BudgetCorrection', 'BudgetNotFound', 'BudgetUnknown', 'RestartDeferred', 'Saturated',
+  'AtMax',
+  'AtMin',
+  'StepLimited',
+  'ScaleUpLimit',
+  'ScaleDownLimit',
+  'Stabilizing',
+  'MinIntervalNotElapsed',
+  'RolloutInProgress',
+  'BudgetLimited',
+  'BudgetCorrection',
+  'BudgetNotFound',
+  'BudgetUnknown',
+  'RestartDeferred',
+  'Saturated',
 ]);
 
 /** The status and events of a planned pass; `changes` are the ones applied (Auto mode). */
-export function passStatus(input: StatusFacts, outcomes: readonly SectionOutcome[], changes: readonly SettingChange[]): { status: PoolPolicyStatus; events: PlannedEvent[] } {
+export function passStatus(
+  input: StatusFacts,
+  outcomes: readonly SectionOutcome[],
+  changes: readonly SettingChange[],
+): { status: PoolPolicyStatus; events: PlannedEvent[] } {
   const { spec, previous, now } = input;
   const apply = spec.mode === 'Auto';
   const current: Record<string, number> = {};
@@ -90,18 +106,29 @@ export function passStatus(input: StatusFacts, outcomes: readonly SectionOutcome
   const breaches: Partial<Record<PoolSection, { direction: 'up' | 'down'; since: string; lastSeen: string }>> = {};
   for (const o of outcomes) {
     const breach = breachToKeep(o, apply, previous.breaches?.[o.settings.section], now);
-    if (breach) breaches[o.settings.section] = { direction: breach.direction, since: formatStatusTime(breach.since), lastSeen: formatStatusTime(breach.lastSeen) };
+    if (breach)
+      breaches[o.settings.section] = {
+        direction: breach.direction,
+        since: formatStatusTime(breach.since),
+        lastSeen: formatStatusTime(breach.lastSeen),
+      };
   }
 
   let history = (stored.history ?? []).map((h) => ({ ...h }));
   history = withUtilizationAfter(history, input);
   let lastChange = stored.lastChange;
-  const changeReason = outcomes.filter((o) => o.changes.length > 0).map((o) => o.explanation).join('; ');
+  const changeReason = outcomes
+    .filter((o) => o.changes.length > 0)
+    .map((o) => o.explanation)
+    .join('; ');
   if (changes.length > 0) {
     lastChange = { time: formatStatusTime(now), reason: changeReason, changes };
     const before = outcomes.find((o) => o.changes.length > 0)?.settings.section;
     const sample = before && input.samples[before];
-    const entry: HistoryEntry<string> = { ...lastChange, ...(sample?.valid ? { utilizationBefore: round1(sample.percent) } : {}) };
+    const entry: HistoryEntry<string> = {
+      ...lastChange,
+      ...(sample?.valid ? { utilizationBefore: round1(sample.percent) } : {}),
+    };
     history = [...history, entry].slice(-MAX_HISTORY);
   }
 
@@ -119,7 +146,9 @@ export function passStatus(input: StatusFacts, outcomes: readonly SectionOutcome
   const events: PlannedEvent[] = [];
   if (changes.length > 0) events.push({ type: 'Normal', reason: 'PoolResized', note: changeReason });
   if (!apply && spec.mode === 'Recommend' && canonical(recommended) !== canonical(stored.recommended ?? {})) {
-    const moved = outcomes.filter((o) => o.decision && o.decision.desired !== o.current[o.settings.leader.key]).map((o) => o.explanation);
+    const moved = outcomes
+      .filter((o) => o.decision && o.decision.desired !== o.current[o.settings.leader.key])
+      .map((o) => o.explanation);
     if (moved.length > 0) events.push({ type: 'Normal', reason: 'RecommendationChanged', note: moved.join('; ') });
   }
   events.push(...problemEvents(stored.conditions, conditions));
@@ -131,20 +160,39 @@ export function passStatus(input: StatusFacts, outcomes: readonly SectionOutcome
  * must re-earn its window. A change that is only recommended (mode Recommend) is not applied,
  * so the breach goes on; resetting it would make the recommendation flap back every window.
  */
-function breachToKeep(outcome: SectionOutcome, apply: boolean, stored: Breach | undefined, now: Date): Breach | undefined {
+function breachToKeep(
+  outcome: SectionOutcome,
+  apply: boolean,
+  stored: Breach | undefined,
+  now: Date,
+): Breach | undefined {
   if (!outcome.decision) return stored;
   if (apply || outcome.changes.length === 0 || outcome.decision.breach) return outcome.decision.breach;
   return stored && { ...stored, lastSeen: now };
 }
 
-function buildConditions(input: StatusFacts, outcomes: readonly SectionOutcome[], stored: readonly WrittenCondition[] | undefined): WrittenCondition[] {
+function buildConditions(
+  input: StatusFacts,
+  outcomes: readonly SectionOutcome[],
+  stored: readonly WrittenCondition[] | undefined,
+): WrittenCondition[] {
   const { now, generation, spec } = input;
   const blocked = outcomes.find((o) => o.blocked);
   const ready: ConditionInput = blocked?.blocked
     ? { type: ConditionType.Ready, status: 'False', reason: blocked.blocked.reason, message: blocked.blocked.message }
     : spec.mode === 'Auto'
-      ? { type: ConditionType.Ready, status: 'True', reason: ConditionReason.Reconciled, message: 'settings are within bounds and applied' }
-      : { type: ConditionType.Ready, status: 'True', reason: ConditionReason.Recommending, message: 'mode Recommend: status.recommended is computed, targets are not written' };
+      ? {
+          type: ConditionType.Ready,
+          status: 'True',
+          reason: ConditionReason.Reconciled,
+          message: 'settings are within bounds and applied',
+        }
+      : {
+          type: ConditionType.Ready,
+          status: 'True',
+          reason: ConditionReason.Recommending,
+          message: 'mode Recommend: status.recommended is computed, targets are not written',
+        };
 
   const invalid = outcomes.flatMap((o) => {
     const sample = input.samples[o.settings.section];
@@ -152,15 +200,30 @@ function buildConditions(input: StatusFacts, outcomes: readonly SectionOutcome[]
   });
   const firstInvalid = invalid[0];
   const metrics: ConditionInput = firstInvalid
-    ? { type: ConditionType.MetricsAvailable, status: 'False', reason: firstInvalid.sample.problem, message: invalid.map((i) => `${i.section}: ${i.sample.message}`).join('; ') }
-    : { type: ConditionType.MetricsAvailable, status: 'True', reason: 'SamplesValid', message: 'every utilization query returned one fresh, finite sample' };
+    ? {
+        type: ConditionType.MetricsAvailable,
+        status: 'False',
+        reason: firstInvalid.sample.problem,
+        message: invalid.map((i) => `${i.section}: ${i.sample.message}`).join('; '),
+      }
+    : {
+        type: ConditionType.MetricsAvailable,
+        status: 'True',
+        reason: 'SamplesValid',
+        message: 'every utilization query returned one fresh, finite sample',
+      };
 
   const decided = outcomes.filter((o) => o.decision);
   const limiting = decided.filter((o) => o.decision && LIMITING.has(o.decision.reason));
   const firstLimiting = limiting[0]?.decision;
   const firstDecided = decided[0]?.decision;
   const limited: ConditionInput = firstLimiting
-    ? { type: ConditionType.Limited, status: 'True', reason: firstLimiting.reason, message: limiting.map((o) => o.explanation).join('; ') }
+    ? {
+        type: ConditionType.Limited,
+        status: 'True',
+        reason: firstLimiting.reason,
+        message: limiting.map((o) => o.explanation).join('; '),
+      }
     : {
         type: ConditionType.Limited,
         status: 'False',
@@ -173,8 +236,9 @@ function buildConditions(input: StatusFacts, outcomes: readonly SectionOutcome[]
   return conditions.map((c) => nextCondition(stored, c, now, generation));
 }
 
-const PGBOUNCER_ADVICE = 'PgBouncer in transaction mode lets many client connections share few server connections: '
-  + 'put it in front of PostgreSQL and add a pgbouncer section to this policy';
+const PGBOUNCER_ADVICE =
+  'PgBouncer in transaction mode lets many client connections share few server connections: ' +
+  'put it in front of PostgreSQL and add a pgbouncer section to this policy';
 
 /**
  * The runbook's advice, for a policy whose app pools go straight to PostgreSQL under a budget:
@@ -185,9 +249,18 @@ function pgbouncerAdvice(input: StatusFacts, outcomes: readonly SectionOutcome[]
   if (!input.spec.budgetRef || !input.spec.database || input.spec.pgbouncer) return undefined;
   const database = outcomes.find((o) => o.settings.section === 'database');
   const budget = input.budget?.database;
-  const limited = database?.decision && (database.decision.reason === 'BudgetLimited' || database.decision.reason === 'BudgetCorrection' || database.decision.budgetBound === true);
+  const limited =
+    database?.decision &&
+    (database.decision.reason === 'BudgetLimited' ||
+      database.decision.reason === 'BudgetCorrection' ||
+      database.decision.budgetBound === true);
   if (!limited || budget?.kind !== 'cap') {
-    return { type: ConditionType.PgBouncerRecommended, status: 'False', reason: 'WithinBudget', message: 'the database pools fit the PostgreSQL budget at their recommended size' };
+    return {
+      type: ConditionType.PgBouncerRecommended,
+      status: 'False',
+      reason: 'WithinBudget',
+      message: 'the database pools fit the PostgreSQL budget at their recommended size',
+    };
   }
   if (database.decision.budgetBound === true) {
     return {
@@ -202,20 +275,29 @@ function pgbouncerAdvice(input: StatusFacts, outcomes: readonly SectionOutcome[]
     type: ConditionType.PgBouncerRecommended,
     status: 'True',
     reason: 'BudgetLimited',
-    message: `the pools of all replicas need ${budget.needs} PostgreSQL connections at the recommended ${database.settings.leader.key} `
-      + `but the budget leaves ${budget.free} (${short} short); ${PGBOUNCER_ADVICE}`,
+    message:
+      `the pools of all replicas need ${budget.needs} PostgreSQL connections at the recommended ${database.settings.leader.key} ` +
+      `but the budget leaves ${budget.free} (${short} short); ${PGBOUNCER_ADVICE}`,
   };
 }
 
 /** A Warning event when a condition turns bad, or stays bad for a new reason; never repeated. */
-function problemEvents(stored: readonly WrittenCondition[] | undefined, next: readonly WrittenCondition[]): PlannedEvent[] {
+function problemEvents(
+  stored: readonly WrittenCondition[] | undefined,
+  next: readonly WrittenCondition[],
+): PlannedEvent[] {
   // Ready=False and MetricsAvailable=False are problems; Limited and PgBouncerRecommended are
   // explanations (False there is good news), their changes show in status, not as Warnings.
-  const bad = (c: WrittenCondition | undefined): boolean => c !== undefined && (c.type === ConditionType.Ready || c.type === ConditionType.MetricsAvailable) && c.status === 'False';
-  return next.filter((c) => {
-    const before = stored?.find((s) => s.type === c.type);
-    return bad(c) && !(bad(before) && before?.reason === c.reason);
-  }).map((c) => ({ type: 'Warning', reason: c.reason, note: c.message }));
+  const bad = (c: WrittenCondition | undefined): boolean =>
+    c !== undefined &&
+    (c.type === ConditionType.Ready || c.type === ConditionType.MetricsAvailable) &&
+    c.status === 'False';
+  return next
+    .filter((c) => {
+      const before = stored?.find((s) => s.type === c.type);
+      return bad(c) && !(bad(before) && before?.reason === c.reason);
+    })
+    .map((c) => ({ type: 'Warning', reason: c.reason, note: c.message }));
 }
 
 /**
@@ -247,7 +329,12 @@ function observedOf(samples: StatusFacts['samples']): PoolPolicyStatus['observed
 }
 
 /** Status for a pass that could not plan at all (invalid spec, missing target, conflict, paused). */
-export function blockedStatus(previous: ParsedPoolPolicyStatus, generation: number, now: Date, ready: { status: 'True' | 'False'; reason: string; message: string }): PoolPolicyStatus {
+export function blockedStatus(
+  previous: ParsedPoolPolicyStatus,
+  generation: number,
+  now: Date,
+  ready: { status: 'True' | 'False'; reason: string; message: string },
+): PoolPolicyStatus {
   const stored = toWrittenStatus(previous);
   const conditions = [nextCondition(stored.conditions, { type: ConditionType.Ready, ...ready }, now, generation)];
   // Other conditions describe the last evaluation; keep them, marked with their own generation.

@@ -11,7 +11,11 @@ export interface RolloutFacts {
     readonly replicas?: number;
     readonly updatedReplicas?: number;
     readonly availableReplicas?: number;
-    readonly conditions?: ReadonlyArray<{ readonly type: string; readonly reason?: string; readonly lastUpdateTime?: Date | string }>;
+    readonly conditions?: ReadonlyArray<{
+      readonly type: string;
+      readonly reason?: string;
+      readonly lastUpdateTime?: Date | string;
+    }>;
   };
 }
 
@@ -39,7 +43,13 @@ export function rolloutCompletedAt(deployment: RolloutFacts): Date | undefined {
 
 /** The part of an object's metadata that says who last changed which fields, and when. */
 export interface ManagedFieldsFacts {
-  readonly metadata?: { readonly managedFields?: ReadonlyArray<{ readonly manager?: string; readonly operation?: string; readonly time?: Date | string }> };
+  readonly metadata?: {
+    readonly managedFields?: ReadonlyArray<{
+      readonly manager?: string;
+      readonly operation?: string;
+      readonly time?: Date | string;
+    }>;
+  };
 }
 
 /**

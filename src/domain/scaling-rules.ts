@@ -68,7 +68,13 @@ export type RateLimit =
  * `now` (strictly after the period's start, like the HPA's cutoff); changes in both directions
  * count, so the base is the value the setting had when the period began.
  */
-export function rateLimit(direction: Direction, current: number, rules: { readonly selectPolicy: SelectPolicy; readonly policies: readonly ScalingPolicy[] }, changes: readonly PastChange[], now: Date): RateLimit {
+export function rateLimit(
+  direction: Direction,
+  current: number,
+  rules: { readonly selectPolicy: SelectPolicy; readonly policies: readonly ScalingPolicy[] },
+  changes: readonly PastChange[],
+  now: Date,
+): RateLimit {
   if (rules.selectPolicy === 'Disabled') return { kind: 'disabled' };
   // "Wider" allows the bigger move: a higher limit up, a lower one down. Max keeps the widest, Min the narrowest.
   const wider = (a: number, b: number): boolean => (direction === 'up' ? a > b : a < b);
@@ -76,7 +82,8 @@ export function rateLimit(direction: Direction, current: number, rules: { readon
   for (const policy of rules.policies) {
     const periodStart = current - changedWithin(changes, policy.periodMs, now);
     const limit = allowedFrom(direction, periodStart, policy);
-    const wins = best === undefined || (rules.selectPolicy === 'Max' ? wider(limit, best.limit) : wider(best.limit, limit));
+    const wins =
+      best === undefined || (rules.selectPolicy === 'Max' ? wider(limit, best.limit) : wider(best.limit, limit));
     if (wins) best = { limit, policy, periodStart };
   }
   // No policy at all allows no change (the schema requires at least one; an empty list is not "unlimited").
@@ -99,7 +106,8 @@ function changedWithin(changes: readonly PastChange[], periodMs: number, now: Da
  * int32 conversion).
  */
 function allowedFrom(direction: Direction, periodStart: number, policy: ScalingPolicy): number {
-  if (policy.type === 'Connections') return direction === 'up' ? periodStart + policy.value : periodStart - policy.value;
+  if (policy.type === 'Connections')
+    return direction === 'up' ? periodStart + policy.value : periodStart - policy.value;
   return direction === 'up'
     ? Math.ceil((periodStart * (100 + policy.value)) / 100)
     : Math.trunc((periodStart * (100 - policy.value)) / 100);
@@ -107,5 +115,7 @@ function allowedFrom(direction: Direction, periodStart: number, policy: ScalingP
 
 /** "Percent 100% per 1m" / "Connections 4 per 15s": how status messages name a policy. */
 export function describePolicy(policy: ScalingPolicy): string {
-  return policy.type === 'Percent' ? `Percent ${policy.value}% per ${formatDuration(policy.periodMs)}` : `Connections ${policy.value} per ${formatDuration(policy.periodMs)}`;
+  return policy.type === 'Percent'
+    ? `Percent ${policy.value}% per ${formatDuration(policy.periodMs)}`
+    : `Connections ${policy.value} per ${formatDuration(policy.periodMs)}`;
 }

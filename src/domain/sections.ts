@@ -38,13 +38,23 @@ export function sectionsOf(spec: PoolPolicySpec): SectionSettings[] {
       section: 'database',
       target: 'env',
       leader: { key: poolSize.env, bounds: { min: poolSize.min, max: poolSize.max } },
-      follower: maxOverflow && { key: maxOverflow.env, bounds: { min: maxOverflow.min, max: maxOverflow.max }, ratio: maxOverflow.ratio },
+      follower: maxOverflow && {
+        key: maxOverflow.env,
+        bounds: { min: maxOverflow.min, max: maxOverflow.max },
+        ratio: maxOverflow.ratio,
+      },
       fill: maxOverflow?.mode === 'FillToBudget',
     });
   }
   if (spec.redis) {
     const { maxConnections } = spec.redis;
-    sections.push({ section: 'redis', target: 'env', leader: { key: maxConnections.env, bounds: { min: maxConnections.min, max: maxConnections.max } }, follower: undefined, fill: maxConnections.mode === 'FillToBudget' });
+    sections.push({
+      section: 'redis',
+      target: 'env',
+      leader: { key: maxConnections.env, bounds: { min: maxConnections.min, max: maxConnections.max } },
+      follower: undefined,
+      fill: maxConnections.mode === 'FillToBudget',
+    });
   }
   if (spec.pgbouncer) {
     const keys = PGBOUNCER_KEYS[spec.pgbouncer.format];
@@ -53,7 +63,11 @@ export function sectionsOf(spec: PoolPolicySpec): SectionSettings[] {
       section: 'pgbouncer',
       target: 'pgbouncer',
       leader: { key: keys.defaultPoolSize, bounds: { min: defaultPoolSize.min, max: defaultPoolSize.max } },
-      follower: maxClientConn && { key: keys.maxClientConn, bounds: { min: maxClientConn.min, max: maxClientConn.max }, ratio: maxClientConn.ratio },
+      follower: maxClientConn && {
+        key: keys.maxClientConn,
+        bounds: { min: maxClientConn.min, max: maxClientConn.max },
+        ratio: maxClientConn.ratio,
+      },
       fill: false,
     });
   }

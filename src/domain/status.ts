@@ -25,10 +25,23 @@ export interface ConditionInput {
  * Returns the condition to store: lastTransitionTime moves only when `status` flips, as
  * metav1.Condition requires; reason and message follow the newest evaluation.
  */
-export function nextCondition(previous: readonly WrittenCondition[] | undefined, input: ConditionInput, now: Date, generation: number): WrittenCondition {
+export function nextCondition(
+  previous: readonly WrittenCondition[] | undefined,
+  input: ConditionInput,
+  now: Date,
+  generation: number,
+): WrittenCondition {
   const before = previous?.find((c) => c.type === input.type);
-  const lastTransitionTime = before && before.status === input.status ? before.lastTransitionTime : formatStatusTime(now);
-  return { type: input.type, status: input.status, reason: input.reason, message: input.message, lastTransitionTime, observedGeneration: generation };
+  const lastTransitionTime =
+    before && before.status === input.status ? before.lastTransitionTime : formatStatusTime(now);
+  return {
+    type: input.type,
+    status: input.status,
+    reason: input.reason,
+    message: input.message,
+    lastTransitionTime,
+    observedGeneration: generation,
+  };
 }
 
 /** The parsed (Date) status in its written (RFC3339) form, so the two compare exactly. */
@@ -37,14 +50,17 @@ export function toWrittenStatus(parsed: ParsedPoolPolicyStatus): PoolPolicyStatu
   const breaches: Record<string, { direction: 'up' | 'down'; since: string; lastSeen: string }> = {};
   for (const section of POOL_SECTIONS) {
     const breach = parsed.breaches?.[section];
-    if (breach) breaches[section] = { direction: breach.direction, since: t(breach.since), lastSeen: t(breach.lastSeen) };
+    if (breach)
+      breaches[section] = { direction: breach.direction, since: t(breach.since), lastSeen: t(breach.lastSeen) };
   }
   return dropUndefined({
     observedGeneration: parsed.observedGeneration,
     conditions: parsed.conditions?.map((c) => ({ ...c, lastTransitionTime: t(c.lastTransitionTime) })),
     current: parsed.current,
     recommended: parsed.recommended,
-    observed: parsed.observed && dropUndefined({ ...parsed.observed, sampledAt: parsed.observed.sampledAt && t(parsed.observed.sampledAt) }),
+    observed:
+      parsed.observed &&
+      dropUndefined({ ...parsed.observed, sampledAt: parsed.observed.sampledAt && t(parsed.observed.sampledAt) }),
     breaches: parsed.breaches ? breaches : undefined,
     lastChange: parsed.lastChange && { ...parsed.lastChange, time: t(parsed.lastChange.time) },
     history: parsed.history?.map((h) => ({ ...h, time: t(h.time) })),
@@ -79,7 +95,9 @@ function observationsClose(a: PoolPolicyStatus['observed'], b: PoolPolicyStatus[
 export function canonical(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) =>
     v !== null && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      ? Object.fromEntries(
+          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+        )
       : v,
   );
 }

@@ -29,20 +29,87 @@ export function createMetrics(): OperatorMetrics {
   collectDefaultMetrics({ register: registry, prefix: 'poolpilot_' });
   return {
     registry,
-    reconciles: new Counter({ name: 'poolpilot_reconciles_total', help: 'Reconciles by result (success, error, terminal).', labelNames: ['result'], registers: [registry] }),
-    reconcileDuration: new Histogram({ name: 'poolpilot_reconcile_duration_seconds', help: 'Time one reconcile took.', buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] }),
-    prometheusQueries: new Counter({ name: 'poolpilot_prometheus_queries_total', help: 'Utilization readings by result (ok or the MetricsAvailable reason), one per policy and section.', labelNames: ['result'], registers: [registry] }),
-    reconcileOwnDuration: new Histogram({ name: 'poolpilot_reconcile_own_duration_seconds', help: 'Time one PoolPolicy reconcile took, not counting the wait for Prometheus.', buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [registry] }),
-    prometheusRequests: new Counter({ name: 'poolpilot_prometheus_requests_total', help: 'Round trips to Prometheus (a utilization query with its freshness query counts once; one namespace-wide pair serves many policies).', registers: [registry] }),
-    prometheusQueryDuration: new Histogram({ name: 'poolpilot_prometheus_query_duration_seconds', help: 'Time one round trip to Prometheus took (a query with its freshness query).', buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] }),
-    queueDepth: new Gauge({ name: 'poolpilot_workqueue_depth', help: 'Policies waiting in the work queue.', registers: [registry] }),
-    leader: new Gauge({ name: 'poolpilot_leader', help: '1 while this replica is the leader and reconciles (always 1 without --leader-elect), else 0.', registers: [registry] }),
-    settingValue: new Gauge({ name: 'poolpilot_setting_value', help: 'Current and recommended value per policy and setting (kind=current|recommended).', labelNames: ['namespace', 'policy', 'setting', 'kind'], registers: [registry] }),
-    changes: new Counter({ name: 'poolpilot_changes_total', help: 'Setting changes applied, by direction (up, down).', labelNames: ['namespace', 'policy', 'setting', 'direction'], registers: [registry] }),
-    policyCondition: new Gauge({ name: 'poolpilot_policy_condition', help: 'PoolPolicy status conditions: 1 for the current status and reason of each condition type (Ready, MetricsAvailable, Limited).', labelNames: ['namespace', 'policy', 'type', 'status', 'reason'], registers: [registry] }),
-    budgetHeadroom: new Gauge({ name: 'poolpilot_budget_headroom_connections', help: 'Connections a connection budget still allows per backend (budget max minus the sum of managed pool sizes).', labelNames: ['namespace', 'budget', 'backend'], registers: [registry] }),
-    informerSynced: new Gauge({ name: 'poolpilot_informer_synced', help: '1 once the informer of this resource has listed it and watches it (the operator is ready when all are 1), else 0.', labelNames: ['resource'], registers: [registry] }),
-    informerFailures: new Counter({ name: 'poolpilot_informer_failures_total', help: 'Failed list or watch attempts per informer resource; each is retried after a backoff that grows until one succeeds.', labelNames: ['resource'], registers: [registry] }),
+    reconciles: new Counter({
+      name: 'poolpilot_reconciles_total',
+      help: 'Reconciles by result (success, error, terminal).',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+    reconcileDuration: new Histogram({
+      name: 'poolpilot_reconcile_duration_seconds',
+      help: 'Time one reconcile took.',
+      buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    prometheusQueries: new Counter({
+      name: 'poolpilot_prometheus_queries_total',
+      help: 'Utilization readings by result (ok or the MetricsAvailable reason), one per policy and section.',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+    reconcileOwnDuration: new Histogram({
+      name: 'poolpilot_reconcile_own_duration_seconds',
+      help: 'Time one PoolPolicy reconcile took, not counting the wait for Prometheus.',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [registry],
+    }),
+    prometheusRequests: new Counter({
+      name: 'poolpilot_prometheus_requests_total',
+      help: 'Round trips to Prometheus (a utilization query with its freshness query counts once; one namespace-wide pair serves many policies).',
+      registers: [registry],
+    }),
+    prometheusQueryDuration: new Histogram({
+      name: 'poolpilot_prometheus_query_duration_seconds',
+      help: 'Time one round trip to Prometheus took (a query with its freshness query).',
+      buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    queueDepth: new Gauge({
+      name: 'poolpilot_workqueue_depth',
+      help: 'Policies waiting in the work queue.',
+      registers: [registry],
+    }),
+    leader: new Gauge({
+      name: 'poolpilot_leader',
+      help: '1 while this replica is the leader and reconciles (always 1 without --leader-elect), else 0.',
+      registers: [registry],
+    }),
+    settingValue: new Gauge({
+      name: 'poolpilot_setting_value',
+      help: 'Current and recommended value per policy and setting (kind=current|recommended).',
+      labelNames: ['namespace', 'policy', 'setting', 'kind'],
+      registers: [registry],
+    }),
+    changes: new Counter({
+      name: 'poolpilot_changes_total',
+      help: 'Setting changes applied, by direction (up, down).',
+      labelNames: ['namespace', 'policy', 'setting', 'direction'],
+      registers: [registry],
+    }),
+    policyCondition: new Gauge({
+      name: 'poolpilot_policy_condition',
+      help: 'PoolPolicy status conditions: 1 for the current status and reason of each condition type (Ready, MetricsAvailable, Limited).',
+      labelNames: ['namespace', 'policy', 'type', 'status', 'reason'],
+      registers: [registry],
+    }),
+    budgetHeadroom: new Gauge({
+      name: 'poolpilot_budget_headroom_connections',
+      help: 'Connections a connection budget still allows per backend (budget max minus the sum of managed pool sizes).',
+      labelNames: ['namespace', 'budget', 'backend'],
+      registers: [registry],
+    }),
+    informerSynced: new Gauge({
+      name: 'poolpilot_informer_synced',
+      help: '1 once the informer of this resource has listed it and watches it (the operator is ready when all are 1), else 0.',
+      labelNames: ['resource'],
+      registers: [registry],
+    }),
+    informerFailures: new Counter({
+      name: 'poolpilot_informer_failures_total',
+      help: 'Failed list or watch attempts per informer resource; each is retried after a backoff that grows until one succeeds.',
+      labelNames: ['resource'],
+      registers: [registry],
+    }),
   };
 }
 
@@ -59,7 +126,10 @@ export class PolicyGauge<L extends string> {
   show(key: string, series: ReadonlyArray<{ readonly labels: Record<L, string>; readonly value: number }>): void {
     this.forget(key);
     for (const { labels, value } of series) this.gauge.set(labels, value);
-    this.shown.set(key, series.map((s) => s.labels));
+    this.shown.set(
+      key,
+      series.map((s) => s.labels),
+    );
   }
 
   forget(key: string): void {

@@ -12,7 +12,10 @@ export interface RunningServer {
 }
 
 /** Serves /healthz (process alive), /readyz (caches synced) and, given a registry, /metrics. */
-export async function startHttpServer(address: ListenAddress, options: { registry?: Registry; ready?: ReadinessProbe }): Promise<RunningServer> {
+export async function startHttpServer(
+  address: ListenAddress,
+  options: { registry?: Registry; ready?: ReadinessProbe },
+): Promise<RunningServer> {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz') {
@@ -36,6 +39,12 @@ export async function startHttpServer(address: ListenAddress, options: { registr
   });
   return {
     port: (server.address() as AddressInfo).port,
-    close: () => new Promise<void>((resolve) => { server.close(() => { resolve(); }); server.closeAllConnections(); }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => {
+          resolve();
+        });
+        server.closeAllConnections();
+      }),
   };
 }

@@ -123,12 +123,17 @@ async function processOne<K extends string>(options: RunWorkersOptions<K>, key: 
       queue.addRateLimited(key);
       result = 'error';
     }
-    if (onError !== undefined) callHook(() => { onError(key, err); });
+    if (onError !== undefined)
+      callHook(() => {
+        onError(key, err);
+      });
   } finally {
     queue.done(key);
   }
   if (observe !== undefined) {
     const durationMs = clock.now().getTime() - started;
-    callHook(() => { observe({ key, result, durationMs }); });
+    callHook(() => {
+      observe({ key, result, durationMs });
+    });
   }
 }

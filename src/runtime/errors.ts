@@ -33,7 +33,9 @@ export function causeOf(err: unknown): string {
   const messages: string[] = [];
   let current: unknown = err;
   for (let depth = 0; current !== undefined && current !== null && depth < 5; depth++) {
-    messages.push(current instanceof Error ? messageOf(current) : typeof current === 'string' ? current : JSON.stringify(current));
+    messages.push(
+      current instanceof Error ? messageOf(current) : typeof current === 'string' ? current : JSON.stringify(current),
+    );
     current = current instanceof Error ? current.cause : undefined;
   }
   // A wrapper usually repeats its cause's text; say each part once.
@@ -57,7 +59,9 @@ export function statusMessageOf(body: unknown): string | undefined {
       return undefined; // not JSON: no Status
     }
   }
-  return typeof parsed === 'object' && parsed !== null && 'message' in parsed && typeof parsed.message === 'string' ? parsed.message : undefined;
+  return typeof parsed === 'object' && parsed !== null && 'message' in parsed && typeof parsed.message === 'string'
+    ? parsed.message
+    : undefined;
 }
 
 type LogFn = (fields: object, message: string) => void;
@@ -66,7 +70,13 @@ type LogFn = (fields: object, message: string) => void;
  * Logs a failure that will be retried: one line at `level` naming its cause (`error`), and the
  * error itself, stack included, as a second record at debug level.
  */
-export function logRetry<L extends 'warn' | 'error'>(log: { readonly debug: LogFn } & { readonly [K in L]: LogFn }, level: L, fields: object, message: string, err: unknown): void {
+export function logRetry<L extends 'warn' | 'error'>(
+  log: { readonly debug: LogFn } & { readonly [K in L]: LogFn },
+  level: L,
+  fields: object,
+  message: string,
+  err: unknown,
+): void {
   log[level]({ ...fields, error: causeOf(err) }, message);
   log.debug({ ...fields, err }, `${message}: stack`);
 }

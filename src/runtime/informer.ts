@@ -68,7 +68,9 @@ export class ResilientInformer<T extends KubernetesObject> implements ObjectStor
   private wake: (() => void) | undefined;
   private restartTimer: TimerHandle | undefined;
   private resolveSynced: () => void = () => undefined;
-  private readonly syncedOrStopped = new Promise<void>((resolve) => { this.resolveSynced = resolve; });
+  private readonly syncedOrStopped = new Promise<void>((resolve) => {
+    this.resolveSynced = resolve;
+  });
 
   constructor(private readonly options: InformerOptions<T>) {
     this.informer = options.informer;
@@ -78,7 +80,9 @@ export class ResilientInformer<T extends KubernetesObject> implements ObjectStor
     this.informer.on('add', notify);
     this.informer.on('update', notify);
     this.informer.on('delete', notify);
-    this.informer.on('error', (err: unknown) => { this.report(err); });
+    this.informer.on('error', (err: unknown) => {
+      this.report(err);
+    });
   }
 
   /** True once a complete list is in the cache (and stays true; see the module comment). */
@@ -171,7 +175,9 @@ export class ResilientInformer<T extends KubernetesObject> implements ObjectStor
   /** Waits until `condition()` holds or stop() was called. */
   private async until(condition: () => boolean): Promise<void> {
     while (!this.stopped && !condition()) {
-      await new Promise<void>((resolve) => { this.wake = resolve; });
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+      });
     }
   }
 

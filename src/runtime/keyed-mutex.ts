@@ -9,7 +9,9 @@ export class KeyedMutex {
   async acquire(key: string): Promise<() => void> {
     const previous = this.tails.get(key) ?? Promise.resolve();
     let free: () => void = () => undefined;
-    const held = new Promise<void>((resolve) => { free = resolve; });
+    const held = new Promise<void>((resolve) => {
+      free = resolve;
+    });
     const tail = previous.then(() => held);
     this.tails.set(key, tail);
     await previous;

@@ -109,7 +109,8 @@ export class LeaderElector {
   /** The attempt in flight, if any (never more than one). */
   private attempt: Promise<void> | undefined;
   /** The Lease record as last seen (resourceVersion + holder) and the local time it was first seen. */
-  private observed: { readonly version: string; readonly holder: string; readonly durationMs: number; readonly at: number } | undefined;
+  private observed:
+    { readonly version: string; readonly holder: string; readonly durationMs: number; readonly at: number } | undefined;
   private running: Promise<void> | undefined;
   private resolveRunning: (() => void) | undefined;
   private releasing: Promise<void> | undefined;
@@ -122,8 +123,14 @@ export class LeaderElector {
     this.leaseDurationMs = opts.leaseDurationMs ?? DEFAULT_LEASE_DURATION_MS;
     this.renewDeadlineMs = opts.renewDeadlineMs ?? DEFAULT_RENEW_DEADLINE_MS;
     this.retryPeriodMs = opts.retryPeriodMs ?? DEFAULT_RETRY_PERIOD_MS;
-    if (!(this.retryPeriodMs > 0 && this.retryPeriodMs < this.renewDeadlineMs && this.renewDeadlineMs < this.leaseDurationMs)) {
-      throw new RangeError(`leader election needs 0 < retry period (${this.retryPeriodMs} ms) < renew deadline (${this.renewDeadlineMs} ms) < lease duration (${this.leaseDurationMs} ms)`);
+    if (!(
+      this.retryPeriodMs > 0 &&
+      this.retryPeriodMs < this.renewDeadlineMs &&
+      this.renewDeadlineMs < this.leaseDurationMs
+    )) {
+      throw new RangeError(
+        `leader election needs 0 < retry period (${this.retryPeriodMs} ms) < renew deadline (${this.renewDeadlineMs} ms) < lease duration (${this.leaseDurationMs} ms)`,
+      );
     }
   }
 
@@ -139,7 +146,9 @@ export class LeaderElector {
    */
   run(): Promise<void> {
     if (this.running !== undefined) return this.running;
-    this.running = new Promise((resolve) => { this.resolveRunning = resolve; });
+    this.running = new Promise((resolve) => {
+      this.resolveRunning = resolve;
+    });
     if (this.stopped) {
       this.resolveRunning?.();
     } else {
@@ -178,13 +187,23 @@ export class LeaderElector {
             kind: 'Lease',
             metadata: this.metadataFor(lease),
             // As client-go's release(): no holder, 1 s duration, transitions kept.
-            spec: { holderIdentity: '', leaseDurationSeconds: 1, acquireTime: now, renewTime: now, leaseTransitions: lease.spec.leaseTransitions ?? 0 },
+            spec: {
+              holderIdentity: '',
+              leaseDurationSeconds: 1,
+              acquireTime: now,
+              renewTime: now,
+              leaseTransitions: lease.spec.leaseTransitions ?? 0,
+            },
           },
         });
         this.log.info({ lease: this.leaseName(), identity: this.opts.identity }, 'released leader lease');
       }
     } catch (err) {
-      if (httpStatusOf(err) !== 404) this.log.warn({ err, lease: this.leaseName() }, 'could not release leader lease; it expires after its lease duration');
+      if (httpStatusOf(err) !== 404)
+        this.log.warn(
+          { err, lease: this.leaseName() },
+          'could not release leader lease; it expires after its lease duration',
+        );
     }
     this.resolveRunning?.();
   }
@@ -197,7 +216,9 @@ export class LeaderElector {
     if (this.stopped) return;
     this.nextAttempt = this.clock.setTimeout(() => {
       this.nextAttempt = undefined;
-      const attempt = this.step().finally(() => { this.attempt = undefined; });
+      const attempt = this.step().finally(() => {
+        this.attempt = undefined;
+      });
       this.attempt = attempt;
     }, ms);
   }
@@ -235,7 +256,10 @@ export class LeaderElector {
     this.leading = false;
     if (this.deadline !== undefined) this.clock.clearTimeout(this.deadline);
     this.deadline = undefined;
-    this.log[reason === 'released' ? 'info' : 'warn']({ lease: this.leaseName(), identity: this.opts.identity, reason }, 'stopped leading');
+    this.log[reason === 'released' ? 'info' : 'warn'](
+      { lease: this.leaseName(), identity: this.opts.identity, reason },
+      'stopped leading',
+    );
     callHook(this.opts.onStoppedLeading);
   }
 
@@ -251,7 +275,15 @@ export class LeaderElector {
     } catch (err) {
       if (httpStatusOf(err) !== 404 || this.stopped) throw err;
       try {
-        const created = await this.api.createNamespacedLease({ namespace, body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace }, spec: this.specFor(undefined, nowMs) } });
+        const created = await this.api.createNamespacedLease({
+          namespace,
+          body: {
+            apiVersion: 'coordination.k8s.io/v1',
+            kind: 'Lease',
+            metadata: { name, namespace },
+            spec: this.specFor(undefined, nowMs),
+          },
+        });
         this.observe(created);
         return true;
       } catch (createErr) {
@@ -270,10 +302,19 @@ export class LeaderElector {
       const replaced = await this.api.replaceNamespacedLease({
         name,
         namespace,
-        body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: this.metadataFor(lease), spec: this.specFor(lease.spec, nowMs) },
+        body: {
+          apiVersion: 'coordination.k8s.io/v1',
+          kind: 'Lease',
+          metadata: this.metadataFor(lease),
+          spec: this.specFor(lease.spec, nowMs),
+        },
       });
       this.observe(replaced);
-      if (holder !== identity) this.log.info({ lease: this.leaseName(), previousHolder: holder }, holder === '' ? 'acquired free leader lease' : 'took over expired leader lease');
+      if (holder !== identity)
+        this.log.info(
+          { lease: this.leaseName(), previousHolder: holder },
+          holder === '' ? 'acquired free leader lease' : 'took over expired leader lease',
+        );
       return true;
     } catch (err) {
       if (httpStatusOf(err) === 409) return false;
@@ -299,7 +340,7 @@ export class LeaderElector {
     return {
       holderIdentity: this.opts.identity,
       leaseDurationSeconds: Math.max(1, Math.ceil(this.leaseDurationMs / 1000)),
-      acquireTime: renewal ? microTime(previous.acquireTime) ?? now : now,
+      acquireTime: renewal ? (microTime(previous.acquireTime) ?? now) : now,
       renewTime: now,
       leaseTransitions: previous === undefined ? 0 : (previous.leaseTransitions ?? 0) + (renewal ? 0 : 1),
     };
@@ -326,11 +367,12 @@ export class LeaderElector {
   private withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
     let timer: TimerHandle | undefined;
     const timeout = new Promise<never>((_resolve, reject) => {
-      timer = this.clock.setTimeout(() => { reject(new Error(`lease request still unanswered after ${ms} ms`)); }, ms);
+      timer = this.clock.setTimeout(() => {
+        reject(new Error(`lease request still unanswered after ${ms} ms`));
+      }, ms);
     });
     return Promise.race([work, timeout]).finally(() => {
       if (timer !== undefined) this.clock.clearTimeout(timer);
     });
   }
 }
-

@@ -9,7 +9,10 @@ import { repoRoot } from './support/local-env.js';
  * as /usr/bin/node, which runs npm), or undefined when there is none.
  */
 function machineNodeTooOld(): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(delimiter).filter((dir) => !dir.includes('node_modules')), '/usr/bin'];
+  const dirs = [
+    ...(process.env.PATH ?? '').split(delimiter).filter((dir) => !dir.includes('node_modules')),
+    '/usr/bin',
+  ];
   for (const dir of dirs) {
     const candidate = join(dir, 'node');
     try {
@@ -36,14 +39,27 @@ describe('poolpilot CLI (dist/cli.js)', () => {
   it('lists the commands and every flag with --help', () => {
     const run = spawnSync(node, [cli, 'run', '--help'], { encoding: 'utf8' });
     expect(run.status).toBe(0);
-    for (const flag of ['--kubeconfig', '--namespace', '--prometheus-url', '--metrics-addr', '--health-addr', '--log-level', '--workers', '--leader-elect', '--enforce-namespace-label']) {
+    for (const flag of [
+      '--kubeconfig',
+      '--namespace',
+      '--prometheus-url',
+      '--metrics-addr',
+      '--health-addr',
+      '--log-level',
+      '--workers',
+      '--leader-elect',
+      '--enforce-namespace-label',
+    ]) {
       expect(run.stdout).toContain(flag);
     }
     expect(run.stdout).toMatch(/once\s+reconcile every PoolPolicy once/);
   });
 
   it.each([
-    [['run', '--log-level', 'loud'], /invalid --log-level .*expected one of trace\|debug\|info\|warn\|error\|fatal, got 'loud'/],
+    [
+      ['run', '--log-level', 'loud'],
+      /invalid --log-level .*expected one of trace\|debug\|info\|warn\|error\|fatal, got 'loud'/,
+    ],
     [['run', '--metrics-addr', '99999'], /invalid --metrics-addr .*HOST:PORT/],
     [['run', '--bogus'], /Unknown option '--bogus'/],
     [['fly'], /expected one command \(run or once\), got 'fly'/],
@@ -61,10 +77,15 @@ describe('poolpilot CLI (dist/cli.js)', () => {
 
   const oldNode = machineNodeTooOld();
   // Skipped (and counted as skipped) only on a machine whose every Node is new enough.
-  (oldNode === undefined ? it.skip : it)('refuses an older Node with one line saying what to run instead, before the client crashes at import', () => {
-    const run = spawnSync(oldNode ?? 'node', [cli, 'run', '--help'], { encoding: 'utf8' });
-    expect(run.status).toBe(1);
-    expect(run.stdout).toBe('');
-    expect(run.stderr).toMatch(/^poolpilot needs Node >= 22\.19, found v\d+\.\d+\.\d+ \(.+\): in the repository run `npx poolpilot \.\.\.` or `node_modules\/\.bin\/node dist\/cli\.js \.\.\.` \(Node 24 from its devDependencies\)\n$/);
-  });
+  (oldNode === undefined ? it.skip : it)(
+    'refuses an older Node with one line saying what to run instead, before the client crashes at import',
+    () => {
+      const run = spawnSync(oldNode ?? 'node', [cli, 'run', '--help'], { encoding: 'utf8' });
+      expect(run.status).toBe(1);
+      expect(run.stdout).toBe('');
+      expect(run.stderr).toMatch(
+        /^poolpilot needs Node >= 22\.19, found v\d+\.\d+\.\d+ \(.+\): in the repository run `npx poolpilot \.\.\.` or `node_modules\/\.bin\/node dist\/cli\.js \.\.\.` \(Node 24 from its devDependencies\)\n$/,
+      );
+    },
+  );
 });

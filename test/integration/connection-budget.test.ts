@@ -2,18 +2,45 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { AutoscalingV2Api, CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { Gauge } from 'prom-client';
 import type { RunningController } from '../../src/main.js';
-import { adminKubeConfig, createDeployment, createTestNamespace, deleteTestNamespace, deploymentManifest } from './support/kube.js';
-import { condition, createPolicy, envOf, getDeployment, getPolicy, installCrds, simulateRollouts, startOperator } from './support/operator.js';
+import {
+  adminKubeConfig,
+  createDeployment,
+  createTestNamespace,
+  deleteTestNamespace,
+  deploymentManifest,
+} from './support/kube.js';
+import {
+  condition,
+  createPolicy,
+  envOf,
+  getDeployment,
+  getPolicy,
+  installCrds,
+  simulateRollouts,
+  startOperator,
+} from './support/operator.js';
 import { eventually, startScrapeTarget, type ScrapeTarget } from './support/prometheus.js';
 
 // Connection budgets end to end: two PoolPolicies on a real API server draw from one
 // ConnectionBudget while their utilization (scraped by the real Prometheus) asks for far more
 // than PostgreSQL accepts. An HPA's maxReplicas is what the budget multiplies by.
 
-const FAST = { interval: '1s', behavior: { maxStepPercent: 50, scaleUpStabilization: '1s', scaleDownStabilization: '1h', minChangeInterval: '0s' } };
+const FAST = {
+  interval: '1s',
+  behavior: { maxStepPercent: 50, scaleUpStabilization: '1s', scaleDownStabilization: '1h', minChangeInterval: '0s' },
+};
 const budgetApi = { group: 'poolpilot.io', version: 'v1alpha1', plural: 'connectionbudgets' } as const;
 
-interface BudgetView { status?: { postgres?: { capacity: number; allocated: number; headroom: number; shares: Array<{ policy: string; replicas: number; connections: number }> } } }
+interface BudgetView {
+  status?: {
+    postgres?: {
+      capacity: number;
+      allocated: number;
+      headroom: number;
+      shares: Array<{ policy: string; replicas: number; connections: number }>;
+    };
+  };
+}
 
 describe('ConnectionBudget', () => {
   let kc: KubeConfig;
@@ -23,20 +50,41 @@ describe('ConnectionBudget', () => {
   const targets: ScrapeTarget[] = [];
 
   async function app(name: string, replicas: number, pool: number, percent: number, maxSurge?: number): Promise<void> {
-    const manifest = deploymentManifest(name, [{ name: 'app', env: [{ name: 'DB_POOL_SIZE', value: String(pool) }, { name: 'DB_MAX_OVERFLOW', value: String(pool) }] }]);
+    const manifest = deploymentManifest(name, [
+      {
+        name: 'app',
+        env: [
+          { name: 'DB_POOL_SIZE', value: String(pool) },
+          { name: 'DB_MAX_OVERFLOW', value: String(pool) },
+        ],
+      },
+    ]);
     if (manifest.spec) {
       manifest.spec.replicas = replicas;
-      if (maxSurge !== undefined) manifest.spec.strategy = { type: 'RollingUpdate', rollingUpdate: { maxSurge, maxUnavailable: 1 } };
+      if (maxSurge !== undefined)
+        manifest.spec.strategy = { type: 'RollingUpdate', rollingUpdate: { maxSurge, maxUnavailable: 1 } };
     }
     await createDeployment(kc, namespace, manifest);
     const target = await startScrapeTarget(`${namespace}-${name}`, { namespace, pod: `${name}-5c6d7-x2x9q` });
     targets.push(target);
-    new Gauge({ name: 'shop_db_pool_utilization_percent', help: 'utilization', registers: [target.registry] }).set(percent);
+    new Gauge({ name: 'shop_db_pool_utilization_percent', help: 'utilization', registers: [target.registry] }).set(
+      percent,
+    );
   }
 
   async function hpa(name: string, maxReplicas: number): Promise<void> {
     const autoscaling = kc.makeApiClient(AutoscalingV2Api);
-    const body = { metadata: { name }, spec: { scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name }, minReplicas: 1, maxReplicas, metrics: [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 70 } } }] } };
+    const body = {
+      metadata: { name },
+      spec: {
+        scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name },
+        minReplicas: 1,
+        maxReplicas,
+        metrics: [
+          { type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 70 } } },
+        ],
+      },
+    };
     try {
       const existing = await autoscaling.readNamespacedHorizontalPodAutoscaler({ name, namespace });
       existing.spec.maxReplicas = maxReplicas;
@@ -78,20 +126,44 @@ describe('ConnectionBudget', () => {
     await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
       ...budgetApi,
       namespace,
-      body: { apiVersion: 'poolpilot.io/v1alpha1', kind: 'ConnectionBudget', metadata: { name: 'orders-db' }, spec: { postgres: { maxConnections: 100, reserved: 10 } } },
+      body: {
+        apiVersion: 'poolpilot.io/v1alpha1',
+        kind: 'ConnectionBudget',
+        metadata: { name: 'orders-db' },
+        spec: { postgres: { maxConnections: 100, reserved: 10 } },
+      },
     });
     const database = { poolSize: { min: 5, max: 50 }, maxOverflow: { ratio: 1, min: 0, max: 50 } };
-    await createPolicy(kc, namespace, 'cart', { targetRef: { name: 'cart' }, metricsPrefix: 'shop_', budgetRef: { name: 'orders-db' }, database, ...FAST });
-    await createPolicy(kc, namespace, 'search', { targetRef: { name: 'search' }, metricsPrefix: 'shop_', budgetRef: { name: 'orders-db' }, database, ...FAST });
+    await createPolicy(kc, namespace, 'cart', {
+      targetRef: { name: 'cart' },
+      metricsPrefix: 'shop_',
+      budgetRef: { name: 'orders-db' },
+      database,
+      ...FAST,
+    });
+    await createPolicy(kc, namespace, 'search', {
+      targetRef: { name: 'search' },
+      metricsPrefix: 'shop_',
+      budgetRef: { name: 'orders-db' },
+      database,
+      ...FAST,
+    });
 
     // Watch the applied values for a while: the sum must stay inside the budget at every moment.
     const observed: number[] = [];
-    const both = await eventually(async () => {
-      observed.push(await possibleConnections({ cart: 3, search: 2 }));
-      const [cart, search] = await Promise.all([getPolicy(kc, namespace, 'cart'), getPolicy(kc, namespace, 'search')]);
-      const limited = (p: typeof cart): boolean => condition(p, 'Limited')?.reason === 'BudgetLimited';
-      return limited(cart) && limited(search) ? { cart, search } : undefined;
-    }, 60000, 'both policies to be BudgetLimited');
+    const both = await eventually(
+      async () => {
+        observed.push(await possibleConnections({ cart: 3, search: 2 }));
+        const [cart, search] = await Promise.all([
+          getPolicy(kc, namespace, 'cart'),
+          getPolicy(kc, namespace, 'search'),
+        ]);
+        const limited = (p: typeof cart): boolean => condition(p, 'Limited')?.reason === 'BudgetLimited';
+        return limited(cart) && limited(search) ? { cart, search } : undefined;
+      },
+      60000,
+      'both policies to be BudgetLimited',
+    );
     for (let i = 0; i < 12; i++) {
       observed.push(await possibleConnections({ cart: 3, search: 2 }));
       await new Promise((resolve) => setTimeout(resolve, 250));
@@ -102,29 +174,51 @@ describe('ConnectionBudget', () => {
     expect(condition(both.cart, 'PgBouncerRecommended')).toMatchObject({ status: 'True' });
     expect(condition(both.cart, 'PgBouncerRecommended')?.message).toMatch(/short/);
 
-    const budget = await eventually(async () => {
-      const b = (await kc.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({ ...budgetApi, namespace, name: 'orders-db' })) as BudgetView;
-      return b.status?.postgres?.shares.length === 2 ? b : undefined;
-    }, 30000, 'the budget status to list both shares');
+    const budget = await eventually(
+      async () => {
+        const b = (await kc
+          .makeApiClient(CustomObjectsApi)
+          .getNamespacedCustomObject({ ...budgetApi, namespace, name: 'orders-db' })) as BudgetView;
+        return b.status?.postgres?.shares.length === 2 ? b : undefined;
+      },
+      30000,
+      'the budget status to list both shares',
+    );
     expect(budget.status?.postgres).toMatchObject({ capacity: 90 });
     expect(budget.status?.postgres?.allocated).toBeLessThanOrEqual(90);
     expect(budget.status?.postgres?.headroom).toBe(90 - (budget.status?.postgres?.allocated ?? 0));
     // HPA maxReplicas 3. The rolling update's 25 % surge counts only while a rollout runs, so once
     // the last one completed the share is 3 pods.
-    await eventually(async () => {
-      const b = (await kc.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({ ...budgetApi, namespace, name: 'orders-db' })) as BudgetView;
-      return b.status?.postgres?.shares.find((s) => s.policy === 'cart')?.replicas === 3 ? true : undefined;
-    }, 30000, 'cart to count 3 replicas once no rollout runs');
+    await eventually(
+      async () => {
+        const b = (await kc
+          .makeApiClient(CustomObjectsApi)
+          .getNamespacedCustomObject({ ...budgetApi, namespace, name: 'orders-db' })) as BudgetView;
+        return b.status?.postgres?.shares.find((s) => s.policy === 'cart')?.replicas === 3 ? true : undefined;
+      },
+      30000,
+      'cart to count 3 replicas once no rollout runs',
+    );
 
     // The HPA may now run 6 cart replicas: the pools must come back inside within a pass.
     await hpa('cart', 6);
     // With 6 cart pods the pools no longer fit: they are brought back at once, and the event says
     // it went faster than the normal step.
-    await eventually(async () => {
-      const events = await kc.makeApiClient(CoreV1Api).listNamespacedEvent({ namespace, fieldSelector: 'reason=PoolResized' });
-      return events.items.some((e) => /faster than the normal step/.test(e.message ?? '')) ? true : undefined;
-    }, 30000, 'a budget correction event');
-    await eventually(async () => ((await possibleConnections({ cart: 6, search: 2 })) <= 90 ? true : undefined), 30000, 'the pools to fit 6 cart replicas');
+    await eventually(
+      async () => {
+        const events = await kc
+          .makeApiClient(CoreV1Api)
+          .listNamespacedEvent({ namespace, fieldSelector: 'reason=PoolResized' });
+        return events.items.some((e) => /faster than the normal step/.test(e.message ?? '')) ? true : undefined;
+      },
+      30000,
+      'a budget correction event',
+    );
+    await eventually(
+      async () => ((await possibleConnections({ cart: 6, search: 2 })) <= 90 ? true : undefined),
+      30000,
+      'the pools to fit 6 cart replicas',
+    );
     for (const name of ['cart', 'search']) {
       expect(Number(envOf(await getDeployment(kc, namespace, name), 'app').DB_POOL_SIZE)).toBeGreaterThanOrEqual(5);
     }
@@ -132,11 +226,21 @@ describe('ConnectionBudget', () => {
 
   it('a missing budget holds growth (BudgetNotFound) until it exists', async () => {
     await app('lonely', 1, 10, 95);
-    await createPolicy(kc, namespace, 'lonely', { targetRef: { name: 'lonely' }, metricsPrefix: 'shop_', budgetRef: { name: 'nowhere' }, database: { poolSize: { min: 5, max: 50 } }, ...FAST });
-    const p = await eventually(async () => {
-      const x = await getPolicy(kc, namespace, 'lonely');
-      return condition(x, 'Limited')?.reason === 'BudgetNotFound' ? x : undefined;
-    }, 30000, 'Limited=BudgetNotFound');
+    await createPolicy(kc, namespace, 'lonely', {
+      targetRef: { name: 'lonely' },
+      metricsPrefix: 'shop_',
+      budgetRef: { name: 'nowhere' },
+      database: { poolSize: { min: 5, max: 50 } },
+      ...FAST,
+    });
+    const p = await eventually(
+      async () => {
+        const x = await getPolicy(kc, namespace, 'lonely');
+        return condition(x, 'Limited')?.reason === 'BudgetNotFound' ? x : undefined;
+      },
+      30000,
+      'Limited=BudgetNotFound',
+    );
     expect(condition(p, 'Limited')?.message).toMatch(/ConnectionBudget nowhere not found/);
     expect(envOf(await getDeployment(kc, namespace, 'lonely'), 'app').DB_POOL_SIZE).toBe('10');
   });
@@ -147,31 +251,50 @@ describe('ConnectionBudget', () => {
     const pgbouncerManifest = deploymentManifest('pgbouncer', [{ name: 'pgbouncer' }]);
     if (pgbouncerManifest.spec) pgbouncerManifest.spec.strategy = { type: 'Recreate' };
     await createDeployment(kc, namespace, pgbouncerManifest);
-    const ini = '[databases]\nweb = host=pg dbname=web\n\n[pgbouncer]\ndefault_pool_size = 20\nmax_client_conn = 100\nreserve_pool_size = 5\n';
-    await kc.makeApiClient(CoreV1Api).createNamespacedConfigMap({ namespace, body: { metadata: { name: 'pgbouncer-config' }, data: { 'pgbouncer.ini': ini } } });
+    const ini =
+      '[databases]\nweb = host=pg dbname=web\n\n[pgbouncer]\ndefault_pool_size = 20\nmax_client_conn = 100\nreserve_pool_size = 5\n';
+    await kc.makeApiClient(CoreV1Api).createNamespacedConfigMap({
+      namespace,
+      body: { metadata: { name: 'pgbouncer-config' }, data: { 'pgbouncer.ini': ini } },
+    });
     const pgTarget = await startScrapeTarget(`${namespace}-pgb`, { namespace, pod: 'pgbouncer-1' });
     targets.push(pgTarget);
     new Gauge({ name: 'web_pgbouncer_utilization', help: 'utilization', registers: [pgTarget.registry] }).set(95);
     await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
       ...budgetApi,
       namespace,
-      body: { apiVersion: 'poolpilot.io/v1alpha1', kind: 'ConnectionBudget', metadata: { name: 'web-db' }, spec: { postgres: { maxConnections: 33, reserved: 3 } } },
+      body: {
+        apiVersion: 'poolpilot.io/v1alpha1',
+        kind: 'ConnectionBudget',
+        metadata: { name: 'web-db' },
+        spec: { postgres: { maxConnections: 33, reserved: 3 } },
+      },
     });
     await createPolicy(kc, namespace, 'web', {
       targetRef: { name: 'web' },
       metricsPrefix: 'shop_',
       budgetRef: { name: 'web-db' },
       database: { poolSize: { min: 5, max: 50 }, maxOverflow: { ratio: 1, min: 0, max: 50 } },
-      pgbouncer: { configMapRef: { name: 'pgbouncer-config' }, defaultPoolSize: { min: 10, max: 40 }, maxClientConn: { min: 100, max: 100, ratio: 5 }, utilization: 'max(web_pgbouncer_utilization{namespace="$namespace"})', rolloutRef: { name: 'pgbouncer' } },
+      pgbouncer: {
+        configMapRef: { name: 'pgbouncer-config' },
+        defaultPoolSize: { min: 10, max: 40 },
+        maxClientConn: { min: 100, max: 100, ratio: 5 },
+        utilization: 'max(web_pgbouncer_utilization{namespace="$namespace"})',
+        rolloutRef: { name: 'pgbouncer' },
+      },
       ...FAST,
     });
     // App side: 3 replicas × (pool + overflow) ≤ max_client_conn 100 × 1 PgBouncer → pool ≤ 16,
     // though 3 × 40 = 120 app connections would never fit the 30-connection PostgreSQL budget.
     // Server side: default_pool_size + reserve 5 ≤ 30 → default_pool_size ≤ 25 while 95 % asks for more.
-    const p = await eventually(async () => {
-      const x = await getPolicy(kc, namespace, 'web');
-      return x.status?.current?.DB_POOL_SIZE === 16 && x.status.current.default_pool_size === 25 ? x : undefined;
-    }, 60000, 'DB_POOL_SIZE 16 and default_pool_size 25');
+    const p = await eventually(
+      async () => {
+        const x = await getPolicy(kc, namespace, 'web');
+        return x.status?.current?.DB_POOL_SIZE === 16 && x.status.current.default_pool_size === 25 ? x : undefined;
+      },
+      60000,
+      'DB_POOL_SIZE 16 and default_pool_size 25',
+    );
     expect(p.status?.current).toMatchObject({ DB_POOL_SIZE: 16, DB_MAX_OVERFLOW: 16, default_pool_size: 25 });
     const reasons = ((p.status?.history ?? []) as Array<{ reason: string }>).map((h) => h.reason);
     expect(reasons).toContainEqual(expect.stringMatching(/DB_POOL_SIZE 20→16.*PgBouncer client/));

@@ -15,8 +15,12 @@ import { openTestNamespace, type TestNamespace } from './support/suite.js';
 const samplesDir = join(repoRoot, 'deploy/samples');
 const invalidDir = join(samplesDir, 'invalid');
 
-const invalidFiles = readdirSync(invalidDir).filter((f) => f.endsWith('.yaml')).sort();
-const validFiles = readdirSync(samplesDir).filter((f) => /^poolpolicy-.*\.yaml$/.test(f)).sort();
+const invalidFiles = readdirSync(invalidDir)
+  .filter((f) => f.endsWith('.yaml'))
+  .sort();
+const validFiles = readdirSync(samplesDir)
+  .filter((f) => /^poolpolicy-.*\.yaml$/.test(f))
+  .sort();
 const budgetInvalidFiles = invalidFiles.filter((f) => f.startsWith('budget-'));
 const budgetSample = 'connectionbudget.yaml';
 
@@ -35,7 +39,10 @@ interface Kubectl {
 }
 
 function kubectl(...args: string[]): Kubectl {
-  const result = spawnSync('kubectl', ['--kubeconfig', readLocalEnv().KUBECONFIG, ...args], { encoding: 'utf8', timeout: 60_000 });
+  const result = spawnSync('kubectl', ['--kubeconfig', readLocalEnv().KUBECONFIG, ...args], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   if (result.error) throw result.error;
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
@@ -88,7 +95,11 @@ describe('poolpilot CRDs on the real API server', () => {
   });
 
   it('stored none of the invalid samples', () => {
-    const names = JSON.parse(execFileSync('kubectl', ['--kubeconfig', readLocalEnv().KUBECONFIG, '-n', namespace, 'get', 'pp', '-o', 'json'], { encoding: 'utf8' })) as {
+    const names = JSON.parse(
+      execFileSync('kubectl', ['--kubeconfig', readLocalEnv().KUBECONFIG, '-n', namespace, 'get', 'pp', '-o', 'json'], {
+        encoding: 'utf8',
+      }),
+    ) as {
       items: Array<{ metadata: { name: string } }>;
     };
     expect(names.items.map((i) => i.metadata.name).filter((n) => n.startsWith('invalid-'))).toEqual([]);
@@ -157,7 +168,16 @@ describe('poolpilot CRDs on the real API server', () => {
     const result = kubectl('-n', namespace, 'get', 'pp');
     expect(result.status).toBe(0);
     const [header = '', ...rows] = result.stdout.trimEnd().split('\n');
-    expect(header.trim().split(/\s{2,}/)).toEqual(['NAME', 'TARGET', 'MODE', 'DB POOL', 'REDIS MAX', 'DB UTIL', 'READY', 'AGE']);
+    expect(header.trim().split(/\s{2,}/)).toEqual([
+      'NAME',
+      'TARGET',
+      'MODE',
+      'DB POOL',
+      'REDIS MAX',
+      'DB UTIL',
+      'READY',
+      'AGE',
+    ]);
     expect(rows).toHaveLength(validFiles.length);
     const medium = rows.find((r) => r.startsWith('example-medium '));
     expect(medium?.split(/\s+/).slice(0, 3)).toEqual(['example-medium', 'example-medium', 'Auto']);
@@ -171,7 +191,11 @@ describe('poolpilot CRDs on the real API server', () => {
         metadata: { name },
         spec: { targetRef: { name: 'example' }, redis: { maxConnections: { min: 5, max: 50 } }, behavior },
       });
-      const result = spawnSync('kubectl', ['--kubeconfig', readLocalEnv().KUBECONFIG, '-n', namespace, 'apply', '-f', '-'], { input: manifest, encoding: 'utf8', timeout: 60_000 });
+      const result = spawnSync(
+        'kubectl',
+        ['--kubeconfig', readLocalEnv().KUBECONFIG, '-n', namespace, 'apply', '-f', '-'],
+        { input: manifest, encoding: 'utf8', timeout: 60_000 },
+      );
       return { status: result.status, stdout: result.stdout, stderr: result.stderr };
     };
 
@@ -180,22 +204,34 @@ describe('poolpilot CRDs on the real API server', () => {
       expect(result.status).toBe(0);
       const text = result.stdout.replace(/\s+/g, ' ');
       expect(text).toContain('when absent, maxStepPercent per change applies (default 20 %)');
-      for (const field of ['period', 'type', 'value']) expect(result.stdout).toMatch(new RegExp(`^\\s*${field}\\s+<\\w+> -required-`, 'm'));
+      for (const field of ['period', 'type', 'value'])
+        expect(result.stdout).toMatch(new RegExp(`^\\s*${field}\\s+<\\w+> -required-`, 'm'));
       expect(text).toContain('Percent: the value may grow by value percent');
       expect(text).toContain('from 1s to 1h');
-      const selectPolicy = kubectl('explain', 'poolpolicy.spec.behavior.scaleDown.selectPolicy').stdout.replace(/\s+/g, ' ');
+      const selectPolicy = kubectl('explain', 'poolpolicy.spec.behavior.scaleDown.selectPolicy').stdout.replace(
+        /\s+/g,
+        ' ',
+      );
       expect(selectPolicy).toContain('Max (default)');
       expect(selectPolicy).toContain('Disabled forbids shrinking');
     });
 
     it('stores both blocks and defaults selectPolicy to Max', () => {
       const behavior = {
-        scaleUp: { stabilizationWindow: '0s', policies: [{ type: 'Percent', value: 100, period: '1m' }, { type: 'Connections', value: 4, period: '1m' }] },
+        scaleUp: {
+          stabilizationWindow: '0s',
+          policies: [
+            { type: 'Percent', value: 100, period: '1m' },
+            { type: 'Connections', value: 4, period: '1m' },
+          ],
+        },
         scaleDown: { selectPolicy: 'Min', policies: [{ type: 'Connections', value: 2, period: '5m' }] },
       };
       const result = apply('behavior-blocks', behavior);
       expect(result.stderr).toBe('');
-      const stored = JSON.parse(kubectl('-n', namespace, 'get', 'pp', 'behavior-blocks', '-o', 'json').stdout) as StoredPolicy;
+      const stored = JSON.parse(
+        kubectl('-n', namespace, 'get', 'pp', 'behavior-blocks', '-o', 'json').stdout,
+      ) as StoredPolicy;
       expect(stored.spec.behavior).toEqual({
         maxStepPercent: DEFAULTS.maxStepPercent,
         scaleUpStabilization: DEFAULTS.scaleUpStabilization,
@@ -207,9 +243,24 @@ describe('poolpilot CRDs on the real API server', () => {
     });
 
     it.each([
-      ['behavior-both-windows', { scaleDownStabilization: '1h', scaleDown: { stabilizationWindow: '5m' } }, 'spec.behavior.scaleDownStabilization', 'remove spec.behavior.scaleDownStabilization (scaleDown.stabilizationWindow replaces it)'],
-      ['behavior-step-and-policies', { maxStepPercent: 30, scaleDown: { policies: [{ type: 'Percent', value: 10, period: '1m' }] } }, 'spec.behavior.maxStepPercent', 'remove spec.behavior.maxStepPercent'],
-      ['behavior-short-period', { scaleUp: { policies: [{ type: 'Percent', value: 10, period: '500ms' }] } }, 'spec.behavior.scaleUp.policies[0].period', 'period must be a duration from 1s to 1h'],
+      [
+        'behavior-both-windows',
+        { scaleDownStabilization: '1h', scaleDown: { stabilizationWindow: '5m' } },
+        'spec.behavior.scaleDownStabilization',
+        'remove spec.behavior.scaleDownStabilization (scaleDown.stabilizationWindow replaces it)',
+      ],
+      [
+        'behavior-step-and-policies',
+        { maxStepPercent: 30, scaleDown: { policies: [{ type: 'Percent', value: 10, period: '1m' }] } },
+        'spec.behavior.maxStepPercent',
+        'remove spec.behavior.maxStepPercent',
+      ],
+      [
+        'behavior-short-period',
+        { scaleUp: { policies: [{ type: 'Percent', value: 10, period: '500ms' }] } },
+        'spec.behavior.scaleUp.policies[0].period',
+        'period must be a duration from 1s to 1h',
+      ],
     ])('refuses %s, saying which field to remove or fix', (name, behavior, field, remedy) => {
       const result = apply(name, behavior);
       expect(result.status).not.toBe(0);
@@ -247,9 +298,15 @@ describe('poolpilot CRDs on the real API server', () => {
         metadata: { name: 'defaults-budget' },
         spec: { postgres: { maxConnections: 50 }, redis: { maxClients: 1000 } },
       });
-      const created = spawnSync('kubectl', ['--kubeconfig', readLocalEnv().KUBECONFIG, '-n', namespace, 'apply', '-f', '-'], { input: manifest, encoding: 'utf8', timeout: 60_000 });
+      const created = spawnSync(
+        'kubectl',
+        ['--kubeconfig', readLocalEnv().KUBECONFIG, '-n', namespace, 'apply', '-f', '-'],
+        { input: manifest, encoding: 'utf8', timeout: 60_000 },
+      );
       expect(created.stderr).toBe('');
-      const stored = JSON.parse(kubectl('-n', namespace, 'get', 'cb', 'defaults-budget', '-o', 'json').stdout) as StoredBudget;
+      const stored = JSON.parse(
+        kubectl('-n', namespace, 'get', 'cb', 'defaults-budget', '-o', 'json').stdout,
+      ) as StoredBudget;
       expect(stored.spec.postgres?.reserved).toBe(CONNECTIONBUDGET_DEFAULTS.postgresReserved);
       expect(stored.spec.redis?.reserved).toBe(CONNECTIONBUDGET_DEFAULTS.redisReserved);
     });
@@ -284,11 +341,26 @@ describe('poolpilot CRDs on the real API server', () => {
       const status = {
         status: {
           observedGeneration: 1,
-          postgres: { capacity: 90, allocated: 120, headroom: -30, shares: [{ policy: 'api', replicas: 4, connections: 120, limited: true }] },
+          postgres: {
+            capacity: 90,
+            allocated: 120,
+            headroom: -30,
+            shares: [{ policy: 'api', replicas: 4, connections: 120, limited: true }],
+          },
           lastUpdated: '2026-01-01T00:00:00Z',
         },
       };
-      const result = kubectl('-n', namespace, 'patch', 'cb', 'example-budget', '--subresource=status', '--type=merge', '-p', JSON.stringify(status));
+      const result = kubectl(
+        '-n',
+        namespace,
+        'patch',
+        'cb',
+        'example-budget',
+        '--subresource=status',
+        '--type=merge',
+        '-p',
+        JSON.stringify(status),
+      );
       expect(result.stderr).toBe('');
       expect(result.status).toBe(0);
       const row = kubectl('-n', namespace, 'get', 'cb', 'example-budget', '--no-headers').stdout.trim().split(/\s+/);

@@ -43,13 +43,15 @@ function webDeployment(greeting: string): V1Deployment {
         metadata: { labels: { app: WEB }, annotations: { 'prometheus.io/scrape': 'true' } },
         spec: {
           terminationGracePeriodSeconds: 5,
-          containers: [{
-            name: 'web',
-            image: 'example.invalid/web:1',
-            command: ['/usr/bin/python3', '-m', 'http.server', '$(PORT)', '--bind', '127.0.0.1'],
-            env: [{ name: 'GREETING', value: greeting }],
-            readinessProbe: { httpGet: { path: '/', port: 'http' } },
-          }],
+          containers: [
+            {
+              name: 'web',
+              image: 'example.invalid/web:1',
+              command: ['/usr/bin/python3', '-m', 'http.server', '$(PORT)', '--bind', '127.0.0.1'],
+              env: [{ name: 'GREETING', value: greeting }],
+              readinessProbe: { httpGet: { path: '/', port: 'http' } },
+            },
+          ],
         },
       },
     },
@@ -79,8 +81,17 @@ describe('demo node agent', () => {
     namespace = await createTestNamespace(kc, 'demo-agent');
     stateDir = mkdtempSync(join(tmpdir(), 'poolpilot-demo-agent-'));
     targetsDir = join(stateDir, 'targets');
-    agent = startNodeAgent({ kubeconfig: readLocalEnv().KUBECONFIG, namespace, targetsDir, stateDir, cwd: repoRoot, ...(process.env.DEMO_AGENT_LOG === '1' ? {} : { log: () => undefined }) });
-    sampler = setInterval(() => { if (agent) snapshots.push(agent.pods(WEB)); }, 25);
+    agent = startNodeAgent({
+      kubeconfig: readLocalEnv().KUBECONFIG,
+      namespace,
+      targetsDir,
+      stateDir,
+      cwd: repoRoot,
+      ...(process.env.DEMO_AGENT_LOG === '1' ? {} : { log: () => undefined }),
+    });
+    sampler = setInterval(() => {
+      if (agent) snapshots.push(agent.pods(WEB));
+    }, 25);
   });
 
   afterAll(async () => {
@@ -94,10 +105,14 @@ describe('demo node agent', () => {
 
   it('runs spec.replicas processes with the template env, registers them, and writes a complete status', async () => {
     await apps().createNamespacedDeployment({ namespace, body: webDeployment('v1') });
-    const d = await eventually(async () => {
-      const got = await apps().readNamespacedDeployment({ name: WEB, namespace });
-      return got.status?.conditions?.some((c) => c.reason === 'NewReplicaSetAvailable') === true ? got : undefined;
-    }, 30000, 'the first rollout');
+    const d = await eventually(
+      async () => {
+        const got = await apps().readNamespacedDeployment({ name: WEB, namespace });
+        return got.status?.conditions?.some((c) => c.reason === 'NewReplicaSetAvailable') === true ? got : undefined;
+      },
+      30000,
+      'the first rollout',
+    );
     const pods = agent?.pods(WEB) ?? [];
     expect(pods).toHaveLength(2);
     for (const pod of pods) {
@@ -109,10 +124,20 @@ describe('demo node agent', () => {
       expect(alive(pod.pid)).toBe(true);
       // The process answers on its PORT, and Prometheus gets a file_sd entry with namespace and pod.
       expect((await fetch(`http://127.0.0.1:${pod.port}/`)).status).toBe(200);
-      const target = JSON.parse(readFileSync(join(targetsDir, `demo-agent-${namespace}-${pod.name}.json`), 'utf8')) as unknown;
-      expect(target).toEqual([{ targets: [`127.0.0.1:${pod.port}`], labels: { namespace, pod: pod.name, deployment: WEB } }]);
+      const target = JSON.parse(
+        readFileSync(join(targetsDir, `demo-agent-${namespace}-${pod.name}.json`), 'utf8'),
+      ) as unknown;
+      expect(target).toEqual([
+        { targets: [`127.0.0.1:${pod.port}`], labels: { namespace, pod: pod.name, deployment: WEB } },
+      ]);
     }
-    expect(d.status).toMatchObject({ observedGeneration: 1, replicas: 2, updatedReplicas: 2, readyReplicas: 2, availableReplicas: 2 });
+    expect(d.status).toMatchObject({
+      observedGeneration: 1,
+      replicas: 2,
+      updatedReplicas: 2,
+      readyReplicas: 2,
+      availableReplicas: 2,
+    });
     expect(rolloutCompletedAt(d)).toBeInstanceOf(Date);
   });
 
@@ -125,10 +150,14 @@ describe('demo node agent', () => {
       namespace,
       body: [{ op: 'replace', path: '/spec/template/spec/containers/0/env/0/value', value: 'v2' }],
     });
-    const d = await eventually(async () => {
-      const got = await apps().readNamespacedDeployment({ name: WEB, namespace });
-      return got.metadata?.generation === 2 && rolloutCompletedAt(got) !== undefined ? got : undefined;
-    }, 60000, 'the rollout of generation 2');
+    const d = await eventually(
+      async () => {
+        const got = await apps().readNamespacedDeployment({ name: WEB, namespace });
+        return got.metadata?.generation === 2 && rolloutCompletedAt(got) !== undefined ? got : undefined;
+      },
+      60000,
+      'the rollout of generation 2',
+    );
 
     const after = agent?.pods(WEB) ?? [];
     expect(after.map((p) => p.env.GREETING)).toEqual(['v2', 'v2']);
@@ -146,7 +175,13 @@ describe('demo node agent', () => {
     const oldCounts = snapshots.map((s) => s.filter((p) => p.hash === before[0]?.hash).length);
     expect(oldCounts).toContain(1);
 
-    expect(d.status).toMatchObject({ observedGeneration: 2, replicas: 2, updatedReplicas: 2, readyReplicas: 2, availableReplicas: 2 });
+    expect(d.status).toMatchObject({
+      observedGeneration: 2,
+      replicas: 2,
+      updatedReplicas: 2,
+      readyReplicas: 2,
+      availableReplicas: 2,
+    });
     const progressing = d.status?.conditions?.find((c) => c.type === 'Progressing');
     expect(progressing?.reason).toBe('NewReplicaSetAvailable');
     expect(rolloutCompletedAt(d)?.getTime()).toBeGreaterThanOrEqual(changedAt.getTime());
@@ -159,14 +194,22 @@ describe('demo node agent', () => {
       name: WEB,
       namespace,
       body: [
-        { op: 'add', path: '/spec/strategy', value: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } } },
+        {
+          op: 'add',
+          path: '/spec/strategy',
+          value: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } },
+        },
         { op: 'replace', path: '/spec/template/spec/containers/0/env/0/value', value: 'v3' },
       ],
     });
-    const d = await eventually(async () => {
-      const got = await apps().readNamespacedDeployment({ name: WEB, namespace });
-      return got.metadata?.generation === 3 && rolloutCompletedAt(got) !== undefined ? got : undefined;
-    }, 60000, 'the rollout of generation 3');
+    const d = await eventually(
+      async () => {
+        const got = await apps().readNamespacedDeployment({ name: WEB, namespace });
+        return got.metadata?.generation === 3 && rolloutCompletedAt(got) !== undefined ? got : undefined;
+      },
+      60000,
+      'the rollout of generation 3',
+    );
     expect(agent?.pods(WEB).map((p) => p.env.GREETING)).toEqual(['v3', 'v3']);
     for (const old of before) expect(alive(old.pid)).toBe(false);
     expect(Math.max(...snapshots.map((s) => s.length))).toBe(2);
@@ -176,7 +219,10 @@ describe('demo node agent', () => {
 
   it('writes a ConfigMap volume to disk and sends SIGHUP when the ConfigMap changes', async () => {
     const core = kc.makeApiClient(CoreV1Api);
-    await core.createNamespacedConfigMap({ namespace, body: { metadata: { name: 'reloader-config' }, data: { 'app.ini': 'pool = 20\n' } } });
+    await core.createNamespacedConfigMap({
+      namespace,
+      body: { metadata: { name: 'reloader-config' }, data: { 'app.ini': 'pool = 20\n' } },
+    });
     await apps().createNamespacedDeployment({
       namespace,
       body: {
@@ -188,24 +234,47 @@ describe('demo node agent', () => {
             metadata: { labels: { app: RELOADER } },
             spec: {
               volumes: [{ name: 'config', configMap: { name: 'reloader-config' } }],
-              containers: [{
-                name: 'reloader',
-                image: 'example.invalid/reloader:1',
-                command: ['/usr/bin/python3', '-c', RELOADER_SCRIPT, '/etc/reloader/app.ini'],
-                volumeMounts: [{ name: 'config', mountPath: '/etc/reloader' }],
-              }],
+              containers: [
+                {
+                  name: 'reloader',
+                  image: 'example.invalid/reloader:1',
+                  command: ['/usr/bin/python3', '-c', RELOADER_SCRIPT, '/etc/reloader/app.ini'],
+                  volumeMounts: [{ name: 'config', mountPath: '/etc/reloader' }],
+                },
+              ],
             },
           },
         },
       },
     });
-    const pod = await eventually(async () => Promise.resolve(agent?.pods(RELOADER).find((p) => p.ready)), 30000, 'the reloader pod');
+    const pod = await eventually(
+      async () => Promise.resolve(agent?.pods(RELOADER).find((p) => p.ready)),
+      30000,
+      'the reloader pod',
+    );
     const logFile = join(stateDir, 'logs', `${pod.name}.log`);
-    await eventually(async () => Promise.resolve(existsSync(logFile) && readFileSync(logFile, 'utf8').includes('loaded pool = 20') ? true : undefined), 10000, 'the first load');
+    await eventually(
+      async () =>
+        Promise.resolve(
+          existsSync(logFile) && readFileSync(logFile, 'utf8').includes('loaded pool = 20') ? true : undefined,
+        ),
+      10000,
+      'the first load',
+    );
 
-    await core.patchNamespacedConfigMap({ name: 'reloader-config', namespace, body: [{ op: 'replace', path: '/data/app.ini', value: 'pool = 24\n' }] });
-    await eventually(async () => Promise.resolve(readFileSync(logFile, 'utf8').includes('reloaded pool = 24') ? true : undefined), 15000, 'the SIGHUP reload');
-    expect(readFileSync(join(stateDir, 'volumes', namespace, RELOADER, 'config', 'app.ini'), 'utf8')).toBe('pool = 24\n');
+    await core.patchNamespacedConfigMap({
+      name: 'reloader-config',
+      namespace,
+      body: [{ op: 'replace', path: '/data/app.ini', value: 'pool = 24\n' }],
+    });
+    await eventually(
+      async () => Promise.resolve(readFileSync(logFile, 'utf8').includes('reloaded pool = 24') ? true : undefined),
+      15000,
+      'the SIGHUP reload',
+    );
+    expect(readFileSync(join(stateDir, 'volumes', namespace, RELOADER, 'config', 'app.ini'), 'utf8')).toBe(
+      'pool = 24\n',
+    );
     // Same process: a ConfigMap change is a reload, not a restart.
     expect(agent?.pods(RELOADER).map((p) => p.pid)).toEqual([pod.pid]);
   });

@@ -88,7 +88,12 @@ describe('demo workload against real PostgreSQL and Redis', () => {
     backends = startDemoBackends();
     ({ state, env } = backends);
     // Redis allows 8 connections: six concurrent requests must meet the database pool's limit, not Redis's.
-    ({ process: app, base } = await startApp({ DB_POOL_SIZE: '2', DB_MAX_OVERFLOW: '1', DB_POOL_TIMEOUT: '0.5', REDIS_MAX_CONNECTIONS: '8' }));
+    ({ process: app, base } = await startApp({
+      DB_POOL_SIZE: '2',
+      DB_MAX_OVERFLOW: '1',
+      DB_POOL_TIMEOUT: '0.5',
+      REDIS_MAX_CONNECTIONS: '8',
+    }));
   });
 
   afterAll(async () => {
@@ -109,16 +114,27 @@ describe('demo workload against real PostgreSQL and Redis', () => {
       redisInUse: sample(text, 'voiceassist_redis_pool_in_use'),
       timeouts: sample(text, 'voiceassist_db_pool_timeouts_total'),
       redisErrors: sample(text, 'voiceassist_redis_connection_errors_total'),
-    }).toEqual({ size: 2, checkedOut: 0, overflow: 0, utilization: 0, redisMax: 8, redisInUse: 0, timeouts: 0, redisErrors: 0 });
-    expect(samples(text, {
-      maxOverflow: 'voiceassist_db_pool_max_overflow',
-      waiters: 'voiceassist_db_pool_waiters',
-      checkouts: 'voiceassist_db_pool_checkouts_total',
-      waits: 'voiceassist_db_pool_checkout_wait_seconds_count',
-      holds: 'voiceassist_db_connection_hold_seconds_count',
-      opened: 'voiceassist_db_connections_opened_total',
-      refused: 'voiceassist_db_connection_refused_total',
-    })).toEqual({ maxOverflow: 1, waiters: 0, checkouts: 0, waits: 0, holds: 0, opened: 0, refused: 0 });
+    }).toEqual({
+      size: 2,
+      checkedOut: 0,
+      overflow: 0,
+      utilization: 0,
+      redisMax: 8,
+      redisInUse: 0,
+      timeouts: 0,
+      redisErrors: 0,
+    });
+    expect(
+      samples(text, {
+        maxOverflow: 'voiceassist_db_pool_max_overflow',
+        waiters: 'voiceassist_db_pool_waiters',
+        checkouts: 'voiceassist_db_pool_checkouts_total',
+        waits: 'voiceassist_db_pool_checkout_wait_seconds_count',
+        holds: 'voiceassist_db_connection_hold_seconds_count',
+        opened: 'voiceassist_db_connections_opened_total',
+        refused: 'voiceassist_db_connection_refused_total',
+      }),
+    ).toEqual({ maxOverflow: 1, waiters: 0, checkouts: 0, waits: 0, holds: 0, opened: 0, refused: 0 });
   });
 
   it('a saturated pool: 3 of 6 requests hold the 2 + 1 connections, 3 time out after DB_POOL_TIMEOUT', async () => {
@@ -129,10 +145,14 @@ describe('demo workload against real PostgreSQL and Redis', () => {
     });
     // The three that found no connection time out after 0.5 s while the other three still hold
     // theirs (4 s): wait for that fact, not for a fixed time (a busy machine starts them late).
-    const during = await eventually(async () => {
-      const m = await metrics();
-      return sample(m, 'voiceassist_db_pool_timeouts_total') === 3 ? m : undefined;
-    }, 3000, 'three timeouts while three connections are held');
+    const during = await eventually(
+      async () => {
+        const m = await metrics();
+        return sample(m, 'voiceassist_db_pool_timeouts_total') === 3 ? m : undefined;
+      },
+      3000,
+      'three timeouts while three connections are held',
+    );
     const appConnections = psql("SELECT count(*) FROM pg_stat_activity WHERE usename = 'app'");
     const results = await Promise.all(requests);
     const after = await metrics();
@@ -157,19 +177,26 @@ describe('demo workload against real PostgreSQL and Redis', () => {
       timedOut: sample(after, 'voiceassist_http_request_duration_seconds_count{status="503"}'),
     }).toEqual({ checkedOut: 0, checkedIn: 2, overflow: 0, timeouts: 3, ok: 3, timedOut: 3 });
     // Every checkout is timed, the 3 timeouts included; 3 connections were opened (2 + 1 overflow).
-    expect(samples(after, {
-      waiters: 'voiceassist_db_pool_waiters',
-      checkouts: 'voiceassist_db_pool_checkouts_total',
-      waits: 'voiceassist_db_pool_checkout_wait_seconds_count',
-      waitsUnderTimeout: 'voiceassist_db_pool_checkout_wait_seconds_bucket{le="0.25"}',
-      holds: 'voiceassist_db_connection_hold_seconds_count',
-      opened: 'voiceassist_db_connections_opened_total',
-      refused: 'voiceassist_db_connection_refused_total',
-    })).toEqual({ waiters: 0, checkouts: 3, waits: 6, waitsUnderTimeout: 3, holds: 3, opened: 3, refused: 0 });
+    expect(
+      samples(after, {
+        waiters: 'voiceassist_db_pool_waiters',
+        checkouts: 'voiceassist_db_pool_checkouts_total',
+        waits: 'voiceassist_db_pool_checkout_wait_seconds_count',
+        waitsUnderTimeout: 'voiceassist_db_pool_checkout_wait_seconds_bucket{le="0.25"}',
+        holds: 'voiceassist_db_connection_hold_seconds_count',
+        opened: 'voiceassist_db_connections_opened_total',
+        refused: 'voiceassist_db_connection_refused_total',
+      }),
+    ).toEqual({ waiters: 0, checkouts: 3, waits: 6, waitsUnderTimeout: 3, holds: 3, opened: 3, refused: 0 });
   });
 
   it('requests queued behind a busy pool show as waiters until they get the connection', async () => {
-    const patient = await startApp({ DB_POOL_SIZE: '1', DB_MAX_OVERFLOW: '0', DB_POOL_TIMEOUT: '30', REDIS_MAX_CONNECTIONS: '5' });
+    const patient = await startApp({
+      DB_POOL_SIZE: '1',
+      DB_MAX_OVERFLOW: '0',
+      DB_POOL_TIMEOUT: '30',
+      REDIS_MAX_CONNECTIONS: '5',
+    });
     try {
       const read = async (): Promise<string> => (await fetch(`${patient.base}/metrics`)).text();
       const call = async (hold: number): Promise<number> => {
@@ -178,17 +205,27 @@ describe('demo workload against real PostgreSQL and Redis', () => {
         return res.status;
       };
       const holder = call(3);
-      await eventually(async () => (sample(await read(), 'voiceassist_db_pool_checked_out') === 1 ? true : undefined), 10_000, 'one connection checked out');
+      await eventually(
+        async () => (sample(await read(), 'voiceassist_db_pool_checked_out') === 1 ? true : undefined),
+        10_000,
+        'one connection checked out',
+      );
       const queued = [call(0.1), call(0.1)];
-      await eventually(async () => (sample(await read(), 'voiceassist_db_pool_waiters') === 2 ? true : undefined), 10_000, 'two waiters');
+      await eventually(
+        async () => (sample(await read(), 'voiceassist_db_pool_waiters') === 2 ? true : undefined),
+        10_000,
+        'two waiters',
+      );
       const statuses = await Promise.all([holder, ...queued]);
       expect(statuses).toEqual([200, 200, 200]);
-      expect(samples(await read(), {
-        waiters: 'voiceassist_db_pool_waiters',
-        checkouts: 'voiceassist_db_pool_checkouts_total',
-        timeouts: 'voiceassist_db_pool_timeouts_total',
-        opened: 'voiceassist_db_connections_opened_total',
-      })).toEqual({ waiters: 0, checkouts: 3, timeouts: 0, opened: 1 });
+      expect(
+        samples(await read(), {
+          waiters: 'voiceassist_db_pool_waiters',
+          checkouts: 'voiceassist_db_pool_checkouts_total',
+          timeouts: 'voiceassist_db_pool_timeouts_total',
+          opened: 'voiceassist_db_connections_opened_total',
+        }),
+      ).toEqual({ waiters: 0, checkouts: 3, timeouts: 0, opened: 1 });
     } finally {
       await stopApp(patient.process);
     }
@@ -196,21 +233,33 @@ describe('demo workload against real PostgreSQL and Redis', () => {
 
   it('a connection PostgreSQL refuses is answered 503 db-connection-refused and counted', async () => {
     // The first app keeps its 2 pooled connections open; role app may open no more than those 2.
-    await eventually(() => Promise.resolve(psql("SELECT count(*) FROM pg_stat_activity WHERE usename = 'app'") === '2' ? true : undefined), 10_000, 'only the first app connected');
-    const counters = { refused: 'voiceassist_db_connection_refused_total', timeouts: 'voiceassist_db_pool_timeouts_total' };
+    await eventually(
+      () =>
+        Promise.resolve(psql("SELECT count(*) FROM pg_stat_activity WHERE usename = 'app'") === '2' ? true : undefined),
+      10_000,
+      'only the first app connected',
+    );
+    const counters = {
+      refused: 'voiceassist_db_connection_refused_total',
+      timeouts: 'voiceassist_db_pool_timeouts_total',
+    };
     const before = samples(await metrics(), counters);
     psql('ALTER ROLE app CONNECTION LIMIT 2');
     try {
-      const results = await Promise.all(Array.from({ length: 3 }, async () => {
-        const res = await fetch(`${base}/?hold=1`);
-        await res.text();
-        return { status: res.status, error: res.headers.get('x-error') };
-      }));
+      const results = await Promise.all(
+        Array.from({ length: 3 }, async () => {
+          const res = await fetch(`${base}/?hold=1`);
+          await res.text();
+          return { status: res.status, error: res.headers.get('x-error') };
+        }),
+      );
       expect(results.filter((r) => r.status === 200)).toHaveLength(2);
       expect(results.filter((r) => r.status === 503 && r.error === 'db-connection-refused')).toHaveLength(1);
       const after = samples(await metrics(), counters);
-      expect({ refused: (after.refused ?? NaN) - (before.refused ?? NaN), timeouts: (after.timeouts ?? NaN) - (before.timeouts ?? NaN) })
-        .toEqual({ refused: 1, timeouts: 0 });
+      expect({
+        refused: (after.refused ?? NaN) - (before.refused ?? NaN),
+        timeouts: (after.timeouts ?? NaN) - (before.timeouts ?? NaN),
+      }).toEqual({ refused: 1, timeouts: 0 });
     } finally {
       psql('ALTER ROLE app CONNECTION LIMIT -1');
     }
@@ -226,13 +275,25 @@ describe('demo workload against real PostgreSQL and Redis', () => {
     };
     /** PostgreSQL connections of one app process's engine of one config generation. */
     const connectionsOf = (app: ChildProcess, generation: number): number =>
-      Number(psql(`SELECT count(*) FROM pg_stat_activity WHERE application_name = 'voiceassist pid ${String(app.pid)} pool gen ${generation}'`));
+      Number(
+        psql(
+          `SELECT count(*) FROM pg_stat_activity WHERE application_name = 'voiceassist pid ${String(app.pid)} pool gen ${generation}'`,
+        ),
+      );
 
     it('a ConfigMap update swaps in new pools under load: gauges move, no request fails, the old engine drains to 0 connections', async () => {
       const volume = join(state, 'pool-config-volume');
-      const file = writeConfigMapVolume(volume, 'DB_POOL_SIZE=2\nDB_MAX_OVERFLOW=1\nDB_POOL_TIMEOUT=10\nREDIS_MAX_CONNECTIONS=5\n');
+      const file = writeConfigMapVolume(
+        volume,
+        'DB_POOL_SIZE=2\nDB_MAX_OVERFLOW=1\nDB_POOL_TIMEOUT=10\nREDIS_MAX_CONNECTIONS=5\n',
+      );
       // The file wins over env.
-      const reloading = await startApp({ POOL_CONFIG_FILE: file, DB_POOL_SIZE: '9', DB_MAX_OVERFLOW: '9', REDIS_MAX_CONNECTIONS: '9' });
+      const reloading = await startApp({
+        POOL_CONFIG_FILE: file,
+        DB_POOL_SIZE: '9',
+        DB_MAX_OVERFLOW: '9',
+        REDIS_MAX_CONNECTIONS: '9',
+      });
       const read = async (): Promise<string> => (await fetch(`${reloading.base}/metrics`)).text();
       const call = async (hold: number): Promise<number> => {
         const res = await fetch(`${reloading.base}/?hold=${hold}`);
@@ -245,30 +306,67 @@ describe('demo workload against real PostgreSQL and Redis', () => {
         while (loading) statuses.push(await call(0.05));
       };
       try {
-        expect(samples(await read(), gauges)).toEqual({ size: 2, maxOverflow: 1, redisMax: 5, generation: 0, reloadErrors: 0 });
+        expect(samples(await read(), gauges)).toEqual({
+          size: 2,
+          maxOverflow: 1,
+          redisMax: 5,
+          generation: 0,
+          reloadErrors: 0,
+        });
         // A long request keeps the first engine busy across the swap; three workers keep requests flowing.
         const longRequest = call(5);
         const workers = [worker(), worker(), worker()];
-        await eventually(() => Promise.resolve(connectionsOf(reloading.process, 0) >= 1 && statuses.length >= 3 ? true : undefined), 10_000, 'load on generation 0');
+        await eventually(
+          () => Promise.resolve(connectionsOf(reloading.process, 0) >= 1 && statuses.length >= 3 ? true : undefined),
+          10_000,
+          'load on generation 0',
+        );
 
-        writeConfigMapVolume(volume, 'DB_POOL_SIZE=4\nDB_MAX_OVERFLOW=2\nDB_POOL_TIMEOUT=10\nREDIS_MAX_CONNECTIONS=8\n');
-        const swapped = await eventually(async () => {
-          const text = await read();
-          return sample(text, gauges.generation) === 1 ? text : undefined;
-        }, 10_000, 'generation 1 after the file changed');
-        expect(samples(swapped, gauges)).toEqual({ size: 4, maxOverflow: 2, redisMax: 8, generation: 1, reloadErrors: 0 });
+        writeConfigMapVolume(
+          volume,
+          'DB_POOL_SIZE=4\nDB_MAX_OVERFLOW=2\nDB_POOL_TIMEOUT=10\nREDIS_MAX_CONNECTIONS=8\n',
+        );
+        const swapped = await eventually(
+          async () => {
+            const text = await read();
+            return sample(text, gauges.generation) === 1 ? text : undefined;
+          },
+          10_000,
+          'generation 1 after the file changed',
+        );
+        expect(samples(swapped, gauges)).toEqual({
+          size: 4,
+          maxOverflow: 2,
+          redisMax: 8,
+          generation: 1,
+          reloadErrors: 0,
+        });
         // The long request still holds its connection on the old engine, which is counted until it drains.
         expect(sample(swapped, 'voiceassist_db_pool_draining_connections')).toBeGreaterThanOrEqual(1);
         expect(connectionsOf(reloading.process, 0)).toBeGreaterThanOrEqual(1);
         const requestsAtSwap = statuses.length;
-        await eventually(() => Promise.resolve(connectionsOf(reloading.process, 1) >= 1 && statuses.length >= requestsAtSwap + 3 ? true : undefined), 10_000, 'load on generation 1');
+        await eventually(
+          () =>
+            Promise.resolve(
+              connectionsOf(reloading.process, 1) >= 1 && statuses.length >= requestsAtSwap + 3 ? true : undefined,
+            ),
+          10_000,
+          'load on generation 1',
+        );
 
         expect(await longRequest).toBe(200);
-        await eventually(() => Promise.resolve(connectionsOf(reloading.process, 0) === 0 ? true : undefined), 10_000, 'the old engine closed its connections');
+        await eventually(
+          () => Promise.resolve(connectionsOf(reloading.process, 0) === 0 ? true : undefined),
+          10_000,
+          'the old engine closed its connections',
+        );
         expect(sample(await read(), 'voiceassist_db_pool_draining_connections')).toBe(0);
         loading = false;
         await Promise.all(workers);
-        expect({ failed: statuses.filter((s) => s !== 200).length, total: statuses.length > requestsAtSwap }).toEqual({ failed: 0, total: true });
+        expect({ failed: statuses.filter((s) => s !== 200).length, total: statuses.length > requestsAtSwap }).toEqual({
+          failed: 0,
+          total: true,
+        });
       } finally {
         loading = false;
         await stopApp(reloading.process);
@@ -279,17 +377,30 @@ describe('demo workload against real PostgreSQL and Redis', () => {
       const file = join(state, 'pool.conf');
       writeFileSync(file, 'DB_POOL_SIZE=3\nREDIS_MAX_CONNECTIONS=5\n');
       const reloading = await startApp({ POOL_CONFIG_FILE: file, DB_MAX_OVERFLOW: '1' });
-      const read = async (): Promise<Record<string, number | undefined>> => samples(await (await fetch(`${reloading.base}/metrics`)).text(), gauges);
+      const read = async (): Promise<Record<string, number | undefined>> =>
+        samples(await (await fetch(`${reloading.base}/metrics`)).text(), gauges);
       try {
         expect(await read()).toEqual({ size: 3, maxOverflow: 1, redisMax: 5, generation: 0, reloadErrors: 0 });
         writeFileSync(file, 'DB_POOL_SIZE=3\nDB_POOL_SZE=30\n');
-        await eventually(async () => ((await read()).reloadErrors === 1 ? true : undefined), 10_000, 'the malformed file rejected');
+        await eventually(
+          async () => ((await read()).reloadErrors === 1 ? true : undefined),
+          10_000,
+          'the malformed file rejected',
+        );
         expect(await read()).toEqual({ size: 3, maxOverflow: 1, redisMax: 5, generation: 0, reloadErrors: 1 });
         // SIGHUP re-reads the file even though it has not changed since.
         reloading.process.kill('SIGHUP');
-        await eventually(async () => ((await read()).reloadErrors === 2 ? true : undefined), 10_000, 'SIGHUP re-read the file');
+        await eventually(
+          async () => ((await read()).reloadErrors === 2 ? true : undefined),
+          10_000,
+          'SIGHUP re-read the file',
+        );
         writeFileSync(file, 'DB_POOL_SIZE=6\n');
-        await eventually(async () => ((await read()).generation === 1 ? true : undefined), 10_000, 'the corrected file applied');
+        await eventually(
+          async () => ((await read()).generation === 1 ? true : undefined),
+          10_000,
+          'the corrected file applied',
+        );
         expect(await read()).toEqual({ size: 6, maxOverflow: 1, redisMax: 50, generation: 1, reloadErrors: 2 });
         expect(await (await fetch(`${reloading.base}/?hold=0.01`)).text()).toBe('{"ok": true}');
       } finally {
@@ -301,7 +412,13 @@ describe('demo workload against real PostgreSQL and Redis', () => {
       const file = join(state, 'bad-pool.conf');
       writeFileSync(file, 'DB_POOL_SIZE=16\nREDIS_MAX_CONNECTIONS=0\n');
       const run = spawnSync('/usr/bin/python3', [join(repoRoot, 'demo/workload/app.py')], {
-        env: { PATH: '/usr/bin:/bin', PYTHONDONTWRITEBYTECODE: '1', POOL_CONFIG_FILE: file, DATABASE_URL: env.DATABASE_URL ?? '', REDIS_URL: env.REDIS_URL ?? '' },
+        env: {
+          PATH: '/usr/bin:/bin',
+          PYTHONDONTWRITEBYTECODE: '1',
+          POOL_CONFIG_FILE: file,
+          DATABASE_URL: env.DATABASE_URL ?? '',
+          REDIS_URL: env.REDIS_URL ?? '',
+        },
         encoding: 'utf8',
         timeout: 20_000,
       });

@@ -3,14 +3,43 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { ApiException, AppsV1Api, CoordinationV1Api, CoreV1Api, EventsV1Api, KubeConfig, PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions, type KubernetesObject, type V1Deployment, type V1PodSpec, type V1PolicyRule } from '@kubernetes/client-node';
+import {
+  ApiException,
+  AppsV1Api,
+  CoordinationV1Api,
+  CoreV1Api,
+  EventsV1Api,
+  KubeConfig,
+  PatchStrategy,
+  RbacAuthorizationV1Api,
+  setHeaderOptions,
+  type KubernetesObject,
+  type V1Deployment,
+  type V1PodSpec,
+  type V1PolicyRule,
+} from '@kubernetes/client-node';
 import { load, loadAll } from 'js-yaml';
 import { Gauge } from 'prom-client';
 import { loadConfig } from '../../src/config.js';
 import { startController, type RunningController } from '../../src/main.js';
-import { adminKubeConfig, createDeployment, createTestNamespace, deleteTestNamespace, deploymentManifest, serviceAccountKubeconfig } from './support/kube.js';
+import {
+  adminKubeConfig,
+  createDeployment,
+  createTestNamespace,
+  deleteTestNamespace,
+  deploymentManifest,
+  serviceAccountKubeconfig,
+} from './support/kube.js';
 import { readLocalEnv, repoRoot } from './support/local-env.js';
-import { condition, createPolicy, envOf, getDeployment, getPolicy, installCrds, simulateRollouts } from './support/operator.js';
+import {
+  condition,
+  createPolicy,
+  envOf,
+  getDeployment,
+  getPolicy,
+  installCrds,
+  simulateRollouts,
+} from './support/operator.js';
 import { eventually, startScrapeTarget, type ScrapeTarget } from './support/prometheus.js';
 
 // The install manifests in deploy/ against the real kube-apiserver (RBAC authorization, Pod
@@ -29,12 +58,26 @@ const SERVICE_ACCOUNT = 'poolpilot';
 const SA_USER = `system:serviceaccount:${SYSTEM_NAMESPACE}:${SERVICE_ACCOUNT}`;
 const WATCHED_NAMESPACE = 'apps';
 const RBAC_KINDS = new Set(['Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding']);
-const FAST_BEHAVIOR = { maxStepPercent: 20, scaleUpStabilization: '1s', scaleDownStabilization: '2s', minChangeInterval: '0s' };
+const FAST_BEHAVIOR = {
+  maxStepPercent: 20,
+  scaleUpStabilization: '1s',
+  scaleDownStabilization: '2s',
+  minChangeInterval: '0s',
+};
 
-interface Run { status: number | null; stdout: string; stderr: string }
+interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
 
 function kubectl(args: readonly string[], input?: string): Run {
-  const result = spawnSync('kubectl', ['--kubeconfig', readLocalEnv().KUBECONFIG, ...args], { cwd: repoRoot, encoding: 'utf8', input, timeout: 60_000 });
+  const result = spawnSync('kubectl', ['--kubeconfig', readLocalEnv().KUBECONFIG, ...args], {
+    cwd: repoRoot,
+    encoding: 'utf8',
+    input,
+    timeout: 60_000,
+  });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
@@ -53,14 +96,18 @@ function render(dir: string): Manifest[] {
 
 function find(objects: readonly Manifest[], kind: string, name: string): Manifest {
   const found = objects.find((o) => o.kind === kind && o.metadata?.name === name);
-  if (!found) throw new Error(`no ${kind} ${name} in ${objects.map((o) => `${o.kind}/${o.metadata?.name ?? ''}`).join(', ')}`);
+  if (!found)
+    throw new Error(`no ${kind} ${name} in ${objects.map((o) => `${o.kind}/${o.metadata?.name ?? ''}`).join(', ')}`);
   return found;
 }
 
 /** Applies (server-side, for real) the namespace and RBAC objects a kustomization renders. */
 function applyRbacOf(dir: string): Manifest[] {
   const objects = render(dir).filter((o) => RBAC_KINDS.has(o.kind));
-  kubectlOk(['apply', '--server-side', '--force-conflicts', '--field-manager=deploy-test', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }));
+  kubectlOk(
+    ['apply', '--server-side', '--force-conflicts', '--field-manager=deploy-test', '-f', '-'],
+    JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }),
+  );
   return objects;
 }
 
@@ -70,7 +117,8 @@ function canI(verb: string, resource: string, scope: { namespace?: string; subre
   args.push(...(scope.namespace === undefined ? ['--all-namespaces'] : ['-n', scope.namespace]));
   if (scope.subresource !== undefined) args.push(`--subresource=${scope.subresource}`);
   const run = kubectl(args);
-  if (run.status !== 0 && run.status !== 1) throw new Error(`kubectl ${args.join(' ')} exited ${String(run.status)}: ${run.stderr}`);
+  if (run.status !== 0 && run.status !== 1)
+    throw new Error(`kubectl ${args.join(' ')} exited ${String(run.status)}: ${run.stderr}`);
   return run.status === 0;
 }
 
@@ -126,13 +174,21 @@ describe('deploy/ manifests', () => {
     await exporter?.stop();
     await deleteTestNamespace(admin, workNs);
     await deleteTestNamespace(admin, otherNs);
-    if (leaseName !== undefined) await admin.makeApiClient(CoordinationV1Api).deleteNamespacedLease({ name: leaseName, namespace: SYSTEM_NAMESPACE }).catch(() => undefined);
+    if (leaseName !== undefined)
+      await admin
+        .makeApiClient(CoordinationV1Api)
+        .deleteNamespacedLease({ name: leaseName, namespace: SYSTEM_NAMESPACE })
+        .catch(() => undefined);
     rmSync(tmp, { recursive: true, force: true });
   });
 
   it('crds/Kustomization lists every CRD file in crds/', () => {
-    const kustomization = load(readFileSync(join(repoRoot, 'crds', 'Kustomization'), 'utf8')) as { resources: string[] };
-    const files = readdirSync(join(repoRoot, 'crds')).filter((f) => /\.ya?ml$/.test(f)).sort();
+    const kustomization = load(readFileSync(join(repoRoot, 'crds', 'Kustomization'), 'utf8')) as {
+      resources: string[];
+    };
+    const files = readdirSync(join(repoRoot, 'crds'))
+      .filter((f) => /\.ya?ml$/.test(f))
+      .sort();
     expect([...kustomization.resources].sort()).toEqual(files);
   });
 
@@ -140,16 +196,25 @@ describe('deploy/ manifests', () => {
     const base = render('deploy');
     const namespaced = render('deploy/namespaced');
     const clusterRole = find(base, 'ClusterRole', 'poolpilot');
-    expect(find(base, 'ClusterRoleBinding', 'poolpilot')).toMatchObject({ subjects: [{ kind: 'ServiceAccount', name: SERVICE_ACCOUNT, namespace: SYSTEM_NAMESPACE }] });
-    expect(find(base, 'Namespace', SYSTEM_NAMESPACE).metadata?.labels).toMatchObject({ 'pod-security.kubernetes.io/enforce': 'restricted' });
-    expect(base.filter((o) => o.kind === 'CustomResourceDefinition').map((o) => o.metadata?.name)).toContain('poolpolicies.poolpilot.io');
+    expect(find(base, 'ClusterRoleBinding', 'poolpilot')).toMatchObject({
+      subjects: [{ kind: 'ServiceAccount', name: SERVICE_ACCOUNT, namespace: SYSTEM_NAMESPACE }],
+    });
+    expect(find(base, 'Namespace', SYSTEM_NAMESPACE).metadata?.labels).toMatchObject({
+      'pod-security.kubernetes.io/enforce': 'restricted',
+    });
+    expect(base.filter((o) => o.kind === 'CustomResourceDefinition').map((o) => o.metadata?.name)).toContain(
+      'poolpolicies.poolpilot.io',
+    );
     expect(clusterRole.rules?.flatMap((r) => r.resources ?? [])).not.toContain('secrets');
 
     expect(namespaced.filter((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding')).toEqual([]);
     const role = find(namespaced, 'Role', 'poolpilot');
     expect(role.metadata?.namespace).toBe(WATCHED_NAMESPACE);
     expect(role.rules).toEqual(clusterRole.rules);
-    expect(find(namespaced, 'RoleBinding', 'poolpilot')).toMatchObject({ metadata: { namespace: WATCHED_NAMESPACE }, subjects: [{ kind: 'ServiceAccount', name: SERVICE_ACCOUNT, namespace: SYSTEM_NAMESPACE }] });
+    expect(find(namespaced, 'RoleBinding', 'poolpilot')).toMatchObject({
+      metadata: { namespace: WATCHED_NAMESPACE },
+      subjects: [{ kind: 'ServiceAccount', name: SERVICE_ACCOUNT, namespace: SYSTEM_NAMESPACE }],
+    });
     expect(find(namespaced, 'Role', 'poolpilot-leader-election').metadata?.namespace).toBe(SYSTEM_NAMESPACE);
     expect(namespaced.filter((o) => o.kind === 'CustomResourceDefinition').length).toBeGreaterThan(0);
 
@@ -160,21 +225,39 @@ describe('deploy/ manifests', () => {
     const deployment = find(base, 'Deployment', 'poolpilot') as V1Deployment;
     expect(deployment.spec?.replicas).toBe(2);
     const pod = podTemplateOf(base).spec;
-    expect(pod).toMatchObject({ serviceAccountName: SERVICE_ACCOUNT, automountServiceAccountToken: true, securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } } });
+    expect(pod).toMatchObject({
+      serviceAccountName: SERVICE_ACCOUNT,
+      automountServiceAccountToken: true,
+      securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
+    });
     const container = pod?.containers[0];
     expect(container).toMatchObject({
       image: 'ghcr.io/poolpilot/poolpilot:0.1.0',
       livenessProbe: { httpGet: { path: '/healthz', port: 'health' } },
       readinessProbe: { httpGet: { path: '/readyz', port: 'health' } },
-      securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
-      resources: { requests: { cpu: expect.any(String), memory: expect.any(String) }, limits: { memory: expect.any(String) } },
+      securityContext: {
+        allowPrivilegeEscalation: false,
+        readOnlyRootFilesystem: true,
+        capabilities: { drop: ['ALL'] },
+      },
+      resources: {
+        requests: { cpu: expect.any(String), memory: expect.any(String) },
+        limits: { memory: expect.any(String) },
+      },
     });
-    expect(container?.ports?.map((p) => [p.name, p.containerPort])).toEqual([['metrics', 8080], ['health', 8081]]);
+    expect(container?.ports?.map((p) => [p.name, p.containerPort])).toEqual([
+      ['metrics', 8080],
+      ['health', 8081],
+    ]);
 
     // The optional ServiceMonitor selects the metrics Service by its labels and port name.
-    const service = find(base, 'Service', 'poolpilot-metrics') as Manifest & { spec: { selector: Record<string, string>; ports: Array<{ name: string }> } };
+    const service = find(base, 'Service', 'poolpilot-metrics') as Manifest & {
+      spec: { selector: Record<string, string>; ports: Array<{ name: string }> };
+    };
     expect(podTemplateOf(base).metadata?.labels).toMatchObject(service.spec.selector);
-    const monitor = find(render('deploy/monitoring'), 'ServiceMonitor', 'poolpilot') as Manifest & { spec: { selector: { matchLabels: Record<string, string> }; endpoints: Array<{ port: string }> } };
+    const monitor = find(render('deploy/monitoring'), 'ServiceMonitor', 'poolpilot') as Manifest & {
+      spec: { selector: { matchLabels: Record<string, string> }; endpoints: Array<{ port: string }> };
+    };
     expect(service.metadata?.labels).toMatchObject(monitor.spec.selector.matchLabels);
     expect(service.spec.ports.map((p) => p.name)).toContain(monitor.spec.endpoints[0]?.port);
   });
@@ -193,7 +276,10 @@ describe('deploy/ manifests', () => {
   it('the operator pod is admitted where Pod Security "restricted" is enforced (and a weaker pod is not)', async () => {
     const core = admin.makeApiClient(CoreV1Api);
     const template = podTemplateOf(render('deploy'));
-    const pod = { metadata: { name: 'poolpilot-pss-check', labels: template.metadata?.labels ?? {} }, spec: template.spec };
+    const pod = {
+      metadata: { name: 'poolpilot-pss-check', labels: template.metadata?.labels ?? {} },
+      spec: template.spec,
+    };
     const admitted = await core.createNamespacedPod({ namespace: SYSTEM_NAMESPACE, body: pod, dryRun: 'All' });
     expect(admitted.spec?.containers[0]?.securityContext?.readOnlyRootFilesystem).toBe(true);
 
@@ -201,7 +287,10 @@ describe('deploy/ manifests', () => {
     const weakerSpec = JSON.parse(JSON.stringify(template.spec)) as V1PodSpec;
     for (const c of weakerSpec.containers) c.securityContext = {};
     const weaker = { metadata: pod.metadata, spec: weakerSpec };
-    const refused = await core.createNamespacedPod({ namespace: SYSTEM_NAMESPACE, body: weaker, dryRun: 'All' }).then(() => 'admitted', (err: unknown) => (err instanceof ApiException ? `${String(err.code)} ${String(err.body)}` : String(err)));
+    const refused = await core.createNamespacedPod({ namespace: SYSTEM_NAMESPACE, body: weaker, dryRun: 'All' }).then(
+      () => 'admitted',
+      (err: unknown) => (err instanceof ApiException ? `${String(err.code)} ${String(err.body)}` : String(err)),
+    );
     expect(refused).toMatch(/^403 .*violates PodSecurity .*restricted.*allowPrivilegeEscalation/);
   });
 
@@ -222,8 +311,24 @@ describe('deploy/ manifests', () => {
 
     rollouts = simulateRollouts(admin, workNs);
     exporter = await startScrapeTarget(`deploy-${workNs}`, { namespace: workNs, pod: 'api-5d8c7-x2x9q' });
-    new Gauge({ name: 'voiceassist_db_pool_utilization_percent', help: 'pool utilization', registers: [exporter.registry] }).set(90);
-    await createDeployment(admin, workNs, deploymentManifest('api', [{ name: 'api', env: [{ name: 'DB_POOL_SIZE', value: '20' }, { name: 'DB_MAX_OVERFLOW', value: '40' }] }]));
+    new Gauge({
+      name: 'voiceassist_db_pool_utilization_percent',
+      help: 'pool utilization',
+      registers: [exporter.registry],
+    }).set(90);
+    await createDeployment(
+      admin,
+      workNs,
+      deploymentManifest('api', [
+        {
+          name: 'api',
+          env: [
+            { name: 'DB_POOL_SIZE', value: '20' },
+            { name: 'DB_MAX_OVERFLOW', value: '40' },
+          ],
+        },
+      ]),
+    );
     await createPolicy(admin, workNs, 'api', {
       targetRef: { name: 'api', container: 'api' },
       mode: 'Auto',
@@ -236,25 +341,44 @@ describe('deploy/ manifests', () => {
     // With leader election as deployed (--leader-elect, Lease in the operator's namespace): it
     // reconciles only once the ServiceAccount could create and hold the Lease.
     leaseName = `deploy-test-${workNs.slice(-8)}`;
-    operator = await startController(loadConfig(
-      {
-        kubeconfig: saKubeconfig, namespace: workNs, 'prometheus-url': readLocalEnv().PROMETHEUS_URL, 'metrics-addr': '127.0.0.1:0', 'health-addr': '127.0.0.1:0', 'log-level': process.env.POOLPILOT_TEST_LOG_LEVEL ?? 'error',
-        'leader-elect': 'true', 'leader-election-namespace': SYSTEM_NAMESPACE, 'leader-election-id': leaseName,
+    operator = await startController(
+      loadConfig(
+        {
+          kubeconfig: saKubeconfig,
+          namespace: workNs,
+          'prometheus-url': readLocalEnv().PROMETHEUS_URL,
+          'metrics-addr': '127.0.0.1:0',
+          'health-addr': '127.0.0.1:0',
+          'log-level': process.env.POOLPILOT_TEST_LOG_LEVEL ?? 'error',
+          'leader-elect': 'true',
+          'leader-election-namespace': SYSTEM_NAMESPACE,
+          'leader-election-id': leaseName,
+        },
+        {},
+      ),
+    );
+
+    const env = await eventually(
+      async () => {
+        const e = envOf(await getDeployment(admin, workNs, 'api'), 'api');
+        return e.DB_POOL_SIZE === '24' ? e : undefined;
       },
-      {},
-    ));
-
-    const env = await eventually(async () => {
-      const e = envOf(await getDeployment(admin, workNs, 'api'), 'api');
-      return e.DB_POOL_SIZE === '24' ? e : undefined;
-    }, 60000, 'DB_POOL_SIZE 24 written by the ServiceAccount');
+      60000,
+      'DB_POOL_SIZE 24 written by the ServiceAccount',
+    );
     expect(env).toEqual({ DB_POOL_SIZE: '24', DB_MAX_OVERFLOW: '48' });
-    expect((await getDeployment(admin, workNs, 'api')).metadata?.managedFields?.map((f) => f.manager)).toContain('poolpilot');
+    expect((await getDeployment(admin, workNs, 'api')).metadata?.managedFields?.map((f) => f.manager)).toContain(
+      'poolpilot',
+    );
 
-    const policy = await eventually(async () => {
-      const p = await getPolicy(admin, workNs, 'api');
-      return condition(p, 'Limited')?.reason === 'AtMax' && p.status?.current?.DB_POOL_SIZE === 24 ? p : undefined;
-    }, 30000, 'status current 24, Limited=AtMax');
+    const policy = await eventually(
+      async () => {
+        const p = await getPolicy(admin, workNs, 'api');
+        return condition(p, 'Limited')?.reason === 'AtMax' && p.status?.current?.DB_POOL_SIZE === 24 ? p : undefined;
+      },
+      30000,
+      'status current 24, Limited=AtMax',
+    );
     expect(condition(policy, 'Ready')).toMatchObject({ status: 'True', reason: 'Reconciled' });
     expect(policy.status?.lastChange?.changes).toContainEqual({ setting: 'DB_POOL_SIZE', from: 20, to: 24 });
 
@@ -263,7 +387,9 @@ describe('deploy/ manifests', () => {
     expect(resized.map((e) => e.note)).toContainEqual(expect.stringMatching(/DB_POOL_SIZE 20→24/));
     expect(resized[0]?.reportingController).toBe('poolpilot.io/poolpilot');
 
-    const lease = await admin.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: leaseName, namespace: SYSTEM_NAMESPACE });
+    const lease = await admin
+      .makeApiClient(CoordinationV1Api)
+      .readNamespacedLease({ name: leaseName, namespace: SYSTEM_NAMESPACE });
     expect(lease.spec?.holderIdentity).toBeTruthy();
   });
 
@@ -281,14 +407,21 @@ describe('deploy/ manifests', () => {
     expect(canI('update', 'deployments.apps', { namespace: workNs })).toBe(false);
     expect(canI('create', 'leases.coordination.k8s.io', { namespace: workNs })).toBe(false);
     expect(await failureCode(() => saCore.listNamespacedSecret({ namespace: workNs }))).toBe(403);
-    expect(await failureCode(() => saCore.readNamespacedSecret({ namespace: SYSTEM_NAMESPACE, name: 'anything' }))).toBe(403);
+    expect(
+      await failureCode(() => saCore.readNamespacedSecret({ namespace: SYSTEM_NAMESPACE, name: 'anything' })),
+    ).toBe(403);
 
     // Install as deploy/namespaced would on a cluster without the base's cluster-wide grant.
     const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
     await rbac.deleteClusterRoleBinding({ name: 'poolpilot' });
     await rbac.deleteClusterRole({ name: 'poolpilot' });
     const applied = applyRbacOf('deploy/namespaced');
-    expect(applied.filter((o) => o.metadata?.namespace === WATCHED_NAMESPACE).map((o) => o.kind).sort()).toEqual(['Role', 'RoleBinding']);
+    expect(
+      applied
+        .filter((o) => o.metadata?.namespace === WATCHED_NAMESPACE)
+        .map((o) => o.kind)
+        .sort(),
+    ).toEqual(['Role', 'RoleBinding']);
 
     expect(canI('patch', 'deployments.apps', { namespace: WATCHED_NAMESPACE })).toBe(true);
     expect(canI('watch', 'poolpolicies.poolpilot.io', { namespace: WATCHED_NAMESPACE })).toBe(true);
@@ -302,13 +435,27 @@ describe('deploy/ manifests', () => {
     const name = `deploy-test-${workNs.slice(-8)}`;
     await createDeployment(admin, WATCHED_NAMESPACE, deploymentManifest(name, [{ name: 'api' }]));
     await createDeployment(admin, otherNs, deploymentManifest(name, [{ name: 'api' }]));
-    const annotate = (namespace: string): Promise<unknown> => saApps.patchNamespacedDeployment(
-      { name, namespace, body: { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name, namespace, annotations: { 'poolpilot.io/deploy-test': 'x' } } }, fieldManager: 'poolpilot', force: true },
-      setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply),
-    );
+    const annotate = (namespace: string): Promise<unknown> =>
+      saApps.patchNamespacedDeployment(
+        {
+          name,
+          namespace,
+          body: {
+            apiVersion: 'apps/v1',
+            kind: 'Deployment',
+            metadata: { name, namespace, annotations: { 'poolpilot.io/deploy-test': 'x' } },
+          },
+          fieldManager: 'poolpilot',
+          force: true,
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply),
+      );
     try {
       await annotate(WATCHED_NAMESPACE);
-      expect((await admin.makeApiClient(AppsV1Api).readNamespacedDeployment({ name, namespace: WATCHED_NAMESPACE })).metadata?.annotations).toMatchObject({ 'poolpilot.io/deploy-test': 'x' });
+      expect(
+        (await admin.makeApiClient(AppsV1Api).readNamespacedDeployment({ name, namespace: WATCHED_NAMESPACE })).metadata
+          ?.annotations,
+      ).toMatchObject({ 'poolpilot.io/deploy-test': 'x' });
       expect(await failureCode(() => annotate(otherNs))).toBe(403);
       expect(await failureCode(() => saApps.listNamespacedDeployment({ namespace: otherNs }))).toBe(403);
       expect(await failureCode(() => saApps.listDeploymentForAllNamespaces())).toBe(403);

@@ -3,8 +3,22 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import axios from 'axios';
 import { Gauge } from 'prom-client';
 import type { RunningController } from '../../src/main.js';
-import { adminKubeConfig, createDeployment, createTestNamespace, deleteTestNamespace, deploymentManifest } from './support/kube.js';
-import { condition, createPolicy, envOf, getDeployment, getPolicy, installCrds, startOperator } from './support/operator.js';
+import {
+  adminKubeConfig,
+  createDeployment,
+  createTestNamespace,
+  deleteTestNamespace,
+  deploymentManifest,
+} from './support/kube.js';
+import {
+  condition,
+  createPolicy,
+  envOf,
+  getDeployment,
+  getPolicy,
+  installCrds,
+  startOperator,
+} from './support/operator.js';
 import { eventually, queryVector, startScrapeTarget, type ScrapeTarget } from './support/prometheus.js';
 import { FAST } from './support/suite.js';
 
@@ -30,7 +44,7 @@ const PODS: Readonly<Record<string, number>> = {
   'batch-0': 50,
 };
 
-describe('each policy reads only its own Deployment\'s pods', () => {
+describe("each policy reads only its own Deployment's pods", () => {
   let kc: KubeConfig;
   let namespace: string;
   let operator: RunningController | undefined;
@@ -38,7 +52,9 @@ describe('each policy reads only its own Deployment\'s pods', () => {
 
   /** The operator's own count of utilization readings that were valid. */
   async function validReadings(): Promise<number> {
-    const { data } = await axios.get<string>(`http://127.0.0.1:${String(operator?.metricsPort)}/metrics`, { responseType: 'text' });
+    const { data } = await axios.get<string>(`http://127.0.0.1:${String(operator?.metricsPort)}/metrics`, {
+      responseType: 'text',
+    });
     const line = data.split('\n').find((l) => l.startsWith('poolpilot_prometheus_queries_total{result="ok"}'));
     return line === undefined ? 0 : Number(line.split(' ').pop());
   }
@@ -53,9 +69,28 @@ describe('each policy reads only its own Deployment\'s pods', () => {
       new Gauge({ name: METRIC, help: 'pool utilization', registers: [target.registry] }).set(percent);
     }
     // Every pod in Prometheus before any policy reads: a wrong match cannot hide behind a missing series.
-    await eventually(async () => ((await queryVector(`${METRIC}{namespace="${namespace}"}`)).length === Object.keys(PODS).length ? true : undefined), 30_000, 'all pods scraped');
+    await eventually(
+      async () =>
+        (await queryVector(`${METRIC}{namespace="${namespace}"}`)).length === Object.keys(PODS).length
+          ? true
+          : undefined,
+      30_000,
+      'all pods scraped',
+    );
     for (const name of ['api', 'api-worker', 'web', 'web-canary', 'batch']) {
-      await createDeployment(kc, namespace, deploymentManifest(name, [{ name: 'app', env: [{ name: 'DB_POOL_SIZE', value: '20' }, { name: 'DB_MAX_OVERFLOW', value: '40' }] }]));
+      await createDeployment(
+        kc,
+        namespace,
+        deploymentManifest(name, [
+          {
+            name: 'app',
+            env: [
+              { name: 'DB_POOL_SIZE', value: '20' },
+              { name: 'DB_MAX_OVERFLOW', value: '40' },
+            ],
+          },
+        ]),
+      );
     }
     operator = await startOperator(namespace);
   });
@@ -75,29 +110,48 @@ describe('each policy reads only its own Deployment\'s pods', () => {
       ...FAST,
     });
 
-  it('api reads 60 % (not api-worker\'s 97 %), web 50 % (not web-canary\'s 95 %), and neither pool moves', async () => {
+  it("api reads 60 % (not api-worker's 97 %), web 50 % (not web-canary's 95 %), and neither pool moves", async () => {
     for (const name of ['api', 'web']) await policyFor(name);
     const observed = async (name: string): Promise<unknown> =>
-      eventually(async () => (await getPolicy(kc, namespace, name)).status?.observed?.database, 30_000, `${name}'s first reading`);
+      eventually(
+        async () => (await getPolicy(kc, namespace, name)).status?.observed?.database,
+        30_000,
+        `${name}'s first reading`,
+      );
     expect(await observed('api')).toBe(60);
     expect(await observed('web')).toBe(50);
 
     // Five more valid readings per policy: a pass that read a look-alike's pods would have grown the pool.
     const start = await validReadings();
-    await eventually(async () => ((await validReadings()) >= start + 10 ? true : undefined), 30_000, 'ten more valid readings');
+    await eventually(
+      async () => ((await validReadings()) >= start + 10 ? true : undefined),
+      30_000,
+      'ten more valid readings',
+    );
     for (const name of ['api', 'web']) {
       const policy = await getPolicy(kc, namespace, name);
-      expect([name, policy.status?.observed?.database, policy.status?.lastChange]).toEqual([name, name === 'api' ? 60 : 50, undefined]);
+      expect([name, policy.status?.observed?.database, policy.status?.lastChange]).toEqual([
+        name,
+        name === 'api' ? 60 : 50,
+        undefined,
+      ]);
       expect([name, envOf(await getDeployment(kc, namespace, name), 'app').DB_POOL_SIZE]).toEqual([name, '20']);
     }
   });
 
   it('a Deployment whose pods are named otherwise: NoData saying which names were looked for', async () => {
     await policyFor('batch');
-    const policy = await eventually(async () => {
-      const p = await getPolicy(kc, namespace, 'batch');
-      return condition(p, 'MetricsAvailable')?.status === 'False' ? p : undefined;
-    }, 30_000, 'MetricsAvailable=False for batch');
-    expect(condition(policy, 'MetricsAvailable')).toMatchObject({ reason: 'NoData', message: expect.stringContaining('the pods of deployment batch (named batch-<pod-template-hash>-<5 characters>)') });
+    const policy = await eventually(
+      async () => {
+        const p = await getPolicy(kc, namespace, 'batch');
+        return condition(p, 'MetricsAvailable')?.status === 'False' ? p : undefined;
+      },
+      30_000,
+      'MetricsAvailable=False for batch',
+    );
+    expect(condition(policy, 'MetricsAvailable')).toMatchObject({
+      reason: 'NoData',
+      message: expect.stringContaining('the pods of deployment batch (named batch-<pod-template-hash>-<5 characters>)'),
+    });
   });
 });

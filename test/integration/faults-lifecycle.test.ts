@@ -4,7 +4,15 @@ import { Gauge } from 'prom-client';
 import type { PolicyWriter } from '../../src/controllers/poolpolicy/reconciler.js';
 import type { RunningController } from '../../src/main.js';
 import { createDeployment, deploymentManifest } from './support/kube.js';
-import { completeRollout, condition, createPolicy, envOf, getDeployment, getPolicy, startOperator } from './support/operator.js';
+import {
+  completeRollout,
+  condition,
+  createPolicy,
+  envOf,
+  getDeployment,
+  getPolicy,
+  startOperator,
+} from './support/operator.js';
 import { eventually, queryVector, startScrapeTarget, type ScrapeTarget } from './support/prometheus.js';
 import { cacheHas, startReconciler } from './support/reconciler.js';
 import { FAST, openTestNamespace, passesOfEach, policyWhen, type TestNamespace } from './support/suite.js';
@@ -15,7 +23,10 @@ import { FAST, openTestNamespace, passesOfEach, policyWhen, type TestNamespace }
 const DATABASE = { poolSize: { min: 10, max: 50 }, maxOverflow: { ratio: 2, min: 0, max: 100 } };
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-interface HistoryEntry { readonly time: string; readonly changes: ReadonlyArray<{ setting: string; from: number; to: number }> }
+interface HistoryEntry {
+  readonly time: string;
+  readonly changes: ReadonlyArray<{ setting: string; from: number; to: number }>;
+}
 
 describe('lifecycle faults', () => {
   let kc: KubeConfig;
@@ -26,16 +37,35 @@ describe('lifecycle faults', () => {
 
   async function gauge(deployment: string, value: number): Promise<{ metric: string; gauge: Gauge }> {
     const metric = `lc_${deployment}_utilization`;
-    const target = await startScrapeTarget(`${namespace}-${deployment}`, { namespace, pod: `${deployment}-7c9b8d6f54-x2x9q` });
+    const target = await startScrapeTarget(`${namespace}-${deployment}`, {
+      namespace,
+      pod: `${deployment}-7c9b8d6f54-x2x9q`,
+    });
     targets.push(target);
     const g = new Gauge({ name: metric, help: 'utilization', registers: [target.registry] });
     g.set(value);
-    await eventually(async () => ((await queryVector(`${metric}{namespace="${namespace}"}`)).length === 1 ? true : undefined), 30_000, `${metric} in Prometheus`);
+    await eventually(
+      async () => ((await queryVector(`${metric}{namespace="${namespace}"}`)).length === 1 ? true : undefined),
+      30_000,
+      `${metric} in Prometheus`,
+    );
     return { metric, gauge: g };
   }
 
   async function workload(name: string, size: number): Promise<void> {
-    await createDeployment(kc, namespace, deploymentManifest(name, [{ name: 'app', env: [{ name: 'DB_POOL_SIZE', value: String(size) }, { name: 'DB_MAX_OVERFLOW', value: String(2 * size) }] }]));
+    await createDeployment(
+      kc,
+      namespace,
+      deploymentManifest(name, [
+        {
+          name: 'app',
+          env: [
+            { name: 'DB_POOL_SIZE', value: String(size) },
+            { name: 'DB_MAX_OVERFLOW', value: String(2 * size) },
+          ],
+        },
+      ]),
+    );
     await completeRollout(kc, namespace, name);
   }
 
@@ -46,7 +76,11 @@ describe('lifecycle faults', () => {
   async function runUntilCrash(name: string): Promise<void> {
     const crash = { patched: false, died: false };
     const dying = (kube: PolicyWriter): PolicyWriter => ({
-      applyContainerEnv: async (...args) => { const r = await kube.applyContainerEnv(...args); crash.patched = true; return r; },
+      applyContainerEnv: async (...args) => {
+        const r = await kube.applyContainerEnv(...args);
+        crash.patched = true;
+        return r;
+      },
       applyConfigMapData: (...args) => kube.applyConfigMapData(...args),
       applyPodTemplateAnnotation: (...args) => kube.applyPodTemplateAnnotation(...args),
       applyStatus: async (...args) => {
@@ -101,38 +135,83 @@ describe('lifecycle faults', () => {
       const name = 'gone';
       await workload(name, 20);
       const { metric, gauge: g } = await gauge(name, 50);
-      await createPolicy(kc, namespace, name, { targetRef: { name }, database: { ...DATABASE, utilization: `max(${metric}{namespace="$namespace"})` }, ...FAST });
-      await policyWhen(kc, namespace, name, (p) => condition(p, 'Ready')?.status === 'True' && p.status?.current?.DB_POOL_SIZE === 20, 'Ready with 20');
+      await createPolicy(kc, namespace, name, {
+        targetRef: { name },
+        database: { ...DATABASE, utilization: `max(${metric}{namespace="$namespace"})` },
+        ...FAST,
+      });
+      await policyWhen(
+        kc,
+        namespace,
+        name,
+        (p) => condition(p, 'Ready')?.status === 'True' && p.status?.current?.DB_POOL_SIZE === 20,
+        'Ready with 20',
+      );
 
       await kc.makeApiClient(AppsV1Api).deleteNamespacedDeployment({ name, namespace });
-      const lost = await policyWhen(kc, namespace, name, (p) => condition(p, 'Ready')?.reason === 'TargetNotFound', 'TargetNotFound');
+      const lost = await policyWhen(
+        kc,
+        namespace,
+        name,
+        (p) => condition(p, 'Ready')?.reason === 'TargetNotFound',
+        'TargetNotFound',
+      );
       expect(condition(lost, 'Ready')).toMatchObject({ status: 'False', reason: 'TargetNotFound' });
       expect(condition(lost, 'Ready')?.message).toMatch(/deployment gone not found/);
 
       // Recreated (with other values) and busy: nobody touches the policy, it picks it up.
       g.set(90);
       await workload(name, 30);
-      const resumed = await policyWhen(kc, namespace, name, (p) => condition(p, 'Ready')?.status === 'True' && p.status?.current?.DB_POOL_SIZE === 36, 'resumed: a step from the new 30 to 36');
+      const resumed = await policyWhen(
+        kc,
+        namespace,
+        name,
+        (p) => condition(p, 'Ready')?.status === 'True' && p.status?.current?.DB_POOL_SIZE === 36,
+        'resumed: a step from the new 30 to 36',
+      );
       expect(resumed.status?.current).toEqual({ DB_POOL_SIZE: 36, DB_MAX_OVERFLOW: 72 });
-      expect(envOf(await getDeployment(kc, namespace, name), 'app')).toEqual({ DB_POOL_SIZE: '36', DB_MAX_OVERFLOW: '72' });
+      expect(envOf(await getDeployment(kc, namespace, name), 'app')).toEqual({
+        DB_POOL_SIZE: '36',
+        DB_MAX_OVERFLOW: '72',
+      });
     });
 
     it('PoolPolicy deleted: the target is left as it is and the operator keeps no trace of the key', async () => {
       const name = 'dropped';
       await workload(name, 20);
       const { metric } = await gauge(name, 90);
-      await createPolicy(kc, namespace, name, { targetRef: { name }, database: { ...DATABASE, utilization: `max(${metric}{namespace="$namespace"})` }, ...FAST });
+      await createPolicy(kc, namespace, name, {
+        targetRef: { name },
+        database: { ...DATABASE, utilization: `max(${metric}{namespace="$namespace"})` },
+        ...FAST,
+      });
       await policyWhen(kc, namespace, name, (p) => p.status?.current?.DB_POOL_SIZE === 24, 'a first step to 24');
 
       const custom = kc.makeApiClient(CustomObjectsApi);
-      for (const policy of ['dropped', 'gone']) await custom.deleteNamespacedCustomObject({ group: 'poolpilot.io', version: 'v1alpha1', plural: 'poolpolicies', namespace, name: policy });
+      for (const policy of ['dropped', 'gone'])
+        await custom.deleteNamespacedCustomObject({
+          group: 'poolpilot.io',
+          version: 'v1alpha1',
+          plural: 'poolpolicies',
+          namespace,
+          name: policy,
+        });
       // Let the rollout complete: with the policy alive, this would allow the next step.
       await completeRollout(kc, namespace, name);
       const before = await getDeployment(kc, namespace, name);
       // No key queued, delayed, in flight or being retried: only the idle workers wait, and
       // nothing is left that could ever write the Deployment again.
       const idle = { queued: 0, dirty: 0, processing: 0, timers: 0, removedInFlight: 0 };
-      await eventually(() => Promise.resolve(Object.entries(idle).every(([k, v]) => operator.queueSizes()[k as keyof typeof idle] === v) ? true : undefined), 30_000, 'an idle work queue');
+      await eventually(
+        () =>
+          Promise.resolve(
+            Object.entries(idle).every(([k, v]) => operator.queueSizes()[k as keyof typeof idle] === v)
+              ? true
+              : undefined,
+          ),
+        30_000,
+        'an idle work queue',
+      );
       const after = await getDeployment(kc, namespace, name);
       expect(after.metadata?.resourceVersion).toBe(before.metadata?.resourceVersion);
       expect(envOf(after, 'app')).toEqual({ DB_POOL_SIZE: '24', DB_MAX_OVERFLOW: '48' });
@@ -149,12 +228,20 @@ describe('lifecycle faults', () => {
       targetRef: { name },
       database: { ...DATABASE, utilization: `max(${metric}{namespace="$namespace"})` },
       interval: '1s',
-      behavior: { maxStepPercent: 20, scaleUpStabilization: `${WINDOW_S}s`, scaleDownStabilization: '0s', minChangeInterval: '0s' },
+      behavior: {
+        maxStepPercent: 20,
+        scaleUpStabilization: `${WINDOW_S}s`,
+        scaleDownStabilization: '0s',
+        minChangeInterval: '0s',
+      },
     });
 
     // Run 1: the reconciler alone; the status write that follows the env patch "dies".
     await runUntilCrash(name);
-    expect(envOf(await getDeployment(kc, namespace, name), 'app')).toEqual({ DB_POOL_SIZE: '24', DB_MAX_OVERFLOW: '48' });
+    expect(envOf(await getDeployment(kc, namespace, name), 'app')).toEqual({
+      DB_POOL_SIZE: '24',
+      DB_MAX_OVERFLOW: '48',
+    });
     const orphaned = await getPolicy(kc, namespace, name);
     expect(orphaned.status?.current?.DB_POOL_SIZE).toBe(20); // the status never learned of it
     expect(orphaned.status?.history ?? []).toEqual([]);
@@ -162,22 +249,43 @@ describe('lifecycle faults', () => {
     // Run 2: the operator starts again. Its rollout is not complete yet: the gate holds.
     const operator = await startOperator(namespace);
     stops.push(() => operator.stop());
-    const held = await policyWhen(kc, namespace, name, (p) => p.status?.current?.DB_POOL_SIZE === 24, 'status catching up with the applied 24');
+    const held = await policyWhen(
+      kc,
+      namespace,
+      name,
+      (p) => p.status?.current?.DB_POOL_SIZE === 24,
+      'status catching up with the applied 24',
+    );
     expect(condition(held, 'Limited')?.reason).toBe('RolloutInProgress');
     await passesOfEach(operator, kc, namespace, 2);
-    expect(envOf(await getDeployment(kc, namespace, name), 'app')).toEqual({ DB_POOL_SIZE: '24', DB_MAX_OVERFLOW: '48' });
+    expect(envOf(await getDeployment(kc, namespace, name), 'app')).toEqual({
+      DB_POOL_SIZE: '24',
+      DB_MAX_OVERFLOW: '48',
+    });
 
     // The rollout completes; the breach must re-earn its whole window from then on.
     await completeRollout(kc, namespace, name);
-    const completedAt = (await getDeployment(kc, namespace, name)).status?.conditions?.find((c) => c.type === 'Progressing')?.lastUpdateTime;
-    const stepped = await policyWhen(kc, namespace, name, (p) => p.status?.current?.DB_POOL_SIZE === 28, 'the next step, 24 → 28', 30_000);
+    const completedAt = (await getDeployment(kc, namespace, name)).status?.conditions?.find(
+      (c) => c.type === 'Progressing',
+    )?.lastUpdateTime;
+    const stepped = await policyWhen(
+      kc,
+      namespace,
+      name,
+      (p) => p.status?.current?.DB_POOL_SIZE === 28,
+      'the next step, 24 → 28',
+      30_000,
+    );
     const history = (stepped.status?.history ?? []) as HistoryEntry[];
     expect(history).toHaveLength(1);
     expect(history[0]?.changes).toContainEqual({ setting: 'DB_POOL_SIZE', from: 24, to: 28 });
     const stepAt = Date.parse(history[0]?.time ?? '');
     // Second-precision timestamps on both sides: at least the window minus one second.
     expect(stepAt - new Date(completedAt ?? 0).getTime()).toBeGreaterThanOrEqual((WINDOW_S - 1) * 1000);
-    expect(envOf(await getDeployment(kc, namespace, name), 'app')).toEqual({ DB_POOL_SIZE: '28', DB_MAX_OVERFLOW: '56' });
+    expect(envOf(await getDeployment(kc, namespace, name), 'app')).toEqual({
+      DB_POOL_SIZE: '28',
+      DB_MAX_OVERFLOW: '56',
+    });
     await operator.stop();
   });
 
@@ -189,17 +297,31 @@ describe('lifecycle faults', () => {
       targetRef: { name },
       database: { ...DATABASE, utilization: `max(${metric}{namespace="$namespace"})` },
       interval: '1s',
-      behavior: { maxStepPercent: 20, scaleUpStabilization: '0s', scaleDownStabilization: '0s', minChangeInterval: '1h' },
+      behavior: {
+        maxStepPercent: 20,
+        scaleUpStabilization: '0s',
+        scaleDownStabilization: '0s',
+        minChangeInterval: '1h',
+      },
     });
     await runUntilCrash(name);
-    expect(envOf(await getDeployment(kc, namespace, name), 'app')).toEqual({ DB_POOL_SIZE: '24', DB_MAX_OVERFLOW: '48' });
+    expect(envOf(await getDeployment(kc, namespace, name), 'app')).toEqual({
+      DB_POOL_SIZE: '24',
+      DB_MAX_OVERFLOW: '48',
+    });
     expect((await getPolicy(kc, namespace, name)).status?.lastChange).toBeUndefined();
 
     // The next run, with the rollout complete: the status knows no change, the Deployment does.
     await completeRollout(kc, namespace, name);
     const operator = await startOperator(namespace);
     try {
-      const held = await policyWhen(kc, namespace, name, (p) => p.status?.current?.DB_POOL_SIZE === 24 && condition(p, 'Limited')?.reason === 'MinIntervalNotElapsed', 'MinIntervalNotElapsed at 24');
+      const held = await policyWhen(
+        kc,
+        namespace,
+        name,
+        (p) => p.status?.current?.DB_POOL_SIZE === 24 && condition(p, 'Limited')?.reason === 'MinIntervalNotElapsed',
+        'MinIntervalNotElapsed at 24',
+      );
       expect(condition(held, 'Limited')?.message).toMatch(/minimum interval/);
       const before = (await getDeployment(kc, namespace, name)).metadata?.resourceVersion;
       await passesOfEach(operator, kc, namespace, 3);

@@ -5,7 +5,16 @@ import { KubeError } from '../../src/adapters/kube.js';
 import type { PolicyWriter } from '../../src/controllers/poolpolicy/reconciler.js';
 import type { RunningController } from '../../src/main.js';
 import { createDeployment, deploymentManifest } from './support/kube.js';
-import { completeRollout, condition, createPolicy, envOf, getDeployment, getPolicy, simulateRollouts, startOperator } from './support/operator.js';
+import {
+  completeRollout,
+  condition,
+  createPolicy,
+  envOf,
+  getDeployment,
+  getPolicy,
+  simulateRollouts,
+  startOperator,
+} from './support/operator.js';
 import { eventually, queryVector, startScrapeTarget, type ScrapeTarget } from './support/prometheus.js';
 import { cacheHas, startReconciler, type ReconcilerHarness } from './support/reconciler.js';
 import { FAST, openTestNamespace, type TestNamespace } from './support/suite.js';
@@ -13,7 +22,6 @@ import { FAST, openTestNamespace, type TestNamespace } from './support/suite.js'
 // Write conflicts with a person, on the real API server: poolpilot's writes never revert a
 // concurrent human edit. The races are forced deterministically by a writer that lets the
 // "human" edit right before poolpilot's write goes out (the reconciler has read already).
-
 
 describe('write conflicts: a human edit is never reverted', () => {
   let kc: KubeConfig;
@@ -26,11 +34,19 @@ describe('write conflicts: a human edit is never reverted', () => {
     const target = await startScrapeTarget(`${namespace}-${name}`, { namespace, pod });
     targets.push(target);
     new Gauge({ name, help: 'utilization', registers: [target.registry] }).set(value);
-    await eventually(async () => ((await queryVector(`${name}{namespace="${namespace}"}`)).length === 1 ? true : undefined), 30_000, `${name} in Prometheus`);
+    await eventually(
+      async () => ((await queryVector(`${name}{namespace="${namespace}"}`)).length === 1 ? true : undefined),
+      30_000,
+      `${name} in Prometheus`,
+    );
   }
 
   /** Wraps one writer method: `before` runs (once) right before the real call. */
-  function editBefore(kube: PolicyWriter, method: 'applyContainerEnv' | 'applyConfigMapData', before: () => Promise<void>): PolicyWriter {
+  function editBefore(
+    kube: PolicyWriter,
+    method: 'applyContainerEnv' | 'applyConfigMapData',
+    before: () => Promise<void>,
+  ): PolicyWriter {
     let done = false;
     return new Proxy(kube, {
       get: (obj, prop): unknown => {
@@ -58,10 +74,31 @@ describe('write conflicts: a human edit is never reverted', () => {
 
   it("a human's concurrent edit of other Deployment fields (annotation, another env var, the image) survives poolpilot's env writes", async () => {
     const name = 'api';
-    await createDeployment(kc, namespace, deploymentManifest(name, [{ name: 'app', env: [{ name: 'DB_POOL_SIZE', value: '20' }, { name: 'DB_MAX_OVERFLOW', value: '40' }, { name: 'LOG_LEVEL', value: 'info' }] }]));
+    await createDeployment(
+      kc,
+      namespace,
+      deploymentManifest(name, [
+        {
+          name: 'app',
+          env: [
+            { name: 'DB_POOL_SIZE', value: '20' },
+            { name: 'DB_MAX_OVERFLOW', value: '40' },
+            { name: 'LOG_LEVEL', value: 'info' },
+          ],
+        },
+      ]),
+    );
     await completeRollout(kc, namespace, name);
     await gauge('writes_api_utilization', `${name}-7c9b8d6f54-x2x9q`, 90);
-    await createPolicy(kc, namespace, name, { targetRef: { name }, database: { poolSize: { min: 10, max: 50 }, maxOverflow: { ratio: 2, min: 0, max: 100 }, utilization: 'max(writes_api_utilization{namespace="$namespace"})' }, ...FAST });
+    await createPolicy(kc, namespace, name, {
+      targetRef: { name },
+      database: {
+        poolSize: { min: 10, max: 50 },
+        maxOverflow: { ratio: 2, min: 0, max: 100 },
+        utilization: 'max(writes_api_utilization{namespace="$namespace"})',
+      },
+      ...FAST,
+    });
 
     const apps = kc.makeApiClient(AppsV1Api);
     const humanEdit = async (): Promise<void> => {
@@ -72,16 +109,31 @@ describe('write conflicts: a human edit is never reverted', () => {
           fieldManager: 'kubectl-edit',
           body: {
             metadata: { annotations: { 'example.com/owner': 'payments' } },
-            spec: { template: { spec: { containers: [{ name: 'app', image: 'example.invalid/app:2', env: [{ name: 'LOG_LEVEL', value: 'debug' }] }] } } },
+            spec: {
+              template: {
+                spec: {
+                  containers: [
+                    { name: 'app', image: 'example.invalid/app:2', env: [{ name: 'LOG_LEVEL', value: 'debug' }] },
+                  ],
+                },
+              },
+            },
           },
         },
         setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
       );
     };
-    const harness: ReconcilerHarness = await startReconciler(namespace, (kube) => editBefore(kube, 'applyContainerEnv', humanEdit));
+    const harness: ReconcilerHarness = await startReconciler(namespace, (kube) =>
+      editBefore(kube, 'applyContainerEnv', humanEdit),
+    );
     stops.push(() => harness.stop());
     await cacheHas(harness.policies, namespace, name, () => true);
-    await cacheHas(harness.deployments, namespace, name, (d) => (d.status?.observedGeneration ?? 0) >= (d.metadata?.generation ?? 1));
+    await cacheHas(
+      harness.deployments,
+      namespace,
+      name,
+      (d) => (d.status?.observedGeneration ?? 0) >= (d.metadata?.generation ?? 1),
+    );
 
     // The reconciler read 20/40 and the old image; the human's edit lands before its write.
     const outcome = await harness.reconciler.reconcile(`${namespace}/${name}`);
@@ -102,7 +154,11 @@ describe('write conflicts: a human edit is never reverted', () => {
     const rollouts = simulateRollouts(kc, namespace);
     const operator: RunningController = await startOperator(namespace);
     try {
-      await eventually(async () => ((await getPolicy(kc, namespace, name)).status?.current?.DB_POOL_SIZE === 50 ? true : undefined), 30_000, 'steps up to max 50');
+      await eventually(
+        async () => ((await getPolicy(kc, namespace, name)).status?.current?.DB_POOL_SIZE === 50 ? true : undefined),
+        30_000,
+        'steps up to max 50',
+      );
     } finally {
       await operator.stop();
       rollouts.stop();
@@ -110,7 +166,9 @@ describe('write conflicts: a human edit is never reverted', () => {
     expect(await expectHumanKept()).toEqual({ DB_POOL_SIZE: '50', DB_MAX_OVERFLOW: '100', LOG_LEVEL: 'debug' });
     expect((await getPolicy(kc, namespace, name)).status?.history?.length).toBeGreaterThanOrEqual(3);
     // Only poolpilot's own entries are owned by its field manager.
-    const managed = (await getDeployment(kc, namespace, name)).metadata?.managedFields?.find((f) => f.manager === 'poolpilot' && f.operation === 'Apply');
+    const managed = (await getDeployment(kc, namespace, name)).metadata?.managedFields?.find(
+      (f) => f.manager === 'poolpilot' && f.operation === 'Apply',
+    );
     const owned = JSON.stringify(managed?.fieldsV1);
     expect(owned).toContain('DB_POOL_SIZE');
     expect(owned).not.toContain('LOG_LEVEL');
@@ -119,14 +177,31 @@ describe('write conflicts: a human edit is never reverted', () => {
   });
 
   it('a pgbouncer.ini edit between read and write: 409, and the next attempt starts from a fresh read and keeps the edit', async () => {
-    const ini = ['[databases]', 'app = host=postgres dbname=app', '', '[pgbouncer]', 'pool_mode = transaction', 'default_pool_size = 20', 'max_client_conn = 400', ''].join('\n');
+    const ini = [
+      '[databases]',
+      'app = host=postgres dbname=app',
+      '',
+      '[pgbouncer]',
+      'pool_mode = transaction',
+      'default_pool_size = 20',
+      'max_client_conn = 400',
+      '',
+    ].join('\n');
     const core = kc.makeApiClient(CoreV1Api);
-    await core.createNamespacedConfigMap({ namespace, body: { metadata: { name: 'pgbouncer-config' }, data: { 'pgbouncer.ini': ini } } });
+    await core.createNamespacedConfigMap({
+      namespace,
+      body: { metadata: { name: 'pgbouncer-config' }, data: { 'pgbouncer.ini': ini } },
+    });
     await createDeployment(kc, namespace, deploymentManifest('web', [{ name: 'app' }]));
     await gauge('writes_pgbouncer_utilization', 'pgbouncer-1', 90);
     await createPolicy(kc, namespace, 'web', {
       targetRef: { name: 'web' },
-      pgbouncer: { configMapRef: { name: 'pgbouncer-config' }, defaultPoolSize: { min: 10, max: 40 }, maxClientConn: { min: 100, max: 2000, ratio: 20 }, utilization: 'max(writes_pgbouncer_utilization{namespace="$namespace"})' },
+      pgbouncer: {
+        configMapRef: { name: 'pgbouncer-config' },
+        defaultPoolSize: { min: 10, max: 40 },
+        maxClientConn: { min: 100, max: 2000, ratio: 20 },
+        utilization: 'max(writes_pgbouncer_utilization{namespace="$namespace"})',
+      },
       ...FAST,
     });
 
@@ -149,15 +224,28 @@ describe('write conflicts: a human edit is never reverted', () => {
     expect(cm.data?.['pgbouncer.ini']).toBe(humanIni); // nothing of poolpilot's stale edit landed
 
     // The retry reads afresh (the cache has the human's version) and edits on top of it.
-    await cacheHas(harness.configMaps, namespace, 'pgbouncer-config', (c) => c.metadata?.resourceVersion !== read.metadata?.resourceVersion);
+    await cacheHas(
+      harness.configMaps,
+      namespace,
+      'pgbouncer-config',
+      (c) => c.metadata?.resourceVersion !== read.metadata?.resourceVersion,
+    );
     const second = await harness.reconciler.reconcile(`${namespace}/web`);
     expect(second.report?.changes).toBe('default_pool_size 20→24, max_client_conn 400→480');
     cm = await core.readNamespacedConfigMap({ name: 'pgbouncer-config', namespace });
-    expect(cm.data?.['pgbouncer.ini']).toBe(humanIni.replace('default_pool_size = 20', 'default_pool_size = 24').replace('max_client_conn = 400', 'max_client_conn = 480'));
-    const policy = await eventually(async () => {
-      const p = await getPolicy(kc, namespace, 'web');
-      return p.status?.current?.default_pool_size === 24 ? p : undefined;
-    }, 10_000, 'status current 24');
+    expect(cm.data?.['pgbouncer.ini']).toBe(
+      humanIni
+        .replace('default_pool_size = 20', 'default_pool_size = 24')
+        .replace('max_client_conn = 400', 'max_client_conn = 480'),
+    );
+    const policy = await eventually(
+      async () => {
+        const p = await getPolicy(kc, namespace, 'web');
+        return p.status?.current?.default_pool_size === 24 ? p : undefined;
+      },
+      10_000,
+      'status current 24',
+    );
     expect(condition(policy, 'Ready')?.status).toBe('True');
     expect(policy.status?.history).toHaveLength(1);
   });

@@ -2,8 +2,24 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { Counter, Gauge } from 'prom-client';
 import type { RunningController } from '../../src/main.js';
-import { adminKubeConfig, createDeployment, createTestNamespace, deleteTestNamespace, deploymentManifest } from './support/kube.js';
-import { condition, createPolicy, envOf, getDeployment, getPolicy, installCrds, simulateRollouts, startOperator, type PolicyView } from './support/operator.js';
+import {
+  adminKubeConfig,
+  createDeployment,
+  createTestNamespace,
+  deleteTestNamespace,
+  deploymentManifest,
+} from './support/kube.js';
+import {
+  condition,
+  createPolicy,
+  envOf,
+  getDeployment,
+  getPolicy,
+  installCrds,
+  simulateRollouts,
+  startOperator,
+  type PolicyView,
+} from './support/operator.js';
 import { eventually, queryVector, startScrapeTarget, type ScrapeTarget } from './support/prometheus.js';
 import { morePasses } from './support/suite.js';
 
@@ -54,7 +70,11 @@ describe('FillToBudget', () => {
   async function settings(): Promise<{ pool: number; overflow: number; generation: number }> {
     const deployment = await getDeployment(kc, namespace, 'api');
     const env = envOf(deployment, 'app');
-    return { pool: Number(env.DB_POOL_SIZE), overflow: Number(env.DB_MAX_OVERFLOW), generation: deployment.metadata?.generation ?? 0 };
+    return {
+      pool: Number(env.DB_POOL_SIZE),
+      overflow: Number(env.DB_MAX_OVERFLOW),
+      generation: deployment.metadata?.generation ?? 0,
+    };
   }
 
   const limitedReason = (p: PolicyView): string | undefined => condition(p, 'Limited')?.reason;
@@ -64,7 +84,15 @@ describe('FillToBudget', () => {
     installCrds();
     namespace = await createTestNamespace(kc, 'fill');
     rollouts = simulateRollouts(kc, namespace);
-    const manifest = deploymentManifest('api', [{ name: 'app', env: [{ name: 'DB_POOL_SIZE', value: '10' }, { name: 'DB_MAX_OVERFLOW', value: '20' }] }]);
+    const manifest = deploymentManifest('api', [
+      {
+        name: 'app',
+        env: [
+          { name: 'DB_POOL_SIZE', value: '10' },
+          { name: 'DB_MAX_OVERFLOW', value: '20' },
+        ],
+      },
+    ]);
     if (manifest.spec) {
       manifest.spec.replicas = 2;
       manifest.spec.strategy = { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } };
@@ -76,11 +104,19 @@ describe('FillToBudget', () => {
     await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
       ...budgetApi,
       namespace,
-      body: { apiVersion: 'poolpilot.io/v1alpha1', kind: 'ConnectionBudget', metadata: { name: 'db' }, spec: { postgres: { maxConnections: 100, reserved: 3 } } },
+      body: {
+        apiVersion: 'poolpilot.io/v1alpha1',
+        kind: 'ConnectionBudget',
+        metadata: { name: 'db' },
+        spec: { postgres: { maxConnections: 100, reserved: 3 } },
+      },
     });
     // Prometheus has both pods' series before the operator looks.
     await eventually(
-      async () => ((await queryVector(`count(shop_db_pool_checked_out{namespace="${namespace}"})`))[0]?.value[1] === '2' ? true : undefined),
+      async () =>
+        (await queryVector(`count(shop_db_pool_checked_out{namespace="${namespace}"})`))[0]?.value[1] === '2'
+          ? true
+          : undefined,
       30000,
       'Prometheus to scrape both pods',
     );
@@ -106,7 +142,11 @@ describe('FillToBudget', () => {
     });
 
     // Light demand: capacity 30 → 48 per pod (97 / 2) at once, poolSize to its min; one rollout.
-    await eventually(async () => ((await settings()).overflow === 43 ? true : undefined), 60000, 'capacity to fill the share');
+    await eventually(
+      async () => ((await settings()).overflow === 43 ? true : undefined),
+      60000,
+      'capacity to fill the share',
+    );
     expect(await settings()).toEqual({ pool: 5, overflow: 43, generation: 2 });
     const filled = await getPolicy(kc, namespace, 'api');
     expect(filled.status?.lastChange?.reason).toMatch(/capacity 30→48 per process.*in one rollout/);
@@ -118,10 +158,14 @@ describe('FillToBudget', () => {
     // Peak demand, 40 per pod: poolSize would follow, but during the rollout one pod would carry
     // 80 connections on 48: deferred, nothing written.
     demand(40);
-    const deferred = await eventually(async () => {
-      const p = await getPolicy(kc, namespace, 'api');
-      return limitedReason(p) === 'RestartDeferred' ? p : undefined;
-    }, 60000, 'RestartDeferred');
+    const deferred = await eventually(
+      async () => {
+        const p = await getPolicy(kc, namespace, 'api');
+        return limitedReason(p) === 'RestartDeferred' ? p : undefined;
+      },
+      60000,
+      'RestartDeferred',
+    );
     expect(condition(deferred, 'Limited')?.message).toContain('would leave 1 of 2 processes');
     await morePasses(operator, 5);
     expect(await settings()).toEqual({ pool: 5, overflow: 43, generation: 2 });
@@ -132,15 +176,21 @@ describe('FillToBudget', () => {
     const followed = await settings();
     expect(followed.pool + followed.overflow).toBe(48);
     expect(followed.generation).toBe(3);
-    expect((await getPolicy(kc, namespace, 'api')).status?.lastChange?.reason).toContain('signals: db_pool_checked_out, db_pool_waiters, db_pool_timeouts_total');
+    expect((await getPolicy(kc, namespace, 'api')).status?.lastChange?.reason).toContain(
+      'signals: db_pool_checked_out, db_pool_waiters, db_pool_timeouts_total',
+    );
     expect(limitedReason(await getPolicy(kc, namespace, 'api'))).not.toBe('RestartDeferred');
 
     // Demand drops to 1 while waiters are reported: no shrink.
     demand(1, 3);
-    const saturated = await eventually(async () => {
-      const p = await getPolicy(kc, namespace, 'api');
-      return limitedReason(p) === 'Saturated' ? p : undefined;
-    }, 60000, 'Saturated');
+    const saturated = await eventually(
+      async () => {
+        const p = await getPolicy(kc, namespace, 'api');
+        return limitedReason(p) === 'Saturated' ? p : undefined;
+      },
+      60000,
+      'Saturated',
+    );
     expect(condition(saturated, 'Limited')?.message).toContain('waiters or timeouts were seen');
     await morePasses(operator, 5);
     expect((await settings()).pool).toBe(followed.pool);
@@ -156,7 +206,15 @@ describe('FillToBudget: two apps on one budget share it by demand', () => {
   const checkedOut = new Map<string, Gauge[]>();
 
   async function app(name: string, hash: string): Promise<void> {
-    const manifest = deploymentManifest(name, [{ name: 'app', env: [{ name: 'DB_POOL_SIZE', value: '10' }, { name: 'DB_MAX_OVERFLOW', value: '14' }] }]);
+    const manifest = deploymentManifest(name, [
+      {
+        name: 'app',
+        env: [
+          { name: 'DB_POOL_SIZE', value: '10' },
+          { name: 'DB_MAX_OVERFLOW', value: '14' },
+        ],
+      },
+    ]);
     if (manifest.spec) {
       manifest.spec.replicas = 2;
       manifest.spec.strategy = { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } };
@@ -164,10 +222,15 @@ describe('FillToBudget: two apps on one budget share it by demand', () => {
     await createDeployment(kc, namespace, manifest);
     const gauges: Gauge[] = [];
     for (const suffix of ['x2x9q', 'k8s4w']) {
-      const target = await startScrapeTarget(`${namespace}-${name}-${suffix}`, { namespace, pod: `${name}-${hash}-${suffix}` });
+      const target = await startScrapeTarget(`${namespace}-${name}-${suffix}`, {
+        namespace,
+        pod: `${name}-${hash}-${suffix}`,
+      });
       targets.push(target);
       gauges.push(new Gauge({ name: 'shop_db_pool_checked_out', help: 'in use', registers: [target.registry] }));
-      new Gauge({ name: 'shop_db_pool_utilization_percent', help: 'utilization', registers: [target.registry] }).set(10);
+      new Gauge({ name: 'shop_db_pool_utilization_percent', help: 'utilization', registers: [target.registry] }).set(
+        10,
+      );
     }
     checkedOut.set(name, gauges);
   }
@@ -198,10 +261,18 @@ describe('FillToBudget: two apps on one budget share it by demand', () => {
     await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
       ...budgetApi,
       namespace,
-      body: { apiVersion: 'poolpilot.io/v1alpha1', kind: 'ConnectionBudget', metadata: { name: 'db' }, spec: { postgres: { maxConnections: 100, reserved: 3 } } },
+      body: {
+        apiVersion: 'poolpilot.io/v1alpha1',
+        kind: 'ConnectionBudget',
+        metadata: { name: 'db' },
+        spec: { postgres: { maxConnections: 100, reserved: 3 } },
+      },
     });
     await eventually(
-      async () => ((await queryVector(`count(shop_db_pool_checked_out{namespace="${namespace}"})`))[0]?.value[1] === '4' ? true : undefined),
+      async () =>
+        (await queryVector(`count(shop_db_pool_checked_out{namespace="${namespace}"})`))[0]?.value[1] === '4'
+          ? true
+          : undefined,
       30000,
       'Prometheus to scrape the four pods',
     );
@@ -216,7 +287,13 @@ describe('FillToBudget: two apps on one budget share it by demand', () => {
 
   it('splits evenly while demand is even, moves capacity to the app at its peak, and never holds more than the budget', async () => {
     const database = { poolSize: { min: 5, max: 40 }, maxOverflow: { mode: 'FillToBudget', min: 0, max: 80 } };
-    const common = { metricsPrefix: 'shop_', budgetRef: { name: 'db' }, interval: '1s', database, behavior: { scaleUpStabilization: '1s', scaleDownStabilization: '2s', minChangeInterval: '0s' } };
+    const common = {
+      metricsPrefix: 'shop_',
+      budgetRef: { name: 'db' },
+      interval: '1s',
+      database,
+      behavior: { scaleUpStabilization: '1s', scaleDownStabilization: '2s', minChangeInterval: '0s' },
+    };
     await createPolicy(kc, namespace, 'orders', { targetRef: { name: 'orders' }, ...common });
     await createPolicy(kc, namespace, 'reports', { targetRef: { name: 'reports' }, ...common });
     // A budget counts the pools of the policies that draw from it: both exist before the first pass
@@ -230,18 +307,26 @@ describe('FillToBudget: two apps on one budget share it by demand', () => {
       return c;
     };
     // Even demand: 97 usable over four processes, 24 each.
-    await eventually(async () => {
-      const c = await total();
-      return c.orders === 24 && c.reports === 24 ? true : undefined;
-    }, 60000, 'an even split of 24 per process');
+    await eventually(
+      async () => {
+        const c = await total();
+        return c.orders === 24 && c.reports === 24 ? true : undefined;
+      },
+      60000,
+      'an even split of 24 per process',
+    );
 
     // orders at its peak, reports idle: the capacity follows the demand.
     demand('orders', 40);
     demand('reports', 2);
-    const moved = await eventually(async () => {
-      const c = await total();
-      return (c.orders ?? 0) >= 36 && (c.reports ?? 0) <= 12 ? c : undefined;
-    }, 60000, 'capacity to move to orders');
+    const moved = await eventually(
+      async () => {
+        const c = await total();
+        return (c.orders ?? 0) >= 36 && (c.reports ?? 0) <= 12 ? c : undefined;
+      },
+      60000,
+      'capacity to move to orders',
+    );
     expect(2 * ((moved.orders ?? 0) + (moved.reports ?? 0))).toBeLessThanOrEqual(97);
     for (let i = 0; i < 8; i++) await total();
     expect(Math.max(...observed)).toBeLessThanOrEqual(97);

@@ -22,8 +22,22 @@ import { readPgbouncerSettings, setPgbouncerSettings } from '../../src/domain/pg
 import type { RunningController } from '../../src/main.js';
 import { startDemoBackends, type DemoBackends } from './support/demo-backends.js';
 import { startPgbouncerExporter, startPostgresExporter, type RunningExporter } from './support/exporters.js';
-import { adminKubeConfig, createDeployment, createTestNamespace, deleteTestNamespace, deploymentManifest } from './support/kube.js';
-import { condition, createPolicy, getPolicy, installCrds, operatorMetric, startOperator, type PolicyView } from './support/operator.js';
+import {
+  adminKubeConfig,
+  createDeployment,
+  createTestNamespace,
+  deleteTestNamespace,
+  deploymentManifest,
+} from './support/kube.js';
+import {
+  condition,
+  createPolicy,
+  getPolicy,
+  installCrds,
+  operatorMetric,
+  startOperator,
+  type PolicyView,
+} from './support/operator.js';
 import { startPgbouncer, PSQL_BIN, type RunningPgbouncer } from './support/pgbouncer.js';
 import { eventually, queryVector, registerScrapeTarget } from './support/prometheus.js';
 import { FAST, morePasses, policyWhen } from './support/suite.js';
@@ -35,7 +49,9 @@ const OWNED = ['default_pool_size', 'max_client_conn'];
 /** The [pgbouncer] settings poolpilot owns; the ConfigMap and the real PgBouncer start with them. */
 const POOLER = 'default_pool_size = 4\nmax_client_conn = 100\n';
 
-interface BudgetView { status?: { postgres?: { capacity: number } } }
+interface BudgetView {
+  status?: { postgres?: { capacity: number } };
+}
 
 describe('PgBouncer and PostgreSQL exporters, scraped by the real Prometheus, drive the operator', () => {
   let kc: KubeConfig;
@@ -50,10 +66,27 @@ describe('PgBouncer and PostgreSQL exporters, scraped by the real Prometheus, dr
 
   /** A client of database `app` through PgBouncer that holds a server connection for `seconds`. */
   function holdConnection(seconds: number): void {
-    const client = spawn(PSQL_BIN, ['-X', '-w', '-h', '127.0.0.1', '-p', String(bouncer.port), '-U', 'admin', '-d', 'app', '-qAtc', `SELECT pg_sleep(${seconds})`], {
-      env: { PATH: '/usr/bin:/bin', LC_ALL: 'C' },
-      stdio: 'ignore',
-    });
+    const client = spawn(
+      PSQL_BIN,
+      [
+        '-X',
+        '-w',
+        '-h',
+        '127.0.0.1',
+        '-p',
+        String(bouncer.port),
+        '-U',
+        'admin',
+        '-d',
+        'app',
+        '-qAtc',
+        `SELECT pg_sleep(${seconds})`,
+      ],
+      {
+        env: { PATH: '/usr/bin:/bin', LC_ALL: 'C' },
+        stdio: 'ignore',
+      },
+    );
     clients.push(client);
   }
 
@@ -63,7 +96,8 @@ describe('PgBouncer and PostgreSQL exporters, scraped by the real Prometheus, dr
     return { active: Number(row?.get('sv_active') ?? 0), waiting: Number(row?.get('cl_waiting') ?? 0) };
   }
 
-  const webWhen = (predicate: (p: PolicyView) => boolean, what: string): Promise<PolicyView> => policyWhen(kc, namespace, 'web', predicate, what, 60_000);
+  const webWhen = (predicate: (p: PolicyView) => boolean, what: string): Promise<PolicyView> =>
+    policyWhen(kc, namespace, 'web', predicate, what, 60_000);
 
   /**
    * Stands in for the kubelet's ConfigMap sync plus a reload sidecar, every 250 ms until the
@@ -86,42 +120,65 @@ describe('PgBouncer and PostgreSQL exporters, scraped by the real Prometheus, dr
     const timer = setInterval(() => {
       if (busy) return;
       busy = true;
-      sync().catch((err: unknown) => { syncErrors.push(String(err)); }).finally(() => { busy = false; });
+      sync()
+        .catch((err: unknown) => {
+          syncErrors.push(String(err));
+        })
+        .finally(() => {
+          busy = false;
+        });
     }, 250);
-    return () => { clearInterval(timer); };
+    return () => {
+      clearInterval(timer);
+    };
   }
   const syncErrors: string[] = [];
 
   const configMapVersion = async (): Promise<string> =>
-    (await kc.makeApiClient(CoreV1Api).readNamespacedConfigMap({ name: 'pgbouncer-config', namespace })).metadata?.resourceVersion ?? '';
+    (await kc.makeApiClient(CoreV1Api).readNamespacedConfigMap({ name: 'pgbouncer-config', namespace })).metadata
+      ?.resourceVersion ?? '';
 
   beforeAll(async () => {
     kc = adminKubeConfig();
     installCrds();
     namespace = await createTestNamespace(kc, 'pgbexp');
     backends = startDemoBackends();
-    cleanups.push(() => { backends.stop(); });
+    cleanups.push(() => {
+      backends.stop();
+    });
     // A forced server user: clients log in as the admin user PgBouncer's userlist knows, PgBouncer
     // logs in to PostgreSQL as role app.
-    bouncer = await startPgbouncer([
-      '[databases]',
-      `app = host=127.0.0.1 port=${backends.env.PG_PORT ?? ''} dbname=app user=app`,
-      '[pgbouncer]',
-      'listen_addr = 127.0.0.1',
-      'listen_port = 6432',
-      'unix_socket_dir =',
-      'auth_type = trust',
-      'auth_file = userlist.txt',
-      'admin_users = admin',
-      POOLER,
-    ].join('\n'));
+    bouncer = await startPgbouncer(
+      [
+        '[databases]',
+        `app = host=127.0.0.1 port=${backends.env.PG_PORT ?? ''} dbname=app user=app`,
+        '[pgbouncer]',
+        'listen_addr = 127.0.0.1',
+        'listen_port = 6432',
+        'unix_socket_dir =',
+        'auth_type = trust',
+        'auth_file = userlist.txt',
+        'admin_users = admin',
+        POOLER,
+      ].join('\n'),
+    );
     cleanups.push(() => bouncer.stop());
     pgbouncerExporter = await startPgbouncerExporter(bouncer.port, 'admin');
     cleanups.push(() => pgbouncerExporter.stop());
     postgresExporter = await startPostgresExporter(Number(backends.env.PG_PORT));
     cleanups.push(() => postgresExporter.stop());
-    cleanups.push(registerScrapeTarget(`${namespace}-pgbouncer-exporter`, pgbouncerExporter.address, { namespace, pod: 'pgbouncer-5d8f9-abcde' }));
-    cleanups.push(registerScrapeTarget(`${namespace}-postgres-exporter`, postgresExporter.address, { namespace, pod: 'postgres-exporter-0' }));
+    cleanups.push(
+      registerScrapeTarget(`${namespace}-pgbouncer-exporter`, pgbouncerExporter.address, {
+        namespace,
+        pod: 'pgbouncer-5d8f9-abcde',
+      }),
+    );
+    cleanups.push(
+      registerScrapeTarget(`${namespace}-postgres-exporter`, postgresExporter.address, {
+        namespace,
+        pod: 'postgres-exporter-0',
+      }),
+    );
     operator = await startOperator(namespace);
     cleanups.push(() => operator.stop());
   });
@@ -141,49 +198,96 @@ describe('PgBouncer and PostgreSQL exporters, scraped by the real Prometheus, dr
   it('the exporters are real: the PgBouncer exporter reports the pool PgBouncer has, postgres_exporter max_connections', async () => {
     holdConnection(600);
     holdConnection(600);
-    await eventually(async () => ((await appPool()).active === 2 ? true : undefined), 20_000, 'two server connections active in PgBouncer');
-    const text = await eventually(async () => {
-      const t = await pgbouncerExporter.metrics();
-      // Debian's exporter prints every value as a float.
-      return t.includes('pgbouncer_active_clients{database="app",user="app"} 2.0') ? t : undefined;
-    }, 20_000, 'the PgBouncer exporter to report 2 clients holding server connections');
+    await eventually(
+      async () => ((await appPool()).active === 2 ? true : undefined),
+      20_000,
+      'two server connections active in PgBouncer',
+    );
+    const text = await eventually(
+      async () => {
+        const t = await pgbouncerExporter.metrics();
+        // Debian's exporter prints every value as a float.
+        return t.includes('pgbouncer_active_clients{database="app",user="app"} 2.0') ? t : undefined;
+      },
+      20_000,
+      'the PgBouncer exporter to report 2 clients holding server connections',
+    );
     expect(text).toMatch(/^pgbouncer_pool_size\{database="app"\} 4\.0$/m);
     expect(text).toMatch(/^pgbouncer_waiting_clients\{database="app",user="app"\} 0\.0$/m);
     expect(await postgresExporter.metrics()).toMatch(/^pg_settings_max_connections\{[^}]*\} 100$/m);
     // What the operator will read: the real Prometheus has scraped both.
-    await eventually(async () => ((await queryVector(`pgbouncer_active_clients{namespace="${namespace}",database="app"} == 2`)).length === 1 ? true : undefined), 20_000, 'Prometheus to have scraped 2 active clients');
-    await eventually(async () => ((await queryVector(`pg_settings_max_connections{namespace="${namespace}"}`)).length === 1 ? true : undefined), 20_000, 'Prometheus to have scraped max_connections');
+    await eventually(
+      async () =>
+        (await queryVector(`pgbouncer_active_clients{namespace="${namespace}",database="app"} == 2`)).length === 1
+          ? true
+          : undefined,
+      20_000,
+      'Prometheus to have scraped 2 active clients',
+    );
+    await eventually(
+      async () =>
+        (await queryVector(`pg_settings_max_connections{namespace="${namespace}"}`)).length === 1 ? true : undefined,
+      20_000,
+      'Prometheus to have scraped max_connections',
+    );
   });
 
   it('built-in PgBouncer query: MetricsAvailable=True at the utilization PgBouncer has; the budget reads max_connections from postgres_exporter', async () => {
-    await createDeployment(kc, namespace, deploymentManifest('web', [{ name: 'app', env: [{ name: 'DB_POOL_SIZE', value: '10' }] }]));
-    await kc.makeApiClient(CoreV1Api).createNamespacedConfigMap({ namespace, body: { metadata: { name: 'pgbouncer-config' }, data: { 'pgbouncer.ini': `[databases]\napp = host=postgres dbname=app\n\n[pgbouncer]\n${POOLER}` } } });
+    await createDeployment(
+      kc,
+      namespace,
+      deploymentManifest('web', [{ name: 'app', env: [{ name: 'DB_POOL_SIZE', value: '10' }] }]),
+    );
+    await kc.makeApiClient(CoreV1Api).createNamespacedConfigMap({
+      namespace,
+      body: {
+        metadata: { name: 'pgbouncer-config' },
+        data: { 'pgbouncer.ini': `[databases]\napp = host=postgres dbname=app\n\n[pgbouncer]\n${POOLER}` },
+      },
+    });
     cleanups.push(syncPgbouncerFromConfigMap());
     await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
       ...budgetApi,
       namespace,
       body: {
-        apiVersion: 'poolpilot.io/v1alpha1', kind: 'ConnectionBudget', metadata: { name: 'app-db' },
-        spec: { postgres: { maxConnectionsQuery: `max(pg_settings_max_connections{namespace="${namespace}"})`, reserved: 3 } },
+        apiVersion: 'poolpilot.io/v1alpha1',
+        kind: 'ConnectionBudget',
+        metadata: { name: 'app-db' },
+        spec: {
+          postgres: { maxConnectionsQuery: `max(pg_settings_max_connections{namespace="${namespace}"})`, reserved: 3 },
+        },
       },
     });
     await createPolicy(kc, namespace, 'web', {
       targetRef: { name: 'web' },
       budgetRef: { name: 'app-db' },
       // No `utilization`: the built-in query over the PgBouncer exporter's metrics.
-      pgbouncer: { configMapRef: { name: 'pgbouncer-config' }, defaultPoolSize: { min: 4, max: 20 }, maxClientConn: { min: 100, max: 100, ratio: 5 } },
+      pgbouncer: {
+        configMapRef: { name: 'pgbouncer-config' },
+        defaultPoolSize: { min: 4, max: 20 },
+        maxClientConn: { min: 100, max: 100, ratio: 5 },
+      },
       thresholds: THRESHOLDS,
       ...FAST,
     });
     // 2 active clients (each holding a server connection), 0 waiting, pool size 4: 50 %, inside the
     // 40–80 band: no change. (The admin console's own pool, database "pgbouncer", does not count.)
-    const p = await webWhen((x) => condition(x, 'MetricsAvailable')?.status === 'True' && x.status?.observed?.pgbouncer !== undefined, 'MetricsAvailable=True with a PgBouncer reading');
+    const p = await webWhen(
+      (x) => condition(x, 'MetricsAvailable')?.status === 'True' && x.status?.observed?.pgbouncer !== undefined,
+      'MetricsAvailable=True with a PgBouncer reading',
+    );
     expect(p.status?.observed?.pgbouncer).toBe(50);
     expect(p.status?.current).toMatchObject({ default_pool_size: 4 });
-    const budget = await eventually(async () => {
-      const b = (await kc.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({ ...budgetApi, namespace, name: 'app-db' })) as BudgetView;
-      return b.status?.postgres?.capacity === undefined ? undefined : b;
-    }, 30_000, 'the budget status to show its PostgreSQL capacity');
+    const budget = await eventually(
+      async () => {
+        const b = (await kc
+          .makeApiClient(CustomObjectsApi)
+          .getNamespacedCustomObject({ ...budgetApi, namespace, name: 'app-db' })) as BudgetView;
+        return b.status?.postgres?.capacity === undefined ? undefined : b;
+      },
+      30_000,
+      'the budget status to show its PostgreSQL capacity',
+    );
     // max_connections 100 from pg_settings_max_connections − 3 reserved.
     expect(budget.status?.postgres?.capacity).toBe(97);
   });
@@ -191,32 +295,55 @@ describe('PgBouncer and PostgreSQL exporters, scraped by the real Prometheus, dr
   it('exporter down: MetricsAvailable=False and no write while the pool saturates; back up: default_pool_size rises', async () => {
     const versionBefore = await configMapVersion();
     await pgbouncerExporter.stop();
-    const down = await webWhen((x) => condition(x, 'MetricsAvailable')?.status === 'False', 'MetricsAvailable=False with the exporter down');
+    const down = await webWhen(
+      (x) => condition(x, 'MetricsAvailable')?.status === 'False',
+      'MetricsAvailable=False with the exporter down',
+    );
     const reason = condition(down, 'MetricsAvailable')?.reason ?? '';
     // Saturate PgBouncer's pool (4 active, 2 waiting): with data the operator would grow it.
     for (let i = 0; i < 4; i++) holdConnection(600);
-    await eventually(async () => {
-      const pool = await appPool();
-      return pool.active === 4 && pool.waiting === 2 ? true : undefined;
-    }, 20_000, 'PgBouncer pool saturated (4 active, 2 waiting)');
+    await eventually(
+      async () => {
+        const pool = await appPool();
+        return pool.active === 4 && pool.waiting === 2 ? true : undefined;
+      },
+      20_000,
+      'PgBouncer pool saturated (4 active, 2 waiting)',
+    );
     // Several of the operator's own passes see no data (its readings counter, not the clock)...
     const readings = await operatorMetric(operator, 'poolpilot_prometheus_queries_total', { result: reason });
-    await eventually(async () => ((await operatorMetric(operator, 'poolpilot_prometheus_queries_total', { result: reason })) >= readings + 3 ? true : undefined), 30_000, 'three more passes without data');
+    await eventually(
+      async () =>
+        (await operatorMetric(operator, 'poolpilot_prometheus_queries_total', { result: reason })) >= readings + 3
+          ? true
+          : undefined,
+      30_000,
+      'three more passes without data',
+    );
     // ...and none of them wrote.
     expect(await configMapVersion()).toBe(versionBefore);
     expect((await getPolicy(kc, namespace, 'web')).status?.current).toMatchObject({ default_pool_size: 4 });
 
     await pgbouncerExporter.start();
-    const grown = await webWhen((x) => (x.status?.current?.default_pool_size ?? 0) > 4, 'default_pool_size raised once the exporter is back');
+    const grown = await webWhen(
+      (x) => (x.status?.current?.default_pool_size ?? 0) > 4,
+      'default_pool_size raised once the exporter is back',
+    );
     expect(condition(grown, 'MetricsAvailable')?.status).toBe('True');
     // The raise is in the ConfigMap. The pool stays saturated until PgBouncer runs the new size, so
     // the next pass may raise it again between two reads: compare the policy's current size with
     // the ConfigMap read right after it, until one pair agrees.
-    const written = await eventually(async () => {
-      const current = (await getPolicy(kc, namespace, 'web')).status?.current?.default_pool_size;
-      const cm = await kc.makeApiClient(CoreV1Api).readNamespacedConfigMap({ name: 'pgbouncer-config', namespace });
-      return cm.data?.['pgbouncer.ini']?.includes(`default_pool_size = ${String(current)}\n`) === true ? current : undefined;
-    }, 30_000, 'the ConfigMap to hold the default_pool_size the policy reports');
+    const written = await eventually(
+      async () => {
+        const current = (await getPolicy(kc, namespace, 'web')).status?.current?.default_pool_size;
+        const cm = await kc.makeApiClient(CoreV1Api).readNamespacedConfigMap({ name: 'pgbouncer-config', namespace });
+        return cm.data?.['pgbouncer.ini']?.includes(`default_pool_size = ${String(current)}\n`) === true
+          ? current
+          : undefined;
+      },
+      30_000,
+      'the ConfigMap to hold the default_pool_size the policy reports',
+    );
     expect(written).toBeGreaterThan(4);
   });
 
@@ -224,18 +351,25 @@ describe('PgBouncer and PostgreSQL exporters, scraped by the real Prometheus, dr
     // 6 clients hold server connections; the pool grows until 6 active of default_pool_size is
     // ≤ 80 %. (With minChangeInterval 0 s a pass may still read a sample scraped before its last
     // write reached PgBouncer, so the size can pass the first one inside the band, 8.)
-    const settled = await eventually(async () => {
-      const size = Number((await bouncer.showConfig()).get('default_pool_size'));
-      const pool = await appPool();
-      const exported = await pgbouncerExporter.metrics();
-      const policy = await getPolicy(kc, namespace, 'web');
-      const observed = policy.status?.observed?.pgbouncer;
-      // The operator has read the utilization of the size PgBouncer runs: 6 active / size.
-      const current = pool.active === 6 && pool.waiting === 0 &&
-        exported.split('\n').includes(`pgbouncer_pool_size{database="app"} ${size.toFixed(1)}`) &&
-        policy.status?.current?.default_pool_size === size && observed === Math.round((1000 * 6) / size) / 10;
-      return current ? { size, observed } : undefined;
-    }, 90_000, 'PgBouncer running the size poolpilot chose, all 6 clients served, and the operator reading that');
+    const settled = await eventually(
+      async () => {
+        const size = Number((await bouncer.showConfig()).get('default_pool_size'));
+        const pool = await appPool();
+        const exported = await pgbouncerExporter.metrics();
+        const policy = await getPolicy(kc, namespace, 'web');
+        const observed = policy.status?.observed?.pgbouncer;
+        // The operator has read the utilization of the size PgBouncer runs: 6 active / size.
+        const current =
+          pool.active === 6 &&
+          pool.waiting === 0 &&
+          exported.split('\n').includes(`pgbouncer_pool_size{database="app"} ${size.toFixed(1)}`) &&
+          policy.status?.current?.default_pool_size === size &&
+          observed === Math.round((1000 * 6) / size) / 10;
+        return current ? { size, observed } : undefined;
+      },
+      90_000,
+      'PgBouncer running the size poolpilot chose, all 6 clients served, and the operator reading that',
+    );
     expect(settled.observed).toBeLessThanOrEqual(THRESHOLDS.scaleUpAbove);
     // Inside the band, not clamped at the section's max of 20.
     expect(settled.size).toBeGreaterThanOrEqual(8);

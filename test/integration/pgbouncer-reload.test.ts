@@ -57,24 +57,44 @@ describe('PgBouncer RELOAD of an ini edited by setPgbouncerSettings', () => {
   it('applies default_pool_size 24 and max_client_conn 400 on RELOAD, both changeable', async () => {
     const { iniPath } = running();
     const before = await readFile(iniPath, 'utf8');
-    const edited = setPgbouncerSettings(before, new Map([['default_pool_size', 24], ['max_client_conn', 400]]));
+    const edited = setPgbouncerSettings(
+      before,
+      new Map([
+        ['default_pool_size', 24],
+        ['max_client_conn', 400],
+      ]),
+    );
     if (!edited.ok) throw new Error(`${edited.reason}: ${edited.message}`);
     expect(edited.changed).toBe(true);
     // Only the two value tokens changed; comments and other sections are intact.
-    expect(edited.text).toBe(before.replace('default_pool_size = 20', 'default_pool_size = 24').replace('max_client_conn = 100', 'max_client_conn = 400'));
+    expect(edited.text).toBe(
+      before
+        .replace('default_pool_size = 20', 'default_pool_size = 24')
+        .replace('max_client_conn = 100', 'max_client_conn = 400'),
+    );
     await writeFile(iniPath, edited.text);
 
     await running().reload();
 
     const rows = await running().adminQuery('SHOW CONFIG');
     const byKey = new Map(rows.map((r) => [r.get('key'), r]));
-    for (const [key, value] of [['default_pool_size', '24'], ['max_client_conn', '400']] as const) {
+    for (const [key, value] of [
+      ['default_pool_size', '24'],
+      ['max_client_conn', '400'],
+    ] as const) {
       const row = byKey.get(key);
-      expect({ key, value: row?.get('value'), changeable: row?.get('changeable') }).toEqual({ key, value, changeable: 'yes' });
+      expect({ key, value: row?.get('value'), changeable: row?.get('changeable') }).toEqual({
+        key,
+        value,
+        changeable: 'yes',
+      });
     }
     expect(readPgbouncerSettings(await readFile(iniPath, 'utf8'), ['default_pool_size', 'max_client_conn'])).toEqual({
       ok: true,
-      values: new Map([['default_pool_size', 24], ['max_client_conn', 400]]),
+      values: new Map([
+        ['default_pool_size', 24],
+        ['max_client_conn', 400],
+      ]),
     });
     expect(running().logs()).not.toMatch(/ERROR|FATAL/);
   });
@@ -82,7 +102,15 @@ describe('PgBouncer RELOAD of an ini edited by setPgbouncerSettings', () => {
   it('a second identical edit is a no-op and RELOAD keeps the values', async () => {
     const { iniPath } = running();
     const text = await readFile(iniPath, 'utf8');
-    expect(setPgbouncerSettings(text, new Map([['default_pool_size', 24], ['max_client_conn', 400]]))).toEqual({ ok: true, text, changed: false });
+    expect(
+      setPgbouncerSettings(
+        text,
+        new Map([
+          ['default_pool_size', 24],
+          ['max_client_conn', 400],
+        ]),
+      ),
+    ).toEqual({ ok: true, text, changed: false });
     await running().reload();
     const config = await running().showConfig();
     expect([config.get('default_pool_size'), config.get('max_client_conn')]).toEqual(['24', '400']);
@@ -100,7 +128,9 @@ describe('PgBouncer RELOAD of an ini edited by setPgbouncerSettings', () => {
       const config = await running().showConfig();
       // Not the last good 24/400: the failing line and those after it fall back to compiled-in defaults.
       expect([config.get('default_pool_size'), config.get('max_client_conn')]).toEqual(['20', '100']);
-      expect(running().logs()).toMatch(/invalid value "30 ; note" for parameter default_pool_size[\s\S]*config file loading failed/);
+      expect(running().logs()).toMatch(
+        /invalid value "30 ; note" for parameter default_pool_size[\s\S]*config file loading failed/,
+      );
     } finally {
       await writeFile(iniPath, good);
     }

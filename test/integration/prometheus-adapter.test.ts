@@ -42,7 +42,10 @@ function uniqueNamespace(): string {
 }
 
 /** A prom-client exporter for one pod, stopped after the test (unless the test stops it). */
-async function exporter(namespace: string, pod: string): Promise<{ gauge: (name: string, value: number) => void; stop: () => Promise<void> }> {
+async function exporter(
+  namespace: string,
+  pod: string,
+): Promise<{ gauge: (name: string, value: number) => void; stop: () => Promise<void> }> {
   const target = await startScrapeTarget(`pa-${namespace}-${pod}`, { namespace, pod });
   let stopped = false;
   const stop = async (): Promise<void> => {
@@ -54,7 +57,8 @@ async function exporter(namespace: string, pod: string): Promise<{ gauge: (name:
   return {
     gauge: (name, value) => {
       const existing = target.registry.getSingleMetric(name);
-      const gauge = existing instanceof Gauge ? existing : new Gauge({ name, help: 'test gauge', registers: [target.registry] });
+      const gauge =
+        existing instanceof Gauge ? existing : new Gauge({ name, help: 'test gauge', registers: [target.registry] });
       gauge.set(value);
     },
     stop,
@@ -76,18 +80,32 @@ async function staticTarget(name: string, labels: Readonly<Record<string, string
   writeFileSync(file, JSON.stringify([{ targets: [address], labels }]));
   cleanups.push(async () => {
     rmSync(file, { force: true });
-    await new Promise<void>((resolve) => server.close(() => { resolve(); }));
+    await new Promise<void>((resolve) =>
+      server.close(() => {
+        resolve();
+      }),
+    );
   });
 }
 
 /** Polls until `done` accepts a sample; returns that sample (the last one seen on timeout: fails). */
-async function until(query: Parameters<PrometheusClient['utilization']>[0], maxAgeMs: number, done: (s: UtilizationSample) => boolean, what: string, client = prometheus): Promise<UtilizationSample> {
+async function until(
+  query: Parameters<PrometheusClient['utilization']>[0],
+  maxAgeMs: number,
+  done: (s: UtilizationSample) => boolean,
+  what: string,
+  client = prometheus,
+): Promise<UtilizationSample> {
   let last: UtilizationSample | undefined;
   try {
-    return await eventually(async () => {
-      last = await client.utilization(query, maxAgeMs);
-      return done(last) ? last : undefined;
-    }, 30000, what);
+    return await eventually(
+      async () => {
+        last = await client.utilization(query, maxAgeMs);
+        return done(last) ? last : undefined;
+      },
+      30000,
+      what,
+    );
   } catch (err) {
     throw new Error(`${String(err)}; last sample: ${JSON.stringify(last)}`);
   }
@@ -117,15 +135,30 @@ describe('PrometheusClient against the real Prometheus', () => {
     a.gauge(`${PREFIX}db_pool_utilization_percent`, 30);
     b.gauge(`${PREFIX}db_pool_utilization_percent`, 70);
     const values = { namespace, deployment: DEPLOYMENT };
-    const sample = await until(databaseUtilizationQuery(PREFIX, values), 30_000, (s) => s.valid && s.percent === 70, 'the max of both pods');
+    const sample = await until(
+      databaseUtilizationQuery(PREFIX, values),
+      30_000,
+      (s) => s.valid && s.percent === 70,
+      'the max of both pods',
+    );
     expect(sample).toMatchObject({ valid: true, percent: 70 });
 
-    const raw = overrideUtilizationQuery(`${PREFIX}db_pool_utilization_percent{namespace="$namespace",pod=~"$pods"}`, values);
+    const raw = overrideUtilizationQuery(
+      `${PREFIX}db_pool_utilization_percent{namespace="$namespace",pod=~"$pods"}`,
+      values,
+    );
     // The max reaches 70 as soon as pod def is scraped; wait until Prometheus has both pods.
-    const multiple = await until(raw, 30_000, (s) => !s.valid && s.problem === 'MultipleSeries', 'both pods in the unaggregated query');
+    const multiple = await until(
+      raw,
+      30_000,
+      (s) => !s.valid && s.problem === 'MultipleSeries',
+      'both pods in the unaggregated query',
+    );
     expect(multiple).toMatchObject({ valid: false, problem: 'MultipleSeries' });
     if (!multiple.valid) {
-      expect(multiple.message).toMatch(/^the utilization query returned 2 series \(pods api-7c9b8d6f54-(x2x9q|b6m4z), api-7c9b8d6f54-(x2x9q|b6m4z)\); aggregate it to one, e\.g\. max\(\.\.\.\)$/);
+      expect(multiple.message).toMatch(
+        /^the utilization query returned 2 series \(pods api-7c9b8d6f54-(x2x9q|b6m4z), api-7c9b8d6f54-(x2x9q|b6m4z)\); aggregate it to one, e\.g\. max\(\.\.\.\)$/,
+      );
     }
   });
 
@@ -136,9 +169,15 @@ describe('PrometheusClient against the real Prometheus', () => {
     own.gauge(`${PREFIX}db_pool_utilization_percent`, 10);
     lookalike.gauge(`${PREFIX}db_pool_utilization_percent`, 90);
     // Wait until both are scraped, so a wrong match could not hide behind a missing series.
-    const both = overrideUtilizationQuery(`count(${PREFIX}db_pool_utilization_percent{namespace="$namespace"})`, { namespace, deployment: 'x' });
+    const both = overrideUtilizationQuery(`count(${PREFIX}db_pool_utilization_percent{namespace="$namespace"})`, {
+      namespace,
+      deployment: 'x',
+    });
     await until(both, 30_000, (s) => s.valid && s.percent === 2, 'both pods scraped');
-    const sample = await prometheus.utilization(databaseUtilizationQuery(PREFIX, { namespace, deployment: 'api.v2' }), 30_000);
+    const sample = await prometheus.utilization(
+      databaseUtilizationQuery(PREFIX, { namespace, deployment: 'api.v2' }),
+      30_000,
+    );
     expect(sample).toMatchObject({ valid: true, percent: 10 });
   });
 
@@ -151,17 +190,27 @@ describe('PrometheusClient against the real Prometheus', () => {
       'web-6d4cf56db6-9xg8k': 30,
       'web-canary-7b5d4c8f9-k2j4x': 95,
     };
-    for (const [pod, percent] of Object.entries(pods)) (await exporter(namespace, pod)).gauge(`${PREFIX}db_pool_utilization_percent`, percent);
+    for (const [pod, percent] of Object.entries(pods))
+      (await exporter(namespace, pod)).gauge(`${PREFIX}db_pool_utilization_percent`, percent);
     // Wait until every pod is scraped, so a wrong match could not hide behind a missing series.
-    const all = overrideUtilizationQuery(`count(${PREFIX}db_pool_utilization_percent{namespace="$namespace"})`, { namespace, deployment: 'x' });
+    const all = overrideUtilizationQuery(`count(${PREFIX}db_pool_utilization_percent{namespace="$namespace"})`, {
+      namespace,
+      deployment: 'x',
+    });
     await until(all, 30_000, (s) => s.valid && s.percent === 5, 'all five pods scraped');
 
     const expected = { api: 60, 'api-worker': 97, web: 30, 'web-canary': 95 };
     const batch = await prometheus.podSamples(namespaceUtilizationQuery('database', PREFIX, namespace), 30_000);
     for (const [deployment, percent] of Object.entries(expected)) {
-      expect([deployment, await prometheus.utilization(databaseUtilizationQuery(PREFIX, { namespace, deployment }), 30_000)]).toMatchObject([deployment, { valid: true, percent }]);
+      expect([
+        deployment,
+        await prometheus.utilization(databaseUtilizationQuery(PREFIX, { namespace, deployment }), 30_000),
+      ]).toMatchObject([deployment, { valid: true, percent }]);
       const own = deploymentPods(deployment);
-      expect([deployment, batch.forPods(own.includes, own.description)]).toMatchObject([deployment, { valid: true, percent }]);
+      expect([deployment, batch.forPods(own.includes, own.description)]).toMatchObject([
+        deployment,
+        { valid: true, percent },
+      ]);
     }
   });
 
@@ -170,7 +219,12 @@ describe('PrometheusClient against the real Prometheus', () => {
     const pod = await exporter(namespace, POD);
     pod.gauge(`${PREFIX}redis_pool_in_use`, 15);
     pod.gauge(`${PREFIX}redis_pool_max_connections`, 50);
-    const sample = await until(redisUtilizationQuery(PREFIX, { namespace, deployment: DEPLOYMENT }), 30_000, isValid, 'the Redis utilization');
+    const sample = await until(
+      redisUtilizationQuery(PREFIX, { namespace, deployment: DEPLOYMENT }),
+      30_000,
+      isValid,
+      'the Redis utilization',
+    );
     expect(sample).toMatchObject({ valid: true, percent: 30 });
   });
 
@@ -189,12 +243,17 @@ describe('PrometheusClient against the real Prometheus', () => {
       '',
     ].join('\n');
     await staticTarget(`pa-${namespace}-pgbouncer`, { namespace, pod: 'pgbouncer-0' }, body);
-    const sample = await until(pgbouncerUtilizationQuery({ namespace, deployment: DEPLOYMENT }), 30_000, isValid, 'the PgBouncer utilization');
+    const sample = await until(
+      pgbouncerUtilizationQuery({ namespace, deployment: DEPLOYMENT }),
+      30_000,
+      isValid,
+      'the PgBouncer utilization',
+    );
     // app: (6 + 2 + 2 + 0) / 20 = 50 %; reports: 3 / 10 = 30 %.
     expect(sample).toMatchObject({ valid: true, percent: 50 });
   });
 
-  it('default PgBouncer query over Debian\'s exporter: the admin console, always half busy, does not count', async () => {
+  it("default PgBouncer query over Debian's exporter: the admin console, always half busy, does not count", async () => {
     const namespace = uniqueNamespace();
     // Debian's prometheus-pgbouncer-exporter's label sets and float values; database "pgbouncer" is
     // the admin console, holding the exporter's own connection (1 of its pool size 2).
@@ -208,7 +267,12 @@ describe('PrometheusClient against the real Prometheus', () => {
       '',
     ].join('\n');
     await staticTarget(`pa-${namespace}-pgbouncer`, { namespace, pod: 'pgbouncer-0' }, body);
-    const sample = await until(pgbouncerUtilizationQuery({ namespace, deployment: DEPLOYMENT }), 30_000, isValid, 'the PgBouncer utilization');
+    const sample = await until(
+      pgbouncerUtilizationQuery({ namespace, deployment: DEPLOYMENT }),
+      30_000,
+      isValid,
+      'the PgBouncer utilization',
+    );
     // app: 3 / 10 = 30 %, below the admin console's 50 %.
     expect(sample).toMatchObject({ valid: true, percent: 30 });
   });
@@ -217,12 +281,20 @@ describe('PrometheusClient against the real Prometheus', () => {
     const namespace = uniqueNamespace();
     const pod = await exporter(namespace, POD);
     pod.gauge(`${PREFIX}db_pool_utilization_percent`, Number.NaN);
-    const sample = await until(databaseUtilizationQuery(PREFIX, { namespace, deployment: DEPLOYMENT }), 30_000, (s) => !s.valid && s.problem !== 'NoData', 'the NaN sample');
+    const sample = await until(
+      databaseUtilizationQuery(PREFIX, { namespace, deployment: DEPLOYMENT }),
+      30_000,
+      (s) => !s.valid && s.problem !== 'NoData',
+      'the NaN sample',
+    );
     expect(sample).toMatchObject({ valid: false, problem: 'NaN' });
   });
 
   it('no target: NoData', async () => {
-    const sample = await prometheus.utilization(databaseUtilizationQuery(PREFIX, { namespace: uniqueNamespace(), deployment: DEPLOYMENT }), 30_000);
+    const sample = await prometheus.utilization(
+      databaseUtilizationQuery(PREFIX, { namespace: uniqueNamespace(), deployment: DEPLOYMENT }),
+      30_000,
+    );
     expect(sample).toMatchObject({ valid: false, problem: 'NoData' });
   });
 
@@ -236,12 +308,22 @@ describe('PrometheusClient against the real Prometheus', () => {
     const server = createServer();
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const port = (server.address() as AddressInfo).port;
-    await new Promise<void>((resolve) => server.close(() => { resolve(); }));
-    const closed = new PrometheusClient({ baseUrl: `http://127.0.0.1:${port}`, timeoutMs: 5000, now: () => new Date() });
+    await new Promise<void>((resolve) =>
+      server.close(() => {
+        resolve();
+      }),
+    );
+    const closed = new PrometheusClient({
+      baseUrl: `http://127.0.0.1:${port}`,
+      timeoutMs: 5000,
+      now: () => new Date(),
+    });
     const sample = await closed.utilization({ expr: 'vector(1)' }, 30_000);
     expect(sample).toMatchObject({ valid: false, problem: 'QueryFailed' });
     if (!sample.valid) {
-      expect(sample.message).toBe(`Prometheus at http://127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port}; check spec.prometheus.address or --prometheus-url`);
+      expect(sample.message).toBe(
+        `Prometheus at http://127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port}; check spec.prometheus.address or --prometheus-url`,
+      );
     }
   });
 
@@ -254,10 +336,19 @@ describe('PrometheusClient against the real Prometheus', () => {
     for (const s of [silent, html]) await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
     cleanups.push(async () => {
       silent.closeAllConnections();
-      for (const s of [silent, html]) await new Promise<void>((resolve) => s.close(() => { resolve(); }));
+      for (const s of [silent, html])
+        await new Promise<void>((resolve) =>
+          s.close(() => {
+            resolve();
+          }),
+        );
     });
     const at = (s: Server, timeoutMs: number): PrometheusClient =>
-      new PrometheusClient({ baseUrl: `http://127.0.0.1:${(s.address() as AddressInfo).port}`, timeoutMs, now: () => new Date() });
+      new PrometheusClient({
+        baseUrl: `http://127.0.0.1:${(s.address() as AddressInfo).port}`,
+        timeoutMs,
+        now: () => new Date(),
+      });
 
     const started = Date.now();
     const timedOut = await at(silent, 300).utilization({ expr: 'vector(1)' }, 30_000);
@@ -267,19 +358,25 @@ describe('PrometheusClient against the real Prometheus', () => {
 
     const login = await at(html, 5000).utilization({ expr: 'vector(1)' }, 30_000);
     expect(login).toMatchObject({ valid: false, problem: 'QueryFailed' });
-    if (!login.valid) expect(login.message).toContain('not JSON (HTTP 200 OK, starts with "<html>Grafana login</html>")');
+    if (!login.valid)
+      expect(login.message).toContain('not JSON (HTTP 200 OK, starts with "<html>Grafana login</html>")');
   });
 
   it('Stale, deterministically: a sample with an explicit old timestamp stays queryable but is old', async () => {
     const namespace = uniqueNamespace();
     const takenAtMs = Date.now() - 20_000;
-    await staticTarget(`pa-${namespace}-old`, { namespace, pod: POD }, `${PREFIX}db_pool_utilization_percent 55 ${takenAtMs}\n`);
+    await staticTarget(
+      `pa-${namespace}-old`,
+      { namespace, pod: POD },
+      `${PREFIX}db_pool_utilization_percent 55 ${takenAtMs}\n`,
+    );
     const query = databaseUtilizationQuery(PREFIX, { namespace, deployment: DEPLOYMENT });
     const fresh = await until(query, 60_000, isValid, 'the timestamped sample');
     expect(fresh).toEqual({ valid: true, percent: 55, sampledAt: new Date(takenAtMs) });
     const stale = await prometheus.utilization(query, 2000);
     expect(stale).toMatchObject({ valid: false, problem: 'Stale' });
-    if (!stale.valid) expect(stale.message).toMatch(/^the newest sample behind the utilization query is 2\d(\.\d+)?s old \(taken /);
+    if (!stale.valid)
+      expect(stale.message).toMatch(/^the newest sample behind the utilization query is 2\d(\.\d+)?s old \(taken /);
   });
 
   it('a stopped exporter: NoData (Prometheus writes staleness markers), or Stale', async () => {

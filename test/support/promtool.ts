@@ -15,7 +15,8 @@ export function promtool(args: readonly string[], cwd?: string): PromtoolRun {
     return { status: 0, output };
   } catch (err) {
     const e = err as { code?: string; status?: number | null; stdout?: string; stderr?: string };
-    if (e.code === 'ENOENT') throw new Error('promtool is not on PATH: install the Debian package `prometheus` (`make install` does)');
+    if (e.code === 'ENOENT')
+      throw new Error('promtool is not on PATH: install the Debian package `prometheus` (`make install` does)');
     return { status: e.status ?? -1, output: `${e.stdout ?? ''}${e.stderr ?? ''}` };
   }
 }

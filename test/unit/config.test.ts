@@ -3,7 +3,10 @@ import { ConfigError, loadConfig } from '../../src/config.js';
 
 describe('loadConfig', () => {
   it('applies defaults and lets a flag win over its env var', () => {
-    const config = loadConfig({ 'log-level': 'debug' }, { POOLPILOT_LOG_LEVEL: 'warn', POOLPILOT_PROMETHEUS_URL: 'http://prom:9090', KUBECONFIG: '/k' });
+    const config = loadConfig(
+      { 'log-level': 'debug' },
+      { POOLPILOT_LOG_LEVEL: 'warn', POOLPILOT_PROMETHEUS_URL: 'http://prom:9090', KUBECONFIG: '/k' },
+    );
     expect(config).toEqual({
       kubeconfig: '/k',
       namespace: undefined,
@@ -16,7 +19,10 @@ describe('loadConfig', () => {
   });
 
   it.each([
-    [{ 'log-level': 'loud' }, /--log-level \(or POOLPILOT_LOG_LEVEL\): expected one of trace\|debug\|info\|warn\|error\|fatal, got 'loud'/],
+    [
+      { 'log-level': 'loud' },
+      /--log-level \(or POOLPILOT_LOG_LEVEL\): expected one of trace\|debug\|info\|warn\|error\|fatal, got 'loud'/,
+    ],
     [{ 'metrics-addr': '99999' }, /--metrics-addr .*expected HOST:PORT or :PORT/],
     [{ 'health-addr': ':70000' }, /--health-addr .*port 0\.\.65535/],
     [{ 'prometheus-url': 'ftp://prom' }, /--prometheus-url .*http:\/\/ or https:\/\/ URL, got 'ftp:\/\/prom'/],

@@ -8,7 +8,12 @@ describe('PolicyGauge', () => {
   }
 
   it('keeps exactly the series of the latest show per policy, and none after forget', async () => {
-    const gauge = new Gauge({ name: 'test_condition', help: 'h', labelNames: ['policy', 'reason'] as const, registers: [new Registry()] });
+    const gauge = new Gauge({
+      name: 'test_condition',
+      help: 'h',
+      labelNames: ['policy', 'reason'] as const,
+      registers: [new Registry()],
+    });
     const tracked = new PolicyGauge(gauge);
     tracked.show('ns/a', [{ labels: { policy: 'a', reason: 'AtMax' }, value: 1 }]);
     tracked.show('ns/b', [{ labels: { policy: 'b', reason: 'DeadBand' }, value: 1 }]);

@@ -136,8 +136,7 @@ export interface ConnectionBudgetSpec {
 }
 
 export type ParseConnectionBudgetSpecResult =
-  | { readonly ok: true; readonly spec: ConnectionBudgetSpec }
-  | { readonly ok: false; readonly message: string };
+  { readonly ok: true; readonly spec: ConnectionBudgetSpec } | { readonly ok: false; readonly message: string };
 
 /**
  * Validates a raw ConnectionBudget `spec` and returns the normalized spec. On failure,
@@ -153,7 +152,11 @@ function normalizeSpec(raw: RawConnectionBudgetSpec): ConnectionBudgetSpec {
     postgres:
       postgres === undefined
         ? undefined
-        : { maxConnections: postgres.maxConnections, maxConnectionsQuery: postgres.maxConnectionsQuery, reserved: postgres.reserved },
+        : {
+            maxConnections: postgres.maxConnections,
+            maxConnectionsQuery: postgres.maxConnectionsQuery,
+            reserved: postgres.reserved,
+          },
     redis:
       redis === undefined
         ? undefined

@@ -104,7 +104,10 @@ export function strict<T extends z.core.$ZodLooseShape>(shape: T) {
 export function maxChars(maxLength: number) {
   return z
     .string()
-    .refine((text) => codePoints(text) <= maxLength, { error: `must be at most ${maxLength} characters long`, abort: true })
+    .refine((text) => codePoints(text) <= maxLength, {
+      error: `must be at most ${maxLength} characters long`,
+      abort: true,
+    })
     .meta({ maxLength });
 }
 
@@ -124,8 +127,7 @@ function codePoints(text: string): number {
 }
 
 function boundedString(maxLength: number, pattern: RegExp, what: string) {
-  return maxChars(maxLength)
-    .regex(pattern, { error: (iss) => `must be ${what} (got ${show(iss.input)})` });
+  return maxChars(maxLength).regex(pattern, { error: (iss) => `must be ${what} (got ${show(iss.input)})` });
 }
 
 const envName = boundedString(128, ENV_NAME_PATTERN, 'a valid env var name matching ^[A-Za-z_][A-Za-z0-9_]*$');
@@ -146,12 +148,17 @@ function duration(minMs: number, max?: { readonly ms: number; readonly text: str
     .superRefine((text, ctx) => {
       if (!DURATION_PATTERN.test(text)) return; // already reported by .regex()
       const ms = parseDuration(text);
-      if (ms === undefined || ms > MAX_DURATION_MS) ctx.addIssue({ code: 'custom', message: `duration ${show(text)} is too large (at most 2562047h)` });
-      else if (max !== undefined && ms > max.ms) ctx.addIssue({ code: 'custom', message: `must be at most ${max.text} (got ${show(text)})` });
+      if (ms === undefined || ms > MAX_DURATION_MS)
+        ctx.addIssue({ code: 'custom', message: `duration ${show(text)} is too large (at most 2562047h)` });
+      else if (max !== undefined && ms > max.ms)
+        ctx.addIssue({ code: 'custom', message: `must be at most ${max.text} (got ${show(text)})` });
       else if (ms < minMs)
         ctx.addIssue({
           code: 'custom',
-          message: minMs === 1 ? `must be greater than 0 (got ${show(text)})` : `must be at least ${minMs / 1000}s (got ${show(text)})`,
+          message:
+            minMs === 1
+              ? `must be greater than 0 (got ${show(text)})`
+              : `must be at least ${minMs / 1000}s (got ${show(text)})`,
         });
     });
 }
@@ -224,7 +231,9 @@ export const RedisSchema = strict({
 
 export const ConfigMapRefSchema = strict({
   name: resourceName,
-  key: boundedString(253, CONFIGMAP_KEY_PATTERN, 'a ConfigMap key (letters, digits, -, _ and .)').default(DEFAULTS.pgbouncerKey),
+  key: boundedString(253, CONFIGMAP_KEY_PATTERN, 'a ConfigMap key (letters, digits, -, _ and .)').default(
+    DEFAULTS.pgbouncerKey,
+  ),
 });
 
 export const DefaultPoolSizeSchema = strict({ min: int32(1), max: int32(1) }).superRefine(minLeMax);
@@ -299,7 +308,11 @@ function noFlatFieldShadowed(behavior: z.output<typeof BehaviorFields>, ctx: z.c
   ] as const;
   for (const [flat, block, defaultText] of windows) {
     if (behavior[block]?.stabilizationWindow !== undefined && differsFromDefault(behavior[flat], defaultText)) {
-      ctx.addIssue({ code: 'custom', path: [flat], message: `set either ${flat} or ${block}.stabilizationWindow, not both: remove spec.behavior.${flat} (${block}.stabilizationWindow replaces it)` });
+      ctx.addIssue({
+        code: 'custom',
+        path: [flat],
+        message: `set either ${flat} or ${block}.stabilizationWindow, not both: remove spec.behavior.${flat} (${block}.stabilizationWindow replaces it)`,
+      });
     }
   }
   const policies = behavior.scaleUp?.policies !== undefined || behavior.scaleDown?.policies !== undefined;
@@ -307,7 +320,8 @@ function noFlatFieldShadowed(behavior: z.output<typeof BehaviorFields>, ctx: z.c
     ctx.addIssue({
       code: 'custom',
       path: ['maxStepPercent'],
-      message: 'set either maxStepPercent or scaleUp/scaleDown policies, not both: remove spec.behavior.maxStepPercent (write the step as a policy, e.g. {type: Percent, value: 20, period: 10m}, in each direction you want it)',
+      message:
+        'set either maxStepPercent or scaleUp/scaleDown policies, not both: remove spec.behavior.maxStepPercent (write the step as a policy, e.g. {type: Percent, value: 20, period: 10m}, in each direction you want it)',
     });
   }
 }
@@ -328,9 +342,11 @@ export const PoolPolicySpecSchema = strict({
   targetRef: TargetRefSchema,
   mode: z.enum(POOLPOLICY_MODES).default(DEFAULTS.mode),
   interval: duration(1000).default(DEFAULTS.interval),
-  metricsPrefix: boundedString(128, METRICS_PREFIX_PATTERN, 'empty or a Prometheus metric name prefix matching ^[a-zA-Z_:][a-zA-Z0-9_:]*$').default(
-    DEFAULTS.metricsPrefix,
-  ),
+  metricsPrefix: boundedString(
+    128,
+    METRICS_PREFIX_PATTERN,
+    'empty or a Prometheus metric name prefix matching ^[a-zA-Z_:][a-zA-Z0-9_:]*$',
+  ).default(DEFAULTS.metricsPrefix),
   prometheus: PrometheusSchema.optional(),
   database: DatabaseSchema.optional(),
   redis: RedisSchema.optional(),
@@ -453,7 +469,12 @@ export interface PoolPolicySpec {
         readonly utilization: string | undefined;
       }
     | undefined;
-  readonly redis: { readonly maxConnections: EnvBounds & { readonly mode: MaxConnectionsMode }; readonly utilization: string | undefined } | undefined;
+  readonly redis:
+    | {
+        readonly maxConnections: EnvBounds & { readonly mode: MaxConnectionsMode };
+        readonly utilization: string | undefined;
+      }
+    | undefined;
   readonly pgbouncer:
     | {
         readonly configMapRef: { readonly name: string; readonly key: string };
@@ -484,7 +505,8 @@ export interface PoolPolicySpec {
   };
 }
 
-export type ParseSpecResult = { readonly ok: true; readonly spec: PoolPolicySpec } | { readonly ok: false; readonly message: string };
+export type ParseSpecResult =
+  { readonly ok: true; readonly spec: PoolPolicySpec } | { readonly ok: false; readonly message: string };
 
 /**
  * Validates a raw `spec` (as read from the API server or a YAML file) and returns
@@ -565,7 +587,8 @@ function normalizeSpec(raw: RawPoolPolicySpec): PoolPolicySpec {
             maxOverflow: database.maxOverflow === undefined ? undefined : { ...database.maxOverflow },
             utilization: database.utilization,
           },
-    redis: redis === undefined ? undefined : { maxConnections: { ...redis.maxConnections }, utilization: redis.utilization },
+    redis:
+      redis === undefined ? undefined : { maxConnections: { ...redis.maxConnections }, utilization: redis.utilization },
     pgbouncer:
       pgbouncer === undefined
         ? undefined
@@ -621,7 +644,8 @@ export const friendlyErrorMap: z.core.$ZodErrorMap = (iss) => {
       return `must be ${expected} (got ${show(iss.input)})`;
     }
     case 'too_small':
-      if (iss.origin === 'string') return iss.minimum === 1 ? 'must not be empty' : `must be at least ${iss.minimum} characters long`;
+      if (iss.origin === 'string')
+        return iss.minimum === 1 ? 'must not be empty' : `must be at least ${iss.minimum} characters long`;
       if (iss.origin === 'array') return `must have at least ${iss.minimum} items`;
       return `must be ${iss.inclusive === false ? '>' : '>='} ${iss.minimum} (got ${show(iss.input)})`;
     case 'too_big':
@@ -650,7 +674,8 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[], root: string):
   const lines: string[] = [];
   for (const issue of issues) {
     if (issue.code === 'unrecognized_keys') {
-      for (const key of issue.keys) lines.push(`${formatPath(root, [...issue.path, key])}: unknown field (${issue.message})`);
+      for (const key of issue.keys)
+        lines.push(`${formatPath(root, [...issue.path, key])}: unknown field (${issue.message})`);
     } else {
       lines.push(`${formatPath(root, issue.path)}: ${issue.message}`);
     }
@@ -746,7 +771,10 @@ const conditionSchema = z.object({
 });
 const breachSchema = z.object({ direction: z.enum(['up', 'down']), since: time, lastSeen: time });
 const changeSchema = z.object({ time, reason: z.string(), changes: z.array(settingChange) });
-const historySchema = changeSchema.extend({ utilizationBefore: finiteNumber.optional(), utilizationAfter: finiteNumber.optional() });
+const historySchema = changeSchema.extend({
+  utilizationBefore: finiteNumber.optional(),
+  utilizationAfter: finiteNumber.optional(),
+});
 
 /** Zod schema of a well-formed stored status (times as Dates). Unknown keys are stripped. */
 export const PoolPolicyStatusSchema = z.object({
@@ -800,7 +828,10 @@ function pickIntMap(value: unknown): Record<string, number> | undefined {
 }
 
 /** Keeps the well-formed fields of an object; undefined when `value` is not an object. */
-function pickFields<S extends Readonly<Record<string, z.ZodType>>>(shape: S, value: unknown): Partial<{ [K in keyof S]: z.output<S[K]> }> | undefined {
+function pickFields<S extends Readonly<Record<string, z.ZodType>>>(
+  shape: S,
+  value: unknown,
+): Partial<{ [K in keyof S]: z.output<S[K]> }> | undefined {
   if (!isRecord(value)) return undefined;
   const out: Partial<{ [K in keyof S]: z.output<S[K]> }> = {};
   for (const key of Object.keys(shape) as (keyof S & string)[]) {

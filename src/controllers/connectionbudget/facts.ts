@@ -25,7 +25,11 @@ export type PeerDemand = (namespace: string, spec: PoolPolicySpec) => Promise<nu
 
 /** Evaluates a capacity query (postgres_exporter / redis_exporter); never throws. */
 /** `namespace` is the budget's (for spec.prometheus.authSecretRef). */
-export type CapacityQuery = (query: string, prometheus: ConnectionBudgetSpec['prometheus'], namespace: string) => Promise<UtilizationSample>;
+export type CapacityQuery = (
+  query: string,
+  prometheus: ConnectionBudgetSpec['prometheus'],
+  namespace: string,
+) => Promise<UtilizationSample>;
 
 /** Values this process applied, by policy key, until the caches show them. */
 export class AppliedLedger {
@@ -60,10 +64,16 @@ export class AppliedLedger {
  * running (counting them all the time would hold every pool a quarter lower for pods that exist
  * only during a rollout).
  */
-export function replicasOf(stores: ClusterStores, namespace: string, deployment: string, surge: 'withSurge' | 'withoutSurge' = 'withSurge'): number {
+export function replicasOf(
+  stores: ClusterStores,
+  namespace: string,
+  deployment: string,
+  surge: 'withSurge' | 'withoutSurge' = 'withSurge',
+): number {
   const object = stores.deployments.get(deployment, namespace);
   const spec = object?.spec?.replicas ?? 1;
-  const hpaMax = stores.hpas.list(namespace)
+  const hpaMax = stores.hpas
+    .list(namespace)
     .filter((h) => h.spec.scaleTargetRef.kind === 'Deployment' && h.spec.scaleTargetRef.name === deployment)
     .map((h) => h.spec.maxReplicas);
   const replicas = Math.max(spec, ...hpaMax);
@@ -76,21 +86,37 @@ export type BudgetCapacity =
   | { readonly ok: false; readonly reason: string; readonly message: string };
 
 /** maxConnections − reserved (and maxClients − reserved), from the spec or its queries. */
-export async function budgetCapacity(stores: ClusterStores, namespace: string, name: string, query: CapacityQuery): Promise<BudgetCapacity> {
+export async function budgetCapacity(
+  stores: ClusterStores,
+  namespace: string,
+  name: string,
+  query: CapacityQuery,
+): Promise<BudgetCapacity> {
   const object: (KubernetesObject & { spec?: unknown }) | undefined = stores.budgets.get(name, namespace);
-  if (!object) return { ok: false, reason: 'BudgetNotFound', message: `ConnectionBudget ${name} not found in namespace ${namespace}; create it or fix spec.budgetRef.name` };
+  if (!object)
+    return {
+      ok: false,
+      reason: 'BudgetNotFound',
+      message: `ConnectionBudget ${name} not found in namespace ${namespace}; create it or fix spec.budgetRef.name`,
+    };
   const parsed = parseConnectionBudgetSpec(object.spec);
   if (!parsed.ok) return { ok: false, reason: 'BudgetInvalid', message: `ConnectionBudget ${name}: ${parsed.message}` };
   const spec = parsed.spec;
   const capacity: Partial<Record<Backend, number>> = {};
   const limits: Array<[Backend, number | undefined, string | undefined, number]> = [];
-  if (spec.postgres) limits.push(['postgres', spec.postgres.maxConnections, spec.postgres.maxConnectionsQuery, spec.postgres.reserved]);
+  if (spec.postgres)
+    limits.push(['postgres', spec.postgres.maxConnections, spec.postgres.maxConnectionsQuery, spec.postgres.reserved]);
   if (spec.redis) limits.push(['redis', spec.redis.maxClients, spec.redis.maxClientsQuery, spec.redis.reserved]);
   for (const [backend, fixed, promql, reserved] of limits) {
     let max = fixed;
     if (max === undefined && promql !== undefined) {
       const sample = await query(promql, spec.prometheus, namespace);
-      if (!sample.valid) return { ok: false, reason: 'BudgetQueryFailed', message: `ConnectionBudget ${name}: the ${backend} capacity query failed (${sample.problem}): ${sample.message}` };
+      if (!sample.valid)
+        return {
+          ok: false,
+          reason: 'BudgetQueryFailed',
+          message: `ConnectionBudget ${name}: the ${backend} capacity query failed (${sample.problem}): ${sample.message}`,
+        };
       max = Math.floor(sample.percent);
     }
     if (max !== undefined) capacity[backend] = max - reserved;
@@ -99,7 +125,11 @@ export async function budgetCapacity(stores: ClusterStores, namespace: string, n
 }
 
 /** The policies in `namespace` that draw from budget `name`, with their parsed specs. */
-export function policiesOfBudget(stores: ClusterStores, namespace: string, name: string): Array<{ key: string; object: KubernetesObject & { status?: unknown }; spec: PoolPolicySpec }> {
+export function policiesOfBudget(
+  stores: ClusterStores,
+  namespace: string,
+  name: string,
+): Array<{ key: string; object: KubernetesObject & { status?: unknown }; spec: PoolPolicySpec }> {
   return stores.policies.list(namespace).flatMap((object) => {
     const parsed = parsePoolPolicySpec((object as { spec?: unknown }).spec);
     if (!parsed.ok || parsed.spec.budgetRef?.name !== name || parsed.spec.mode === 'Paused') return [];
@@ -108,7 +138,12 @@ export function policiesOfBudget(stores: ClusterStores, namespace: string, name:
 }
 
 /** Facts of a peer policy, from its status (recommended, current) and the caches. */
-export function peerFacts(stores: ClusterStores, ledger: AppliedLedger, namespace: string, peer: { key: string; object: KubernetesObject & { status?: unknown }; spec: PoolPolicySpec }): PolicyFacts {
+export function peerFacts(
+  stores: ClusterStores,
+  ledger: AppliedLedger,
+  namespace: string,
+  peer: { key: string; object: KubernetesObject & { status?: unknown }; spec: PoolPolicySpec },
+): PolicyFacts {
   const status = parsePoolPolicyStatus(peer.object.status);
   const current = ledger.currentOf(peer.key, status.current ?? {});
   return {
@@ -121,7 +156,11 @@ export function peerFacts(stores: ClusterStores, ledger: AppliedLedger, namespac
 }
 
 /** Replicas of the target and of PgBouncer, and PgBouncer's reserve_pool_size. */
-export function deploymentFacts(stores: ClusterStores, namespace: string, spec: PoolPolicySpec): Pick<PolicyFacts, 'replicas' | 'surge' | 'pgbouncerReplicas' | 'reservePoolSize'> {
+export function deploymentFacts(
+  stores: ClusterStores,
+  namespace: string,
+  spec: PoolPolicySpec,
+): Pick<PolicyFacts, 'replicas' | 'surge' | 'pgbouncerReplicas' | 'reservePoolSize'> {
   const pg = spec.pgbouncer;
   let reservePoolSize = 0;
   if (pg?.format === 'ini') {
@@ -134,7 +173,9 @@ export function deploymentFacts(stores: ClusterStores, namespace: string, spec: 
   }
   return {
     replicas: replicasOf(stores, namespace, spec.targetRef.name, 'withoutSurge'),
-    surge: replicasOf(stores, namespace, spec.targetRef.name) - replicasOf(stores, namespace, spec.targetRef.name, 'withoutSurge'),
+    surge:
+      replicasOf(stores, namespace, spec.targetRef.name) -
+      replicasOf(stores, namespace, spec.targetRef.name, 'withoutSurge'),
     pgbouncerReplicas: pg?.rolloutRef ? replicasOf(stores, namespace, pg.rolloutRef.name) : 1,
     reservePoolSize,
   };
@@ -155,14 +196,23 @@ export async function readBudgetFacts(
   if (!ref) return undefined;
   const own = deploymentFacts(stores, self.namespace, self.spec);
   const capacity = await budgetCapacity(stores, self.namespace, ref.name, query);
-  const peers = capacity.ok ? (await Promise.all(policiesOfBudget(stores, self.namespace, ref.name)
-    .filter((p) => p.key !== self.policy)
-    .map(async (p) => {
-      // A FillToBudget peer's share follows its demand, read like this policy's own.
-      const demand = demandOf && sectionsOf(p.spec).some((s) => s.fill) ? await demandOf(self.namespace, p.spec) : undefined;
-      return claimsOf({ ...peerFacts(stores, ledger, self.namespace, p), demand });
-    }))).flat() : [];
+  const peers = capacity.ok
+    ? (
+        await Promise.all(
+          policiesOfBudget(stores, self.namespace, ref.name)
+            .filter((p) => p.key !== self.policy)
+            .map(async (p) => {
+              // A FillToBudget peer's share follows its demand, read like this policy's own.
+              const demand =
+                demandOf && sectionsOf(p.spec).some((s) => s.fill) ? await demandOf(self.namespace, p.spec) : undefined;
+              return claimsOf({ ...peerFacts(stores, ledger, self.namespace, p), demand });
+            }),
+        )
+      ).flat()
+    : [];
   const pgbouncerRollout = self.spec.pgbouncer?.rolloutRef;
-  const pgbouncerSteadyReplicas = pgbouncerRollout ? replicasOf(stores, self.namespace, pgbouncerRollout.name, 'withoutSurge') : 1;
+  const pgbouncerSteadyReplicas = pgbouncerRollout
+    ? replicasOf(stores, self.namespace, pgbouncerRollout.name, 'withoutSurge')
+    : 1;
   return { policy: self.policy, capacity, own, pgbouncerSteadyReplicas, peers };
 }

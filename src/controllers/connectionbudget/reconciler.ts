@@ -23,7 +23,12 @@ import { splitKey, type PolicyKey } from '../poolpolicy/watches.js';
 import { budgetCapacity, peerFacts, policiesOfBudget, type AppliedLedger, type CapacityQuery } from './facts.js';
 import type { ClusterStores } from '../stores.js';
 
-export const CONNECTIONBUDGET_RESOURCE: PoolPolicyResource = { group: CONNECTIONBUDGET_GROUP, version: CONNECTIONBUDGET_VERSION, plural: CONNECTIONBUDGET_PLURAL, kind: CONNECTIONBUDGET_KIND };
+export const CONNECTIONBUDGET_RESOURCE: PoolPolicyResource = {
+  group: CONNECTIONBUDGET_GROUP,
+  version: CONNECTIONBUDGET_VERSION,
+  plural: CONNECTIONBUDGET_PLURAL,
+  kind: CONNECTIONBUDGET_KIND,
+};
 
 /** How often a budget's status is refreshed even when nothing it watches changed. */
 export const BUDGET_RESYNC_MS = 30_000;
@@ -32,7 +37,12 @@ export interface ConnectionBudgetDeps {
   readonly stores: ClusterStores;
   readonly ledger: AppliedLedger;
   readonly query: CapacityQuery;
-  readonly writeStatus: (resource: PoolPolicyResource, namespace: string, name: string, status: object) => Promise<void>;
+  readonly writeStatus: (
+    resource: PoolPolicyResource,
+    namespace: string,
+    name: string,
+    status: object,
+  ) => Promise<void>;
   readonly clock: Clock;
   readonly onHeadroom?: (namespace: string, budget: string, backend: Backend, headroom: number) => void;
 }
@@ -44,7 +54,10 @@ export class ConnectionBudgetReconciler {
 
   async reconcile(key: PolicyKey): Promise<Outcome> {
     const { namespace, name } = splitKey(key);
-    const object: (KubernetesObject & { status?: ConnectionBudgetStatus }) | undefined = this.deps.stores.budgets.get(name, namespace);
+    const object: (KubernetesObject & { status?: ConnectionBudgetStatus }) | undefined = this.deps.stores.budgets.get(
+      name,
+      namespace,
+    );
     if (!object) return {};
     const generation = object.metadata?.generation ?? 0;
     const stored = object.status ?? {};
@@ -61,7 +74,10 @@ export class ConnectionBudgetReconciler {
       const shares = new Map<Backend, ShareInput[]>();
       for (const policy of policies) {
         const facts = peerFacts(this.deps.stores, this.deps.ledger, namespace, policy);
-        const limited = parsePoolPolicyStatus(policy.object.status).conditions?.some((c) => c.type === ConditionType.Limited && LIMITED_REASONS.has(c.reason)) ?? false;
+        const limited =
+          parsePoolPolicyStatus(policy.object.status).conditions?.some(
+            (c) => c.type === ConditionType.Limited && LIMITED_REASONS.has(c.reason),
+          ) ?? false;
         for (const { backend, claim } of claimsOf(facts)) {
           const list = shares.get(backend) ?? [];
           list.push({ name: policy.object.metadata?.name ?? '', replicas: facts.replicas, claim, limited });
@@ -76,14 +92,30 @@ export class ConnectionBudgetReconciler {
         this.deps.onHeadroom?.(namespace, name, backend, backends[backend].headroom);
       }
       const over = (['postgres', 'redis'] as const).filter((b) => (backends[b]?.headroom ?? 0) < 0);
-      const ready = over.length === 0
-        ? condition('True', 'WithinBudget', `${policies.length} PoolPolic${policies.length === 1 ? 'y draws' : 'ies draw'} from this budget; every backend has headroom`)
-        : condition('False', 'OverBudget', over.map((b) => `${b}: pools hold ${backends[b]?.allocated ?? 0} of ${backends[b]?.capacity ?? 0} connections`).join('; ') + '; the policies are being brought back inside');
+      const ready =
+        over.length === 0
+          ? condition(
+              'True',
+              'WithinBudget',
+              `${policies.length} PoolPolic${policies.length === 1 ? 'y draws' : 'ies draw'} from this budget; every backend has headroom`,
+            )
+          : condition(
+              'False',
+              'OverBudget',
+              over
+                .map(
+                  (b) => `${b}: pools hold ${backends[b]?.allocated ?? 0} of ${backends[b]?.capacity ?? 0} connections`,
+                )
+                .join('; ') + '; the policies are being brought back inside',
+            );
       next = { observedGeneration: generation, conditions: [ready], ...backends };
     }
     // lastUpdated says when the status last changed; it is not a change by itself.
     if (canonical({ ...stored, lastUpdated: undefined }) !== canonical(next)) {
-      await this.deps.writeStatus(CONNECTIONBUDGET_RESOURCE, namespace, name, { ...next, lastUpdated: formatStatusTime(now) });
+      await this.deps.writeStatus(CONNECTIONBUDGET_RESOURCE, namespace, name, {
+        ...next,
+        lastUpdated: formatStatusTime(now),
+      });
     }
     return { requeueAfterMs: BUDGET_RESYNC_MS };
   }

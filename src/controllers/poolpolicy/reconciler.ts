@@ -35,7 +35,13 @@ import { sectionsOf } from '../../domain/sections.js';
 import { lastAppliedBy, rolloutCompletedAt } from '../../domain/rollout.js';
 import { canonical, statusToWrite, toWrittenStatus } from '../../domain/status.js';
 import { metricsBackoffMs } from '../../domain/backoff.js';
-import { FIELD_MANAGER, type EnvValue, type EventType, type ObjectReference, type PoolPolicyResource } from '../../adapters/kube.js';
+import {
+  FIELD_MANAGER,
+  type EnvValue,
+  type EventType,
+  type ObjectReference,
+  type PoolPolicyResource,
+} from '../../adapters/kube.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Clock } from '../../runtime/clock.js';
 import type { Outcome } from '../../runtime/controller.js';
@@ -44,14 +50,29 @@ import { readBudgetFacts, type AppliedLedger, type CapacityQuery } from '../conn
 import type { ClusterStores } from '../stores.js';
 import { splitKey, type PolicyKey } from './watches.js';
 
-export const POOLPOLICY_RESOURCE: PoolPolicyResource = { group: POOLPOLICY_GROUP, version: POOLPOLICY_VERSION, plural: POOLPOLICY_PLURAL, kind: POOLPOLICY_KIND };
+export const POOLPOLICY_RESOURCE: PoolPolicyResource = {
+  group: POOLPOLICY_GROUP,
+  version: POOLPOLICY_VERSION,
+  plural: POOLPOLICY_PLURAL,
+  kind: POOLPOLICY_KIND,
+};
 /** Pod-template annotation that rolls the PgBouncer Deployment when its config changes. */
 export const CONFIG_CHECKSUM_ANNOTATION = 'poolpilot.io/config-checksum';
 
 /** The writes a reconcile may make; KubeClient implements it. */
 export interface PolicyWriter {
-  applyContainerEnv(namespace: string, deployment: string, container: string, env: readonly EnvValue[]): Promise<unknown>;
-  applyConfigMapData(namespace: string, name: string, data: Readonly<Record<string, string>>, resourceVersion?: string): Promise<unknown>;
+  applyContainerEnv(
+    namespace: string,
+    deployment: string,
+    container: string,
+    env: readonly EnvValue[],
+  ): Promise<unknown>;
+  applyConfigMapData(
+    namespace: string,
+    name: string,
+    data: Readonly<Record<string, string>>,
+    resourceVersion?: string,
+  ): Promise<unknown>;
   applyPodTemplateAnnotation(namespace: string, deployment: string, key: string, value: string): Promise<unknown>;
   applyStatus(resource: PoolPolicyResource, namespace: string, name: string, status: object): Promise<void>;
   emitEvent(regarding: ObjectReference, type: EventType, reason: string, action: string, note: string): Promise<void>;
@@ -59,7 +80,12 @@ export interface PolicyWriter {
 
 /** Reads one section's utilization for a policy; never throws (problems are invalid samples). */
 export interface UtilizationSource {
-  sample(request: { namespace: string; deployment: string; spec: PoolPolicySpec; section: PoolSection }): Promise<UtilizationSample>;
+  sample(request: {
+    namespace: string;
+    deployment: string;
+    spec: PoolPolicySpec;
+    section: PoolSection;
+  }): Promise<UtilizationSample>;
   /** The database pool's demand per process (FillToBudget); never throws. Without it, FillToBudget holds. */
   demand?(request: { namespace: string; deployment: string; spec: PoolPolicySpec }): Promise<DemandReading>;
 }
@@ -188,7 +214,13 @@ export class PoolPolicyReconciler {
     const { namespace, name } = splitKey(key);
     const policy: PolicyObject | undefined = this.deps.stores.policies.get(name, namespace);
     if (!policy) return { kind: 'deleted' };
-    const ref: ObjectReference = { apiVersion: POOLPOLICY_API_VERSION, kind: POOLPOLICY_KIND, namespace, name, uid: policy.metadata?.uid };
+    const ref: ObjectReference = {
+      apiVersion: POOLPOLICY_API_VERSION,
+      kind: POOLPOLICY_KIND,
+      namespace,
+      name,
+      uid: policy.metadata?.uid,
+    };
     const identity: PassIdentity = {
       key,
       ref,
@@ -198,7 +230,12 @@ export class PoolPolicyReconciler {
       previous: parsePoolPolicyStatus(policy.status),
     };
     const parsed = parsePoolPolicySpec(policy.spec);
-    if (!parsed.ok) return { ...identity, kind: 'blocked', blocked: { status: 'False', reason: ConditionReason.InvalidSpec, message: parsed.message } };
+    if (!parsed.ok)
+      return {
+        ...identity,
+        kind: 'blocked',
+        blocked: { status: 'False', reason: ConditionReason.InvalidSpec, message: parsed.message },
+      };
     const spec = parsed.spec;
     const target = this.resolveTarget(policy, spec, namespace);
     if ('blocked' in target) return { ...identity, kind: 'blocked', ...target };
@@ -208,28 +245,54 @@ export class PoolPolicyReconciler {
     const readings = new Map<string, SettingReading>(pgbouncer.readings);
     for (const section of sectionsOf(spec)) {
       if (section.target !== 'env') continue;
-      for (const setting of [section.leader.key, section.follower?.key]) if (setting !== undefined) readings.set(setting, readEnv(container, setting));
+      for (const setting of [section.leader.key, section.follower?.key])
+        if (setting !== undefined) readings.set(setting, readEnv(container, setting));
     }
     const asked = performance.now();
-    const [samples, demand] = await Promise.all([this.sampleSections(namespace, spec), this.readDemand(namespace, spec)]);
+    const [samples, demand] = await Promise.all([
+      this.sampleSections(namespace, spec),
+      this.readDemand(namespace, spec),
+    ]);
     waited.ms += performance.now() - asked;
     const restart = restartCost(deployment, spec.processesPerPod);
-    return { ...identity, kind: 'observed', spec, deployment, container, pgbouncer, readings, samples, demand, restart };
+    return {
+      ...identity,
+      kind: 'observed',
+      spec,
+      deployment,
+      container,
+      pgbouncer,
+      readings,
+      samples,
+      demand,
+      restart,
+    };
   }
 
   /** The budget's capacity and peers, read while holding the budget's lock. */
   private async observeBudget(seen: Omit<PolicySnapshot, 'budget'>): Promise<BudgetFacts | undefined> {
     const budget = this.deps.budget;
     if (!budget) return undefined;
-    const peerDemand = async (namespace: string, spec: PoolPolicySpec): Promise<number | undefined> => demandLevel(await this.readDemand(namespace, spec));
-    return readBudgetFacts(this.deps.stores, budget.ledger, budget.query, { policy: seen.key, namespace: seen.namespace, spec: seen.spec }, peerDemand);
+    const peerDemand = async (namespace: string, spec: PoolPolicySpec): Promise<number | undefined> =>
+      demandLevel(await this.readDemand(namespace, spec));
+    return readBudgetFacts(
+      this.deps.stores,
+      budget.ledger,
+      budget.query,
+      { policy: seen.key, namespace: seen.namespace, spec: seen.spec },
+      peerDemand,
+    );
   }
 
   /**
    * The Deployment and container a valid spec names, or why the pass cannot plan: paused, a
    * conflict with an earlier policy, a missing target or container (revisited after the interval).
    */
-  private resolveTarget(policy: PolicyObject, spec: PoolPolicySpec, namespace: string):
+  private resolveTarget(
+    policy: PolicyObject,
+    spec: PoolPolicySpec,
+    namespace: string,
+  ):
     | { readonly deployment: V1Deployment; readonly container: V1Container }
     | { readonly blocked: Blocked; readonly requeueAfterMs?: number } {
     const target = spec.targetRef.name;
@@ -245,7 +308,10 @@ export class PoolPolicyReconciler {
     const deployment = this.deps.stores.deployments.get(target, namespace);
     if (!deployment) {
       const message = `deployment ${target} not found in namespace ${namespace}; create it or fix spec.targetRef.name`;
-      return { blocked: { status: 'False', reason: ConditionReason.TargetNotFound, message }, requeueAfterMs: spec.intervalMs };
+      return {
+        blocked: { status: 'False', reason: ConditionReason.TargetNotFound, message },
+        requeueAfterMs: spec.intervalMs,
+      };
     }
     const containers = deployment.spec?.template.spec?.containers ?? [];
     const wanted = spec.targetRef.container;
@@ -258,11 +324,21 @@ export class PoolPolicyReconciler {
     return { deployment, container };
   }
 
-  private async sampleSections(namespace: string, spec: PoolPolicySpec): Promise<Partial<Record<PoolSection, UtilizationSample>>> {
+  private async sampleSections(
+    namespace: string,
+    spec: PoolPolicySpec,
+  ): Promise<Partial<Record<PoolSection, UtilizationSample>>> {
     const samples: Partial<Record<PoolSection, UtilizationSample>> = {};
-    await Promise.all(sectionsOf(spec).map(async ({ section }) => {
-      samples[section] = await this.deps.utilization.sample({ namespace, deployment: spec.targetRef.name, spec, section });
-    }));
+    await Promise.all(
+      sectionsOf(spec).map(async ({ section }) => {
+        samples[section] = await this.deps.utilization.sample({
+          namespace,
+          deployment: spec.targetRef.name,
+          spec,
+          section,
+        });
+      }),
+    );
     return samples;
   }
 
@@ -275,7 +351,9 @@ export class PoolPolicyReconciler {
   }
 
   /** A pass that cannot plan writes only its status and Warning event. */
-  private async applyBlocked(seen: PassIdentity & { readonly blocked: Blocked; readonly requeueAfterMs?: number }): Promise<Result> {
+  private async applyBlocked(
+    seen: PassIdentity & { readonly blocked: Blocked; readonly requeueAfterMs?: number },
+  ): Promise<Result> {
     const { key, ref, previous, generation, now, blocked } = seen;
     const status = blockedStatus(previous, generation, now, blocked);
     const wrote = await this.writeStatus(key, previous, status);
@@ -299,7 +377,9 @@ export class PoolPolicyReconciler {
       const env = [...plan.envWrites].map(([envName, value]) => ({ name: envName, value: String(value) }));
       // Apply every env entry poolpilot owns, not just the changed ones: an apply drops the
       // fields its manager applied before and omits now.
-      const owned = sectionsOf(spec).filter((s) => s.target === 'env').flatMap((s) => [s.leader.key, ...(s.follower ? [s.follower.key] : [])]);
+      const owned = sectionsOf(spec)
+        .filter((s) => s.target === 'env')
+        .flatMap((s) => [s.leader.key, ...(s.follower ? [s.follower.key] : [])]);
       const full = owned.flatMap((envName) => {
         const value = plan.envWrites.get(envName) ?? plan.status.current?.[envName];
         return value === undefined ? [] : [{ name: envName, value: String(value) }];
@@ -309,7 +389,10 @@ export class PoolPolicyReconciler {
     }
     if (plan.pgbouncerWrites.size > 0 && spec.pgbouncer && configMap) {
       await this.writePgbouncer(spec.pgbouncer, namespace, configMap, plan.pgbouncerWrites);
-      this.deps.log.info({ policy: key, settings: Object.fromEntries(plan.pgbouncerWrites) }, 'applied pgbouncer settings');
+      this.deps.log.info(
+        { policy: key, settings: Object.fromEntries(plan.pgbouncerWrites) },
+        'applied pgbouncer settings',
+      );
     }
 
     if (plan.changes.length > 0) this.deps.budget?.ledger.record(key, plan.status.current ?? {});
@@ -333,7 +416,8 @@ export class PoolPolicyReconciler {
   /** The earliest-created other policy in the namespace targeting the same Deployment, if any. */
   private earlierPolicyOnSameTarget(policy: PolicyObject, target: string): string | undefined {
     const namespace = policy.metadata?.namespace;
-    const order = (p: KubernetesObject): string => `${p.metadata?.creationTimestamp ? new Date(p.metadata.creationTimestamp).toISOString() : ''}/${p.metadata?.name ?? ''}`;
+    const order = (p: KubernetesObject): string =>
+      `${p.metadata?.creationTimestamp ? new Date(p.metadata.creationTimestamp).toISOString() : ''}/${p.metadata?.name ?? ''}`;
     const mine = order(policy);
     const rivals = this.deps.stores.policies.list(namespace).filter((other) => {
       if (other.metadata?.name === policy.metadata?.name) return false;
@@ -352,25 +436,44 @@ export class PoolPolicyReconciler {
       const rollout = this.deps.stores.deployments.get(pg.rolloutRef.name, namespace);
       if (!rollout) {
         const message = `spec.pgbouncer.rolloutRef: deployment ${pg.rolloutRef.name} not found in namespace ${namespace}`;
-        return { readings, configMap: undefined, refusal: { reason: 'RolloutTargetNotFound', message }, rolloutCompletedAt: undefined };
+        return {
+          readings,
+          configMap: undefined,
+          refusal: { reason: 'RolloutTargetNotFound', message },
+          rolloutCompletedAt: undefined,
+        };
       }
       rolloutAt = rolloutCompletedAt(rollout);
     }
     const configMap = this.deps.stores.configMaps.get(pg.configMapRef.name, namespace);
     const { name: configMapName, key: iniKey } = pg.configMapRef;
-    const refused = (reason: string, message: string): PgbouncerReading => ({ readings, configMap, refusal: { reason, message }, rolloutCompletedAt: rolloutAt });
+    const refused = (reason: string, message: string): PgbouncerReading => ({
+      readings,
+      configMap,
+      refusal: { reason, message },
+      rolloutCompletedAt: rolloutAt,
+    });
     if (!configMap) {
-      return refused('ConfigMapNotFound', `configmap ${configMapName} not found in namespace ${namespace}; create it or fix spec.pgbouncer.configMapRef.name`);
+      return refused(
+        'ConfigMapNotFound',
+        `configmap ${configMapName} not found in namespace ${namespace}; create it or fix spec.pgbouncer.configMapRef.name`,
+      );
     }
     const section = sectionsOf(spec).find((s) => s.section === 'pgbouncer');
     const keys = section ? [section.leader.key, ...(section.follower ? [section.follower.key] : [])] : [];
     if (pg.format === 'env') {
-      for (const key of keys) readings.set(key, parseSetting(configMap.data?.[key], `configmap ${configMapName} key ${key}`));
+      for (const key of keys)
+        readings.set(key, parseSetting(configMap.data?.[key], `configmap ${configMapName} key ${key}`));
     } else {
       const text = configMap.data?.[iniKey];
-      if (text === undefined) return refused(ConditionReason.IniRefused, `configmap ${configMapName} has no key ${iniKey}; fix spec.pgbouncer.configMapRef.key`);
+      if (text === undefined)
+        return refused(
+          ConditionReason.IniRefused,
+          `configmap ${configMapName} has no key ${iniKey}; fix spec.pgbouncer.configMapRef.key`,
+        );
       const read = readPgbouncerSettings(text, keys);
-      if (!read.ok) return refused(ConditionReason.IniRefused, `configmap ${configMapName} key ${iniKey}: ${read.message}`);
+      if (!read.ok)
+        return refused(ConditionReason.IniRefused, `configmap ${configMapName} key ${iniKey}: ${read.message}`);
       for (const key of keys) {
         const value = read.values.get(key);
         readings.set(key, value === undefined ? { kind: 'missing' } : { kind: 'value', value });
@@ -379,7 +482,12 @@ export class PoolPolicyReconciler {
     return { readings, configMap, refusal: undefined, rolloutCompletedAt: rolloutAt };
   }
 
-  private async writePgbouncer(pg: NonNullable<PoolPolicySpec['pgbouncer']>, namespace: string, configMap: V1ConfigMap, writes: ReadonlyMap<string, number>): Promise<void> {
+  private async writePgbouncer(
+    pg: NonNullable<PoolPolicySpec['pgbouncer']>,
+    namespace: string,
+    configMap: V1ConfigMap,
+    writes: ReadonlyMap<string, number>,
+  ): Promise<void> {
     const resourceVersion = configMap.metadata?.resourceVersion;
     let data: Record<string, string>;
     if (pg.format === 'env') {
@@ -396,11 +504,20 @@ export class PoolPolicyReconciler {
     if (pg.rolloutRef) {
       const merged = { ...configMap.data, ...data };
       const checksum = createHash('sha256').update(canonical(merged)).digest('hex').slice(0, 16);
-      await this.deps.writer.applyPodTemplateAnnotation(namespace, pg.rolloutRef.name, CONFIG_CHECKSUM_ANNOTATION, checksum);
+      await this.deps.writer.applyPodTemplateAnnotation(
+        namespace,
+        pg.rolloutRef.name,
+        CONFIG_CHECKSUM_ANNOTATION,
+        checksum,
+      );
     }
   }
 
-  private async writeStatus(key: PolicyKey, previous: ParsedPoolPolicyStatus, next: PoolPolicyStatus): Promise<boolean> {
+  private async writeStatus(
+    key: PolicyKey,
+    previous: ParsedPoolPolicyStatus,
+    next: PoolPolicyStatus,
+  ): Promise<boolean> {
     this.deps.onStatus?.(key, next);
     const status = statusToWrite(toWrittenStatus(previous), next);
     if (!status) return false;
@@ -412,7 +529,13 @@ export class PoolPolicyReconciler {
   private async emit(ref: ObjectReference, events: readonly PlannedEvent[]): Promise<void> {
     for (const event of events) {
       try {
-        await this.deps.writer.emitEvent(ref, event.type, event.reason, event.reason === 'PoolResized' ? 'Resize' : 'Reconcile', event.note);
+        await this.deps.writer.emitEvent(
+          ref,
+          event.type,
+          event.reason,
+          event.reason === 'PoolResized' ? 'Resize' : 'Reconcile',
+          event.note,
+        );
       } catch (err) {
         // An event is an explanation, not state: losing one must not fail or repeat the reconcile.
         this.deps.log.warn({ err, reason: event.reason }, 'could not record event');
@@ -433,7 +556,10 @@ function planInputOf(snapshot: PolicySnapshot): PlanInput {
     samples,
     rolloutCompletedAt: { env: rolloutCompletedAt(deployment), pgbouncer: pgbouncer.rolloutCompletedAt },
     pgbouncerRefusal: pgbouncer.refusal,
-    lastAppliedAt: { env: lastAppliedBy(deployment, FIELD_MANAGER), pgbouncer: lastAppliedBy(pgbouncer.configMap, FIELD_MANAGER) },
+    lastAppliedAt: {
+      env: lastAppliedBy(deployment, FIELD_MANAGER),
+      pgbouncer: lastAppliedBy(pgbouncer.configMap, FIELD_MANAGER),
+    },
     demand,
     restart,
   };
@@ -447,7 +573,9 @@ function nextVisitMs(snapshot: PolicySnapshot, plan: Plan): number {
   const sampled = Object.values(snapshot.samples);
   const metricsDown = sampled.length > 0 && sampled.every((s) => !s.valid);
   const metricsCondition = plan.status.conditions?.find((c) => c.type === ConditionType.MetricsAvailable);
-  return metricsDown ? metricsBackoffMs(snapshot.now, metricsCondition, snapshot.spec.intervalMs) : snapshot.spec.intervalMs;
+  return metricsDown
+    ? metricsBackoffMs(snapshot.now, metricsCondition, snapshot.spec.intervalMs)
+    : snapshot.spec.intervalMs;
 }
 
 /** Processes holding pools, and those that keep serving while a rollout replaces the pods. */
@@ -462,8 +590,9 @@ function readEnv(container: V1Container, name: string): SettingReading {
   if (!entry) return { kind: 'missing' };
   if (entry.valueFrom) {
     const source = Object.keys(entry.valueFrom).join(', ');
-    const message = `${name} on container ${container.name} is set via valueFrom (${source}); poolpilot manages literal values only: `
-      + 'replace it with a literal value, or remove that section from the policy';
+    const message =
+      `${name} on container ${container.name} is set via valueFrom (${source}); poolpilot manages literal values only: ` +
+      'replace it with a literal value, or remove that section from the policy';
     return { kind: 'unmanageable', reason: ConditionReason.ValueFromNotManaged, message };
   }
   return parseSetting(entry.value, `${name} on container ${container.name}`);
@@ -471,6 +600,11 @@ function readEnv(container: V1Container, name: string): SettingReading {
 
 function parseSetting(text: string | undefined, where: string): SettingReading {
   if (text === undefined) return { kind: 'missing' };
-  if (!/^\s*\d+\s*$/.test(text)) return { kind: 'unmanageable', reason: 'InvalidValue', message: `${where} is '${text}', not a whole number; set it to an integer` };
+  if (!/^\s*\d+\s*$/.test(text))
+    return {
+      kind: 'unmanageable',
+      reason: 'InvalidValue',
+      message: `${where} is '${text}', not a whole number; set it to an integer`,
+    };
   return { kind: 'value', value: Number(text) };
 }

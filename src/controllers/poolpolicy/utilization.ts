@@ -15,7 +15,13 @@ import type { DemandReading } from '../../domain/fill.js';
 import { PrometheusClient } from '../../adapters/prometheus.js';
 import { authFromSecretData, type PrometheusAuth } from '../../adapters/prometheus-auth.js';
 import { enforceNamespace } from '../../adapters/promql-namespace.js';
-import { deploymentPods, namespaceDemandQueries, namespaceUtilizationQuery, utilizationQueryFor, type DemandQueries } from '../../adapters/prometheus-queries.js';
+import {
+  deploymentPods,
+  namespaceDemandQueries,
+  namespaceUtilizationQuery,
+  utilizationQueryFor,
+  type DemandQueries,
+} from '../../adapters/prometheus-queries.js';
 import type { PodSamples, UtilizationQuery } from '../../adapters/prometheus.js';
 import type { OperatorMetrics } from '../../observability/metrics.js';
 import type { Clock } from '../../runtime/clock.js';
@@ -45,15 +51,30 @@ export const BATCH_REUSE_MS = 1000;
 export class PrometheusUtilizationSource implements UtilizationSource {
   private readonly clients = new Map<string, PrometheusClient>();
   private readonly batches = new Map<string, { readonly fetchedAt: number; readonly result: Promise<PodSamples> }>();
-  private readonly secrets = new Map<string, { readonly fetchedAt: number; readonly result: Promise<{ ok: true; auth: PrometheusAuth | undefined } | { ok: false; message: string }> }>();
+  private readonly secrets = new Map<
+    string,
+    {
+      readonly fetchedAt: number;
+      readonly result: Promise<{ ok: true; auth: PrometheusAuth | undefined } | { ok: false; message: string }>;
+    }
+  >();
 
   constructor(private readonly options: PrometheusUtilizationOptions) {}
 
-  async sample(request: { namespace: string; deployment: string; spec: PoolPolicySpec; section: PoolSection }): Promise<UtilizationSample> {
+  async sample(request: {
+    namespace: string;
+    deployment: string;
+    spec: PoolPolicySpec;
+    section: PoolSection;
+  }): Promise<UtilizationSample> {
     const { spec, section } = request;
     const address = spec.prometheus.address ?? this.options.defaultUrl;
     if (address === undefined) {
-      return { valid: false, problem: 'QueryFailed', message: 'no Prometheus address: set spec.prometheus.address or start the operator with --prometheus-url' };
+      return {
+        valid: false,
+        problem: 'QueryFailed',
+        message: 'no Prometheus address: set spec.prometheus.address or start the operator with --prometheus-url',
+      };
     }
     const override = spec[section]?.utilization;
     // A sample older than two intervals says nothing about now (KEDA #3065: never read as 0 or fresh).
@@ -62,18 +83,36 @@ export class PrometheusUtilizationSource implements UtilizationSource {
     if (!auth.ok) return { valid: false, problem: 'QueryFailed', message: auth.message };
     const client = this.client(address, spec.prometheus.timeoutMs, auth.auth);
     if (override === undefined && section !== 'pgbouncer') {
-      const batch = this.batch(client, `${address} ${spec.prometheus.timeoutMs} ${section} ${spec.metricsPrefix} ${request.namespace} ${maxAgeMs}`, () =>
-        namespaceUtilizationQuery(section, spec.metricsPrefix, request.namespace), maxAgeMs);
+      const batch = this.batch(
+        client,
+        `${address} ${spec.prometheus.timeoutMs} ${section} ${spec.metricsPrefix} ${request.namespace} ${maxAgeMs}`,
+        () => namespaceUtilizationQuery(section, spec.metricsPrefix, request.namespace),
+        maxAgeMs,
+      );
       const pods = deploymentPods(request.deployment);
       return (await batch).forPods(pods.includes, pods.description);
     }
-    const query = utilizationQueryFor(section, override, spec.metricsPrefix, { namespace: request.namespace, deployment: request.deployment });
+    const query = utilizationQueryFor(section, override, spec.metricsPrefix, {
+      namespace: request.namespace,
+      deployment: request.deployment,
+    });
     if (this.options.enforceNamespaceLabel === true) {
       // The batched built-in queries above carry namespace="<namespace>" on every selector already.
       const expr = enforceNamespace(query.expr, request.namespace);
-      const freshness = query.freshness === undefined ? undefined : enforceNamespace(query.freshness, request.namespace);
-      if (!expr.ok) return { valid: false, problem: 'QueryRejected', message: `spec.${section}.utilization was not run: ${expr.message}` };
-      if (freshness !== undefined && !freshness.ok) return { valid: false, problem: 'QueryRejected', message: `the freshness query of ${section} was not run: ${freshness.message}` };
+      const freshness =
+        query.freshness === undefined ? undefined : enforceNamespace(query.freshness, request.namespace);
+      if (!expr.ok)
+        return {
+          valid: false,
+          problem: 'QueryRejected',
+          message: `spec.${section}.utilization was not run: ${expr.message}`,
+        };
+      if (freshness !== undefined && !freshness.ok)
+        return {
+          valid: false,
+          problem: 'QueryRejected',
+          message: `the freshness query of ${section} was not run: ${freshness.message}`,
+        };
       return client.utilization({ expr: expr.expr, freshness: freshness?.expr }, maxAgeMs);
     }
     return client.utilization(query, maxAgeMs);
@@ -89,7 +128,11 @@ export class PrometheusUtilizationSource implements UtilizationSource {
     const { spec, namespace, deployment } = request;
     const address = spec.prometheus.address ?? this.options.defaultUrl;
     if (address === undefined) {
-      return { valid: false, problem: 'QueryFailed', message: 'no Prometheus address: set spec.prometheus.address or start the operator with --prometheus-url' };
+      return {
+        valid: false,
+        problem: 'QueryFailed',
+        message: 'no Prometheus address: set spec.prometheus.address or start the operator with --prometheus-url',
+      };
     }
     const auth = await this.auth(namespace, spec.prometheus);
     if (!auth.ok) return { valid: false, problem: 'QueryFailed', message: auth.message };
@@ -102,7 +145,13 @@ export class PrometheusUtilizationSource implements UtilizationSource {
       const key = `${address} ${spec.prometheus.timeoutMs} demand-${name} ${spec.metricsPrefix} ${namespace} ${windowSeconds} ${maxAgeMs}`;
       return (await this.batch(client, key, () => queries[name], maxAgeMs)).forPods(pods.includes, pods.description);
     };
-    const [inUse, typical, floor, waiters, timeouts] = await Promise.all([read('inUse'), read('typical'), read('floor'), read('waiters'), read('timeouts')]);
+    const [inUse, typical, floor, waiters, timeouts] = await Promise.all([
+      read('inUse'),
+      read('typical'),
+      read('floor'),
+      read('waiters'),
+      read('timeouts'),
+    ]);
     if (!inUse.valid) return inUse;
     if (!typical.valid) return typical;
     if (!floor.valid) return floor;
@@ -110,11 +159,25 @@ export class PrometheusUtilizationSource implements UtilizationSource {
     if (!waiting.ok) return waiting.problem;
     const timedOut = optionalValue(timeouts);
     if (!timedOut.ok) return timedOut.problem;
-    return { valid: true, demand: { inUse: inUse.percent, typical: typical.percent, floor: floor.percent, waiters: waiting.value, timeouts: timedOut.value } };
+    return {
+      valid: true,
+      demand: {
+        inUse: inUse.percent,
+        typical: typical.percent,
+        floor: floor.percent,
+        waiters: waiting.value,
+        timeouts: timedOut.value,
+      },
+    };
   }
 
   /** The namespace-wide result for `key`, fetched at most once per {@link BATCH_REUSE_MS}. */
-  private batch(client: PrometheusClient, key: string, query: () => Required<UtilizationQuery>, maxAgeMs: number): Promise<PodSamples> {
+  private batch(
+    client: PrometheusClient,
+    key: string,
+    query: () => Required<UtilizationQuery>,
+    maxAgeMs: number,
+  ): Promise<PodSamples> {
     const now = this.options.clock.now().getTime();
     const cached = this.batches.get(key);
     if (cached && now - cached.fetchedAt <= BATCH_REUSE_MS) return cached.result;
@@ -131,30 +194,45 @@ export class PrometheusUtilizationSource implements UtilizationSource {
   async capacity(query: string, prometheus: PrometheusConnection, namespace?: string): Promise<UtilizationSample> {
     const address = prometheus.address ?? this.options.defaultUrl;
     if (address === undefined) {
-      return { valid: false, problem: 'QueryFailed', message: 'no Prometheus address: set spec.prometheus.address on the ConnectionBudget or start the operator with --prometheus-url' };
+      return {
+        valid: false,
+        problem: 'QueryFailed',
+        message:
+          'no Prometheus address: set spec.prometheus.address on the ConnectionBudget or start the operator with --prometheus-url',
+      };
     }
     if (prometheus.authSecretRef !== undefined && namespace === undefined) {
-      return { valid: false, problem: 'QueryFailed', message: 'spec.prometheus.authSecretRef cannot be resolved without the namespace' };
+      return {
+        valid: false,
+        problem: 'QueryFailed',
+        message: 'spec.prometheus.authSecretRef cannot be resolved without the namespace',
+      };
     }
-    const auth = namespace === undefined ? { ok: true as const, auth: undefined } : await this.auth(namespace, prometheus);
+    const auth =
+      namespace === undefined ? { ok: true as const, auth: undefined } : await this.auth(namespace, prometheus);
     if (!auth.ok) return { valid: false, problem: 'QueryFailed', message: auth.message };
     return this.client(address, prometheus.timeoutMs, auth.auth).utilization({ expr: query }, Number.MAX_SAFE_INTEGER);
   }
 
   /** The credentials of spec.prometheus.authSecretRef, read on demand (reused {@link SECRET_REUSE_MS}). */
-  private auth(namespace: string, prometheus: PrometheusConnection): Promise<{ ok: true; auth: PrometheusAuth | undefined } | { ok: false; message: string }> {
+  private auth(
+    namespace: string,
+    prometheus: PrometheusConnection,
+  ): Promise<{ ok: true; auth: PrometheusAuth | undefined } | { ok: false; message: string }> {
     const ref = prometheus.authSecretRef;
     if (ref === undefined) return Promise.resolve({ ok: true, auth: undefined });
     const where = `secret ${ref.name} (spec.prometheus.authSecretRef)`;
     const readSecret = this.options.readSecret;
-    if (readSecret === undefined) return Promise.resolve({ ok: false, message: `${where}: this operator was started without access to Secrets` });
+    if (readSecret === undefined)
+      return Promise.resolve({ ok: false, message: `${where}: this operator was started without access to Secrets` });
     const key = `${namespace}/${ref.name}`;
     const now = this.options.clock.now().getTime();
     const cached = this.secrets.get(key);
     if (cached && now - cached.fetchedAt <= SECRET_REUSE_MS) return cached.result;
     const result = readSecret(namespace, ref.name).then(
       (data): { ok: true; auth: PrometheusAuth } | { ok: false; message: string } => {
-        if (data === undefined) return { ok: false, message: `${where} not found in namespace ${namespace}; create it or fix the name` };
+        if (data === undefined)
+          return { ok: false, message: `${where} not found in namespace ${namespace}; create it or fix the name` };
         const parsed = authFromSecretData(data, where);
         return parsed.ok ? { ok: true, auth: parsed.auth } : parsed;
       },
@@ -181,8 +259,17 @@ export class PrometheusUtilizationSource implements UtilizationSource {
         ...(auth === undefined ? {} : { auth }),
         ...(metrics
           ? {
-              metrics: { observe: (result) => { metrics.prometheusQueries.inc({ result }); } },
-              requests: { observe: (seconds) => { metrics.prometheusRequests.inc(); metrics.prometheusQueryDuration.observe(seconds); } },
+              metrics: {
+                observe: (result) => {
+                  metrics.prometheusQueries.inc({ result });
+                },
+              },
+              requests: {
+                observe: (seconds) => {
+                  metrics.prometheusRequests.inc();
+                  metrics.prometheusQueryDuration.observe(seconds);
+                },
+              },
             }
           : {}),
       });
@@ -193,7 +280,9 @@ export class PrometheusUtilizationSource implements UtilizationSource {
 }
 
 /** An optional metric's value: undefined when the app does not export it (NoData); other problems count. */
-function optionalValue(sample: UtilizationSample): { ok: true; value: number | undefined } | { ok: false; problem: DemandReading & { valid: false } } {
+function optionalValue(
+  sample: UtilizationSample,
+): { ok: true; value: number | undefined } | { ok: false; problem: DemandReading & { valid: false } } {
   if (sample.valid) return { ok: true, value: sample.percent };
   if (sample.problem === 'NoData') return { ok: true, value: undefined };
   return { ok: false, problem: { valid: false, problem: sample.problem, message: sample.message } };

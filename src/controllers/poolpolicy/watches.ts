@@ -32,7 +32,11 @@ export function referencedNames(policy: KubernetesObject): { deployments: string
 }
 
 /** Keys of the policies in `policies` that refer to the changed Deployment or ConfigMap. */
-export function policiesReferring(policies: readonly KubernetesObject[], changed: KubernetesObject, kind: 'Deployment' | 'ConfigMap'): PolicyKey[] {
+export function policiesReferring(
+  policies: readonly KubernetesObject[],
+  changed: KubernetesObject,
+  kind: 'Deployment' | 'ConfigMap',
+): PolicyKey[] {
   const { namespace, name } = changed.metadata ?? {};
   if (!namespace || !name) return [];
   return policies.flatMap((policy) => {
@@ -56,7 +60,9 @@ export function budgetKeyOf(policy: KubernetesObject): PolicyKey | undefined {
  * replicas (an HPA's maxReplicas, a Deployment's replicas) moves every share of that budget.
  */
 export function budgetPeers(policies: readonly KubernetesObject[], touched: readonly PolicyKey[]): PolicyKey[] {
-  const budgets = new Set(policies.filter((p) => touched.includes(keyOf(p) ?? '/')).flatMap((p) => budgetKeyOf(p) ?? []));
+  const budgets = new Set(
+    policies.filter((p) => touched.includes(keyOf(p) ?? '/')).flatMap((p) => budgetKeyOf(p) ?? []),
+  );
   return policies.flatMap((p) => {
     const budget = budgetKeyOf(p);
     const key = keyOf(p);
@@ -165,7 +171,11 @@ export function watch<T extends KubernetesObject>(row: Watch<T>): Connectable {
  * Calls `forget` with the key of every object a change shows deleted (no longer in `stored`):
  * per-key state (queued keys, remembered generations, gauges, the ledger) must not outlive it.
  */
-export function whenDeleted<T extends KubernetesObject>(source: WatchSource<T>, stored: (object: T) => boolean, forget: (key: PolicyKey) => void): void {
+export function whenDeleted<T extends KubernetesObject>(
+  source: WatchSource<T>,
+  stored: (object: T) => boolean,
+  forget: (key: PolicyKey) => void,
+): void {
   source.onChange((object) => {
     const key = keyOf(object);
     if (key && !stored(object)) forget(key);

@@ -23,12 +23,21 @@ export function startDemoBackends(): DemoBackends {
   const state = mkdtempSync(join(tmpdir(), 'poolpilot-demo-backends-'));
   const scriptEnv = { ...process.env, POOLPILOT_DEMO_STATE: state };
   execFileSync('bash', [join(repoRoot, 'demo/up.sh')], { env: scriptEnv, stdio: 'pipe', timeout: 60_000 });
-  const env = Object.fromEntries(readFileSync(join(state, 'env'), 'utf8').trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  const env = Object.fromEntries(
+    readFileSync(join(state, 'env'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
   return {
     state,
     env,
     psql: (sql) =>
-      execFileSync('/usr/bin/psql', ['-X', '-w', '-h', '127.0.0.1', '-p', env.PG_PORT ?? '', '-U', 'postgres', '-d', 'postgres', '-qAtc', sql], { encoding: 'utf8' }).trim(),
+      execFileSync(
+        '/usr/bin/psql',
+        ['-X', '-w', '-h', '127.0.0.1', '-p', env.PG_PORT ?? '', '-U', 'postgres', '-d', 'postgres', '-qAtc', sql],
+        { encoding: 'utf8' },
+      ).trim(),
     stop: () => {
       execFileSync('bash', [join(repoRoot, 'demo/down.sh')], { env: scriptEnv, stdio: 'pipe', timeout: 60_000 });
       rmSync(state, { recursive: true, force: true });

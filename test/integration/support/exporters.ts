@@ -45,14 +45,24 @@ async function startExporter(command: ExporterCommand): Promise<RunningExporter>
     address,
     metrics,
     start: async () => {
-      const started = spawn(command.binary, command.args(host, port), { env: { PATH: '/usr/bin:/bin', ...command.env }, stdio: ['ignore', 'ignore', 'pipe'] });
+      const started = spawn(command.binary, command.args(host, port), {
+        env: { PATH: '/usr/bin:/bin', ...command.env },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
       started.stderr.setEncoding('utf8');
-      started.stderr.on('data', (chunk: string) => { log = (log + chunk).slice(-16_384); });
+      started.stderr.on('data', (chunk: string) => {
+        log = (log + chunk).slice(-16_384);
+      });
       child = started;
-      await eventually(async () => {
-        if (started.exitCode !== null) throw new Error(`${command.binary} exited ${String(started.exitCode)}: ${log}`);
-        return command.up.test(await metrics()) ? true : undefined;
-      }, 20_000, `${command.binary} to show ${String(command.up)}`);
+      await eventually(
+        async () => {
+          if (started.exitCode !== null)
+            throw new Error(`${command.binary} exited ${String(started.exitCode)}: ${log}`);
+          return command.up.test(await metrics()) ? true : undefined;
+        },
+        20_000,
+        `${command.binary} to show ${String(command.up)}`,
+      );
     },
     stop: async () => {
       const running = child;
@@ -74,11 +84,23 @@ async function startExporter(command: ExporterCommand): Promise<RunningExporter>
  */
 export function startPgbouncerExporter(port: number, adminUser: string): Promise<RunningExporter> {
   const packaged = '/usr/bin/prometheus-pgbouncer-exporter';
-  if (!existsSync(packaged)) throw new Error(`${packaged} is missing: run 'make install' (Debian package prometheus-pgbouncer-exporter)`);
+  if (!existsSync(packaged))
+    throw new Error(`${packaged} is missing: run 'make install' (Debian package prometheus-pgbouncer-exporter)`);
   return startExporter({
     binary: '/usr/bin/python3',
-    args: (host, listenPort) => [join(repoRoot, 'test/support/debian-pgbouncer-exporter.py'), '--host', host, '--port', String(listenPort),
-      '--pgbouncer-host', '127.0.0.1', '--pgbouncer-port', String(port), '--pgbouncer-user', adminUser],
+    args: (host, listenPort) => [
+      join(repoRoot, 'test/support/debian-pgbouncer-exporter.py'),
+      '--host',
+      host,
+      '--port',
+      String(listenPort),
+      '--pgbouncer-host',
+      '127.0.0.1',
+      '--pgbouncer-port',
+      String(port),
+      '--pgbouncer-user',
+      adminUser,
+    ],
     env: {},
     up: /^pgbouncer_databases /m,
   });
@@ -87,7 +109,8 @@ export function startPgbouncerExporter(port: number, adminUser: string): Promise
 /** Debian's postgres_exporter on PostgreSQL at 127.0.0.1:`port` as the superuser `postgres` (trust auth). */
 export function startPostgresExporter(port: number): Promise<RunningExporter> {
   const binary = '/usr/bin/prometheus-postgres-exporter';
-  if (!existsSync(binary)) throw new Error(`${binary} is missing: run 'make install' (Debian package prometheus-postgres-exporter)`);
+  if (!existsSync(binary))
+    throw new Error(`${binary} is missing: run 'make install' (Debian package prometheus-postgres-exporter)`);
   return startExporter({
     binary,
     args: (host, listenPort) => [`--web.listen-address=${host}:${String(listenPort)}`],

@@ -40,7 +40,9 @@ export function deploymentManifest(
       selector: { matchLabels: { app: name } },
       template: {
         metadata: { labels: { app: name } },
-        spec: { containers: containers.map((c) => ({ name: c.name, image: 'example.invalid/app:1', env: c.env ?? [] })) },
+        spec: {
+          containers: containers.map((c) => ({ name: c.name, image: 'example.invalid/app:1', env: c.env ?? [] })),
+        },
       },
     },
   };
@@ -51,7 +53,12 @@ export async function createDeployment(kc: KubeConfig, namespace: string, body: 
 }
 
 /** A kubeconfig file in `dir` for the ServiceAccount, with a token (1 h) from the TokenRequest API. */
-export async function serviceAccountKubeconfig(admin: KubeConfig, namespace: string, serviceAccount: string, dir: string): Promise<string> {
+export async function serviceAccountKubeconfig(
+  admin: KubeConfig,
+  namespace: string,
+  serviceAccount: string,
+  dir: string,
+): Promise<string> {
   const request = await admin.makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({
     name: serviceAccount,
     namespace,

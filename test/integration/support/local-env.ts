@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
  * Repository root, from this file's location (test/integration/support/); POOLPILOT_REPO_ROOT
  * overrides it for the benchmarks, which run this file compiled elsewhere.
  */
-export const repoRoot = process.env.POOLPILOT_REPO_ROOT ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const repoRoot =
+  process.env.POOLPILOT_REPO_ROOT ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const localStateDir = process.env.POOLPILOT_LOCAL ?? join(repoRoot, '.local');
 
 export interface LocalEnv {

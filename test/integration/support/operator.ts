@@ -1,7 +1,13 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AppsV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject, type V1Deployment } from '@kubernetes/client-node';
+import {
+  AppsV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  type KubernetesObject,
+  type V1Deployment,
+} from '@kubernetes/client-node';
 import axios from 'axios';
 import { load } from 'js-yaml';
 import { loadConfig } from '../../../src/config.js';
@@ -11,14 +17,32 @@ import { readLocalEnv, repoRoot } from './local-env.js';
 /** Installs (or updates) the CRDs from crds/ and waits until they are established. */
 export function installCrds(): void {
   const kubeconfig = readLocalEnv().KUBECONFIG;
-  execFileSync('kubectl', ['--kubeconfig', kubeconfig, 'apply', '--server-side', '--force-conflicts', '-f', join(repoRoot, 'crds')], { stdio: 'pipe' });
-  execFileSync('kubectl', ['--kubeconfig', kubeconfig, 'wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all'], { stdio: 'pipe' });
+  execFileSync(
+    'kubectl',
+    ['--kubeconfig', kubeconfig, 'apply', '--server-side', '--force-conflicts', '-f', join(repoRoot, 'crds')],
+    { stdio: 'pipe' },
+  );
+  execFileSync(
+    'kubectl',
+    ['--kubeconfig', kubeconfig, 'wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all'],
+    { stdio: 'pipe' },
+  );
 }
 
 /** The operator, in this process, watching one namespace of the local control plane; resolves once its caches synced. */
-export async function startOperator(namespace: string, prometheusUrl = readLocalEnv().PROMETHEUS_URL): Promise<RunningController> {
+export async function startOperator(
+  namespace: string,
+  prometheusUrl = readLocalEnv().PROMETHEUS_URL,
+): Promise<RunningController> {
   const config = loadConfig(
-    { kubeconfig: readLocalEnv().KUBECONFIG, namespace, 'prometheus-url': prometheusUrl, 'metrics-addr': '127.0.0.1:0', 'health-addr': '127.0.0.1:0', 'log-level': process.env.POOLPILOT_TEST_LOG_LEVEL ?? 'error' },
+    {
+      kubeconfig: readLocalEnv().KUBECONFIG,
+      namespace,
+      'prometheus-url': prometheusUrl,
+      'metrics-addr': '127.0.0.1:0',
+      'health-addr': '127.0.0.1:0',
+      'log-level': process.env.POOLPILOT_TEST_LOG_LEVEL ?? 'error',
+    },
     {},
   );
   const operator = await startController(config);
@@ -28,15 +52,24 @@ export async function startOperator(namespace: string, prometheusUrl = readLocal
 
 /** The HTTP status of the operator's /readyz: 200 once its caches synced, else 503. */
 export async function readiness(operator: Pick<RunningController, 'healthPort'>): Promise<number> {
-  return (await axios.get(`http://127.0.0.1:${operator.healthPort}/readyz`, { validateStatus: () => true, timeout: 5000 })).status;
+  return (
+    await axios.get(`http://127.0.0.1:${operator.healthPort}/readyz`, { validateStatus: () => true, timeout: 5000 })
+  ).status;
 }
 
 /**
  * The sum of the operator's own /metrics samples named `name` whose labels include `labels`
  * (0 when there is none).
  */
-export async function operatorMetric(operator: Pick<RunningController, 'metricsPort'>, name: string, labels: Readonly<Record<string, string>> = {}): Promise<number> {
-  const { data } = await axios.get<string>(`http://127.0.0.1:${operator.metricsPort}/metrics`, { responseType: 'text', timeout: 5000 });
+export async function operatorMetric(
+  operator: Pick<RunningController, 'metricsPort'>,
+  name: string,
+  labels: Readonly<Record<string, string>> = {},
+): Promise<number> {
+  const { data } = await axios.get<string>(`http://127.0.0.1:${operator.metricsPort}/metrics`, {
+    responseType: 'text',
+    timeout: 5000,
+  });
   const wanted = Object.entries(labels).map(([label, value]) => `${label}="${value}"`);
   let sum = 0;
   for (const line of data.split('\n')) {
@@ -50,12 +83,19 @@ export async function operatorMetric(operator: Pick<RunningController, 'metricsP
 
 /** A sample from deploy/samples/, parsed. */
 export function loadSample(file: string): KubernetesObject & { spec: Record<string, unknown> } {
-  return load(readFileSync(join(repoRoot, 'deploy/samples', file), 'utf8')) as KubernetesObject & { spec: Record<string, unknown> };
+  return load(readFileSync(join(repoRoot, 'deploy/samples', file), 'utf8')) as KubernetesObject & {
+    spec: Record<string, unknown>;
+  };
 }
 
 const policyApi = { group: 'poolpilot.io', version: 'v1alpha1', plural: 'poolpolicies' } as const;
 
-export async function createPolicy(kc: KubeConfig, namespace: string, name: string, spec: Record<string, unknown>): Promise<void> {
+export async function createPolicy(
+  kc: KubeConfig,
+  namespace: string,
+  name: string,
+  spec: Record<string, unknown>,
+): Promise<void> {
   await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
     ...policyApi,
     namespace,
@@ -78,10 +118,15 @@ export interface PolicyView {
 }
 
 export async function getPolicy(kc: KubeConfig, namespace: string, name: string): Promise<PolicyView> {
-  return (await kc.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({ ...policyApi, namespace, name })) as PolicyView;
+  return (await kc
+    .makeApiClient(CustomObjectsApi)
+    .getNamespacedCustomObject({ ...policyApi, namespace, name })) as PolicyView;
 }
 
-export function condition(policy: PolicyView, type: string): { status: string; reason: string; message: string; observedGeneration?: number } | undefined {
+export function condition(
+  policy: PolicyView,
+  type: string,
+): { status: string; reason: string; message: string; observedGeneration?: number } | undefined {
   return policy.status?.conditions?.find((c) => c.type === type);
 }
 
@@ -121,7 +166,12 @@ export function simulateRollouts(kc: KubeConfig, namespace: string): { stop(): v
       }
     })();
   }, 200);
-  return { stop: () => { clearInterval(timer); }, completed: () => completed };
+  return {
+    stop: () => {
+      clearInterval(timer);
+    },
+    completed: () => completed,
+  };
 }
 
 /** Writes a Deployment status that says its latest generation is fully rolled out now. */
@@ -136,7 +186,16 @@ export async function completeRollout(kc: KubeConfig, namespace: string, name: s
     updatedReplicas: replicas,
     readyReplicas: replicas,
     availableReplicas: replicas,
-    conditions: [{ type: 'Progressing', status: 'True', reason: 'NewReplicaSetAvailable', message: 'simulated by the test', lastUpdateTime: now, lastTransitionTime: now }],
+    conditions: [
+      {
+        type: 'Progressing',
+        status: 'True',
+        reason: 'NewReplicaSetAvailable',
+        message: 'simulated by the test',
+        lastUpdateTime: now,
+        lastTransitionTime: now,
+      },
+    ],
   };
   await apps.replaceNamespacedDeploymentStatus({ name, namespace, body: d });
 }

@@ -68,7 +68,9 @@ async function requireExecutable(path: string, debianPackage: string): Promise<v
   try {
     await access(path, constants.X_OK);
   } catch {
-    throw new Error(`${path} not found: install the Debian package ${debianPackage} (apt-get install -y ${debianPackage})`);
+    throw new Error(
+      `${path} not found: install the Debian package ${debianPackage} (apt-get install -y ${debianPackage})`,
+    );
   }
 }
 
@@ -128,7 +130,27 @@ export async function startPgbouncer(iniText: string, options: StartOptions = {}
   const psql = async (sql: string): Promise<string> => {
     const { stdout } = await execFileAsync(
       PSQL_BIN,
-      ['-X', '-w', '-h', '127.0.0.1', '-p', String(port), '-U', adminUser, '-d', 'pgbouncer', '-A', '-F', '\x1f', '-P', 'footer=off', '-v', 'ON_ERROR_STOP=1', '-c', sql],
+      [
+        '-X',
+        '-w',
+        '-h',
+        '127.0.0.1',
+        '-p',
+        String(port),
+        '-U',
+        adminUser,
+        '-d',
+        'pgbouncer',
+        '-A',
+        '-F',
+        '\x1f',
+        '-P',
+        'footer=off',
+        '-v',
+        'ON_ERROR_STOP=1',
+        '-c',
+        sql,
+      ],
       // No PGPASSWORD/PGSERVICE etc. from the caller's environment; fail fast.
       { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C', PGCONNECT_TIMEOUT: '5' }, timeout: 15_000 },
     );
@@ -160,13 +182,16 @@ export async function startPgbouncer(iniText: string, options: StartOptions = {}
         await psql('SHOW VERSION');
         break;
       } catch (error: unknown) {
-        if (performance.now() > deadline) throw new Error(`pgbouncer not ready after ${READY_TIMEOUT_MS} ms: ${String(error)}`);
+        if (performance.now() > deadline)
+          throw new Error(`pgbouncer not ready after ${READY_TIMEOUT_MS} ms: ${String(error)}`);
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
     }
   } catch (error: unknown) {
     await stop();
-    throw new Error(`startPgbouncer failed: ${error instanceof Error ? error.message : String(error)}\n--- pgbouncer log ---\n${log}`);
+    throw new Error(
+      `startPgbouncer failed: ${error instanceof Error ? error.message : String(error)}\n--- pgbouncer log ---\n${log}`,
+    );
   }
 
   const adminQuery = async (sql: string): Promise<AdminRow[]> => parseUnaligned(await psql(sql));

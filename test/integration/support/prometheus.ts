@@ -35,7 +35,11 @@ export async function startScrapeTarget(name: string, labels: Readonly<Record<st
     address,
     stop: async () => {
       unregister();
-      await new Promise<void>((resolve) => server.close(() => { resolve(); }));
+      await new Promise<void>((resolve) =>
+        server.close(() => {
+          resolve();
+        }),
+      );
     },
   };
 }
@@ -44,15 +48,24 @@ export async function startScrapeTarget(name: string, labels: Readonly<Record<st
  * Makes the local Prometheus scrape `address` (host:port, path /metrics) with `labels`, through a
  * file_sd file named after `name`; returns the function that removes it again.
  */
-export function registerScrapeTarget(name: string, address: string, labels: Readonly<Record<string, string>>): () => void {
+export function registerScrapeTarget(
+  name: string,
+  address: string,
+  labels: Readonly<Record<string, string>>,
+): () => void {
   const targetFile = join(readLocalEnv().PROMETHEUS_TARGETS_DIR, `${name}.json`);
   // Write then rename would be atomic; Prometheus re-reads on change and tolerates a partial
   // file by keeping the previous target list, so a direct write is enough here.
   writeFileSync(targetFile, JSON.stringify([{ targets: [address], labels }]));
-  return () => { rmSync(targetFile, { force: true }); };
+  return () => {
+    rmSync(targetFile, { force: true });
+  };
 }
 
-interface VectorResult { readonly metric: Record<string, string>; readonly value: [number, string] }
+interface VectorResult {
+  readonly metric: Record<string, string>;
+  readonly value: [number, string];
+}
 
 /** Instant query against the local Prometheus; returns the vector's samples. */
 export async function queryVector(promql: string): Promise<VectorResult[]> {
@@ -64,7 +77,11 @@ export async function queryVector(promql: string): Promise<VectorResult[]> {
 }
 
 /** Polls until `check` returns a value (not undefined), or fails after `timeoutMs`. */
-export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 30000, what = 'condition'): Promise<T> {
+export async function eventually<T>(
+  check: () => Promise<T | undefined>,
+  timeoutMs = 30000,
+  what = 'condition',
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
@@ -74,7 +91,10 @@ export async function eventually<T>(check: () => Promise<T | undefined>, timeout
     } catch (err) {
       lastError = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastError === undefined ? '' : `: ${lastError instanceof Error ? lastError.message : JSON.stringify(lastError)}`}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out waiting for ${what}${lastError === undefined ? '' : `: ${lastError instanceof Error ? lastError.message : JSON.stringify(lastError)}`}`,
+      );
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }

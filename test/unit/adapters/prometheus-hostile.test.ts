@@ -14,12 +14,17 @@ const encode = (text: string): Uint8Array => new TextEncoder().encode(text);
 
 function clientReturning(body: () => string, status = 200): PrometheusClient {
   const http: AxiosInstance = axios.create({
-    adapter: (config): Promise<AxiosResponse> => Promise.resolve({ data: body(), status, statusText: '', headers: {}, config, request: {} }),
+    adapter: (config): Promise<AxiosResponse> =>
+      Promise.resolve({ data: body(), status, statusText: '', headers: {}, config, request: {} }),
   });
   return new PrometheusClient({ baseUrl: 'http://prometheus.test:9090', timeoutMs: 1000, now: () => NOW, http });
 }
 
-const reply = (value: string): string => JSON.stringify({ status: 'success', data: { resultType: 'vector', result: [{ metric: { pod: 'api-1' }, value: [EVAL_TS, value] }] } });
+const reply = (value: string): string =>
+  JSON.stringify({
+    status: 'success',
+    data: { resultType: 'vector', result: [{ metric: { pod: 'api-1' }, value: [EVAL_TS, value] }] },
+  });
 /** The sample-value grammar Prometheus writes (ASCII only). */
 const ASCII_FLOAT = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
 
@@ -42,7 +47,12 @@ describe('PrometheusClient: hostile bytes and look-alike numbers', () => {
   it('a sample value made of any bytes yields a number only when it is an ASCII float literal', async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.oneof(fc.uint8Array({ maxLength: 16 }), fc.tuple(fc.double({ noNaN: true, noDefaultInfinity: true }), fc.uint8Array({ maxLength: 3 })).map(([d, b]) => new Uint8Array([...encode(String(d)), ...b]))),
+        fc.oneof(
+          fc.uint8Array({ maxLength: 16 }),
+          fc
+            .tuple(fc.double({ noNaN: true, noDefaultInfinity: true }), fc.uint8Array({ maxLength: 3 }))
+            .map(([d, b]) => new Uint8Array([...encode(String(d)), ...b])),
+        ),
         async (bytes) => {
           const value = utf8.decode(bytes);
           const sample = await clientReturning(() => reply(value)).utilization({ expr: 'q' }, 60_000);
@@ -61,22 +71,28 @@ describe('PrometheusClient: hostile bytes and look-alike numbers', () => {
 
   it('random bytes spliced into a well-formed reply: never rejects; a number only from a well-formed reply', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.double({ noNaN: true, noDefaultInfinity: true, min: 0, max: 100 }), fc.nat(), fc.uint8Array({ minLength: 1, maxLength: 8 }), fc.constantFrom(200, 500), async (percent, at, junk, status) => {
-        const good = encode(reply(String(percent)));
-        const cut = at % (good.length + 1);
-        const text = utf8.decode(new Uint8Array([...good.slice(0, cut), ...junk, ...good.slice(cut)]));
-        const sample = await clientReturning(() => text, status).utilization({ expr: 'q' }, 60_000);
-        if (sample.valid) {
-          // Only if the splice still left a Prometheus reply whose value is an ASCII literal.
-          const parsed = JSON.parse(text) as { data: { result: [{ value: [number, string] }] } };
-          const literal = parsed.data.result[0].value[1];
-          expect(ASCII_FLOAT.test(literal)).toBe(true);
-          expect(sample.percent).toBe(Number(literal));
-          expect(status).toBe(200);
-        } else {
-          expect(sample.message.length).toBeGreaterThan(0);
-        }
-      }),
+      fc.asyncProperty(
+        fc.double({ noNaN: true, noDefaultInfinity: true, min: 0, max: 100 }),
+        fc.nat(),
+        fc.uint8Array({ minLength: 1, maxLength: 8 }),
+        fc.constantFrom(200, 500),
+        async (percent, at, junk, status) => {
+          const good = encode(reply(String(percent)));
+          const cut = at % (good.length + 1);
+          const text = utf8.decode(new Uint8Array([...good.slice(0, cut), ...junk, ...good.slice(cut)]));
+          const sample = await clientReturning(() => text, status).utilization({ expr: 'q' }, 60_000);
+          if (sample.valid) {
+            // Only if the splice still left a Prometheus reply whose value is an ASCII literal.
+            const parsed = JSON.parse(text) as { data: { result: [{ value: [number, string] }] } };
+            const literal = parsed.data.result[0].value[1];
+            expect(ASCII_FLOAT.test(literal)).toBe(true);
+            expect(sample.percent).toBe(Number(literal));
+            expect(status).toBe(200);
+          } else {
+            expect(sample.message.length).toBeGreaterThan(0);
+          }
+        },
+      ),
       { numRuns: 1000 },
     );
   });
@@ -97,7 +113,12 @@ describe('PrometheusClient: hostile bytes and look-alike numbers', () => {
         // The point is a rejection with something that is not an Error.
         // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
         const http: AxiosInstance = axios.create({ adapter: () => Promise.reject(thrown) });
-        const sample = await new PrometheusClient({ baseUrl: 'http://p:9090', timeoutMs: 1000, now: () => NOW, http }).utilization({ expr: 'q' }, 60_000);
+        const sample = await new PrometheusClient({
+          baseUrl: 'http://p:9090',
+          timeoutMs: 1000,
+          now: () => NOW,
+          http,
+        }).utilization({ expr: 'q' }, 60_000);
         expect(sample).toMatchObject({ valid: false, problem: 'QueryFailed' });
       }),
       { numRuns: 200 },

@@ -105,21 +105,61 @@ describe('escapeRegex', () => {
 
 describe('renderTemplate', () => {
   it.each<[string, string, { namespace: string; deployment: string }, string]>([
-    ['equality and regex matchers', '{namespace="$namespace",pod=~"$deployment-.*"}', ns, '{namespace="prod",pod=~"api-.*"}'],
+    [
+      'equality and regex matchers',
+      '{namespace="$namespace",pod=~"$deployment-.*"}',
+      ns,
+      '{namespace="prod",pod=~"api-.*"}',
+    ],
     ['braced placeholders', 'x{namespace="${namespace}",d="${deployment}"}', ns, 'x{namespace="prod",d="api"}'],
-    ['a dot is regex-escaped only in regex matchers', '{d="$deployment",pod=~"$deployment-.*",q!~ "$deployment"}', { namespace: 'n', deployment: 'api.v2' }, '{d="api.v2",pod=~"api\\\\.v2-.*",q!~ "api\\\\.v2"}'],
-    ['a quote and a backslash cannot end the literal', '{namespace="$namespace"}', { namespace: 'a"}) or vector(1) #\\', deployment: 'd' }, '{namespace="a\\"}) or vector(1) #\\\\"}'],
-    ["single-quoted literals escape the single quote", "{namespace='$namespace'}", { namespace: `it's "x"`, deployment: 'd' }, `{namespace='it\\'s "x"'}`],
-    ['raw literals with a placeholder become "…" literals', '{namespace=`$namespace\\x`,pod=~`$deployment.*`}', { namespace: 'a`b', deployment: 'a.b' }, '{namespace="a`b\\\\x",pod=~"a\\\\.b.*"}'],
+    [
+      'a dot is regex-escaped only in regex matchers',
+      '{d="$deployment",pod=~"$deployment-.*",q!~ "$deployment"}',
+      { namespace: 'n', deployment: 'api.v2' },
+      '{d="api.v2",pod=~"api\\\\.v2-.*",q!~ "api\\\\.v2"}',
+    ],
+    [
+      'a quote and a backslash cannot end the literal',
+      '{namespace="$namespace"}',
+      { namespace: 'a"}) or vector(1) #\\', deployment: 'd' },
+      '{namespace="a\\"}) or vector(1) #\\\\"}',
+    ],
+    [
+      'single-quoted literals escape the single quote',
+      "{namespace='$namespace'}",
+      { namespace: `it's "x"`, deployment: 'd' },
+      `{namespace='it\\'s "x"'}`,
+    ],
+    [
+      'raw literals with a placeholder become "…" literals',
+      '{namespace=`$namespace\\x`,pod=~`$deployment.*`}',
+      { namespace: 'a`b', deployment: 'a.b' },
+      '{namespace="a`b\\\\x",pod=~"a\\\\.b.*"}',
+    ],
     ['raw literals without one are kept', 'x{a=`\\d`}', ns, 'x{a=`\\d`}'],
-    ['a bare placeholder becomes a literal', 'x{namespace=$namespace,pod=~$deployment}', { namespace: 'n"s', deployment: 'a.b' }, 'x{namespace="n\\"s",pod=~"a\\\\.b"}'],
-    ['$namespaces is not a placeholder', '{a="$namespaces",b="$deployment_x",c="$namespace-"}', ns, '{a="$namespaces",b="$deployment_x",c="prod-"}'],
+    [
+      'a bare placeholder becomes a literal',
+      'x{namespace=$namespace,pod=~$deployment}',
+      { namespace: 'n"s', deployment: 'a.b' },
+      'x{namespace="n\\"s",pod=~"a\\\\.b"}',
+    ],
+    [
+      '$namespaces is not a placeholder',
+      '{a="$namespaces",b="$deployment_x",c="$namespace-"}',
+      ns,
+      '{a="$namespaces",b="$deployment_x",c="prod-"}',
+    ],
     ['comments are left alone', 'x{a="$namespace"} # by $deployment "\n+ y', ns, 'x{a="prod"} # by $deployment "\n+ y'],
     ['escaped quotes inside a literal do not end it', '{a="\\"$namespace\\""}', ns, '{a="\\"prod\\""}'],
     ['no placeholders: unchanged', 'sum(rate(x[5m])) / on() group_left y', ns, 'sum(rate(x[5m])) / on() group_left y'],
-    ['$pods: the regex of the Deployment\'s own pod names', 'x{pod=~"$pods"}', ns, `x{pod=~"${API_PODS}"}`],
+    ["$pods: the regex of the Deployment's own pod names", 'x{pod=~"$pods"}', ns, `x{pod=~"${API_PODS}"}`],
     ['${pods}, and in a raw literal', 'x{pod=~"${pods}",p!~`$pods`}', ns, `x{pod=~"${API_PODS}",p!~"${API_PODS}"}`],
-    ['$pods escapes the name for the regex once, the regex for the literal once', 'x{pod=~"$pods"}', { namespace: 'n', deployment: 'api.v2' }, 'x{pod=~"(?:api\\\\.v2-[bcdfghjklmnpqrstvwxz2456789]{1,10}-)[bcdfghjklmnpqrstvwxz2456789]{5}"}'],
+    [
+      '$pods escapes the name for the regex once, the regex for the literal once',
+      'x{pod=~"$pods"}',
+      { namespace: 'n', deployment: 'api.v2' },
+      'x{pod=~"(?:api\\\\.v2-[bcdfghjklmnpqrstvwxz2456789]{1,10}-)[bcdfghjklmnpqrstvwxz2456789]{5}"}',
+    ],
     ['$podsx is not a placeholder', 'x{a="$podsx",b="$pods_"}', ns, 'x{a="$podsx",b="$pods_"}'],
   ])('%s', (_what, template, values, expected) => {
     expect(renderTemplate(template, values)).toBe(expected);
@@ -140,7 +180,7 @@ describe('renderTemplate', () => {
     );
   });
 
-  it('renders $pods as a literal that reads back as the regex of the Deployment\'s pods (fuzz)', () => {
+  it("renders $pods as a literal that reads back as the regex of the Deployment's pods (fuzz)", () => {
     fc.assert(
       fc.property(fc.string({ unit: 'binary' }), generated(1, 10), generated(5, 5), (deployment, hash, suffix) => {
         const out = renderTemplate('{pod=~"$pods"}', { namespace: 'n', deployment });
@@ -171,7 +211,7 @@ describe('default queries', () => {
     });
   });
 
-  it('pgbouncer: either exporter\'s names (prometheus-community, Debian\'s), whole namespace but the admin console, worst database', () => {
+  it("pgbouncer: either exporter's names (prometheus-community, Debian's), whole namespace but the admin console, worst database", () => {
     const n = '{namespace="prod"}';
     const p = '{namespace="prod",database!="pgbouncer"}';
     expect(pgbouncerUtilizationQuery(target)).toEqual({
@@ -194,16 +234,29 @@ describe('default queries', () => {
   });
 
   it('an override is rendered with the same rules and has no freshness query', () => {
-    expect(overrideUtilizationQuery('max(my_util{ns="$namespace",pod=~"$deployment-.*"})', { namespace: 'prod', deployment: 'a.b' })).toEqual({
+    expect(
+      overrideUtilizationQuery('max(my_util{ns="$namespace",pod=~"$deployment-.*"})', {
+        namespace: 'prod',
+        deployment: 'a.b',
+      }),
+    ).toEqual({
       expr: 'max(my_util{ns="prod",pod=~"a\\\\.b-.*"})',
     });
   });
 
   it('utilizationQueryFor picks the override when given, else the default', () => {
-    expect(utilizationQueryFor('redis', 'max(x{namespace="$namespace"})', 'voiceassist_', target)).toEqual({ expr: 'max(x{namespace="prod"})' });
-    expect(utilizationQueryFor('database', undefined, 'voiceassist_', target)).toEqual(databaseUtilizationQuery('voiceassist_', target));
-    expect(utilizationQueryFor('redis', undefined, 'voiceassist_', target)).toEqual(redisUtilizationQuery('voiceassist_', target));
-    expect(utilizationQueryFor('pgbouncer', undefined, 'voiceassist_', target)).toEqual(pgbouncerUtilizationQuery(target));
+    expect(utilizationQueryFor('redis', 'max(x{namespace="$namespace"})', 'voiceassist_', target)).toEqual({
+      expr: 'max(x{namespace="prod"})',
+    });
+    expect(utilizationQueryFor('database', undefined, 'voiceassist_', target)).toEqual(
+      databaseUtilizationQuery('voiceassist_', target),
+    );
+    expect(utilizationQueryFor('redis', undefined, 'voiceassist_', target)).toEqual(
+      redisUtilizationQuery('voiceassist_', target),
+    );
+    expect(utilizationQueryFor('pgbouncer', undefined, 'voiceassist_', target)).toEqual(
+      pgbouncerUtilizationQuery(target),
+    );
   });
 });
 
@@ -213,12 +266,13 @@ describe('namespace-wide queries', () => {
       expr: 'max by (pod) (voiceassist_db_pool_utilization_percent{namespace="prod"})',
       freshness: 'max by (pod) (timestamp(voiceassist_db_pool_utilization_percent{namespace="prod"}))',
     });
-    expect(namespaceUtilizationQuery('redis', '', 'prod').expr).toBe('max by (pod) (100 * redis_pool_in_use{namespace="prod"} / redis_pool_max_connections{namespace="prod"})');
+    expect(namespaceUtilizationQuery('redis', '', 'prod').expr).toBe(
+      'max by (pod) (100 * redis_pool_in_use{namespace="prod"} / redis_pool_max_connections{namespace="prod"})',
+    );
   });
-
 });
 
-describe('deploymentPods: exactly the Deployment\'s own pods, by name', () => {
+describe("deploymentPods: exactly the Deployment's own pods, by name", () => {
   it.each([
     ['api', 'api-7c9b8d6f54-x2x9q', true],
     ['api', 'api-b-x2x9q', true],
@@ -247,7 +301,9 @@ describe('deploymentPods: exactly the Deployment\'s own pods, by name', () => {
   });
 
   it('describes the pods it looks for, for messages', () => {
-    expect(deploymentPods('api').description).toBe('the pods of deployment api (named api-<pod-template-hash>-<5 characters>)');
+    expect(deploymentPods('api').description).toBe(
+      'the pods of deployment api (named api-<pod-template-hash>-<5 characters>)',
+    );
   });
 
   it('has every pod name Kubernetes can give the Deployment, long names cut included (fuzz)', () => {
@@ -259,36 +315,58 @@ describe('deploymentPods: exactly the Deployment\'s own pods, by name', () => {
     );
   });
 
-  it.each([46, 47, 50, 55, 56, 57, 58, 80])('has the pods of a %i-character name, whatever the hash length', (length) => {
-    const deployment = 'a'.repeat(length);
-    for (let hashLength = 1; hashLength <= 10; hashLength++) {
-      expect(deploymentPods(deployment).includes(kubernetesPodName(deployment, '7'.repeat(hashLength), 'x2x9q'))).toBe(true);
-    }
-  });
+  it.each([46, 47, 50, 55, 56, 57, 58, 80])(
+    'has the pods of a %i-character name, whatever the hash length',
+    (length) => {
+      const deployment = 'a'.repeat(length);
+      for (let hashLength = 1; hashLength <= 10; hashLength++) {
+        expect(
+          deploymentPods(deployment).includes(kubernetesPodName(deployment, '7'.repeat(hashLength), 'x2x9q')),
+        ).toBe(true);
+      }
+    },
+  );
 
-  it('never has another Deployment\'s pods when names are up to 46 characters (fuzz)', () => {
+  it("never has another Deployment's pods when names are up to 46 characters (fuzz)", () => {
     fc.assert(
-      fc.property(deploymentName(46), deploymentName(46), generated(1, 10), generated(5, 5), (deployment, other, hash, suffix) => {
-        fc.pre(deployment !== other);
-        expect(deploymentPods(deployment).includes(kubernetesPodName(other, hash, suffix))).toBe(false);
-      }),
+      fc.property(
+        deploymentName(46),
+        deploymentName(46),
+        generated(1, 10),
+        generated(5, 5),
+        (deployment, other, hash, suffix) => {
+          fc.pre(deployment !== other);
+          expect(deploymentPods(deployment).includes(kubernetesPodName(other, hash, suffix))).toBe(false);
+        },
+      ),
       { numRuns: 2000 },
     );
   });
 
   it('never lends the pods of a Deployment named in up to 46 characters to one whose name begins or ends like it (fuzz: api / api-worker)', () => {
-    const extras = fc.string({ unit: fc.constantFrom('-', '.', 'a', 'o', 'b', 'c', 'x', '2', '4', '0'), maxLength: 60 });
+    const extras = fc.string({
+      unit: fc.constantFrom('-', '.', 'a', 'o', 'b', 'c', 'x', '2', '4', '0'),
+      maxLength: 60,
+    });
     fc.assert(
-      fc.property(deploymentName(46), extras, fc.nat(46), generated(1, 10), generated(5, 5), (own, extra, cut, hash, suffix) => {
-        for (const reader of [`${own}${extra}`, own.slice(0, cut)]) {
-          if (reader !== own) expect(deploymentPods(reader).includes(kubernetesPodName(own, hash, suffix))).toBe(false);
-        }
-      }),
+      fc.property(
+        deploymentName(46),
+        extras,
+        fc.nat(46),
+        generated(1, 10),
+        generated(5, 5),
+        (own, extra, cut, hash, suffix) => {
+          for (const reader of [`${own}${extra}`, own.slice(0, cut)]) {
+            if (reader !== own)
+              expect(deploymentPods(reader).includes(kubernetesPodName(own, hash, suffix))).toBe(false);
+          }
+        },
+      ),
       { numRuns: 2000 },
     );
   });
 
-  it('the documented limit: a 57-character name keeps no hash, so its pods look like those of its first 46 to 55 characters\' Deployment', () => {
+  it("the documented limit: a 57-character name keeps no hash, so its pods look like those of its first 46 to 55 characters' Deployment", () => {
     const short = 'a'.repeat(46);
     const long = `${short}-7c9b8d6f54`; // 57 characters: pods are `<long>-<suffix>`
     expect(deploymentPods(short).includes(kubernetesPodName(long, '4', 'x2x9q'))).toBe(true);

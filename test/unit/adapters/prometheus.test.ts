@@ -1,5 +1,11 @@
 import { describe, expect, it } from '@jest/globals';
-import axios, { AxiosError, CanceledError, type AxiosInstance, type AxiosResponse, type InternalAxiosRequestConfig } from 'axios';
+import axios, {
+  AxiosError,
+  CanceledError,
+  type AxiosInstance,
+  type AxiosResponse,
+  type InternalAxiosRequestConfig,
+} from 'axios';
 import fc from 'fast-check';
 import { PrometheusClient, type QueryMetrics } from '../../../src/adapters/prometheus.js';
 import { deploymentPods } from '../../../src/adapters/prometheus-queries.js';
@@ -22,7 +28,10 @@ function fakeHttp(route: Route, requests: Recorded[] = []): AxiosInstance {
   return axios.create({
     adapter: async (config): Promise<AxiosResponse> => {
       const params: unknown = config.params;
-      const query = typeof params === 'object' && params !== null && 'query' in params && typeof params.query === 'string' ? params.query : '';
+      const query =
+        typeof params === 'object' && params !== null && 'query' in params && typeof params.query === 'string'
+          ? params.query
+          : '';
       requests.push({ url: config.url, query });
       const canned = await route(query, config);
       const status = canned.status ?? 200;
@@ -35,11 +44,26 @@ function fakeHttp(route: Route, requests: Recorded[] = []): AxiosInstance {
 const EVAL_TS = 1_790_000_000.5;
 const NOW = new Date(EVAL_TS * 1000);
 
-const vector = (series: readonly { readonly metric?: Record<string, string>; readonly value: string }[], ts = EVAL_TS): string =>
-  JSON.stringify({ status: 'success', data: { resultType: 'vector', result: series.map((s) => ({ metric: s.metric ?? {}, value: [ts, s.value] })) } });
+const vector = (
+  series: readonly { readonly metric?: Record<string, string>; readonly value: string }[],
+  ts = EVAL_TS,
+): string =>
+  JSON.stringify({
+    status: 'success',
+    data: { resultType: 'vector', result: series.map((s) => ({ metric: s.metric ?? {}, value: [ts, s.value] })) },
+  });
 const one = (value: string, ts = EVAL_TS): Canned => ({ body: vector([{ value }], ts) });
 
-function client(route: Route, options: { now?: () => Date; metrics?: QueryMetrics; requests?: Recorded[]; baseUrl?: string; timeoutMs?: number } = {}): PrometheusClient {
+function client(
+  route: Route,
+  options: {
+    now?: () => Date;
+    metrics?: QueryMetrics;
+    requests?: Recorded[];
+    baseUrl?: string;
+    timeoutMs?: number;
+  } = {},
+): PrometheusClient {
   return new PrometheusClient({
     baseUrl: options.baseUrl ?? 'http://prometheus.test:9090',
     timeoutMs: options.timeoutMs ?? 1000,
@@ -52,7 +76,11 @@ function client(route: Route, options: { now?: () => Date; metrics?: QueryMetric
 const EXPR = 'max(util)';
 const FRESH = 'max(timestamp(util))';
 
-function expectProblem(sample: UtilizationSample, problem: MetricsProblem, ...fragments: readonly (string | RegExp)[]): void {
+function expectProblem(
+  sample: UtilizationSample,
+  problem: MetricsProblem,
+  ...fragments: readonly (string | RegExp)[]
+): void {
   expect(sample).toEqual({ valid: false, problem, message: expect.any(String) });
   if (!sample.valid) for (const f of fragments) expect(sample.message).toMatch(f);
 }
@@ -60,7 +88,10 @@ function expectProblem(sample: UtilizationSample, problem: MetricsProblem, ...fr
 describe('PrometheusClient.utilization: results', () => {
   it('reads a single-series vector; sampledAt is the evaluation time', async () => {
     const requests: Recorded[] = [];
-    const sample = await client(() => one('42.5'), { requests, baseUrl: 'http://prometheus.test:9090/prom/' }).utilization({ expr: EXPR }, 60_000);
+    const sample = await client(() => one('42.5'), {
+      requests,
+      baseUrl: 'http://prometheus.test:9090/prom/',
+    }).utilization({ expr: EXPR }, 60_000);
     expect(sample).toEqual({ valid: true, percent: 42.5, sampledAt: new Date(EVAL_TS * 1000) });
     expect(requests).toEqual([{ url: 'http://prometheus.test:9090/prom/api/v1/query', query: EXPR }]);
   });
@@ -79,11 +110,21 @@ describe('PrometheusClient.utilization: results', () => {
 
   it('accepts a scalar result', async () => {
     const body = JSON.stringify({ status: 'success', data: { resultType: 'scalar', result: [EVAL_TS, '12'] } });
-    expect(await client(() => ({ body })).utilization({ expr: 'scalar(x)' }, 60_000)).toEqual({ valid: true, percent: 12, sampledAt: NOW });
+    expect(await client(() => ({ body })).utilization({ expr: 'scalar(x)' }, 60_000)).toEqual({
+      valid: true,
+      percent: 12,
+      sampledAt: NOW,
+    });
   });
 
   it('empty vector: NoData', async () => {
-    expectProblem(await client(() => ({ body: vector([]) })).utilization({ expr: EXPR }, 60_000), 'NoData', 'returned no series', 'max(util)', 'metricsPrefix');
+    expectProblem(
+      await client(() => ({ body: vector([]) })).utilization({ expr: EXPR }, 60_000),
+      'NoData',
+      'returned no series',
+      'max(util)',
+      'metricsPrefix',
+    );
   });
 
   it('several series: MultipleSeries naming the pods', async () => {
@@ -94,12 +135,20 @@ describe('PrometheusClient.utilization: results', () => {
     ]);
     const sample = await client(() => ({ body })).utilization({ expr: EXPR }, 60_000);
     expectProblem(sample, 'MultipleSeries');
-    if (!sample.valid) expect(sample.message).toBe('the utilization query returned 3 series (pods a, b, c); aggregate it to one, e.g. max(...)');
+    if (!sample.valid)
+      expect(sample.message).toBe(
+        'the utilization query returned 3 series (pods a, b, c); aggregate it to one, e.g. max(...)',
+      );
   });
 
   it('several series without pod labels: the label sets, at most five', async () => {
     const body = vector(Array.from({ length: 7 }, (_, i) => ({ metric: { database: `db${i}` }, value: '1' })));
-    expectProblem(await client(() => ({ body })).utilization({ expr: EXPR }, 60_000), 'MultipleSeries', '7 series ({database="db0"}, {database="db1"}', '… 2 more');
+    expectProblem(
+      await client(() => ({ body })).utilization({ expr: EXPR }, 60_000),
+      'MultipleSeries',
+      '7 series ({database="db0"}, {database="db1"}',
+      '… 2 more',
+    );
   });
 
   it('NaN: NaN', async () => {
@@ -107,61 +156,134 @@ describe('PrometheusClient.utilization: results', () => {
   });
 
   it.each(['+Inf', '-Inf', '1e999'])('%s: Infinite', async (text) => {
-    expectProblem(await client(() => one(text)).utilization({ expr: EXPR }, 60_000), 'Infinite', text, 'division by zero');
+    expectProblem(
+      await client(() => one(text)).utilization({ expr: EXPR }, 60_000),
+      'Infinite',
+      text,
+      'division by zero',
+    );
   });
 
-  it.each(['', ' 1', '1 ', '0x10', 'abc', '1,5', '1.2.3', 'Infinity%', '--1'])('value %j is not a number: QueryFailed', async (text) => {
-    expectProblem(await client(() => one(text)).utilization({ expr: EXPR }, 60_000), 'QueryFailed', 'not a number');
-  });
+  it.each(['', ' 1', '1 ', '0x10', 'abc', '1,5', '1.2.3', 'Infinity%', '--1'])(
+    'value %j is not a number: QueryFailed',
+    async (text) => {
+      expectProblem(await client(() => one(text)).utilization({ expr: EXPR }, 60_000), 'QueryFailed', 'not a number');
+    },
+  );
 
   it('a range vector: QueryFailed saying to use an instant expression', async () => {
     const body = JSON.stringify({ status: 'success', data: { resultType: 'matrix', result: [] } });
-    expectProblem(await client(() => ({ body })).utilization({ expr: 'util[5m]' }, 60_000), 'QueryFailed', 'range vector', 'max_over_time');
+    expectProblem(
+      await client(() => ({ body })).utilization({ expr: 'util[5m]' }, 60_000),
+      'QueryFailed',
+      'range vector',
+      'max_over_time',
+    );
   });
 
   it('a string result: QueryFailed', async () => {
     const body = JSON.stringify({ status: 'success', data: { resultType: 'string', result: [EVAL_TS, '5'] } });
-    expectProblem(await client(() => ({ body })).utilization({ expr: '"5"' }, 60_000), 'QueryFailed', 'returned a string');
+    expectProblem(
+      await client(() => ({ body })).utilization({ expr: '"5"' }, 60_000),
+      'QueryFailed',
+      'returned a string',
+    );
   });
 });
 
 describe('PrometheusClient.utilization: failures', () => {
   it('status "error": QueryFailed with Prometheus\'s own error text', async () => {
-    const body = JSON.stringify({ status: 'error', errorType: 'bad_data', error: 'invalid parameter "query": 1:5: parse error: unclosed left parenthesis' });
+    const body = JSON.stringify({
+      status: 'error',
+      errorType: 'bad_data',
+      error: 'invalid parameter "query": 1:5: parse error: unclosed left parenthesis',
+    });
     const sample = await client(() => ({ status: 400, body })).utilization({ expr: 'max(' }, 60_000);
-    expectProblem(sample, 'QueryFailed', 'rejected the utilization query "max("', 'HTTP 400, bad_data', 'unclosed left parenthesis', 'spec.<pool>.utilization');
+    expectProblem(
+      sample,
+      'QueryFailed',
+      'rejected the utilization query "max("',
+      'HTTP 400, bad_data',
+      'unclosed left parenthesis',
+      'spec.<pool>.utilization',
+    );
   });
 
   it('an HTML error page: QueryFailed, not JSON', async () => {
-    const sample = await client(() => ({ status: 502, body: '<html><body>Bad Gateway</body></html>' })).utilization({ expr: EXPR }, 60_000);
-    expectProblem(sample, 'QueryFailed', 'not JSON', 'HTTP 502', '"<html><body>Bad Gateway</body></html>"', '--prometheus-url');
+    const sample = await client(() => ({ status: 502, body: '<html><body>Bad Gateway</body></html>' })).utilization(
+      { expr: EXPR },
+      60_000,
+    );
+    expectProblem(
+      sample,
+      'QueryFailed',
+      'not JSON',
+      'HTTP 502',
+      '"<html><body>Bad Gateway</body></html>"',
+      '--prometheus-url',
+    );
   });
 
   it('a success body with a non-2xx status: QueryFailed', async () => {
-    expectProblem(await client(() => ({ status: 503, body: vector([{ value: '5' }]) })).utilization({ expr: EXPR }, 60_000), 'QueryFailed', 'HTTP 503');
+    expectProblem(
+      await client(() => ({ status: 503, body: vector([{ value: '5' }]) })).utilization({ expr: EXPR }, 60_000),
+      'QueryFailed',
+      'HTTP 503',
+    );
   });
 
   it('a 200 login page: QueryFailed', async () => {
-    expectProblem(await client(() => ({ body: '<!doctype html><form>login</form>' })).utilization({ expr: EXPR }, 60_000), 'QueryFailed', 'not JSON', 'login page');
+    expectProblem(
+      await client(() => ({ body: '<!doctype html><form>login</form>' })).utilization({ expr: EXPR }, 60_000),
+      'QueryFailed',
+      'not JSON',
+      'login page',
+    );
   });
 
   it.each([
-    ['a number instead of the value string', JSON.stringify({ status: 'success', data: { resultType: 'vector', result: [{ metric: {}, value: [EVAL_TS, 5] }] } })],
+    [
+      'a number instead of the value string',
+      JSON.stringify({
+        status: 'success',
+        data: { resultType: 'vector', result: [{ metric: {}, value: [EVAL_TS, 5] }] },
+      }),
+    ],
     ['a missing data', JSON.stringify({ status: 'success' })],
     ['an unknown status', JSON.stringify({ status: 'ok', data: {} })],
     ['an unknown resultType', JSON.stringify({ status: 'success', data: { resultType: 'table', result: [] } })],
-    ['a three-element sample', JSON.stringify({ status: 'success', data: { resultType: 'scalar', result: [EVAL_TS, '5', 'x'] } })],
-    ['a string timestamp', JSON.stringify({ status: 'success', data: { resultType: 'scalar', result: [String(EVAL_TS), '5'] } })],
-    ['a non-string label', JSON.stringify({ status: 'success', data: { resultType: 'vector', result: [{ metric: { pod: 1 }, value: [EVAL_TS, '5'] }] } })],
+    [
+      'a three-element sample',
+      JSON.stringify({ status: 'success', data: { resultType: 'scalar', result: [EVAL_TS, '5', 'x'] } }),
+    ],
+    [
+      'a string timestamp',
+      JSON.stringify({ status: 'success', data: { resultType: 'scalar', result: [String(EVAL_TS), '5'] } }),
+    ],
+    [
+      'a non-string label',
+      JSON.stringify({
+        status: 'success',
+        data: { resultType: 'vector', result: [{ metric: { pod: 1 }, value: [EVAL_TS, '5'] }] },
+      }),
+    ],
     ['JSON null', 'null'],
     ['a JSON string', '"5"'],
     ['an empty body', ''],
   ])('%s: QueryFailed', async (_what, body) => {
-    expectProblem(await client(() => ({ body })).utilization({ expr: EXPR }, 60_000), 'QueryFailed', 'Prometheus at http://prometheus.test:9090');
+    expectProblem(
+      await client(() => ({ body })).utilization({ expr: EXPR }, 60_000),
+      'QueryFailed',
+      'Prometheus at http://prometheus.test:9090',
+    );
   });
 
   it('an impossible timestamp: QueryFailed', async () => {
-    expectProblem(await client(() => one('5', 1e300)).utilization({ expr: EXPR }, 60_000), 'QueryFailed', 'impossible timestamp');
+    expectProblem(
+      await client(() => one('5', 1e300)).utilization({ expr: EXPR }, 60_000),
+      'QueryFailed',
+      'impossible timestamp',
+    );
   });
 
   it('connection refused: QueryFailed naming the address and what to check', async () => {
@@ -170,38 +292,61 @@ describe('PrometheusClient.utilization: failures', () => {
     };
     const sample = await client(http).utilization({ expr: EXPR }, 60_000);
     expectProblem(sample, 'QueryFailed');
-    if (!sample.valid) expect(sample.message).toBe('Prometheus at http://prometheus.test:9090: connect ECONNREFUSED 127.0.0.1:9090; check spec.prometheus.address or --prometheus-url');
+    if (!sample.valid)
+      expect(sample.message).toBe(
+        'Prometheus at http://prometheus.test:9090: connect ECONNREFUSED 127.0.0.1:9090; check spec.prometheus.address or --prometheus-url',
+      );
   });
 
   it('an error without a message (dual-stack connect): the code', async () => {
     const http = (): never => {
       throw new AxiosError('', 'ECONNREFUSED');
     };
-    expectProblem(await client(http).utilization({ expr: EXPR }, 60_000), 'QueryFailed', 'http://prometheus.test:9090: ECONNREFUSED;');
+    expectProblem(
+      await client(http).utilization({ expr: EXPR }, 60_000),
+      'QueryFailed',
+      'http://prometheus.test:9090: ECONNREFUSED;',
+    );
   });
 
   it('DNS failure: the code is kept', async () => {
     const http = (): never => {
       throw new AxiosError('getaddrinfo failed for prometheus.test', 'ENOTFOUND');
     };
-    expectProblem(await client(http).utilization({ expr: EXPR }, 60_000), 'QueryFailed', 'getaddrinfo failed for prometheus.test (ENOTFOUND)');
+    expectProblem(
+      await client(http).utilization({ expr: EXPR }, 60_000),
+      'QueryFailed',
+      'getaddrinfo failed for prometheus.test (ENOTFOUND)',
+    );
   });
 
   it('axios timeout: QueryFailed saying how long it waited', async () => {
     const http = (): never => {
       throw new AxiosError('timeout of 1500ms exceeded', 'ECONNABORTED');
     };
-    expectProblem(await client(http, { timeoutMs: 1500 }).utilization({ expr: EXPR }, 60_000), 'QueryFailed', 'no reply within 1.5s', 'spec.prometheus.timeout');
+    expectProblem(
+      await client(http, { timeoutMs: 1500 }).utilization({ expr: EXPR }, 60_000),
+      'QueryFailed',
+      'no reply within 1.5s',
+      'spec.prometheus.timeout',
+    );
   });
 
   it('a reply slower than the deadline is aborted: QueryFailed', async () => {
     const hang: Route = (_query, config) =>
       new Promise<Canned>((_resolve, reject) => {
         const signal = config.signal;
-        if (signal instanceof AbortSignal) signal.addEventListener('abort', () => { reject(new CanceledError('aborted')); });
+        if (signal instanceof AbortSignal)
+          signal.addEventListener('abort', () => {
+            reject(new CanceledError('aborted'));
+          });
       });
     const started = Date.now();
-    expectProblem(await client(hang, { timeoutMs: 50 }).utilization({ expr: EXPR }, 60_000), 'QueryFailed', 'no reply within 50ms');
+    expectProblem(
+      await client(hang, { timeoutMs: 50 }).utilization({ expr: EXPR }, 60_000),
+      'QueryFailed',
+      'no reply within 50ms',
+    );
     expect(Date.now() - started).toBeLessThan(5000);
   });
 
@@ -221,7 +366,10 @@ describe('PrometheusClient.utilization: freshness', () => {
 
   it('fresh: sampledAt is the newest underlying sample', async () => {
     const sampledAt = new Date(NOW.getTime() - 15_000);
-    const sample = await client(route(String(sampledAt.getTime() / 1000))).utilization({ expr: EXPR, freshness: FRESH }, 60_000);
+    const sample = await client(route(String(sampledAt.getTime() / 1000))).utilization(
+      { expr: EXPR, freshness: FRESH },
+      60_000,
+    );
     expect(sample).toEqual({ valid: true, percent: 40, sampledAt });
   });
 
@@ -233,36 +381,56 @@ describe('PrometheusClient.utilization: freshness', () => {
 
   it('old: Stale with the age, the time and the allowed age', async () => {
     const sampledAt = new Date(NOW.getTime() - 423_000);
-    const sample = await client(route(String(sampledAt.getTime() / 1000))).utilization({ expr: EXPR, freshness: FRESH }, 60_000);
+    const sample = await client(route(String(sampledAt.getTime() / 1000))).utilization(
+      { expr: EXPR, freshness: FRESH },
+      60_000,
+    );
     expectProblem(sample, 'Stale', '7m3s old', sampledAt.toISOString(), 'allowed 1m0s', 'scrapes');
   });
 
   it('a time slightly in the future (clock skew) is fresh', async () => {
     const sampledAt = new Date(NOW.getTime() + 2_000);
-    expect(await client(route(String(sampledAt.getTime() / 1000))).utilization({ expr: EXPR, freshness: FRESH }, 60_000)).toEqual({ valid: true, percent: 40, sampledAt });
+    expect(
+      await client(route(String(sampledAt.getTime() / 1000))).utilization({ expr: EXPR, freshness: FRESH }, 60_000),
+    ).toEqual({ valid: true, percent: 40, sampledAt });
   });
 
   it('an invalid now() fails safe: Stale', async () => {
-    const sample = await client(route(String(EVAL_TS)), { now: () => new Date(Number.NaN) }).utilization({ expr: EXPR, freshness: FRESH }, 60_000);
+    const sample = await client(route(String(EVAL_TS)), { now: () => new Date(Number.NaN) }).utilization(
+      { expr: EXPR, freshness: FRESH },
+      60_000,
+    );
     expectProblem(sample, 'Stale', 'unknown age');
   });
 
   it('no freshness data: NoData from the freshness query', async () => {
-    expectProblem(await client(route({ body: vector([]) })).utilization({ expr: EXPR, freshness: FRESH }, 60_000), 'NoData', 'freshness query');
+    expectProblem(
+      await client(route({ body: vector([]) })).utilization({ expr: EXPR, freshness: FRESH }, 60_000),
+      'NoData',
+      'freshness query',
+    );
   });
 
   it('a NaN freshness: NaN from the freshness query', async () => {
-    expectProblem(await client(route('NaN')).utilization({ expr: EXPR, freshness: FRESH }, 60_000), 'NaN', 'freshness query');
+    expectProblem(
+      await client(route('NaN')).utilization({ expr: EXPR, freshness: FRESH }, 60_000),
+      'NaN',
+      'freshness query',
+    );
   });
 
-  it('the utilization query\'s problem wins over the freshness query\'s', async () => {
+  it("the utilization query's problem wins over the freshness query's", async () => {
     const r: Route = (query) => (query === FRESH ? { body: 'garbage' } : { body: vector([]) });
     expectProblem(await client(r).utilization({ expr: EXPR, freshness: FRESH }, 60_000), 'NoData', 'utilization query');
   });
 
   it('a stale sample is Stale even when the value is fine, and a bad value is reported before staleness', async () => {
     expectProblem(await client(route('1000', '50')).utilization({ expr: EXPR, freshness: FRESH }, 60_000), 'Stale');
-    expectProblem(await client(route('1000', 'NaN')).utilization({ expr: EXPR, freshness: FRESH }, 60_000), 'NaN', 'utilization query');
+    expectProblem(
+      await client(route('1000', 'NaN')).utilization({ expr: EXPR, freshness: FRESH }, 60_000),
+      'NaN',
+      'utilization query',
+    );
   });
 
   it('runs both queries concurrently', async () => {
@@ -277,7 +445,11 @@ describe('PrometheusClient.utilization: freshness', () => {
       await bothStarted; // deadlocks (and times out) if the queries ran one after the other
       return query === FRESH ? one(String(EVAL_TS)) : one('10');
     };
-    expect(await client(r, { timeoutMs: 2000 }).utilization({ expr: EXPR, freshness: FRESH }, 60_000)).toEqual({ valid: true, percent: 10, sampledAt: NOW });
+    expect(await client(r, { timeoutMs: 2000 }).utilization({ expr: EXPR, freshness: FRESH }, 60_000)).toEqual({
+      valid: true,
+      percent: 10,
+      sampledAt: NOW,
+    });
     expect(started).toBe(2);
   });
 });
@@ -303,7 +475,11 @@ describe('PrometheusClient.utilization: metrics hook', () => {
         throw new Error('registry broken');
       },
     };
-    expect(await client(() => one('5'), { metrics }).utilization({ expr: EXPR }, 60_000)).toEqual({ valid: true, percent: 5, sampledAt: NOW });
+    expect(await client(() => one('5'), { metrics }).utilization({ expr: EXPR }, 60_000)).toEqual({
+      valid: true,
+      percent: 5,
+      sampledAt: NOW,
+    });
   });
 });
 
@@ -332,7 +508,12 @@ function oracle(status: number, body: string): { percent: number; ts: number } |
   } else if (resultType === 'vector') {
     if (!Array.isArray(result) || result.length !== 1) return undefined;
     const series: unknown = result[0];
-    if (!isRecord(series) || !isRecord(series.metric) || !Object.values(series.metric).every((v) => typeof v === 'string')) return undefined;
+    if (
+      !isRecord(series) ||
+      !isRecord(series.metric) ||
+      !Object.values(series.metric).every((v) => typeof v === 'string')
+    )
+      return undefined;
     sample = series.value;
   } else {
     return undefined;
@@ -340,7 +521,8 @@ function oracle(status: number, body: string): { percent: number; ts: number } |
   if (!Array.isArray(sample) || sample.length !== 2) return undefined;
   const ts: unknown = sample[0];
   const text: unknown = sample[1];
-  if (typeof ts !== 'number' || !Number.isFinite(ts) || Math.abs(ts * 1000) > 8.64e15 || typeof text !== 'string') return undefined;
+  if (typeof ts !== 'number' || !Number.isFinite(ts) || Math.abs(ts * 1000) > 8.64e15 || typeof text !== 'string')
+    return undefined;
   if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(text)) return undefined;
   const percent = Number(text);
   return Number.isFinite(percent) ? { percent, ts } : undefined;
@@ -349,23 +531,56 @@ function oracle(status: number, body: string): { percent: number; ts: number } |
 const valueText = fc.oneof(
   fc.double().map((d) => (Number.isNaN(d) ? 'NaN' : d === Infinity ? '+Inf' : d === -Infinity ? '-Inf' : String(d))),
   fc.integer().map(String),
-  fc.constantFrom('', ' 1', '0x10', '1e999', '-1e-400', 'NaN', 'nan', 'Inf', '+Inf', '1_000', '٣', '5.', '.5', '+.5e3', 'true'),
+  fc.constantFrom(
+    '',
+    ' 1',
+    '0x10',
+    '1e999',
+    '-1e-400',
+    'NaN',
+    'nan',
+    'Inf',
+    '+Inf',
+    '1_000',
+    '٣',
+    '5.',
+    '.5',
+    '+.5e3',
+    'true',
+  ),
   fc.string(),
 );
 const sampleArb = fc.tuple(fc.oneof(fc.constant(EVAL_TS), fc.double(), fc.string()), valueText);
-const seriesArb = fc.record({ metric: fc.oneof(fc.dictionary(fc.string(), fc.string()), fc.dictionary(fc.string(), fc.jsonValue())), value: sampleArb });
+const seriesArb = fc.record({
+  metric: fc.oneof(fc.dictionary(fc.string(), fc.string()), fc.dictionary(fc.string(), fc.jsonValue())),
+  value: sampleArb,
+});
 /** Mostly the well-formed case, so that the valid side is exercised too. */
 const goodReplyArb = fc.record({
   status: fc.constant('success'),
   data: fc.oneof(
-    fc.record({ resultType: fc.constant('vector'), result: fc.tuple(fc.record({ metric: fc.dictionary(fc.string(), fc.string()), value: fc.tuple(fc.constant(EVAL_TS), valueText) })) }),
+    fc.record({
+      resultType: fc.constant('vector'),
+      result: fc.tuple(
+        fc.record({
+          metric: fc.dictionary(fc.string(), fc.string()),
+          value: fc.tuple(fc.constant(EVAL_TS), valueText),
+        }),
+      ),
+    }),
     fc.record({ resultType: fc.constant('scalar'), result: fc.tuple(fc.constant(EVAL_TS), valueText) }),
   ),
 });
 const replyArb = fc.oneof(
   { arbitrary: goodReplyArb, weight: 3 },
-  fc.record({ status: fc.constant('success'), data: fc.record({ resultType: fc.constant('vector'), result: fc.array(seriesArb, { maxLength: 3 }) }) }),
-  fc.record({ status: fc.constant('success'), data: fc.record({ resultType: fc.constantFrom('scalar', 'string', 'matrix'), result: sampleArb }) }),
+  fc.record({
+    status: fc.constant('success'),
+    data: fc.record({ resultType: fc.constant('vector'), result: fc.array(seriesArb, { maxLength: 3 }) }),
+  }),
+  fc.record({
+    status: fc.constant('success'),
+    data: fc.record({ resultType: fc.constantFrom('scalar', 'string', 'matrix'), result: sampleArb }),
+  }),
   fc.record({ status: fc.constantFrom('error', 'success', 'ok'), error: fc.string(), data: fc.jsonValue() }),
 );
 /** A reply serialised, then possibly truncated or with a JSON value spliced in. */
@@ -383,17 +598,21 @@ describe('PrometheusClient.utilization: fuzz', () => {
   it('never rejects; valid:true exactly for a well-formed single finite sample', async () => {
     let validSeen = 0;
     await fc.assert(
-      fc.asyncProperty(bodyArb, fc.oneof({ arbitrary: fc.constant(200), weight: 4 }, fc.constantFrom(204, 400, 422, 500, 503)), async (body, status) => {
-        const sample = await client(() => ({ status, body })).utilization({ expr: EXPR }, 60_000);
-        const expected = oracle(status, body);
-        if (expected === undefined) {
-          expect(sample.valid).toBe(false);
-          if (!sample.valid) expect(sample.message.length).toBeGreaterThan(0);
-        } else {
-          validSeen += 1;
-          expect(sample).toEqual({ valid: true, percent: expected.percent, sampledAt: new Date(expected.ts * 1000) });
-        }
-      }),
+      fc.asyncProperty(
+        bodyArb,
+        fc.oneof({ arbitrary: fc.constant(200), weight: 4 }, fc.constantFrom(204, 400, 422, 500, 503)),
+        async (body, status) => {
+          const sample = await client(() => ({ status, body })).utilization({ expr: EXPR }, 60_000);
+          const expected = oracle(status, body);
+          if (expected === undefined) {
+            expect(sample.valid).toBe(false);
+            if (!sample.valid) expect(sample.message.length).toBeGreaterThan(0);
+          } else {
+            validSeen += 1;
+            expect(sample).toEqual({ valid: true, percent: expected.percent, sampledAt: new Date(expected.ts * 1000) });
+          }
+        },
+      ),
       { numRuns: 2000 },
     );
     // The generators must reach the valid side too, or the property says little.
@@ -402,20 +621,40 @@ describe('PrometheusClient.utilization: fuzz', () => {
 
   it('well-formed single samples come through with their number', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.double({ noNaN: true, noDefaultInfinity: true }), fc.dictionary(fc.string(), fc.string()), async (value, metric) => {
-        const body = JSON.stringify({ status: 'success', data: { resultType: 'vector', result: [{ metric, value: [EVAL_TS, String(value)] }] } });
-        expect(await client(() => ({ body })).utilization({ expr: EXPR }, 60_000)).toEqual({ valid: true, percent: Number(String(value)), sampledAt: NOW });
-      }),
+      fc.asyncProperty(
+        fc.double({ noNaN: true, noDefaultInfinity: true }),
+        fc.dictionary(fc.string(), fc.string()),
+        async (value, metric) => {
+          const body = JSON.stringify({
+            status: 'success',
+            data: { resultType: 'vector', result: [{ metric, value: [EVAL_TS, String(value)] }] },
+          });
+          expect(await client(() => ({ body })).utilization({ expr: EXPR }, 60_000)).toEqual({
+            valid: true,
+            percent: Number(String(value)),
+            sampledAt: NOW,
+          });
+        },
+      ),
     );
   });
 });
 
 describe('PrometheusClient.podSamples: one namespace-wide query pair read per Deployment', () => {
-  const PAIR = { expr: 'max by (pod) (util{namespace="ns"})', freshness: 'max by (pod) (timestamp(util{namespace="ns"}))' };
-  const pods = (values: Record<string, string>, times: Record<string, string>): Route => (query) =>
-    ({ body: vector(Object.entries(query === PAIR.expr ? values : times).map(([pod, value]) => ({ metric: { pod }, value }))) });
+  const PAIR = {
+    expr: 'max by (pod) (util{namespace="ns"})',
+    freshness: 'max by (pod) (timestamp(util{namespace="ns"}))',
+  };
+  const pods =
+    (values: Record<string, string>, times: Record<string, string>): Route =>
+    (query) => ({
+      body: vector(
+        Object.entries(query === PAIR.expr ? values : times).map(([pod, value]) => ({ metric: { pod }, value })),
+      ),
+    });
   const fresh = String(EVAL_TS - 1);
-  const freshAll = (values: Record<string, string>): Record<string, string> => Object.fromEntries(Object.keys(values).map((pod) => [pod, fresh]));
+  const freshAll = (values: Record<string, string>): Record<string, string> =>
+    Object.fromEntries(Object.keys(values).map((pod) => [pod, fresh]));
   const of = (deployment: string): [(pod: string) => boolean, string] => {
     const pods = deploymentPods(deployment);
     return [pods.includes, pods.description];
@@ -433,7 +672,11 @@ describe('PrometheusClient.podSamples: one namespace-wide query pair read per De
       'web-canary-7b5d4c8f9-k2j4x': '95',
     };
     const samples = await client(pods(values, freshAll(values)), { requests }).podSamples(PAIR, 60_000);
-    expect(samples.forPods(...of('api'))).toEqual({ valid: true, percent: 60, sampledAt: new Date((EVAL_TS - 1) * 1000) });
+    expect(samples.forPods(...of('api'))).toEqual({
+      valid: true,
+      percent: 60,
+      sampledAt: new Date((EVAL_TS - 1) * 1000),
+    });
     expect(samples.forPods(...of('api-worker'))).toMatchObject({ valid: true, percent: 97 });
     expect(samples.forPods(...of('api.v2'))).toMatchObject({ valid: true, percent: 99 });
     expect(samples.forPods(...of('web'))).toMatchObject({ valid: true, percent: 30 });
@@ -443,10 +686,25 @@ describe('PrometheusClient.podSamples: one namespace-wide query pair read per De
 
   it.each<[string, Record<string, string>, Record<string, string>, MetricsProblem]>([
     ['no pod of the Deployment reports', { 'web-6d4cf56db6-9xg8k': '50' }, { 'web-6d4cf56db6-9xg8k': fresh }, 'NoData'],
-    ['only a longer-named Deployment\'s pods report', { 'api-worker-5f6d8b7c9-x2x9q': '97' }, { 'api-worker-5f6d8b7c9-x2x9q': fresh }, 'NoData'],
+    [
+      "only a longer-named Deployment's pods report",
+      { 'api-worker-5f6d8b7c9-x2x9q': '97' },
+      { 'api-worker-5f6d8b7c9-x2x9q': fresh },
+      'NoData',
+    ],
     ['every pod reports NaN', { 'api-7c9b8d6f54-x2x9q': 'NaN' }, { 'api-7c9b8d6f54-x2x9q': fresh }, 'NaN'],
-    ['a pod reports +Inf', { 'api-7c9b8d6f54-x2x9q': '10', 'api-7c9b8d6f54-b6m4z': '+Inf' }, { 'api-7c9b8d6f54-x2x9q': fresh, 'api-7c9b8d6f54-b6m4z': fresh }, 'Infinite'],
-    ['the newest sample is too old', { 'api-7c9b8d6f54-x2x9q': '50' }, { 'api-7c9b8d6f54-x2x9q': String(EVAL_TS - 600) }, 'Stale'],
+    [
+      'a pod reports +Inf',
+      { 'api-7c9b8d6f54-x2x9q': '10', 'api-7c9b8d6f54-b6m4z': '+Inf' },
+      { 'api-7c9b8d6f54-x2x9q': fresh, 'api-7c9b8d6f54-b6m4z': fresh },
+      'Infinite',
+    ],
+    [
+      'the newest sample is too old',
+      { 'api-7c9b8d6f54-x2x9q': '50' },
+      { 'api-7c9b8d6f54-x2x9q': String(EVAL_TS - 600) },
+      'Stale',
+    ],
   ])('is invalid when %s', async (_label, values, times, problem) => {
     const samples = await client(pods(values, times)).podSamples(PAIR, 60_000);
     expectProblem(samples.forPods(...of('api')), problem, /deployment api|NaN|Inf|old/);
@@ -468,10 +726,16 @@ describe('PrometheusClient.podSamples: one namespace-wide query pair read per De
 describe('PrometheusClient.podSamples: a pod whose sample time is missing', () => {
   it('is NoData with a message about the sample time, never "NaN"', async () => {
     const PAIR = { expr: 'max by (pod) (u{namespace="ns"})', freshness: 'max by (pod) (timestamp(u{namespace="ns"}))' };
-    const samples = await client((query) => ({ body: vector(query === PAIR.expr ? [{ metric: { pod: 'api-7c9b8d6f54-x2x9q' }, value: '50' }] : []) })).podSamples(PAIR, 60_000);
+    const samples = await client((query) => ({
+      body: vector(query === PAIR.expr ? [{ metric: { pod: 'api-7c9b8d6f54-x2x9q' }, value: '50' }] : []),
+    })).podSamples(PAIR, 60_000);
     const api = deploymentPods('api');
     const sample = samples.forPods(api.includes, api.description);
-    expectProblem(sample, 'NoData', /no sample time for the pods of deployment api \(named api-<pod-template-hash>-<5 characters>\)/);
+    expectProblem(
+      sample,
+      'NoData',
+      /no sample time for the pods of deployment api \(named api-<pod-template-hash>-<5 characters>\)/,
+    );
     if (!sample.valid) expect(sample.message).not.toMatch(/NaN/);
   });
 });

@@ -38,7 +38,8 @@ function obj(value: unknown, where: string): Json {
 function walk(node: Json, path: string, visit: (node: Json, path: string) => void): void {
   visit(node, path);
   if (isObject(node.properties)) {
-    for (const [key, child] of Object.entries(node.properties)) walk(obj(child, `${path}.${key}`), `${path}.${key}`, visit);
+    for (const [key, child] of Object.entries(node.properties))
+      walk(obj(child, `${path}.${key}`), `${path}.${key}`, visit);
   }
   if (isObject(node.items)) walk(node.items, `${path}[]`, visit);
   if (isObject(node.additionalProperties)) walk(node.additionalProperties, `${path}{}`, visit);
@@ -118,7 +119,12 @@ interface CrdCase {
   readonly file: string;
   readonly group: string;
   readonly version: string;
-  readonly names: { readonly kind: string; readonly plural: string; readonly singular: string; readonly shortNames: readonly string[] };
+  readonly names: {
+    readonly kind: string;
+    readonly plural: string;
+    readonly singular: string;
+    readonly shortNames: readonly string[];
+  };
   readonly zodSchema: z.ZodType;
   readonly columns: readonly (readonly [string, string])[];
   readonly statusFields: readonly string[];
@@ -144,29 +150,73 @@ const CASES: readonly CrdCase[] = [
       ['Ready', '.status.conditions[?(@.type=="Ready")].status'],
       ['Age', '.metadata.creationTimestamp'],
     ],
-    statusFields: ['breaches', 'conditions', 'current', 'history', 'lastChange', 'observed', 'observedGeneration', 'recommended'],
+    statusFields: [
+      'breaches',
+      'conditions',
+      'current',
+      'history',
+      'lastChange',
+      'observed',
+      'observedGeneration',
+      'recommended',
+    ],
     additionalProperties: ['status.current', 'status.recommended'],
     defaultsInputs: [
       ['redis only', { targetRef: { name: 'a' }, redis: { maxConnections: { min: 1, max: 2 } } }],
-      ['database with overflow', { targetRef: { name: 'a' }, database: { poolSize: { min: 1, max: 2 }, maxOverflow: { min: 0, max: 4 } } }],
+      [
+        'database with overflow',
+        { targetRef: { name: 'a' }, database: { poolSize: { min: 1, max: 2 }, maxOverflow: { min: 0, max: 4 } } },
+      ],
       [
         'pgbouncer with prometheus',
         {
           targetRef: { name: 'a' },
           prometheus: {},
-          pgbouncer: { configMapRef: { name: 'c' }, defaultPoolSize: { min: 1, max: 2 }, maxClientConn: { min: 1, max: 40 } },
+          pgbouncer: {
+            configMapRef: { name: 'c' },
+            defaultPoolSize: { min: 1, max: 2 },
+            maxClientConn: { min: 1, max: 40 },
+          },
         },
       ],
-      ['budgetRef, processesPerPod and pgbouncer pools', { targetRef: { name: 'a' }, budgetRef: { name: 'b' }, processesPerPod: 4, pgbouncer: { configMapRef: { name: 'c' }, defaultPoolSize: { min: 1, max: 2 }, pools: 3 } }],
-      ['partial thresholds and behavior', { targetRef: { name: 'a' }, redis: { maxConnections: { min: 1, max: 2 } }, thresholds: { target: 70 }, behavior: { maxStepPercent: 5 } }],
-      ['behavior blocks (selectPolicy defaults to Max)', { targetRef: { name: 'a' }, redis: { maxConnections: { min: 1, max: 2 } }, behavior: { scaleUp: { policies: [{ type: 'Connections', value: 4, period: '15s' }] }, scaleDown: {} } }],
+      [
+        'budgetRef, processesPerPod and pgbouncer pools',
+        {
+          targetRef: { name: 'a' },
+          budgetRef: { name: 'b' },
+          processesPerPod: 4,
+          pgbouncer: { configMapRef: { name: 'c' }, defaultPoolSize: { min: 1, max: 2 }, pools: 3 },
+        },
+      ],
+      [
+        'partial thresholds and behavior',
+        {
+          targetRef: { name: 'a' },
+          redis: { maxConnections: { min: 1, max: 2 } },
+          thresholds: { target: 70 },
+          behavior: { maxStepPercent: 5 },
+        },
+      ],
+      [
+        'behavior blocks (selectPolicy defaults to Max)',
+        {
+          targetRef: { name: 'a' },
+          redis: { maxConnections: { min: 1, max: 2 } },
+          behavior: { scaleUp: { policies: [{ type: 'Connections', value: 4, period: '15s' }] }, scaleDown: {} },
+        },
+      ],
     ],
   },
   {
     file: 'poolpilot.io_connectionbudgets.yaml',
     group: CONNECTIONBUDGET_GROUP,
     version: CONNECTIONBUDGET_VERSION,
-    names: { kind: CONNECTIONBUDGET_KIND, plural: CONNECTIONBUDGET_PLURAL, singular: 'connectionbudget', shortNames: ['cb'] },
+    names: {
+      kind: CONNECTIONBUDGET_KIND,
+      plural: CONNECTIONBUDGET_PLURAL,
+      singular: 'connectionbudget',
+      shortNames: ['cb'],
+    },
     zodSchema: ConnectionBudgetSpecSchema,
     columns: [
       ['PG Capacity', '.status.postgres.capacity'],
@@ -182,9 +232,18 @@ const CASES: readonly CrdCase[] = [
     additionalProperties: [],
     defaultsInputs: [
       ['postgres fixed', { postgres: { maxConnections: 100 } }],
-      ['postgres query and redis fixed', { postgres: { maxConnectionsQuery: 'pg_settings_max_connections' }, redis: { maxClients: 10000 } }],
-      ['redis query with prometheus', { redis: { maxClientsQuery: 'redis_config_maxclients', reserved: 5 }, prometheus: {} }],
-      ['explicit reserved and timeout', { postgres: { maxConnections: 50, reserved: 0 }, prometheus: { timeout: '3s' } }],
+      [
+        'postgres query and redis fixed',
+        { postgres: { maxConnectionsQuery: 'pg_settings_max_connections' }, redis: { maxClients: 10000 } },
+      ],
+      [
+        'redis query with prometheus',
+        { redis: { maxClientsQuery: 'redis_config_maxclients', reserved: 5 }, prometheus: {} },
+      ],
+      [
+        'explicit reserved and timeout',
+        { postgres: { maxConnections: 50, reserved: 0 }, prometheus: { timeout: '3s' } },
+      ],
     ],
   },
 ];
@@ -220,7 +279,8 @@ describe.each(CASES)('$file', (c) => {
     });
 
     it('spec and status have a type on every node', () => {
-      for (const [path, node] of [...specNodes, ...statusNodes]) expect([path, typeof node.type]).toEqual([path, 'string']);
+      for (const [path, node] of [...specNodes, ...statusNodes])
+        expect([path, typeof node.type]).toEqual([path, 'string']);
     });
 
     it('never preserves unknown fields', () => {
@@ -293,7 +353,9 @@ describe('PoolPolicy CRD rules', () => {
   const { specSchema, specNodes, nodeAt } = loadCrd('poolpilot.io_poolpolicies.yaml');
 
   it('has a "min must be <= max" rule on every bounds object', () => {
-    const boundsObjects = specNodes.filter(([, n]) => isObject(n.properties) && 'min' in n.properties && 'max' in n.properties);
+    const boundsObjects = specNodes.filter(
+      ([, n]) => isObject(n.properties) && 'min' in n.properties && 'max' in n.properties,
+    );
     expect(boundsObjects.map(([p]) => p)).toEqual([
       'spec.database.poolSize',
       'spec.database.maxOverflow',
@@ -308,7 +370,9 @@ describe('PoolPolicy CRD rules', () => {
   });
 
   it('has the cross-field CEL rules with messages saying what to fix', () => {
-    expect(celRules(specSchema).map((r) => r.message)).toContain('set at least one of spec.database, spec.redis or spec.pgbouncer');
+    expect(celRules(specSchema).map((r) => r.message)).toContain(
+      'set at least one of spec.database, spec.redis or spec.pgbouncer',
+    );
     expect(celRules(nodeAt('spec.thresholds'))).toContainEqual({
       rule: 'self.scaleDownBelow < self.target && self.target < self.scaleUpAbove',
       message: 'thresholds must satisfy scaleDownBelow < target < scaleUpAbove',
@@ -326,7 +390,9 @@ describe('ConnectionBudget CRD rules', () => {
   const { specSchema, nodeAt } = loadCrd('poolpilot.io_connectionbudgets.yaml');
 
   it('requires postgres or redis', () => {
-    expect(celRules(specSchema)).toEqual([{ rule: 'has(self.postgres) || has(self.redis)', message: 'set spec.postgres or spec.redis' }]);
+    expect(celRules(specSchema)).toEqual([
+      { rule: 'has(self.postgres) || has(self.redis)', message: 'set spec.postgres or spec.redis' },
+    ]);
   });
 
   it.each([
@@ -334,25 +400,40 @@ describe('ConnectionBudget CRD rules', () => {
     ['redis', 'maxClients', 'maxClientsQuery'],
   ])('spec.%s: exactly one of %s and %s, reserved below the fixed value', (section, value, query) => {
     expect(celRules(nodeAt(`spec.${section}`))).toEqual([
-      { rule: `has(self.${value}) || has(self.${query})`, message: `set spec.${section}.${value} or spec.${section}.${query}` },
+      {
+        rule: `has(self.${value}) || has(self.${query})`,
+        message: `set spec.${section}.${value} or spec.${section}.${query}`,
+      },
       {
         rule: `!has(self.${value}) || !has(self.${query})`,
         message: `set only one of ${value} and ${query}, not both`,
         fieldPath: `.${query}`,
       },
-      { rule: `!has(self.${value}) || self.reserved < self.${value}`, message: `reserved must be less than ${value}`, fieldPath: '.reserved' },
+      {
+        rule: `!has(self.${value}) || self.reserved < self.${value}`,
+        message: `reserved must be less than ${value}`,
+        fieldPath: '.reserved',
+      },
     ]);
   });
 
-  it.each(['postgres', 'redis'])('status.%s has capacity, allocated, headroom (may be negative) and shares', (section) => {
-    const node = nodeAt(`status.${section}`);
-    expect(node.required).toEqual(['capacity', 'allocated', 'headroom', 'shares']);
-    expect(nodeAt(`status.${section}.headroom`).minimum).toBeUndefined();
-    const shares = nodeAt(`status.${section}.shares`);
-    expect(shares.maxItems).toBe(MAX_SHARES);
-    expect(shares['x-kubernetes-list-type']).toBe('map');
-    expect(shares['x-kubernetes-list-map-keys']).toEqual(['policy']);
-    expect(Object.keys(obj(obj(shares.items, 'items').properties, 'p'))).toEqual(['policy', 'replicas', 'connections', 'limited']);
-    expect(nodeAt(`status.${section}.shares[].limited`).type).toBe('boolean');
-  });
+  it.each(['postgres', 'redis'])(
+    'status.%s has capacity, allocated, headroom (may be negative) and shares',
+    (section) => {
+      const node = nodeAt(`status.${section}`);
+      expect(node.required).toEqual(['capacity', 'allocated', 'headroom', 'shares']);
+      expect(nodeAt(`status.${section}.headroom`).minimum).toBeUndefined();
+      const shares = nodeAt(`status.${section}.shares`);
+      expect(shares.maxItems).toBe(MAX_SHARES);
+      expect(shares['x-kubernetes-list-type']).toBe('map');
+      expect(shares['x-kubernetes-list-map-keys']).toEqual(['policy']);
+      expect(Object.keys(obj(obj(shares.items, 'items').properties, 'p'))).toEqual([
+        'policy',
+        'replicas',
+        'connections',
+        'limited',
+      ]);
+      expect(nodeAt(`status.${section}.shares[].limited`).type).toBe('boolean');
+    },
+  );
 });

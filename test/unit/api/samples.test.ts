@@ -6,7 +6,11 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { load } from 'js-yaml';
 import { parsePoolPolicySpec, POOLPOLICY_API_VERSION, POOLPOLICY_KIND } from '../../../src/api/v1alpha1/poolpolicy.js';
-import { CONNECTIONBUDGET_API_VERSION, CONNECTIONBUDGET_KIND, parseConnectionBudgetSpec } from '../../../src/api/v1alpha1/connectionbudget.js';
+import {
+  CONNECTIONBUDGET_API_VERSION,
+  CONNECTIONBUDGET_KIND,
+  parseConnectionBudgetSpec,
+} from '../../../src/api/v1alpha1/connectionbudget.js';
 
 /** The spec parser of each kind a sample may have. */
 const PARSERS: Readonly<Record<string, (spec: unknown) => { ok: true } | { ok: false; message: string }>> = {
@@ -16,7 +20,9 @@ const PARSERS: Readonly<Record<string, (spec: unknown) => { ok: true } | { ok: f
 
 /** Checks apiVersion and kind, then parses the spec with the parser of its kind. */
 function parseSample(doc: Record<string, unknown>): { ok: true } | { ok: false; message: string } {
-  expect(doc.apiVersion).toBe(doc.kind === CONNECTIONBUDGET_KIND ? CONNECTIONBUDGET_API_VERSION : POOLPOLICY_API_VERSION);
+  expect(doc.apiVersion).toBe(
+    doc.kind === CONNECTIONBUDGET_KIND ? CONNECTIONBUDGET_API_VERSION : POOLPOLICY_API_VERSION,
+  );
   const parse = PARSERS[String(doc.kind)];
   if (parse === undefined) throw new Error(`unexpected kind ${String(doc.kind)}`);
   return parse(doc.spec);
@@ -26,7 +32,10 @@ const samplesDir = fileURLToPath(new URL('../../../deploy/samples/', import.meta
 const invalidDir = fileURLToPath(new URL('../../../deploy/samples/invalid/', import.meta.url));
 const demoDir = fileURLToPath(new URL('../../../deploy/samples/demo/', import.meta.url));
 
-const yamlFiles = (dir: string): string[] => readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort();
+const yamlFiles = (dir: string): string[] =>
+  readdirSync(dir)
+    .filter((f) => f.endsWith('.yaml'))
+    .sort();
 
 function readObject(path: string): { text: string; doc: Record<string, unknown> } {
   const text = readFileSync(path, 'utf8');
@@ -39,7 +48,13 @@ describe('deploy/samples', () => {
   const valid = yamlFiles(samplesDir);
 
   it('has one sample per runbook tier and a ConnectionBudget', () => {
-    expect(valid).toEqual(['connectionbudget.yaml', 'poolpolicy-high.yaml', 'poolpolicy-low.yaml', 'poolpolicy-medium.yaml', 'poolpolicy-very-high.yaml']);
+    expect(valid).toEqual([
+      'connectionbudget.yaml',
+      'poolpolicy-high.yaml',
+      'poolpolicy-low.yaml',
+      'poolpolicy-medium.yaml',
+      'poolpolicy-very-high.yaml',
+    ]);
   });
 
   it.each(valid)('%s is valid', (file) => {
@@ -143,7 +158,13 @@ describe('README.md', () => {
       scaleUpStabilizationMs: 2 * 60_000,
       scaleDownStabilizationMs: 30 * 60_000,
       minChangeIntervalMs: 10 * 60_000,
-      scaleUp: { selectPolicy: 'Max', policies: [{ type: 'Percent', value: 100, periodMs: 30 * 60_000 }, { type: 'Connections', value: 4, periodMs: 30 * 60_000 }] },
+      scaleUp: {
+        selectPolicy: 'Max',
+        policies: [
+          { type: 'Percent', value: 100, periodMs: 30 * 60_000 },
+          { type: 'Connections', value: 4, periodMs: 30 * 60_000 },
+        ],
+      },
       scaleDown: { selectPolicy: 'Max', policies: [{ type: 'Connections', value: 5, periodMs: 60 * 60_000 }] },
     });
   });

@@ -2,7 +2,12 @@ import { describe, expect, it } from '@jest/globals';
 import type { KubernetesObject, V1ConfigMap, V1Deployment, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
 import { parsePoolPolicySpec, type PoolPolicySpec } from '../../../src/api/v1alpha1/poolpolicy.js';
 import { MemoryStore } from '../../support/memory-store.js';
-import { AppliedLedger, readBudgetFacts, replicasOf, type CapacityQuery } from '../../../src/controllers/connectionbudget/facts.js';
+import {
+  AppliedLedger,
+  readBudgetFacts,
+  replicasOf,
+  type CapacityQuery,
+} from '../../../src/controllers/connectionbudget/facts.js';
 import type { ClusterStores } from '../../../src/controllers/stores.js';
 import { sectionBudgetsOf } from '../../../src/domain/budget.js';
 
@@ -13,9 +18,21 @@ function spec(raw: unknown): PoolPolicySpec {
 }
 
 /** Without a surge, so the arithmetic below is about replicas; the surge has its own table. */
-const deployment = (name: string, replicas: number, strategy: NonNullable<V1Deployment['spec']>['strategy'] = { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0 } }): V1Deployment => ({ metadata: { name, namespace: 'ns' }, spec: { replicas, selector: {}, template: {}, strategy } });
-const hpa = (target: string, maxReplicas: number): V2HorizontalPodAutoscaler => ({ metadata: { name: target, namespace: 'ns' }, spec: { scaleTargetRef: { kind: 'Deployment', name: target }, maxReplicas } });
-const budget = (specBody: unknown): KubernetesObject => ({ apiVersion: 'poolpilot.io/v1alpha1', kind: 'ConnectionBudget', metadata: { name: 'db', namespace: 'ns' }, ...{ spec: specBody } });
+const deployment = (
+  name: string,
+  replicas: number,
+  strategy: NonNullable<V1Deployment['spec']>['strategy'] = { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0 } },
+): V1Deployment => ({ metadata: { name, namespace: 'ns' }, spec: { replicas, selector: {}, template: {}, strategy } });
+const hpa = (target: string, maxReplicas: number): V2HorizontalPodAutoscaler => ({
+  metadata: { name: target, namespace: 'ns' },
+  spec: { scaleTargetRef: { kind: 'Deployment', name: target }, maxReplicas },
+});
+const budget = (specBody: unknown): KubernetesObject => ({
+  apiVersion: 'poolpilot.io/v1alpha1',
+  kind: 'ConnectionBudget',
+  metadata: { name: 'db', namespace: 'ns' },
+  ...{ spec: specBody },
+});
 
 function stores(over: Partial<ClusterStores> = {}): ClusterStores {
   return {
@@ -28,8 +45,19 @@ function stores(over: Partial<ClusterStores> = {}): ClusterStores {
   };
 }
 
-const failingQuery: CapacityQuery = () => Promise.resolve({ valid: false, problem: 'NoData', message: 'returned no series' });
-const SELF = { policy: 'ns/api', namespace: 'ns', spec: spec({ targetRef: { name: 'api' }, budgetRef: { name: 'db' }, database: { poolSize: { min: 5, max: 50 }, maxOverflow: { ratio: 1, min: 0, max: 50 } } }), wanted: { DB_POOL_SIZE: 40 }, current: { DB_POOL_SIZE: 10, DB_MAX_OVERFLOW: 10 } };
+const failingQuery: CapacityQuery = () =>
+  Promise.resolve({ valid: false, problem: 'NoData', message: 'returned no series' });
+const SELF = {
+  policy: 'ns/api',
+  namespace: 'ns',
+  spec: spec({
+    targetRef: { name: 'api' },
+    budgetRef: { name: 'db' },
+    database: { poolSize: { min: 5, max: 50 }, maxOverflow: { ratio: 1, min: 0, max: 50 } },
+  }),
+  wanted: { DB_POOL_SIZE: 40 },
+  current: { DB_POOL_SIZE: 10, DB_MAX_OVERFLOW: 10 },
+};
 
 describe('replicasOf', () => {
   it.each([
@@ -50,7 +78,10 @@ describe('replicasOf: the surge of a rolling update counts while a rollout runs 
     ['maxSurge "50%"', { type: 'RollingUpdate', rollingUpdate: { maxSurge: '50%' } }, 4, 6],
     ['Recreate', { type: 'Recreate' }, 4, 4],
   ])('%s', (_label, strategy, replicas, expected) => {
-    const d: V1Deployment = { metadata: { name: 'api', namespace: 'ns' }, spec: { replicas, selector: {}, template: {}, ...(strategy ? { strategy } : {}) } };
+    const d: V1Deployment = {
+      metadata: { name: 'api', namespace: 'ns' },
+      spec: { replicas, selector: {}, template: {}, ...(strategy ? { strategy } : {}) },
+    };
     expect(replicasOf(stores({ deployments: new MemoryStore([d]) }), 'ns', 'api')).toBe(expected);
     expect(replicasOf(stores({ deployments: new MemoryStore([d]) }), 'ns', 'api', 'withoutSurge')).toBe(replicas);
   });
@@ -63,13 +94,22 @@ describe('replicasOf: no surge once the rollout completed', () => {
     ['a new generation not yet observed: surge counts', { ...completed, observedGeneration: 2 }, 5],
     ['old pods still running beside the new ones: surge counts', { ...completed, replicas: 5 }, 5],
   ])('%s', (_label, status, expected) => {
-    const d: V1Deployment = { metadata: { name: 'api', namespace: 'ns', generation: 3 }, spec: { replicas: 4, selector: {}, template: {} }, status };
+    const d: V1Deployment = {
+      metadata: { name: 'api', namespace: 'ns', generation: 3 },
+      spec: { replicas: 4, selector: {}, template: {} },
+      status,
+    };
     expect(replicasOf(stores({ deployments: new MemoryStore([d]) }), 'ns', 'api')).toBe(expected);
   });
 });
 
 /** What a reconcile does: read the facts, then the pure arithmetic. */
-async function sectionBudgets(s: ClusterStores, ledger: AppliedLedger, query: CapacityQuery, self: typeof SELF): Promise<ReturnType<typeof sectionBudgetsOf> | undefined> {
+async function sectionBudgets(
+  s: ClusterStores,
+  ledger: AppliedLedger,
+  query: CapacityQuery,
+  self: typeof SELF,
+): Promise<ReturnType<typeof sectionBudgetsOf> | undefined> {
   const facts = await readBudgetFacts(s, ledger, query, self);
   return facts && sectionBudgetsOf(facts, self);
 }
@@ -77,24 +117,57 @@ async function sectionBudgets(s: ClusterStores, ledger: AppliedLedger, query: Ca
 describe('readBudgetFacts + sectionBudgetsOf', () => {
   it('caps the database section at what 2 replicas × (pool + overflow) may hold within 90', async () => {
     const result = await sectionBudgets(stores(), new AppliedLedger(), failingQuery, SELF);
-    expect(result?.database).toEqual({ kind: 'cap', backend: 'PostgreSQL', cap: 22, fair: 22, limit: 22, needs: 160, free: 90, minimumsFit: true });
+    expect(result?.database).toEqual({
+      kind: 'cap',
+      backend: 'PostgreSQL',
+      cap: 22,
+      fair: 22,
+      limit: 22,
+      needs: 160,
+      free: 90,
+      minimumsFit: true,
+    });
   });
 
   it('allows no growth when the capacity query returns nothing', async () => {
-    const s = stores({ budgets: new MemoryStore([budget({ postgres: { maxConnectionsQuery: 'pg_settings_max_connections', reserved: 3 } })]) });
+    const s = stores({
+      budgets: new MemoryStore([
+        budget({ postgres: { maxConnectionsQuery: 'pg_settings_max_connections', reserved: 3 } }),
+      ]),
+    });
     const result = await sectionBudgets(s, new AppliedLedger(), failingQuery, SELF);
     expect(result?.database).toMatchObject({ kind: 'unknown', reason: 'BudgetQueryFailed' });
-    expect(result?.database?.kind === 'unknown' ? result.database.message : '').toMatch(/capacity query failed \(NoData\)/);
+    expect(result?.database?.kind === 'unknown' ? result.database.message : '').toMatch(
+      /capacity query failed \(NoData\)/,
+    );
   });
 
   it('reports a missing budget by name', async () => {
-    const result = await sectionBudgets(stores({ budgets: new MemoryStore() }), new AppliedLedger(), failingQuery, SELF);
+    const result = await sectionBudgets(
+      stores({ budgets: new MemoryStore() }),
+      new AppliedLedger(),
+      failingQuery,
+      SELF,
+    );
     expect(result?.database).toMatchObject({ kind: 'unknown', reason: 'BudgetNotFound' });
   });
 
   it('counts a peer at the larger of its status and what this process just applied', async () => {
-    const peer = { apiVersion: 'poolpilot.io/v1alpha1', kind: 'PoolPolicy', metadata: { name: 'web', namespace: 'ns' }, spec: { targetRef: { name: 'web' }, budgetRef: { name: 'db' }, database: { poolSize: { min: 5, max: 50 }, maxOverflow: { ratio: 1, min: 0, max: 50 } } }, status: { current: { DB_POOL_SIZE: 10, DB_MAX_OVERFLOW: 10 }, recommended: { DB_POOL_SIZE: 10 } } };
-    const s = stores({ policies: new MemoryStore<KubernetesObject>([peer]), deployments: new MemoryStore([deployment('api', 2), deployment('web', 2)]) });
+    const peer = {
+      apiVersion: 'poolpilot.io/v1alpha1',
+      kind: 'PoolPolicy',
+      metadata: { name: 'web', namespace: 'ns' },
+      spec: {
+        targetRef: { name: 'web' },
+        budgetRef: { name: 'db' },
+        database: { poolSize: { min: 5, max: 50 }, maxOverflow: { ratio: 1, min: 0, max: 50 } },
+      },
+      status: { current: { DB_POOL_SIZE: 10, DB_MAX_OVERFLOW: 10 }, recommended: { DB_POOL_SIZE: 10 } },
+    };
+    const s = stores({
+      policies: new MemoryStore<KubernetesObject>([peer]),
+      deployments: new MemoryStore([deployment('api', 2), deployment('web', 2)]),
+    });
     const ledger = new AppliedLedger();
     expect((await sectionBudgets(s, ledger, failingQuery, SELF))?.database).toMatchObject({ free: 50 });
     ledger.record('ns/web', { DB_POOL_SIZE: 15, DB_MAX_OVERFLOW: 15 });
@@ -102,7 +175,12 @@ describe('readBudgetFacts + sectionBudgetsOf', () => {
   });
 
   it('is undefined for a policy without budgetRef', async () => {
-    expect(await sectionBudgets(stores(), new AppliedLedger(), failingQuery, { ...SELF, spec: spec({ targetRef: { name: 'api' }, database: { poolSize: { min: 5, max: 50 } } }) })).toBeUndefined();
+    expect(
+      await sectionBudgets(stores(), new AppliedLedger(), failingQuery, {
+        ...SELF,
+        spec: spec({ targetRef: { name: 'api' }, database: { poolSize: { min: 5, max: 50 } } }),
+      }),
+    ).toBeUndefined();
   });
 });
 

@@ -28,34 +28,86 @@ class SpyStore<T extends KubernetesObject> implements ObjectStore<T> {
 
 class NamespaceWriter implements PolicyWriter {
   readonly namespaces: string[] = [];
-  applyContainerEnv(namespace: string): Promise<unknown> { this.namespaces.push(namespace); return Promise.resolve(undefined); }
-  applyConfigMapData(namespace: string): Promise<unknown> { this.namespaces.push(namespace); return Promise.resolve(undefined); }
-  applyPodTemplateAnnotation(namespace: string): Promise<unknown> { this.namespaces.push(namespace); return Promise.resolve(undefined); }
-  applyStatus(_resource: unknown, namespace: string): Promise<void> { this.namespaces.push(namespace); return Promise.resolve(); }
-  emitEvent(ref: { namespace?: string }): Promise<void> { this.namespaces.push(ref.namespace ?? '(none)'); return Promise.resolve(); }
+  applyContainerEnv(namespace: string): Promise<unknown> {
+    this.namespaces.push(namespace);
+    return Promise.resolve(undefined);
+  }
+  applyConfigMapData(namespace: string): Promise<unknown> {
+    this.namespaces.push(namespace);
+    return Promise.resolve(undefined);
+  }
+  applyPodTemplateAnnotation(namespace: string): Promise<unknown> {
+    this.namespaces.push(namespace);
+    return Promise.resolve(undefined);
+  }
+  applyStatus(_resource: unknown, namespace: string): Promise<void> {
+    this.namespaces.push(namespace);
+    return Promise.resolve();
+  }
+  emitEvent(ref: { namespace?: string }): Promise<void> {
+    this.namespaces.push(ref.namespace ?? '(none)');
+    return Promise.resolve();
+  }
 }
 
 const SPEC = {
   targetRef: { name: 'api', container: 'app' },
   interval: '30s',
   database: { poolSize: { min: 10, max: 50 } },
-  pgbouncer: { configMapRef: { name: 'pgbouncer' }, format: 'env', defaultPoolSize: { min: 5, max: 40 }, rolloutRef: { name: 'pgbouncer' } },
+  pgbouncer: {
+    configMapRef: { name: 'pgbouncer' },
+    format: 'env',
+    defaultPoolSize: { min: 5, max: 40 },
+    rolloutRef: { name: 'pgbouncer' },
+  },
   budgetRef: { name: 'shared' },
   behavior: { scaleUpStabilization: '0s', minChangeInterval: '0s' },
 };
 
-function objectsIn(namespace: string): { policy: KubernetesObject; deployments: V1Deployment[]; configMap: V1ConfigMap; budget: KubernetesObject; hpa: V2HorizontalPodAutoscaler } {
+function objectsIn(namespace: string): {
+  policy: KubernetesObject;
+  deployments: V1Deployment[];
+  configMap: V1ConfigMap;
+  budget: KubernetesObject;
+  hpa: V2HorizontalPodAutoscaler;
+} {
   const deployment = (name: string): V1Deployment => ({
     metadata: { name, namespace, generation: 1 },
-    spec: { replicas: 1, selector: {}, template: { spec: { containers: [{ name: 'app', env: [{ name: 'DB_POOL_SIZE', value: '20' }] }] } } },
+    spec: {
+      replicas: 1,
+      selector: {},
+      template: { spec: { containers: [{ name: 'app', env: [{ name: 'DB_POOL_SIZE', value: '20' }] }] } },
+    },
     status: { observedGeneration: 1, replicas: 1, updatedReplicas: 1, availableReplicas: 1 },
   });
   return {
-    policy: { apiVersion: 'poolpilot.io/v1alpha1', kind: 'PoolPolicy', metadata: { name: 'api', namespace, generation: 1, uid: `uid-${namespace}`, creationTimestamp: new Date('2026-01-01T00:00:00Z') }, spec: SPEC } as KubernetesObject,
+    policy: {
+      apiVersion: 'poolpilot.io/v1alpha1',
+      kind: 'PoolPolicy',
+      metadata: {
+        name: 'api',
+        namespace,
+        generation: 1,
+        uid: `uid-${namespace}`,
+        creationTimestamp: new Date('2026-01-01T00:00:00Z'),
+      },
+      spec: SPEC,
+    } as KubernetesObject,
     deployments: [deployment('api'), deployment('pgbouncer')],
-    configMap: { metadata: { name: 'pgbouncer', namespace, resourceVersion: '1' }, data: { DEFAULT_POOL_SIZE: '10', MAX_CLIENT_CONN: '100' } },
-    budget: { apiVersion: 'poolpilot.io/v1alpha1', kind: 'ConnectionBudget', metadata: { name: 'shared', namespace }, spec: { postgres: { maxConnections: 1000 } } } as KubernetesObject,
-    hpa: { metadata: { name: 'api', namespace }, spec: { maxReplicas: 3, scaleTargetRef: { kind: 'Deployment', name: 'api', apiVersion: 'apps/v1' } } },
+    configMap: {
+      metadata: { name: 'pgbouncer', namespace, resourceVersion: '1' },
+      data: { DEFAULT_POOL_SIZE: '10', MAX_CLIENT_CONN: '100' },
+    },
+    budget: {
+      apiVersion: 'poolpilot.io/v1alpha1',
+      kind: 'ConnectionBudget',
+      metadata: { name: 'shared', namespace },
+      spec: { postgres: { maxConnections: 1000 } },
+    } as KubernetesObject,
+    hpa: {
+      metadata: { name: 'api', namespace },
+      spec: { maxReplicas: 3, scaleTargetRef: { kind: 'Deployment', name: 'api', apiVersion: 'apps/v1' } },
+    },
   };
 }
 
@@ -67,10 +119,18 @@ describe('a PoolPolicy reaches only its own namespace', () => {
       if (!withNamespace.ok) expect(withNamespace.message).toContain(`spec.${ref}.namespace: unknown field`);
       const slashed = parsePoolPolicySpec({ ...SPEC, [ref]: { name: 'other/api' } });
       expect(slashed).toMatchObject({ ok: false });
-      if (!slashed.ok) expect(slashed.message).toContain(`spec.${ref}.name: must be a lowercase DNS-1123 subdomain name`);
+      if (!slashed.ok)
+        expect(slashed.message).toContain(`spec.${ref}.name: must be a lowercase DNS-1123 subdomain name`);
     }
-    expect(parsePoolPolicySpec({ ...SPEC, pgbouncer: { ...SPEC.pgbouncer, configMapRef: { name: 'other/pgbouncer' } } })).toMatchObject({ ok: false });
-    expect(parsePoolPolicySpec({ ...SPEC, pgbouncer: { ...SPEC.pgbouncer, rolloutRef: { name: 'pgbouncer', namespace: 'other' } } })).toMatchObject({ ok: false });
+    expect(
+      parsePoolPolicySpec({ ...SPEC, pgbouncer: { ...SPEC.pgbouncer, configMapRef: { name: 'other/pgbouncer' } } }),
+    ).toMatchObject({ ok: false });
+    expect(
+      parsePoolPolicySpec({
+        ...SPEC,
+        pgbouncer: { ...SPEC.pgbouncer, rolloutRef: { name: 'pgbouncer', namespace: 'other' } },
+      }),
+    ).toMatchObject({ ok: false });
   });
 
   it('reads every cache and writes every object in its own namespace only, with same-named objects next door', async () => {
@@ -87,10 +147,21 @@ describe('a PoolPolicy reaches only its own namespace', () => {
     const reconciler = new PoolPolicyReconciler({
       stores: { policies, deployments, configMaps, budgets, hpas },
       writer,
-      utilization: { sample: (request) => { samples.push(request); return Promise.resolve({ valid: true, percent: 95, sampledAt: new Date('2026-03-01T12:00:00Z') }); } },
+      utilization: {
+        sample: (request) => {
+          samples.push(request);
+          return Promise.resolve({ valid: true, percent: 95, sampledAt: new Date('2026-03-01T12:00:00Z') });
+        },
+      },
       clock: new FakeClock(new Date('2026-03-01T12:00:00Z')),
       log: pino({ level: 'silent' }),
-      budget: { ledger: new AppliedLedger(), query: (_q, _p, namespace) => { capacityNamespaces.push(namespace); return Promise.resolve({ valid: true, percent: 1000, sampledAt: new Date() }); } },
+      budget: {
+        ledger: new AppliedLedger(),
+        query: (_q, _p, namespace) => {
+          capacityNamespaces.push(namespace);
+          return Promise.resolve({ valid: true, percent: 1000, sampledAt: new Date() });
+        },
+      },
     });
 
     const outcome = await reconciler.reconcile('team-a/api');

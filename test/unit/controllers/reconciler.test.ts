@@ -2,7 +2,11 @@ import { describe, expect, it } from '@jest/globals';
 import type { KubernetesObject, V1ConfigMap, V1Deployment, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import type { UtilizationSample } from '../../../src/domain/decide.js';
-import { PoolPolicyReconciler, type PolicyWriter, type UtilizationSource } from '../../../src/controllers/poolpolicy/reconciler.js';
+import {
+  PoolPolicyReconciler,
+  type PolicyWriter,
+  type UtilizationSource,
+} from '../../../src/controllers/poolpolicy/reconciler.js';
 import type { ClusterStores } from '../../../src/controllers/stores.js';
 import { FakeClock } from '../../support/fake-clock.js';
 import { MemoryStore } from '../../support/memory-store.js';
@@ -16,10 +20,18 @@ class RecordingWriter implements PolicyWriter {
     this.calls.push({ method, args });
     return Promise.resolve(undefined);
   }
-  applyContainerEnv(...args: unknown[]): Promise<unknown> { return this.record('applyContainerEnv', args); }
-  applyConfigMapData(...args: unknown[]): Promise<unknown> { return this.record('applyConfigMapData', args); }
-  applyPodTemplateAnnotation(...args: unknown[]): Promise<unknown> { return this.record('applyPodTemplateAnnotation', args); }
-  emitEvent(...args: unknown[]): Promise<void> { return this.record('emitEvent', args); }
+  applyContainerEnv(...args: unknown[]): Promise<unknown> {
+    return this.record('applyContainerEnv', args);
+  }
+  applyConfigMapData(...args: unknown[]): Promise<unknown> {
+    return this.record('applyConfigMapData', args);
+  }
+  applyPodTemplateAnnotation(...args: unknown[]): Promise<unknown> {
+    return this.record('applyPodTemplateAnnotation', args);
+  }
+  emitEvent(...args: unknown[]): Promise<void> {
+    return this.record('emitEvent', args);
+  }
   async applyStatus(_resource: unknown, namespace: string, name: string, status: object): Promise<void> {
     await this.record('applyStatus', [namespace, name, status]);
     // Like the API server: the stored object now carries the status.
@@ -34,7 +46,18 @@ class RecordingWriter implements PolicyWriter {
 const constant = (sample: UtilizationSample): UtilizationSource => ({ sample: () => Promise.resolve(sample) });
 
 function policy(spec: unknown): KubernetesObject & { spec: unknown } {
-  return { apiVersion: 'poolpilot.io/v1alpha1', kind: 'PoolPolicy', metadata: { name: 'api', namespace: 'prod', generation: 4, uid: 'u1', creationTimestamp: new Date('2026-01-01T00:00:00Z') }, spec };
+  return {
+    apiVersion: 'poolpilot.io/v1alpha1',
+    kind: 'PoolPolicy',
+    metadata: {
+      name: 'api',
+      namespace: 'prod',
+      generation: 4,
+      uid: 'u1',
+      creationTimestamp: new Date('2026-01-01T00:00:00Z'),
+    },
+    spec,
+  };
 }
 
 function deployment(env: Array<{ name: string; value: string }>): V1Deployment {
@@ -47,10 +70,19 @@ function deployment(env: Array<{ name: string; value: string }>): V1Deployment {
 
 /** Caches with the given policies and Deployments; no ConfigMaps, budgets or HPAs. */
 function stores(objects: Pick<ClusterStores, 'policies' | 'deployments'>): ClusterStores {
-  return { ...objects, configMaps: new MemoryStore<V1ConfigMap>(), budgets: new MemoryStore(), hpas: new MemoryStore<V2HorizontalPodAutoscaler>() };
+  return {
+    ...objects,
+    configMaps: new MemoryStore<V1ConfigMap>(),
+    budgets: new MemoryStore(),
+    hpas: new MemoryStore<V2HorizontalPodAutoscaler>(),
+  };
 }
 
-function setup(policySpec: unknown, deployments: V1Deployment[], sample: UtilizationSample): { reconciler: PoolPolicyReconciler; writer: RecordingWriter; clock: FakeClock } {
+function setup(
+  policySpec: unknown,
+  deployments: V1Deployment[],
+  sample: UtilizationSample,
+): { reconciler: PoolPolicyReconciler; writer: RecordingWriter; clock: FakeClock } {
   const policies = new MemoryStore<KubernetesObject>([policy(policySpec)]);
   const writer = new RecordingWriter(policies);
   const clock = new FakeClock(new Date('2026-03-01T12:00:00Z'));
@@ -68,12 +100,23 @@ const SPEC = { targetRef: { name: 'api' }, interval: '30s', database: { poolSize
 
 describe('PoolPolicyReconciler', () => {
   it('an invalid stored spec gets Ready=False/InvalidSpec once, no target write, no requeue, and no rewrite on the next pass', async () => {
-    const { reconciler, writer } = setup({ targetRef: { name: 'api' }, database: { poolSize: { min: 60, max: 50 } } }, [deployment([])], { valid: true, percent: 90, sampledAt: new Date() });
+    const { reconciler, writer } = setup(
+      { targetRef: { name: 'api' }, database: { poolSize: { min: 60, max: 50 } } },
+      [deployment([])],
+      { valid: true, percent: 90, sampledAt: new Date() },
+    );
     const first = await reconciler.reconcile('prod/api');
     expect(first.requeueAfterMs).toBeUndefined();
     expect(writer.methods()).toEqual(['applyStatus', 'emitEvent']);
-    const status = writer.calls[0]?.args[2] as { conditions: Array<{ type: string; status: string; reason: string; message: string; observedGeneration: number }> };
-    expect(status.conditions[0]).toMatchObject({ type: 'Ready', status: 'False', reason: 'InvalidSpec', observedGeneration: 4 });
+    const status = writer.calls[0]?.args[2] as {
+      conditions: Array<{ type: string; status: string; reason: string; message: string; observedGeneration: number }>;
+    };
+    expect(status.conditions[0]).toMatchObject({
+      type: 'Ready',
+      status: 'False',
+      reason: 'InvalidSpec',
+      observedGeneration: 4,
+    });
     expect(status.conditions[0]?.message).toMatch(/spec\.database\.poolSize.*min.*max/);
     await reconciler.reconcile('prod/api');
     expect(writer.methods()).toEqual(['applyStatus', 'emitEvent']);
@@ -93,21 +136,33 @@ describe('PoolPolicyReconciler', () => {
   });
 
   it('a missing env var is added at min, applying only the env entries poolpilot owns', async () => {
-    const { reconciler, writer } = setup(SPEC, [deployment([{ name: 'OTHER', value: 'x' }])], { valid: true, percent: 50, sampledAt: new Date('2026-03-01T12:00:00Z') });
+    const { reconciler, writer } = setup(SPEC, [deployment([{ name: 'OTHER', value: 'x' }])], {
+      valid: true,
+      percent: 50,
+      sampledAt: new Date('2026-03-01T12:00:00Z'),
+    });
     await reconciler.reconcile('prod/api');
     const apply = writer.calls.find((c) => c.method === 'applyContainerEnv');
     expect(apply?.args).toEqual(['prod', 'api', 'app', [{ name: 'DB_POOL_SIZE', value: '10' }]]);
   });
 
   it('Paused writes only its status, once', async () => {
-    const { reconciler, writer } = setup({ ...SPEC, mode: 'Paused' }, [deployment([{ name: 'DB_POOL_SIZE', value: '20' }])], { valid: true, percent: 99, sampledAt: new Date() });
+    const { reconciler, writer } = setup(
+      { ...SPEC, mode: 'Paused' },
+      [deployment([{ name: 'DB_POOL_SIZE', value: '20' }])],
+      { valid: true, percent: 99, sampledAt: new Date() },
+    );
     await reconciler.reconcile('prod/api');
     await reconciler.reconcile('prod/api');
     expect(writer.methods()).toEqual(['applyStatus']);
   });
 
   it('every sample invalid: the revisit backs off 1, 2, 4 … intervals from the stored MetricsAvailable=False, also across a restart; a valid sample resets it', async () => {
-    const failing: UtilizationSample = { valid: false, problem: 'QueryFailed', message: 'Prometheus at http://prometheus:9090: connection refused' };
+    const failing: UtilizationSample = {
+      valid: false,
+      problem: 'QueryFailed',
+      message: 'Prometheus at http://prometheus:9090: connection refused',
+    };
     const { reconciler, writer, clock } = setup(SPEC, [deployment([{ name: 'DB_POOL_SIZE', value: '20' }])], failing);
     const delays: number[] = [];
     for (let pass = 0; pass < 4; pass++) {
@@ -121,14 +176,20 @@ describe('PoolPolicyReconciler', () => {
     // A new process (nothing in memory) over the same stored status continues the sequence.
     const stored = writer.calls.filter((c) => c.method === 'applyStatus').at(-1)?.args[2];
     const policies = new MemoryStore<KubernetesObject>([Object.assign(policy(SPEC), { status: stored })]);
-    const restarted = (sample: UtilizationSample): PoolPolicyReconciler => new PoolPolicyReconciler({
-      stores: stores({ policies, deployments: new MemoryStore([deployment([{ name: 'DB_POOL_SIZE', value: '20' }])]) }),
-      writer: new RecordingWriter(policies),
-      utilization: constant(sample),
-      clock,
-      log: pino({ level: 'silent' }),
-    });
+    const restarted = (sample: UtilizationSample): PoolPolicyReconciler =>
+      new PoolPolicyReconciler({
+        stores: stores({
+          policies,
+          deployments: new MemoryStore([deployment([{ name: 'DB_POOL_SIZE', value: '20' }])]),
+        }),
+        writer: new RecordingWriter(policies),
+        utilization: constant(sample),
+        clock,
+        log: pino({ level: 'silent' }),
+      });
     expect((await restarted(failing).reconcile('prod/api')).requeueAfterMs).toBe(300_000);
-    expect((await restarted({ valid: true, percent: 60, sampledAt: clock.now() }).reconcile('prod/api')).requeueAfterMs).toBe(30_000);
+    expect(
+      (await restarted({ valid: true, percent: 60, sampledAt: clock.now() }).reconcile('prod/api')).requeueAfterMs,
+    ).toBe(30_000);
   });
 });

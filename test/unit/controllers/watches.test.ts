@@ -13,16 +13,28 @@ import {
   type WatchSource,
 } from '../../../src/controllers/poolpolicy/watches.js';
 
-const policy = (name: string, spec: Record<string, unknown>, meta: { uid?: string; generation?: number; namespace?: string } = {}): KubernetesObject & { spec: unknown } => ({
+const policy = (
+  name: string,
+  spec: Record<string, unknown>,
+  meta: { uid?: string; generation?: number; namespace?: string } = {},
+): KubernetesObject & { spec: unknown } => ({
   apiVersion: 'poolpilot.io/v1alpha1',
   kind: 'PoolPolicy',
-  metadata: { name, namespace: meta.namespace ?? 'ns', uid: meta.uid ?? `uid-${name}`, generation: meta.generation ?? 1 },
+  metadata: {
+    name,
+    namespace: meta.namespace ?? 'ns',
+    uid: meta.uid ?? `uid-${name}`,
+    generation: meta.generation ?? 1,
+  },
   spec,
 });
 
 const API = policy('api', { targetRef: { name: 'api' }, budgetRef: { name: 'db' } });
 const WORKER = policy('worker', { targetRef: { name: 'worker' }, budgetRef: { name: 'db' } });
-const WEB = policy('web', { targetRef: { name: 'web' }, pgbouncer: { configMapRef: { name: 'pgb' }, rolloutRef: { name: 'pgbouncer' } } });
+const WEB = policy('web', {
+  targetRef: { name: 'web' },
+  pgbouncer: { configMapRef: { name: 'pgb' }, rolloutRef: { name: 'pgbouncer' } },
+});
 const POLICIES = [API, WORKER, WEB];
 
 describe('GenerationChangedPredicate', () => {
@@ -52,8 +64,13 @@ describe('GenerationChangedPredicate', () => {
 describe('key mappers', () => {
   it('a Deployment wakes the policies targeting it or rolling PgBouncer with it, and their budget peers', () => {
     const deployment = (name: string): KubernetesObject => ({ metadata: { name, namespace: 'ns' } });
-    expect(withBudgetPeers(POLICIES, policiesReferring(POLICIES, deployment('api'), 'Deployment'))).toEqual(['ns/api', 'ns/worker']);
-    expect(withBudgetPeers(POLICIES, policiesReferring(POLICIES, deployment('pgbouncer'), 'Deployment'))).toEqual(['ns/web']);
+    expect(withBudgetPeers(POLICIES, policiesReferring(POLICIES, deployment('api'), 'Deployment'))).toEqual([
+      'ns/api',
+      'ns/worker',
+    ]);
+    expect(withBudgetPeers(POLICIES, policiesReferring(POLICIES, deployment('pgbouncer'), 'Deployment'))).toEqual([
+      'ns/web',
+    ]);
     expect(policiesReferring(POLICIES, { metadata: { name: 'api', namespace: 'other' } }, 'Deployment')).toEqual([]);
   });
 
@@ -81,7 +98,11 @@ class ManualSource implements WatchSource<KubernetesObject> {
 
 function recordingQueues(): KeyQueues & { added: Record<keyof KeyQueues, PolicyKey[]> } {
   const added: Record<keyof KeyQueues, PolicyKey[]> = { policies: [], budgets: [] };
-  return { added, policies: { add: (key) => added.policies.push(key) }, budgets: { add: (key) => added.budgets.push(key) } };
+  return {
+    added,
+    policies: { add: (key) => added.policies.push(key) },
+    budgets: { add: (key) => added.budgets.push(key) },
+  };
 }
 
 describe('watch', () => {
@@ -89,7 +110,12 @@ describe('watch', () => {
     const source = new ManualSource();
     let queues = recordingQueues();
     const first = queues;
-    watch({ source, predicate: (o) => o.metadata?.name !== 'ignored', keys: (o) => [`ns/${o.metadata?.name ?? ''}`], queue: 'budgets' }).connect(() => queues);
+    watch({
+      source,
+      predicate: (o) => o.metadata?.name !== 'ignored',
+      keys: (o) => [`ns/${o.metadata?.name ?? ''}`],
+      queue: 'budgets',
+    }).connect(() => queues);
     source.fire({ metadata: { name: 'db' } });
     source.fire({ metadata: { name: 'ignored' } });
     queues = recordingQueues();
@@ -103,7 +129,11 @@ describe('whenDeleted', () => {
   it('forgets only the objects a change shows gone from the cache', () => {
     const source = new ManualSource();
     const forgotten: PolicyKey[] = [];
-    whenDeleted(source, (o) => o.metadata?.name === 'api', (key) => forgotten.push(key));
+    whenDeleted(
+      source,
+      (o) => o.metadata?.name === 'api',
+      (key) => forgotten.push(key),
+    );
     source.fire(API);
     source.fire(WORKER);
     expect(forgotten).toEqual(['ns/worker']);

@@ -15,8 +15,18 @@ const ruleFile = join(rulesDir, 'poolpilot.rules.yaml');
 const ruleTestFile = join(rulesDir, 'poolpilot.rules.test.yaml');
 const crdFile = join(root, 'deploy/monitoring/prometheusrule.yaml');
 
-interface Rule { alert?: string; record?: string; expr: string; for?: string; labels?: Record<string, string>; annotations?: Record<string, string> }
-interface Group { name: string; rules: Rule[] }
+interface Rule {
+  alert?: string;
+  record?: string;
+  expr: string;
+  for?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+interface Group {
+  name: string;
+  rules: Rule[];
+}
 
 const ALERTS = [
   'PostgreSQLPoolHighUtilization',
@@ -32,7 +42,9 @@ function plainGroups(): Group[] {
 }
 
 function alerts(): Rule[] {
-  return plainGroups().flatMap((g) => g.rules).filter((r) => r.alert !== undefined);
+  return plainGroups()
+    .flatMap((g) => g.rules)
+    .filter((r) => r.alert !== undefined);
 }
 
 describe('deploy/monitoring alert rules', () => {
@@ -48,18 +60,30 @@ describe('deploy/monitoring alert rules', () => {
     expect(result.status).toBe(0);
   });
 
-  it('the PrometheusRule holds exactly the plain file\'s groups', () => {
-    const crd = load(readFileSync(crdFile, 'utf8')) as { apiVersion: string; kind: string; metadata: { name: string }; spec: { groups: Group[] } };
+  it("the PrometheusRule holds exactly the plain file's groups", () => {
+    const crd = load(readFileSync(crdFile, 'utf8')) as {
+      apiVersion: string;
+      kind: string;
+      metadata: { name: string };
+      spec: { groups: Group[] };
+    };
     expect(crd.apiVersion).toBe('monitoring.coreos.com/v1');
     expect(crd.kind).toBe('PrometheusRule');
     expect(crd.metadata.name).toBe('poolpilot');
     expect(crd.spec.groups).toEqual(plainGroups());
   });
 
-  it('defines the runbook\'s and the operator\'s alerts, each with severity, summary, description and a README runbook_url', () => {
-    expect(alerts().map((r) => r.alert).sort()).toEqual([...ALERTS].sort());
+  it("defines the runbook's and the operator's alerts, each with severity, summary, description and a README runbook_url", () => {
+    expect(
+      alerts()
+        .map((r) => r.alert)
+        .sort(),
+    ).toEqual([...ALERTS].sort());
     for (const rule of alerts()) {
-      expect({ alert: rule.alert, severity: rule.labels?.severity }).toEqual({ alert: rule.alert, severity: expect.stringMatching(/^(warning|critical)$/) });
+      expect({ alert: rule.alert, severity: rule.labels?.severity }).toEqual({
+        alert: rule.alert,
+        severity: expect.stringMatching(/^(warning|critical)$/),
+      });
       expect(rule.for).toMatch(/^\d+m$/);
       expect(rule.annotations?.summary).toEqual(expect.any(String));
       expect(rule.annotations?.description).toEqual(expect.any(String));
@@ -68,12 +92,20 @@ describe('deploy/monitoring alert rules', () => {
   });
 
   it('the promtool tests cover every alert both quiet and firing', () => {
-    interface AlertTest { alertname: string; exp_alerts: unknown[] }
-    const tests = (load(readFileSync(ruleTestFile, 'utf8')) as { tests: Array<{ alert_rule_test?: AlertTest[] }> }).tests;
+    interface AlertTest {
+      alertname: string;
+      exp_alerts: unknown[];
+    }
+    const tests = (load(readFileSync(ruleTestFile, 'utf8')) as { tests: Array<{ alert_rule_test?: AlertTest[] }> })
+      .tests;
     const cases = tests.flatMap((t) => t.alert_rule_test ?? []);
     for (const name of ALERTS) {
       const mine = cases.filter((c) => c.alertname === name);
-      expect({ name, quiet: mine.some((c) => c.exp_alerts.length === 0), firing: mine.some((c) => c.exp_alerts.length > 0) }).toEqual({ name, quiet: true, firing: true });
+      expect({
+        name,
+        quiet: mine.some((c) => c.exp_alerts.length === 0),
+        firing: mine.some((c) => c.exp_alerts.length > 0),
+      }).toEqual({ name, quiet: true, firing: true });
     }
   });
 });

@@ -1,5 +1,10 @@
 import { describe, expect, it } from '@jest/globals';
-import { consecutiveMetricsFailures, MAX_METRICS_BACKOFF_MS, metricsBackoffMs, type MetricsCondition } from '../../../src/domain/backoff.js';
+import {
+  consecutiveMetricsFailures,
+  MAX_METRICS_BACKOFF_MS,
+  metricsBackoffMs,
+  type MetricsCondition,
+} from '../../../src/domain/backoff.js';
 
 const SINCE = '2025-01-01T12:00:00Z';
 const at = (seconds: number): Date => new Date(Date.parse(SINCE) + seconds * 1000);
@@ -24,7 +29,14 @@ describe('metricsBackoffMs', () => {
     ['a century: capped, no overflow', failing, 3.2e9, 1000, 32, MAX_METRICS_BACKOFF_MS],
     ['interval above the cap: never below the interval', failing, 3600, 600_000, 3, 600_000],
     ['clock behind the transition (skew): first failure', failing, -5, 30_000, 1, 30_000],
-    ['unparsable transition time: first failure', { status: 'False', lastTransitionTime: 'yesterday' }, 100, 30_000, 1, 30_000],
+    [
+      'unparsable transition time: first failure',
+      { status: 'False', lastTransitionTime: 'yesterday' },
+      100,
+      30_000,
+      1,
+      30_000,
+    ],
     ['Date transition time works too', { status: 'False', lastTransitionTime: new Date(SINCE) }, 30, 30_000, 2, 60_000],
   ])('%s', (_label, condition, seconds, intervalMs, failures, delay) => {
     expect(consecutiveMetricsFailures(at(seconds), condition, intervalMs)).toBe(failures);

@@ -1,6 +1,14 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { allocate, capFor, connectionsAt, heldConnections, largestFitting, rolloutUnavailable, type Claim } from '../../../src/domain/budget.js';
+import {
+  allocate,
+  capFor,
+  connectionsAt,
+  heldConnections,
+  largestFitting,
+  rolloutUnavailable,
+  type Claim,
+} from '../../../src/domain/budget.js';
 
 const overflow2 = { follower: { ratio: 2, bounds: { min: 0, max: 100 } } };
 
@@ -66,7 +74,9 @@ describe('capFor', () => {
     const self = claim('a', { units: 4, wanted: 20, current: 20 });
     const cap = capFor(100, self, [claim('b', { units: 2, wanted: 10, current: 10 })]);
     expect(cap.cap).toBe(20);
-    const after = capFor(100, claim('a', { units: 8, wanted: 20, current: 20 }), [claim('b', { units: 2, wanted: 10, current: 10 })]);
+    const after = capFor(100, claim('a', { units: 8, wanted: 20, current: 20 }), [
+      claim('b', { units: 2, wanted: 10, current: 10 }),
+    ]);
     expect(after.cap).toBe(10); // 8 × 10 + 2 × 10 = 100
   });
 
@@ -86,47 +96,73 @@ describe('largestFitting', () => {
 });
 
 const claimArb = (policy: string): fc.Arbitrary<Claim> =>
-  fc.record({ min: fc.integer({ min: 1, max: 50 }), span: fc.integer({ min: 0, max: 100 }), units: fc.integer({ min: 0, max: 40 }), ratio: fc.option(fc.integer({ min: 1, max: 4 }), { nil: undefined }), extra: fc.integer({ min: 0, max: 5 }), wanted: fc.integer({ min: 0, max: 200 }), current: fc.integer({ min: 0, max: 200 }) })
+  fc
+    .record({
+      min: fc.integer({ min: 1, max: 50 }),
+      span: fc.integer({ min: 0, max: 100 }),
+      units: fc.integer({ min: 0, max: 40 }),
+      ratio: fc.option(fc.integer({ min: 1, max: 4 }), { nil: undefined }),
+      extra: fc.integer({ min: 0, max: 5 }),
+      wanted: fc.integer({ min: 0, max: 200 }),
+      current: fc.integer({ min: 0, max: 200 }),
+    })
     .map(({ min, span, units, ratio, extra, wanted, current }) => ({
       policy,
       units,
       bounds: { min, max: min + span },
-      shape: { extra, ...(ratio === undefined ? {} : { follower: { ratio, bounds: { min: 0, max: (min + span) * ratio } } }) },
+      shape: {
+        extra,
+        ...(ratio === undefined ? {} : { follower: { ratio, bounds: { min: 0, max: (min + span) * ratio } } }),
+      },
       wanted,
       current: Math.min(Math.max(current, min), min + span),
     }));
 
 describe('allocation properties', () => {
-  const claimsArb = fc.integer({ min: 1, max: 6 }).chain((n) => fc.tuple(...Array.from({ length: n }, (_, i) => claimArb(`ns/p${i}`))));
+  const claimsArb = fc
+    .integer({ min: 1, max: 6 })
+    .chain((n) => fc.tuple(...Array.from({ length: n }, (_, i) => claimArb(`ns/p${i}`))));
 
   it('never exceeds the capacity when the minimums fit, and keeps every cap within [min, max] and ≤ wanted', () => {
-    fc.assert(fc.property(claimsArb, fc.integer({ min: 0, max: 20000 }), (claims, capacity) => {
-      const allocation = allocate(capacity, claims);
-      const total = [...allocation.shares.values()].reduce((sum, s) => sum + s.gets, 0);
-      if (allocation.minimumsFit) expect(total).toBeLessThanOrEqual(capacity);
-      for (const c of claims) {
-        const cap = allocation.shares.get(c.policy)?.cap ?? Number.NaN;
-        expect(cap).toBeGreaterThanOrEqual(c.bounds.min);
-        expect(cap).toBeLessThanOrEqual(c.bounds.max);
-        expect(cap).toBeLessThanOrEqual(Math.max(c.bounds.min, c.wanted));
-      }
-    }));
+    fc.assert(
+      fc.property(claimsArb, fc.integer({ min: 0, max: 20000 }), (claims, capacity) => {
+        const allocation = allocate(capacity, claims);
+        const total = [...allocation.shares.values()].reduce((sum, s) => sum + s.gets, 0);
+        if (allocation.minimumsFit) expect(total).toBeLessThanOrEqual(capacity);
+        for (const c of claims) {
+          const cap = allocation.shares.get(c.policy)?.cap ?? Number.NaN;
+          expect(cap).toBeGreaterThanOrEqual(c.bounds.min);
+          expect(cap).toBeLessThanOrEqual(c.bounds.max);
+          expect(cap).toBeLessThanOrEqual(Math.max(c.bounds.min, c.wanted));
+        }
+      }),
+    );
   });
 
   it('reconciling policies one after another in any order never holds more than the capacity when it starts inside', () => {
-    fc.assert(fc.property(claimsArb, fc.integer({ min: 0, max: 20000 }), fc.array(fc.nat(), { maxLength: 20 }), (initial, capacity, order) => {
-      const claims = initial.map((c) => ({ ...c, current: c.bounds.min }));
-      fc.pre(heldConnections(claims) <= capacity);
-      for (const pick of order) {
-        const index = pick % claims.length;
-        const self = claims[index];
-        if (!self) continue;
-        const others = claims.filter((_, i) => i !== index);
-        const { cap } = capFor(capacity, self, others);
-        claims[index] = { ...self, current: Math.min(Math.max(self.wanted, self.bounds.min), cap, self.bounds.max) };
-        expect(heldConnections(claims)).toBeLessThanOrEqual(capacity);
-      }
-    }));
+    fc.assert(
+      fc.property(
+        claimsArb,
+        fc.integer({ min: 0, max: 20000 }),
+        fc.array(fc.nat(), { maxLength: 20 }),
+        (initial, capacity, order) => {
+          const claims = initial.map((c) => ({ ...c, current: c.bounds.min }));
+          fc.pre(heldConnections(claims) <= capacity);
+          for (const pick of order) {
+            const index = pick % claims.length;
+            const self = claims[index];
+            if (!self) continue;
+            const others = claims.filter((_, i) => i !== index);
+            const { cap } = capFor(capacity, self, others);
+            claims[index] = {
+              ...self,
+              current: Math.min(Math.max(self.wanted, self.bounds.min), cap, self.bounds.max),
+            };
+            expect(heldConnections(claims)).toBeLessThanOrEqual(capacity);
+          }
+        },
+      ),
+    );
   });
 });
 
@@ -134,8 +170,18 @@ describe('rolloutUnavailable: pods a rolling update takes down before their repl
   it.each([
     ['the default 25 % of 4, rounded down', undefined, 4, 1],
     ['the default 25 % of 2 rounds down to 0 (the default surge of 1 keeps the rollout moving)', undefined, 2, 0],
-    ['maxSurge 0, maxUnavailable 1 (the demo)', { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } }, 2, 1],
-    ['both 0 after rounding: one at a time, as the deployment controller does', { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: '10%' } }, 4, 1],
+    [
+      'maxSurge 0, maxUnavailable 1 (the demo)',
+      { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } },
+      2,
+      1,
+    ],
+    [
+      'both 0 after rounding: one at a time, as the deployment controller does',
+      { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: '10%' } },
+      4,
+      1,
+    ],
     ['maxUnavailable "50%"', { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: '50%' } }, 4, 2],
     ['Recreate takes every pod down', { type: 'Recreate' }, 3, 3],
     ['never more than the replicas', { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 9 } }, 3, 3],
@@ -145,7 +191,8 @@ describe('rolloutUnavailable: pods a rolling update takes down before their repl
 });
 
 describe('allocate: FillToBudget claims share the capacity by recent demand', () => {
-  const fill = (policy: string, demand: number | undefined): Claim => claim(policy, { units: 2, bounds: { min: 5, max: 120 }, wanted: 120, current: 30, fills: true, demand });
+  const fill = (policy: string, demand: number | undefined): Claim =>
+    claim(policy, { units: 2, bounds: { min: 5, max: 120 }, wanted: 120, current: 30, fills: true, demand });
 
   it.each([
     ['equal demand: an even split (the static fair share)', 4, 4, 24, 24],
@@ -160,18 +207,38 @@ describe('allocate: FillToBudget claims share the capacity by recent demand', ()
 
   it('property: the shares fit the capacity whenever the minimums do, and nobody is below min', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 400 }), fc.array(fc.record({ units: fc.integer({ min: 1, max: 6 }), demand: fc.option(fc.integer({ min: 0, max: 200 }), { nil: undefined }) }), { minLength: 1, maxLength: 5 }), (capacity, specs) => {
-        const claims = specs.map((s, i) => claim(`p${i}`, { units: s.units, bounds: { min: 5, max: 120 }, wanted: 120, current: 5, fills: true, demand: s.demand }));
-        const allocation = allocate(capacity, claims);
-        const caps = claims.map((c) => allocation.shares.get(c.policy)?.cap ?? -1);
-        for (const cap of caps) expect(cap).toBeGreaterThanOrEqual(5);
-        if (allocation.minimumsFit) expect(claims.reduce((sum, c, i) => sum + c.units * (caps[i] ?? 0), 0)).toBeLessThanOrEqual(capacity);
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: 400 }),
+        fc.array(
+          fc.record({
+            units: fc.integer({ min: 1, max: 6 }),
+            demand: fc.option(fc.integer({ min: 0, max: 200 }), { nil: undefined }),
+          }),
+          { minLength: 1, maxLength: 5 },
+        ),
+        (capacity, specs) => {
+          const claims = specs.map((s, i) =>
+            claim(`p${i}`, {
+              units: s.units,
+              bounds: { min: 5, max: 120 },
+              wanted: 120,
+              current: 5,
+              fills: true,
+              demand: s.demand,
+            }),
+          );
+          const allocation = allocate(capacity, claims);
+          const caps = claims.map((c) => allocation.shares.get(c.policy)?.cap ?? -1);
+          for (const cap of caps) expect(cap).toBeGreaterThanOrEqual(5);
+          if (allocation.minimumsFit)
+            expect(claims.reduce((sum, c, i) => sum + c.units * (caps[i] ?? 0), 0)).toBeLessThanOrEqual(capacity);
+        },
+      ),
     );
   });
 });
 
-describe('capFor: a peer\'s running rollout', () => {
+describe("capFor: a peer's running rollout", () => {
   it('its surge pods leave no room to grow into, but do not lower the correction limit', () => {
     const self = claim('a', { units: 2, wanted: 30, current: 20 });
     const peer = claim('b', { units: 2, wanted: 20, current: 20, surgeUnits: 1 });

@@ -38,16 +38,47 @@ const behaviorArb: fc.Arbitrary<Behavior> = fc.record({
   minChangeIntervalMs: fc.integer({ min: 0, max: 2 * HOUR }),
 });
 
-const problemArb = fc.constantFrom<MetricsProblem>('QueryFailed', 'NoData', 'NaN', 'Infinite', 'MultipleSeries', 'Stale');
+const problemArb = fc.constantFrom<MetricsProblem>(
+  'QueryFailed',
+  'NoData',
+  'NaN',
+  'Infinite',
+  'MultipleSeries',
+  'Stale',
+);
 
 /** Mostly usable readings, plus the ways a reading can be unusable: flagged, non-finite or stale. */
 function sampleArb(nowMs: number, intervalMs: number): fc.Arbitrary<UtilizationSample> {
   const at = (ageMs: number): Date => new Date(nowMs - ageMs);
   return fc.oneof(
-    { weight: 6, arbitrary: fc.record({ valid: fc.constant(true as const), percent: fc.double({ min: 0, max: 300, noNaN: true }), sampledAt: fc.integer({ min: 0, max: 2 * intervalMs }).map(at) }) },
-    { weight: 1, arbitrary: fc.record({ valid: fc.constant(false as const), problem: problemArb, message: fc.string() }) },
-    { weight: 1, arbitrary: fc.record({ valid: fc.constant(true as const), percent: fc.constantFrom(Number.NaN, Infinity, -Infinity), sampledAt: fc.constant(at(0)) }) },
-    { weight: 1, arbitrary: fc.record({ valid: fc.constant(true as const), percent: fc.double({ min: 0, max: 300, noNaN: true }), sampledAt: fc.integer({ min: 2 * intervalMs + 1, max: 3 * HOUR }).map(at) }) },
+    {
+      weight: 6,
+      arbitrary: fc.record({
+        valid: fc.constant(true as const),
+        percent: fc.double({ min: 0, max: 300, noNaN: true }),
+        sampledAt: fc.integer({ min: 0, max: 2 * intervalMs }).map(at),
+      }),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.record({ valid: fc.constant(false as const), problem: problemArb, message: fc.string() }),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        valid: fc.constant(true as const),
+        percent: fc.constantFrom(Number.NaN, Infinity, -Infinity),
+        sampledAt: fc.constant(at(0)),
+      }),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        valid: fc.constant(true as const),
+        percent: fc.double({ min: 0, max: 300, noNaN: true }),
+        sampledAt: fc.integer({ min: 2 * intervalMs + 1, max: 3 * HOUR }).map(at),
+      }),
+    },
   );
 }
 
@@ -94,7 +125,10 @@ const inputArb: fc.Arbitrary<DecisionInput> = fc
       intervalMs: fc.constant(intervalMs),
       sample: sampleArb(nowMs, intervalMs),
       breach: breachArb(nowMs, intervalMs),
-      lastChangeAt: fc.option(agoArb(intervalMs).map((ago) => new Date(nowMs - ago)), { nil: undefined }),
+      lastChangeAt: fc.option(
+        agoArb(intervalMs).map((ago) => new Date(nowMs - ago)),
+        { nil: undefined },
+      ),
       rolloutCompletedAt: fc.oneof(
         fc.constant(undefined),
         fc.constant(new Date(0)),
@@ -148,7 +182,9 @@ describe('decide properties', () => {
       fc.property(inputArb, (input) => {
         fc.pre(inBounds(input.current, input.bounds));
         const { desired } = decide(input);
-        expect(Math.abs(desired - input.current)).toBeLessThanOrEqual(allowedStep(input.current, input.behavior.maxStepPercent));
+        expect(Math.abs(desired - input.current)).toBeLessThanOrEqual(
+          allowedStep(input.current, input.behavior.maxStepPercent),
+        );
       }),
     );
   });
@@ -182,10 +218,14 @@ describe('decide properties', () => {
         const { desired } = decide(input);
         const percent = usablePercent(input);
         if (desired > input.current) {
-          expect(input.current < input.bounds.min || (percent !== undefined && percent > input.thresholds.scaleUpAbove)).toBe(true);
+          expect(
+            input.current < input.bounds.min || (percent !== undefined && percent > input.thresholds.scaleUpAbove),
+          ).toBe(true);
         }
         if (desired < input.current) {
-          expect(input.current > input.bounds.max || (percent !== undefined && percent < input.thresholds.scaleDownBelow)).toBe(true);
+          expect(
+            input.current > input.bounds.max || (percent !== undefined && percent < input.thresholds.scaleDownBelow),
+          ).toBe(true);
         }
       }),
     );
@@ -196,7 +236,8 @@ describe('decide properties', () => {
       fc.property(inputArb, (input) => {
         const { desired } = decide(input);
         if (input.rolloutCompletedAt === undefined) expect(desired).toBe(input.current);
-        const sinceChange = input.lastChangeAt === undefined ? Infinity : input.now.getTime() - input.lastChangeAt.getTime();
+        const sinceChange =
+          input.lastChangeAt === undefined ? Infinity : input.now.getTime() - input.lastChangeAt.getTime();
         if (inBounds(input.current, input.bounds) && sinceChange < input.behavior.minChangeIntervalMs) {
           expect(desired).toBe(input.current);
         }
@@ -255,10 +296,19 @@ describe('decide properties', () => {
           let breach = initial.breach;
           let lastChangeAt = initial.lastChangeAt;
           let rolloutCompletedAt = initial.rolloutCompletedAt ?? initial.now;
-          const direction = percent > initial.thresholds.scaleUpAbove ? 1 : percent < initial.thresholds.scaleDownBelow ? -1 : 0;
+          const direction =
+            percent > initial.thresholds.scaleUpAbove ? 1 : percent < initial.thresholds.scaleDownBelow ? -1 : 0;
           for (let i = 0; i < evaluations; i++) {
             const now = new Date(initial.now.getTime() + i * initial.intervalMs);
-            const decision = decide({ ...initial, now, current, breach, lastChangeAt, rolloutCompletedAt, sample: { valid: true, percent, sampledAt: now } });
+            const decision = decide({
+              ...initial,
+              now,
+              current,
+              breach,
+              lastChangeAt,
+              rolloutCompletedAt,
+              sample: { valid: true, percent, sampledAt: now },
+            });
             expect(Math.sign(decision.desired - current) * direction).toBeGreaterThanOrEqual(0);
             if (direction === 0) expect(decision.desired).toBe(current);
             expect(inBounds(decision.desired, initial.bounds)).toBe(true);
@@ -283,29 +333,51 @@ describe('decide properties with behavior.scaleUp / scaleDown policies', () => {
     periodMs: fc.integer({ min: 1000, max: HOUR }),
   });
   const rulesArb: fc.Arbitrary<DirectionRules | undefined> = fc.option(
-    fc.record({ selectPolicy: fc.constantFrom<SelectPolicy>('Max', 'Min', 'Disabled'), policies: fc.option(fc.array(policyArb, { minLength: 1, maxLength: 3 }), { nil: undefined }) }),
+    fc.record({
+      selectPolicy: fc.constantFrom<SelectPolicy>('Max', 'Min', 'Disabled'),
+      policies: fc.option(fc.array(policyArb, { minLength: 1, maxLength: 3 }), { nil: undefined }),
+    }),
     { nil: undefined },
   );
   const withRulesArb: fc.Arbitrary<DecisionInput> = inputArb
     .filter((i) => inBounds(i.current, i.bounds))
     .chain((i) =>
-      fc.record({
-        scaleUp: rulesArb,
-        scaleDown: rulesArb,
-        recentChanges: fc.array(
-          fc.record({ ago: fc.integer({ min: 0, max: 2 * HOUR }), from: fc.integer({ min: 1, max: 1000 }), to: fc.integer({ min: 1, max: 1000 }) }).map(({ ago, from, to }) => ({ at: new Date(i.now.getTime() - ago), from, to })),
-          { maxLength: 10 },
-        ),
-      }).map(({ scaleUp, scaleDown, recentChanges }) => ({ ...i, behavior: { ...i.behavior, scaleUp, scaleDown }, recentChanges })),
+      fc
+        .record({
+          scaleUp: rulesArb,
+          scaleDown: rulesArb,
+          recentChanges: fc.array(
+            fc
+              .record({
+                ago: fc.integer({ min: 0, max: 2 * HOUR }),
+                from: fc.integer({ min: 1, max: 1000 }),
+                to: fc.integer({ min: 1, max: 1000 }),
+              })
+              .map(({ ago, from, to }) => ({ at: new Date(i.now.getTime() - ago), from, to })),
+            { maxLength: 10 },
+          ),
+        })
+        .map(({ scaleUp, scaleDown, recentChanges }) => ({
+          ...i,
+          behavior: { ...i.behavior, scaleUp, scaleDown },
+          recentChanges,
+        })),
     );
 
   /** An independent statement of one policy's allowance: does moving to `desired` stay within it? */
   function withinPolicy(input: DecisionInput, desired: number, policy: ScalingPolicy): boolean {
     const cutoff = input.now.getTime() - policy.periodMs;
-    const made = (input.recentChanges ?? []).filter((c) => c.at.getTime() > cutoff).reduce((sum, c) => sum + c.to - c.from, 0);
+    const made = (input.recentChanges ?? [])
+      .filter((c) => c.at.getTime() > cutoff)
+      .reduce((sum, c) => sum + c.to - c.from, 0);
     const start = input.current - made;
-    if (desired > input.current) return desired <= (policy.type === 'Percent' ? Math.ceil((start * (100 + policy.value)) / 100) : start + policy.value);
-    return desired >= (policy.type === 'Percent' ? Math.trunc((start * (100 - policy.value)) / 100) : start - policy.value);
+    if (desired > input.current)
+      return (
+        desired <= (policy.type === 'Percent' ? Math.ceil((start * (100 + policy.value)) / 100) : start + policy.value)
+      );
+    return (
+      desired >= (policy.type === 'Percent' ? Math.trunc((start * (100 - policy.value)) / 100) : start - policy.value)
+    );
   }
 
   it('stays within [min, max]; a disabled direction never moves; a move keeps within one policy (Max) or every policy (Min)', () => {
@@ -318,7 +390,9 @@ describe('decide properties with behavior.scaleUp / scaleDown policies', () => {
         expect(rules?.selectPolicy).not.toBe('Disabled');
         const policies = rules?.policies;
         if (rules === undefined || policies === undefined) {
-          expect(Math.abs(desired - input.current)).toBeLessThanOrEqual(allowedStep(input.current, input.behavior.maxStepPercent));
+          expect(Math.abs(desired - input.current)).toBeLessThanOrEqual(
+            allowedStep(input.current, input.behavior.maxStepPercent),
+          );
           return;
         }
         const fits = policies.map((p) => withinPolicy(input, desired, p));

@@ -94,7 +94,10 @@ describe('decide, stage 1: sample validity', () => {
     },
     {
       name: 'an empty result is never read as 0 utilization, even after a long down breach',
-      given: { sample: { valid: false, problem: 'NoData', message: 'query returned no series' }, breach: longDownBreach },
+      given: {
+        sample: { valid: false, problem: 'NoData', message: 'query returned no series' },
+        breach: longDownBreach,
+      },
       desired: 20,
       reason: 'MetricsUnavailable',
       message: 'metrics unavailable (NoData): query returned no series; holding at 20',
@@ -166,7 +169,11 @@ describe('decide, stage 1: sample validity', () => {
     },
     {
       name: 'an invalid sample during a rollout reports the metrics problem and keeps the breach',
-      given: { sample: { valid: false, problem: 'QueryFailed', message: 'timeout' }, rolloutCompletedAt: undefined, breach: longUpBreach },
+      given: {
+        sample: { valid: false, problem: 'QueryFailed', message: 'timeout' },
+        rolloutCompletedAt: undefined,
+        breach: longUpBreach,
+      },
       desired: 20,
       reason: 'MetricsUnavailable',
       message: /\(QueryFailed\): timeout/,
@@ -356,7 +363,12 @@ describe('decide, stage 5: breach tracking and stabilization', () => {
       name: 'a zero window acts on the first breaching sample',
       given: {
         sample: validSample(82),
-        behavior: { maxStepPercent: 20, scaleUpStabilizationMs: 0, scaleDownStabilizationMs: 0, minChangeIntervalMs: 0 },
+        behavior: {
+          maxStepPercent: 20,
+          scaleUpStabilizationMs: 0,
+          scaleDownStabilizationMs: 0,
+          minChangeIntervalMs: 0,
+        },
       },
       desired: 24,
       reason: 'Scaled',
@@ -418,7 +430,11 @@ describe('decide, stages 6-8 and 10: proposal, step limit, bounds', () => {
     },
     {
       name: 'an unmodified proportional scale-down may land exactly on min',
-      given: { sample: validSample(20), breach: longDownBreach, behavior: { ...input().behavior, maxStepPercent: 100 } },
+      given: {
+        sample: validSample(20),
+        breach: longDownBreach,
+        behavior: { ...input().behavior, maxStepPercent: 100 },
+      },
       desired: 5, // floor(20 * 20 / 70) = 5
       reason: 'Scaled',
       message: 'utilization 20% < 30% for 30m0s; scaling toward the 70% target (20→5)',
@@ -442,7 +458,12 @@ describe('decide, stages 6-8 and 10: proposal, step limit, bounds', () => {
     },
     {
       name: 'a scale-down past min is capped and reported as AtMin',
-      given: { current: 6, sample: validSample(10), breach: longDownBreach, behavior: { ...input().behavior, maxStepPercent: 100 } },
+      given: {
+        current: 6,
+        sample: validSample(10),
+        breach: longDownBreach,
+        behavior: { ...input().behavior, maxStepPercent: 100 },
+      },
       desired: 5, // proportional floor(0.86) = 0
       reason: 'AtMin',
       message: 'utilization 10% < 30% for 30m0s; capped at min 5 (6→5 instead of 0)',
@@ -554,41 +575,50 @@ describe('decide, closed loop', () => {
   it.each([
     { percent: 90, start: 20, values: [24, 28, 33, 39, 46, 50], last: 'AtMax' },
     { percent: 100, start: 40, values: [48, 50], last: 'AtMax' },
-  ])('$percent% held above scaleUpAbove grows at most 20% per change, never above max', ({ percent, start, values, last }) => {
-    const steps = simulate(start, 3 * 60 * MINUTE, constantUtilization(percent));
-    expect(steps.map((s) => s.to)).toEqual(values);
-    // The first breaching sample is taken 5s before the first evaluation, so the 5m window is met at the evaluation 5m later.
-    expect(steps[0]?.at).toBe(5 * MINUTE);
-    for (const [i, step] of steps.entries()) {
-      expect(step.to - step.from).toBeGreaterThan(0);
-      expect(step.to - step.from).toBeLessThanOrEqual(maxStepDelta(step.from, 20));
-      expect(step.to).toBeLessThanOrEqual(50);
-      const previous = steps[i - 1];
-      if (previous !== undefined) expect(step.at - previous.at).toBeGreaterThanOrEqual(5 * MINUTE);
-    }
-    expect(steps.at(-1)?.reason).toBe(last);
-  });
+  ])(
+    '$percent% held above scaleUpAbove grows at most 20% per change, never above max',
+    ({ percent, start, values, last }) => {
+      const steps = simulate(start, 3 * 60 * MINUTE, constantUtilization(percent));
+      expect(steps.map((s) => s.to)).toEqual(values);
+      // The first breaching sample is taken 5s before the first evaluation, so the 5m window is met at the evaluation 5m later.
+      expect(steps[0]?.at).toBe(5 * MINUTE);
+      for (const [i, step] of steps.entries()) {
+        expect(step.to - step.from).toBeGreaterThan(0);
+        expect(step.to - step.from).toBeLessThanOrEqual(maxStepDelta(step.from, 20));
+        expect(step.to).toBeLessThanOrEqual(50);
+        const previous = steps[i - 1];
+        if (previous !== undefined) expect(step.at - previous.at).toBeGreaterThanOrEqual(5 * MINUTE);
+      }
+      expect(steps.at(-1)?.reason).toBe(last);
+    },
+  );
 
   it.each([
     { percent: 20, start: 40, values: [32, 26, 21, 17, 14, 12, 10, 8, 7, 6, 5] },
     { percent: 0, start: 7, values: [6, 5] },
-  ])('$percent% held below scaleDownBelow shrinks only after the down window, never below min', ({ percent, start, values }) => {
-    const steps = simulate(start, 4 * 60 * MINUTE, constantUtilization(percent));
-    expect(steps.map((s) => s.to)).toEqual(values);
-    expect(steps[0]?.at).toBe(10 * MINUTE);
-    for (const [i, step] of steps.entries()) {
-      expect(step.from - step.to).toBeGreaterThan(0);
-      expect(step.from - step.to).toBeLessThanOrEqual(maxStepDelta(step.from, 20));
-      expect(step.to).toBeGreaterThanOrEqual(5);
-      const previous = steps[i - 1];
-      if (previous !== undefined) expect(step.at - previous.at).toBeGreaterThanOrEqual(10 * MINUTE);
-    }
-  });
+  ])(
+    '$percent% held below scaleDownBelow shrinks only after the down window, never below min',
+    ({ percent, start, values }) => {
+      const steps = simulate(start, 4 * 60 * MINUTE, constantUtilization(percent));
+      expect(steps.map((s) => s.to)).toEqual(values);
+      expect(steps[0]?.at).toBe(10 * MINUTE);
+      for (const [i, step] of steps.entries()) {
+        expect(step.from - step.to).toBeGreaterThan(0);
+        expect(step.from - step.to).toBeLessThanOrEqual(maxStepDelta(step.from, 20));
+        expect(step.to).toBeGreaterThanOrEqual(5);
+        const previous = steps[i - 1];
+        if (previous !== undefined) expect(step.at - previous.at).toBeGreaterThanOrEqual(10 * MINUTE);
+      }
+    },
+  );
 
   it.each<{ name: string; sample: (nowMs: number) => UtilizationSample }>([
     { name: 'NaN', sample: (t) => ({ valid: true, percent: Number.NaN, sampledAt: new Date(t) }) },
     { name: 'empty result', sample: () => ({ valid: false, problem: 'NoData', message: 'no series' }) },
-    { name: 'stale low reading', sample: (t) => ({ valid: true, percent: 0, sampledAt: new Date(t - 2 * INTERVAL - 1) }) },
+    {
+      name: 'stale low reading',
+      sample: (t) => ({ valid: true, percent: 0, sampledAt: new Date(t - 2 * INTERVAL - 1) }),
+    },
     { name: 'query failure', sample: () => ({ valid: false, problem: 'QueryFailed', message: 'connection refused' }) },
   ])('$name for hours never changes the value', ({ sample }) => {
     expect(simulate(20, 3 * 60 * MINUTE, sample)).toEqual([]);
@@ -658,7 +688,8 @@ describe('decide, stage 7 with behavior.scaleUp / scaleDown policies (HPA-style 
       given: { ...UP, behavior: { ...base, scaleUp: { selectPolicy: 'Max', policies: twoPolicies } } },
       desired: 40,
       reason: 'ScaleUpLimit',
-      message: /scale-up limited by policy Percent 100% per 1m0s \(selectPolicy Max; from 20, nothing changed yet in the period\) \(20→40 instead of 58\)$/,
+      message:
+        /scale-up limited by policy Percent 100% per 1m0s \(selectPolicy Max; from 20, nothing changed yet in the period\) \(20→40 instead of 58\)$/,
       breach: undefined,
     },
     {
@@ -671,7 +702,11 @@ describe('decide, stage 7 with behavior.scaleUp / scaleDown policies (HPA-style 
     },
     {
       name: 'a proposal within what the policies allow is applied unmodified',
-      given: { sample: validSample(95), breach: breachOf('up', 6 * MINUTE), behavior: { ...base, scaleUp: { selectPolicy: 'Max', policies: twoPolicies } } },
+      given: {
+        sample: validSample(95),
+        breach: breachOf('up', 6 * MINUTE),
+        behavior: { ...base, scaleUp: { selectPolicy: 'Max', policies: twoPolicies } },
+      },
       desired: 28,
       reason: 'Scaled',
       message: /scaling toward the 70% target \(20→28\)$/,
@@ -682,7 +717,8 @@ describe('decide, stage 7 with behavior.scaleUp / scaleDown policies (HPA-style 
       given: { ...UP, behavior: { ...base, scaleUp: { selectPolicy: 'Disabled', policies: twoPolicies } } },
       desired: 20,
       reason: 'ScaleUpLimit',
-      message: /scale-up is disabled by spec\.behavior\.scaleUp\.selectPolicy Disabled: no room for 20→58; holding at 20$/,
+      message:
+        /scale-up is disabled by spec\.behavior\.scaleUp\.selectPolicy Disabled: no room for 20→58; holding at 20$/,
       breach: upBreach,
     },
     {
@@ -697,17 +733,22 @@ describe('decide, stage 7 with behavior.scaleUp / scaleDown policies (HPA-style 
       name: 'a change made 30 s ago inside a 60 s period limits the next: 15→20, Connections 6 per 1m allows 21',
       given: {
         ...UP,
-        behavior: { ...base, minChangeIntervalMs: 0, scaleUp: { selectPolicy: 'Max', policies: [connectionsPolicy(6)] } },
+        behavior: {
+          ...base,
+          minChangeIntervalMs: 0,
+          scaleUp: { selectPolicy: 'Max', policies: [connectionsPolicy(6)] },
+        },
         lastChangeAt: ago(30 * SECOND),
         recentChanges: [{ at: ago(30 * SECOND), from: 15, to: 20 }],
       },
       desired: 21,
       reason: 'ScaleUpLimit',
-      message: /scale-up limited by policy Connections 6 per 1m0s \(selectPolicy Max; from 15 at the start of the period, \+5 already changed in it\) \(20→21 instead of 58\)$/,
+      message:
+        /scale-up limited by policy Connections 6 per 1m0s \(selectPolicy Max; from 15 at the start of the period, \+5 already changed in it\) \(20→21 instead of 58\)$/,
       breach: undefined,
     },
     {
-      name: 'the period\'s allowance used up (10→20 30 s ago, Percent 100 per 1m): hold until it moves on',
+      name: "the period's allowance used up (10→20 30 s ago, Percent 100 per 1m): hold until it moves on",
       given: {
         ...UP,
         behavior: { ...base, minChangeIntervalMs: 0, scaleUp: { selectPolicy: 'Max', policies: [percentPolicy(100)] } },
@@ -734,7 +775,11 @@ describe('decide, stage 7 with behavior.scaleUp / scaleDown policies (HPA-style 
     },
     {
       name: 'minChangeInterval still applies on top of the policies',
-      given: { ...UP, behavior: { ...base, scaleUp: { selectPolicy: 'Max', policies: twoPolicies } }, lastChangeAt: ago(MINUTE) },
+      given: {
+        ...UP,
+        behavior: { ...base, scaleUp: { selectPolicy: 'Max', policies: twoPolicies } },
+        lastChangeAt: ago(MINUTE),
+      },
       desired: 20,
       reason: 'MinIntervalNotElapsed',
       message: /scale-up limited by policy Percent 100% per 1m0s .*, but the last change was 1m0s ago/,
@@ -742,7 +787,11 @@ describe('decide, stage 7 with behavior.scaleUp / scaleDown policies (HPA-style 
     },
     {
       name: 'a bound tighter than the policy is reported as the bound',
-      given: { ...UP, bounds: { min: 5, max: 30 }, behavior: { ...base, scaleUp: { selectPolicy: 'Max', policies: twoPolicies } } },
+      given: {
+        ...UP,
+        bounds: { min: 5, max: 30 },
+        behavior: { ...base, scaleUp: { selectPolicy: 'Max', policies: twoPolicies } },
+      },
       desired: 30,
       reason: 'AtMax',
       message: /capped at max 30 \(20→30 instead of 40\)$/,
@@ -753,7 +802,8 @@ describe('decide, stage 7 with behavior.scaleUp / scaleDown policies (HPA-style 
       given: { ...DOWN, behavior: { ...base, scaleDown: { selectPolicy: 'Max', policies: [connectionsPolicy(5)] } } },
       desired: 15,
       reason: 'ScaleDownLimit',
-      message: /scale-down limited by policy Connections 5 per 1m0s \(selectPolicy Max; from 20, nothing changed yet in the period\) \(20→15 instead of 2\)$/,
+      message:
+        /scale-down limited by policy Connections 5 per 1m0s \(selectPolicy Max; from 20, nothing changed yet in the period\) \(20→15 instead of 2\)$/,
       breach: undefined,
     },
     {
@@ -761,7 +811,8 @@ describe('decide, stage 7 with behavior.scaleUp / scaleDown policies (HPA-style 
       given: { ...DOWN, behavior: { ...base, scaleDown: { selectPolicy: 'Disabled', policies: undefined } } },
       desired: 20,
       reason: 'ScaleDownLimit',
-      message: /scale-down is disabled by spec\.behavior\.scaleDown\.selectPolicy Disabled: no room for 20→2; holding at 20$/,
+      message:
+        /scale-down is disabled by spec\.behavior\.scaleDown\.selectPolicy Disabled: no room for 20→2; holding at 20$/,
       breach: downBreach,
     },
     {
@@ -774,7 +825,12 @@ describe('decide, stage 7 with behavior.scaleUp / scaleDown policies (HPA-style 
     },
     {
       name: 'small value, Percent 10: 3 grows to 4 (rounded up so it still moves)',
-      given: { ...UP, current: 3, bounds: { min: 1, max: 50 }, behavior: { ...base, scaleUp: { selectPolicy: 'Max', policies: [percentPolicy(10)] } } },
+      given: {
+        ...UP,
+        current: 3,
+        bounds: { min: 1, max: 50 },
+        behavior: { ...base, scaleUp: { selectPolicy: 'Max', policies: [percentPolicy(10)] } },
+      },
       desired: 4,
       reason: 'ScaleUpLimit',
       message: /Percent 10% per 1m0s .* \(3→4 instead of 9\)$/,
@@ -782,7 +838,12 @@ describe('decide, stage 7 with behavior.scaleUp / scaleDown policies (HPA-style 
     },
     {
       name: 'small value, Connections 4 beside Percent 10 (Max): 3 grows to 7',
-      given: { ...UP, current: 3, bounds: { min: 1, max: 50 }, behavior: { ...base, scaleUp: { selectPolicy: 'Max', policies: [percentPolicy(10), connectionsPolicy(4)] } } },
+      given: {
+        ...UP,
+        current: 3,
+        bounds: { min: 1, max: 50 },
+        behavior: { ...base, scaleUp: { selectPolicy: 'Max', policies: [percentPolicy(10), connectionsPolicy(4)] } },
+      },
       desired: 7,
       reason: 'ScaleUpLimit',
       message: /Connections 4 per 1m0s .* \(3→7 instead of 9\)$/,

@@ -22,7 +22,23 @@ describe('parseDuration', () => {
     expect(parseDuration(text)).toBe(ms);
   });
 
-  const invalid: readonly string[] = ['', '5', '5 minutes', '-1s', '+1s', '1d', '1.s', '.5s', 's', '5m ', ' 5m', '1H', '1e3s', '1,5s', '99999999999999999999h'];
+  const invalid: readonly string[] = [
+    '',
+    '5',
+    '5 minutes',
+    '-1s',
+    '+1s',
+    '1d',
+    '1.s',
+    '.5s',
+    's',
+    '5m ',
+    ' 5m',
+    '1H',
+    '1e3s',
+    '1,5s',
+    '99999999999999999999h',
+  ];
   it.each(invalid)('refuses %j', (text) => {
     expect(parseDuration(text)).toBeUndefined();
   });

@@ -1,7 +1,16 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import type { Breach } from '../../../src/domain/decide.js';
-import { decideFill, decideShareFill, split, type DemandSample, type FillDecision, type FillInput, type FillReason, type ShareFillInput } from '../../../src/domain/fill.js';
+import {
+  decideFill,
+  decideShareFill,
+  split,
+  type DemandSample,
+  type FillDecision,
+  type FillInput,
+  type FillReason,
+  type ShareFillInput,
+} from '../../../src/domain/fill.js';
 import type { SectionBudget } from '../../../src/domain/sections.js';
 import { parsePoolPolicySpec } from '../../../src/api/v1alpha1/poolpolicy.js';
 
@@ -9,13 +18,24 @@ const SECOND = 1000;
 const NOW_MS = Date.parse('2025-01-01T12:00:00.000Z');
 const ago = (ms: number): Date => new Date(NOW_MS - ms);
 
-const share = (cap: number, over: { readonly fair?: number; readonly limit?: number } = {}): SectionBudget => ({ kind: 'cap', backend: 'PostgreSQL', cap, needs: 240, free: 97, minimumsFit: true, ...over });
+const share = (cap: number, over: { readonly fair?: number; readonly limit?: number } = {}): SectionBudget => ({
+  kind: 'cap',
+  backend: 'PostgreSQL',
+  cap,
+  needs: 240,
+  free: 97,
+  minimumsFit: true,
+  ...over,
+});
 
 /** Demand per process; the floor defaults to the lower of the mean and now. */
 const demand = (overrides: Partial<DemandSample> = {}): FillInput['demand'] => {
   const inUse = overrides.inUse ?? 2;
   const typical = overrides.typical ?? 2;
-  return { valid: true, demand: { inUse, typical, floor: Math.min(inUse, typical), waiters: 0, timeouts: 0, ...overrides } };
+  return {
+    valid: true,
+    demand: { inUse, typical, floor: Math.min(inUse, typical), waiters: 0, timeouts: 0, ...overrides },
+  };
 };
 
 /**
@@ -33,7 +53,12 @@ function input(overrides: Partial<FillInput> = {}): FillInput {
     demand: demand(),
     restart: { processes: 2, processesDuringRollout: 1 },
     thresholds: { scaleUpAbove: 80, scaleDownBelow: 40, target: 65 },
-    behavior: { maxStepPercent: 20, scaleUpStabilizationMs: 10 * SECOND, scaleDownStabilizationMs: 20 * SECOND, minChangeIntervalMs: 5 * SECOND },
+    behavior: {
+      maxStepPercent: 20,
+      scaleUpStabilizationMs: 10 * SECOND,
+      scaleDownStabilizationMs: 20 * SECOND,
+      minChangeIntervalMs: 5 * SECOND,
+    },
     intervalMs: 5 * SECOND,
     breach: undefined,
     lastChangeAt: undefined,
@@ -46,7 +71,11 @@ const at48 = (pool: number): Pick<FillInput, 'pool' | 'overflow'> => ({
   pool: { current: pool, bounds: { min: 5, max: 40 } },
   overflow: { current: 48 - pool, bounds: { min: 0, max: 80 } },
 });
-const breach = (direction: Breach['direction'], sinceMs: number): Breach => ({ direction, since: ago(sinceMs), lastSeen: ago(5 * SECOND) });
+const breach = (direction: Breach['direction'], sinceMs: number): Breach => ({
+  direction,
+  since: ago(sinceMs),
+  lastSeen: ago(5 * SECOND),
+});
 
 interface Case {
   readonly name: string;
@@ -66,7 +95,10 @@ const cases: Case[] = [
   },
   {
     name: 'a saturated pool (censored at 100 %) also jumps straight to the share, never in steps',
-    input: input({ sample: { valid: true, percent: 100, sampledAt: ago(SECOND) }, demand: demand({ inUse: 30, typical: 29, waiters: 12, timeouts: 40 }) }),
+    input: input({
+      sample: { valid: true, percent: 100, sampledAt: ago(SECOND) },
+      demand: demand({ inUse: 30, typical: 29, waiters: 12, timeouts: 40 }),
+    }),
     pool: 29,
     overflow: 19,
     reason: 'FilledToBudget',
@@ -93,7 +125,7 @@ const cases: Case[] = [
     reason: 'BudgetCorrection',
   },
   {
-    name: 'a peer\'s demand grew: the fair share fell by more than the tolerance, the rollout is safe: capacity given back',
+    name: "a peer's demand grew: the fair share fell by more than the tolerance, the rollout is safe: capacity given back",
     input: input({ ...at48(10), budget: share(48, { fair: 30, limit: 48 }) }),
     pool: 5,
     overflow: 25,
@@ -101,35 +133,51 @@ const cases: Case[] = [
   },
   {
     name: 'a fair share that wobbles by less than 20 % moves nothing',
-    input: input({ ...at48(10), demand: demand({ inUse: 12, typical: 11, floor: 10 }), budget: share(48, { fair: 44, limit: 48 }) }),
+    input: input({
+      ...at48(10),
+      demand: demand({ inUse: 12, typical: 11, floor: 10 }),
+      budget: share(48, { fair: 44, limit: 48 }),
+    }),
     pool: 10,
     overflow: 38,
     reason: 'DeadBand',
   },
   {
     name: 'giving capacity back would need a rollout the demand of now cannot carry: deferred',
-    input: input({ ...at48(10), demand: demand({ inUse: 30, typical: 30 }), budget: share(48, { fair: 24, limit: 48 }) }),
+    input: input({
+      ...at48(10),
+      demand: demand({ inUse: 30, typical: 30 }),
+      budget: share(48, { fair: 24, limit: 48 }),
+    }),
     pool: 10,
     overflow: 38,
     reason: 'RestartDeferred',
   },
   {
     name: 'a small rise of the share is taken only when saturated',
-    input: input({ ...at48(10), demand: demand({ inUse: 48, typical: 40, waiters: 4 }), budget: share(60, { limit: 55 }) }),
+    input: input({
+      ...at48(10),
+      demand: demand({ inUse: 48, typical: 40, waiters: 4 }),
+      budget: share(60, { limit: 55 }),
+    }),
     pool: 40,
     overflow: 15,
     reason: 'FilledToBudget',
   },
   {
-    name: 'a peer\'s rollout holds surge pods: growth stops short of them (cap below the share), no correction',
+    name: "a peer's rollout holds surge pods: growth stops short of them (cap below the share), no correction",
     input: input({ budget: share(36, { fair: 48, limit: 48 }) }),
     pool: 5,
     overflow: 31,
     reason: 'FilledToBudget',
   },
   {
-    name: 'already at the share while a peer\'s surge pods are up: nothing moves',
-    input: input({ ...at48(10), demand: demand({ inUse: 12, typical: 11, floor: 10 }), budget: share(36, { fair: 48, limit: 48 }) }),
+    name: "already at the share while a peer's surge pods are up: nothing moves",
+    input: input({
+      ...at48(10),
+      demand: demand({ inUse: 12, typical: 11, floor: 10 }),
+      budget: share(36, { fair: 48, limit: 48 }),
+    }),
     pool: 10,
     overflow: 38,
     reason: 'DeadBand',
@@ -163,7 +211,7 @@ const cases: Case[] = [
     reason: 'PoolFollowsDemand',
   },
   {
-    name: 'after a peak the window\'s mean still says 34 but demand now is 4: no growth (both must agree)',
+    name: "after a peak the window's mean still says 34 but demand now is 4: no growth (both must agree)",
     input: input({ ...at48(5), demand: demand({ inUse: 4, typical: 34 }), breach: breach('up', 60 * SECOND) }),
     pool: 5,
     overflow: 43,
@@ -185,20 +233,28 @@ const cases: Case[] = [
   },
   {
     name: 'after a peak the floor falls at once: poolSize shrinks after the scale-down window, whatever the lagging mean says',
-    input: input({ ...at48(14), demand: demand({ inUse: 4, typical: 25, floor: 3 }), breach: breach('down', 21 * SECOND) }),
+    input: input({
+      ...at48(14),
+      demand: demand({ inUse: 4, typical: 25, floor: 3 }),
+      breach: breach('down', 21 * SECOND),
+    }),
     pool: 5,
     overflow: 43,
     reason: 'PoolFollowsDemand',
   },
   {
     name: 'the floor rises only when demand stayed up the whole window: a burst does not grow the pool',
-    input: input({ ...at48(5), demand: demand({ inUse: 30, typical: 12, floor: 4 }), breach: breach('up', 60 * SECOND) }),
+    input: input({
+      ...at48(5),
+      demand: demand({ inUse: 30, typical: 12, floor: 4 }),
+      breach: breach('up', 60 * SECOND),
+    }),
     pool: 5,
     overflow: 43,
     reason: 'DeadBand',
   },
   {
-    name: 'the rollout would leave one process for today\'s 2 × 40 connections: deferred',
+    name: "the rollout would leave one process for today's 2 × 40 connections: deferred",
     input: input({ ...at48(5), demand: demand({ inUse: 40, typical: 38 }), breach: breach('up', 11 * SECOND) }),
     pool: 5,
     overflow: 43,
@@ -213,14 +269,22 @@ const cases: Case[] = [
   },
   {
     name: 'no shrink while waiters were seen in the window',
-    input: input({ ...at48(20), demand: demand({ inUse: 4, typical: 3.2, waiters: 2 }), breach: breach('down', 21 * SECOND) }),
+    input: input({
+      ...at48(20),
+      demand: demand({ inUse: 4, typical: 3.2, waiters: 2 }),
+      breach: breach('down', 21 * SECOND),
+    }),
     pool: 20,
     overflow: 28,
     reason: 'Saturated',
   },
   {
     name: 'no shrink while timeouts were seen in the window',
-    input: input({ ...at48(20), demand: demand({ inUse: 4, typical: 3.2, timeouts: 1 }), breach: breach('down', 21 * SECOND) }),
+    input: input({
+      ...at48(20),
+      demand: demand({ inUse: 4, typical: 3.2, timeouts: 1 }),
+      breach: breach('down', 21 * SECOND),
+    }),
     pool: 20,
     overflow: 28,
     reason: 'Saturated',
@@ -255,7 +319,9 @@ const cases: Case[] = [
   },
   {
     name: 'an unknown budget allows no growth',
-    input: input({ budget: { kind: 'unknown', reason: 'BudgetQueryFailed', message: 'ConnectionBudget b: the query failed' } }),
+    input: input({
+      budget: { kind: 'unknown', reason: 'BudgetQueryFailed', message: 'ConnectionBudget b: the query failed' },
+    }),
     pool: 10,
     overflow: 20,
     reason: 'BudgetUnknown',
@@ -272,19 +338,27 @@ const cases: Case[] = [
 describe('decideFill', () => {
   it.each(cases)('$name', ({ input: given, pool, overflow, reason }) => {
     const decision: FillDecision = decideFill(given);
-    expect({ pool: decision.pool, overflow: decision.overflow, reason: decision.reason }).toEqual({ pool, overflow, reason });
+    expect({ pool: decision.pool, overflow: decision.overflow, reason: decision.reason }).toEqual({
+      pool,
+      overflow,
+      reason,
+    });
     expect(decision.message.length).toBeGreaterThan(0);
   });
 
-  it('names the signals it used, so a user sees which of the app\'s metrics counted', () => {
-    expect(decideFill(input()).message).toContain('signals: db_pool_checked_out, db_pool_waiters, db_pool_timeouts_total');
+  it("names the signals it used, so a user sees which of the app's metrics counted", () => {
+    expect(decideFill(input()).message).toContain(
+      'signals: db_pool_checked_out, db_pool_waiters, db_pool_timeouts_total',
+    );
     const runbookOnly = decideFill(input({ demand: demand({ waiters: undefined, timeouts: undefined }) }));
     expect(runbookOnly.message).toContain('signals: db_pool_checked_out)');
     expect(runbookOnly.reason).toBe('FilledToBudget');
   });
 
-  it('says PgBouncer would help when demand fills the share below the policy\'s own max', () => {
-    expect(decideFill(input({ ...at48(20), demand: demand({ inUse: 48, typical: 20, waiters: 5 }) })).budgetBound).toBe(true);
+  it("says PgBouncer would help when demand fills the share below the policy's own max", () => {
+    expect(decideFill(input({ ...at48(20), demand: demand({ inUse: 48, typical: 20, waiters: 5 }) })).budgetBound).toBe(
+      true,
+    );
     expect(decideFill(input({ ...at48(20), demand: demand({ inUse: 20, typical: 20 }) })).budgetBound).toBe(false);
   });
 
@@ -352,14 +426,57 @@ describe('decideShareFill (Redis maxConnections)', () => {
     rolloutCompletedAt: new Date(0),
   };
   it.each<{ name: string; input: ShareFillInput; value: number; reason: FillReason }>([
-    { name: 'fills to the share in one change, whatever utilization says', input: base, value: 50, reason: 'FilledToBudget' },
+    {
+      name: 'fills to the share in one change, whatever utilization says',
+      input: base,
+      value: 50,
+      reason: 'FilledToBudget',
+    },
     { name: 'at the share: hold', input: { ...base, current: 50 }, value: 50, reason: 'DeadBand' },
-    { name: 'growth waits for the minimum interval', input: { ...base, lastChangeAt: ago(SECOND) }, value: 10, reason: 'MinIntervalNotElapsed' },
-    { name: 'over a smaller share: down at once, interval or not', input: { ...base, current: 50, lastChangeAt: ago(SECOND), budget: { ...base.budget, kind: 'cap', cap: 20 } as SectionBudget }, value: 20, reason: 'BudgetCorrection' },
-    { name: 'a share below min is held at min', input: { ...base, budget: { ...base.budget, kind: 'cap', cap: 4 } as SectionBudget }, value: 10, reason: 'DeadBand' },
-    { name: 'invalid samples hold', input: { ...base, sample: { valid: false, problem: 'NoData', message: 'none' } }, value: 10, reason: 'MetricsUnavailable' },
-    { name: 'a rollout in progress holds', input: { ...base, rolloutCompletedAt: undefined }, value: 10, reason: 'RolloutInProgress' },
-    { name: 'an unknown budget holds', input: { ...base, budget: { kind: 'unknown', reason: 'BudgetNotFound', message: 'ConnectionBudget b not found' } }, value: 10, reason: 'BudgetNotFound' },
+    {
+      name: 'growth waits for the minimum interval',
+      input: { ...base, lastChangeAt: ago(SECOND) },
+      value: 10,
+      reason: 'MinIntervalNotElapsed',
+    },
+    {
+      name: 'over a smaller share: down at once, interval or not',
+      input: {
+        ...base,
+        current: 50,
+        lastChangeAt: ago(SECOND),
+        budget: { ...base.budget, kind: 'cap', cap: 20 } as SectionBudget,
+      },
+      value: 20,
+      reason: 'BudgetCorrection',
+    },
+    {
+      name: 'a share below min is held at min',
+      input: { ...base, budget: { ...base.budget, kind: 'cap', cap: 4 } as SectionBudget },
+      value: 10,
+      reason: 'DeadBand',
+    },
+    {
+      name: 'invalid samples hold',
+      input: { ...base, sample: { valid: false, problem: 'NoData', message: 'none' } },
+      value: 10,
+      reason: 'MetricsUnavailable',
+    },
+    {
+      name: 'a rollout in progress holds',
+      input: { ...base, rolloutCompletedAt: undefined },
+      value: 10,
+      reason: 'RolloutInProgress',
+    },
+    {
+      name: 'an unknown budget holds',
+      input: {
+        ...base,
+        budget: { kind: 'unknown', reason: 'BudgetNotFound', message: 'ConnectionBudget b not found' },
+      },
+      value: 10,
+      reason: 'BudgetNotFound',
+    },
   ])('$name', ({ input: given, value, reason }) => {
     const decision = decideShareFill(given);
     expect({ value: decision.pool, reason: decision.reason }).toEqual({ value, reason });
@@ -369,19 +486,38 @@ describe('decideShareFill (Redis maxConnections)', () => {
 describe('decideFill with spec.behavior.scaleUp / scaleDown', () => {
   /** The behavior a parsed spec hands the law (block windows already folded into the window fields). */
   const behaviorOf = (raw: Record<string, unknown>): FillInput['behavior'] => {
-    const parsed = parsePoolPolicySpec({ targetRef: { name: 'api' }, redis: { maxConnections: { min: 1, max: 2 } }, behavior: { minChangeInterval: '5s', ...raw } });
+    const parsed = parsePoolPolicySpec({
+      targetRef: { name: 'api' },
+      redis: { maxConnections: { min: 1, max: 2 } },
+      behavior: { minChangeInterval: '5s', ...raw },
+    });
     if (!parsed.ok) throw new Error(parsed.message);
     return parsed.spec.behavior;
   };
   const growing = { ...at48(5), demand: demand({ inUse: 12, typical: 10 }), breach: breach('up', 11 * SECOND) };
 
-  it('the scaleUp block\'s stabilizationWindow is the poolSize window: 11 s of 30 s is still Stabilizing', () => {
-    expect(decideFill(input({ ...growing, behavior: behaviorOf({ scaleUp: { stabilizationWindow: '30s' } }) })).reason).toBe('Stabilizing');
-    expect(decideFill(input({ ...growing, behavior: behaviorOf({ scaleUp: { stabilizationWindow: '10s' } }) })).reason).toBe('PoolFollowsDemand');
+  it("the scaleUp block's stabilizationWindow is the poolSize window: 11 s of 30 s is still Stabilizing", () => {
+    expect(
+      decideFill(input({ ...growing, behavior: behaviorOf({ scaleUp: { stabilizationWindow: '30s' } }) })).reason,
+    ).toBe('Stabilizing');
+    expect(
+      decideFill(input({ ...growing, behavior: behaviorOf({ scaleUp: { stabilizationWindow: '10s' } }) })).reason,
+    ).toBe('PoolFollowsDemand');
   });
 
   it('selectPolicy and policies do not apply to FillToBudget: poolSize still follows demand in one move', () => {
-    const decision = decideFill(input({ ...growing, behavior: behaviorOf({ scaleUp: { stabilizationWindow: '10s', selectPolicy: 'Disabled', policies: [{ type: 'Connections', value: 1, period: '1h' }] } }) }));
+    const decision = decideFill(
+      input({
+        ...growing,
+        behavior: behaviorOf({
+          scaleUp: {
+            stabilizationWindow: '10s',
+            selectPolicy: 'Disabled',
+            policies: [{ type: 'Connections', value: 1, period: '1h' }],
+          },
+        }),
+      }),
+    );
     expect({ pool: decision.pool, reason: decision.reason }).toEqual({ pool: 10, reason: 'PoolFollowsDemand' });
   });
 });

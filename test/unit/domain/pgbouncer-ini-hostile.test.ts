@@ -9,7 +9,8 @@ import { PGBOUNCER_MAX_INT, readPgbouncerSettings, setPgbouncerSettings } from '
 const OWNED = ['default_pool_size', 'max_client_conn'] as const;
 // U+FFFD, NUL and other control characters refuse the whole text (InvalidText), before any value.
 const utf8 = new TextDecoder('utf-8'); // non-fatal: invalid sequences become U+FFFD, as in a ConfigMap
-const iniWith = (lines: readonly string[]): string => ['[databases]', 'app = host=db', '', '[pgbouncer]', 'listen_port = 6432', ...lines, ''].join('\n');
+const iniWith = (lines: readonly string[]): string =>
+  ['[databases]', 'app = host=db', '', '[pgbouncer]', 'listen_port = 6432', ...lines, ''].join('\n');
 
 describe('pgbouncer.ini: values that are not plain ASCII integers are refused', () => {
   const hostile: readonly (readonly [string, string])[] = [
@@ -41,7 +42,13 @@ describe('pgbouncer.ini: values that are not plain ASCII integers are refused', 
     fc.assert(
       fc.property(
         fc.constantFrom(...OWNED),
-        fc.oneof(fc.uint8Array({ maxLength: 12 }), fc.stringMatching(/^[0-9]{1,4}$/).map((s) => new TextEncoder().encode(s)), fc.tuple(fc.nat({ max: 999 }), fc.uint8Array({ minLength: 1, maxLength: 3 })).map(([n, b]) => new Uint8Array([...new TextEncoder().encode(String(n)), ...b]))),
+        fc.oneof(
+          fc.uint8Array({ maxLength: 12 }),
+          fc.stringMatching(/^[0-9]{1,4}$/).map((s) => new TextEncoder().encode(s)),
+          fc
+            .tuple(fc.nat({ max: 999 }), fc.uint8Array({ minLength: 1, maxLength: 3 }))
+            .map(([n, b]) => new Uint8Array([...new TextEncoder().encode(String(n)), ...b])),
+        ),
         (key, bytes) => {
           const value = utf8.decode(bytes);
           fc.pre(!/[\n\r]/.test(value)); // one line
@@ -69,7 +76,12 @@ describe('pgbouncer.ini: values that are not plain ASCII integers are refused', 
 });
 
 describe('pgbouncer.ini: an owned key set twice is refused, whatever its spelling and values', () => {
-  const spelling = (key: string): fc.Arbitrary<string> => fc.constantFrom(key, key.toUpperCase(), key.replace(/(^|_)([a-z])/g, (m) => m.toUpperCase()));
+  const spelling = (key: string): fc.Arbitrary<string> =>
+    fc.constantFrom(
+      key,
+      key.toUpperCase(),
+      key.replace(/(^|_)([a-z])/g, (m) => m.toUpperCase()),
+    );
   const ws = fc.constantFrom('', ' ', '\t', ' \t ');
 
   it('DuplicateKey from the reader and the editor, which writes nothing', () => {
@@ -80,7 +92,17 @@ describe('pgbouncer.ini: an owned key set twice is refused, whatever its spellin
         ws,
         fc.nat({ max: 5000 }),
         fc.nat({ max: 5000 }),
-        fc.array(fc.constantFrom('; comment', '# comment', '', 'listen_addr = 127.0.0.1', '%include extra.ini', 'auth_type = md5'), { maxLength: 4 }),
+        fc.array(
+          fc.constantFrom(
+            '; comment',
+            '# comment',
+            '',
+            'listen_addr = 127.0.0.1',
+            '%include extra.ini',
+            'auth_type = md5',
+          ),
+          { maxLength: 4 },
+        ),
         ([key, first, second], a, b, v1, v2, between) => {
           const text = iniWith([`${first}${a}=${b}${v1}`, ...between, `${second}${b}=${a}${v2}`]);
           expect(readPgbouncerSettings(text, [...OWNED])).toMatchObject({ ok: false, reason: 'DuplicateKey' });

@@ -11,12 +11,7 @@ import {
 } from '../../../src/api/v1alpha1/poolpolicy.js';
 import type { UtilizationSample } from '../../../src/domain/decide.js';
 import { blockedEvents, blockedStatus } from '../../../src/domain/policy-status.js';
-import {
-  planPolicy,
-  type Plan,
-  type PlanInput,
-  type SettingReading,
-} from '../../../src/domain/plan.js';
+import { planPolicy, type Plan, type PlanInput, type SettingReading } from '../../../src/domain/plan.js';
 import { sectionsOf, type SectionBudget } from '../../../src/domain/sections.js';
 import { statusToWrite, toWrittenStatus } from '../../../src/domain/status.js';
 
@@ -38,7 +33,11 @@ function specOf(raw: Raw): PoolPolicySpec {
 const target = { name: 'voiceassist-api' };
 const database = { poolSize: { min: 10, max: 50 }, maxOverflow: { ratio: 2, min: 0, max: 100 } };
 const redis = { maxConnections: { min: 25, max: 200 } };
-const pgbouncerIni = { configMapRef: { name: 'pgbouncer-config' }, defaultPoolSize: { min: 10, max: 80 }, maxClientConn: { min: 100, max: 4000, ratio: 20 } };
+const pgbouncerIni = {
+  configMapRef: { name: 'pgbouncer-config' },
+  defaultPoolSize: { min: 10, max: 80 },
+  maxClientConn: { min: 100, max: 4000, ratio: 20 },
+};
 const pgbouncerEnv = { ...pgbouncerIni, format: 'env' };
 
 /** Defaults throughout: thresholds 40/65/80, 20% steps, 5m up window, 10m between changes. */
@@ -48,9 +47,14 @@ const DB_AND_REDIS = specOf({ targetRef: target, database, redis });
 const DB_AND_PGBOUNCER = specOf({ targetRef: target, database, pgbouncer: pgbouncerIni });
 const PGBOUNCER_ENV = specOf({ targetRef: target, pgbouncer: pgbouncerEnv });
 
-const valid = (percent: number, age = 10 * SECOND): UtilizationSample => ({ valid: true, percent, sampledAt: ago(age) });
+const valid = (percent: number, age = 10 * SECOND): UtilizationSample => ({
+  valid: true,
+  percent,
+  sampledAt: ago(age),
+});
 const value = (v: number): SettingReading => ({ kind: 'value', value: v });
-const readings = (entries: Record<string, SettingReading>): ReadonlyMap<string, SettingReading> => new Map(Object.entries(entries));
+const readings = (entries: Record<string, SettingReading>): ReadonlyMap<string, SettingReading> =>
+  new Map(Object.entries(entries));
 
 /** An up-breach of every section, 10 minutes old (beyond the 5m window), last seen one interval ago. */
 const OLD_UP_BREACHES: ParsedPoolPolicyStatus['breaches'] = {
@@ -83,23 +87,43 @@ function conditionOf(plan: Plan | PoolPolicyStatus, type: string) {
 }
 
 /** What the reconciler reads back on the next pass: the status it wrote, parsed. */
-const stored = (status: PoolPolicyStatus): ParsedPoolPolicyStatus => parsePoolPolicyStatus(JSON.parse(JSON.stringify(status)));
+const stored = (status: PoolPolicyStatus): ParsedPoolPolicyStatus =>
+  parsePoolPolicyStatus(JSON.parse(JSON.stringify(status)));
 
 describe('sectionsOf', () => {
   it.each<[string, PoolPolicySpec, Array<[PoolSection, string, string | undefined]>]>([
     ['database with overflow', DB_AUTO, [['database', 'DB_POOL_SIZE', 'DB_MAX_OVERFLOW']]],
-    ['database without overflow', specOf({ targetRef: target, database: { poolSize: { min: 1, max: 5 } } }), [['database', 'DB_POOL_SIZE', undefined]]],
+    [
+      'database without overflow',
+      specOf({ targetRef: target, database: { poolSize: { min: 1, max: 5 } } }),
+      [['database', 'DB_POOL_SIZE', undefined]],
+    ],
     [
       'custom env names',
-      specOf({ targetRef: target, database: { poolSize: { env: 'POOL', min: 1, max: 5 }, maxOverflow: { env: 'OVER', min: 0, max: 10 } }, redis: { maxConnections: { env: 'RMAX', min: 1, max: 5 } } }),
-      [['database', 'POOL', 'OVER'], ['redis', 'RMAX', undefined]],
+      specOf({
+        targetRef: target,
+        database: { poolSize: { env: 'POOL', min: 1, max: 5 }, maxOverflow: { env: 'OVER', min: 0, max: 10 } },
+        redis: { maxConnections: { env: 'RMAX', min: 1, max: 5 } },
+      }),
+      [
+        ['database', 'POOL', 'OVER'],
+        ['redis', 'RMAX', undefined],
+      ],
     ],
-    ['pgbouncer ini keys', specOf({ targetRef: target, pgbouncer: pgbouncerIni }), [['pgbouncer', 'default_pool_size', 'max_client_conn']]],
+    [
+      'pgbouncer ini keys',
+      specOf({ targetRef: target, pgbouncer: pgbouncerIni }),
+      [['pgbouncer', 'default_pool_size', 'max_client_conn']],
+    ],
     ['pgbouncer env keys', PGBOUNCER_ENV, [['pgbouncer', 'DEFAULT_POOL_SIZE', 'MAX_CLIENT_CONN']]],
     [
       'all three, in fixed order',
       specOf({ targetRef: target, pgbouncer: pgbouncerIni, redis, database }),
-      [['database', 'DB_POOL_SIZE', 'DB_MAX_OVERFLOW'], ['redis', 'REDIS_MAX_CONNECTIONS', undefined], ['pgbouncer', 'default_pool_size', 'max_client_conn']],
+      [
+        ['database', 'DB_POOL_SIZE', 'DB_MAX_OVERFLOW'],
+        ['redis', 'REDIS_MAX_CONNECTIONS', undefined],
+        ['pgbouncer', 'default_pool_size', 'max_client_conn'],
+      ],
     ],
   ])('%s', (_name, spec, expected) => {
     expect(sectionsOf(spec).map((s) => [s.section, s.leader.key, s.follower?.key])).toEqual(expected);
@@ -107,7 +131,13 @@ describe('sectionsOf', () => {
 
   it('carries bounds, ratio and where the setting lives', () => {
     expect(sectionsOf(DB_AND_PGBOUNCER)).toEqual([
-      { section: 'database', target: 'env', leader: { key: 'DB_POOL_SIZE', bounds: { min: 10, max: 50 } }, follower: { key: 'DB_MAX_OVERFLOW', bounds: { min: 0, max: 100 }, ratio: 2 }, fill: false },
+      {
+        section: 'database',
+        target: 'env',
+        leader: { key: 'DB_POOL_SIZE', bounds: { min: 10, max: 50 } },
+        follower: { key: 'DB_MAX_OVERFLOW', bounds: { min: 0, max: 100 }, ratio: 2 },
+        fill: false,
+      },
       {
         section: 'pgbouncer',
         target: 'pgbouncer',
@@ -123,7 +153,10 @@ describe('planPolicy: Auto mode at 90% with a breach older than the window', () 
   const plan = planPolicy(input());
 
   it('writes DB_POOL_SIZE 24 (one 20% step) and DB_MAX_OVERFLOW 48 (ratio 2)', () => {
-    expect([...plan.envWrites]).toEqual([['DB_POOL_SIZE', 24], ['DB_MAX_OVERFLOW', 48]]);
+    expect([...plan.envWrites]).toEqual([
+      ['DB_POOL_SIZE', 24],
+      ['DB_MAX_OVERFLOW', 48],
+    ]);
     expect(plan.pgbouncerWrites.size).toBe(0);
     expect(plan.changes).toEqual([
       { setting: 'DB_POOL_SIZE', from: 20, to: 24 },
@@ -147,7 +180,11 @@ describe('planPolicy: Auto mode at 90% with a breach older than the window', () 
   });
 
   it('sets lastChange and appends a history entry with utilizationBefore', () => {
-    expect(plan.status.lastChange).toEqual({ time: formatStatusTime(NOW), reason: plan.events[0]?.note, changes: plan.changes });
+    expect(plan.status.lastChange).toEqual({
+      time: formatStatusTime(NOW),
+      reason: plan.events[0]?.note,
+      changes: plan.changes,
+    });
     expect(plan.status.history).toEqual([{ ...plan.status.lastChange, utilizationBefore: 90 }]);
   });
 
@@ -156,35 +193,100 @@ describe('planPolicy: Auto mode at 90% with a breach older than the window', () 
   });
 
   it('is Ready, metrics available, and Limited by the step', () => {
-    expect(conditionOf(plan, ConditionType.Ready)).toMatchObject({ status: 'True', reason: ConditionReason.Reconciled });
+    expect(conditionOf(plan, ConditionType.Ready)).toMatchObject({
+      status: 'True',
+      reason: ConditionReason.Reconciled,
+    });
     expect(conditionOf(plan, ConditionType.MetricsAvailable)).toMatchObject({ status: 'True' });
-    expect(conditionOf(plan, ConditionType.Limited)).toMatchObject({ status: 'True', reason: ConditionReason.StepLimited });
+    expect(conditionOf(plan, ConditionType.Limited)).toMatchObject({
+      status: 'True',
+      reason: ConditionReason.StepLimited,
+    });
   });
 
   it('does not change again on the next pass: the breach must earn a new window', () => {
-    const next = planPolicy(input({ previous: stored(plan.status), readings: readings({ DB_POOL_SIZE: value(24), DB_MAX_OVERFLOW: value(48) }), now: new Date(NOW.getTime() + 30 * SECOND), samples: { database: { valid: true, percent: 90, sampledAt: new Date(NOW.getTime() + 20 * SECOND) } } }));
+    const next = planPolicy(
+      input({
+        previous: stored(plan.status),
+        readings: readings({ DB_POOL_SIZE: value(24), DB_MAX_OVERFLOW: value(48) }),
+        now: new Date(NOW.getTime() + 30 * SECOND),
+        samples: { database: { valid: true, percent: 90, sampledAt: new Date(NOW.getTime() + 20 * SECOND) } },
+      }),
+    );
     expect(next.envWrites.size).toBe(0);
     expect(next.events).toEqual([]);
     expect(next.status.history).toHaveLength(1);
-    expect(conditionOf(next, ConditionType.Limited)).toMatchObject({ status: 'True', reason: ConditionReason.Stabilizing });
+    expect(conditionOf(next, ConditionType.Limited)).toMatchObject({
+      status: 'True',
+      reason: ConditionReason.Stabilizing,
+    });
   });
 });
 
 describe('planPolicy: what each situation writes', () => {
   it.each<[string, Partial<PlanInput>, Array<[string, number]>]>([
     ['utilization in the dead band', { samples: { database: valid(60) } }, []],
-    ['breach younger than the window', { previous: { breaches: { database: { direction: 'up', since: ago(MINUTE), lastSeen: ago(30 * SECOND) } } } }, []],
+    [
+      'breach younger than the window',
+      { previous: { breaches: { database: { direction: 'up', since: ago(MINUTE), lastSeen: ago(30 * SECOND) } } } },
+      [],
+    ],
     ['no breach yet', { previous: {} }, []],
     ['rollout still in progress', { rolloutCompletedAt: { env: undefined, pgbouncer: new Date(0) } }, []],
-    ['last change too recent', { previous: { breaches: OLD_UP_BREACHES, lastChange: { time: ago(MINUTE), reason: 'x', changes: [] } } }, []],
-    ['invalid sample', { samples: { database: { valid: false, problem: 'NoData', message: 'query returned no series' } } }, []],
+    [
+      'last change too recent',
+      { previous: { breaches: OLD_UP_BREACHES, lastChange: { time: ago(MINUTE), reason: 'x', changes: [] } } },
+      [],
+    ],
+    [
+      'invalid sample',
+      { samples: { database: { valid: false, problem: 'NoData', message: 'query returned no series' } } },
+      [],
+    ],
     ['no sample taken at all', { samples: {} }, []],
     ['Recommend mode', { spec: DB_RECOMMEND }, []],
-    ['missing env: starts at min, follower follows', { readings: readings({}) }, [['DB_POOL_SIZE', 10], ['DB_MAX_OVERFLOW', 20]]],
-    ['missing follower only: follower set from leader', { readings: readings({ DB_POOL_SIZE: value(20) }), samples: { database: valid(60) } }, [['DB_MAX_OVERFLOW', 40]]],
-    ['follower outside its bounds: clamped back', { readings: readings({ DB_POOL_SIZE: value(20), DB_MAX_OVERFLOW: value(500) }), samples: { database: valid(60) } }, [['DB_MAX_OVERFLOW', 100]]],
-    ['leader above max: corrected at once', { readings: readings({ DB_POOL_SIZE: value(70), DB_MAX_OVERFLOW: value(100) }), samples: { database: valid(60) } }, [['DB_POOL_SIZE', 50]]],
-    ['low utilization past the down window: shrinks', { samples: { database: valid(20) }, previous: { breaches: { database: { direction: 'down', since: ago(40 * MINUTE), lastSeen: ago(30 * SECOND) } } } }, [['DB_POOL_SIZE', 16], ['DB_MAX_OVERFLOW', 32]]],
+    [
+      'missing env: starts at min, follower follows',
+      { readings: readings({}) },
+      [
+        ['DB_POOL_SIZE', 10],
+        ['DB_MAX_OVERFLOW', 20],
+      ],
+    ],
+    [
+      'missing follower only: follower set from leader',
+      { readings: readings({ DB_POOL_SIZE: value(20) }), samples: { database: valid(60) } },
+      [['DB_MAX_OVERFLOW', 40]],
+    ],
+    [
+      'follower outside its bounds: clamped back',
+      {
+        readings: readings({ DB_POOL_SIZE: value(20), DB_MAX_OVERFLOW: value(500) }),
+        samples: { database: valid(60) },
+      },
+      [['DB_MAX_OVERFLOW', 100]],
+    ],
+    [
+      'leader above max: corrected at once',
+      {
+        readings: readings({ DB_POOL_SIZE: value(70), DB_MAX_OVERFLOW: value(100) }),
+        samples: { database: valid(60) },
+      },
+      [['DB_POOL_SIZE', 50]],
+    ],
+    [
+      'low utilization past the down window: shrinks',
+      {
+        samples: { database: valid(20) },
+        previous: {
+          breaches: { database: { direction: 'down', since: ago(40 * MINUTE), lastSeen: ago(30 * SECOND) } },
+        },
+      },
+      [
+        ['DB_POOL_SIZE', 16],
+        ['DB_MAX_OVERFLOW', 32],
+      ],
+    ],
   ])('%s', (_name, overrides, expected) => {
     const plan = planPolicy(input(overrides));
     expect([...plan.envWrites]).toEqual(expected);
@@ -201,8 +303,13 @@ describe('planPolicy: what each situation writes', () => {
 
   it('holds the breach while waiting out the window, and reports Stabilizing', () => {
     const plan = planPolicy(input({ previous: {} }));
-    expect(plan.status.breaches).toEqual({ database: { direction: 'up', since: at(10 * SECOND), lastSeen: formatStatusTime(NOW) } });
-    expect(conditionOf(plan, ConditionType.Limited)).toMatchObject({ status: 'True', reason: ConditionReason.Stabilizing });
+    expect(plan.status.breaches).toEqual({
+      database: { direction: 'up', since: at(10 * SECOND), lastSeen: formatStatusTime(NOW) },
+    });
+    expect(conditionOf(plan, ConditionType.Limited)).toMatchObject({
+      status: 'True',
+      reason: ConditionReason.Stabilizing,
+    });
     expect(plan.status.current).toEqual({ DB_POOL_SIZE: 20, DB_MAX_OVERFLOW: 40 });
   });
 });
@@ -229,13 +336,23 @@ describe('planPolicy: Recommend mode', () => {
   });
 
   it('is Ready with reason Recommending', () => {
-    expect(conditionOf(plan, ConditionType.Ready)).toMatchObject({ status: 'True', reason: ConditionReason.Recommending });
+    expect(conditionOf(plan, ConditionType.Ready)).toMatchObject({
+      status: 'True',
+      reason: ConditionReason.Recommending,
+    });
   });
 
   // A recommendation is not applied, so its breach goes on: it must not flap back.
   it('keeps the recommendation on the next pass while utilization stays high', () => {
     const later = new Date(NOW.getTime() + 30 * SECOND);
-    const next = planPolicy(input({ spec: DB_RECOMMEND, now: later, previous: stored(plan.status), samples: { database: { valid: true, percent: 90, sampledAt: later } } }));
+    const next = planPolicy(
+      input({
+        spec: DB_RECOMMEND,
+        now: later,
+        previous: stored(plan.status),
+        samples: { database: { valid: true, percent: 90, sampledAt: later } },
+      }),
+    );
     expect(next.envWrites.size).toBe(0);
     expect(next.status.recommended).toEqual({ DB_POOL_SIZE: 24, DB_MAX_OVERFLOW: 48 });
     expect(next.events).toEqual([]);
@@ -253,14 +370,20 @@ describe('planPolicy: metrics problems', () => {
   const first = planPolicy(input({ samples: { database: invalid } }));
 
   it('sets MetricsAvailable=False with the problem as reason', () => {
-    expect(conditionOf(first, ConditionType.MetricsAvailable)).toMatchObject({ status: 'False', reason: 'Stale', message: 'database: sample is 5m old' });
+    expect(conditionOf(first, ConditionType.MetricsAvailable)).toMatchObject({
+      status: 'False',
+      reason: 'Stale',
+      message: 'database: sample is 5m old',
+    });
     expect(conditionOf(first, ConditionType.Limited)).toMatchObject({ status: 'False', reason: 'MetricsUnavailable' });
     expect(first.envWrites.size).toBe(0);
     expect(first.status.observed).toBeUndefined();
   });
 
   it('keeps the breach as it was: a gap neither advances nor restarts the window', () => {
-    expect(first.status.breaches).toEqual({ database: { direction: 'up', since: at(10 * MINUTE), lastSeen: at(30 * SECOND) } });
+    expect(first.status.breaches).toEqual({
+      database: { direction: 'up', since: at(10 * MINUTE), lastSeen: at(30 * SECOND) },
+    });
   });
 
   it('warns the first time', () => {
@@ -269,7 +392,11 @@ describe('planPolicy: metrics problems', () => {
 
   it.each<[string, UtilizationSample, number]>([
     ['same reason again: no repeated event', invalid, 0],
-    ['same reason, other message: no repeated event', { valid: false, problem: 'Stale', message: 'sample is 6m old' }, 0],
+    [
+      'same reason, other message: no repeated event',
+      { valid: false, problem: 'Stale', message: 'sample is 6m old' },
+      0,
+    ],
     ['a new reason: warns again', { valid: false, problem: 'QueryFailed', message: 'HTTP 503' }, 1],
     ['recovered: no warning', valid(60), 0],
   ])('on the next pass, %s', (_name, sample, warnings) => {
@@ -279,20 +406,49 @@ describe('planPolicy: metrics problems', () => {
 
   it('keeps lastTransitionTime while the problem persists', () => {
     const later = new Date(NOW.getTime() + MINUTE);
-    const next = planPolicy(input({ now: later, previous: stored(first.status), samples: { database: { valid: false, problem: 'QueryFailed', message: 'HTTP 503' } } }));
-    expect(conditionOf(next, ConditionType.MetricsAvailable)).toMatchObject({ status: 'False', reason: 'QueryFailed', lastTransitionTime: formatStatusTime(NOW) });
+    const next = planPolicy(
+      input({
+        now: later,
+        previous: stored(first.status),
+        samples: { database: { valid: false, problem: 'QueryFailed', message: 'HTTP 503' } },
+      }),
+    );
+    expect(conditionOf(next, ConditionType.MetricsAvailable)).toMatchObject({
+      status: 'False',
+      reason: 'QueryFailed',
+      lastTransitionTime: formatStatusTime(NOW),
+    });
   });
 });
 
 describe('planPolicy: sections that cannot be managed', () => {
-  const valueFrom: SettingReading = { kind: 'unmanageable', reason: ConditionReason.ValueFromNotManaged, message: 'DB_POOL_SIZE is set via valueFrom' };
+  const valueFrom: SettingReading = {
+    kind: 'unmanageable',
+    reason: ConditionReason.ValueFromNotManaged,
+    message: 'DB_POOL_SIZE is set via valueFrom',
+  };
 
   it.each<[string, Record<string, SettingReading>]>([
-    ['leader set via valueFrom', { DB_POOL_SIZE: valueFrom, DB_MAX_OVERFLOW: value(40), REDIS_MAX_CONNECTIONS: value(50) }],
-    ['follower set via valueFrom', { DB_POOL_SIZE: value(20), DB_MAX_OVERFLOW: { ...valueFrom, message: 'DB_MAX_OVERFLOW is set via valueFrom' }, REDIS_MAX_CONNECTIONS: value(50) }],
+    [
+      'leader set via valueFrom',
+      { DB_POOL_SIZE: valueFrom, DB_MAX_OVERFLOW: value(40), REDIS_MAX_CONNECTIONS: value(50) },
+    ],
+    [
+      'follower set via valueFrom',
+      {
+        DB_POOL_SIZE: value(20),
+        DB_MAX_OVERFLOW: { ...valueFrom, message: 'DB_MAX_OVERFLOW is set via valueFrom' },
+        REDIS_MAX_CONNECTIONS: value(50),
+      },
+    ],
   ])('%s: Ready=False, no database writes, redis still planned', (_name, entries) => {
-    const plan = planPolicy(input({ spec: DB_AND_REDIS, readings: readings(entries), samples: { database: valid(90), redis: valid(90) } }));
-    expect(conditionOf(plan, ConditionType.Ready)).toMatchObject({ status: 'False', reason: ConditionReason.ValueFromNotManaged });
+    const plan = planPolicy(
+      input({ spec: DB_AND_REDIS, readings: readings(entries), samples: { database: valid(90), redis: valid(90) } }),
+    );
+    expect(conditionOf(plan, ConditionType.Ready)).toMatchObject({
+      status: 'False',
+      reason: ConditionReason.ValueFromNotManaged,
+    });
     expect([...plan.envWrites]).toEqual([['REDIS_MAX_CONNECTIONS', 60]]);
     expect(plan.events.map((e) => [e.type, e.reason])).toEqual([
       ['Normal', 'PoolResized'],
@@ -304,14 +460,26 @@ describe('planPolicy: sections that cannot be managed', () => {
     const plan = planPolicy(
       input({
         spec: DB_AND_PGBOUNCER,
-        readings: readings({ DB_POOL_SIZE: value(20), DB_MAX_OVERFLOW: value(40), default_pool_size: value(20), max_client_conn: value(400) }),
+        readings: readings({
+          DB_POOL_SIZE: value(20),
+          DB_MAX_OVERFLOW: value(40),
+          default_pool_size: value(20),
+          max_client_conn: value(400),
+        }),
         samples: { database: valid(90), pgbouncer: valid(95) },
         pgbouncerRefusal: { reason: ConditionReason.IniRefused, message: 'pgbouncer.ini sets default_pool_size twice' },
       }),
     );
-    expect(conditionOf(plan, ConditionType.Ready)).toMatchObject({ status: 'False', reason: ConditionReason.IniRefused, message: 'pgbouncer.ini sets default_pool_size twice' });
+    expect(conditionOf(plan, ConditionType.Ready)).toMatchObject({
+      status: 'False',
+      reason: ConditionReason.IniRefused,
+      message: 'pgbouncer.ini sets default_pool_size twice',
+    });
     expect(plan.pgbouncerWrites.size).toBe(0);
-    expect([...plan.envWrites]).toEqual([['DB_POOL_SIZE', 24], ['DB_MAX_OVERFLOW', 48]]);
+    expect([...plan.envWrites]).toEqual([
+      ['DB_POOL_SIZE', 24],
+      ['DB_MAX_OVERFLOW', 48],
+    ]);
     expect(plan.status.current).toMatchObject({ default_pool_size: 20, max_client_conn: 400 });
     expect(plan.events.filter((e) => e.type === 'Warning').map((e) => e.reason)).toEqual([ConditionReason.IniRefused]);
   });
@@ -325,18 +493,30 @@ describe('planPolicy: PgBouncer', () => {
     const plan = planPolicy(
       input({
         spec,
-        readings: readings({ DB_POOL_SIZE: value(20), DB_MAX_OVERFLOW: value(40), [pool]: value(20), [clients]: value(400) }),
+        readings: readings({
+          DB_POOL_SIZE: value(20),
+          DB_MAX_OVERFLOW: value(40),
+          [pool]: value(20),
+          [clients]: value(400),
+        }),
         samples: { database: valid(60), pgbouncer: valid(90) },
       }),
     );
-    expect([...plan.pgbouncerWrites]).toEqual([[pool, 24], [clients, 480]]);
+    expect([...plan.pgbouncerWrites]).toEqual([
+      [pool, 24],
+      [clients, 480],
+    ]);
     expect(plan.envWrites.size).toBe(0);
     expect(plan.status.current).toMatchObject({ [pool]: 24, [clients]: 480 });
   });
 
   // PgBouncer applies a write on RELOAD, with no rollout to wait for: a sample scraped before
   // poolpilot's last write still shows the old pool and would make it step again (overshoot).
-  const immediate = specOf({ targetRef: target, pgbouncer: pgbouncerEnv, behavior: { scaleUpStabilization: '0s', minChangeInterval: '0s' } });
+  const immediate = specOf({
+    targetRef: target,
+    pgbouncer: pgbouncerEnv,
+    behavior: { scaleUpStabilization: '0s', minChangeInterval: '0s' },
+  });
   it.each<[string, Date, number, string]>([
     ['sample scraped before the last write: hold', ago(5 * SECOND), 20, ConditionReason.RolloutInProgress],
     ['sample scraped after the last write: acts', ago(20 * SECOND), 24, 'StepLimited'],
@@ -371,26 +551,80 @@ describe('planPolicy: conditions', () => {
   ])('%s', (_name, previousReady, expected) => {
     const previous: ParsedPoolPolicyStatus = {
       breaches: OLD_UP_BREACHES,
-      conditions: [{ type: ConditionType.Ready, status: previousReady, reason: 'Old', message: 'old', lastTransitionTime: ago(HOUR), observedGeneration: 1 }],
+      conditions: [
+        {
+          type: ConditionType.Ready,
+          status: previousReady,
+          reason: 'Old',
+          message: 'old',
+          lastTransitionTime: ago(HOUR),
+          observedGeneration: 1,
+        },
+      ],
     };
     const ready = conditionOf(planPolicy(input({ previous })), ConditionType.Ready);
-    expect(ready).toMatchObject({ type: ConditionType.Ready, status: 'True', reason: ConditionReason.Reconciled, lastTransitionTime: expected, observedGeneration: 3 });
+    expect(ready).toMatchObject({
+      type: ConditionType.Ready,
+      status: 'True',
+      reason: ConditionReason.Reconciled,
+      lastTransitionTime: expected,
+      observedGeneration: 3,
+    });
   });
 });
 
 describe('planPolicy: utilizationAfter', () => {
   const previous: ParsedPoolPolicyStatus = {
     lastChange: { time: ago(5 * MINUTE), reason: 'grew', changes: [{ setting: 'DB_POOL_SIZE', from: 20, to: 24 }] },
-    history: [{ time: ago(5 * MINUTE), reason: 'grew', changes: [{ setting: 'DB_POOL_SIZE', from: 20, to: 24 }], utilizationBefore: 90 }],
+    history: [
+      {
+        time: ago(5 * MINUTE),
+        reason: 'grew',
+        changes: [{ setting: 'DB_POOL_SIZE', from: 20, to: 24 }],
+        utilizationBefore: 90,
+      },
+    ],
   };
   const after = { DB_POOL_SIZE: value(24), DB_MAX_OVERFLOW: value(48) };
 
   it.each<[string, Partial<PlanInput>, number | undefined]>([
-    ['valid sample after the rollout completed: filled', { samples: { database: valid(61.26, 10 * SECOND) }, rolloutCompletedAt: { env: ago(2 * MINUTE), pgbouncer: undefined } }, 61.3],
-    ['rollout still in progress: not yet', { samples: { database: valid(61, 10 * SECOND) }, rolloutCompletedAt: { env: undefined, pgbouncer: undefined } }, undefined],
-    ['sample predates the rollout completion: not yet', { samples: { database: valid(61, 3 * MINUTE) }, rolloutCompletedAt: { env: ago(2 * MINUTE), pgbouncer: undefined } }, undefined],
-    ['completion predates the change (older rollout): not yet', { samples: { database: valid(61, 10 * SECOND) }, rolloutCompletedAt: { env: ago(10 * MINUTE), pgbouncer: undefined } }, undefined],
-    ['invalid sample: not yet', { samples: { database: { valid: false, problem: 'NoData', message: 'none' } }, rolloutCompletedAt: { env: ago(2 * MINUTE), pgbouncer: undefined } }, undefined],
+    [
+      'valid sample after the rollout completed: filled',
+      {
+        samples: { database: valid(61.26, 10 * SECOND) },
+        rolloutCompletedAt: { env: ago(2 * MINUTE), pgbouncer: undefined },
+      },
+      61.3,
+    ],
+    [
+      'rollout still in progress: not yet',
+      { samples: { database: valid(61, 10 * SECOND) }, rolloutCompletedAt: { env: undefined, pgbouncer: undefined } },
+      undefined,
+    ],
+    [
+      'sample predates the rollout completion: not yet',
+      {
+        samples: { database: valid(61, 3 * MINUTE) },
+        rolloutCompletedAt: { env: ago(2 * MINUTE), pgbouncer: undefined },
+      },
+      undefined,
+    ],
+    [
+      'completion predates the change (older rollout): not yet',
+      {
+        samples: { database: valid(61, 10 * SECOND) },
+        rolloutCompletedAt: { env: ago(10 * MINUTE), pgbouncer: undefined },
+      },
+      undefined,
+    ],
+    [
+      'invalid sample: not yet',
+      {
+        samples: { database: { valid: false, problem: 'NoData', message: 'none' } },
+        rolloutCompletedAt: { env: ago(2 * MINUTE), pgbouncer: undefined },
+      },
+      undefined,
+    ],
   ])('%s', (_name, overrides, expected) => {
     const plan = planPolicy(input({ previous, readings: readings(after), ...overrides }));
     expect(plan.status.history).toHaveLength(1);
@@ -399,8 +633,18 @@ describe('planPolicy: utilizationAfter', () => {
   });
 
   it('is never overwritten once filled', () => {
-    const filled: ParsedPoolPolicyStatus = { ...previous, history: previous.history?.map((h) => ({ ...h, utilizationAfter: 70 })) };
-    const plan = planPolicy(input({ previous: filled, readings: readings(after), samples: { database: valid(50) }, rolloutCompletedAt: { env: ago(2 * MINUTE), pgbouncer: undefined } }));
+    const filled: ParsedPoolPolicyStatus = {
+      ...previous,
+      history: previous.history?.map((h) => ({ ...h, utilizationAfter: 70 })),
+    };
+    const plan = planPolicy(
+      input({
+        previous: filled,
+        readings: readings(after),
+        samples: { database: valid(50) },
+        rolloutCompletedAt: { env: ago(2 * MINUTE), pgbouncer: undefined },
+      }),
+    );
     expect(plan.status.history?.[0]?.utilizationAfter).toBe(70);
   });
 });
@@ -410,7 +654,13 @@ describe('planPolicy + statusToWrite: an idle pass writes nothing', () => {
   function twoPasses(firstPercent: number, secondPercent: number): { written: PoolPolicyStatus; next: Plan } {
     const first = planPolicy(input({ samples: { database: valid(firstPercent) }, previous: {} }));
     const later = new Date(NOW.getTime() + 30 * SECOND);
-    const next = planPolicy(input({ now: later, previous: stored(first.status), samples: { database: { valid: true, percent: secondPercent, sampledAt: later } } }));
+    const next = planPolicy(
+      input({
+        now: later,
+        previous: stored(first.status),
+        samples: { database: { valid: true, percent: secondPercent, sampledAt: later } },
+      }),
+    );
     return { written: toWrittenStatus(stored(first.status)), next };
   }
 
@@ -437,19 +687,51 @@ describe('blockedStatus and blockedEvents', () => {
     observedGeneration: 2,
     current: { DB_POOL_SIZE: 24 },
     conditions: [
-      { type: ConditionType.Ready, status: 'True', reason: ConditionReason.Reconciled, message: 'ok', lastTransitionTime: ago(HOUR), observedGeneration: 2 },
-      { type: ConditionType.MetricsAvailable, status: 'True', reason: 'SamplesValid', message: 'ok', lastTransitionTime: ago(HOUR), observedGeneration: 2 },
+      {
+        type: ConditionType.Ready,
+        status: 'True',
+        reason: ConditionReason.Reconciled,
+        message: 'ok',
+        lastTransitionTime: ago(HOUR),
+        observedGeneration: 2,
+      },
+      {
+        type: ConditionType.MetricsAvailable,
+        status: 'True',
+        reason: 'SamplesValid',
+        message: 'ok',
+        lastTransitionTime: ago(HOUR),
+        observedGeneration: 2,
+      },
     ],
   };
 
   it('sets Ready, keeps the other conditions and the rest of the status', () => {
-    const status = blockedStatus(previous, 4, NOW, { status: 'False', reason: ConditionReason.TargetNotFound, message: 'no Deployment voiceassist-api' });
+    const status = blockedStatus(previous, 4, NOW, {
+      status: 'False',
+      reason: ConditionReason.TargetNotFound,
+      message: 'no Deployment voiceassist-api',
+    });
     expect(status).toEqual({
       observedGeneration: 4,
       current: { DB_POOL_SIZE: 24 },
       conditions: [
-        { type: ConditionType.Ready, status: 'False', reason: ConditionReason.TargetNotFound, message: 'no Deployment voiceassist-api', lastTransitionTime: formatStatusTime(NOW), observedGeneration: 4 },
-        { type: ConditionType.MetricsAvailable, status: 'True', reason: 'SamplesValid', message: 'ok', lastTransitionTime: at(HOUR), observedGeneration: 2 },
+        {
+          type: ConditionType.Ready,
+          status: 'False',
+          reason: ConditionReason.TargetNotFound,
+          message: 'no Deployment voiceassist-api',
+          lastTransitionTime: formatStatusTime(NOW),
+          observedGeneration: 4,
+        },
+        {
+          type: ConditionType.MetricsAvailable,
+          status: 'True',
+          reason: 'SamplesValid',
+          message: 'ok',
+          lastTransitionTime: at(HOUR),
+          observedGeneration: 2,
+        },
       ],
     });
   });
@@ -467,7 +749,11 @@ describe('blockedStatus and blockedEvents', () => {
     ['same reason as stored: not repeated', ConditionReason.TargetNotFound, 0],
     ['a new reason: warns', ConditionReason.ContainerNotFound, 1],
   ])('already blocked, %s', (_name, reason, expected) => {
-    const first = blockedStatus(previous, 4, NOW, { status: 'False', reason: ConditionReason.TargetNotFound, message: 'm' });
+    const first = blockedStatus(previous, 4, NOW, {
+      status: 'False',
+      reason: ConditionReason.TargetNotFound,
+      message: 'm',
+    });
     const before = stored(first);
     const next = blockedStatus(before, 4, new Date(NOW.getTime() + MINUTE), { status: 'False', reason, message: 'm2' });
     expect(blockedEvents(before, next)).toHaveLength(expected);
@@ -489,32 +775,72 @@ describe('planPolicy: a change whose status write was lost', () => {
 
   it('the later of status.lastChange and the target time counts; once it is old enough, a step is allowed', () => {
     const lastChange = { time: ago(1 * MINUTE), reason: 'earlier', changes: [] };
-    expect(planPolicy(input({ spec, previous: { breaches: OLD_UP_BREACHES, lastChange }, lastAppliedAt: { env: ago(HOUR) } })).changes).toEqual([]);
-    expect(planPolicy(input({ spec, lastAppliedAt: { env: ago(11 * MINUTE) } })).changes.map((c) => c.setting)).toEqual(['DB_POOL_SIZE', 'DB_MAX_OVERFLOW']);
+    expect(
+      planPolicy(
+        input({ spec, previous: { breaches: OLD_UP_BREACHES, lastChange }, lastAppliedAt: { env: ago(HOUR) } }),
+      ).changes,
+    ).toEqual([]);
+    expect(planPolicy(input({ spec, lastAppliedAt: { env: ago(11 * MINUTE) } })).changes.map((c) => c.setting)).toEqual(
+      ['DB_POOL_SIZE', 'DB_MAX_OVERFLOW'],
+    );
     // A PgBouncer write does not hold the database section (another target).
     expect(planPolicy(input({ spec, lastAppliedAt: { pgbouncer: ago(1 * MINUTE) } })).changes).toHaveLength(2);
   });
 });
 
 describe('planPolicy: connection budget', () => {
-  const DOWN_BREACHES: ParsedPoolPolicyStatus['breaches'] = { database: { direction: 'down', since: ago(HOUR), lastSeen: ago(30 * SECOND) } };
-  const cap = (value: number, needs = 100, free = 90): SectionBudget => ({ kind: 'cap', backend: 'PostgreSQL', cap: value, needs, free, minimumsFit: true });
+  const DOWN_BREACHES: ParsedPoolPolicyStatus['breaches'] = {
+    database: { direction: 'down', since: ago(HOUR), lastSeen: ago(30 * SECOND) },
+  };
+  const cap = (value: number, needs = 100, free = 90): SectionBudget => ({
+    kind: 'cap',
+    backend: 'PostgreSQL',
+    cap: value,
+    needs,
+    free,
+    minimumsFit: true,
+  });
 
   it.each<[string, Partial<PlanInput>, number, string]>([
     ['a growth is cut to the cap', { budget: { database: cap(22) } }, 22, 'BudgetLimited'],
-    ['a growth at the cap holds', { readings: readings({ DB_POOL_SIZE: value(22), DB_MAX_OVERFLOW: value(44) }), budget: { database: cap(22) } }, 22, 'BudgetLimited'],
-    ['a value above the cap comes down at once, past the step limit', { readings: readings({ DB_POOL_SIZE: value(40), DB_MAX_OVERFLOW: value(80) }), budget: { database: cap(15) } }, 15, 'BudgetCorrection'],
-    ['a normal step down within the cap is no correction', { samples: { database: valid(20) }, previous: { breaches: DOWN_BREACHES }, budget: { database: cap(16, 78, 97) } }, 16, 'StepLimited'],
+    [
+      'a growth at the cap holds',
+      { readings: readings({ DB_POOL_SIZE: value(22), DB_MAX_OVERFLOW: value(44) }), budget: { database: cap(22) } },
+      22,
+      'BudgetLimited',
+    ],
+    [
+      'a value above the cap comes down at once, past the step limit',
+      { readings: readings({ DB_POOL_SIZE: value(40), DB_MAX_OVERFLOW: value(80) }), budget: { database: cap(15) } },
+      15,
+      'BudgetCorrection',
+    ],
+    [
+      'a normal step down within the cap is no correction',
+      {
+        samples: { database: valid(20) },
+        previous: { breaches: DOWN_BREACHES },
+        budget: { database: cap(16, 78, 97) },
+      },
+      16,
+      'StepLimited',
+    ],
     ['a growth within the cap is untouched', { budget: { database: cap(50) } }, 24, 'StepLimited'],
     [
-      'a peer\'s rollout holds surge pods (cap below the steady limit): no correction, no growth',
-      { readings: readings({ DB_POOL_SIZE: value(20), DB_MAX_OVERFLOW: value(40) }), budget: { database: { ...cap(15), fair: 30, limit: 25 } as SectionBudget } },
+      "a peer's rollout holds surge pods (cap below the steady limit): no correction, no growth",
+      {
+        readings: readings({ DB_POOL_SIZE: value(20), DB_MAX_OVERFLOW: value(40) }),
+        budget: { database: { ...cap(15), fair: 30, limit: 25 } as SectionBudget },
+      },
       20,
       'BudgetLimited',
     ],
     [
       'over the steady limit: corrected to it, not to the surge-reduced cap',
-      { readings: readings({ DB_POOL_SIZE: value(40), DB_MAX_OVERFLOW: value(80) }), budget: { database: { ...cap(15), fair: 30, limit: 25 } as SectionBudget } },
+      {
+        readings: readings({ DB_POOL_SIZE: value(40), DB_MAX_OVERFLOW: value(80) }),
+        budget: { database: { ...cap(15), fair: 30, limit: 25 } as SectionBudget },
+      },
       25,
       'BudgetCorrection',
     ],
@@ -525,8 +851,15 @@ describe('planPolicy: connection budget', () => {
   });
 
   it('says "faster than the normal step" in the PoolResized event of a correction', () => {
-    const plan = planPolicy(input({ readings: readings({ DB_POOL_SIZE: value(40), DB_MAX_OVERFLOW: value(80) }), budget: { database: cap(15) } }));
-    expect(plan.events.find((e) => e.reason === 'PoolResized')?.note).toMatch(/DB_POOL_SIZE 40→15.*faster than the normal step/);
+    const plan = planPolicy(
+      input({
+        readings: readings({ DB_POOL_SIZE: value(40), DB_MAX_OVERFLOW: value(80) }),
+        budget: { database: cap(15) },
+      }),
+    );
+    expect(plan.events.find((e) => e.reason === 'PoolResized')?.note).toMatch(
+      /DB_POOL_SIZE 40→15.*faster than the normal step/,
+    );
   });
 });
 
@@ -535,24 +868,43 @@ describe('planPolicy with spec.behavior.scaleUp policies: the rate limit counts 
   const spec = specOf({
     targetRef: target,
     database,
-    behavior: { minChangeInterval: '0s', scaleUp: { stabilizationWindow: '0s', policies: [{ type: 'Connections', value: 6, period: '1m' }] } },
+    behavior: {
+      minChangeInterval: '0s',
+      scaleUp: { stabilizationWindow: '0s', policies: [{ type: 'Connections', value: 6, period: '1m' }] },
+    },
   });
   const history = (msAgo: number, from: number, to: number): ParsedPoolPolicyStatus['history'] => [
     // A first value on an unset setting (from 0) is not a move; the later change is.
     { time: ago(10 * MINUTE), reason: 'not set', changes: [{ setting: 'DB_POOL_SIZE', from: 0, to: 10 }] },
-    { time: ago(msAgo), reason: 'up', changes: [{ setting: 'DB_POOL_SIZE', from, to }, { setting: 'DB_MAX_OVERFLOW', from: from * 2, to: to * 2 }] },
+    {
+      time: ago(msAgo),
+      reason: 'up',
+      changes: [
+        { setting: 'DB_POOL_SIZE', from, to },
+        { setting: 'DB_MAX_OVERFLOW', from: from * 2, to: to * 2 },
+      ],
+    },
   ];
 
   it('a change 30 s ago inside the 1m period leaves 1 of 6: 20→21, Limited ScaleUpLimit naming the policy and period', () => {
-    const plan = planPolicy(input({ spec, previous: { history: history(30 * SECOND, 15, 20) }, samples: { database: valid(100) } }));
-    expect(plan.changes).toEqual([{ setting: 'DB_POOL_SIZE', from: 20, to: 21 }, { setting: 'DB_MAX_OVERFLOW', from: 40, to: 42 }]);
+    const plan = planPolicy(
+      input({ spec, previous: { history: history(30 * SECOND, 15, 20) }, samples: { database: valid(100) } }),
+    );
+    expect(plan.changes).toEqual([
+      { setting: 'DB_POOL_SIZE', from: 20, to: 21 },
+      { setting: 'DB_MAX_OVERFLOW', from: 40, to: 42 },
+    ]);
     const limited = conditionOf(plan, ConditionType.Limited);
     expect(limited).toMatchObject({ status: 'True', reason: ConditionReason.ScaleUpLimit });
-    expect(limited.message).toContain('scale-up limited by policy Connections 6 per 1m0s (selectPolicy Max; from 15 at the start of the period, +5 already changed in it)');
+    expect(limited.message).toContain(
+      'scale-up limited by policy Connections 6 per 1m0s (selectPolicy Max; from 15 at the start of the period, +5 already changed in it)',
+    );
   });
 
   it('once the change is older than the period, the full 6 are allowed again: 20→26', () => {
-    const plan = planPolicy(input({ spec, previous: { history: history(2 * MINUTE, 15, 20) }, samples: { database: valid(100) } }));
+    const plan = planPolicy(
+      input({ spec, previous: { history: history(2 * MINUTE, 15, 20) }, samples: { database: valid(100) } }),
+    );
     expect(plan.changes[0]).toEqual({ setting: 'DB_POOL_SIZE', from: 20, to: 26 });
   });
 });

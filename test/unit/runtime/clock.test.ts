@@ -55,7 +55,9 @@ describe('FakeClock', () => {
     clock.setTimeout(() => fired++, -5);
     clock.advance(0);
     expect(fired).toBe(1);
-    expect(() => { clock.advance(-1); }).toThrow(RangeError);
+    expect(() => {
+      clock.advance(-1);
+    }).toThrow(RangeError);
   });
 });
 
@@ -74,6 +76,8 @@ describe('systemClock', () => {
   });
 
   it('ignores handles it did not issue', () => {
-    expect(() => { systemClock.clearTimeout(new FakeClock().setTimeout(() => undefined, 1)); }).not.toThrow();
+    expect(() => {
+      systemClock.clearTimeout(new FakeClock().setTimeout(() => undefined, 1));
+    }).not.toThrow();
   });
 });

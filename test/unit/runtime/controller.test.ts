@@ -33,7 +33,15 @@ function setup() {
 describe('runWorkers', () => {
   it('reconciles added keys and, on success without requeue, waits for the next change', async () => {
     const { clock, queue, calls, record } = setup();
-    const workers = runWorkers({ queue, workers: 1, clock, reconcile: (key) => { record(key); return Promise.resolve({}); } });
+    const workers = runWorkers({
+      queue,
+      workers: 1,
+      clock,
+      reconcile: (key) => {
+        record(key);
+        return Promise.resolve({});
+      },
+    });
     queue.add('ns/a');
     await flushMicrotasks();
     clock.advance(3_600_000);
@@ -47,7 +55,10 @@ describe('runWorkers', () => {
     const { clock, queue, calls, errors, record, onError } = setup();
     let failuresLeft = 3;
     const workers = runWorkers({
-      queue, workers: 1, clock, onError,
+      queue,
+      workers: 1,
+      clock,
+      onError,
       reconcile: (key) => {
         record(key);
         if (failuresLeft-- > 0) return Promise.reject(new Error('apiserver unavailable'));
@@ -70,8 +81,14 @@ describe('runWorkers', () => {
   it('does not retry a TerminalError, but reports it and forgets the backoff', async () => {
     const { clock, queue, calls, errors, record, onError } = setup();
     const workers = runWorkers({
-      queue, workers: 1, clock, onError,
-      reconcile: (key) => { record(key); return Promise.reject(new TerminalError('spec.maxPoolSize < spec.minPoolSize')); },
+      queue,
+      workers: 1,
+      clock,
+      onError,
+      reconcile: (key) => {
+        record(key);
+        return Promise.reject(new TerminalError('spec.maxPoolSize < spec.minPoolSize'));
+      },
     });
     queue.addRateLimited('ns/a'); // earlier failures recorded
     clock.advance(500);
@@ -93,8 +110,13 @@ describe('runWorkers', () => {
   it('honours requeueAfterMs', async () => {
     const { clock, queue, calls, record } = setup();
     const workers = runWorkers({
-      queue, workers: 1, clock,
-      reconcile: (key): Promise<Outcome> => { record(key); return Promise.resolve({ requeueAfterMs: 30_000 }); },
+      queue,
+      workers: 1,
+      clock,
+      reconcile: (key): Promise<Outcome> => {
+        record(key);
+        return Promise.resolve({ requeueAfterMs: 30_000 });
+      },
     });
     queue.add('ns/a');
     await flushMicrotasks();
@@ -112,8 +134,14 @@ describe('runWorkers', () => {
   it('treats an invalid requeueAfterMs as an error (retried with backoff)', async () => {
     const { clock, queue, calls, errors, record, onError } = setup();
     const workers = runWorkers({
-      queue, workers: 1, clock, onError,
-      reconcile: (key) => { record(key); return Promise.resolve({ requeueAfterMs: -1 }); },
+      queue,
+      workers: 1,
+      clock,
+      onError,
+      reconcile: (key) => {
+        record(key);
+        return Promise.resolve({ requeueAfterMs: -1 });
+      },
     });
     queue.add('ns/a');
     await flushMicrotasks();
@@ -131,7 +159,9 @@ describe('runWorkers', () => {
     let running = 0;
     let maxRunning = 0;
     const workers = runWorkers({
-      queue, workers: 4, clock,
+      queue,
+      workers: 4,
+      clock,
       reconcile: async () => {
         running++;
         maxRunning = Math.max(maxRunning, running);
@@ -164,8 +194,14 @@ describe('runWorkers', () => {
     const { clock, queue } = setup();
     const inFlight = new Map<string, Deferred<Outcome>>();
     const workers = runWorkers({
-      queue, workers: 2, clock,
-      reconcile: (key) => { const d = deferred<Outcome>(); inFlight.set(key, d); return d.promise; },
+      queue,
+      workers: 2,
+      clock,
+      reconcile: (key) => {
+        const d = deferred<Outcome>();
+        inFlight.set(key, d);
+        return d.promise;
+      },
     });
     queue.add('ns/a');
     queue.add('ns/b');
@@ -185,15 +221,23 @@ describe('runWorkers', () => {
     const d = deferred<Outcome>();
     let finished = false;
     const workers = runWorkers({
-      queue, workers: 2, clock,
-      reconcile: async () => { await d.promise; finished = true; return {}; },
+      queue,
+      workers: 2,
+      clock,
+      reconcile: async () => {
+        await d.promise;
+        finished = true;
+        return {};
+      },
     });
     queue.add('ns/a');
     queue.add('ns/b'); // taken by the second worker too, resolves via the same deferred
     await flushMicrotasks();
     const stopped = workers.stop();
     let stopResolved = false;
-    void stopped.then(() => { stopResolved = true; });
+    void stopped.then(() => {
+      stopResolved = true;
+    });
     await flushMicrotasks();
     expect(queue.isShuttingDown()).toBe(true);
     expect(stopResolved).toBe(false);
@@ -207,10 +251,19 @@ describe('runWorkers', () => {
   it('keeps working when onError or observe throw', async () => {
     const { clock, queue, calls, record } = setup();
     const workers = runWorkers({
-      queue, workers: 1, clock,
-      onError: () => { throw new Error('logger broken'); },
-      observe: () => { throw new Error('metrics broken'); },
-      reconcile: (key) => { record(key); return Promise.reject(new Error('boom')); },
+      queue,
+      workers: 1,
+      clock,
+      onError: () => {
+        throw new Error('logger broken');
+      },
+      observe: () => {
+        throw new Error('metrics broken');
+      },
+      reconcile: (key) => {
+        record(key);
+        return Promise.reject(new Error('boom'));
+      },
     });
     queue.add('ns/a');
     await flushMicrotasks();
@@ -225,7 +278,10 @@ describe('runWorkers', () => {
     const observed: ReconcileObservation<string>[] = [];
     const d = deferred<Outcome>();
     const workers = runWorkers({
-      queue, workers: 1, clock, observe: (o) => observed.push(o),
+      queue,
+      workers: 1,
+      clock,
+      observe: (o) => observed.push(o),
       reconcile: (key) => (key === 'ns/slow' ? d.promise : Promise.reject(new TerminalError('bad'))),
     });
     queue.add('ns/slow');

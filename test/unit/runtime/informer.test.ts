@@ -1,5 +1,12 @@
 import { describe, expect, it } from '@jest/globals';
-import { ApiException, KubeConfig, ListWatch, Watch, type KubernetesListObject, type V1ConfigMap } from '@kubernetes/client-node';
+import {
+  ApiException,
+  KubeConfig,
+  ListWatch,
+  Watch,
+  type KubernetesListObject,
+  type V1ConfigMap,
+} from '@kubernetes/client-node';
 import { ResilientInformer } from '../../../src/runtime/informer.js';
 import { ExponentialBackoffRateLimiter } from '../../../src/runtime/rate-limiter.js';
 import { FakeClock, flushMicrotasks } from '../../support/fake-clock.js';
@@ -30,7 +37,9 @@ interface Deferred<T> {
 
 function deferred<T>(): Deferred<T> {
   let resolve: (value: T) => void = () => undefined;
-  const promise = new Promise<T>((res) => { resolve = res; });
+  const promise = new Promise<T>((res) => {
+    resolve = res;
+  });
   return { promise, resolve };
 }
 
@@ -71,13 +80,19 @@ class FakeWatch extends Watch {
       done(err);
     };
     controller.signal.addEventListener('abort', () => {
-      queueMicrotask(() => { end(new DOMException('This operation was aborted', 'AbortError')); });
+      queueMicrotask(() => {
+        end(new DOMException('This operation was aborted', 'AbortError'));
+      });
     });
     this.requests.push({
       resourceVersion: queryParams.resourceVersion,
-      send: (phase, obj) => { callback(phase, obj); },
+      send: (phase, obj) => {
+        callback(phase, obj);
+      },
       end,
-      get aborted() { return controller.signal.aborted; },
+      get aborted() {
+        return controller.signal.aborted;
+      },
     });
     if (outcome !== 'open') end(outcome.refuse);
     return Promise.resolve(controller);
@@ -101,7 +116,9 @@ function setup() {
   const errors: unknown[] = [];
   let syncedCallbacks = 0;
   const informer = new ResilientInformer<V1ConfigMap>({
-    informer: new ListWatch<V1ConfigMap>(PATH, watch, list, false, undefined, undefined, { delayFn: () => Promise.resolve() }),
+    informer: new ListWatch<V1ConfigMap>(PATH, watch, list, false, undefined, undefined, {
+      delayFn: () => Promise.resolve(),
+    }),
     path: PATH,
     clock,
     backoff,
@@ -109,14 +126,30 @@ function setup() {
       errors.push(err);
       restartDelays.push(restartInMs);
     },
-    onSynced: () => { syncedCallbacks++; },
+    onSynced: () => {
+      syncedCallbacks++;
+    },
   });
   const changed: string[] = [];
-  informer.onChange((obj) => { changed.push(`${obj.metadata?.name ?? ''}@${obj.metadata?.resourceVersion ?? ''}`); });
+  informer.onChange((obj) => {
+    changed.push(`${obj.metadata?.name ?? ''}@${obj.metadata?.resourceVersion ?? ''}`);
+  });
   let startResolved = false;
-  const start = (): void => { void informer.start().then(() => { startResolved = true; }); };
+  const start = (): void => {
+    void informer.start().then(() => {
+      startResolved = true;
+    });
+  };
   return {
-    clock, backoff, watch, lists, informer, restartDelays, errors, changed, start,
+    clock,
+    backoff,
+    watch,
+    lists,
+    informer,
+    restartDelays,
+    errors,
+    changed,
+    start,
     listCalls: () => listCalls,
     startResolved: () => startResolved,
     syncedCallbacks: () => syncedCallbacks,
@@ -128,7 +161,8 @@ function setup() {
   };
 }
 
-const forbidden = (): Promise<never> => Promise.reject(apiError(403, 'configmaps is forbidden: cannot list resource "configmaps"'));
+const forbidden = (): Promise<never> =>
+  Promise.reject(apiError(403, 'configmaps is forbidden: cannot list resource "configmaps"'));
 
 describe('ResilientInformer', () => {
   it('a failed initial list is no sync: not synced, start() pending, retried with a growing backoff until a list and its watch succeed', async () => {
@@ -223,7 +257,10 @@ describe('ResilientInformer', () => {
 
   it('a watch that ends cleanly, or with 410 Gone, is resumed by client-node itself: no failure, no restart', async () => {
     const t = setup();
-    t.lists.push(() => Promise.resolve(listOf('7', configMap('a', '5'), configMap('b', '6'))), () => Promise.resolve(listOf('9', configMap('a', '5'))));
+    t.lists.push(
+      () => Promise.resolve(listOf('7', configMap('a', '5'), configMap('b', '6'))),
+      () => Promise.resolve(listOf('9', configMap('a', '5'))),
+    );
     t.start();
     await flushMicrotasks();
 

@@ -54,7 +54,18 @@ class FakeLeaseApi implements LeaseApi {
   /** Another candidate writes the Lease (e.g. renews it). */
   writeAsOther(holder: string, leaseTransitions = 0, leaseDurationSeconds = 15): void {
     const now = '2024-01-01T00:00:00.000000Z';
-    this.store({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: NAME, namespace: NS }, spec: { holderIdentity: holder, leaseDurationSeconds, leaseTransitions, acquireTime: now as unknown as Date, renewTime: now as unknown as Date } });
+    this.store({
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { name: NAME, namespace: NS },
+      spec: {
+        holderIdentity: holder,
+        leaseDurationSeconds,
+        leaseTransitions,
+        acquireTime: now as unknown as Date,
+        renewTime: now as unknown as Date,
+      },
+    });
   }
 
   private store(body: V1Lease): V1Lease {
@@ -86,7 +97,9 @@ interface Harness {
   advance(ms: number): Promise<void>;
 }
 
-function harness(options: { identity?: string; api?: FakeLeaseApi; via?: LeaseApi; clock?: FakeClock; events?: string[] } = {}): Harness {
+function harness(
+  options: { identity?: string; api?: FakeLeaseApi; via?: LeaseApi; clock?: FakeClock; events?: string[] } = {},
+): Harness {
   const clock = options.clock ?? new FakeClock();
   const api = options.api ?? new FakeLeaseApi();
   const events = options.events ?? [];
@@ -97,8 +110,12 @@ function harness(options: { identity?: string; api?: FakeLeaseApi; via?: LeaseAp
     name: NAME,
     identity,
     clock,
-    onStartedLeading: () => { events.push(`${identity} started @${clock.now().getTime() - Date.parse('2024-01-01T00:00:00Z')}`); },
-    onStoppedLeading: () => { events.push(`${identity} stopped @${clock.now().getTime() - Date.parse('2024-01-01T00:00:00Z')}`); },
+    onStartedLeading: () => {
+      events.push(`${identity} started @${clock.now().getTime() - Date.parse('2024-01-01T00:00:00Z')}`);
+    },
+    onStoppedLeading: () => {
+      events.push(`${identity} stopped @${clock.now().getTime() - Date.parse('2024-01-01T00:00:00Z')}`);
+    },
   });
   const advance = async (ms: number): Promise<void> => {
     await flushMicrotasks();
@@ -157,13 +174,19 @@ describe('LeaderElector', () => {
     await h.advance(2_100);
     expect(h.elector.isLeader()).toBe(true);
     expect(h.events).toEqual(['me started @16000']);
-    expect(h.api.lease?.spec).toMatchObject({ holderIdentity: 'me', leaseTransitions: 3, acquireTime: '2024-01-01T00:00:16.000000Z' });
+    expect(h.api.lease?.spec).toMatchObject({
+      holderIdentity: 'me',
+      leaseTransitions: 3,
+      acquireTime: '2024-01-01T00:00:16.000000Z',
+    });
   });
 
   it('stays a follower when another writer wins the replace (409), and retries after the retry period', async () => {
     const h = harness();
     h.api.writeAsOther('', 0, 1);
-    h.api.beforeReplace = () => { h.api.writeAsOther('rival', 1); };
+    h.api.beforeReplace = () => {
+      h.api.writeAsOther('rival', 1);
+    };
     await h.start();
     expect(h.elector.isLeader()).toBe(false);
     expect(h.api.lease?.spec?.holderIdentity).toBe('rival');
@@ -181,7 +204,12 @@ describe('LeaderElector', () => {
     const writesAfterAcquire = h.api.writes.length;
     await h.advance(6_000);
     expect(h.api.writes.length - writesAfterAcquire).toBe(3);
-    expect(h.api.lease?.spec).toMatchObject({ holderIdentity: 'me', leaseTransitions: 0, acquireTime: '2024-01-01T00:00:00.000000Z', renewTime: '2024-01-01T00:00:06.000000Z' });
+    expect(h.api.lease?.spec).toMatchObject({
+      holderIdentity: 'me',
+      leaseTransitions: 0,
+      acquireTime: '2024-01-01T00:00:00.000000Z',
+      renewTime: '2024-01-01T00:00:06.000000Z',
+    });
     expect(h.events).toEqual(['me started @0']);
   });
 
@@ -265,10 +293,20 @@ describe('LeaderElector', () => {
   });
 
   it('refuses timings that would let two leaders overlap', () => {
-    const base = { api: new FakeLeaseApi(), namespace: NS, name: NAME, identity: 'me', clock: new FakeClock(), onStartedLeading: () => undefined, onStoppedLeading: () => undefined };
+    const base = {
+      api: new FakeLeaseApi(),
+      namespace: NS,
+      name: NAME,
+      identity: 'me',
+      clock: new FakeClock(),
+      onStartedLeading: () => undefined,
+      onStoppedLeading: () => undefined,
+    };
     expect(() => new LeaderElector({ ...base, leaseDurationMs: 10_000, renewDeadlineMs: 10_000 })).toThrow(RangeError);
     expect(() => new LeaderElector({ ...base, renewDeadlineMs: 2_000, retryPeriodMs: 2_000 })).toThrow(RangeError);
-    expect(() => new LeaderElector({ ...base, leaseDurationMs: 4_000, renewDeadlineMs: 3_000, retryPeriodMs: 500 })).not.toThrow();
+    expect(
+      () => new LeaderElector({ ...base, leaseDurationMs: 4_000, renewDeadlineMs: 3_000, retryPeriodMs: 500 }),
+    ).not.toThrow();
   });
 });
 
@@ -279,22 +317,59 @@ describe('leader election flags', () => {
   });
 
   it('default to the Lease poolpilot-leader in $POD_NAMESPACE (else default) with 15s/10s/2s', () => {
-    expect(loadConfig({ 'leader-elect': 'true' }, {}).leaderElection).toEqual({ namespace: 'default', id: 'poolpilot-leader', leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 });
-    expect(loadConfig({}, { POOLPILOT_LEADER_ELECT: 'true', POD_NAMESPACE: 'ops' }).leaderElection?.namespace).toBe('ops');
-    expect(loadConfig({ 'leader-elect': 'true', 'leader-election-namespace': 'infra' }, { POD_NAMESPACE: 'ops' }).leaderElection?.namespace).toBe('infra');
+    expect(loadConfig({ 'leader-elect': 'true' }, {}).leaderElection).toEqual({
+      namespace: 'default',
+      id: 'poolpilot-leader',
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2_000,
+    });
+    expect(loadConfig({}, { POOLPILOT_LEADER_ELECT: 'true', POD_NAMESPACE: 'ops' }).leaderElection?.namespace).toBe(
+      'ops',
+    );
+    expect(
+      loadConfig({ 'leader-elect': 'true', 'leader-election-namespace': 'infra' }, { POD_NAMESPACE: 'ops' })
+        .leaderElection?.namespace,
+    ).toBe('infra');
   });
 
   it('take short timings for tests', () => {
-    const config = loadConfig({ 'leader-elect': 'true', 'leader-election-id': 'pp', 'leader-election-lease-duration': '4s', 'leader-election-renew-deadline': '3s', 'leader-election-retry-period': '500ms' }, {});
-    expect(config.leaderElection).toMatchObject({ id: 'pp', leaseDurationMs: 4000, renewDeadlineMs: 3000, retryPeriodMs: 500 });
+    const config = loadConfig(
+      {
+        'leader-elect': 'true',
+        'leader-election-id': 'pp',
+        'leader-election-lease-duration': '4s',
+        'leader-election-renew-deadline': '3s',
+        'leader-election-retry-period': '500ms',
+      },
+      {},
+    );
+    expect(config.leaderElection).toMatchObject({
+      id: 'pp',
+      leaseDurationMs: 4000,
+      renewDeadlineMs: 3000,
+      retryPeriodMs: 500,
+    });
   });
 
   it.each([
     [{ 'leader-elect': 'yes' }, /--leader-elect .*expected true or false, got 'yes'/],
-    [{ 'leader-elect': 'true', 'leader-election-renew-deadline': '15s' }, /--leader-election-renew-deadline .*less than --leader-election-lease-duration/],
-    [{ 'leader-elect': 'true', 'leader-election-retry-period': '10s' }, /--leader-election-retry-period .*less than --leader-election-renew-deadline/],
-    [{ 'leader-elect': 'true', 'leader-election-lease-duration': '4500ms' }, /--leader-election-lease-duration .*whole seconds/],
-    [{ 'leader-elect': 'true', 'leader-election-retry-period': 'soon' }, /--leader-election-retry-period .*positive duration/],
+    [
+      { 'leader-elect': 'true', 'leader-election-renew-deadline': '15s' },
+      /--leader-election-renew-deadline .*less than --leader-election-lease-duration/,
+    ],
+    [
+      { 'leader-elect': 'true', 'leader-election-retry-period': '10s' },
+      /--leader-election-retry-period .*less than --leader-election-renew-deadline/,
+    ],
+    [
+      { 'leader-elect': 'true', 'leader-election-lease-duration': '4500ms' },
+      /--leader-election-lease-duration .*whole seconds/,
+    ],
+    [
+      { 'leader-elect': 'true', 'leader-election-retry-period': 'soon' },
+      /--leader-election-retry-period .*positive duration/,
+    ],
     [{ 'leader-elect': 'true', 'leader-election-id': 'Leader!' }, /--leader-election-id .*Lease name/],
   ])('refuse %j naming the flag', (flags, message) => {
     expect(() => loadConfig(flags, {})).toThrow(ConfigError);

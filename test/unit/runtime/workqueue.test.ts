@@ -135,8 +135,12 @@ describe('WorkQueue', () => {
 
     it('rejects a non-finite delay', () => {
       const { queue } = setup();
-      expect(() => { queue.addAfter('ns/a', Number.NaN); }).toThrow(RangeError);
-      expect(() => { queue.addAfter('ns/a', Number.POSITIVE_INFINITY); }).toThrow(RangeError);
+      expect(() => {
+        queue.addAfter('ns/a', Number.NaN);
+      }).toThrow(RangeError);
+      expect(() => {
+        queue.addAfter('ns/a', Number.POSITIVE_INFINITY);
+      }).toThrow(RangeError);
     });
   });
 
