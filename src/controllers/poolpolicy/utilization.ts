@@ -68,20 +68,12 @@ export class PrometheusUtilizationSource implements UtilizationSource {
     section: PoolSection;
   }): Promise<UtilizationSample> {
     const { spec, section } = request;
-    const address = spec.prometheus.address ?? this.options.defaultUrl;
-    if (address === undefined) {
-      return {
-        valid: false,
-        problem: 'QueryFailed',
-        message: 'no Prometheus address: set spec.prometheus.address or start the operator with --prometheus-url',
-      };
-    }
+    const connected = await this.policyClient(request.namespace, spec);
+    if (!connected.ok) return connected.problem;
+    const { client, address } = connected;
     const override = spec[section]?.utilization;
     // A sample older than two intervals says nothing about now (KEDA #3065: never read as 0 or fresh).
     const maxAgeMs = 2 * spec.intervalMs;
-    const auth = await this.auth(request.namespace, spec.prometheus);
-    if (!auth.ok) return { valid: false, problem: 'QueryFailed', message: auth.message };
-    const client = this.client(address, spec.prometheus.timeoutMs, auth.auth);
     if (override === undefined && section !== 'pgbouncer') {
       const batch = this.batch(
         client,
@@ -126,17 +118,9 @@ export class PrometheusUtilizationSource implements UtilizationSource {
    */
   async demand(request: { namespace: string; deployment: string; spec: PoolPolicySpec }): Promise<DemandReading> {
     const { spec, namespace, deployment } = request;
-    const address = spec.prometheus.address ?? this.options.defaultUrl;
-    if (address === undefined) {
-      return {
-        valid: false,
-        problem: 'QueryFailed',
-        message: 'no Prometheus address: set spec.prometheus.address or start the operator with --prometheus-url',
-      };
-    }
-    const auth = await this.auth(namespace, spec.prometheus);
-    if (!auth.ok) return { valid: false, problem: 'QueryFailed', message: auth.message };
-    const client = this.client(address, spec.prometheus.timeoutMs, auth.auth);
+    const connected = await this.policyClient(namespace, spec);
+    if (!connected.ok) return connected.problem;
+    const { client, address } = connected;
     const maxAgeMs = 2 * spec.intervalMs;
     const windowSeconds = Math.max(spec.behavior.scaleDownStabilizationMs, maxAgeMs) / 1000;
     const queries = namespaceDemandQueries(spec.metricsPrefix, namespace, windowSeconds);
@@ -169,6 +153,24 @@ export class PrometheusUtilizationSource implements UtilizationSource {
         timeouts: timedOut.value,
       },
     };
+  }
+
+  /** The client a policy's queries go through (its address and credentials), or why there is none. */
+  private async policyClient(
+    namespace: string,
+    spec: PoolPolicySpec,
+  ): Promise<
+    | { ok: true; client: PrometheusClient; address: string }
+    | { ok: false; problem: { valid: false; problem: 'QueryFailed'; message: string } }
+  > {
+    const address = spec.prometheus.address ?? this.options.defaultUrl;
+    if (address === undefined) {
+      const message = 'no Prometheus address: set spec.prometheus.address or start the operator with --prometheus-url';
+      return { ok: false, problem: { valid: false, problem: 'QueryFailed', message } };
+    }
+    const auth = await this.auth(namespace, spec.prometheus);
+    if (!auth.ok) return { ok: false, problem: { valid: false, problem: 'QueryFailed', message: auth.message } };
+    return { ok: true, client: this.client(address, spec.prometheus.timeoutMs, auth.auth), address };
   }
 
   /** The namespace-wide result for `key`, fetched at most once per {@link BATCH_REUSE_MS}. */
