@@ -106,22 +106,38 @@ function wantedOf(claim: Claim): number {
 }
 
 /**
- * Shares of `capacity` among claims that all fill (FillToBudget): each gets its min plus a part of
- * the rest proportional to its recent demand (connections per unit × units, plus one per unit so
- * that idle apps split evenly and none is starved of a first connection). Capacity moves to where
- * the demand is; nobody goes below min.
+ * Shares of `capacity` among claims that all fill (FillToBudget), by what each app's demand needs
+ * now (`demand`: connections per unit, at least min, at most max). When every need fits, each gets
+ * it and what is left goes by demand (plus one connection per unit, so that idle apps split
+ * evenly). When they do not, the capacity is filled level by level (max-min fairness): every claim
+ * rises together from its min and stops at its need, so a small need is met in full and the app at
+ * its peak takes the rest, never what another needs now. Nobody goes below min.
  */
 function demandShares(capacity: number, claims: readonly Claim[]): Map<string, number> {
-  const weight = (c: Claim): number => c.units * (Math.max(0, c.demand ?? 0) + 1);
-  const totalWeight = claims.reduce((sum, c) => sum + weight(c), 0);
-  const minimum = claims.reduce((sum, c) => sum + claimConnections(c, c.bounds.min), 0);
-  const spare = Math.max(0, capacity - minimum);
-  return new Map(
-    claims.map((c) => [
-      c.policy,
-      claimConnections(c, c.bounds.min) + (totalWeight === 0 ? 0 : (spare * weight(c)) / totalWeight),
-    ]),
-  );
+  const need = (c: Claim): number => Math.max(c.bounds.min, Math.min(c.bounds.max, Math.ceil(c.demand ?? 0)));
+  const at =
+    (level: number) =>
+    (c: Claim): number =>
+      claimConnections(c, Math.max(c.bounds.min, Math.min(need(c), level)));
+  const total = (f: (c: Claim) => number): number => claims.reduce((sum, c) => sum + f(c), 0);
+  const highest = Math.max(...claims.map(need));
+  if (total(at(highest)) <= capacity) {
+    const weight = (c: Claim): number => c.units * (Math.max(0, c.demand ?? 0) + 1);
+    const totalWeight = total(weight);
+    const spare = capacity - total(at(highest));
+    return new Map(
+      claims.map((c) => [c.policy, at(highest)(c) + (totalWeight === 0 ? 0 : (spare * weight(c)) / totalWeight)]),
+    );
+  }
+  // total(at(level)) grows with level: find the highest level that still fits.
+  let low = 0;
+  let high = highest;
+  for (let i = 0; i < 50; i++) {
+    const mid = (low + high) / 2;
+    if (total(at(mid)) <= capacity) low = mid;
+    else high = mid;
+  }
+  return new Map(claims.map((c) => [c.policy, at(low)(c)]));
 }
 
 /** Fair shares of `capacity` among `claims` (see the file comment). */
@@ -250,7 +266,8 @@ export function claimsOf(facts: PolicyFacts): BackendClaim[] {
         surgeUnits,
         shape: {},
         fills: true,
-        demand: facts.demand,
+        // What the demand needs at the policy's target utilization, per process.
+        demand: facts.demand === undefined ? undefined : (facts.demand * 100) / facts.spec.thresholds.target,
         ...fillClaim(settings.leader, settings.follower, facts.current),
       };
       claims.push({ backend: facts.spec.pgbouncer ? 'pgbouncer' : 'postgres', section: 'database', claim });

@@ -59,13 +59,15 @@ export type DemandReading =
   | { readonly valid: false; readonly problem: MetricsProblem; readonly message: string };
 
 /**
- * Connections per process an app's recent demand uses, for weighting budget shares: the larger of
- * the window's mean and now, plus the waiters (demand a full pool hides). undefined when unknown.
+ * Connections per process an app's demand uses now, for weighting budget shares: the larger of the
+ * window's floor and now, plus the waiters (demand a full pool hides). undefined when unknown.
  */
 export function demandLevel(reading: DemandReading | undefined): number | undefined {
   if (!reading?.valid) return undefined;
-  const { typical, inUse, waiters } = reading.demand;
-  return Math.max(typical, inUse) + (waiters ?? 0);
+  const { floor, inUse, waiters } = reading.demand;
+  // Not the window's mean: it lags a peak by the whole window, and the app whose peak is over
+  // would keep the capacity the next app's peak needs.
+  return Math.max(floor, inUse) + (waiters ?? 0);
 }
 
 /** How many processes hold pools, and how many keep serving while a rollout replaces the pods. */
@@ -193,10 +195,13 @@ export function decideFill(input: FillInput): FillDecision {
         input.breach,
       );
     }
-    if (move.reason === 'Rebalanced' && !restartSafe(input, demand, target)) {
+    // Giving capacity back is for a peer whose demand outgrew its share: it waits only while this
+    // app's own demand of now would not fit the smaller capacity, not for the rollout's dip (held
+    // back, the peer's timeouts go on for as long as it waits).
+    if (move.reason === 'Rebalanced' && !fitsSteadily(input, demand, target)) {
       return hold(
         'RestartDeferred',
-        `capacity would give ${capacity - target} connections per process back to the budget's other policies, but the rollout it causes would leave ${input.restart.processesDuringRollout} of ${input.restart.processes} processes for today's demand; deferred until demand falls`,
+        `capacity would give ${capacity - target} connections per process back to the budget's other policies, but today's demand would not fit ${target} per process at the ${input.thresholds.target}% target; deferred until demand falls`,
         input.breach,
       );
     }
@@ -338,6 +343,12 @@ function capacityMove(
 /** A capacity move must be worth a rollout: 20 % of the capacity, and at least 2 connections. */
 export function capacityTolerance(capacity: number): number {
   return Math.max(2, Math.ceil(0.2 * capacity));
+}
+
+/** Today's demand fits `capacity` per process on every process at the target utilization. */
+function fitsSteadily(input: FillInput, demand: DemandSample, capacity: number): boolean {
+  const demandNow = (demand.inUse + (demand.waiters ?? 0)) * input.restart.processes;
+  return demandNow <= (input.restart.processes * capacity * input.thresholds.target) / 100;
 }
 
 /** The processes that keep serving while the pods roll carry today's demand at the target utilization. */

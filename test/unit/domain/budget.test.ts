@@ -197,8 +197,9 @@ describe('allocate: FillToBudget claims share the capacity by recent demand', ()
   it.each([
     ['equal demand: an even split (the static fair share)', 4, 4, 24, 24],
     ['no demand known on either: an even split', undefined, undefined, 24, 24],
-    ['one app at its peak, the other idle: capacity moves to the peak', 40, 4, 39, 9],
-    ['the other way round', 2, 40, 7, 40],
+    ['one app at its peak, the other idle: each gets its need, the peak the rest', 40, 4, 43, 5],
+    ['the other way round', 2, 40, 5, 43],
+    ['needs beyond the capacity: the small need is met in full, the peak takes the rest', 60, 7, 41, 7],
   ])('%s', (_label, demandA, demandB, capA, capB) => {
     const allocation = allocate(97, [fill('a', demandA), fill('b', demandB)]);
     expect(allocation.shares.get('a')?.cap).toBe(capA);
