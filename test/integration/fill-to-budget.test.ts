@@ -29,6 +29,31 @@ import { morePasses } from './support/suite.js';
 
 const budgetApi = { group: 'poolpilot.io', version: 'v1alpha1', plural: 'connectionbudgets' } as const;
 
+/**
+ * Creates ConnectionBudget `db` (PostgreSQL 100, 3 reserved: 97 usable) in `namespace` and waits
+ * until Prometheus has the checked-out series of `pods` pods, so the operator's first look finds them.
+ */
+async function budgetAndScrapes(kc: KubeConfig, namespace: string, pods: number): Promise<void> {
+  await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
+    ...budgetApi,
+    namespace,
+    body: {
+      apiVersion: 'poolpilot.io/v1alpha1',
+      kind: 'ConnectionBudget',
+      metadata: { name: 'db' },
+      spec: { postgres: { maxConnections: 100, reserved: 3 } },
+    },
+  });
+  await eventually(
+    async () =>
+      (await queryVector(`count(shop_db_pool_checked_out{namespace="${namespace}"})`))[0]?.value[1] === String(pods)
+        ? true
+        : undefined,
+    30000,
+    `Prometheus to scrape ${pods} pods`,
+  );
+}
+
 interface Pod {
   readonly target: ScrapeTarget;
   readonly checkedOut: Gauge;
@@ -101,25 +126,8 @@ describe('FillToBudget', () => {
     await startPod('api-5c6d7f8b9-x2x9q');
     await startPod('api-5c6d7f8b9-fghjk');
     demand(2);
-    await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
-      ...budgetApi,
-      namespace,
-      body: {
-        apiVersion: 'poolpilot.io/v1alpha1',
-        kind: 'ConnectionBudget',
-        metadata: { name: 'db' },
-        spec: { postgres: { maxConnections: 100, reserved: 3 } },
-      },
-    });
     // Prometheus has both pods' series before the operator looks.
-    await eventually(
-      async () =>
-        (await queryVector(`count(shop_db_pool_checked_out{namespace="${namespace}"})`))[0]?.value[1] === '2'
-          ? true
-          : undefined,
-      30000,
-      'Prometheus to scrape both pods',
-    );
+    await budgetAndScrapes(kc, namespace, 2);
     operator = await startOperator(namespace);
   });
 
@@ -258,24 +266,7 @@ describe('FillToBudget: two apps on one budget share it by demand', () => {
     await app('reports', '5b8f9c7d2');
     demand('orders', 4);
     demand('reports', 4);
-    await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
-      ...budgetApi,
-      namespace,
-      body: {
-        apiVersion: 'poolpilot.io/v1alpha1',
-        kind: 'ConnectionBudget',
-        metadata: { name: 'db' },
-        spec: { postgres: { maxConnections: 100, reserved: 3 } },
-      },
-    });
-    await eventually(
-      async () =>
-        (await queryVector(`count(shop_db_pool_checked_out{namespace="${namespace}"})`))[0]?.value[1] === '4'
-          ? true
-          : undefined,
-      30000,
-      'Prometheus to scrape the four pods',
-    );
+    await budgetAndScrapes(kc, namespace, 4);
   });
 
   afterAll(async () => {
