@@ -4,7 +4,8 @@
 #   1. Debian packages: apt-install.sh installs the missing ones (as root, or through sudo)
 #   2. npm dependencies: `npm ci` when node_modules lacks a package package-lock.json pins
 #      (Node 24 comes from the `node` npm package; the machine's own Node only runs npm)
-#   3. the control plane (etcd, kube-apiserver), built from their Go modules by
+#   3. the control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler), built
+#      from their Go modules by
 #      test/controlplane/build.sh, cached under ~/.cache/poolpilot by the hash of their pins
 # After all three it writes .local/install.sha256, the hash of every input (this script, the
 # package lists, package-lock.json, the control plane's go.mod/go.sum). A run whose inputs hash
@@ -30,6 +31,9 @@ debian_packages=(curl openssl python3 ca-certificates prometheus pgbouncer postg
   postgresql redis-server python3-sqlalchemy python3-psycopg2 python3-redis python3-prometheus-client
   prometheus-postgres-exporter prometheus-pgbouncer-exporter)
 stamp=.local/install.sha256
+# The bare plane's two, and the controllers a test starts on a plane of its own (local-up.sh
+# CONTROLLERS=1). The last two share most packages with kube-apiserver: about 2 minutes more.
+control_plane=(etcd kube-apiserver kube-controller-manager kube-scheduler)
 
 # Prints why node_modules needs `npm ci`, or nothing when it is current.
 npm_tree_difference() {
@@ -81,7 +85,9 @@ outputs_present() {
   ((installed == ${#debian_packages[@]})) &&
     command -v kubectl >/dev/null &&
     npm_tree_current &&
-    [[ -x $(bash test/controlplane/build.sh path etcd) && -x $(bash test/controlplane/build.sh path kube-apiserver) ]]
+    for component in "${control_plane[@]}"; do
+      [[ -x $(bash test/controlplane/build.sh path "$component") ]] || return 1
+    done
 }
 
 key=$(inputs_hash)
@@ -97,10 +103,10 @@ bash .ci/apt-install.sh install "${debian_packages[@]}"
 log "[2/3] npm dependencies"
 install_npm_dependencies
 
-log "[3/3] control plane: etcd, kube-apiserver (cached under ${POOLPILOT_CACHE:-~/.cache/poolpilot})"
+log "[3/3] control plane: ${control_plane[*]} (cached under ${POOLPILOT_CACHE:-~/.cache/poolpilot})"
 # This machine kind ships Go at /usr/local/go without putting it on every PATH.
 if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then export PATH="/usr/local/go/bin:$PATH"; fi
-bash test/controlplane/build.sh all >/dev/null
+bash test/controlplane/build.sh component "${control_plane[@]}" >/dev/null
 
 # kubectl is not a Debian package; this machine kind ships it. The tests and the demo apply
 # manifests with it.

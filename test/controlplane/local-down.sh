@@ -11,7 +11,16 @@ log() { echo "local-down: $*" >&2; }
 source "$here/lib.sh"
 
 shopt -s nullglob
+# Clients of the API server first, etcd last: a kube-apiserver whose etcd is gone hangs in its
+# shutdown until it is killed.
+ordered=()
 for pidfile in "$state"/pids/*.pid; do
+  case $(basename "$pidfile" .pid) in etcd | kube-apiserver) ;; *) ordered+=("$pidfile") ;; esac
+done
+for name in kube-apiserver etcd; do
+  [[ -f $state/pids/$name.pid ]] && ordered+=("$state/pids/$name.pid")
+done
+for pidfile in "${ordered[@]}"; do
   name=$(basename "$pidfile" .pid)
   pid=$(cat "$pidfile")
   stop_process "$name" "$pid"

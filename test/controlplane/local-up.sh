@@ -3,7 +3,15 @@
 #   etcd, kube-apiserver (RBAC on, static admin token) and Prometheus (Debian package,
 #   scrape_interval 1s, file_sd targets from .local/prometheus/targets/*.json).
 # Writes .local/kubeconfig and .local/env (KUBECONFIG=..., PROMETHEUS_URL=...), waits until
-# /readyz is ok and Prometheus is ready. Idempotent: a running, healthy plane is left as it is;
+# /readyz is ok and Prometheus is ready.
+#
+#   CONTROLLERS=1  also run kube-controller-manager and kube-scheduler (built and cached like
+#                  kube-apiserver): real ReplicaSets, rollouts, namespace deletion, garbage
+#                  collection, ServiceAccounts. Opt-in: the bare plane's tests drive Deployment
+#                  status by hand, which a real deployment controller would overwrite.
+#
+# POOLPILOT_LOCAL moves the state directory, so a test can run a plane of its own beside the
+# shared one. Idempotent: a running, healthy plane is left as it is;
 # a partly running one is stopped and started afresh. Stop it with local-down.sh. Each
 # component's argv is kept in .local/cmd/<name>.args for restart.sh.
 set -euo pipefail
@@ -18,11 +26,17 @@ log() { echo "local-up: $*" >&2; }
 # shellcheck source=lib.sh
 source "$here/lib.sh"
 
+components=(etcd kube-apiserver prometheus)
+[[ ${CONTROLLERS:-0} == 1 ]] && components+=(kube-controller-manager kube-scheduler)
+
 healthy() {
-  [[ -f $state/env ]] || return 1
+  # A plane started before components were recorded is the bare one.
+  local running="etcd kube-apiserver prometheus"
+  [[ -f $state/components ]] && running=$(<"$state/components")
+  [[ -f $state/env && $running == "${components[*]}" ]] || return 1
   # shellcheck disable=SC1091
   source "$state/env"
-  for name in etcd kube-apiserver prometheus; do
+  for name in "${components[@]}"; do
     [[ -f $pids/$name.pid ]] && kill -0 "$(cat "$pids/$name.pid")" 2>/dev/null || return 1
   done
   curl -fsk --max-time 2 -H "Authorization: Bearer $(cat "$state/admin-token")" "$KUBE_APISERVER_URL/readyz" >/dev/null &&
@@ -34,7 +48,7 @@ if healthy; then
   exit 0
 fi
 if compgen -G "$pids/*.pid" >/dev/null; then
-  log "a previous plane is partly running; stopping it first"
+  log "a previous plane is partly running or runs other components than '${components[*]}'; stopping it first"
   bash "$here/local-down.sh"
 fi
 
@@ -45,6 +59,11 @@ done
 mapfile -t bins < <(bash "$here/build.sh" all)
 etcd_bin=${bins[0]}
 apiserver_bin=${bins[1]}
+if [[ ${CONTROLLERS:-0} == 1 ]]; then
+  mapfile -t bins < <(bash "$here/build.sh" component kube-controller-manager kube-scheduler)
+  controller_manager_bin=${bins[0]}
+  scheduler_bin=${bins[1]}
+fi
 
 free_ports() {
   python3 -c '
@@ -54,9 +73,9 @@ for s in socks: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 for s in socks: s.close()' "$1"
 }
-read -r etcd_client_port etcd_peer_port apiserver_port prometheus_port < <(free_ports 4)
+read -r etcd_client_port etcd_peer_port apiserver_port prometheus_port controller_manager_port scheduler_port < <(free_ports 6)
 
-rm -rf "$state/etcd" "$state/apiserver" "$state/prometheus/data"
+rm -rf "$state/etcd" "$state/apiserver" "$state/prometheus/data" "$state/controllers" "$state/components"
 mkdir -p "$pids" "$logs" "$state/cmd" "$state/apiserver/certs" "$state/prometheus/targets"
 
 start() { # name, command...
@@ -80,6 +99,18 @@ openssl rsa -in "$state/apiserver/sa.key" -pubout -out "$state/apiserver/sa.pub"
 admin_token=$(openssl rand -hex 24)
 echo -n "$admin_token" >"$state/admin-token"
 echo "$admin_token,poolpilot-admin,poolpilot-admin,system:masters" >"$state/apiserver/tokens.csv"
+# The controllers sign in as the users the API server's bootstrap RBAC already binds
+# (system:kube-controller-manager, system:kube-scheduler), with static tokens like the admin's:
+# a normal cluster gives them client certificates, which would need a CA here for nothing more.
+controller_manager_token=$(openssl rand -hex 24)
+scheduler_token=$(openssl rand -hex 24)
+echo "$controller_manager_token,system:kube-controller-manager,system:kube-controller-manager" >>"$state/apiserver/tokens.csv"
+echo "$scheduler_token,system:kube-scheduler,system:kube-scheduler" >>"$state/apiserver/tokens.csv"
+# Without a controller-manager nothing creates the `default` ServiceAccount a Pod is admitted
+# with, so the bare plane turns the ServiceAccount admission plugin off; with one it stays on, as
+# in a normal cluster (Pods get their token volume).
+service_account_admission=(--disable-admission-plugins ServiceAccount)
+[[ ${CONTROLLERS:-0} == 1 ]] && service_account_admission=()
 
 start kube-apiserver "$apiserver_bin" \
   --etcd-servers "http://127.0.0.1:$etcd_client_port" \
@@ -92,11 +123,12 @@ start kube-apiserver "$apiserver_bin" \
   --service-account-signing-key-file "$state/apiserver/sa.key" \
   --service-cluster-ip-range 10.96.0.0/16 \
   --endpoint-reconciler-type none \
-  --disable-admission-plugins ServiceAccount
+  "${service_account_admission[@]}"
 apiserver_url="https://127.0.0.1:$apiserver_port"
 wait_for kube-apiserver 90 curl -fsk -H "Authorization: Bearer $admin_token" "$apiserver_url/readyz"
 
-cat >"$state/kubeconfig" <<KUBECONFIG
+write_kubeconfig() { # path, user, token
+  cat >"$1" <<KUBECONFIG
 apiVersion: v1
 kind: Config
 clusters:
@@ -106,14 +138,52 @@ clusters:
     # The serving certificate is self-signed by kube-apiserver into .local/apiserver/certs.
     insecure-skip-tls-verify: true
 users:
-- name: admin
+- name: $2
   user:
-    token: $admin_token
+    token: $3
 contexts:
 - name: local
-  context: {cluster: local, user: admin}
+  context: {cluster: local, user: $2}
 current-context: local
 KUBECONFIG
+}
+write_kubeconfig "$state/kubeconfig" admin "$admin_token"
+
+if [[ ${CONTROLLERS:-0} == 1 ]]; then
+  mkdir -p "$state/controllers"
+  # The CA that signed kube-apiserver's self-signed serving certificate: the last certificate in
+  # the bundle it wrote. The controller-manager publishes it to every namespace as the
+  # kube-root-ca.crt ConfigMap, which each Pod's token volume mounts.
+  awk '/BEGIN CERTIFICATE/ { cert = "" } { cert = cert $0 "\n" } END { printf "%s", cert }' \
+    "$state/apiserver/certs/apiserver.crt" >"$state/apiserver/ca.crt"
+  write_kubeconfig "$state/controllers/controller-manager.kubeconfig" system:kube-controller-manager "$controller_manager_token"
+  write_kubeconfig "$state/controllers/scheduler.kubeconfig" system:kube-scheduler "$scheduler_token"
+  # One instance of each: no leader election (it would only delay the start). Their HTTPS
+  # ports (for /healthz) are free ports on loopback, not 10257/10259, so planes can run side by
+  # side. --use-service-account-credentials: each controller acts as its own ServiceAccount in
+  # kube-system with its own bootstrap ClusterRole, as kubeadm runs it, so RBAC gaps show here
+  # as they would there. --service-account-private-key-file: the key kube-apiserver signs tokens
+  # with, for the token controller. --root-ca-file: see above.
+  start kube-controller-manager "$controller_manager_bin" \
+    --kubeconfig "$state/controllers/controller-manager.kubeconfig" \
+    --authentication-kubeconfig "$state/controllers/controller-manager.kubeconfig" \
+    --authorization-kubeconfig "$state/controllers/controller-manager.kubeconfig" \
+    --bind-address 127.0.0.1 --secure-port "$controller_manager_port" \
+    --cert-dir "$state/controllers/controller-manager-certs" \
+    --leader-elect=false \
+    --use-service-account-credentials \
+    --service-account-private-key-file "$state/apiserver/sa.key" \
+    --root-ca-file "$state/apiserver/ca.crt"
+  start kube-scheduler "$scheduler_bin" \
+    --kubeconfig "$state/controllers/scheduler.kubeconfig" \
+    --authentication-kubeconfig "$state/controllers/scheduler.kubeconfig" \
+    --authorization-kubeconfig "$state/controllers/scheduler.kubeconfig" \
+    --bind-address 127.0.0.1 --secure-port "$scheduler_port" \
+    --cert-dir "$state/controllers/scheduler-certs" \
+    --leader-elect=false
+  wait_for kube-controller-manager 60 curl -fsk "https://127.0.0.1:$controller_manager_port/healthz"
+  wait_for kube-scheduler 60 curl -fsk "https://127.0.0.1:$scheduler_port/healthz"
+fi
 
 cat >"$state/prometheus/prometheus.yml" <<PROMCONFIG
 global:
@@ -137,4 +207,5 @@ KUBE_APISERVER_URL=$apiserver_url
 PROMETHEUS_URL=$prometheus_url
 PROMETHEUS_TARGETS_DIR=$state/prometheus/targets
 ENV
+echo "${components[*]}" >"$state/components"
 log "up: kube-apiserver $apiserver_url, prometheus $prometheus_url; source $state/env"

@@ -1,0 +1,46 @@
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import { localStateDir, repoRoot } from './local-env.js';
+
+/** What a plane of a test's own runs besides etcd, kube-apiserver and Prometheus. */
+export interface OwnPlaneOptions {
+  /** kube-controller-manager and kube-scheduler (local-up.sh CONTROLLERS=1). */
+  readonly controllers: boolean;
+}
+
+/** A control plane that one test file started beside the shared one, in a state dir of its own. */
+export interface OwnPlane {
+  readonly stateDir: string;
+  readonly kubeconfigPath: string;
+  /** A KubeConfig for its admin. */
+  readonly kc: KubeConfig;
+  /** Stops exactly what it started (local-down.sh). */
+  stop(): void;
+}
+
+/** How long local-up.sh may take when the binaries are cached (a beforeAll's timeout). */
+export const OWN_PLANE_START_TIMEOUT_MS = 180_000;
+
+/**
+ * Starts a plane under .local/<name>/ with test/controlplane/local-up.sh. The shared plane that
+ * the other tests use has no controllers on purpose (they drive Deployment status by hand, which
+ * a real deployment controller would overwrite), so a test that needs real controllers runs its
+ * own. The state dir is per name, so a plane a killed run left behind is stopped and replaced.
+ */
+export function startOwnPlane(name: string, options: OwnPlaneOptions): OwnPlane {
+  const stateDir = join(localStateDir, name);
+  const env = { ...process.env, POOLPILOT_LOCAL: stateDir, CONTROLLERS: options.controllers ? '1' : '0' };
+  execFileSync('bash', [join(repoRoot, 'test/controlplane/local-up.sh')], { env, stdio: 'inherit' });
+  const kubeconfigPath = join(stateDir, 'kubeconfig');
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfigPath);
+  return {
+    stateDir,
+    kubeconfigPath,
+    kc,
+    stop: () => {
+      execFileSync('bash', [join(repoRoot, 'test/controlplane/local-down.sh')], { env, stdio: 'inherit' });
+    },
+  };
+}
