@@ -281,6 +281,27 @@ export class PrometheusClient {
   }
 
   /**
+   * An instant vector as (labels, value) pairs: for queries whose every series is read, such as
+   * the pool-setting gauges a ConfigMap delivery is confirmed by. Never rejects.
+   */
+  async vector(
+    expr: string,
+    what: string,
+  ): Promise<
+    | { readonly ok: true; readonly series: ReadonlyArray<{ labels: Readonly<Record<string, string>>; value: number }> }
+    | { readonly ok: false; readonly problem: MetricsProblem; readonly message: string }
+  > {
+    const started = performance.now();
+    const reply = await this.get(expr, what);
+    this.requests?.observe((performance.now() - started) / 1000);
+    if (!reply.ok) return reply;
+    const data = reply.value.data;
+    if (data.resultType !== 'vector')
+      return fail('QueryFailed', `the ${what} ${quote(expr)} returned a ${data.resultType}, not an instant vector`);
+    return { ok: true, series: data.result.map((s) => ({ labels: s.metric, value: Number(s.value[1]) })) };
+  }
+
+  /**
    * The max over the matching pods, as PromQL's max() takes it (NaN only when every value is
    * NaN), sampled when the newest of their samples was taken; the same problems and messages
    * as a per-Deployment query.

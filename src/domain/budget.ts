@@ -52,6 +52,12 @@ export interface Claim {
    * of its own, whose surge would cut the first back in turn.
    */
   readonly surgeUnits?: number;
+  /**
+   * Connections the pools replaced by a ConfigMap delivery may still hold until every pod runs the
+   * new ones (domain/delivery.ts); 0 otherwise. Counted like surge units: nobody grows into them,
+   * nobody is cut back for them.
+   */
+  readonly drainingConnections?: number;
 }
 
 export interface Share {
@@ -83,7 +89,7 @@ function claimConnections(claim: Claim, value: number): number {
 
 /** Connections a claim's pools may hold now, surge pods of a running rollout included. */
 function claimConnectionsNow(claim: Claim, value: number): number {
-  return (claim.units + (claim.surgeUnits ?? 0)) * connectionsAt(claim.shape, value);
+  return (claim.units + (claim.surgeUnits ?? 0)) * connectionsAt(claim.shape, value) + (claim.drainingConnections ?? 0);
 }
 
 /** The largest v in [bounds.min, upTo] whose connections fit in `allowed`; min if none does. */
@@ -231,6 +237,8 @@ export interface PolicyFacts {
   readonly current: Readonly<Record<string, number>>;
   /** Database connections per process its recent demand uses (FillToBudget), undefined when unknown. */
   readonly demand?: number | undefined;
+  /** Values replaced by a ConfigMap delivery whose old pools may still be open (domain/delivery.ts drainingValues). */
+  readonly draining?: Readonly<Record<string, number>>;
 }
 
 export interface BackendClaim {
@@ -259,11 +267,17 @@ export function claimsOf(facts: PolicyFacts): BackendClaim[] {
       current,
     };
     const follower = settings.follower && { ratio: settings.follower.ratio, bounds: settings.follower.bounds };
+    const replaced = [key, settings.follower?.key].reduce(
+      (total, setting) => total + (setting === undefined ? 0 : (facts.draining?.[setting] ?? 0)),
+      0,
+    );
+    const drainingConnections = processes * replaced;
     if (settings.section === 'database' && settings.fill && settings.follower) {
       const claim: Claim = {
         policy: facts.policy,
         units: processes,
         surgeUnits,
+        drainingConnections,
         shape: {},
         fills: true,
         // What the demand needs at the policy's target utilization, per process.
@@ -275,7 +289,7 @@ export function claimsOf(facts: PolicyFacts): BackendClaim[] {
       claims.push({
         backend: facts.spec.pgbouncer ? 'pgbouncer' : 'postgres',
         section: 'database',
-        claim: { ...base, units: processes, surgeUnits, shape: { follower } },
+        claim: { ...base, units: processes, surgeUnits, drainingConnections, shape: { follower } },
       });
     } else if (settings.section === 'pgbouncer') {
       const pools = facts.spec.pgbouncer?.pools ?? 1;
@@ -290,7 +304,7 @@ export function claimsOf(facts: PolicyFacts): BackendClaim[] {
       claims.push({
         backend: 'redis',
         section: 'redis',
-        claim: { ...base, wanted, units: processes, surgeUnits, shape: {} },
+        claim: { ...base, wanted, units: processes, surgeUnits, drainingConnections, shape: {} },
       });
     }
   }

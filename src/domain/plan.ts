@@ -132,8 +132,18 @@ function planSection(input: PlanInput, settings: SectionSettings): SectionOutcom
     };
 
   const sample = input.samples[section] ?? { valid: false, problem: 'NoData', message: 'no sample was taken' };
+  const undelivered = target === 'env' && input.delivery?.state !== 'Applied' ? input.delivery : undefined;
   let decision: SectionDecision;
-  if (settings.fill && follower && reading.kind === 'value' && followerReading?.kind === 'value') {
+  if (undelivered && reading.kind === 'value') {
+    // The samples are of the old pools until the pods run the delivered values.
+    decision = {
+      desired: reading.value,
+      ...(followerReading?.kind === 'value' ? { followerDesired: followerReading.value } : {}),
+      reason: 'DeliveryPending',
+      message: `holding until the pods run the last delivery (${undelivered.state}): ${undelivered.message}`,
+      breach: input.previous.breaches?.[section],
+    };
+  } else if (settings.fill && follower && reading.kind === 'value' && followerReading?.kind === 'value') {
     decision = fillDecision(input, settings, sample, reading.value, followerReading.value, follower.bounds);
   } else if (settings.fill && !follower && reading.kind === 'value') {
     const fill = decideShareFill({
@@ -173,7 +183,8 @@ function planSection(input: PlanInput, settings: SectionSettings): SectionOutcom
     };
   }
   const budget = input.budget?.[section];
-  if (budget && decision.fillsShare !== true)
+  // A held delivery is not cut either: the pods run the old values until it is Applied.
+  if (budget && decision.fillsShare !== true && decision.reason !== 'DeliveryPending')
     decision = withinBudget(
       decision,
       budget,

@@ -9,6 +9,7 @@ import { ConditionReason, ConditionType } from '../api/v1alpha1/conditions.js';
 import {
   MAX_HISTORY,
   formatStatusTime,
+  type DeliveryRecord,
   type HistoryEntry,
   type ParsedPoolPolicyStatus,
   type PoolPolicySpec,
@@ -19,7 +20,15 @@ import {
 import type { Breach, Decision, LimitReason, UtilizationSample } from './decide.js';
 import type { FillReason } from './fill.js';
 import { sectionsOf, type SectionBudget, type SectionSettings, type SettingTarget } from './sections.js';
-import { canonical, nextCondition, toWrittenStatus, type ConditionInput, type WrittenCondition } from './status.js';
+import type { DeliveryView } from './delivery.js';
+import {
+  canonical,
+  nextCondition,
+  toWrittenStatus,
+  writtenDelivery,
+  type ConditionInput,
+  type WrittenCondition,
+} from './status.js';
 
 /** What a pass read that its status reports on (PlanInput extends it with what only decisions need). */
 export interface StatusFacts {
@@ -35,10 +44,12 @@ export interface StatusFacts {
   readonly rolloutCompletedAt: Readonly<Record<SettingTarget, Date | undefined>>;
   /** The connection budget's limit per section, when the policy draws from a ConnectionBudget. */
   readonly budget?: Readonly<Partial<Record<PoolSection, SectionBudget>>> | undefined;
+  /** spec.delivery.mode ConfigMap: the last delivery as the pods reported it; undefined before the first. */
+  readonly delivery?: DeliveryView | undefined;
 }
 
 /** A section's decision: decide()'s, possibly cut by the connection budget, or decideFill()'s. */
-export type SectionReason = LimitReason | FillReason | 'BudgetLimited';
+export type SectionReason = LimitReason | FillReason | 'BudgetLimited' | 'DeliveryPending';
 export interface SectionDecision extends Omit<Decision, 'reason'> {
   readonly reason: SectionReason;
   /** The follower's value when the law sets it itself (FillToBudget), instead of leader × ratio. */
@@ -82,6 +93,7 @@ const LIMITING: ReadonlySet<SectionReason> = new Set<SectionReason>([
   'BudgetUnknown',
   'RestartDeferred',
   'Saturated',
+  'DeliveryPending',
 ]);
 
 /** The status and events of a planned pass; `changes` are the ones applied (Auto mode). */
@@ -101,7 +113,8 @@ export function passStatus(
   }
 
   const stored = toWrittenStatus(previous);
-  const conditions = buildConditions(input, outcomes, stored.conditions);
+  const delivery = deliveryOf(input, outcomes, changes);
+  const conditions = buildConditions(input, outcomes, stored.conditions, delivery);
   const observed = observedOf(input.samples);
   const breaches: Partial<Record<PoolSection, { direction: 'up' | 'down'; since: string; lastSeen: string }>> = {};
   for (const o of outcomes) {
@@ -141,6 +154,7 @@ export function passStatus(
     ...(Object.keys(breaches).length > 0 ? { breaches } : {}),
     ...(lastChange ? { lastChange } : {}),
     ...(history.length > 0 ? { history } : {}),
+    ...(delivery ? { delivery: writtenDelivery(delivery.record) } : {}),
   };
 
   const events: PlannedEvent[] = [];
@@ -171,10 +185,62 @@ function breachToKeep(
   return stored && { ...stored, lastSeen: now };
 }
 
+/**
+ * spec.delivery.mode ConfigMap: a new delivery when this pass applies env-section changes (every
+ * owned value written, and the values they replace), else the last one as the pods reported it.
+ */
+function deliveryOf(
+  input: StatusFacts,
+  outcomes: readonly SectionOutcome[],
+  changes: readonly SettingChange[],
+): DeliveryView | undefined {
+  const delivery = input.spec.delivery;
+  if (delivery.mode !== 'ConfigMap') return undefined;
+  const envOutcomes = outcomes.filter((o) => o.settings.target === 'env');
+  const envChanges = changes.filter((c) => envOutcomes.some((o) => c.setting in o.recommended));
+  if (envChanges.length === 0) return input.delivery;
+  const replaced: Record<string, number> = {};
+  const written: Record<string, number> = {};
+  for (const o of envOutcomes) {
+    Object.assign(replaced, o.current);
+    Object.assign(written, o.current);
+  }
+  for (const c of envChanges) written[c.setting] = c.to;
+  const { name, key } = delivery.configMapRef;
+  const record: DeliveryRecord<Date> = { configMap: name, key, writtenAt: input.now, written, replaced, pods: [] };
+  return {
+    state: 'Pending',
+    message: `${Object.entries(written)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ')} written to ${name}/${key} at ${formatStatusTime(input.now)}; waiting for the pods to report it`,
+    record,
+  };
+}
+
+/** The Delivered condition of a ConfigMap delivery (see domain/delivery.ts). */
+function deliveredCondition(input: StatusFacts, delivery: DeliveryView | undefined): ConditionInput | undefined {
+  const spec = input.spec.delivery;
+  if (spec.mode !== 'ConfigMap') return undefined;
+  if (!delivery)
+    return {
+      type: ConditionType.Delivered,
+      status: 'True',
+      reason: ConditionReason.NothingDelivered,
+      message: `no change delivered yet; the pods run what ${spec.configMapRef.name}/${spec.configMapRef.key} (or their env) says`,
+    };
+  return {
+    type: ConditionType.Delivered,
+    status: delivery.state === 'Applied' ? 'True' : 'False',
+    reason: delivery.state,
+    message: delivery.message,
+  };
+}
+
 function buildConditions(
   input: StatusFacts,
   outcomes: readonly SectionOutcome[],
   stored: readonly WrittenCondition[] | undefined,
+  delivery: DeliveryView | undefined,
 ): WrittenCondition[] {
   const { now, generation, spec } = input;
   const blocked = outcomes.find((o) => o.blocked);
@@ -233,6 +299,8 @@ function buildConditions(
   const conditions = [ready, metrics, limited];
   const advice = pgbouncerAdvice(input, outcomes);
   if (advice) conditions.push(advice);
+  const delivered = deliveredCondition(input, delivery);
+  if (delivered) conditions.push(delivered);
   return conditions.map((c) => nextCondition(stored, c, now, generation));
 }
 
@@ -286,12 +354,12 @@ function problemEvents(
   stored: readonly WrittenCondition[] | undefined,
   next: readonly WrittenCondition[],
 ): PlannedEvent[] {
-  // Ready=False and MetricsAvailable=False are problems; Limited and PgBouncerRecommended are
-  // explanations (False there is good news), their changes show in status, not as Warnings.
+  // Ready=False, MetricsAvailable=False and a delivery NotConfirmed are problems; Limited,
+  // PgBouncerRecommended and a Pending delivery are explanations, shown in status, not as Warnings.
   const bad = (c: WrittenCondition | undefined): boolean =>
     c !== undefined &&
-    (c.type === ConditionType.Ready || c.type === ConditionType.MetricsAvailable) &&
-    c.status === 'False';
+    (((c.type === ConditionType.Ready || c.type === ConditionType.MetricsAvailable) && c.status === 'False') ||
+      (c.type === ConditionType.Delivered && c.reason === ConditionReason.NotConfirmed));
   return next
     .filter((c) => {
       const before = stored?.find((s) => s.type === c.type);

@@ -7,7 +7,12 @@
  * `observed` utilization alone is refreshed only when it moved by at least
  * {@link OBSERVED_TOLERANCE} percentage points, so a steady workload causes no writes.
  */
-import type { ParsedPoolPolicyStatus, PoolPolicyStatus, StatusCondition } from '../api/v1alpha1/poolpolicy.js';
+import type {
+  DeliveryRecord,
+  ParsedPoolPolicyStatus,
+  PoolPolicyStatus,
+  StatusCondition,
+} from '../api/v1alpha1/poolpolicy.js';
 import { formatStatusTime, POOL_SECTIONS } from '../api/v1alpha1/poolpolicy.js';
 
 export const OBSERVED_TOLERANCE = 5;
@@ -64,6 +69,18 @@ export function toWrittenStatus(parsed: ParsedPoolPolicyStatus): PoolPolicyStatu
     breaches: parsed.breaches ? breaches : undefined,
     lastChange: parsed.lastChange && { ...parsed.lastChange, time: t(parsed.lastChange.time) },
     history: parsed.history?.map((h) => ({ ...h, time: t(h.time) })),
+    delivery: parsed.delivery && writtenDelivery(parsed.delivery),
+  });
+}
+
+/** A delivery record with its times as written. */
+export function writtenDelivery(record: DeliveryRecord<Date>): DeliveryRecord<string> {
+  const t = formatStatusTime;
+  return dropUndefined({
+    ...record,
+    writtenAt: t(record.writtenAt),
+    confirmedAt: record.confirmedAt && t(record.confirmedAt),
+    pods: record.pods?.map((p) => ({ name: p.name, reportedAt: t(p.reportedAt) })),
   });
 }
 

@@ -18,6 +18,12 @@ export const ConditionType = {
    * front of PostgreSQL (the replicas' pools together exceed what the server accepts).
    */
   PgBouncerRecommended: 'PgBouncerRecommended',
+  /**
+   * spec.delivery.mode ConfigMap only: True when every pod reports the values last written to the
+   * ConfigMap (reason Applied) or nothing was written yet (NothingDelivered); False while they do
+   * not (Pending, then NotConfirmed after spec.delivery.confirmTimeout).
+   */
+  Delivered: 'Delivered',
 } as const;
 export type ConditionType = (typeof ConditionType)[keyof typeof ConditionType];
 
@@ -38,6 +44,12 @@ export const ConditionReason = {
   ValueFromNotManaged: 'ValueFromNotManaged',
   /** The PgBouncer ini could not be safely rewritten (unparseable or ambiguous keys). */
   IniRefused: 'IniRefused',
+  /** spec.delivery.configMapRef names no ConfigMap in the PoolPolicy's namespace. */
+  DeliveryConfigMapNotFound: 'DeliveryConfigMapNotFound',
+  /** The delivery ConfigMap's key is not in the KEY=VALUE format poolpilot can edit safely. */
+  DeliveryFormatRefused: 'DeliveryFormatRefused',
+  /** No container of the target mounts the delivery ConfigMap's key so that updates reach it. */
+  DeliveryNotMounted: 'DeliveryNotMounted',
 
   // Ready=True
   /** Mode Auto: the desired values are in place. */
@@ -92,5 +104,17 @@ export const ConditionReason = {
   BudgetNotFound: 'BudgetNotFound',
   /** A value above the policy's budget share (set by a person or before the budget) is brought inside it. */
   BudgetCorrection: 'BudgetCorrection',
+
+  // Delivered (spec.delivery.mode ConfigMap); DeliveryPending is also Limited's reason meanwhile
+  /** Every pod reports the values last written. */
+  Applied: 'Applied',
+  /** No change was written to the delivery ConfigMap yet. */
+  NothingDelivered: 'NothingDelivered',
+  /** Written, not yet reported by every pod (the message says how long ago and who is missing). */
+  Pending: 'Pending',
+  /** Not reported by every pod within spec.delivery.confirmTimeout; nothing more is written until they do. */
+  NotConfirmed: 'NotConfirmed',
+  /** A section holds while the last ConfigMap delivery is not Applied. */
+  DeliveryPending: 'DeliveryPending',
 } as const;
 export type ConditionReason = (typeof ConditionReason)[keyof typeof ConditionReason];

@@ -56,6 +56,9 @@ export const OVERFLOW_MODES = ['Ratio', 'FillToBudget'] as const;
 export type OverflowMode = (typeof OVERFLOW_MODES)[number];
 /** Utilization: moved by the staged decision; FillToBudget: set to the ConnectionBudget's share per process. */
 export const MAX_CONNECTIONS_MODES = ['Utilization', 'FillToBudget'] as const;
+/** How new env-section values reach the app: a rolling restart, or a file the app re-reads. */
+export const DELIVERY_MODES = ['Env', 'ConfigMap'] as const;
+export type DeliveryMode = (typeof DELIVERY_MODES)[number];
 export type MaxConnectionsMode = (typeof MAX_CONNECTIONS_MODES)[number];
 export type PgBouncerFormat = (typeof PGBOUNCER_FORMATS)[number];
 
@@ -75,6 +78,9 @@ export const DEFAULTS = {
   pgbouncerFormat: 'ini',
   maxClientConnRatio: 20,
   pgbouncerPools: 1,
+  deliveryMode: 'Env',
+  deliveryKey: 'pools.env',
+  confirmTimeout: '3m',
   processesPerPod: 1,
   scaleUpAbove: 80,
   scaleDownBelow: 40,
@@ -257,6 +263,30 @@ export const PgBouncerSchema = strict({
   pools: int32(1).default(DEFAULTS.pgbouncerPools),
 });
 
+export const DeliverySchema = strict({
+  mode: z.enum(DELIVERY_MODES).default(DEFAULTS.deliveryMode),
+  configMapRef: strict({
+    name: resourceName,
+    key: boundedString(253, CONFIGMAP_KEY_PATTERN, 'a ConfigMap key (letters, digits, -, _ and .)').default(
+      DEFAULTS.deliveryKey,
+    ),
+  }).optional(),
+  confirmTimeout: duration(1000).default(DEFAULTS.confirmTimeout),
+}).superRefine((delivery, ctx) => {
+  if (delivery.mode === 'ConfigMap' && delivery.configMapRef === undefined)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['configMapRef'],
+      message: 'mode ConfigMap writes the pool settings into a ConfigMap: set configMapRef.name',
+    });
+  if (delivery.mode === 'Env' && delivery.configMapRef !== undefined)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['configMapRef'],
+      message: 'configMapRef is used only with mode ConfigMap: set mode ConfigMap, or remove configMapRef',
+    });
+});
+
 export const PrometheusSchema = strict({
   address: boundedString(2048, HTTP_URL_PATTERN, 'an http:// or https:// URL').optional(),
   timeout: duration(1).default(DEFAULTS.prometheusTimeout),
@@ -351,6 +381,7 @@ export const PoolPolicySpecSchema = strict({
   database: DatabaseSchema.optional(),
   redis: RedisSchema.optional(),
   pgbouncer: PgBouncerSchema.optional(),
+  delivery: DeliverySchema.optional(),
   budgetRef: LocalObjectRefSchema.optional(),
   processesPerPod: int32(1).default(DEFAULTS.processesPerPod),
   thresholds: ThresholdsSchema.default(() => ({
@@ -475,6 +506,18 @@ export interface PoolPolicySpec {
         readonly utilization: string | undefined;
       }
     | undefined;
+  /**
+   * How database and redis values reach the app: `Env` (container env, a rolling restart) or
+   * `ConfigMap` (KEY=value lines in a ConfigMap key the app mounts and re-reads; no restart).
+   */
+  readonly delivery:
+    | { readonly mode: 'Env' }
+    | {
+        readonly mode: 'ConfigMap';
+        readonly configMapRef: { readonly name: string; readonly key: string };
+        /** How long pods may take to report the written values before the delivery is NotConfirmed, > 0. */
+        readonly confirmTimeoutMs: number;
+      };
   readonly pgbouncer:
     | {
         readonly configMapRef: { readonly name: string; readonly key: string };
@@ -601,6 +644,14 @@ function normalizeSpec(raw: RawPoolPolicySpec): PoolPolicySpec {
             rolloutRef: pgbouncer.rolloutRef === undefined ? undefined : { name: pgbouncer.rolloutRef.name },
             pools: pgbouncer.pools,
           },
+    delivery:
+      raw.delivery?.mode === 'ConfigMap' && raw.delivery.configMapRef !== undefined
+        ? {
+            mode: 'ConfigMap',
+            configMapRef: { ...raw.delivery.configMapRef },
+            confirmTimeoutMs: ms(raw.delivery.confirmTimeout),
+          }
+        : { mode: 'Env' },
     thresholds: { ...raw.thresholds },
     behavior: {
       maxStepPercent: raw.behavior.maxStepPercent,
@@ -727,6 +778,22 @@ export interface HistoryEntry<Time> extends StatusChange<Time> {
   readonly utilizationAfter?: number;
 }
 
+/** A ConfigMap delivery (spec.delivery.mode ConfigMap) and what the app reported of it. */
+export interface DeliveryRecord<Time> {
+  /** The ConfigMap and data key written. */
+  readonly configMap: string;
+  readonly key: string;
+  readonly writtenAt: Time;
+  /** The values written, by env name. */
+  readonly written: Readonly<Record<string, number>>;
+  /** The values they replaced: the old pools, counted against the budget until every pod confirmed. */
+  readonly replaced: Readonly<Record<string, number>>;
+  /** When every reporting pod ran the written values with no old pool left draining; unset until then. */
+  readonly confirmedAt?: Time;
+  /** The pods that reported the written values, each with the first pass that saw it. */
+  readonly pods?: ReadonlyArray<{ readonly name: string; readonly reportedAt: Time }>;
+}
+
 interface StatusShape<Time> {
   readonly observedGeneration?: number;
   readonly conditions?: readonly StatusCondition<Time>[];
@@ -745,6 +812,8 @@ interface StatusShape<Time> {
   readonly lastChange?: StatusChange<Time>;
   /** At most {@link MAX_HISTORY} entries, oldest first. */
   readonly history?: readonly HistoryEntry<Time>[];
+  /** The last ConfigMap delivery (spec.delivery.mode ConfigMap). */
+  readonly delivery?: DeliveryRecord<Time>;
 }
 
 /** Status as WRITTEN by the operator: times are RFC3339 strings (see {@link formatStatusTime}). */
@@ -776,6 +845,16 @@ const historySchema = changeSchema.extend({
   utilizationAfter: finiteNumber.optional(),
 });
 
+const deliverySchema = z.object({
+  configMap: z.string().min(1),
+  key: z.string().min(1),
+  writtenAt: time,
+  written: z.record(z.string(), z.int()),
+  replaced: z.record(z.string(), z.int()),
+  confirmedAt: time.optional(),
+  pods: z.array(z.object({ name: z.string().min(1), reportedAt: time })).optional(),
+});
+
 /** Zod schema of a well-formed stored status (times as Dates). Unknown keys are stripped. */
 export const PoolPolicyStatusSchema = z.object({
   observedGeneration: nonNegInt.optional(),
@@ -795,6 +874,7 @@ export const PoolPolicyStatusSchema = z.object({
     .optional(),
   lastChange: changeSchema.optional(),
   history: z.array(historySchema).optional(),
+  delivery: deliverySchema.optional(),
 });
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -870,5 +950,6 @@ export function parsePoolPolicyStatus(raw: unknown): ParsedPoolPolicyStatus {
     lastChange: pick(changeSchema, raw.lastChange),
     // Keep the newest entries if an older version stored more than allowed.
     history: history?.slice(-MAX_HISTORY),
+    delivery: pick(deliverySchema, raw.delivery),
   });
 }

@@ -12,6 +12,7 @@ import { parseConnectionBudgetSpec, type ConnectionBudgetSpec } from '../../api/
 import { parsePoolPolicySpec, parsePoolPolicyStatus, type PoolPolicySpec } from '../../api/v1alpha1/poolpolicy.js';
 import { claimsOf, rolloutSurge, type Backend, type BudgetFacts, type PolicyFacts } from '../../domain/budget.js';
 import type { UtilizationSample } from '../../domain/decide.js';
+import { drainingValues } from '../../domain/delivery.js';
 import { readPgbouncerSettings } from '../../domain/pgbouncer-ini.js';
 import { rolloutCompletedAt } from '../../domain/rollout.js';
 import { sectionsOf } from '../../domain/sections.js';
@@ -152,6 +153,7 @@ export function peerFacts(
     ...deploymentFacts(stores, namespace, peer.spec),
     wanted: { ...current, ...status.recommended },
     current,
+    draining: drainingValues(status.delivery),
   };
 }
 

@@ -29,6 +29,8 @@ import type { UtilizationSample } from '../../domain/decide.js';
 import { demandLevel, type DemandReading, type RestartCost } from '../../domain/fill.js';
 import { rolloutUnavailable, type BudgetFacts } from '../../domain/budget.js';
 import { readPgbouncerSettings, setPgbouncerSettings } from '../../domain/pgbouncer-ini.js';
+import { checkDelivery, deliveryMount, type DeliveryView, type PodReports } from '../../domain/delivery.js';
+import { readPoolConfig, setPoolConfig } from '../../domain/pool-config-file.js';
 import { planWithinBudget, type Plan, type PlanInput, type SettingReading } from '../../domain/plan.js';
 import { blockedEvents, blockedStatus, type PlannedEvent } from '../../domain/policy-status.js';
 import { sectionsOf } from '../../domain/sections.js';
@@ -88,6 +90,18 @@ export interface UtilizationSource {
   }): Promise<UtilizationSample>;
   /** The database pool's demand per process (FillToBudget); never throws. Without it, FillToBudget holds. */
   demand?(request: { namespace: string; deployment: string; spec: PoolPolicySpec }): Promise<DemandReading>;
+  /**
+   * What each pod reports of its pool settings (`gauges`: setting → metric name) and of its
+   * draining connections, to confirm a ConfigMap delivery; never throws. Without it, no delivery
+   * is ever confirmed.
+   */
+  reported?(request: {
+    namespace: string;
+    deployment: string;
+    spec: PoolPolicySpec;
+    gauges: ReadonlyMap<string, string>;
+    draining: string;
+  }): Promise<PodReports>;
 }
 
 export interface ReconcilerDeps {
@@ -149,12 +163,21 @@ interface PgbouncerReading {
   readonly rolloutCompletedAt: Date | undefined;
 }
 
+/** spec.delivery.mode ConfigMap: the ConfigMap, its file's text, and the last delivery as the pods report it. */
+interface DeliveryReading {
+  readonly configMap: V1ConfigMap;
+  readonly text: string;
+  readonly view: DeliveryView | undefined;
+}
+
 /** Everything a pass of a policy that can plan reads before it plans. */
 interface PolicySnapshot extends PassIdentity {
   readonly spec: PoolPolicySpec;
   readonly deployment: V1Deployment;
   readonly container: V1Container;
   readonly pgbouncer: PgbouncerReading;
+  /** undefined with spec.delivery.mode Env. */
+  readonly delivery: DeliveryReading | undefined;
   /** Every section's settings by key: env values from the container, PgBouncer's from its ConfigMap. */
   readonly readings: ReadonlyMap<string, SettingReading>;
   readonly samples: Readonly<Partial<Record<PoolSection, UtilizationSample>>>;
@@ -240,21 +263,29 @@ export class PoolPolicyReconciler {
     const target = this.resolveTarget(policy, spec, namespace);
     if ('blocked' in target) return { ...identity, kind: 'blocked', ...target };
     const { deployment, container } = target;
+    const file = this.readDeliveryFile(spec, namespace, deployment);
+    if (file !== undefined && 'blocked' in file)
+      return { ...identity, kind: 'blocked', blocked: file.blocked, requeueAfterMs: spec.intervalMs };
 
     const pgbouncer = this.readPgbouncer(spec, namespace);
     const readings = new Map<string, SettingReading>(pgbouncer.readings);
-    for (const section of sectionsOf(spec)) {
-      if (section.target !== 'env') continue;
-      for (const setting of [section.leader.key, section.follower?.key])
-        if (setting !== undefined) readings.set(setting, readEnv(container, setting));
+    for (const setting of envSettingsOf(spec)) {
+      const delivered = file?.values.get(setting);
+      readings.set(
+        setting,
+        delivered === undefined ? readEnv(container, setting) : { kind: 'value', value: delivered },
+      );
     }
     const asked = performance.now();
-    const [samples, demand] = await Promise.all([
+    const [samples, demand, view] = await Promise.all([
       this.sampleSections(namespace, spec),
       this.readDemand(namespace, spec),
+      file === undefined ? undefined : this.checkDelivery(namespace, spec, identity),
     ]);
     waited.ms += performance.now() - asked;
-    const restart = restartCost(deployment, spec.processesPerPod);
+    const delivery = file === undefined ? undefined : { configMap: file.configMap, text: file.text, view };
+    // A delivered change needs no restart: every process keeps serving while its pools are replaced.
+    const restart = restartCost(deployment, spec.processesPerPod, delivery === undefined ? 'restart' : 'reload');
     return {
       ...identity,
       kind: 'observed',
@@ -262,11 +293,83 @@ export class PoolPolicyReconciler {
       deployment,
       container,
       pgbouncer,
+      delivery,
       readings,
       samples,
       demand,
       restart,
     };
+  }
+
+  /**
+   * spec.delivery.mode ConfigMap: the delivery ConfigMap's file and the owned values it sets, or
+   * why nothing may be written (the ConfigMap is missing, its key is not KEY=VALUE lines, or no
+   * container of the target mounts it so that updates reach the app). undefined for mode Env.
+   */
+  private readDeliveryFile(
+    spec: PoolPolicySpec,
+    namespace: string,
+    deployment: V1Deployment,
+  ):
+    | { readonly configMap: V1ConfigMap; readonly text: string; readonly values: ReadonlyMap<string, number> }
+    | { readonly blocked: Blocked }
+    | undefined {
+    const delivery = spec.delivery;
+    if (delivery.mode !== 'ConfigMap') return undefined;
+    const { name, key } = delivery.configMapRef;
+    const refuse = (reason: string, message: string): { blocked: Blocked } => ({
+      blocked: { status: 'False', reason, message },
+    });
+    const configMap = this.deps.stores.configMaps.get(name, namespace);
+    if (!configMap)
+      return refuse(
+        ConditionReason.DeliveryConfigMapNotFound,
+        `spec.delivery.configMapRef: configmap ${name} not found in namespace ${namespace}; create it (it may be empty) or fix the name`,
+      );
+    const mount = deliveryMount(spec.targetRef.name, deployment.spec?.template.spec ?? { containers: [] }, name, key);
+    if (!mount.ok) return refuse(ConditionReason.DeliveryNotMounted, `spec.delivery: ${mount.message}`);
+    const text = configMap.data?.[key] ?? '';
+    const read = readPoolConfig(text, envSettingsOf(spec));
+    if (!read.ok)
+      return refuse(
+        ConditionReason.DeliveryFormatRefused,
+        `spec.delivery: configmap ${name} key ${key}: ${read.message}`,
+      );
+    return { configMap, text, values: read.values };
+  }
+
+  /** The last delivery recorded in status, checked against what the pods report now. */
+  private async checkDelivery(
+    namespace: string,
+    spec: PoolPolicySpec,
+    identity: PassIdentity,
+  ): Promise<DeliveryView | undefined> {
+    const record = identity.previous.delivery;
+    if (spec.delivery.mode !== 'ConfigMap' || record === undefined) return undefined;
+    // A record of another ConfigMap (spec.delivery changed) says nothing of this one.
+    if (record.configMap !== spec.delivery.configMapRef.name || record.key !== spec.delivery.configMapRef.key)
+      return undefined;
+    const gauges = settingGauges(spec);
+    const report = this.deps.utilization.reported;
+    const reports: PodReports =
+      record.confirmedAt !== undefined
+        ? { valid: true, pods: new Map() }
+        : report === undefined
+          ? { valid: false, message: 'this operator cannot read what pods report' }
+          : await report.call(this.deps.utilization, {
+              namespace,
+              deployment: spec.targetRef.name,
+              spec,
+              gauges,
+              draining: `${spec.metricsPrefix}db_pool_draining_connections`,
+            });
+    return checkDelivery({
+      record,
+      reports,
+      now: identity.now,
+      timeoutMs: spec.delivery.confirmTimeoutMs,
+      gauges: [...new Set(gauges.values())],
+    });
   }
 
   /** The budget's capacity and peers, read while holding the budget's lock. */
@@ -373,14 +476,33 @@ export class PoolPolicyReconciler {
   private async apply(snapshot: PolicySnapshot, plan: Plan): Promise<Outcome & { report: ReconcileReport }> {
     const { key, ref, spec, namespace, container, previous } = snapshot;
     const configMap = snapshot.pgbouncer.configMap;
-    if (plan.envWrites.size > 0) {
+    if (plan.envWrites.size > 0 && snapshot.delivery && spec.delivery.mode === 'ConfigMap') {
+      const { name, key: dataKey } = spec.delivery.configMapRef;
+      const values = new Map(
+        envSettingsOf(spec).flatMap((setting) => {
+          const value = plan.envWrites.get(setting) ?? plan.status.current?.[setting];
+          return value === undefined ? [] : [[setting, value] as const];
+        }),
+      );
+      const edited = setPoolConfig(snapshot.delivery.text, values);
+      // readPoolConfig accepted this text a moment ago; a refusal now is a bug, not input.
+      if (!edited.ok) throw new Error(`pool config edit refused after a successful read: ${edited.message}`);
+      // The read text is the base of the edit: a concurrent change fails with 409 and is retried from a fresh read.
+      await this.deps.writer.applyConfigMapData(
+        namespace,
+        name,
+        { [dataKey]: edited.text },
+        snapshot.delivery.configMap.metadata?.resourceVersion,
+      );
+      this.deps.log.info(
+        { policy: key, configMap: name, settings: Object.fromEntries(values) },
+        'delivered pool settings',
+      );
+    } else if (plan.envWrites.size > 0) {
       const env = [...plan.envWrites].map(([envName, value]) => ({ name: envName, value: String(value) }));
       // Apply every env entry poolpilot owns, not just the changed ones: an apply drops the
       // fields its manager applied before and omits now.
-      const owned = sectionsOf(spec)
-        .filter((s) => s.target === 'env')
-        .flatMap((s) => [s.leader.key, ...(s.follower ? [s.follower.key] : [])]);
-      const full = owned.flatMap((envName) => {
+      const full = envSettingsOf(spec).flatMap((envName) => {
         const value = plan.envWrites.get(envName) ?? plan.status.current?.[envName];
         return value === undefined ? [] : [{ name: envName, value: String(value) }];
       });
@@ -546,18 +668,20 @@ export class PoolPolicyReconciler {
 
 /** What the pure plan reads from a snapshot. */
 function planInputOf(snapshot: PolicySnapshot): PlanInput {
-  const { now, generation, spec, previous, readings, samples, deployment, pgbouncer, demand, restart } = snapshot;
+  const { now, generation, spec, previous, readings, samples, deployment, pgbouncer, demand, restart, delivery } =
+    snapshot;
   return {
+    delivery: delivery?.view,
     now,
     generation,
     spec,
     previous,
     readings,
     samples,
-    rolloutCompletedAt: { env: rolloutCompletedAt(deployment), pgbouncer: pgbouncer.rolloutCompletedAt },
+    rolloutCompletedAt: { env: envSettledAt(deployment, delivery), pgbouncer: pgbouncer.rolloutCompletedAt },
     pgbouncerRefusal: pgbouncer.refusal,
     lastAppliedAt: {
-      env: lastAppliedBy(deployment, FIELD_MANAGER),
+      env: lastAppliedBy(delivery ? delivery.configMap : deployment, FIELD_MANAGER),
       pgbouncer: lastAppliedBy(pgbouncer.configMap, FIELD_MANAGER),
     },
     demand,
@@ -578,11 +702,47 @@ function nextVisitMs(snapshot: PolicySnapshot, plan: Plan): number {
     : snapshot.spec.intervalMs;
 }
 
-/** Processes holding pools, and those that keep serving while a rollout replaces the pods. */
-function restartCost(deployment: V1Deployment, processesPerPod: number): RestartCost {
+/**
+ * Processes holding pools, and those that keep serving while a change reaches them: fewer during
+ * a rolling restart (env), all of them when the app reloads a delivered file.
+ */
+function restartCost(deployment: V1Deployment, processesPerPod: number, change: 'restart' | 'reload'): RestartCost {
   const replicas = deployment.spec?.replicas ?? 1;
-  const unavailable = rolloutUnavailable(replicas, deployment.spec?.strategy);
+  const unavailable = change === 'reload' ? 0 : rolloutUnavailable(replicas, deployment.spec?.strategy);
   return { processes: replicas * processesPerPod, processesDuringRollout: (replicas - unavailable) * processesPerPod };
+}
+
+/**
+ * From when samples of the env sections' pools count: the target's rollout completed, and with a
+ * ConfigMap delivery also not before every pod confirmed the last delivered values.
+ */
+function envSettledAt(deployment: V1Deployment, delivery: DeliveryReading | undefined): Date | undefined {
+  const completed = rolloutCompletedAt(deployment);
+  const confirmed = delivery?.view?.record.confirmedAt;
+  if (completed === undefined || confirmed === undefined) return completed;
+  return confirmed > completed ? confirmed : completed;
+}
+
+/** The env-section settings (database, redis) a spec manages, leaders and followers. */
+function envSettingsOf(spec: PoolPolicySpec): string[] {
+  return sectionsOf(spec)
+    .filter((s) => s.target === 'env')
+    .flatMap((s) => [s.leader.key, ...(s.follower ? [s.follower.key] : [])]);
+}
+
+/**
+ * The gauge each env setting is reported by (the runbook's metric names with spec.metricsPrefix):
+ * a ConfigMap delivery is confirmed when every pod reports the written values.
+ */
+function settingGauges(spec: PoolPolicySpec): Map<string, string> {
+  const p = spec.metricsPrefix;
+  const gauges = new Map<string, string>();
+  if (spec.database) {
+    gauges.set(spec.database.poolSize.env, `${p}db_pool_size`);
+    if (spec.database.maxOverflow) gauges.set(spec.database.maxOverflow.env, `${p}db_pool_max_overflow`);
+  }
+  if (spec.redis) gauges.set(spec.redis.maxConnections.env, `${p}redis_pool_max_connections`);
+  return gauges;
 }
 
 function readEnv(container: V1Container, name: string): SettingReading {

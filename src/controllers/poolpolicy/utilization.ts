@@ -12,11 +12,14 @@ import { createHash } from 'node:crypto';
 import type { PoolPolicySpec, PoolSection, PrometheusConnection } from '../../api/v1alpha1/poolpolicy.js';
 import type { UtilizationSample } from '../../domain/decide.js';
 import type { DemandReading } from '../../domain/fill.js';
+import type { PodReports } from '../../domain/delivery.js';
 import { PrometheusClient } from '../../adapters/prometheus.js';
 import { authFromSecretData, type PrometheusAuth } from '../../adapters/prometheus-auth.js';
 import { enforceNamespace } from '../../adapters/promql-namespace.js';
 import {
   deploymentPods,
+  escapePromqlString,
+  escapeRegex,
   namespaceDemandQueries,
   namespaceUtilizationQuery,
   utilizationQueryFor,
@@ -153,6 +156,48 @@ export class PrometheusUtilizationSource implements UtilizationSource {
         timeouts: timedOut.value,
       },
     };
+  }
+
+  /**
+   * What the Deployment's pods report of their pool settings (`gauges`: setting → metric name) and
+   * their draining connections, per pod: the min and max over each pod's series (processes of
+   * one pod may differ while they reload). Two queries, asked only while a delivery is unconfirmed.
+   */
+  async reported(request: {
+    namespace: string;
+    deployment: string;
+    spec: PoolPolicySpec;
+    gauges: ReadonlyMap<string, string>;
+    draining: string;
+  }): Promise<PodReports> {
+    const { namespace, deployment, spec, gauges, draining } = request;
+    const connected = await this.policyClient(namespace, spec);
+    if (!connected.ok) return { valid: false, message: connected.problem.message };
+    const names = [...new Set([...gauges.values(), draining])];
+    const selector =
+      `{__name__=~"${escapePromqlString(names.map(escapeRegex).join('|'))}", ` +
+      `namespace="${escapePromqlString(namespace)}", pod=~"${escapePromqlString(deploymentPods(deployment).regex)}"}`;
+    const [high, low] = await Promise.all([
+      connected.client.vector(`max by (pod, __name__) (${selector})`, 'pool-settings query'),
+      connected.client.vector(`min by (pod, __name__) (${selector})`, 'pool-settings query'),
+    ]);
+    if (!high.ok) return { valid: false, message: high.message };
+    if (!low.ok) return { valid: false, message: low.message };
+    const pods = new Map<
+      string,
+      { settings: Map<string, { min: number; max: number }>; draining: number | undefined }
+    >();
+    const lows = new Map(low.series.map((s) => [`${s.labels.pod ?? ''} ${s.labels.__name__ ?? ''}`, s.value]));
+    for (const { labels, value } of high.series) {
+      const pod = labels.pod ?? '';
+      const metric = labels.__name__ ?? '';
+      const report = pods.get(pod) ?? { settings: new Map(), draining: undefined };
+      pods.set(pod, report);
+      if (metric === draining) report.draining = value;
+      for (const [setting, gauge] of gauges)
+        if (gauge === metric) report.settings.set(setting, { min: lows.get(`${pod} ${metric}`) ?? value, max: value });
+    }
+    return { valid: true, pods };
   }
 
   /** The client a policy's queries go through (its address and credentials), or why there is none. */

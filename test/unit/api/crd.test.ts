@@ -154,13 +154,19 @@ const CASES: readonly CrdCase[] = [
       'breaches',
       'conditions',
       'current',
+      'delivery',
       'history',
       'lastChange',
       'observed',
       'observedGeneration',
       'recommended',
     ],
-    additionalProperties: ['status.current', 'status.recommended'],
+    additionalProperties: [
+      'status.current',
+      'status.recommended',
+      'status.delivery.written',
+      'status.delivery.replaced',
+    ],
     defaultsInputs: [
       ['redis only', { targetRef: { name: 'a' }, redis: { maxConnections: { min: 1, max: 2 } } }],
       [

@@ -55,12 +55,18 @@ describe('API constants', () => {
   });
 
   it('exports the condition types and reasons', () => {
-    expect(Object.values(ConditionType)).toEqual(['Ready', 'MetricsAvailable', 'Limited', 'PgBouncerRecommended']);
+    expect(Object.values(ConditionType)).toEqual([
+      'Ready',
+      'MetricsAvailable',
+      'Limited',
+      'PgBouncerRecommended',
+      'Delivered',
+    ]);
     for (const [key, value] of Object.entries(ConditionReason)) {
       expect(value).toBe(key);
       expect(value).toMatch(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/);
     }
-    expect(Object.keys(ConditionReason)).toHaveLength(29);
+    expect(Object.keys(ConditionReason)).toHaveLength(37);
     expect(ConditionReason.QueryRejected).toBe('QueryRejected');
     expect([ConditionReason.BudgetLimited, ConditionReason.BudgetNotFound, ConditionReason.BudgetCorrection]).toEqual([
       'BudgetLimited',
@@ -84,6 +90,7 @@ describe('parsePoolPolicySpec: valid specs get the documented defaults', () => {
         utilization: undefined,
       },
       pgbouncer: undefined,
+      delivery: { mode: 'Env' },
       budgetRef: undefined,
       processesPerPod: 1,
       thresholds: DEFAULT_THRESHOLDS,
@@ -148,6 +155,7 @@ describe('parsePoolPolicySpec: valid specs get the documented defaults', () => {
         rolloutRef: { name: 'pgbouncer' },
         pools: 3,
       },
+      delivery: { mode: 'ConfigMap', configMapRef: { name: 'api-pools' }, confirmTimeout: '90s' },
       budgetRef: { name: 'prod-db' },
       processesPerPod: 4,
       thresholds: { scaleUpAbove: 90, scaleDownBelow: 30.5, target: 70 },
@@ -181,6 +189,11 @@ describe('parsePoolPolicySpec: valid specs get the documented defaults', () => {
         utilization: 'max(pgb_util)',
         rolloutRef: { name: 'pgbouncer' },
         pools: 3,
+      },
+      delivery: {
+        mode: 'ConfigMap',
+        configMapRef: { name: 'api-pools', key: 'pools.env' },
+        confirmTimeoutMs: 90_000,
       },
       budgetRef: { name: 'prod-db' },
       processesPerPod: 4,
