@@ -350,13 +350,13 @@ export class PoolPolicyReconciler {
     if (record.configMap !== spec.delivery.configMapRef.name || record.key !== spec.delivery.configMapRef.key)
       return undefined;
     const gauges = settingGauges(spec);
-    const report = this.deps.utilization.reported;
+    const source = this.deps.utilization;
     const reports: PodReports =
       record.confirmedAt !== undefined
         ? { valid: true, pods: new Map() }
-        : report === undefined
+        : source.reported === undefined
           ? { valid: false, message: 'this operator cannot read what pods report' }
-          : await report.call(this.deps.utilization, {
+          : await source.reported({
               namespace,
               deployment: spec.targetRef.name,
               spec,

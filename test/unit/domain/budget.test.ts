@@ -248,3 +248,13 @@ describe("capFor: a peer's running rollout", () => {
     expect({ limit: cap.limit, cap: cap.cap }).toEqual({ limit: 30, cap: 20 });
   });
 });
+
+describe("capFor: a peer's ConfigMap delivery still draining", () => {
+  it('its old pools leave no room to grow into, but do not lower the correction limit', () => {
+    const self = claim('a', { units: 2, wanted: 30, current: 20 });
+    const peer = claim('b', { units: 2, wanted: 20, current: 20, drainingConnections: 2 * 10 });
+    const cap = capFor(100, self, [peer]);
+    // Steady: the peer holds 40, so 60 are free: 30 a unit. With its old pools (20 more): 40 free, 20 a unit.
+    expect({ limit: cap.limit, cap: cap.cap }).toEqual({ limit: 30, cap: 20 });
+  });
+});

@@ -908,3 +908,94 @@ describe('planPolicy with spec.behavior.scaleUp policies: the rate limit counts 
     expect(plan.changes[0]).toEqual({ setting: 'DB_POOL_SIZE', from: 20, to: 26 });
   });
 });
+
+describe('planPolicy: spec.delivery mode ConfigMap', () => {
+  const DELIVERED = specOf({
+    targetRef: target,
+    database,
+    delivery: { mode: 'ConfigMap', configMapRef: { name: 'api-pools' } },
+  });
+  const written = planPolicy(input({ spec: DELIVERED }));
+
+  it('records the delivery: what was written, what it replaced, Pending until the pods report it', () => {
+    expect([...written.envWrites]).toEqual([
+      ['DB_POOL_SIZE', 24],
+      ['DB_MAX_OVERFLOW', 48],
+    ]);
+    expect(written.status.delivery).toEqual({
+      configMap: 'api-pools',
+      key: 'pools.env',
+      writtenAt: formatStatusTime(NOW),
+      written: { DB_POOL_SIZE: 24, DB_MAX_OVERFLOW: 48 },
+      replaced: { DB_POOL_SIZE: 20, DB_MAX_OVERFLOW: 40 },
+      pods: [],
+    });
+    expect(conditionOf(written, ConditionType.Delivered)).toMatchObject({
+      status: 'False',
+      reason: ConditionReason.Pending,
+      message: `DB_POOL_SIZE=24 DB_MAX_OVERFLOW=48 written to api-pools/pools.env at ${formatStatusTime(NOW)}; waiting for the pods to report it`,
+    });
+  });
+
+  it.each<['Pending' | 'NotConfirmed']>([['Pending'], ['NotConfirmed']])(
+    'holds every env section while the delivery is %s, whatever utilization says, and keeps the record',
+    (state) => {
+      const record = { ...stored(written.status).delivery, configMap: 'api-pools' } as NonNullable<
+        ParsedPoolPolicyStatus['delivery']
+      >;
+      const plan = planPolicy(
+        input({
+          spec: DELIVERED,
+          readings: readings({ DB_POOL_SIZE: value(24), DB_MAX_OVERFLOW: value(48) }),
+          samples: { database: valid(99) },
+          delivery: { state, message: 'm', record },
+        }),
+      );
+      expect(plan.envWrites.size).toBe(0);
+      expect(plan.changes).toEqual([]);
+      expect(conditionOf(plan, ConditionType.Limited)).toMatchObject({
+        status: 'True',
+        reason: ConditionReason.DeliveryPending,
+      });
+      expect(conditionOf(plan, ConditionType.Delivered)).toMatchObject({ status: 'False', reason: state });
+      expect(plan.status.delivery?.written).toEqual({ DB_POOL_SIZE: 24, DB_MAX_OVERFLOW: 48 });
+    },
+  );
+
+  it('plans again once the delivery is Applied', () => {
+    const record = stored(written.status).delivery;
+    if (record === undefined) throw new Error('no delivery record');
+    const plan = planPolicy(
+      input({
+        spec: DELIVERED,
+        readings: readings({ DB_POOL_SIZE: value(24), DB_MAX_OVERFLOW: value(48) }),
+        delivery: { state: 'Applied', message: 'applied', record: { ...record, confirmedAt: NOW } },
+      }),
+    );
+    // Still at 90 %: the next step is delivered, and waits for its own confirmation.
+    expect([...plan.envWrites]).toEqual([
+      ['DB_POOL_SIZE', 28],
+      ['DB_MAX_OVERFLOW', 56],
+    ]);
+    expect(plan.status.delivery?.replaced).toEqual({ DB_POOL_SIZE: 24, DB_MAX_OVERFLOW: 48 });
+    const steady = planPolicy(
+      input({
+        spec: DELIVERED,
+        readings: readings({ DB_POOL_SIZE: value(24), DB_MAX_OVERFLOW: value(48) }),
+        samples: { database: valid(60) },
+        delivery: { state: 'Applied', message: 'applied', record: { ...record, confirmedAt: NOW } },
+      }),
+    );
+    expect(conditionOf(steady, ConditionType.Delivered)).toMatchObject({ status: 'True', reason: 'Applied' });
+    expect(conditionOf(steady, ConditionType.Limited).reason).not.toBe(ConditionReason.DeliveryPending);
+  });
+
+  it('before any delivery: Delivered=True NothingDelivered; mode Env has no Delivered condition', () => {
+    const idle = planPolicy(input({ spec: DELIVERED, samples: { database: valid(60) } }));
+    expect(conditionOf(idle, ConditionType.Delivered)).toMatchObject({
+      status: 'True',
+      reason: ConditionReason.NothingDelivered,
+    });
+    expect(planPolicy(input()).status.conditions?.map((c) => c.type)).not.toContain(ConditionType.Delivered);
+  });
+});
