@@ -1,4 +1,5 @@
-# poolpilot operator image. Untested here: this machine kind has no Docker engine (see README).
+# poolpilot operator image. `make image` builds it here with buildah, pulls off, on locally made
+# stand-ins for the two bases (image/build.sh; README, Images); a normal build pulls the real ones.
 # syntax=docker/dockerfile:1
 
 FROM node:24-bookworm-slim AS build

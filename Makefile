@@ -5,7 +5,7 @@ SHELL := /bin/bash
 # npm package); the machine's own Node only runs npm.
 NPM := npm --silent
 
-.PHONY: help install node-deps build typecheck lint test-unit test-integration test local-up local-down run once bench demo clean
+.PHONY: help install node-deps build typecheck lint test-unit test-integration test local-up local-down run once bench demo image clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-18s %s\n", $$1, $$2 }'
@@ -66,6 +66,9 @@ bench: install build local-up ## benchmarks (numbers, never pass/fail): operator
 demo: install build ## PostgreSQL + PgBouncer + Redis + a SQLAlchemy workload under ~5 min of load, tuned by poolpilot; report in .local/demo/
 	node_modules/.bin/tsc -p demo/tsconfig.json
 	bash demo/run.sh
+
+image: install ## the operator image from the Dockerfile with buildah, pulls off, on bases made here (image/build.sh); cached by the hash of its inputs
+	bash image/build.sh operator
 
 clean: ## remove build output and local state (stops the local plane first)
 	bash test/controlplane/local-down.sh

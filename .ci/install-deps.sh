@@ -27,9 +27,10 @@ log() { echo "install: $*" >&2; }
 # pgbouncer_pool_size, ...) for a policy's pgbouncer section (run through
 # test/support/debian-pgbouncer-exporter.py, see there why). apt-install.sh keeps the services
 # these packages ship stopped.
+# buildah and mmdebstrap build the operator image (`make image`, image/build.sh).
 debian_packages=(curl openssl python3 ca-certificates prometheus pgbouncer postgresql-client lua5.4 apache2-utils
   postgresql redis-server python3-sqlalchemy python3-psycopg2 python3-redis python3-prometheus-client
-  prometheus-postgres-exporter prometheus-pgbouncer-exporter)
+  prometheus-postgres-exporter prometheus-pgbouncer-exporter buildah mmdebstrap)
 stamp=.local/install.sha256
 # The bare plane's two, and the controllers a test starts on a plane of its own (local-up.sh
 # CONTROLLERS=1). The last two share most packages with kube-apiserver: about 2 minutes more.
