@@ -8,6 +8,8 @@
 #                                REDIS_MAX_CONNECTIONS 50 (the policy's max: the best fixed Redis setting)
 #   C  poolpilot                 deploy/samples/demo/ (PoolPolicy + ConnectionBudget), start at the
 #                                runbook's low tier 10 / 20, REDIS_MAX_CONNECTIONS 10
+#   E  poolpilot, no restarts    C with spec.delivery ConfigMap (demo/run.sh DEMO_DELIVERY=ConfigMap):
+#                                the pods re-read the pool settings from a mounted ConfigMap
 # Traces (users:seconds per phase):
 #   T1  the runbook trace  BENCH_T1_PHASES, default 5:15,50:45,120:90,20:40   (~3.2 min of load)
 #   T2  a second peak      BENCH_T2_PHASES, default 5:15,120:60,20:40,120:60,20:20 (~3.3 min)
@@ -65,15 +67,16 @@ arms_of() { # trace
 samples_of() { # trace: the samples files a finished run has
   if [[ $1 == T3 ]]; then echo "samples-voiceassist-api.jsonl samples-reports-api.jsonl"; else echo samples.jsonl; fi
 }
-settings_of() { # arm → "mode pool overflow redis"
+settings_of() { # arm → "mode pool overflow redis delivery"
   case $1 in
-    A) echo "static 20 40 50" ;;
-    B) echo "static 50 100 100" ;;
-    D) echo "static 16 32 50" ;;
-    C) echo "poolpilot 10 20 10" ;;
-    S) echo "static 8 16 50" ;;
-    S2) echo "static 12 12 50" ;;
-    *) echo "bench/arms: unknown arm '$1' in BENCH_ARMS_ONLY or BENCH_T3_ARMS (known: A B D C; T3: S S2 C)" >&2; exit 2 ;;
+    A) echo "static 20 40 50 Env" ;;
+    B) echo "static 50 100 100 Env" ;;
+    D) echo "static 16 32 50 Env" ;;
+    C) echo "poolpilot 10 20 10 Env" ;;
+    E) echo "poolpilot 10 20 10 ConfigMap" ;;
+    S) echo "static 8 16 50 Env" ;;
+    S2) echo "static 12 12 50 Env" ;;
+    *) echo "bench/arms: unknown arm '$1' in BENCH_ARMS_ONLY or BENCH_T3_ARMS (known: A B D C E; T3: S S2 C E)" >&2; exit 2 ;;
   esac
 }
 [[ $repeats =~ ^[1-9][0-9]*$ ]] || { echo "bench/arms: BENCH_REPEATS must be a positive whole number, not '$repeats'" >&2; exit 2; }
@@ -100,10 +103,10 @@ bash test/controlplane/local-up.sh
 ((plane_was_up)) || trap 'bash test/controlplane/local-down.sh' EXIT
 
 run_one() { # trace arm repeat
-  local trace=$1 arm=$2 repeat=$3 phases seed mode pool overflow redis dir apps_env=()
+  local trace=$1 arm=$2 repeat=$3 phases seed mode pool overflow redis delivery dir apps_env=()
   phases=$(phases_of "$trace")
   seed=$base_seed-$trace-r$repeat
-  read -r mode pool overflow redis <<<"$(settings_of "$arm")"
+  read -r mode pool overflow redis delivery <<<"$(settings_of "$arm")"
   dir=$outdir/$trace/$arm/r$repeat
   if [[ $trace == T3 ]]; then   # phases "voiceassist-api=<a> reports-api=<b>"
     local first second
@@ -118,11 +121,11 @@ run_one() { # trace arm repeat
   fi
   rm -rf "${dir:?}"
   mkdir -p "$dir"
-  log "$trace/$arm/r$repeat: $mode, start DB_POOL_SIZE $pool / DB_MAX_OVERFLOW $overflow / REDIS_MAX_CONNECTIONS $redis, phases $phases, seed $seed"
+  log "$trace/$arm/r$repeat: $mode, delivery $delivery, start DB_POOL_SIZE $pool / DB_MAX_OVERFLOW $overflow / REDIS_MAX_CONNECTIONS $redis, phases $phases, seed $seed"
   local started=$SECONDS started_at rc=0
   started_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   env "${apps_env[@]}" DEMO_ARM="$mode" DEMO_POOL_SIZE="$pool" DEMO_MAX_OVERFLOW="$overflow" DEMO_REDIS_MAX_CONNECTIONS="$redis" \
-    DEMO_OUT_DIR="$dir" DEMO_SEED="$seed" DEMO_LOAD=bench/arms_load.py DEMO_KEEP_PLANE=1 bash demo/run.sh >"$dir/run.log" 2>&1 || rc=$?
+    DEMO_DELIVERY="$delivery" DEMO_OUT_DIR="$dir" DEMO_SEED="$seed" DEMO_LOAD=bench/arms_load.py DEMO_KEEP_PLANE=1 bash demo/run.sh >"$dir/run.log" 2>&1 || rc=$?
   local meta
   meta=$(printf '{"trace": "%s", "arm": "%s", "repeat": %s, "seed": "%s", "mode": "%s", "pool_size": %s, "max_overflow": %s, "redis_max_connections": %s, "phases": "%s", "rc": %s, "started": "%s", "seconds": %s, "commit": "%s"}' \
     "$trace" "$arm" "$repeat" "$seed" "$mode" "$pool" "$overflow" "$redis" "$phases" "$rc" "$started_at" "$((SECONDS - started))" "$(git rev-parse --short HEAD)")

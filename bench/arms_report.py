@@ -43,12 +43,16 @@ ARMS = [
     ("B", 'static "very high" 50 / 100, Redis 100'),
     ("D", "static fair share 16 / 32, Redis 50"),
     ("C", "poolpilot (start 10 / 20, Redis 10)"),
+    ("E", "poolpilot, spec.delivery ConfigMap: no restarts (start 10 / 20, Redis 10)"),
 ]
+# The arms of issue 12 (changes without restarting) and the figure-key of their rollouts.
+NO_RESTART_ARMS = ("E",)
 TRACES = {"T1": "the runbook trace", "T2": "a second peak"}
 T3_ARMS = [
     ("S", "best static split 8 / 16 for each app, Redis 50"),
     ("S2", "static split 12 / 12 for each app, Redis 50"),
     ("C", "poolpilot (both apps start 10 / 20, Redis 10)"),
+    ("E", "poolpilot, spec.delivery ConfigMap (both apps start 10 / 20, Redis 10)"),
 ]
 T3_APPS = ("voiceassist-api", "reports-api")
 MAX_CONNECTIONS, RESERVED = 100, 3
@@ -374,6 +378,37 @@ def targets(figures):
     return out
 
 
+def no_restart_targets(figures):
+    """Issue 12's targets for each arm that changes pools without restarting (medians): 0 rollouts,
+    0 refusals, timeouts + errors ≤ 10 on T1 and 0 in T2's second peak, idle-connection-seconds
+    ≤ 0.75 × D's, p95 ≤ 620 ms."""
+    med = lambda trace, arm, key: median([r[key] for r in figures.get((trace, arm), [])])  # noqa: E731
+    out = []
+    for arm in NO_RESTART_ARMS:
+        if not figures.get(("T1", arm)):
+            out.append(f"- **not evaluated**: issue 12 targets of arm {arm}: it has no run of T1.")
+            continue
+        rollouts = med("T1", arm, "rollouts")
+        out.append(verdict(rollouts == 0, f"T1: {arm} causes 0 rollouts — median {num(rollouts)}."))
+        refused = med("T1", arm, "pg_refused")
+        out.append(verdict(refused == 0, f"T1: {arm} has 0 PostgreSQL refusals — median {num(refused)}."))
+        errs = med("T1", arm, "timeouts_and_other")
+        out.append(verdict(errs <= 10, f"T1: {arm}'s QueuePool timeouts + other errors ≤ 10 — median {num(errs)}."))
+        p95 = med("T1", arm, "p95")
+        out.append(verdict(p95 is not None and p95 <= 0.620, f"T1: {arm}'s p95 ≤ 620 ms — median {'-' if p95 is None else ms(p95)}."))
+        if figures.get(("T1", "D")):
+            idle, d_idle = med("T1", arm, "idle_pg"), med("T1", "D", "idle_pg")
+            out.append(verdict(d_idle and idle <= 0.75 * d_idle,
+                               f"T1: {arm}'s idle-connection-seconds ≤ 0.75 × D's — {arm} {num(idle)}, D {num(d_idle)}"
+                               + (f", ratio {idle / d_idle:.2f}." if d_idle else ".")))
+        if figures.get(("T2", arm)):
+            second = [r["phase_errors"][3] if len(r["phase_errors"]) > 3 else None for r in figures[("T2", arm)]]
+            m = median(second)
+            out.append(verdict(m == 0, f"T2: {arm} has 0 errors in the second peak — median {'-' if m is None else num(m)}"
+                                       f" (runs: {', '.join('-' if v is None else str(v) for v in second)})."))
+    return out
+
+
 def t3_targets(figures):
     """Issue 11's T3 target against each static split that ran: C has fewer errors (all kinds,
     both apps) and more requests ok than the static split, medians compared."""
@@ -451,6 +486,7 @@ def main():
         raise SystemExit("arms_report: no finished run (rc 0) with samples under " + args.dir)
     t3_lines = t3_targets(figures) if any(trace == "T3" for trace, _ in figures) else []
     body += ["### Targets (issue 11; medians compared)", "", *targets(figures), *t3_lines, "",
+             "### Targets of changes without restarting (issue 12; medians compared)", "", *no_restart_targets(figures), "",
              "How measured: the load generator counts the answers (503 + `X-Error`); latency is client side for successful "
              "requests; PostgreSQL connections and idle ones (role app, state 'idle') from pg_stat_activity once a second, "
              "idle-connection-seconds = Σ idle × seconds since the previous sample; connections opened per second = growth of "

@@ -16,7 +16,8 @@ its phase. Requests go round-robin to the pods the node agent registered for Pro
 Every second it records a sample (.local/demo/samples.jsonl): users, requests ok / db pool
 timeouts / redis errors / other errors in that second, DB pool utilization (the operator's own
 query: max over pods), pool size, overflow and checked-out connections (Prometheus), the
-Deployment's DB_POOL_SIZE / DB_MAX_OVERFLOW, and PostgreSQL connections (pg_stat_activity).
+Deployment's DB_POOL_SIZE / DB_MAX_OVERFLOW (with a POOL_CONFIG_FILE, what the pods report they
+run), and PostgreSQL connections (pg_stat_activity).
 Every --interval seconds it prints a progress line. Needs Debian's python3-psycopg2.
 """
 import argparse
@@ -234,14 +235,25 @@ class Observer:
             "checked_out": self.prom(f"sum({p}db_pool_checked_out{{{sel}}})"),
             "redis_utilization": self.prom(f"max(100 * {p}redis_pool_in_use{{{sel}}} / {p}redis_pool_max_connections{{{sel}}})"),
             "pods": self.prom(f"count({p}db_pool_size{{{sel}}})"),
-            "db_pool_size": env_int("DB_POOL_SIZE"),
-            "db_max_overflow": env_int("DB_MAX_OVERFLOW"),
-            "redis_max_connections": env_int("REDIS_MAX_CONNECTIONS"),
+            **self.settings(env, env_int, sel, p),
             "generation": env.get("_generation"),
             "pg_total": total,
             "pg_clients": clients,
             "pg_app": app_conns,
         }
+
+
+    def settings(self, env, env_int, sel, p):
+        """The pool settings: the Deployment's env, or with a pool config file (DEMO_DELIVERY=ConfigMap,
+        where poolpilot writes a ConfigMap the pods re-read) what the pods report they run (the max over pods)."""
+        if env.get("POOL_CONFIG_FILE"):
+            def gauge(name):
+                v = self.prom(f"max({p}{name}{{{sel}}})")
+                return None if v is None else int(v)
+            return {"db_pool_size": gauge("db_pool_size"), "db_max_overflow": gauge("db_pool_max_overflow"),
+                    "redis_max_connections": gauge("redis_pool_max_connections")}
+        return {"db_pool_size": env_int("DB_POOL_SIZE"), "db_max_overflow": env_int("DB_MAX_OVERFLOW"),
+                "redis_max_connections": env_int("REDIS_MAX_CONNECTIONS")}
 
 
 def fmt(v, spec="{:.0f}"):

@@ -17,6 +17,10 @@
 # peaks), seeds DEMO_SEED-<app>. Per app, DEMO_OUT_DIR gets samples-<app>.jsonl (and
 # latencies-<app>.json from bench/arms_load.py), policy-<app>.json, deployment-<app>.json and
 # <app>/report.md; no samples.jsonl.
+# DEMO_DELIVERY=ConfigMap (bench/arms.sh arm E) delivers the pool settings without restarts: each
+# app gets a ConfigMap <app>-pools whose pools.env holds the start values, mounted at
+# /etc/poolpilot (POOL_CONFIG_FILE=/etc/poolpilot/pools.env; the app re-reads it), and its
+# PoolPolicy gets spec.delivery {mode: ConfigMap, configMapRef: {name: <app>-pools}}. Default Env.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -30,6 +34,8 @@ pool_size=${DEMO_POOL_SIZE:-10}
 max_overflow=${DEMO_MAX_OVERFLOW:-20}
 redis_max=${DEMO_REDIS_MAX_CONNECTIONS:-10}
 apps_count=${DEMO_APPS:-1}
+delivery=${DEMO_DELIVERY:-Env}
+[[ $delivery == Env || $delivery == ConfigMap ]] || { echo "demo: DEMO_DELIVERY must be Env or ConfigMap, not '$delivery'" >&2; exit 2; }
 case $apps_count in
   1) apps=(voiceassist-api) ;;
   2) apps=(voiceassist-api reports-api) ;;
@@ -81,14 +87,43 @@ apply_manifest() { # file: the ports, the exporter's path and the start values r
     -e "s/{name: DB_POOL_SIZE, value: \"10\"}/{name: DB_POOL_SIZE, value: \"$pool_size\"}/" \
     -e "s/{name: DB_MAX_OVERFLOW, value: \"20\"}/{name: DB_MAX_OVERFLOW, value: \"$max_overflow\"}/" \
     -e "s/{name: REDIS_MAX_CONNECTIONS, value: \"10\"}/{name: REDIS_MAX_CONNECTIONS, value: \"$redis_max\"}/" \
-    "$1" | kctl apply -f - >/dev/null
+    "$1" | with_delivery | kctl apply -f - >/dev/null
+}
+# DEMO_DELIVERY=ConfigMap: each app Deployment of the manifest (container api) gets its ConfigMap
+# <app>-pools (the start values in pools.env) mounted at /etc/poolpilot and POOL_CONFIG_FILE, in
+# the same first apply (so metadata.generation − 1 still counts only the rollouts of the run).
+with_delivery() {
+  if [[ $delivery == Env ]]; then cat; return; fi
+  kctl apply --dry-run=client -o json -f - | /usr/bin/python3 -c '
+import json, sys
+pool_size, max_overflow, redis_max = sys.argv[1:4]
+doc = json.load(sys.stdin)
+items = doc["items"] if doc.get("kind") == "List" else [doc]
+out = []
+for item in items:
+    out.append(item)
+    spec = item.get("spec", {}).get("template", {}).get("spec", {})
+    api = [c for c in spec.get("containers", []) if c["name"] == "api"]
+    if item["kind"] != "Deployment" or not api:
+        continue
+    name = item["metadata"]["name"] + "-pools"
+    spec.setdefault("volumes", []).append({"name": "pools", "configMap": {"name": name}})
+    api[0].setdefault("volumeMounts", []).append({"name": "pools", "mountPath": "/etc/poolpilot"})
+    api[0].setdefault("env", []).append({"name": "POOL_CONFIG_FILE", "value": "/etc/poolpilot/pools.env"})
+    out.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": item["metadata"]["namespace"]},
+                "data": {"pools.env": f"DB_POOL_SIZE={pool_size}\nDB_MAX_OVERFLOW={max_overflow}\nREDIS_MAX_CONNECTIONS={redis_max}\n"}})
+json.dump({"apiVersion": "v1", "kind": "List", "items": out}, sys.stdout)
+' "$pool_size" "$max_overflow" "$redis_max"
 }
 apply_manifest demo/manifests/demo.yaml
+[[ $delivery == ConfigMap ]] &&
+  log "delivery ConfigMap: the apps read their pools from ConfigMap <app>-pools (pools.env), mounted at /etc/poolpilot"
 log "applied demo/manifests/demo.yaml: voiceassist-api (2 replicas, DB_POOL_SIZE=$pool_size, DB_MAX_OVERFLOW=$max_overflow, REDIS_MAX_CONNECTIONS=$redis_max), pgbouncer + its ConfigMap, pgbouncer-exporter"
 if ((apps_count == 2)); then
   apply_manifest demo/manifests/second-app.yaml
   log "applied demo/manifests/second-app.yaml: reports-api (2 replicas, same start values)"
 fi
+
 
 setsid "$node" "$state/build/node-agent.js" --kubeconfig "$KUBECONFIG" --namespace demo \
   --targets-dir "$PROMETHEUS_TARGETS_DIR" --state-dir "$state" --cwd "$root" >"$state/logs/node-agent.log" 2>&1 </dev/null &
@@ -114,6 +149,12 @@ if [[ $arm == poolpilot ]]; then
 policies=(-f deploy/samples/demo/connectionbudget.yaml -f deploy/samples/demo/poolpolicy.yaml)
 ((apps_count == 2)) && policies+=(-f deploy/samples/demo/poolpolicy-reports-api.yaml)
 kctl apply "${policies[@]}" >/dev/null
+if [[ $delivery == ConfigMap ]]; then
+  for app in "${apps[@]}"; do
+    kctl -n demo patch poolpolicy "$app" --type merge \
+      -p "{\"spec\":{\"delivery\":{\"mode\":\"ConfigMap\",\"configMapRef\":{\"name\":\"$app-pools\"}}}}" >/dev/null
+  done
+fi
 setsid "$node" dist/cli.js run --kubeconfig "$KUBECONFIG" --prometheus-url "$PROMETHEUS_URL" --namespace demo \
   --metrics-addr 127.0.0.1:0 --health-addr 127.0.0.1:0 --log-level info >"$state/logs/operator.log" 2>&1 </dev/null &
 echo $! >"$state/pids/operator.pid"

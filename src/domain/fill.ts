@@ -351,9 +351,13 @@ function fitsSteadily(input: FillInput, demand: DemandSample, capacity: number):
   return demandNow <= (input.restart.processes * capacity * input.thresholds.target) / 100;
 }
 
-/** The processes that keep serving while the pods roll carry today's demand at the target utilization. */
+/**
+ * The processes that keep serving while the pods roll carry today's demand at the target
+ * utilization. A change that restarts nothing (every process keeps serving: a reloaded file) is safe.
+ */
 function restartSafe(input: FillInput, demand: DemandSample, capacity: number): boolean {
   const { processes, processesDuringRollout } = input.restart;
+  if (processesDuringRollout >= processes) return true;
   const demandNow = (demand.inUse + (demand.waiters ?? 0)) * processes;
   return demandNow <= (processesDuringRollout * capacity * input.thresholds.target) / 100;
 }

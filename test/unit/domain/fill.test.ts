@@ -261,6 +261,18 @@ const cases: Case[] = [
     reason: 'RestartDeferred',
   },
   {
+    name: 'the same demand with a reloaded file (spec.delivery ConfigMap: no process stops): poolSize follows its floor',
+    input: input({
+      ...at48(5),
+      demand: demand({ inUse: 40, typical: 38 }),
+      breach: breach('up', 11 * SECOND),
+      restart: { processes: 2, processesDuringRollout: 2 },
+    }),
+    pool: 38,
+    overflow: 10,
+    reason: 'PoolFollowsDemand',
+  },
+  {
     name: 'typical demand below the band for the scale-down window: poolSize shrinks, overflow takes the rest',
     input: input({ ...at48(20), demand: demand({ inUse: 4, typical: 3.2 }), breach: breach('down', 21 * SECOND) }),
     pool: 5,
