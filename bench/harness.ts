@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import axios from 'axios';
 import { parseMetrics, type MetricSample } from './metrics-text.js';
+import type { OperatorProcess } from '../test/integration/support/process.js';
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 export const log = (text: string): void => {
@@ -50,4 +51,22 @@ export function processStats(pid: number): { rssMiB: number; cpuSeconds: number 
 
 export async function scrape(port: number): Promise<MetricSample[]> {
   return parseMetrics((await axios.get<string>(`http://127.0.0.1:${port}/metrics`, { responseType: 'text' })).data);
+}
+
+/**
+ * Extra Node options for the operator under test, from BENCH_OPERATOR_NODE_OPTIONS (e.g.
+ * `--cpu-prof --cpu-prof-dir=.local/prof --heapsnapshot-signal=SIGUSR2`), as its environment.
+ */
+export function operatorNodeOptions(): Record<string, string> {
+  const options = process.env.BENCH_OPERATOR_NODE_OPTIONS;
+  return options ? { NODE_OPTIONS: options } : {};
+}
+
+/** SIGTERM (a graceful stop writes a `--cpu-prof` profile), then SIGKILL after 15 s. */
+export async function stopOperator(operator: OperatorProcess): Promise<void> {
+  if (operator.hasExited()) return;
+  operator.child.kill('SIGTERM');
+  const killer = setTimeout(() => operator.child.kill('SIGKILL'), 15_000);
+  await operator.exited;
+  clearTimeout(killer);
 }

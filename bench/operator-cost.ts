@@ -16,7 +16,7 @@ import { readLocalEnv } from '../test/integration/support/local-env.js';
 import { completeRollout, envOf, installCrds } from '../test/integration/support/operator.js';
 import { spawnOperator } from '../test/integration/support/process.js';
 import { startScrapeTarget } from '../test/integration/support/prometheus.js';
-import { freePort, inBatches, log, processStats, scrape, sleep } from './harness.js';
+import { freePort, inBatches, log, operatorNodeOptions, processStats, scrape, sleep, stopOperator } from './harness.js';
 import { histogramQuantile, sumSamples } from './metrics-text.js';
 import { machineDescription, report } from './results.js';
 import { BATCH_REUSE_MS } from '../src/controllers/poolpolicy/utilization.js';
@@ -101,21 +101,24 @@ async function main(): Promise<void> {
   log(`created in ${createSeconds.toFixed(1)}s`);
 
   const metricsPort = await freePort();
-  const operator = spawnOperator([
-    'run',
-    '--kubeconfig',
-    env.KUBECONFIG,
-    '--namespace',
-    namespace,
-    '--prometheus-url',
-    env.PROMETHEUS_URL,
-    '--metrics-addr',
-    `127.0.0.1:${metricsPort}`,
-    '--health-addr',
-    '127.0.0.1:0',
-    '--log-level',
-    'warn',
-  ]);
+  const operator = spawnOperator(
+    [
+      'run',
+      '--kubeconfig',
+      env.KUBECONFIG,
+      '--namespace',
+      namespace,
+      '--prometheus-url',
+      env.PROMETHEUS_URL,
+      '--metrics-addr',
+      `127.0.0.1:${metricsPort}`,
+      '--health-addr',
+      '127.0.0.1:0',
+      '--log-level',
+      'warn',
+    ],
+    operatorNodeOptions(),
+  );
   try {
     started = Date.now();
     for (;;) {
@@ -167,6 +170,11 @@ async function main(): Promise<void> {
       await sleep(200);
     }
     const breachSeconds = (Date.now() - started) / 1000;
+    if (process.env.BENCH_HEAP_SNAPSHOT === '1') {
+      // Needs --heapsnapshot-signal=SIGUSR2 in BENCH_OPERATOR_NODE_OPTIONS; written to the operator's cwd.
+      process.kill(operator.pid, 'SIGUSR2');
+      await sleep(20_000);
+    }
     const expectedBound = INTERVAL_S + WINDOW_S + INTERVAL_S + 1;
 
     const rows: Array<[string, string]> = [
@@ -202,7 +210,7 @@ async function main(): Promise<void> {
       rows,
     );
   } finally {
-    operator.child.kill('SIGKILL');
+    await stopOperator(operator);
     await target.stop();
     // No namespace controller runs on the local plane: delete the objects themselves, or they
     // stay in etcd and slow every later watch.
