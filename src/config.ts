@@ -18,6 +18,11 @@ export interface OperatorConfig {
   readonly leaderElection?: LeaderElectionConfig | undefined;
   /** --enforce-namespace-label: every query a policy runs is confined to namespace="<its namespace>". */
   readonly enforceNamespaceLabel?: boolean;
+  /**
+   * Client-side limit of Kubernetes API requests (a token bucket: `qps` per second, bursts of
+   * `burst`); undefined (--kube-api-qps 0): no client-side limit, the API server's priority and fairness only.
+   */
+  readonly kubeApiRateLimit?: { readonly qps: number; readonly burst: number } | undefined;
 }
 
 /** Lease-based leader election (src/runtime/leader-election.ts); retryPeriodMs < renewDeadlineMs < leaseDurationMs. */
@@ -66,6 +71,18 @@ export const FLAGS = [
   },
   { flag: 'log-level', env: 'POOLPILOT_LOG_LEVEL', help: `log level: ${LOG_LEVELS.join('|')}`, default: 'info' },
   { flag: 'workers', env: 'POOLPILOT_WORKERS', help: 'reconciles that may run at once', default: '2' },
+  {
+    flag: 'kube-api-qps',
+    env: 'POOLPILOT_KUBE_API_QPS',
+    help: "Kubernetes API requests per second, sustained (client-side limit; 0 = none, rely on the API server's priority and fairness)",
+    default: '200',
+  },
+  {
+    flag: 'kube-api-burst',
+    env: 'POOLPILOT_KUBE_API_BURST',
+    help: 'Kubernetes API requests that may be sent at once before --kube-api-qps paces them (>= 1)',
+    default: '400',
+  },
   {
     flag: 'leader-elect',
     env: 'POOLPILOT_LEADER_ELECT',
@@ -157,6 +174,16 @@ const configSchema = z
       .regex(/^\d+$/, 'expected a whole number')
       .transform(Number)
       .pipe(z.number().int().min(1, 'expected at least 1').max(64, 'expected at most 64')),
+    'kube-api-qps': z
+      .string()
+      .regex(/^\d+(\.\d+)?$/, 'expected a number >= 0, e.g. 200 or 0.5')
+      .transform(Number)
+      .pipe(z.number().max(100_000, 'expected at most 100000')),
+    'kube-api-burst': z
+      .string()
+      .regex(/^\d+$/, 'expected a whole number')
+      .transform(Number)
+      .pipe(z.number().int().min(1, 'expected at least 1').max(100_000, 'expected at most 100000')),
     'leader-elect': z
       .enum(['true', 'false'], { error: (issue) => `expected true or false, got '${String(issue.input)}'` })
       .transform((text) => text === 'true'),
@@ -233,6 +260,7 @@ export function loadConfig(
     healthAddr: c['health-addr'],
     logLevel: c['log-level'],
     workers: c.workers,
+    kubeApiRateLimit: c['kube-api-qps'] === 0 ? undefined : { qps: c['kube-api-qps'], burst: c['kube-api-burst'] },
     leaderElection: c['leader-elect']
       ? {
           namespace: c['leader-election-namespace'],

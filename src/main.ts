@@ -42,6 +42,7 @@ import { runWorkers, type RunningWorkers } from './runtime/controller.js';
 import { defaultIdentity, LeaderElector } from './runtime/leader-election.js';
 import { ResilientInformer } from './runtime/informer.js';
 import { ExponentialBackoffRateLimiter } from './runtime/rate-limiter.js';
+import { TokenBucket } from './runtime/token-bucket.js';
 import { WorkQueue, type WorkQueueSizes } from './runtime/workqueue.js';
 
 export type Command = 'run' | 'once';
@@ -206,10 +207,17 @@ function createUtilizationSource(
   });
 }
 
+/** The client of every request but the Lease's, limited by --kube-api-qps / --kube-api-burst. */
+function kubeClient(config: OperatorConfig): KubeClient {
+  const limit = config.kubeApiRateLimit;
+  const limiter = limit && new TokenBucket({ ...limit, clock: systemClock });
+  return new KubeClient(loadKubeConfig(config.kubeconfig, limiter));
+}
+
 export async function main(command: Command, config: OperatorConfig): Promise<number> {
   const log = createLogger(config.logLevel);
   if (command === 'run') return runUntilSignalled(config, log);
-  const kube = new KubeClient(loadKubeConfig(config.kubeconfig));
+  const kube = kubeClient(config);
   const metrics = createMetrics();
   const informers = createInformers(kube, config, log, metrics);
   const utilization = createUtilizationSource(config, kube, metrics);
@@ -302,7 +310,7 @@ interface Leadership {
   stop(): Promise<void>;
 }
 
-function createLeadership(config: OperatorConfig, kube: KubeClient, log: Logger, metrics: OperatorMetrics): Leadership {
+function createLeadership(config: OperatorConfig, log: Logger, metrics: OperatorMetrics): Leadership {
   const election = config.leaderElection;
   let startWork: (() => RunningWorkers) | undefined;
   let term: RunningWorkers | undefined;
@@ -328,7 +336,8 @@ function createLeadership(config: OperatorConfig, kube: KubeClient, log: Logger,
   };
   if (election !== undefined) {
     elector = new LeaderElector({
-      api: kube.kubeConfig.makeApiClient(CoordinationV1Api),
+      // Its own connection and no rate limit: a start-up's queued writes never delay a renewal.
+      api: loadKubeConfig(config.kubeconfig).makeApiClient(CoordinationV1Api),
       namespace: election.namespace,
       name: election.id,
       identity: defaultIdentity(),
@@ -466,9 +475,9 @@ export async function startController(
   log: Logger = createLogger(config.logLevel),
 ): Promise<RunningController> {
   const metrics = createMetrics();
-  const kube = new KubeClient(loadKubeConfig(config.kubeconfig));
+  const kube = kubeClient(config);
   const informers = createInformers(kube, config, log, metrics);
-  const leadership = createLeadership(config, kube, log, metrics);
+  const leadership = createLeadership(config, log, metrics);
   // Reconcilers write through this: once the Lease is lost, no new write starts.
   const writer = writerWhile(kube, () => leadership.leading(), 'this replica is not the leader');
   const utilization = createUtilizationSource(config, kube, metrics);

@@ -12,6 +12,8 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { statusMessageOf } from '../runtime/errors.js';
+import type { TokenBucket } from '../runtime/token-bucket.js';
+import { PooledKubeConfig } from './kube-connection.js';
 import {
   ApiException,
   AppsV1Api,
@@ -269,9 +271,12 @@ export class KubeClient {
   }
 }
 
-/** Loads a KubeConfig: an explicit path, else $KUBECONFIG / in-cluster / ~/.kube/config. */
-export function loadKubeConfig(path: string | undefined): KubeConfig {
-  const kc = new KubeConfig();
+/**
+ * Loads a KubeConfig: an explicit path, else $KUBECONFIG / in-cluster / ~/.kube/config. Its
+ * requests share one connection pool and wait for `limiter` (see kube-connection.ts).
+ */
+export function loadKubeConfig(path: string | undefined, limiter?: TokenBucket): KubeConfig {
+  const kc = new PooledKubeConfig(limiter);
   if (path === undefined) kc.loadFromDefault();
   else kc.loadFromFile(path);
   return kc;

@@ -15,7 +15,20 @@ describe('loadConfig', () => {
       healthAddr: { host: '0.0.0.0', port: 8081 },
       logLevel: 'debug',
       workers: 2,
+      kubeApiRateLimit: { qps: 200, burst: 400 },
     });
+  });
+
+  it('reads the Kubernetes API rate limit from flags or env, and 0 as no limit', () => {
+    expect(loadConfig({ 'kube-api-qps': '20', 'kube-api-burst': '30' }, {}).kubeApiRateLimit).toEqual({
+      qps: 20,
+      burst: 30,
+    });
+    expect(loadConfig({}, { POOLPILOT_KUBE_API_QPS: '2.5', POOLPILOT_KUBE_API_BURST: '5' }).kubeApiRateLimit).toEqual({
+      qps: 2.5,
+      burst: 5,
+    });
+    expect(loadConfig({ 'kube-api-qps': '0' }, {}).kubeApiRateLimit).toBeUndefined();
   });
 
   it.each([
@@ -29,6 +42,10 @@ describe('loadConfig', () => {
     [{ namespace: 'Prod_NS' }, /--namespace .*namespace name/],
     [{ workers: '0' }, /--workers .*at least 1/],
     [{ workers: 'many' }, /--workers .*whole number/],
+    [{ 'kube-api-qps': '-1' }, /--kube-api-qps \(or POOLPILOT_KUBE_API_QPS\): expected a number >= 0/],
+    [{ 'kube-api-qps': 'fast' }, /--kube-api-qps .*expected a number >= 0/],
+    [{ 'kube-api-burst': '0' }, /--kube-api-burst \(or POOLPILOT_KUBE_API_BURST\): expected at least 1/],
+    [{ 'kube-api-burst': '1.5' }, /--kube-api-burst .*whole number/],
   ])('refuses %j naming the flag and what is allowed', (flags, message) => {
     expect(() => loadConfig(flags, {})).toThrow(ConfigError);
     expect(() => loadConfig(flags, {})).toThrow(message);
