@@ -32,6 +32,7 @@ import {
   type PolicyKey,
 } from './controllers/poolpolicy/watches.js';
 import { AppliedLedger } from './controllers/connectionbudget/facts.js';
+import { HPA_INDEXERS, POLICY_INDEXERS } from './controllers/indexes.js';
 import { CONNECTIONBUDGET_RESOURCE, ConnectionBudgetReconciler } from './controllers/connectionbudget/reconciler.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics, PolicyGauge, type OperatorMetrics } from './observability/metrics.js';
@@ -40,7 +41,7 @@ import { systemClock } from './runtime/clock.js';
 import { logRetry } from './runtime/errors.js';
 import { runWorkers, type RunningWorkers } from './runtime/controller.js';
 import { defaultIdentity, LeaderElector } from './runtime/leader-election.js';
-import { ResilientInformer } from './runtime/informer.js';
+import { ResilientInformer, type Indexers } from './runtime/informer.js';
 import { ExponentialBackoffRateLimiter } from './runtime/rate-limiter.js';
 import { TokenBucket } from './runtime/token-bucket.js';
 import { WorkQueue, type WorkQueueSizes } from './runtime/workqueue.js';
@@ -65,11 +66,13 @@ function createInformers(kube: KubeClient, config: OperatorConfig, log: Logger, 
     resource: string,
     path: string,
     list: ListPromise<T>,
+    indexers?: Indexers<T>,
   ): ResilientInformer<T> => {
     metrics.informerSynced.set({ resource }, 0);
     return new ResilientInformer({
       informer: makeInformer(kube.kubeConfig, path, list),
       path,
+      ...(indexers ? { indexers } : {}),
       clock: systemClock,
       backoff,
       onError: (err, restartInMs) => {
@@ -84,8 +87,11 @@ function createInformers(kube: KubeClient, config: OperatorConfig, log: Logger, 
   const ns = config.namespace;
   const { group, version, plural } = POOLPOLICY_RESOURCE;
   return {
-    policies: informer(plural, watchPath(ns, `/apis/${group}/${version}`, plural), () =>
-      kube.listCustom(POOLPOLICY_RESOURCE, ns),
+    policies: informer(
+      plural,
+      watchPath(ns, `/apis/${group}/${version}`, plural),
+      () => kube.listCustom(POOLPOLICY_RESOURCE, ns),
+      POLICY_INDEXERS,
     ),
     deployments: informer('deployments', watchPath(ns, '/apis/apps/v1', 'deployments'), () => kube.listDeployments(ns)),
     configMaps: informer('configmaps', watchPath(ns, '/api/v1', 'configmaps'), () => kube.listConfigMaps(ns)),
@@ -94,8 +100,11 @@ function createInformers(kube: KubeClient, config: OperatorConfig, log: Logger, 
       watchPath(ns, `/apis/${group}/${version}`, CONNECTIONBUDGET_RESOURCE.plural),
       () => kube.listCustom(CONNECTIONBUDGET_RESOURCE, ns),
     ),
-    hpas: informer('horizontalpodautoscalers', watchPath(ns, '/apis/autoscaling/v2', 'horizontalpodautoscalers'), () =>
-      kube.listHorizontalPodAutoscalers(ns),
+    hpas: informer(
+      'horizontalpodautoscalers',
+      watchPath(ns, '/apis/autoscaling/v2', 'horizontalpodautoscalers'),
+      () => kube.listHorizontalPodAutoscalers(ns),
+      HPA_INDEXERS,
     ),
   };
 }
@@ -377,10 +386,10 @@ function createLeadership(config: OperatorConfig, log: Logger, metrics: Operator
  * budget with them, and those budgets; a budget change wakes the budget and its policies.
  */
 function watchTable(informers: Informers, generations: GenerationChangedPredicate): Connectable[] {
-  const policies = (): readonly KubernetesObject[] => informers.policies.list();
+  const policies = informers.policies;
   const stored = storedPolicy(informers);
   const referring = (object: KubernetesObject, kind: 'Deployment' | 'ConfigMap'): PolicyKey[] =>
-    policiesReferring(policies(), object, kind);
+    policiesReferring(policies, object, kind);
   const scaledDeployment = (hpa: V2HorizontalPodAutoscaler): KubernetesObject => ({
     metadata: { name: hpa.spec.scaleTargetRef.name, namespace: hpa.metadata?.namespace },
   });
@@ -395,40 +404,40 @@ function watchTable(informers: Informers, generations: GenerationChangedPredicat
     watch({ source: informers.policies, keys: budgetOfPolicy, queue: 'budgets' }),
     watch({
       source: informers.deployments,
-      keys: (d) => withBudgetPeers(policies(), referring(d, 'Deployment')),
+      keys: (d) => withBudgetPeers(policies, referring(d, 'Deployment')),
       queue: 'policies',
     }),
     watch({
       source: informers.deployments,
-      keys: (d) => budgetsOf(policies(), referring(d, 'Deployment')),
+      keys: (d) => budgetsOf(policies, referring(d, 'Deployment')),
       queue: 'budgets',
     }),
     watch({
       source: informers.configMaps,
-      keys: (c) => withBudgetPeers(policies(), referring(c, 'ConfigMap')),
+      keys: (c) => withBudgetPeers(policies, referring(c, 'ConfigMap')),
       queue: 'policies',
     }),
     watch({
       source: informers.configMaps,
-      keys: (c) => budgetsOf(policies(), referring(c, 'ConfigMap')),
+      keys: (c) => budgetsOf(policies, referring(c, 'ConfigMap')),
       queue: 'budgets',
     }),
     watch({
       source: informers.hpas,
       predicate: scalesDeployment,
-      keys: (h) => withBudgetPeers(policies(), referring(scaledDeployment(h), 'Deployment')),
+      keys: (h) => withBudgetPeers(policies, referring(scaledDeployment(h), 'Deployment')),
       queue: 'policies',
     }),
     watch({
       source: informers.hpas,
       predicate: scalesDeployment,
-      keys: (h) => budgetsOf(policies(), referring(scaledDeployment(h), 'Deployment')),
+      keys: (h) => budgetsOf(policies, referring(scaledDeployment(h), 'Deployment')),
       queue: 'budgets',
     }),
     watch({ source: informers.budgets, keys: ownKey, queue: 'budgets' }),
     watch({
       source: informers.budgets,
-      keys: (b) => withBudgetPeers(policies(), policiesOfBudget(policies(), b)),
+      keys: (b) => withBudgetPeers(policies, policiesOfBudget(policies, b)),
       queue: 'policies',
     }),
   ];

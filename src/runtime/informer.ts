@@ -37,6 +37,12 @@ import type { RateLimiter } from './rate-limiter.js';
 /** What this wrapper drives: client-node's `makeInformer(...)` (a ListWatch), or a test's. */
 export type ListWatchInformer<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
 
+/**
+ * Index functions by index name (client-go's cache.Indexers): the values under which an object
+ * is found by {@link ObjectStore.byIndex}, e.g. `namespace/name` of the Deployment a policy targets.
+ */
+export type Indexers<T> = Readonly<Record<string, (object: T) => readonly string[]>>;
+
 export interface InformerOptions<T extends KubernetesObject> {
   /** The informer to keep running; it must not have been started. */
   readonly informer: ListWatchInformer<T>;
@@ -49,11 +55,73 @@ export interface InformerOptions<T extends KubernetesObject> {
   readonly onError?: (err: unknown, restartInMs: number) => void;
   /** Called once, when `synced` turns true. */
   readonly onSynced?: () => void;
+  /** Indexes kept current with the cache (updated before any change handler runs). */
+  readonly indexers?: Indexers<T>;
 }
 
 export interface ObjectStore<T> {
   get(name: string, namespace?: string): T | undefined;
   list(namespace?: string): readonly T[];
+  /**
+   * The cached objects whose index `index` holds `value`, in the time of the index's size for
+   * that value, not of the cache's (client-go's Indexer.ByIndex).
+   * @throws Error for an index the store does not keep
+   */
+  byIndex(index: string, value: string): readonly T[];
+}
+
+/** Keys (`namespace/name`) of the objects under each value of each index. */
+export class StoreIndex<T extends KubernetesObject> {
+  private readonly values = new Map<string, Map<string, Set<string>>>();
+  /** The values each object was last indexed under, to take it out again. */
+  private readonly indexed = new Map<string, ReadonlyArray<readonly [string, string]>>();
+
+  constructor(private readonly indexers: Indexers<T>) {
+    for (const index of Object.keys(indexers)) this.values.set(index, new Map());
+  }
+
+  /** Indexes `object` afresh (an add or an update). */
+  set(object: T): void {
+    const key = objectKey(object);
+    this.remove(object);
+    const entries = Object.entries(this.indexers).flatMap(([index, valuesOf]) =>
+      valuesOf(object).map((value) => [index, value] as const),
+    );
+    for (const [index, value] of entries) {
+      const byValue = this.values.get(index);
+      let keys = byValue?.get(value);
+      if (!keys) {
+        keys = new Set();
+        byValue?.set(value, keys);
+      }
+      keys.add(key);
+    }
+    if (entries.length > 0) this.indexed.set(key, entries);
+  }
+
+  /** Takes `object` out of every index (a delete). */
+  remove(object: T): void {
+    const key = objectKey(object);
+    for (const [index, value] of this.indexed.get(key) ?? []) {
+      const byValue = this.values.get(index);
+      const keys = byValue?.get(value);
+      keys?.delete(key);
+      if (keys?.size === 0) byValue?.delete(value);
+    }
+    this.indexed.delete(key);
+  }
+
+  /** Keys of the objects under `value` of `index`. */
+  keys(index: string, value: string): readonly string[] {
+    const byValue = this.values.get(index);
+    if (!byValue) throw new Error(`no index ${index} is kept for this store`);
+    return [...(byValue.get(value) ?? [])];
+  }
+}
+
+/** `namespace/name` (`/name` for a cluster-scoped object). */
+export function objectKey(object: KubernetesObject): string {
+  return `${object.metadata?.namespace ?? ''}/${object.metadata?.name ?? ''}`;
 }
 
 export class ResilientInformer<T extends KubernetesObject> implements ObjectStore<T> {
@@ -72,8 +140,21 @@ export class ResilientInformer<T extends KubernetesObject> implements ObjectStor
     this.resolveSynced = resolve;
   });
 
+  private readonly index: StoreIndex<T>;
+
   constructor(private readonly options: InformerOptions<T>) {
     this.informer = options.informer;
+    // Registered first: change handlers (which may call byIndex) see the index updated.
+    this.index = new StoreIndex(options.indexers ?? {});
+    this.informer.on('add', (obj) => {
+      this.index.set(obj);
+    });
+    this.informer.on('update', (obj) => {
+      this.index.set(obj);
+    });
+    this.informer.on('delete', (obj) => {
+      this.index.remove(obj);
+    });
     const notify = (obj: T): void => {
       for (const handler of this.handlers) handler(obj);
     };
@@ -101,6 +182,14 @@ export class ResilientInformer<T extends KubernetesObject> implements ObjectStor
 
   list(namespace?: string): readonly T[] {
     return this.informer.list(namespace);
+  }
+
+  byIndex(index: string, value: string): readonly T[] {
+    return this.index.keys(index, value).flatMap((key) => {
+      const slash = key.indexOf('/');
+      const object = this.informer.get(key.slice(slash + 1), key.slice(0, slash) || undefined);
+      return object ? [object] : [];
+    });
   }
 
   /**

@@ -16,6 +16,7 @@ import { drainingValues } from '../../domain/delivery.js';
 import { readPgbouncerSettings } from '../../domain/pgbouncer-ini.js';
 import { rolloutCompletedAt } from '../../domain/rollout.js';
 import { sectionsOf } from '../../domain/sections.js';
+import { HPA_BY_DEPLOYMENT, POLICY_BY_BUDGET } from '../indexes.js';
 import type { ClusterStores } from '../stores.js';
 
 /**
@@ -73,10 +74,7 @@ export function replicasOf(
 ): number {
   const object = stores.deployments.get(deployment, namespace);
   const spec = object?.spec?.replicas ?? 1;
-  const hpaMax = stores.hpas
-    .list(namespace)
-    .filter((h) => h.spec.scaleTargetRef.kind === 'Deployment' && h.spec.scaleTargetRef.name === deployment)
-    .map((h) => h.spec.maxReplicas);
+  const hpaMax = stores.hpas.byIndex(HPA_BY_DEPLOYMENT, `${namespace}/${deployment}`).map((h) => h.spec.maxReplicas);
   const replicas = Math.max(spec, ...hpaMax);
   const rolling = object !== undefined && rolloutCompletedAt(object) === undefined;
   return surge === 'withSurge' && rolling ? replicas + rolloutSurge(replicas, object.spec?.strategy) : replicas;
@@ -131,7 +129,7 @@ export function policiesOfBudget(
   namespace: string,
   name: string,
 ): Array<{ key: string; object: KubernetesObject & { status?: unknown }; spec: PoolPolicySpec }> {
-  return stores.policies.list(namespace).flatMap((object) => {
+  return stores.policies.byIndex(POLICY_BY_BUDGET, `${namespace}/${name}`).flatMap((object) => {
     const parsed = parsePoolPolicySpec((object as { spec?: unknown }).spec);
     if (!parsed.ok || parsed.spec.budgetRef?.name !== name || parsed.spec.mode === 'Paused') return [];
     return [{ key: `${namespace}/${object.metadata?.name ?? ''}`, object, spec: parsed.spec }];

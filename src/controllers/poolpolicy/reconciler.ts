@@ -49,6 +49,7 @@ import type { Clock } from '../../runtime/clock.js';
 import type { Outcome } from '../../runtime/controller.js';
 import { KeyedMutex } from '../../runtime/keyed-mutex.js';
 import { readBudgetFacts, type AppliedLedger, type CapacityQuery } from '../connectionbudget/facts.js';
+import { POLICY_BY_TARGET } from '../indexes.js';
 import type { ClusterStores } from '../stores.js';
 import { splitKey, type PolicyKey } from './watches.js';
 
@@ -541,11 +542,9 @@ export class PoolPolicyReconciler {
     const order = (p: KubernetesObject): string =>
       `${p.metadata?.creationTimestamp ? new Date(p.metadata.creationTimestamp).toISOString() : ''}/${p.metadata?.name ?? ''}`;
     const mine = order(policy);
-    const rivals = this.deps.stores.policies.list(namespace).filter((other) => {
-      if (other.metadata?.name === policy.metadata?.name) return false;
-      const otherTarget = (other as { spec?: { targetRef?: { name?: unknown } } }).spec?.targetRef?.name;
-      return otherTarget === target && order(other) < mine;
-    });
+    const rivals = this.deps.stores.policies
+      .byIndex(POLICY_BY_TARGET, `${namespace ?? ''}/${target}`)
+      .filter((other) => other.metadata?.name !== policy.metadata?.name && order(other) < mine);
     return rivals[0]?.metadata?.name;
   }
 

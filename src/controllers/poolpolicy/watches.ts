@@ -3,6 +3,8 @@
  * decide whom to wake, never what to do.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
+import type { ObjectStore } from '../../runtime/informer.js';
+import { POLICY_BY_BUDGET, POLICY_BY_CONFIGMAP, POLICY_BY_DEPLOYMENT } from '../indexes.js';
 
 export type PolicyKey = `${string}/${string}`;
 
@@ -16,36 +18,15 @@ export function splitKey(key: PolicyKey): { namespace: string; name: string } {
   return { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
 }
 
-interface LooseSpec {
-  targetRef?: { name?: unknown };
-  pgbouncer?: { configMapRef?: { name?: unknown }; rolloutRef?: { name?: unknown } };
-}
-
-/** Names a stored policy refers to, read without validation (a bad spec still gets woken). */
-export function referencedNames(policy: KubernetesObject): { deployments: string[]; configMaps: string[] } {
-  const spec = (policy as { spec?: LooseSpec }).spec ?? {};
-  const names = (...values: unknown[]): string[] => values.filter((v): v is string => typeof v === 'string');
-  return {
-    deployments: names(spec.targetRef?.name, spec.pgbouncer?.rolloutRef?.name),
-    configMaps: names(spec.pgbouncer?.configMapRef?.name),
-  };
-}
-
-/** Keys of the policies in `policies` that refer to the changed Deployment or ConfigMap. */
+/** Keys of the stored policies that name the changed Deployment or ConfigMap (by index). */
 export function policiesReferring(
-  policies: readonly KubernetesObject[],
+  policies: ObjectStore<KubernetesObject>,
   changed: KubernetesObject,
   kind: 'Deployment' | 'ConfigMap',
 ): PolicyKey[] {
-  const { namespace, name } = changed.metadata ?? {};
-  if (!namespace || !name) return [];
-  return policies.flatMap((policy) => {
-    if (policy.metadata?.namespace !== namespace) return [];
-    const refs = referencedNames(policy);
-    const hit = kind === 'Deployment' ? refs.deployments.includes(name) : refs.configMaps.includes(name);
-    const key = keyOf(policy);
-    return hit && key ? [key] : [];
-  });
+  const key = keyOf(changed);
+  if (!key) return [];
+  return policies.byIndex(kind === 'Deployment' ? POLICY_BY_DEPLOYMENT : POLICY_BY_CONFIGMAP, key).flatMap(ownKey);
 }
 
 /** The ConnectionBudget key a stored policy draws from, read without validation. */
@@ -55,19 +36,25 @@ export function budgetKeyOf(policy: KubernetesObject): PolicyKey | undefined {
   return typeof name === 'string' && namespace ? `${namespace}/${name}` : undefined;
 }
 
+/** The budget keys the stored policies `keys` draw from, each once. */
+function budgetKeysOf(policies: ObjectStore<KubernetesObject>, keys: readonly PolicyKey[]): Set<PolicyKey> {
+  return new Set(
+    keys.flatMap((key) => {
+      const { namespace, name } = splitKey(key);
+      const policy = policies.get(name, namespace);
+      return (policy && budgetKeyOf(policy)) ?? [];
+    }),
+  );
+}
+
 /**
  * Keys of the policies sharing a budget with any policy in `touched`: a change to one policy's
  * replicas (an HPA's maxReplicas, a Deployment's replicas) moves every share of that budget.
  */
-export function budgetPeers(policies: readonly KubernetesObject[], touched: readonly PolicyKey[]): PolicyKey[] {
-  const budgets = new Set(
-    policies.filter((p) => touched.includes(keyOf(p) ?? '/')).flatMap((p) => budgetKeyOf(p) ?? []),
+export function budgetPeers(policies: ObjectStore<KubernetesObject>, touched: readonly PolicyKey[]): PolicyKey[] {
+  return [...budgetKeysOf(policies, touched)].flatMap((budget) =>
+    policies.byIndex(POLICY_BY_BUDGET, budget).flatMap(ownKey),
   );
-  return policies.flatMap((p) => {
-    const budget = budgetKeyOf(p);
-    const key = keyOf(p);
-    return budget && key && budgets.has(budget) ? [key] : [];
-  });
 }
 
 /** The object's own key (a policy's, or a budget's), as a mapper's list. */
@@ -83,25 +70,19 @@ export function budgetOfPolicy(policy: KubernetesObject): PolicyKey[] {
 }
 
 /** `keys`, then every policy sharing a budget with one of them, each once. */
-export function withBudgetPeers(policies: readonly KubernetesObject[], keys: readonly PolicyKey[]): PolicyKey[] {
+export function withBudgetPeers(policies: ObjectStore<KubernetesObject>, keys: readonly PolicyKey[]): PolicyKey[] {
   return [...new Set([...keys, ...budgetPeers(policies, keys)])];
 }
 
 /** The ConnectionBudget keys the policies `keys` draw from. */
-export function budgetsOf(policies: readonly KubernetesObject[], keys: readonly PolicyKey[]): PolicyKey[] {
-  return policies.flatMap((policy) => {
-    const budget = budgetKeyOf(policy);
-    return budget && keys.includes(keyOf(policy) ?? '/') ? [budget] : [];
-  });
+export function budgetsOf(policies: ObjectStore<KubernetesObject>, keys: readonly PolicyKey[]): PolicyKey[] {
+  return [...budgetKeysOf(policies, keys)];
 }
 
 /** Keys of the policies drawing from the ConnectionBudget `budget`. */
-export function policiesOfBudget(policies: readonly KubernetesObject[], budget: KubernetesObject): PolicyKey[] {
+export function policiesOfBudget(policies: ObjectStore<KubernetesObject>, budget: KubernetesObject): PolicyKey[] {
   const key = keyOf(budget);
-  return policies.flatMap((policy) => {
-    const own = keyOf(policy);
-    return key && own && budgetKeyOf(policy) === key ? [own] : [];
-  });
+  return key ? policies.byIndex(POLICY_BY_BUDGET, key).flatMap(ownKey) : [];
 }
 
 /**

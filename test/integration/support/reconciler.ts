@@ -20,7 +20,8 @@ import {
 } from '../../../src/controllers/poolpolicy/reconciler.js';
 import { PrometheusUtilizationSource } from '../../../src/controllers/poolpolicy/utilization.js';
 import { systemClock } from '../../../src/runtime/clock.js';
-import { ResilientInformer } from '../../../src/runtime/informer.js';
+import { POLICY_INDEXERS } from '../../../src/controllers/indexes.js';
+import { ResilientInformer, type Indexers } from '../../../src/runtime/informer.js';
 import { ExponentialBackoffRateLimiter } from '../../../src/runtime/rate-limiter.js';
 import { MemoryStore } from '../../support/memory-store.js';
 import { readLocalEnv } from './local-env.js';
@@ -44,10 +45,22 @@ export async function startReconciler(
   const kube = new KubeClient(loadKubeConfig(env.KUBECONFIG));
   const backoff = new ExponentialBackoffRateLimiter({ baseDelayMs: 500, maxDelayMs: 5000 });
   const { group, version, plural } = POOLPOLICY_RESOURCE;
-  const informer = <T extends KubernetesObject>(path: string, list: ListPromise<T>): ResilientInformer<T> =>
-    new ResilientInformer({ informer: makeInformer(kube.kubeConfig, path, list), path, clock: systemClock, backoff });
-  const policies = informer(`/apis/${group}/${version}/namespaces/${namespace}/${plural}`, () =>
-    kube.listCustom(POOLPOLICY_RESOURCE, namespace),
+  const informer = <T extends KubernetesObject>(
+    path: string,
+    list: ListPromise<T>,
+    indexers?: Indexers<T>,
+  ): ResilientInformer<T> =>
+    new ResilientInformer({
+      informer: makeInformer(kube.kubeConfig, path, list),
+      path,
+      clock: systemClock,
+      backoff,
+      ...(indexers ? { indexers } : {}),
+    });
+  const policies = informer(
+    `/apis/${group}/${version}/namespaces/${namespace}/${plural}`,
+    () => kube.listCustom(POOLPOLICY_RESOURCE, namespace),
+    POLICY_INDEXERS,
   );
   const deployments = informer(`/apis/apps/v1/namespaces/${namespace}/deployments`, () =>
     kube.listDeployments(namespace),

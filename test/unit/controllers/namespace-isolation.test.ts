@@ -24,6 +24,11 @@ class SpyStore<T extends KubernetesObject> implements ObjectStore<T> {
     this.namespaces.push(namespace);
     return this.inner.list(namespace);
   }
+  /** Index values are `namespace/name`: the read is in that namespace. */
+  byIndex(index: string, value: string): readonly T[] {
+    this.namespaces.push(value.slice(0, value.indexOf('/')));
+    return this.inner.byIndex(index, value);
+  }
 }
 
 class NamespaceWriter implements PolicyWriter {

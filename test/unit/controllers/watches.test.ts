@@ -12,6 +12,7 @@ import {
   type PolicyKey,
   type WatchSource,
 } from '../../../src/controllers/poolpolicy/watches.js';
+import { MemoryStore } from '../../support/memory-store.js';
 
 const policy = (
   name: string,
@@ -35,7 +36,8 @@ const WEB = policy('web', {
   targetRef: { name: 'web' },
   pgbouncer: { configMapRef: { name: 'pgb' }, rolloutRef: { name: 'pgbouncer' } },
 });
-const POLICIES = [API, WORKER, WEB];
+/** The policies as the operator's cache holds them (looked up by index). */
+const POLICIES = new MemoryStore([API, WORKER, WEB]);
 
 describe('GenerationChangedPredicate', () => {
   it('passes a new policy, not its status-only updates, then each new generation', () => {

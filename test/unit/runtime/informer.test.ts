@@ -7,7 +7,7 @@ import {
   type KubernetesListObject,
   type V1ConfigMap,
 } from '@kubernetes/client-node';
-import { ResilientInformer } from '../../../src/runtime/informer.js';
+import { ResilientInformer, type Indexers } from '../../../src/runtime/informer.js';
 import { ExponentialBackoffRateLimiter } from '../../../src/runtime/rate-limiter.js';
 import { FakeClock, flushMicrotasks } from '../../support/fake-clock.js';
 
@@ -99,7 +99,7 @@ class FakeWatch extends Watch {
   }
 }
 
-function setup() {
+function setup(indexers?: Indexers<V1ConfigMap>) {
   const clock = new FakeClock(new Date(0));
   const backoff = new ExponentialBackoffRateLimiter({ baseDelayMs: 1000, maxDelayMs: 60_000 });
   const watch = new FakeWatch();
@@ -129,6 +129,7 @@ function setup() {
     onSynced: () => {
       syncedCallbacks++;
     },
+    ...(indexers ? { indexers } : {}),
   });
   const changed: string[] = [];
   informer.onChange((obj) => {
@@ -322,5 +323,41 @@ describe('ResilientInformer', () => {
     expect(t.informer.synced).toBe(false);
     expect(t.errors).toEqual([]);
     expect(t.clock.pendingTimers()).toBe(0);
+  });
+});
+
+describe('ResilientInformer indexes', () => {
+  const byApp: Indexers<V1ConfigMap> = { app: (c) => (c.metadata?.labels?.app ? [`ns/${c.metadata.labels.app}`] : []) };
+  const labelled = (name: string, resourceVersion: string, app: string): V1ConfigMap => ({
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name, namespace: 'ns', resourceVersion, labels: { app } },
+  });
+  const names = (objects: readonly V1ConfigMap[]): string[] => objects.map((o) => o.metadata?.name ?? '');
+
+  it('finds objects by index through adds, updates and deletes, updated before change handlers run', async () => {
+    const t = setup(byApp);
+    t.lists.push(() => Promise.resolve(listOf('7', labelled('a', '5', 'api'), labelled('b', '6', 'web'))));
+    const seenByHandler: string[][] = [];
+    t.informer.onChange(() => {
+      seenByHandler.push(names(t.informer.byIndex('app', 'ns/api')));
+    });
+    t.start();
+    await flushMicrotasks();
+    expect(names(t.informer.byIndex('app', 'ns/api'))).toEqual(['a']);
+
+    const stream = t.watch.requests[0];
+    stream?.send('MODIFIED', labelled('b', '8', 'api'));
+    expect(names(t.informer.byIndex('app', 'ns/api'))).toEqual(['a', 'b']);
+    expect(names(t.informer.byIndex('app', 'ns/web'))).toEqual([]);
+    stream?.send('MODIFIED', labelled('a', '9', 'web'));
+    stream?.send('DELETED', labelled('b', '10', 'api'));
+    expect(names(t.informer.byIndex('app', 'ns/api'))).toEqual([]);
+    expect(names(t.informer.byIndex('app', 'ns/web'))).toEqual(['a']);
+    expect(seenByHandler.slice(-3)).toEqual([['a', 'b'], ['b'], []]);
+  });
+
+  it('refuses an index it does not keep', () => {
+    expect(() => setup().informer.byIndex('app', 'ns/api')).toThrow(/no index app/);
   });
 });
