@@ -323,6 +323,22 @@ export interface DeploymentPods {
   readonly regex: string;
   /** "the pods of deployment api (named api-<pod-template-hash>-<5 characters>)", for messages. */
   readonly description: string;
+  /**
+   * The Deployment's name when all its pods are named `<deployment>-<hash>-<suffix>` in full
+   * (names of at most 46 characters), so {@link podOwner} of each is this name; undefined when
+   * Kubernetes may cut its pods' names and only {@link DeploymentPods.includes} can tell.
+   */
+  readonly owner: string | undefined;
+}
+
+/**
+ * The Deployment a pod name `<deployment>-<hash>-<suffix>` implies (the name without its last
+ * two `-` parts; neither a template hash nor a suffix holds a `-`); undefined with fewer parts.
+ */
+export function podOwner(pod: string): string | undefined {
+  const suffix = pod.lastIndexOf('-');
+  const hash = suffix > 0 ? pod.lastIndexOf('-', suffix - 1) : -1;
+  return hash > 0 ? pod.slice(0, hash) : undefined;
 }
 
 /**
@@ -361,5 +377,6 @@ export function deploymentPods(deployment: string): DeploymentPods {
   const regex = `(?:${bases.join('|')})${GENERATED}{${GENERATED_SUFFIX}}`;
   const anchored = new RegExp(`^${regex}$`);
   const description = `the pods of deployment ${deployment} (named ${deployment}-<pod-template-hash>-<5 characters>)`;
-  return { includes: (pod) => anchored.test(pod), regex, description };
+  const owner = longestWholeHash >= MAX_TEMPLATE_HASH ? deployment : undefined;
+  return { includes: (pod) => anchored.test(pod), regex, description, owner };
 }

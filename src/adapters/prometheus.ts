@@ -25,7 +25,7 @@ import { z } from 'zod';
 import type { MetricsProblem, UtilizationSample } from '../domain/decide.js';
 import { formatDuration } from '../domain/duration.js';
 import { requestOptions, type AuthRequestOptions, type PrometheusAuth } from './prometheus-auth.js';
-import type { UtilizationQuery } from './prometheus-queries.js';
+import { podOwner, type DeploymentPods, type UtilizationQuery } from './prometheus-queries.js';
 
 export type { UtilizationQuery } from './prometheus-queries.js';
 
@@ -52,8 +52,11 @@ export interface PrometheusClientOptions {
 
 /** A namespace-wide query's result, read per Deployment. */
 export interface PodSamples {
-  /** The sample for the pods that `includes` accepts (`describe` names them in messages). */
-  forPods(includes: (pod: string) => boolean, describe: string): UtilizationSample;
+  /**
+   * The sample for the Deployment's pods. Costs the pods its name implies (podOwner), not every
+   * pod of the namespace, unless its pods' names may be cut (DeploymentPods.owner undefined).
+   */
+  forPods(pods: DeploymentPods): UtilizationSample;
 }
 
 /** Replies larger than this are refused (a utilization query returns one series). */
@@ -269,11 +272,24 @@ export class PrometheusClient {
     };
     const values = byPod(main);
     const times = byPod(fresh);
+    const podsByOwner = new Map<string, string[]>();
+    for (const pod of values.keys()) {
+      const owner = podOwner(pod);
+      if (owner === undefined) continue;
+      const pods = podsByOwner.get(owner);
+      if (pods) pods.push(pod);
+      else podsByOwner.set(owner, [pod]);
+    }
     return {
-      forPods: (includes: (pod: string) => boolean, describe: string): UtilizationSample => {
+      forPods: (pods: DeploymentPods): UtilizationSample => {
+        const candidates = pods.owner === undefined ? [...values.keys()] : (podsByOwner.get(pods.owner) ?? []);
+        const matching = candidates.flatMap((pod) => {
+          const value = values.get(pod);
+          return value !== undefined && pods.includes(pod) ? [[pod, value] as const] : [];
+        });
         const sample = failed
           ? { valid: false as const, problem: failed.problem, message: failed.message }
-          : this.pickPods(values, times, includes, describe, query.expr, maxAgeMs);
+          : this.pickPods(matching, times, pods.description, query.expr, maxAgeMs);
         this.metrics?.observe(sample.valid ? 'ok' : sample.problem, (performance.now() - started) / 1000);
         return sample;
       },
@@ -307,14 +323,12 @@ export class PrometheusClient {
    * as a per-Deployment query.
    */
   private pickPods(
-    values: ReadonlyMap<string, readonly [number, string]>,
+    matching: ReadonlyArray<readonly [string, readonly [number, string]]>,
     times: ReadonlyMap<string, readonly [number, string]>,
-    includes: (pod: string) => boolean,
     describe: string,
     expr: string,
     maxAgeMs: number,
   ): UtilizationSample {
-    const matching = [...values].filter(([pod]) => includes(pod));
     if (matching.length === 0) {
       return {
         valid: false,

@@ -206,8 +206,7 @@ describe('PrometheusClient against the real Prometheus', () => {
         deployment,
         await prometheus.utilization(databaseUtilizationQuery(PREFIX, { namespace, deployment }), 30_000),
       ]).toMatchObject([deployment, { valid: true, percent }]);
-      const own = deploymentPods(deployment);
-      expect([deployment, batch.forPods(own.includes, own.description)]).toMatchObject([
+      expect([deployment, batch.forPods(deploymentPods(deployment))]).toMatchObject([
         deployment,
         { valid: true, percent },
       ]);

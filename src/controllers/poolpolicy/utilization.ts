@@ -85,7 +85,7 @@ export class PrometheusUtilizationSource implements UtilizationSource {
         maxAgeMs,
       );
       const pods = deploymentPods(request.deployment);
-      return (await batch).forPods(pods.includes, pods.description);
+      return (await batch).forPods(pods);
     }
     const query = utilizationQueryFor(section, override, spec.metricsPrefix, {
       namespace: request.namespace,
@@ -130,7 +130,7 @@ export class PrometheusUtilizationSource implements UtilizationSource {
     const pods = deploymentPods(deployment);
     const read = async (name: keyof DemandQueries): Promise<UtilizationSample> => {
       const key = `${address} ${spec.prometheus.timeoutMs} demand-${name} ${spec.metricsPrefix} ${namespace} ${windowSeconds} ${maxAgeMs}`;
-      return (await this.batch(client, key, () => queries[name], maxAgeMs)).forPods(pods.includes, pods.description);
+      return (await this.batch(client, key, () => queries[name], maxAgeMs)).forPods(pods);
     };
     const [inUse, typical, floor, waiters, timeouts] = await Promise.all([
       read('inUse'),

@@ -4,6 +4,7 @@ import {
   databaseUtilizationQuery,
   defaultTemplates,
   deploymentPods,
+  podOwner,
   escapePromqlString,
   escapeRegex,
   GENERATED_NAME_ALPHABET,
@@ -310,6 +311,17 @@ describe("deploymentPods: exactly the Deployment's own pods, by name", () => {
     fc.assert(
       fc.property(deploymentName(253), generated(1, 10), generated(5, 5), (deployment, hash, suffix) => {
         expect(deploymentPods(deployment).includes(kubernetesPodName(deployment, hash, suffix))).toBe(true);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('names the owner its pod names imply whenever they are never cut, so a lookup by owner misses none (fuzz)', () => {
+    fc.assert(
+      fc.property(deploymentName(253), generated(1, 10), generated(5, 5), (deployment, hash, suffix) => {
+        const { owner } = deploymentPods(deployment);
+        expect(owner === undefined ? deployment.length > 46 : owner === deployment).toBe(true);
+        if (owner !== undefined) expect(podOwner(kubernetesPodName(deployment, hash, suffix))).toBe(owner);
       }),
       { numRuns: 2000 },
     );

@@ -8,7 +8,7 @@ import axios, {
 } from 'axios';
 import fc from 'fast-check';
 import { PrometheusClient, type QueryMetrics } from '../../../src/adapters/prometheus.js';
-import { deploymentPods } from '../../../src/adapters/prometheus-queries.js';
+import { deploymentPods, type DeploymentPods } from '../../../src/adapters/prometheus-queries.js';
 import type { MetricsProblem, UtilizationSample } from '../../../src/domain/decide.js';
 
 // Canned Prometheus replies through axios's `adapter` option: no network.
@@ -655,10 +655,7 @@ describe('PrometheusClient.podSamples: one namespace-wide query pair read per De
   const fresh = String(EVAL_TS - 1);
   const freshAll = (values: Record<string, string>): Record<string, string> =>
     Object.fromEntries(Object.keys(values).map((pod) => [pod, fresh]));
-  const of = (deployment: string): [(pod: string) => boolean, string] => {
-    const pods = deploymentPods(deployment);
-    return [pods.includes, pods.description];
-  };
+  const of = (deployment: string): [DeploymentPods] => [deploymentPods(deployment)];
 
   it('takes the busiest pod of each Deployment, only its own pods: api-worker and web-canary are not api and web', async () => {
     const requests: Recorded[] = [];
@@ -710,6 +707,16 @@ describe('PrometheusClient.podSamples: one namespace-wide query pair read per De
     expectProblem(samples.forPods(...of('api')), problem, /deployment api|NaN|Inf|old/);
   });
 
+  it('finds the pods of a Deployment whose long name Kubernetes cut in its pod names', async () => {
+    const long = 'a-deployment-name-that-is-fifty-characters-long-xy';
+    // generateName keeps 58 characters of `<deployment>-<hash>-`, then adds 5: part of the hash is lost.
+    const cut = `${long}-7c9b8d6f54-`.slice(0, 58);
+    const values = { [`${cut}x2x9q`]: '70', 'api-7c9b8d6f54-x2x9q': '55' };
+    const samples = await client(pods(values, freshAll(values))).podSamples(PAIR, 60_000);
+    expect(samples.forPods(...of(long))).toMatchObject({ valid: true, percent: 70 });
+    expect(samples.forPods(...of('api'))).toMatchObject({ valid: true, percent: 55 });
+  });
+
   it('ignores a NaN pod when another pod has a value, as PromQL max() does', async () => {
     const values = { 'api-7c9b8d6f54-x2x9q': 'NaN', 'api-7c9b8d6f54-b6m4z': '30' };
     const samples = await client(pods(values, freshAll(values))).podSamples(PAIR, 60_000);
@@ -729,8 +736,7 @@ describe('PrometheusClient.podSamples: a pod whose sample time is missing', () =
     const samples = await client((query) => ({
       body: vector(query === PAIR.expr ? [{ metric: { pod: 'api-7c9b8d6f54-x2x9q' }, value: '50' }] : []),
     })).podSamples(PAIR, 60_000);
-    const api = deploymentPods('api');
-    const sample = samples.forPods(api.includes, api.description);
+    const sample = samples.forPods(deploymentPods('api'));
     expectProblem(
       sample,
       'NoData',
