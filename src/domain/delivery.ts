@@ -44,8 +44,10 @@ export interface DeliveryCheck {
   readonly gauges: readonly string[];
 }
 
-function describeValues(values: Readonly<Record<string, number>>): string {
+/** `A=1 B=2`, keys sorted: the API server stores maps sorted, so a message must not depend on their order. */
+export function describeSettings(values: Readonly<Record<string, number>>): string {
   return Object.entries(values)
+    .sort(([a], [b]) => a.localeCompare(b))
     .map(([key, value]) => `${key}=${value}`)
     .join(' ');
 }
@@ -63,7 +65,7 @@ function podConfirms(report: PodReport, written: Readonly<Record<string, number>
 export function checkDelivery(check: DeliveryCheck): DeliveryView {
   const { record, reports, now, timeoutMs } = check;
   const where = `${record.configMap}/${record.key}`;
-  const what = `${describeValues(record.written)} written to ${where} at ${formatStatusTime(record.writtenAt)}`;
+  const what = `${describeSettings(record.written)} written to ${where} at ${formatStatusTime(record.writtenAt)}`;
   if (record.confirmedAt !== undefined)
     return {
       state: 'Applied',

@@ -20,7 +20,7 @@ import {
 import type { Breach, Decision, LimitReason, UtilizationSample } from './decide.js';
 import type { FillReason } from './fill.js';
 import { sectionsOf, type SectionBudget, type SectionSettings, type SettingTarget } from './sections.js';
-import type { DeliveryView } from './delivery.js';
+import { describeSettings, type DeliveryView } from './delivery.js';
 import {
   canonical,
   nextCondition,
@@ -210,9 +210,7 @@ function deliveryOf(
   const record: DeliveryRecord<Date> = { configMap: name, key, writtenAt: input.now, written, replaced, pods: [] };
   return {
     state: 'Pending',
-    message: `${Object.entries(written)
-      .map(([k, v]) => `${k}=${v}`)
-      .join(' ')} written to ${name}/${key} at ${formatStatusTime(input.now)}; waiting for the pods to report it`,
+    message: `${describeSettings(written)} written to ${name}/${key} at ${formatStatusTime(input.now)}; waiting for the pods to report it`,
     record,
   };
 }

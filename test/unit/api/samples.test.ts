@@ -47,9 +47,10 @@ function readObject(path: string): { text: string; doc: Record<string, unknown> 
 describe('deploy/samples', () => {
   const valid = yamlFiles(samplesDir);
 
-  it('has one sample per runbook tier and a ConnectionBudget', () => {
+  it('has one sample per runbook tier, a ConnectionBudget and the ConfigMap delivery', () => {
     expect(valid).toEqual([
       'connectionbudget.yaml',
+      'poolpolicy-configmap-delivery.yaml',
       'poolpolicy-high.yaml',
       'poolpolicy-low.yaml',
       'poolpolicy-medium.yaml',
@@ -99,6 +100,8 @@ describe('deploy/samples/invalid', () => {
       'budget-reserved-not-less.yaml',
       'budget-unknown-field.yaml',
       'budget-value-and-query.yaml',
+      'delivery-configmap-without-ref.yaml',
+      'delivery-env-with-ref.yaml',
       'duration-negative.yaml',
       'duration-words.yaml',
       'fill-to-budget-without-budget.yaml',

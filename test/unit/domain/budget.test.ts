@@ -3,12 +3,14 @@ import fc from 'fast-check';
 import {
   allocate,
   capFor,
+  claimsOf,
   connectionsAt,
   heldConnections,
   largestFitting,
   rolloutUnavailable,
   type Claim,
 } from '../../../src/domain/budget.js';
+import { parsePoolPolicySpec } from '../../../src/api/v1alpha1/poolpolicy.js';
 
 const overflow2 = { follower: { ratio: 2, bounds: { min: 0, max: 100 } } };
 
@@ -256,5 +258,37 @@ describe("capFor: a peer's ConfigMap delivery still draining", () => {
     const cap = capFor(100, self, [peer]);
     // Steady: the peer holds 40, so 60 are free: 30 a unit. With its old pools (20 more): 40 free, 20 a unit.
     expect({ limit: cap.limit, cap: cap.cap }).toEqual({ limit: 30, cap: 20 });
+  });
+});
+
+describe('claimsOf: a ConfigMap delivery not yet Applied', () => {
+  it('counts the replaced pools of every process beside the new ones, as connections nobody grows into', () => {
+    const parsed = parsePoolPolicySpec({
+      targetRef: { name: 'api' },
+      database: { poolSize: { min: 5, max: 40 }, maxOverflow: { ratio: 2, min: 0, max: 80 } },
+      redis: { maxConnections: { min: 10, max: 50 } },
+      processesPerPod: 2,
+    });
+    if (!parsed.ok) throw new Error(parsed.message);
+    const facts = {
+      policy: 'ns/api',
+      spec: parsed.spec,
+      replicas: 3,
+      pgbouncerReplicas: 1,
+      reservePoolSize: 0,
+      wanted: {},
+      current: { DB_POOL_SIZE: 16, DB_MAX_OVERFLOW: 32, REDIS_MAX_CONNECTIONS: 50 },
+    };
+    const draining = (d: Record<string, number> | undefined) =>
+      claimsOf({ ...facts, ...(d ? { draining: d } : {}) }).map((c) => [c.backend, c.claim.drainingConnections]);
+    expect(draining(undefined)).toEqual([
+      ['postgres', 0],
+      ['redis', 0],
+    ]);
+    // 6 processes × (10 + 20) and 6 × 25.
+    expect(draining({ DB_POOL_SIZE: 10, DB_MAX_OVERFLOW: 20, REDIS_MAX_CONNECTIONS: 25 })).toEqual([
+      ['postgres', 180],
+      ['redis', 150],
+    ]);
   });
 });
