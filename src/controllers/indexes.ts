@@ -12,7 +12,7 @@ import type { Indexers } from '../runtime/informer.js';
 export const POLICY_BY_TARGET = 'policyByTarget';
 /** PoolPolicies by every Deployment they name (targetRef, pgbouncer.rolloutRef). */
 export const POLICY_BY_DEPLOYMENT = 'policyByDeployment';
-/** PoolPolicies by the ConfigMap they name (pgbouncer.configMapRef). */
+/** PoolPolicies by every ConfigMap they name (pgbouncer.configMapRef, delivery.configMapRef). */
 export const POLICY_BY_CONFIGMAP = 'policyByConfigMap';
 /** PoolPolicies by the ConnectionBudget they draw from (budgetRef). */
 export const POLICY_BY_BUDGET = 'policyByBudget';
@@ -23,6 +23,7 @@ interface LooseSpec {
   targetRef?: { name?: unknown };
   budgetRef?: { name?: unknown };
   pgbouncer?: { configMapRef?: { name?: unknown }; rolloutRef?: { name?: unknown } };
+  delivery?: { configMapRef?: { name?: unknown } };
 }
 
 /** `namespace/name` for each name that is a string, in the object's namespace. */
@@ -39,7 +40,9 @@ export const POLICY_INDEXERS: Indexers<KubernetesObject> = {
   [POLICY_BY_DEPLOYMENT]: (p) => [
     ...new Set(inNamespace(p, specOf(p).targetRef?.name, specOf(p).pgbouncer?.rolloutRef?.name)),
   ],
-  [POLICY_BY_CONFIGMAP]: (p) => inNamespace(p, specOf(p).pgbouncer?.configMapRef?.name),
+  [POLICY_BY_CONFIGMAP]: (p) => [
+    ...new Set(inNamespace(p, specOf(p).pgbouncer?.configMapRef?.name, specOf(p).delivery?.configMapRef?.name)),
+  ],
   [POLICY_BY_BUDGET]: (p) => inNamespace(p, specOf(p).budgetRef?.name),
 };
 

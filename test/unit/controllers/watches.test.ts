@@ -76,6 +76,18 @@ describe('key mappers', () => {
     expect(policiesReferring(POLICIES, { metadata: { name: 'api', namespace: 'other' } }, 'Deployment')).toEqual([]);
   });
 
+  it('a ConfigMap wakes the policies that edit it: PgBouncer config or pool delivery', () => {
+    const configMap = (name: string): KubernetesObject => ({ metadata: { name, namespace: 'ns' } });
+    const delivered = policy('reports', {
+      targetRef: { name: 'reports' },
+      delivery: { mode: 'ConfigMap', configMapRef: { name: 'reports-pools' } },
+    });
+    const policies = new MemoryStore([API, WORKER, WEB, delivered]);
+    expect(policiesReferring(policies, configMap('pgb'), 'ConfigMap')).toEqual(['ns/web']);
+    expect(policiesReferring(policies, configMap('reports-pools'), 'ConfigMap')).toEqual(['ns/reports']);
+    expect(policiesReferring(policies, configMap('unrelated'), 'ConfigMap')).toEqual([]);
+  });
+
   it('names the budgets of the woken policies', () => {
     expect(budgetsOf(POLICIES, ['ns/worker'])).toEqual(['ns/db']);
     expect(budgetsOf(POLICIES, ['ns/web'])).toEqual([]);
