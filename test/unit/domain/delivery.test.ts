@@ -106,7 +106,7 @@ describe('checkDelivery', () => {
     expect(check(reports({}), 500, applied)).toEqual({
       state: 'Applied',
       message:
-        'DB_POOL_SIZE=16 DB_MAX_OVERFLOW=32 written to api-pools/pools.env at 2026-11-25T10:00:00Z; every pod reported it by 2026-11-25T10:00:03Z',
+        'DB_MAX_OVERFLOW=32 DB_POOL_SIZE=16 written to api-pools/pools.env at 2026-11-25T10:00:00Z; every pod reported it by 2026-11-25T10:00:03Z',
       record: applied,
     });
   });

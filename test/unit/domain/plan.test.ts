@@ -933,7 +933,7 @@ describe('planPolicy: spec.delivery mode ConfigMap', () => {
     expect(conditionOf(written, ConditionType.Delivered)).toMatchObject({
       status: 'False',
       reason: ConditionReason.Pending,
-      message: `DB_POOL_SIZE=24 DB_MAX_OVERFLOW=48 written to api-pools/pools.env at ${formatStatusTime(NOW)}; waiting for the pods to report it`,
+      message: `DB_MAX_OVERFLOW=48 DB_POOL_SIZE=24 written to api-pools/pools.env at ${formatStatusTime(NOW)}; waiting for the pods to report it`,
     });
   });
 
