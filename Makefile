@@ -38,7 +38,7 @@ test-integration: install ## integration tests against the real local control pl
 
 test: install typecheck lint test-unit test-integration ## everything CI runs
 
-local-up: install ## start etcd, kube-apiserver and Prometheus on loopback (.local/); CONTROLLERS=1 adds kube-controller-manager and kube-scheduler
+local-up: install ## start etcd, kube-apiserver and Prometheus on loopback (.local/); CONTROLLERS=1 adds kube-controller-manager and kube-scheduler, NODE=1 also a node (containerd + kubelet; root)
 	bash test/controlplane/local-up.sh
 
 local-down: ## stop exactly what local-up started

@@ -4,8 +4,8 @@
 #   1. Debian packages: apt-install.sh installs the missing ones (as root, or through sudo)
 #   2. npm dependencies: `npm ci` when node_modules lacks a package package-lock.json pins
 #      (Node 24 comes from the `node` npm package; the machine's own Node only runs npm)
-#   3. the control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler), built
-#      from their Go modules by
+#   3. the control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet,
+#      pause), built from their Go modules by
 #      test/controlplane/build.sh, cached under ~/.cache/poolpilot by the hash of their pins
 # After all three it writes .local/install.sha256, the hash of every input (this script, the
 # package lists, package-lock.json, the control plane's go.mod/go.sum). A run whose inputs hash
@@ -27,14 +27,17 @@ log() { echo "install: $*" >&2; }
 # pgbouncer_pool_size, ...) for a policy's pgbouncer section (run through
 # test/support/debian-pgbouncer-exporter.py, see there why). apt-install.sh keeps the services
 # these packages ship stopped.
-# buildah and mmdebstrap build the operator image (`make image`, image/build.sh).
+# buildah and mmdebstrap build the operator image (`make image`, image/build.sh); containerd,
+# runc and containernetworking-plugins run the local node (local-up.sh NODE=1).
 debian_packages=(curl openssl python3 ca-certificates prometheus pgbouncer postgresql-client lua5.4 apache2-utils
   postgresql redis-server python3-sqlalchemy python3-psycopg2 python3-redis python3-prometheus-client
-  prometheus-postgres-exporter prometheus-pgbouncer-exporter buildah mmdebstrap)
+  prometheus-postgres-exporter prometheus-pgbouncer-exporter buildah mmdebstrap
+  containerd runc containernetworking-plugins)
 stamp=.local/install.sha256
-# The bare plane's two, and the controllers a test starts on a plane of its own (local-up.sh
-# CONTROLLERS=1). The last two share most packages with kube-apiserver: about 2 minutes more.
-control_plane=(etcd kube-apiserver kube-controller-manager kube-scheduler)
+# The bare plane's two, the controllers a test starts on a plane of its own (local-up.sh
+# CONTROLLERS=1) and the node's kubelet and pause (NODE=1). The kube binaries share most packages
+# with kube-apiserver: about 2 minutes more than it alone.
+control_plane=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet pause)
 
 # Prints why node_modules needs `npm ci`, or nothing when it is current.
 npm_tree_difference() {

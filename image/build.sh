@@ -4,7 +4,10 @@
 #
 #   image/build.sh bases     the two base images the Dockerfile names, made here (see below)
 #   image/build.sh operator  the operator image from the Dockerfile (makes the bases first)
-#   image/build.sh archive   the operator image, also saved as a docker-archive for containerd
+#   image/build.sh pause     the pod sandbox image for the local node: the static pause binary
+#                            that test/controlplane/build.sh builds, alone in an image
+#   image/build.sh archive operator|pause
+#                            that image, also saved as a docker-archive for containerd
 #                            (`ctr -n k8s.io images import`); prints the archive's path last
 #
 # Prints the image name (and the archive path) on stdout; progress on stderr.
@@ -157,11 +160,35 @@ make_operator() {
   echo "$image"
 }
 
+# Prints the pause image's name. Its tag is the hash of the pause module's files.
+make_pause() {
+  local binary hash image
+  binary=$(bash "$root/test/controlplane/build.sh" component pause)
+  hash=$(basename "$(dirname "$binary")"); hash=${hash#pause-}
+  image=poolpilot.local/pause:$hash
+  if [[ $(built_from "$image") == "$hash" ]]; then
+    echo "$image"
+    return
+  fi
+  local container
+  container=$(store from --quiet scratch)
+  store copy --quiet "$container" "$binary" /pause >/dev/null
+  store config --entrypoint '["/pause"]' --user 65535:65535 --label io.poolpilot.inputs="$hash" "$container"
+  store commit --quiet --rm "$container" "$image" >/dev/null
+  log "built $image"
+  echo "$image"
+}
+
 case "${1:-operator}" in
   bases) make_bases ;;
   operator) make_operator ;;
+  pause) make_pause ;;
   archive)
-    image=$(make_operator)
+    case ${2:-} in
+      operator) image=$(make_operator) ;;
+      pause) image=$(make_pause) ;;
+      *) echo "usage: $0 archive operator|pause" >&2; exit 2 ;;
+    esac
     archive=$cache/archives/${image##*/}.tar
     archive=${archive/:/-}
     if [[ ! -f $archive ]]; then
@@ -172,5 +199,5 @@ case "${1:-operator}" in
     echo "$image"
     echo "$archive"
     ;;
-  *) echo "usage: $0 [bases | operator | archive]" >&2; exit 2 ;;
+  *) echo "usage: $0 [bases | operator | pause | archive operator|pause]" >&2; exit 2 ;;
 esac

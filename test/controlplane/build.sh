@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the control-plane binaries from their Go modules into a cache outside the repo, keyed by
 # the pinned versions: a wrapper module under build/<component>/ pins each one, and the cache key
-# is a hash of that module's go.mod + go.sum, so a pin change rebuilds and nothing else does.
+# is a hash of that module's files (go.mod + go.sum), so a pin change rebuilds and nothing else does.
 # Prints the path of each binary on success.
 #
 #   build.sh [all]              etcd and kube-apiserver (the bare plane every test uses)
@@ -24,12 +24,14 @@ declare -A main_package=(
   [kube-controller-manager]=k8s.io/kubernetes/cmd/kube-controller-manager
   [kube-scheduler]=k8s.io/kubernetes/cmd/kube-scheduler
   [kubelet]=k8s.io/kubernetes/cmd/kubelet
+  [pause]=poolpilot.local/controlplane/pause
 )
 
 binary_path() {
   [[ -n ${main_package[$1]:-} ]] || { echo "controlplane: unknown component '$1' (one of: ${!main_package[*]})" >&2; exit 2; }
   local component=$1 module_dir="$here/build/$1" key
-  key=$(cat "$module_dir/go.mod" "$module_dir/go.sum" | sha256sum | cut -c1-12)
+  # Every file of the wrapper module: go.mod and go.sum, and pause's own source.
+  key=$(cat "$module_dir"/* | sha256sum | cut -c1-12)
   echo "$cache/bin/$component-$key/$component"
 }
 
@@ -54,7 +56,10 @@ build_component() {
   tmp=$(mktemp -d "$cache/tmp.XXXXXX" 2>/dev/null || { mkdir -p "$cache" && mktemp -d "$cache/tmp.XXXXXX"; })
   # Progress: the go command names each package it compiles (-v); show a running count and
   # pass errors through.
-  if ! (cd "$here/build/$component" && go build -mod=readonly -p "${POOLPILOT_GO_PARALLEL:-$(nproc)}" -v -ldflags="$ldflags" -o "$tmp/$component" "${main_package[$component]}" 2>&1) |
+  # pause runs alone in an otherwise empty image: a static binary.
+  local cgo=${CGO_ENABLED:-}
+  [[ $component == pause ]] && cgo=0
+  if ! (cd "$here/build/$component" && CGO_ENABLED=$cgo go build -mod=readonly -p "${POOLPILOT_GO_PARALLEL:-$(nproc)}" -v -ldflags="$ldflags" -o "$tmp/$component" "${main_package[$component]}" 2>&1) |
     awk -v c="$component" '/^(#|go: |.*\.go:[0-9]+)/ { print > "/dev/stderr"; next }
                            { n++; if (n % 100 == 0) { printf "controlplane: %s: %d packages compiled\n", c, n > "/dev/stderr"; fflush("/dev/stderr") } }' ||
     [[ ! -x $tmp/$component ]]; then

@@ -31,3 +31,13 @@ wait_for() {
   done
   log "$name is ready"
 }
+
+# unmount_under DIR: unmounts whatever is still mounted below DIR (a node's volumes and
+# snapshots that a killed kubelet or containerd left), deepest first, so DIR can be removed.
+unmount_under() {
+  local dir
+  dir=$(realpath -m "$1")
+  awk -v prefix="$dir/" 'index($2, prefix) == 1 { print $2 }' /proc/mounts | sort -r | while read -r mountpoint; do
+    umount "$mountpoint" 2>/dev/null || umount -l "$mountpoint" || true
+  done
+}

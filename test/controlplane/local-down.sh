@@ -11,14 +11,27 @@ log() { echo "local-down: $*" >&2; }
 source "$here/lib.sh"
 
 shopt -s nullglob
-# Clients of the API server first, etcd last: a kube-apiserver whose etcd is gone hangs in its
-# shutdown until it is killed.
+node=false
+if [[ -f $state/pids/kubelet.pid || -f $state/pids/containerd.pid || -f $state/node/sysctls.saved ]]; then
+  node=true
+  # shellcheck source=node.sh
+  source "$here/node.sh"
+  drain_node
+fi
+# The node's clients and the node first; then the rest; the API server and etcd last: a
+# kube-apiserver whose etcd is gone hangs in its shutdown until it is killed.
+first=(kube-controller-manager kube-scheduler kubelet containerd)
+last=(kube-apiserver etcd)
 ordered=()
-for pidfile in "$state"/pids/*.pid; do
-  case $(basename "$pidfile" .pid) in etcd | kube-apiserver) ;; *) ordered+=("$pidfile") ;; esac
+for name in "${first[@]}"; do
+  if [[ -f $state/pids/$name.pid ]]; then ordered+=("$state/pids/$name.pid"); fi
 done
-for name in kube-apiserver etcd; do
-  [[ -f $state/pids/$name.pid ]] && ordered+=("$state/pids/$name.pid")
+for pidfile in "$state"/pids/*.pid; do
+  name=$(basename "$pidfile" .pid)
+  if [[ " ${first[*]} ${last[*]} " != *" $name "* ]]; then ordered+=("$pidfile"); fi
+done
+for name in "${last[@]}"; do
+  if [[ -f $state/pids/$name.pid ]]; then ordered+=("$state/pids/$name.pid"); fi
 done
 for pidfile in "${ordered[@]}"; do
   name=$(basename "$pidfile" .pid)
@@ -26,4 +39,5 @@ for pidfile in "${ordered[@]}"; do
   stop_process "$name" "$pid"
   rm -f "$pidfile"
 done
+if [[ $node == true ]]; then node_cleanup; fi
 rm -f "$state/env"

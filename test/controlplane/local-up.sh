@@ -3,17 +3,21 @@
 #   etcd, kube-apiserver (RBAC on, static admin token) and Prometheus (Debian package,
 #   scrape_interval 1s, file_sd targets from .local/prometheus/targets/*.json).
 # Writes .local/kubeconfig and .local/env (KUBECONFIG=..., PROMETHEUS_URL=...), waits until
-# /readyz is ok and Prometheus is ready.
+# /readyz is ok and Prometheus is ready. Idempotent: a running, healthy plane is left as it is;
+# a partly running one is stopped and started afresh. Stop it with local-down.sh. Each
+# component's argv is kept in .local/cmd/<name>.args for restart.sh.
 #
 #   CONTROLLERS=1  also run kube-controller-manager and kube-scheduler (built and cached like
 #                  kube-apiserver): real ReplicaSets, rollouts, namespace deletion, garbage
 #                  collection, ServiceAccounts. Opt-in: the bare plane's tests drive Deployment
 #                  status by hand, which a real deployment controller would overwrite.
+#   NODE=1         also a node (implies CONTROLLERS=1): containerd and runc from Debian, a
+#                  kubelet built from the module, a CNI bridge for pods on this machine only.
+#                  node.sh says how, and which settings differ from a normal node and why.
+#                  One node per machine (a bridge, sysctls and /var/log/pods are machine-wide).
 #
 # POOLPILOT_LOCAL moves the state directory, so a test can run a plane of its own beside the
-# shared one. Idempotent: a running, healthy plane is left as it is;
-# a partly running one is stopped and started afresh. Stop it with local-down.sh. Each
-# component's argv is kept in .local/cmd/<name>.args for restart.sh.
+# shared one.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -26,8 +30,12 @@ log() { echo "local-up: $*" >&2; }
 # shellcheck source=lib.sh
 source "$here/lib.sh"
 
+node=${NODE:-0}
+controllers=${CONTROLLERS:-0}
+[[ $node == 1 ]] && controllers=1
 components=(etcd kube-apiserver prometheus)
-[[ ${CONTROLLERS:-0} == 1 ]] && components+=(kube-controller-manager kube-scheduler)
+[[ $controllers == 1 ]] && components+=(kube-controller-manager kube-scheduler)
+[[ $node == 1 ]] && components+=(containerd kubelet)
 
 healthy() {
   # A plane started before components were recorded is the bare one.
@@ -56,10 +64,16 @@ for tool in curl openssl python3 prometheus; do
   command -v "$tool" >/dev/null || { log "'$tool' is missing: run 'make install' (Debian: curl openssl python3 prometheus)"; exit 1; }
 done
 
+if [[ $node == 1 ]]; then
+  # shellcheck source=node.sh
+  source "$here/node.sh"
+  node_preflight
+fi
+
 mapfile -t bins < <(bash "$here/build.sh" all)
 etcd_bin=${bins[0]}
 apiserver_bin=${bins[1]}
-if [[ ${CONTROLLERS:-0} == 1 ]]; then
+if [[ $controllers == 1 ]]; then
   mapfile -t bins < <(bash "$here/build.sh" component kube-controller-manager kube-scheduler)
   controller_manager_bin=${bins[0]}
   scheduler_bin=${bins[1]}
@@ -73,9 +87,11 @@ for s in socks: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 for s in socks: s.close()' "$1"
 }
-read -r etcd_client_port etcd_peer_port apiserver_port prometheus_port controller_manager_port scheduler_port < <(free_ports 6)
+read -r etcd_client_port etcd_peer_port apiserver_port prometheus_port controller_manager_port scheduler_port \
+  kubelet_port kubelet_healthz_port < <(free_ports 8)
 
-rm -rf "$state/etcd" "$state/apiserver" "$state/prometheus/data" "$state/controllers" "$state/components"
+unmount_under "$state"
+rm -rf "$state/etcd" "$state/apiserver" "$state/prometheus/data" "$state/controllers" "$state/node" "$state/components"
 mkdir -p "$pids" "$logs" "$state/cmd" "$state/apiserver/certs" "$state/prometheus/targets"
 
 start() { # name, command...
@@ -110,20 +126,30 @@ echo "$scheduler_token,system:kube-scheduler,system:kube-scheduler" >>"$state/ap
 # with, so the bare plane turns the ServiceAccount admission plugin off; with one it stays on, as
 # in a normal cluster (Pods get their token volume).
 service_account_admission=(--disable-admission-plugins ServiceAccount)
-[[ ${CONTROLLERS:-0} == 1 ]] && service_account_admission=()
+[[ $controllers == 1 ]] && service_account_admission=()
+# A node signs in as system:node:<name> in group system:nodes, which the Node authorizer and the
+# NodeRestriction admission plugin confine to its own Node and Pods, as in a normal cluster.
+authorization_mode=RBAC
+node_admission=()
+if [[ $node == 1 ]]; then
+  kubelet_token=$(openssl rand -hex 24)
+  echo "$kubelet_token,system:node:$node_name,system:node:$node_name,system:nodes" >>"$state/apiserver/tokens.csv"
+  authorization_mode=Node,RBAC
+  node_admission=(--enable-admission-plugins NodeRestriction)
+fi
 
 start kube-apiserver "$apiserver_bin" \
   --etcd-servers "http://127.0.0.1:$etcd_client_port" \
   --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$apiserver_port" \
   --cert-dir "$state/apiserver/certs" \
   --token-auth-file "$state/apiserver/tokens.csv" \
-  --authorization-mode RBAC \
+  --authorization-mode "$authorization_mode" \
   --service-account-issuer https://kubernetes.default.svc.cluster.local \
   --service-account-key-file "$state/apiserver/sa.pub" \
   --service-account-signing-key-file "$state/apiserver/sa.key" \
   --service-cluster-ip-range 10.96.0.0/16 \
   --endpoint-reconciler-type none \
-  "${service_account_admission[@]}"
+  "${service_account_admission[@]}" "${node_admission[@]}"
 apiserver_url="https://127.0.0.1:$apiserver_port"
 wait_for kube-apiserver 90 curl -fsk -H "Authorization: Bearer $admin_token" "$apiserver_url/readyz"
 
@@ -149,7 +175,7 @@ KUBECONFIG
 }
 write_kubeconfig "$state/kubeconfig" admin "$admin_token"
 
-if [[ ${CONTROLLERS:-0} == 1 ]]; then
+if [[ $controllers == 1 ]]; then
   mkdir -p "$state/controllers"
   # The CA that signed kube-apiserver's self-signed serving certificate: the last certificate in
   # the bundle it wrote. The controller-manager publishes it to every namespace as the
@@ -185,6 +211,8 @@ if [[ ${CONTROLLERS:-0} == 1 ]]; then
   wait_for kube-scheduler 60 curl -fsk "https://127.0.0.1:$scheduler_port/healthz"
 fi
 
+[[ $node == 1 ]] && start_node
+
 cat >"$state/prometheus/prometheus.yml" <<PROMCONFIG
 global:
   scrape_interval: 1s
@@ -207,5 +235,6 @@ KUBE_APISERVER_URL=$apiserver_url
 PROMETHEUS_URL=$prometheus_url
 PROMETHEUS_TARGETS_DIR=$state/prometheus/targets
 ENV
+[[ $node == 1 ]] && echo "CONTAINERD_ADDRESS=$state/node/containerd/containerd.sock" >>"$state/env"
 echo "${components[*]}" >"$state/components"
 log "up: kube-apiserver $apiserver_url, prometheus $prometheus_url; source $state/env"

@@ -7,6 +7,8 @@ import { localStateDir, repoRoot } from './local-env.js';
 export interface OwnPlaneOptions {
   /** kube-controller-manager and kube-scheduler (local-up.sh CONTROLLERS=1). */
   readonly controllers: boolean;
+  /** A node: containerd and a kubelet (local-up.sh NODE=1; implies controllers). */
+  readonly node?: boolean;
 }
 
 /** A control plane that one test file started beside the shared one, in a state dir of its own. */
@@ -23,6 +25,36 @@ export interface OwnPlane {
 export const OWN_PLANE_START_TIMEOUT_MS = 180_000;
 
 /**
+ * Whether the tests that run a node are wanted (POOLPILOT_NODE_TESTS=1). They need root, change
+ * machine-wide settings while they run (a bridge, kernel tunables; local-down.sh puts them back)
+ * and only one node may run on a machine at a time, so they are opt-in.
+ */
+export const nodeTestsWanted = process.env.POOLPILOT_NODE_TESTS === '1';
+
+/**
+ * Builds the operator image from the Dockerfile (image/build.sh; cached by the hash of its
+ * inputs) and imports it into the plane's containerd, where the kubelet finds it without a pull.
+ * Returns the image's name.
+ */
+export function loadOperatorImage(plane: OwnPlane): string {
+  const [image, archive] = execFileSync('bash', [join(repoRoot, 'image/build.sh'), 'archive', 'operator'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+    .trim()
+    .split('\n');
+  if (image === undefined || archive === undefined) throw new Error('image/build.sh printed no image and archive');
+  const address = join(plane.stateDir, 'node/containerd/containerd.sock');
+  execFileSync('ctr', ['--address', address, '--namespace', 'k8s.io', 'images', 'import', archive], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  return image;
+}
+
+/** How long building the operator image may take from cold (the bases, `npm ci` twice). */
+export const IMAGE_BUILD_TIMEOUT_MS = 600_000;
+
+/**
  * Starts a plane under .local/<name>/ with test/controlplane/local-up.sh. The shared plane that
  * the other tests use has no controllers on purpose (they drive Deployment status by hand, which
  * a real deployment controller would overwrite), so a test that needs real controllers runs its
@@ -30,7 +62,12 @@ export const OWN_PLANE_START_TIMEOUT_MS = 180_000;
  */
 export function startOwnPlane(name: string, options: OwnPlaneOptions): OwnPlane {
   const stateDir = join(localStateDir, name);
-  const env = { ...process.env, POOLPILOT_LOCAL: stateDir, CONTROLLERS: options.controllers ? '1' : '0' };
+  const env = {
+    ...process.env,
+    POOLPILOT_LOCAL: stateDir,
+    CONTROLLERS: options.controllers ? '1' : '0',
+    NODE: options.node === true ? '1' : '0',
+  };
   execFileSync('bash', [join(repoRoot, 'test/controlplane/local-up.sh')], { env, stdio: 'inherit' });
   const kubeconfigPath = join(stateDir, 'kubeconfig');
   const kc = new KubeConfig();
