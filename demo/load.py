@@ -17,7 +17,8 @@ Every second it records a sample (.local/demo/samples.jsonl): users, requests ok
 timeouts / redis errors / other errors in that second, DB pool utilization (the operator's own
 query: max over pods), pool size, overflow and checked-out connections (Prometheus), the
 Deployment's DB_POOL_SIZE / DB_MAX_OVERFLOW (with a POOL_CONFIG_FILE, what the pods report they
-run), and PostgreSQL connections (pg_stat_activity).
+run), PostgreSQL connections (pg_stat_activity) and PgBouncer's pool size, waiting clients and
+queries in it (its exporter, via Prometheus).
 Every --interval seconds it prints a progress line. Needs Debian's python3-psycopg2.
 """
 import argparse
@@ -219,6 +220,7 @@ class Observer:
         # The node agent labels its pods' series with their Deployment: exact, unlike pod=~"<deployment>-.*".
         sel = f'namespace="{self.args.namespace}",deployment="{self.args.deployment}"'
         p = "voiceassist_"
+        bouncer = f'namespace="{self.args.namespace}",database="app"'
         total, clients, app_conns = self.postgres()
         env = self.deployment()
 
@@ -237,6 +239,13 @@ class Observer:
             "pods": self.prom(f"count({p}db_pool_size{{{sel}}})"),
             **self.settings(env, env_int, sel, p),
             "generation": env.get("_generation"),
+            # PgBouncer's pool for database app (Debian's exporter; None where it is not scraped):
+            # the size it runs, the clients waiting for a server connection now, and the mean
+            # number of queries in PgBouncer over the last 10 s (total_query_time includes the
+            # wait for a server connection: running or waiting).
+            "pgbouncer_pool_size": self.prom(f'max(pgbouncer_pool_size{{{bouncer}}})'),
+            "pgbouncer_waiting": self.prom(f'sum(pgbouncer_waiting_clients{{{bouncer}}})'),
+            "pgbouncer_queries": self.prom(f'sum(rate(pgbouncer_query_microseconds_total{{{bouncer}}}[10s])) / 1e6'),
             "pg_total": total,
             "pg_clients": clients,
             "pg_app": app_conns,

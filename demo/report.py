@@ -2,9 +2,12 @@
 """Writes .local/demo/report.md and report.svg from the load generator's samples.
 
 Usage: report.py --samples samples.jsonl --out-dir DIR [--policy policy.json] [--events events.json]
-         [--max-connections 100 --reserved 3] [--phases 5:30,...]
+         [--deployment deployment.json] [--max-connections 100 --reserved 3] [--path direct|pgbouncer]
 The SVG is drawn by hand (no plotting library): pool utilization, the pool settings, errors per
-second and PostgreSQL connections over time, with the traffic phases shaded.
+second and PostgreSQL connections over time, with the traffic phases shaded. --deployment (the
+app's Deployment at the end) gives the rollouts: its generation − 1 (the demo creates it afresh).
+--path pgbouncer (DEMO_PATH=pgbouncer: the app through PgBouncer, poolpilot tuning PgBouncer)
+adds PgBouncer's default_pool_size over time, per phase and in the chart.
 """
 import argparse
 import json
@@ -27,6 +30,11 @@ def phases_of(samples):
     return [tuple(p) for p in out]
 
 
+def bouncer_sizes(samples):
+    """PgBouncer's pool size (as its exporter reports it) in each sample that has one, as integers."""
+    return [round(s["pgbouncer_pool_size"]) for s in samples if s.get("pgbouncer_pool_size") is not None]
+
+
 def nice(value):
     """The next round axis maximum at or above value: 10, 20, 50, then multiples of 20"""
     for step in (10, 20, 50):
@@ -35,7 +43,7 @@ def nice(value):
     return -(-value // 20) * 20
 
 
-def svg_chart(samples, phases, budget, max_connections):
+def svg_chart(samples, phases, budget, max_connections, pgbouncer):
     width, left, right = 960, 70, 20
     panel_h, gap, top = 150, 40, 40
     panels = 4
@@ -81,9 +89,13 @@ def svg_chart(samples, phases, budget, max_connections):
 
     panel(0, "DB pool utilization % (max over pods: the operator's query)",
           [("utilization", "#d62728", "utilization %")], 100, lines=[(80, "scale up above 80", "#999"), (40, "scale down below 40", "#999")])
-    size_max = nice(max([s.get(k) or 0 for s in samples for k in ("db_max_overflow", "db_pool_size", "overflow")] + [10]))
-    panel(1, "Pool settings on the Deployment (poolpilot's writes)",
-          [("db_pool_size", "#1f77b4", "DB_POOL_SIZE"), ("db_max_overflow", "#2ca02c", "DB_MAX_OVERFLOW"), ("overflow", "#9467bd", "overflow in use (all pods)")], size_max)
+    settings = [("db_pool_size", "#1f77b4", "DB_POOL_SIZE"), ("db_max_overflow", "#2ca02c", "DB_MAX_OVERFLOW"), ("overflow", "#9467bd", "overflow in use (all pods)")]
+    title = "Pool settings on the Deployment (poolpilot's writes)"
+    if pgbouncer:
+        settings += [("pgbouncer_pool_size", "#d62728", "PgBouncer default_pool_size"), ("pgbouncer_waiting", "#ff7f0e", "clients waiting in PgBouncer")]
+        title = "Pool settings: the app's (fixed) and PgBouncer's (poolpilot's writes, as PgBouncer runs them)"
+    size_max = nice(max([s.get(k) or 0 for s in samples for k, _, _ in settings] + [10]))
+    panel(1, title, settings, size_max)
     err_max = nice(max([max(s.get("db_timeout") or 0, (s.get("other_error") or 0) + (s.get("redis_error") or 0) + (s.get("pg_refused") or 0)) for s in samples] + [5]))
     for s in samples:
         s["errors_other"] = (s.get("other_error") or 0) + (s.get("redis_error") or 0) + (s.get("pg_refused") or 0)
@@ -108,7 +120,10 @@ def main():
     ap.add_argument("--events")
     ap.add_argument("--max-connections", type=int, default=100)
     ap.add_argument("--reserved", type=int, default=3)
+    ap.add_argument("--deployment", help="the app's Deployment as JSON at the end (its generation counts the rollouts)")
+    ap.add_argument("--path", choices=("direct", "pgbouncer"), default="direct")
     args = ap.parse_args()
+    pgbouncer = args.path == "pgbouncer"
 
     samples = load_samples(args.samples)
     if not samples:
@@ -116,23 +131,29 @@ def main():
     budget = args.max_connections - args.reserved
     phases = phases_of(samples)
     with open(os.path.join(args.out_dir, "report.svg"), "w") as f:
-        f.write(svg_chart(samples, phases, budget, args.max_connections))
+        f.write(svg_chart(samples, phases, budget, args.max_connections, pgbouncer))
 
     def in_phase(idx):
         return [s for s in samples if s["phase"] == idx]
 
     lines = ["# poolpilot demo report", "",
              f"Samples: {len(samples)} (one per second), {samples[-1]['t']:.0f} s of load. Chart: [report.svg](report.svg).", "",
-             "| phase | users | seconds | DB_POOL_SIZE start → end (max) | DB_MAX_OVERFLOW end | max utilization % | mean utilization % | QueuePool timeouts | PostgreSQL refused | other errors | requests ok | peak app connections |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| phase | users | seconds | DB_POOL_SIZE start → end (max) | DB_MAX_OVERFLOW end | "
+             + ("PgBouncer default_pool_size start → end (max) | " if pgbouncer else "")
+             + "max utilization % | mean utilization % | QueuePool timeouts | PostgreSQL refused | other errors | requests ok | peak app connections |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if pgbouncer else "")]
     for idx, users, ts, te in phases:
         ss = in_phase(idx)
         sizes = [s["db_pool_size"] for s in ss if s.get("db_pool_size") is not None]
         utils = [s["utilization"] for s in ss if s.get("utilization") is not None]
         apps = [s["pg_app"] for s in ss if s.get("pg_app") is not None]
         overflow_end = next((s["db_max_overflow"] for s in reversed(ss) if s.get("db_max_overflow") is not None), None)
+        bouncer = ""
+        if pgbouncer:
+            b = bouncer_sizes(ss)
+            bouncer = f"{b[0] if b else '-'} → {b[-1] if b else '-'} ({max(b) if b else '-'}) | "
         lines.append(f"| {idx + 1} | {users} | {te - ts:.0f} | {sizes[0] if sizes else '-'} → {sizes[-1] if sizes else '-'} ({max(sizes) if sizes else '-'}) | {overflow_end} | "
-                     f"{max(utils):.0f} | {sum(utils) / len(utils):.0f} | {sum(s['db_timeout'] for s in ss)} | {sum(s.get('pg_refused', 0) for s in ss)} | "
+                     f"{bouncer}{max(utils):.0f} | {sum(utils) / len(utils):.0f} | {sum(s['db_timeout'] for s in ss)} | {sum(s.get('pg_refused', 0) for s in ss)} | "
                      f"{sum(s['other_error'] + s['redis_error'] for s in ss)} | {sum(s['ok'] for s in ss)} | {max(apps) if apps else '-'} |")
 
     peak_users = max(p[1] for p in phases)
@@ -141,7 +162,7 @@ def main():
     sizes = [s["db_pool_size"] for s in ps if s.get("db_pool_size") is not None]
     # Capacity per process (DB_POOL_SIZE + DB_MAX_OVERFLOW) decides timeouts; DB_POOL_SIZE alone is
     # what stays open idle (FillToBudget keeps it low and fills capacity to the budget's share).
-    capacities = [s["db_pool_size"] + s["db_max_overflow"] for s in ps
+    capacities = [(s["db_pool_size"], s["db_max_overflow"]) for s in ps
                   if s.get("db_pool_size") is not None and s.get("db_max_overflow") is not None]
     half = peak[2] + (peak[3] - peak[2]) / 2
     first_half_timeouts = sum(s["db_timeout"] for s in ps if s["t"] < half)
@@ -170,11 +191,28 @@ def main():
     overall = ("- **Every phase was served without errors.**" if not failed else
                f"- **Not a success: {len(failed)} of {len(phases)} phases had errors** ({', '.join(failed)}).")
 
-    lines += ["", "## Verdict", "", overall, *phase_lines,
-              f"- **Capacity per process in the {peak_users}-user phase** (DB_POOL_SIZE + DB_MAX_OVERFLOW): "
-              f"{capacities[0] if capacities else '-'} at its start, {min(capacities) if capacities else '-'} at least, "
-              f"{capacities[-1] if capacities else '-'} at its end (the budget's fair share is {budget // 2} per process for 2 replicas); "
-              f"DB_POOL_SIZE {sizes[0] if sizes else '-'} at its start, {sizes[-1] if sizes else '-'} at its end.",
+    if pgbouncer:
+        bs = bouncer_sizes(ps)
+        waiting = [s["pgbouncer_waiting"] for s in ps if s.get("pgbouncer_waiting") is not None]
+        pool_line = (f"- **PgBouncer's default_pool_size in the {peak_users}-user phase** (what PgBouncer runs, from its exporter): "
+                     f"{bs[0] if bs else '-'} at its start, {max(bs) if bs else '-'} at most, {bs[-1] if bs else '-'} at its end "
+                     f"(PostgreSQL has {budget} connections for it); at most {round(max(waiting)) if waiting else '-'} clients waited in PgBouncer "
+                     f"for a server connection at once. The app's pools stayed at DB_POOL_SIZE {sizes[0] if sizes else '-'} + "
+                     f"DB_MAX_OVERFLOW {capacities[0][1] if capacities else '-'} per process (client connections to PgBouncer).")
+    else:
+        pool_line = (f"- **Capacity per process in the {peak_users}-user phase** (DB_POOL_SIZE + DB_MAX_OVERFLOW): "
+                     f"{sum(capacities[0]) if capacities else '-'} at its start, {min(map(sum, capacities)) if capacities else '-'} at least, "
+                     f"{sum(capacities[-1]) if capacities else '-'} at its end (the budget's fair share is {budget // 2} per process for 2 replicas); "
+                     f"DB_POOL_SIZE {sizes[0] if sizes else '-'} at its start, {sizes[-1] if sizes else '-'} at its end.")
+    generation = None
+    if args.deployment and os.path.exists(args.deployment):
+        with open(args.deployment) as f:
+            generation = json.load(f).get("metadata", {}).get("generation")
+    rollout_line = ("- **Rollouts of the app's Deployment:** unknown (no --deployment)." if generation is None else
+                    f"- **Rollouts of the app's Deployment:** {generation - 1} (its generation − 1; the demo creates it afresh, so "
+                    "every rollout is a change of its pod template: poolpilot's env writes"
+                    + (", none expected on the PgBouncer path)." if pgbouncer else ")."))
+    lines += ["", "## Verdict", "", overall, *phase_lines, pool_line, rollout_line,
               f"- **QueuePool timeouts in that phase:** {first_half_timeouts} in its first half, {second_half_timeouts} in its second half "
               f"(from {half:.0f} s to {peak[3]:.0f} s)"
               + ("" if last_timeout is None else f"; the last one at {last_timeout:.0f} s ({last_timeout - peak[2]:.0f} s into the phase)") + ".",
@@ -202,6 +240,22 @@ def main():
         lines.append(f"| {t:.0f} | {users} | {a[0]} → {b[0]} | {a[1]} → {b[1]} | {a[2]} → {b[2]} | {'-' if util is None else f'{util:.0f}'} |")
     if not changes:
         lines.append("| – | – | no change | | | |")
+    if pgbouncer:
+        lines += ["", "## PgBouncer's pool size over time", "",
+                  "What PgBouncer runs (its exporter's `pgbouncer_pool_size`, scraped every second), after poolpilot's ConfigMap "
+                  "write, the node agent's file sync and PgBouncer's reload.", "",
+                  "| t (s) | users | default_pool_size | clients waiting then | queries in PgBouncer then (running or waiting, 10 s mean) |", "|---|---|---|---|---|"]
+        prev = None
+        for s in samples:
+            size = s.get("pgbouncer_pool_size")
+            if size is None or round(size) == prev:
+                continue
+            busy, waiting = s.get("pgbouncer_queries"), s.get("pgbouncer_waiting")
+            lines.append(f"| {s['t']:.0f} | {s['users']} | {'' if prev is None else f'{prev} → '}{round(size)} | "
+                         f"{'-' if waiting is None else f'{waiting:.0f}'} | {'-' if busy is None else f'{busy:.1f}'} |")
+            prev = round(size)
+        if prev is None:
+            lines.append("| – | – | no sample (was PgBouncer's exporter scraped?) | | |")
 
     if args.events and os.path.exists(args.events):
         with open(args.events) as f:
@@ -226,7 +280,13 @@ def main():
               "when SQLAlchemy raised `TimeoutError: QueuePool limit ... reached`); the pods also export `voiceassist_db_pool_timeouts_total`.",
               "- PostgreSQL connections: `SELECT count(*) FROM pg_stat_activity` once a second, split into the app role's connections, "
               "all client backends (without the sampler's own superuser session) and all rows.",
-              "- Pool settings: the Deployment's env, read once every 2.5 s.", ""]
+              "- Pool settings: the Deployment's env, read once every 2.5 s."]
+    if pgbouncer:
+        lines += ["- PgBouncer: Debian's prometheus-pgbouncer-exporter through Prometheus once a second: `pgbouncer_pool_size` "
+                  "(SHOW DATABASES), `pgbouncer_waiting_clients` (SHOW POOLS cl_waiting) and the 10 s rate of "
+                  "`pgbouncer_query_microseconds_total` / 10⁶ (SHOW STATS total_query_time, which includes the wait for a server connection: queries running or waiting), "
+                  "for database app. The app role's PostgreSQL connections are PgBouncer's server connections."]
+    lines.append("")
     with open(os.path.join(args.out_dir, "report.md"), "w") as f:
         f.write("\n".join(lines))
     print("\n".join(lines[: lines.index("## Pool changes seen on the Deployment")]))

@@ -21,6 +21,12 @@
 # app gets a ConfigMap <app>-pools whose pools.env holds the start values, mounted at
 # /etc/poolpilot (POOL_CONFIG_FILE=/etc/poolpilot/pools.env; the app re-reads it), and its
 # PoolPolicy gets spec.delivery {mode: ConfigMap, configMapRef: {name: <app>-pools}}. Default Env.
+# DEMO_PATH=pgbouncer (default direct) sends the app through PgBouncer (transaction pooling) with
+# fixed app pools (start values 40 / 20 / Redis 50 unless DEMO_POOL_SIZE etc. say otherwise), adds
+# Debian's postgres_exporter (demo/manifests/postgres-exporter.yaml), and in the poolpilot arm
+# applies deploy/samples/demo/connectionbudget-pgbouncer.yaml and poolpolicy-pgbouncer.yaml:
+# poolpilot tunes PgBouncer's default_pool_size and max_client_conn live (ConfigMap + SIGHUP) and
+# never writes the app's Deployment. One app only (DEMO_APPS=1), env delivery only (no DEMO_DELIVERY).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -30,9 +36,7 @@ state=$root/.local/demo
 arm=${DEMO_ARM:-poolpilot}
 [[ $arm == poolpilot || $arm == static ]] || { echo "demo: DEMO_ARM must be poolpilot or static, not '$arm'" >&2; exit 2; }
 out=${DEMO_OUT_DIR:-$state}
-pool_size=${DEMO_POOL_SIZE:-10}
-max_overflow=${DEMO_MAX_OVERFLOW:-20}
-redis_max=${DEMO_REDIS_MAX_CONNECTIONS:-10}
+path=${DEMO_PATH:-direct}
 apps_count=${DEMO_APPS:-1}
 delivery=${DEMO_DELIVERY:-Env}
 [[ $delivery == Env || $delivery == ConfigMap ]] || { echo "demo: DEMO_DELIVERY must be Env or ConfigMap, not '$delivery'" >&2; exit 2; }
@@ -40,6 +44,23 @@ case $apps_count in
   1) apps=(voiceassist-api) ;;
   2) apps=(voiceassist-api reports-api) ;;
   *) echo "demo: DEMO_APPS must be 1 or 2, not '$apps_count'" >&2; exit 2 ;;
+esac
+case $path in
+  direct)
+    # The runbook's low tier: poolpilot's database and redis sections move them (rollouts).
+    pool_size=${DEMO_POOL_SIZE:-10} max_overflow=${DEMO_MAX_OVERFLOW:-20} redis_max=${DEMO_REDIS_MAX_CONNECTIONS:-10}
+    budget_sample=deploy/samples/demo/connectionbudget.yaml policy_sample=deploy/samples/demo/poolpolicy.yaml
+    reserved=3 ;;
+  pgbouncer)
+    ((apps_count == 1)) || { echo "demo: DEMO_PATH=pgbouncer runs one app; unset DEMO_APPS or set it to 1" >&2; exit 2; }
+    [[ $delivery == Env ]] || { echo "demo: DEMO_PATH=pgbouncer keeps the app's pools fixed; unset DEMO_DELIVERY (ConfigMap delivery is for DEMO_PATH=direct)" >&2; exit 2; }
+    # Fixed: client connections to PgBouncer cost PostgreSQL nothing, so each process may keep
+    # open what its peak needs (40) plus room for bursts (20): the QueuePool never makes a request
+    # wait, PgBouncer queues it for a server connection instead. Redis at the direct policy's max.
+    pool_size=${DEMO_POOL_SIZE:-40} max_overflow=${DEMO_MAX_OVERFLOW:-20} redis_max=${DEMO_REDIS_MAX_CONNECTIONS:-50}
+    budget_sample=deploy/samples/demo/connectionbudget-pgbouncer.yaml policy_sample=deploy/samples/demo/poolpolicy-pgbouncer.yaml
+    reserved=6 ;;   # connectionbudget-pgbouncer.yaml says which 6
+  *) echo "demo: DEMO_PATH must be direct or pgbouncer, not '$path'" >&2; exit 2 ;;
 esac
 node=$root/node_modules/.bin/node
 log() { echo "demo: $*" >&2; }
@@ -81,8 +102,11 @@ kctl -n demo delete events --all --ignore-not-found >/dev/null 2>&1 || true
 pgbouncer_exporter=$root/test/support/debian-pgbouncer-exporter.py
 [[ -x /usr/bin/prometheus-pgbouncer-exporter ]] ||
   { log "/usr/bin/prometheus-pgbouncer-exporter is missing: run 'make install' (Debian package prometheus-pgbouncer-exporter)"; exit 1; }
+app_db_port=$PG_PORT db_via=PostgreSQL
+[[ $path == pgbouncer ]] && app_db_port=$PGBOUNCER_PORT db_via=PgBouncer
 apply_manifest() { # file: the ports, the exporter's path and the start values replaced
   sed -e "s/__PG_PORT__/$PG_PORT/g" -e "s/__REDIS_PORT__/$REDIS_PORT/g" -e "s/__PGBOUNCER_PORT__/$PGBOUNCER_PORT/g" \
+    -e "s/__APP_DB_PORT__/$app_db_port/g" \
     -e "s|__PGBOUNCER_EXPORTER__|$pgbouncer_exporter|g" \
     -e "s/{name: DB_POOL_SIZE, value: \"10\"}/{name: DB_POOL_SIZE, value: \"$pool_size\"}/" \
     -e "s/{name: DB_MAX_OVERFLOW, value: \"20\"}/{name: DB_MAX_OVERFLOW, value: \"$max_overflow\"}/" \
@@ -118,7 +142,15 @@ json.dump({"apiVersion": "v1", "kind": "List", "items": out}, sys.stdout)
 apply_manifest demo/manifests/demo.yaml
 [[ $delivery == ConfigMap ]] &&
   log "delivery ConfigMap: the apps read their pools from ConfigMap <app>-pools (pools.env), mounted at /etc/poolpilot"
-log "applied demo/manifests/demo.yaml: voiceassist-api (2 replicas, DB_POOL_SIZE=$pool_size, DB_MAX_OVERFLOW=$max_overflow, REDIS_MAX_CONNECTIONS=$redis_max), pgbouncer + its ConfigMap, pgbouncer-exporter"
+log "applied demo/manifests/demo.yaml: voiceassist-api (2 replicas, DB_POOL_SIZE=$pool_size, DB_MAX_OVERFLOW=$max_overflow, REDIS_MAX_CONNECTIONS=$redis_max, DATABASE_URL to $db_via), pgbouncer + its ConfigMap, pgbouncer-exporter"
+deployments=("${apps[@]}" pgbouncer pgbouncer-exporter)
+if [[ $path == pgbouncer ]]; then
+  [[ -x /usr/bin/prometheus-postgres-exporter ]] ||
+    { log "/usr/bin/prometheus-postgres-exporter is missing: run 'make install' (Debian package prometheus-postgres-exporter)"; exit 1; }
+  apply_manifest demo/manifests/postgres-exporter.yaml
+  deployments+=(postgres-exporter)
+  log "applied demo/manifests/postgres-exporter.yaml: Debian's postgres_exporter (2 superuser connections)"
+fi
 if ((apps_count == 2)); then
   apply_manifest demo/manifests/second-app.yaml
   log "applied demo/manifests/second-app.yaml: reports-api (2 replicas, same start values)"
@@ -129,24 +161,32 @@ setsid "$node" "$state/build/node-agent.js" --kubeconfig "$KUBECONFIG" --namespa
   --targets-dir "$PROMETHEUS_TARGETS_DIR" --state-dir "$state" --cwd "$root" >"$state/logs/node-agent.log" 2>&1 </dev/null &
 echo $! >"$state/pids/node-agent.pid"
 log "node agent started (pid $!, log $state/logs/node-agent.log)"
-for d in "${apps[@]}" pgbouncer pgbouncer-exporter; do
+for d in "${deployments[@]}"; do
   kctl -n demo rollout status "deployment/$d" --timeout=90s >/dev/null ||
     { log "deployment $d did not become ready:"; tail -n 30 "$state/logs/node-agent.log" >&2; exit 1; }
 done
 log "pods ready: $(kctl -n demo get deploy -o jsonpath='{range .items[*]}{.metadata.name}={.status.readyReplicas}/{.spec.replicas} {end}')"
 # PgBouncer answers on its admin console (config from the node agent's ConfigMap volume). No query
-# goes to database app through it: its server connection would take one of PostgreSQL's 97 slots.
+# goes to database app through it here: on the direct path its server connection would take one of
+# the slots the apps' budget counts on.
 /usr/bin/psql -X -w -h 127.0.0.1 -p "$PGBOUNCER_PORT" -U admin -d pgbouncer -qAtc 'SHOW DATABASES' | grep -q '^app|' &&
   log "pgbouncer on 127.0.0.1:$PGBOUNCER_PORT is up and lists database app"
 
-for _ in $(seq 60); do   # Prometheus scrapes every app pod before poolpilot starts (else: NoData at first)
-  n=$(curl -fsG "$PROMETHEUS_URL/api/v1/query" --data-urlencode 'query=count(voiceassist_db_pool_size{namespace="demo"})' |
+# Prometheus scrapes every app pod (and on the pgbouncer path both exporters) before poolpilot
+# starts (else: NoData at first).
+scraped='count(voiceassist_db_pool_size{namespace="demo"})' series=$((2 * apps_count))
+if [[ $path == pgbouncer ]]; then
+  scraped+=' + count(pg_settings_max_connections{namespace="demo"}) + count(pgbouncer_pool_size{namespace="demo",database="app"})'
+  series=$((series + 2))
+fi
+for _ in $(seq 60); do
+  n=$(curl -fsG "$PROMETHEUS_URL/api/v1/query" --data-urlencode "query=$scraped" |
     /usr/bin/python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else 0)')
-  [[ $n == $((2 * apps_count)) ]] && break
+  [[ $n == "$series" ]] && break
   sleep 0.5
 done
 if [[ $arm == poolpilot ]]; then
-policies=(-f deploy/samples/demo/connectionbudget.yaml -f deploy/samples/demo/poolpolicy.yaml)
+policies=(-f "$budget_sample" -f "$policy_sample")
 ((apps_count == 2)) && policies+=(-f deploy/samples/demo/poolpolicy-reports-api.yaml)
 kctl apply "${policies[@]}" >/dev/null
 if [[ $delivery == ConfigMap ]]; then
@@ -160,7 +200,7 @@ setsid "$node" dist/cli.js run --kubeconfig "$KUBECONFIG" --prometheus-url "$PRO
 echo $! >"$state/pids/operator.pid"
 log "poolpilot started (pid $!, log $state/logs/operator.log); policies: ${policies[*]}"
 else
-  log "static arm: no operator, no PoolPolicy; the pools stay at $pool_size + $max_overflow"
+  log "static arm: no operator, no PoolPolicy; the pools stay at $pool_size + $max_overflow (and PgBouncer at its ConfigMap's sizes)"
 fi
 
 load_rc=0
@@ -201,14 +241,16 @@ else
 fi
 kctl -n demo get poolpolicy,connectionbudget,deployment >&2 || true
 if ((apps_count == 1)); then
-  /usr/bin/python3 demo/report.py --samples "$out/samples.jsonl" --out-dir "$out" \
-    --policy "$out/policy.json" --events "$out/events.json" --max-connections 100 --reserved 3
+  /usr/bin/python3 demo/report.py --samples "$out/samples.jsonl" --out-dir "$out" --path "$path" \
+    --policy "$out/policy.json" --events "$out/events.json" --deployment "$out/deployment.json" \
+    --max-connections 100 --reserved "$reserved"
   log "report: $out/report.md, chart: $out/report.svg"
 else
   for app in "${apps[@]}"; do   # one report per app (its own samples; PostgreSQL connections are both apps')
     mkdir -p "$out/$app"
     /usr/bin/python3 demo/report.py --samples "$out/samples-$app.jsonl" --out-dir "$out/$app" \
-      --policy "$out/policy-$app.json" --events "$out/events.json" --max-connections 100 --reserved 3 ||
+      --policy "$out/policy-$app.json" --events "$out/events.json" --deployment "$out/deployment-$app.json" \
+      --max-connections 100 --reserved "$reserved" ||
       log "demo/report.py failed for $app (its samples are kept in $out/samples-$app.jsonl)"
     log "report of $app: $out/$app/report.md, chart: $out/$app/report.svg"
   done

@@ -146,6 +146,27 @@ describe('deploy/samples/demo', () => {
   });
 });
 
+describe('deploy/samples/demo, DEMO_PATH=pgbouncer', () => {
+  // demo/run.sh and bench/arms.sh arm F keep the app's pools fixed and let poolpilot tune only
+  // PgBouncer: a database or redis section (env writes) or a rolloutRef (a checksum annotation)
+  // would roll pods, which is what this path exists to avoid.
+  it('tunes PgBouncer only: no env section, no rolloutRef, within a budget read from postgres_exporter', () => {
+    const policy = parsePoolPolicySpec(readObject(`${demoDir}poolpolicy-pgbouncer.yaml`).doc.spec);
+    if (!policy.ok) throw new Error(policy.message);
+    expect(policy.spec.database).toBeUndefined();
+    expect(policy.spec.redis).toBeUndefined();
+    expect(policy.spec.pgbouncer?.rolloutRef).toBeUndefined();
+    expect(policy.spec.pgbouncer?.configMapRef).toEqual({ name: 'pgbouncer-config', key: 'pgbouncer.ini' });
+    expect(policy.spec.budgetRef).toEqual({ name: 'demo-postgres' });
+    const budgetDoc = readObject(`${demoDir}connectionbudget-pgbouncer.yaml`).doc;
+    const budget = parseSample(budgetDoc);
+    if (!budget.ok) throw new Error(budget.message);
+    expect(budgetDoc.spec).toMatchObject({
+      postgres: { maxConnectionsQuery: 'max(pg_settings_max_connections{namespace="demo"})', reserved: 6 },
+    });
+  });
+});
+
 describe('README.md', () => {
   // The PoolPolicy example of the README is what a reader copies: it must parse, and its behavior
   // must mean what its comments say.
