@@ -10,6 +10,17 @@
 #                                runbook's low tier 10 / 20, REDIS_MAX_CONNECTIONS 10
 #   E  poolpilot, no restarts    C with spec.delivery ConfigMap (demo/run.sh DEMO_DELIVERY=ConfigMap):
 #                                the pods re-read the pool settings from a mounted ConfigMap
+#   F  poolpilot via PgBouncer   demo/run.sh DEMO_PATH=pgbouncer: the app through PgBouncer (transaction
+#                                pooling) with FIXED pools DB_POOL_SIZE 40 / DB_MAX_OVERFLOW 20,
+#                                REDIS_MAX_CONNECTIONS 50; poolpilot tunes only PgBouncer's
+#                                default_pool_size / max_client_conn (deploy/samples/demo/
+#                                poolpolicy-pgbouncer.yaml, connectionbudget-pgbouncer.yaml: 100 − 6
+#                                = 94 for PgBouncer, postgres_exporter's 2 connections counted). The
+#                                app pools are what a careful user picks behind PgBouncer: client
+#                                connections cost PostgreSQL nothing, so each process keeps open
+#                                what its peak needs (40: ~80 busy over 2 pods at 120 users) plus 20
+#                                for bursts, so requests queue in PgBouncer, not in the QueuePool.
+#                                T1 and T2 only (one app).
 # Traces (users:seconds per phase):
 #   T1  the runbook trace  BENCH_T1_PHASES, default 5:15,50:45,120:90,20:40   (~3.2 min of load)
 #   T2  a second peak      BENCH_T2_PHASES, default 5:15,120:60,20:40,120:60,20:20 (~3.3 min)
@@ -26,13 +37,15 @@
 #                                poolpolicy-reports-api.yaml) on the ConnectionBudget, both apps
 #                                starting at 10 / 20, REDIS_MAX_CONNECTIONS 10
 # BENCH_TRACES ("T1 T2 T3"), BENCH_REPEATS (3), BENCH_ARMS_ONLY ("A B D C", the arms of T1 and T2)
-# and BENCH_T3_ARMS ("S C") select the runs; BENCH_SEED (1) is the base seed. Order: for each
+# and BENCH_T3_ARMS ("S C") select the runs; BENCH_SEED (1) is the base seed; BENCH_OUT_DIR
+# (.local/bench-arms) is where the runs go and BENCH_RESULTS (bench/results.md; empty: print only)
+# the file whose section the report replaces, so a smoke run can leave both alone. Order: for each
 # repeat, for each trace, each arm in turn, so drift of the shared machine hits every arm alike;
 # every arm of one (trace, repeat) gets the same seed (DEMO_SEED=<base>-<trace>-r<n>), so the same
 # arrival sequence. A run takes ~3.5 min with set-up (about 20 s); the full matrix of 30 runs
 # (T1 and T2: 4 arms, T3: 2; 3 repeats) about 105 min.
-# Each run's samples, latencies, report and logs go to .local/bench-arms/<trace>/<arm>/r<n>/ with
-# arm.json ({trace, arm, repeat, seed, phases, rc, ...}); .local/bench-arms/runs.jsonl gets one line
+# Each run's samples, latencies, report and logs go to <BENCH_OUT_DIR>/<trace>/<arm>/r<n>/ with
+# arm.json ({trace, arm, repeat, seed, path, phases, rc, ...}); <BENCH_OUT_DIR>/runs.jsonl gets one line
 # per finished run. Resumable: a run whose arm.json says rc 0 for the same phases and seed is
 # skipped (BENCH_FRESH=1 redoes it); only the run being redone is replaced, other runs stay.
 # In the background: nohup bash bench/arms.sh >.local/bench-arms.log 2>&1 &
@@ -43,7 +56,8 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 cd "$root"
-outdir=$root/.local/bench-arms
+outdir=${BENCH_OUT_DIR:-$root/.local/bench-arms}
+results=${BENCH_RESULTS-bench/results.md}
 traces=${BENCH_TRACES:-T1 T2 T3}
 repeats=${BENCH_REPEATS:-3}
 only=${BENCH_ARMS_ONLY:-A B D C}
@@ -67,22 +81,26 @@ arms_of() { # trace
 samples_of() { # trace: the samples files a finished run has
   if [[ $1 == T3 ]]; then echo "samples-voiceassist-api.jsonl samples-reports-api.jsonl"; else echo samples.jsonl; fi
 }
-settings_of() { # arm → "mode pool overflow redis delivery"
+settings_of() { # arm → "mode pool overflow redis delivery path"
   case $1 in
-    A) echo "static 20 40 50 Env" ;;
-    B) echo "static 50 100 100 Env" ;;
-    D) echo "static 16 32 50 Env" ;;
-    C) echo "poolpilot 10 20 10 Env" ;;
-    E) echo "poolpilot 10 20 10 ConfigMap" ;;
-    S) echo "static 8 16 50 Env" ;;
-    S2) echo "static 12 12 50 Env" ;;
-    *) echo "bench/arms: unknown arm '$1' in BENCH_ARMS_ONLY or BENCH_T3_ARMS (known: A B D C E; T3: S S2 C E)" >&2; exit 2 ;;
+    A) echo "static 20 40 50 Env direct" ;;
+    B) echo "static 50 100 100 Env direct" ;;
+    D) echo "static 16 32 50 Env direct" ;;
+    C) echo "poolpilot 10 20 10 Env direct" ;;
+    E) echo "poolpilot 10 20 10 ConfigMap direct" ;;
+    F) echo "poolpilot 40 20 50 Env pgbouncer" ;;
+    S) echo "static 8 16 50 Env direct" ;;
+    S2) echo "static 12 12 50 Env direct" ;;
+    *) echo "bench/arms: unknown arm '$1' in BENCH_ARMS_ONLY or BENCH_T3_ARMS (known: A B D C E F; T3: S S2 C E)" >&2; exit 2 ;;
   esac
 }
 [[ $repeats =~ ^[1-9][0-9]*$ ]] || { echo "bench/arms: BENCH_REPEATS must be a positive whole number, not '$repeats'" >&2; exit 2; }
 for trace in $traces; do
   phases_of "$trace" >/dev/null
-  for arm in $(arms_of "$trace"); do settings_of "$arm" >/dev/null; done
+  for arm in $(arms_of "$trace"); do
+    settings_of "$arm" >/dev/null
+    [[ $trace != T3 || $arm != F ]] || { echo "bench/arms: arm F (one app through PgBouncer) has no T3 run; drop it from BENCH_T3_ARMS" >&2; exit 2; }
+  done
 done
 
 # True when dir holds a finished run (rc 0) of these phases and seed, with its samples.
@@ -103,10 +121,10 @@ bash test/controlplane/local-up.sh
 ((plane_was_up)) || trap 'bash test/controlplane/local-down.sh' EXIT
 
 run_one() { # trace arm repeat
-  local trace=$1 arm=$2 repeat=$3 phases seed mode pool overflow redis delivery dir apps_env=()
+  local trace=$1 arm=$2 repeat=$3 phases seed mode pool overflow redis delivery path dir apps_env=()
   phases=$(phases_of "$trace")
   seed=$base_seed-$trace-r$repeat
-  read -r mode pool overflow redis delivery <<<"$(settings_of "$arm")"
+  read -r mode pool overflow redis delivery path <<<"$(settings_of "$arm")"
   dir=$outdir/$trace/$arm/r$repeat
   if [[ $trace == T3 ]]; then   # phases "voiceassist-api=<a> reports-api=<b>"
     local first second
@@ -121,14 +139,14 @@ run_one() { # trace arm repeat
   fi
   rm -rf "${dir:?}"
   mkdir -p "$dir"
-  log "$trace/$arm/r$repeat: $mode, delivery $delivery, start DB_POOL_SIZE $pool / DB_MAX_OVERFLOW $overflow / REDIS_MAX_CONNECTIONS $redis, phases $phases, seed $seed"
+  log "$trace/$arm/r$repeat: $mode, delivery $delivery, path $path, start DB_POOL_SIZE $pool / DB_MAX_OVERFLOW $overflow / REDIS_MAX_CONNECTIONS $redis, phases $phases, seed $seed"
   local started=$SECONDS started_at rc=0
   started_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   env "${apps_env[@]}" DEMO_ARM="$mode" DEMO_POOL_SIZE="$pool" DEMO_MAX_OVERFLOW="$overflow" DEMO_REDIS_MAX_CONNECTIONS="$redis" \
-    DEMO_DELIVERY="$delivery" DEMO_OUT_DIR="$dir" DEMO_SEED="$seed" DEMO_LOAD=bench/arms_load.py DEMO_KEEP_PLANE=1 bash demo/run.sh >"$dir/run.log" 2>&1 || rc=$?
+    DEMO_DELIVERY="$delivery" DEMO_PATH="$path" DEMO_OUT_DIR="$dir" DEMO_SEED="$seed" DEMO_LOAD=bench/arms_load.py DEMO_KEEP_PLANE=1 bash demo/run.sh >"$dir/run.log" 2>&1 || rc=$?
   local meta
-  meta=$(printf '{"trace": "%s", "arm": "%s", "repeat": %s, "seed": "%s", "mode": "%s", "pool_size": %s, "max_overflow": %s, "redis_max_connections": %s, "phases": "%s", "rc": %s, "started": "%s", "seconds": %s, "commit": "%s"}' \
-    "$trace" "$arm" "$repeat" "$seed" "$mode" "$pool" "$overflow" "$redis" "$phases" "$rc" "$started_at" "$((SECONDS - started))" "$(git rev-parse --short HEAD)")
+  meta=$(printf '{"trace": "%s", "arm": "%s", "repeat": %s, "seed": "%s", "mode": "%s", "path": "%s", "pool_size": %s, "max_overflow": %s, "redis_max_connections": %s, "phases": "%s", "rc": %s, "started": "%s", "seconds": %s, "commit": "%s"}' \
+    "$trace" "$arm" "$repeat" "$seed" "$mode" "$path" "$pool" "$overflow" "$redis" "$phases" "$rc" "$started_at" "$((SECONDS - started))" "$(git rev-parse --short HEAD)")
   echo "$meta" >"$dir/arm.json"
   echo "$meta" >>"$outdir/runs.jsonl"
   log "$trace/$arm/r$repeat: done in $((SECONDS - started)) s (exit $rc; log $dir/run.log)"
@@ -145,4 +163,5 @@ for ((repeat = 1; repeat <= repeats; repeat++)); do
 done
 report_args=()
 for trace in $traces; do report_args+=(--trace "$trace=$(phases_of "$trace")"); done
-/usr/bin/python3 bench/arms_report.py --dir "$outdir" --results bench/results.md "${report_args[@]}"
+[[ -z $results ]] || report_args+=(--results "$results")
+/usr/bin/python3 bench/arms_report.py --dir "$outdir" "${report_args[@]}"

@@ -24,7 +24,11 @@ latencies.json, deployment.json and events.json:
   the old generation to the first showing the new one had ≥ 50 users (so a change near a phase
   boundary counts as busy);
 - direction flips: reversals in the sequence of DB_POOL_SIZE values;
-- errors per phase (all kinds).
+- errors per phase (all kinds);
+- for runs through PgBouncer (arm F, arm.json path "pgbouncer"): PgBouncer's default_pool_size in
+  order as PgBouncer ran it (pgbouncer_pool_size from its exporter in the samples). Their
+  PostgreSQL connections are PgBouncer's server connections, against 100 − 6 = 94 (the
+  postgres_exporter's 2 and the sampler's 1 connection are reserved too).
 Trace T3 (two apps on one ConnectionBudget, demo/run.sh with DEMO_APPS=2) has its own table and
 arms (S, S2, C): per app the same counts from samples-<app>.jsonl, latencies-<app>.json and
 deployment-<app>.json, summed over the apps; p50 / p95 / p99 over both apps' successful requests;
@@ -44,9 +48,10 @@ ARMS = [
     ("D", "static fair share 16 / 32, Redis 50"),
     ("C", "poolpilot (start 10 / 20, Redis 10)"),
     ("E", "poolpilot, spec.delivery ConfigMap: no restarts (start 10 / 20, Redis 10)"),
+    ("F", "poolpilot tuning PgBouncer, app pools fixed at 40 / 20, Redis 50 (94 usable)"),
 ]
 # The arms of issue 12 (changes without restarting) and the figure-key of their rollouts.
-NO_RESTART_ARMS = ("E",)
+NO_RESTART_ARMS = ("E", "F")
 TRACES = {"T1": "the runbook trace", "T2": "a second peak"}
 T3_ARMS = [
     ("S", "best static split 8 / 16 for each app, Redis 50"),
@@ -143,6 +148,14 @@ def analyse(d, app=None):
     phase_users = {}
     for s in samples:
         phase_users.setdefault(s["phase"], s["users"])
+    # PgBouncer's pool size as it ran it (its exporter), repeats dropped: runs through PgBouncer only.
+    bouncer_sizes = None
+    if read_json(os.path.join(d, "arm.json"), {}).get("path") == "pgbouncer":
+        bouncer_sizes = []
+        for s in samples:
+            v = s.get("pgbouncer_pool_size")
+            if v is not None and (not bouncer_sizes or bouncer_sizes[-1] != round(v)):
+                bouncer_sizes.append(round(v))
 
     return {
         "ok": total("ok"), "db_timeout": total("db_timeout"), "pg_refused": total("pg_refused"),
@@ -157,6 +170,7 @@ def analyse(d, app=None):
         "timeouts_and_other": total("db_timeout") + total("redis_error") + total("other_error"),
         "latencies": lat,
         "capacities": capacities(samples),
+        "bouncer_sizes": bouncer_sizes,
     }
 
 
@@ -298,6 +312,10 @@ def trace_table(trace, phases, arms):
         table.append(f"| {title} | " + " | ".join(cell([get(r) for _, r in runs], fmt) for _, _, runs in arms) + " |")
     table.append("| DB_POOL_SIZE values in order (each run) | " + " | ".join(
         "; ".join(" → ".join(str(v) for v in r["sizes"]) for _, r in runs) for _, _, runs in arms) + " |")
+    if any(r.get("bouncer_sizes") is not None for _, _, runs in arms for _, r in runs):
+        table.append("| PgBouncer default_pool_size in order, as PgBouncer ran it (runs through PgBouncer) | " + " | ".join(
+            "; ".join(" → ".join(str(v) for v in r["bouncer_sizes"]) for _, r in runs if r.get("bouncer_sizes") is not None) or "-"
+            for _, _, runs in arms) + " |")
     return table
 
 
@@ -440,6 +458,12 @@ T3_NOTE = ("Two apps, voiceassist-api and reports-api (demo/manifests/second-app
            "Requests and errors are summed over the apps; latency percentiles are over both apps' successful requests.")
 
 
+def shown(path):
+    """path relative to the working directory when it is inside it (.local/bench-arms), else as given."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir", required=True, help=".local/bench-arms")
@@ -453,7 +477,12 @@ def main():
             "Each run on a fresh PostgreSQL (max_connections 100, 3 reserved) and Redis and fresh demo namespace objects; "
             "2 replicas, maxSurge 0, DB_POOL_TIMEOUT 2 s, REDIS_MAX_CONNECTIONS as each arm says (poolpilot starts at 10 and moves it). "
             "Seeded load: every arm of one (trace, repeat) gets the same arrival sequence; runs interleaved "
-            "(for each repeat, for each trace, each arm in turn). Cells: median (min–max) over the runs listed.", ""]
+            "(for each repeat, for each trace, each arm in turn). Cells: median (min–max) over the runs listed. "
+            "Arm F (when run) sends the app through PgBouncer (transaction pooling; demo/run.sh DEMO_PATH=pgbouncer) with fixed "
+            "app pools 40 / 20 and Redis 50; poolpilot tunes only PgBouncer's default_pool_size and max_client_conn by ConfigMap "
+            "and RELOAD (deploy/samples/demo/poolpolicy-pgbouncer.yaml), within 100 − 6 = 94 connections (the ConnectionBudget "
+            "reads max_connections from postgres_exporter, whose 2 connections are reserved); its PostgreSQL connections are "
+            "PgBouncer's server connections.", ""]
     figures = {}
     for trace, title in {**TRACES, "T3": "two apps sharing one ConnectionBudget, offset peaks"}.items():
         phases = wanted.get(trace) or newest_phases(args.dir, trace)
@@ -492,8 +521,8 @@ def main():
              "idle-connection-seconds = Σ idle × seconds since the previous sample; connections opened per second = growth of "
              "pg_stat_database.sessions (database app) between the first and last sample / their time apart; rollouts = "
              "generation − 1; rollouts while busy = generation increases (read every 2.5 s) with ≥ 50 users on in a sample from 2.5 s before the last showing the old generation to the first showing the new one; "
-             "direction flips = reversals in the DB_POOL_SIZE sequence. Raw data of each run: `.local/bench-arms/<trace>/<arm>/r<n>/`, "
-             "index `.local/bench-arms/runs.jsonl`."]
+             f"direction flips = reversals in the DB_POOL_SIZE sequence. Raw data of each run: `{shown(args.dir)}/<trace>/<arm>/r<n>/`, "
+             f"index `{shown(args.dir)}/runs.jsonl`."]
     text = "\n".join(body)
     print(text)
     if args.results:
