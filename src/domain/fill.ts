@@ -23,7 +23,11 @@
  *   utilization.
  *
  * Every env change restarts the pods, so a capacity change takes the poolSize change with it (one
- * rollout, not two), and no change is made in steps. Pure: time comes in as `now`.
+ * rollout, not two), and no change is made in steps. A change that restarts nothing (spec.delivery
+ * ConfigMap: the app reloads a file) has no restart to be safe for, and a shrink of poolSize then
+ * waits neither for its own window after the floor's nor for the waiters of the window to be
+ * gone: the floor already is what stayed busy, and what a peak left open above it is idle.
+ * Pure: time comes in as `now`.
  */
 import type { SectionBudget } from './sections.js';
 import {
@@ -177,10 +181,11 @@ export function decideFill(input: FillInput): FillDecision {
     min: pool.bounds.min,
     max: Math.max(pool.bounds.min, Math.min(pool.bounds.max, target - overflow.bounds.min)),
   };
-  // Waiters or timeouts in the window: the pool keeps what it has.
+  // Waiters or timeouts in the window: the pool keeps what it has (unless a shrink restarts nothing).
+  const restartFree = restartsNothing(input.restart);
   const wantedFor = (connections: number): number => {
     const followed = clamp(Math.ceil(connections), poolBounds);
-    return saturated ? Math.max(followed, clamp(pool.current, poolBounds)) : followed;
+    return saturated && !restartFree ? Math.max(followed, clamp(pool.current, poolBounds)) : followed;
   };
   const signals = signalsOf(demand);
 
@@ -222,7 +227,7 @@ export function decideFill(input: FillInput): FillDecision {
 
   const budgetBound = saturated && target === share && target < capacityBounds.max;
   const followed = clamp(Math.ceil(demand.floor), poolBounds);
-  if (saturated && followed < pool.current) {
+  if (saturated && followed < pool.current && !restartFree) {
     return hold(
       'Saturated',
       `poolSize ${pool.current} does not shrink: waiters or timeouts were seen in the window (${signals})`,
@@ -250,7 +255,14 @@ export function decideFill(input: FillInput): FillDecision {
     input.intervalMs,
   );
   const breachedFor = input.now.getTime() - breach.since.getTime();
-  const window = direction === 'up' ? input.behavior.scaleUpStabilizationMs : input.behavior.scaleDownStabilizationMs;
+  // A shrink that restarts nothing needs no window of its own: the floor is the fewest connections
+  // busy over the scale-down window already, and a pool kept large after a peak is idle.
+  const window =
+    direction === 'up'
+      ? input.behavior.scaleUpStabilizationMs
+      : restartFree
+        ? 0
+        : input.behavior.scaleDownStabilizationMs;
   if (breachedFor < window) {
     return hold(
       'Stabilizing',
@@ -357,9 +369,14 @@ function fitsSteadily(input: FillInput, demand: DemandSample, capacity: number):
  */
 function restartSafe(input: FillInput, demand: DemandSample, capacity: number): boolean {
   const { processes, processesDuringRollout } = input.restart;
-  if (processesDuringRollout >= processes) return true;
+  if (restartsNothing(input.restart)) return true;
   const demandNow = (demand.inUse + (demand.waiters ?? 0)) * processes;
   return demandNow <= (processesDuringRollout * capacity * input.thresholds.target) / 100;
+}
+
+/** Every process keeps serving while a change reaches it (an app that reloads a delivered file). */
+function restartsNothing(restart: RestartCost): boolean {
+  return restart.processesDuringRollout >= restart.processes;
 }
 
 function withinMinInterval(input: FillInput): boolean {

@@ -291,6 +291,36 @@ const cases: Case[] = [
     reason: 'Saturated',
   },
   {
+    name: 'after a peak, with a reloaded file: poolSize shrinks to the floor at once, waiters earlier in the window or not',
+    input: input({
+      ...at48(37),
+      demand: demand({ inUse: 6, typical: 20, floor: 5, waiters: 9 }),
+      restart: { processes: 2, processesDuringRollout: 2 },
+    }),
+    pool: 5,
+    overflow: 43,
+    reason: 'PoolFollowsDemand',
+  },
+  {
+    name: 'the same after a peak with a rolling restart: held while waiters were in the window',
+    input: input({ ...at48(37), demand: demand({ inUse: 6, typical: 20, floor: 5, waiters: 9 }) }),
+    pool: 37,
+    overflow: 11,
+    reason: 'Saturated',
+  },
+  {
+    name: 'with a reloaded file, growth still waits out the scale-up window',
+    input: input({
+      ...at48(5),
+      demand: demand({ inUse: 40, typical: 38 }),
+      breach: breach('up', 2 * SECOND),
+      restart: { processes: 2, processesDuringRollout: 2 },
+    }),
+    pool: 5,
+    overflow: 43,
+    reason: 'Stabilizing',
+  },
+  {
     name: 'no shrink while timeouts were seen in the window',
     input: input({
       ...at48(20),
