@@ -64,10 +64,14 @@ for tool in curl openssl python3 prometheus; do
   command -v "$tool" >/dev/null || { log "'$tool' is missing: run 'make install' (Debian: curl openssl python3 prometheus)"; exit 1; }
 done
 
+# Where the API server and Prometheus listen: loopback, or with a node the bridge's address,
+# which its pods reach too (node.sh).
+listen_ip=127.0.0.1
 if [[ $node == 1 ]]; then
   # shellcheck source=node.sh
   source "$here/node.sh"
   node_preflight
+  listen_ip=$node_gateway
 fi
 
 mapfile -t bins < <(bash "$here/build.sh" all)
@@ -104,6 +108,7 @@ start() { # name, command...
 }
 
 
+if [[ $node == 1 ]]; then node_network_up; fi
 start etcd "$etcd_bin" --name local --data-dir "$state/etcd" \
   --listen-client-urls "http://127.0.0.1:$etcd_client_port" --advertise-client-urls "http://127.0.0.1:$etcd_client_port" \
   --listen-peer-urls "http://127.0.0.1:$etcd_peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer_port" \
@@ -140,7 +145,7 @@ fi
 
 start kube-apiserver "$apiserver_bin" \
   --etcd-servers "http://127.0.0.1:$etcd_client_port" \
-  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$apiserver_port" \
+  --bind-address "$listen_ip" --advertise-address "$listen_ip" --secure-port "$apiserver_port" \
   --cert-dir "$state/apiserver/certs" \
   --token-auth-file "$state/apiserver/tokens.csv" \
   --authorization-mode "$authorization_mode" \
@@ -150,7 +155,7 @@ start kube-apiserver "$apiserver_bin" \
   --service-cluster-ip-range 10.96.0.0/16 \
   --endpoint-reconciler-type none \
   "${service_account_admission[@]}" "${node_admission[@]}"
-apiserver_url="https://127.0.0.1:$apiserver_port"
+apiserver_url="https://$listen_ip:$apiserver_port"
 wait_for kube-apiserver 90 curl -fsk -H "Authorization: Bearer $admin_token" "$apiserver_url/readyz"
 
 write_kubeconfig() { # path, user, token
@@ -224,9 +229,9 @@ scrape_configs:
         refresh_interval: 1s
 PROMCONFIG
 start prometheus prometheus --config.file "$state/prometheus/prometheus.yml" \
-  --storage.tsdb.path "$state/prometheus/data" --web.listen-address "127.0.0.1:$prometheus_port" \
+  --storage.tsdb.path "$state/prometheus/data" --web.listen-address "$listen_ip:$prometheus_port" \
   --storage.tsdb.retention.time 1d
-prometheus_url="http://127.0.0.1:$prometheus_port"
+prometheus_url="http://$listen_ip:$prometheus_port"
 wait_for prometheus 60 curl -fs "$prometheus_url/-/ready"
 
 cat >"$state/env" <<ENV

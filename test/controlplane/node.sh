@@ -16,10 +16,17 @@
 #   - CNI: one bridge, poolpilot0, 10.213.0.0/24 by host-local, gateway on the bridge, no
 #     masquerade: pods reach this machine and each other, nothing beyond it.
 #   - Pod logs in $state/node/pod-logs (podLogsDir), not /var/log/pods; the kubelet still
-#     links them from /var/log/containers (not configurable) and removes the links with the pods.
-#   - The kubelet serves on 127.0.0.1 (node IP 127.0.0.1) on free ports, not 10250/10248.
+#     links them from /var/log/containers (not configurable); local-down.sh removes those links.
+#   - The kubelet serves on the bridge's address (its node IP; healthz on 127.0.0.1) on free
+#     ports, not 10250/10248. The API server has no client certificate for it, so `kubectl logs`
+#     and `exec` are refused; pod logs are in $state/node/pod-logs.
 #   - No kube-proxy and no cluster DNS: Service ClusterIPs do not route; pods use the machine's
-#     /etc/resolv.conf.
+#     /etc/resolv.conf. So that pods reach the API server and Prometheus, on this plane both
+#     listen on the bridge's address, 10.213.0.1 (the bridge is made before they start), not on
+#     127.0.0.1; in-cluster clients are told that address in KUBERNETES_SERVICE_HOST/PORT (env
+#     of their own, which wins over the kubelet's for the `kubernetes` Service).
+#   - makeIPTablesUtilChains: false, and local-down.sh removes the chains the kubelet still makes
+#     (KUBE-KUBELET-CANARY, KUBE-IPTABLES-HINT): the machine's firewall is not the node's.
 #   - restrict_oom_score_adj: the sandbox may not lower oom_score_adj below its own (0), which
 #     a normal node does for pod sandboxes (-998) and Guaranteed pods (-997).
 #   - kubelet sets the kernel tunables it wants (vm.overcommit_memory=1, kernel.panic=10,
@@ -48,6 +55,16 @@ node_preflight() {
       exit 1
     fi
   fi
+}
+
+# The bridge with its gateway address, before anything listens on that address; the CNI bridge
+# plugin takes it over as it is.
+node_network_up() {
+  if ! ip link show "$node_bridge" >/dev/null 2>&1; then ip link add "$node_bridge" type bridge; fi
+  if ! ip -4 addr show dev "$node_bridge" | grep -q "inet $node_gateway/"; then
+    ip addr add "$node_gateway/${node_subnet#*/}" dev "$node_bridge"
+  fi
+  ip link set "$node_bridge" up
 }
 
 containerd_address() { echo "$state/node/containerd/containerd.sock"; }
@@ -127,7 +144,7 @@ JSON
   cat >"$state/node/kubelet/config.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
-address: 127.0.0.1
+address: $node_gateway
 port: $kubelet_port
 readOnlyPort: 0
 healthzBindAddress: 127.0.0.1
@@ -149,6 +166,7 @@ evictionHard:
   imagefs.available: 1%
   nodefs.inodesFree: 1%
 resolvConf: /etc/resolv.conf
+makeIPTablesUtilChains: false
 podLogsDir: $state/node/pod-logs
 registerNode: true
 YAML
@@ -158,7 +176,7 @@ YAML
     --root-dir "$state/node/kubelet/root" \
     --cert-dir "$state/node/kubelet/pki" \
     --hostname-override "$node_name" \
-    --node-ip 127.0.0.1
+    --node-ip "$node_gateway"
   wait_for kubelet 60 curl -fs "http://127.0.0.1:$kubelet_healthz_port/healthz"
   wait_for kubelet 120 node_ready
 }
@@ -203,6 +221,16 @@ node_cleanup() {
     rm -f "$state/node/sysctls.saved"
   fi
   if ip link show "$node_bridge" >/dev/null 2>&1; then ip link delete "$node_bridge"; fi
+  local table chain tool
+  for tool in iptables ip6tables; do
+    for table in mangle nat filter; do
+      for chain in KUBE-KUBELET-CANARY KUBE-IPTABLES-HINT; do
+        "$tool" -t "$table" -X "$chain" 2>/dev/null || true
+      done
+    done
+  done
   unmount_under "$state/node"
+  # The kubelet's links to the pods' logs (it removes them with the pods, unless stopped first).
+  find /var/log/containers -maxdepth 1 -lname "$state/node/pod-logs/*" -delete 2>/dev/null || true
   if [[ -f $node_owner_file && $(<"$node_owner_file") == "$state" ]]; then rm -f "$node_owner_file"; fi
 }

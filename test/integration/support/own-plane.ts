@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { localStateDir, repoRoot } from './local-env.js';
@@ -17,6 +18,12 @@ export interface OwnPlane {
   readonly kubeconfigPath: string;
   /** A KubeConfig for its admin. */
   readonly kc: KubeConfig;
+  /** https://host:port; with a node the bridge's address, which its pods reach too. */
+  readonly apiServerUrl: string;
+  /** http://host:port of its own Prometheus (likewise). */
+  readonly prometheusUrl: string;
+  /** Its Prometheus's file_sd directory (for startScrapeTarget). */
+  readonly prometheusTargetsDir: string;
   /** Stops exactly what it started (local-down.sh). */
   stop(): void;
 }
@@ -72,10 +79,24 @@ export function startOwnPlane(name: string, options: OwnPlaneOptions): OwnPlane 
   const kubeconfigPath = join(stateDir, 'kubeconfig');
   const kc = new KubeConfig();
   kc.loadFromFile(kubeconfigPath);
+  const planeEnv = new Map(
+    readFileSync(join(stateDir, 'env'), 'utf8')
+      .split('\n')
+      .filter((line) => line.includes('='))
+      .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)] as const),
+  );
+  const fromEnv = (key: string): string => {
+    const value = planeEnv.get(key);
+    if (value === undefined) throw new Error(`${join(stateDir, 'env')} has no ${key}`);
+    return value;
+  };
   return {
     stateDir,
     kubeconfigPath,
     kc,
+    apiServerUrl: fromEnv('KUBE_APISERVER_URL'),
+    prometheusUrl: fromEnv('PROMETHEUS_URL'),
+    prometheusTargetsDir: fromEnv('PROMETHEUS_TARGETS_DIR'),
     stop: () => {
       execFileSync('bash', [join(repoRoot, 'test/controlplane/local-down.sh')], { env, stdio: 'inherit' });
     },

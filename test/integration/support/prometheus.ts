@@ -13,7 +13,11 @@ export interface ScrapeTarget {
   stop(): Promise<void>;
 }
 
-export async function startScrapeTarget(name: string, labels: Readonly<Record<string, string>>): Promise<ScrapeTarget> {
+export async function startScrapeTarget(
+  name: string,
+  labels: Readonly<Record<string, string>>,
+  targetsDir?: string,
+): Promise<ScrapeTarget> {
   const registry = new Registry();
   const server: Server = createServer((_req, res) => {
     registry.metrics().then(
@@ -29,7 +33,7 @@ export async function startScrapeTarget(name: string, labels: Readonly<Record<st
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const unregister = registerScrapeTarget(name, address, labels);
+  const unregister = registerScrapeTarget(name, address, labels, targetsDir);
   return {
     registry,
     address,
@@ -46,14 +50,16 @@ export async function startScrapeTarget(name: string, labels: Readonly<Record<st
 
 /**
  * Makes the local Prometheus scrape `address` (host:port, path /metrics) with `labels`, through a
- * file_sd file named after `name`; returns the function that removes it again.
+ * file_sd file named after `name`; returns the function that removes it again. `targetsDir` is
+ * the shared plane's unless a test's own plane is meant.
  */
 export function registerScrapeTarget(
   name: string,
   address: string,
   labels: Readonly<Record<string, string>>,
+  targetsDir = readLocalEnv().PROMETHEUS_TARGETS_DIR,
 ): () => void {
-  const targetFile = join(readLocalEnv().PROMETHEUS_TARGETS_DIR, `${name}.json`);
+  const targetFile = join(targetsDir, `${name}.json`);
   // Write then rename would be atomic; Prometheus re-reads on change and tolerates a partial
   // file by keeping the previous target list, so a direct write is enough here.
   writeFileSync(targetFile, JSON.stringify([{ targets: [address], labels }]));
