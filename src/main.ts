@@ -4,14 +4,14 @@
  */
 import {
   CoordinationV1Api,
-  makeInformer,
+  Watch,
+  type KubernetesListObject,
   type KubernetesObject,
-  type ListPromise,
   type V1ConfigMap,
   type V1Deployment,
   type V2HorizontalPodAutoscaler,
 } from '@kubernetes/client-node';
-import { KubeClient, loadKubeConfig } from './adapters/kube.js';
+import { KubeClient, loadKubeConfig, type ListPage } from './adapters/kube.js';
 import { secretReader } from './adapters/secrets.js';
 import type { OperatorConfig } from './config.js';
 import { PoolPolicyReconciler, POOLPOLICY_RESOURCE, type PolicyWriter } from './controllers/poolpolicy/reconciler.js';
@@ -21,6 +21,7 @@ import {
   budgetsOf,
   GenerationChangedPredicate,
   keyOf,
+  NamedObjects,
   ownKey,
   policiesOfBudget,
   policiesReferring,
@@ -32,7 +33,15 @@ import {
   type PolicyKey,
 } from './controllers/poolpolicy/watches.js';
 import { AppliedLedger } from './controllers/connectionbudget/facts.js';
-import { HPA_INDEXERS, POLICY_INDEXERS } from './controllers/indexes.js';
+import { keepReadMetadata, keepReadOfConfigMap, keepReadOfDeployment } from './controllers/cache-transforms.js';
+import {
+  configMapsNamedBy,
+  deploymentsNamedBy,
+  HPA_INDEXERS,
+  POLICY_BY_CONFIGMAP,
+  POLICY_BY_DEPLOYMENT,
+  POLICY_INDEXERS,
+} from './controllers/indexes.js';
 import { CONNECTIONBUDGET_RESOURCE, ConnectionBudgetReconciler } from './controllers/connectionbudget/reconciler.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics, PolicyGauge, type OperatorMetrics } from './observability/metrics.js';
@@ -42,6 +51,7 @@ import { logRetry } from './runtime/errors.js';
 import { runWorkers, type RunningWorkers } from './runtime/controller.js';
 import { defaultIdentity, LeaderElector } from './runtime/leader-election.js';
 import { ResilientInformer, type Indexers } from './runtime/informer.js';
+import { SelectiveInformer, type SelectiveInformerOptions } from './runtime/selective-informer.js';
 import { ExponentialBackoffRateLimiter } from './runtime/rate-limiter.js';
 import { TokenBucket } from './runtime/token-bucket.js';
 import { WorkQueue, type WorkQueueSizes } from './runtime/workqueue.js';
@@ -54,23 +64,34 @@ interface Informers {
   readonly deployments: ResilientInformer<V1Deployment>;
   readonly configMaps: ResilientInformer<V1ConfigMap>;
   readonly hpas: ResilientInformer<V2HorizontalPodAutoscaler>;
+  /** The Deployment and ConfigMap caches hold only what some policy names (see holdNamedObjects). */
+  readonly named: {
+    readonly deployments: SelectiveInformer<V1Deployment>;
+    readonly configMaps: SelectiveInformer<V1ConfigMap>;
+  };
 }
 
 function watchPath(namespace: string | undefined, prefix: string, plural: string): string {
   return namespace === undefined ? `${prefix}/${plural}` : `${prefix}/namespaces/${namespace}/${plural}`;
 }
 
+/**
+ * The caches. Each keeps only the fields the controllers read (cache-transforms.ts); the
+ * Deployment and ConfigMap caches keep only the objects some PoolPolicy names, so objects no
+ * policy names cost no memory however many there are.
+ */
 function createInformers(kube: KubeClient, config: OperatorConfig, log: Logger, metrics: OperatorMetrics): Informers {
   const backoff = new ExponentialBackoffRateLimiter({ baseDelayMs: 1000, maxDelayMs: 60_000 });
+  const transport = new Watch(kube.kubeConfig);
   const informer = <T extends KubernetesObject>(
     resource: string,
+    selective: SelectiveInformer<T>,
     path: string,
-    list: ListPromise<T>,
     indexers?: Indexers<T>,
   ): ResilientInformer<T> => {
     metrics.informerSynced.set({ resource }, 0);
     return new ResilientInformer({
-      informer: makeInformer(kube.kubeConfig, path, list),
+      informer: selective.informer,
       path,
       ...(indexers ? { indexers } : {}),
       clock: systemClock,
@@ -84,28 +105,64 @@ function createInformers(kube: KubeClient, config: OperatorConfig, log: Logger, 
       },
     });
   };
+  const selective = <T extends KubernetesObject>(
+    path: string,
+    list: (page: ListPage) => Promise<KubernetesListObject<T>>,
+    transform: (object: T) => T,
+    named?: Pick<SelectiveInformerOptions<T>, 'wanted' | 'read' | 'before'>,
+  ): SelectiveInformer<T> =>
+    new SelectiveInformer<T>({
+      watch: transport,
+      path,
+      listPage: (limit, continueToken) => list({ limit, continueToken }),
+      transform,
+      clock: systemClock,
+      ...named,
+    });
   const ns = config.namespace;
   const { group, version, plural } = POOLPOLICY_RESOURCE;
+  const policiesPath = watchPath(ns, `/apis/${group}/${version}`, plural);
+  const policySelection = selective(
+    policiesPath,
+    (page) => kube.listCustom(POOLPOLICY_RESOURCE, ns, page),
+    keepReadMetadata,
+  );
+  const policies = informer(plural, policySelection, policiesPath, POLICY_INDEXERS);
+  const namedBy =
+    (index: string) =>
+    (namespace: string, name: string): boolean =>
+      policies.byIndex(index, `${namespace}/${name}`).length > 0;
+  const deploymentsPath = watchPath(ns, '/apis/apps/v1', 'deployments');
+  const deployments = selective(deploymentsPath, (page) => kube.listDeployments(ns, page), keepReadOfDeployment, {
+    wanted: namedBy(POLICY_BY_DEPLOYMENT),
+    read: (namespace, name) => kube.readDeployment(namespace, name),
+    // The policies' list (started first by startInformers) decides what is wanted.
+    before: () => policySelection.listSettled(),
+  });
+  const configMapsPath = watchPath(ns, '/api/v1', 'configmaps');
+  const configMaps = selective(configMapsPath, (page) => kube.listConfigMaps(ns, page), keepReadOfConfigMap, {
+    wanted: namedBy(POLICY_BY_CONFIGMAP),
+    read: (namespace, name) => kube.readConfigMap(namespace, name),
+    before: () => policySelection.listSettled(),
+  });
+  const budgetsPath = watchPath(ns, `/apis/${group}/${version}`, CONNECTIONBUDGET_RESOURCE.plural);
+  const hpasPath = watchPath(ns, '/apis/autoscaling/v2', 'horizontalpodautoscalers');
   return {
-    policies: informer(
-      plural,
-      watchPath(ns, `/apis/${group}/${version}`, plural),
-      () => kube.listCustom(POOLPOLICY_RESOURCE, ns),
-      POLICY_INDEXERS,
-    ),
-    deployments: informer('deployments', watchPath(ns, '/apis/apps/v1', 'deployments'), () => kube.listDeployments(ns)),
-    configMaps: informer('configmaps', watchPath(ns, '/api/v1', 'configmaps'), () => kube.listConfigMaps(ns)),
+    policies,
+    deployments: informer('deployments', deployments, deploymentsPath),
+    configMaps: informer('configmaps', configMaps, configMapsPath),
     budgets: informer(
       CONNECTIONBUDGET_RESOURCE.plural,
-      watchPath(ns, `/apis/${group}/${version}`, CONNECTIONBUDGET_RESOURCE.plural),
-      () => kube.listCustom(CONNECTIONBUDGET_RESOURCE, ns),
+      selective(budgetsPath, (page) => kube.listCustom(CONNECTIONBUDGET_RESOURCE, ns, page), keepReadMetadata),
+      budgetsPath,
     ),
     hpas: informer(
       'horizontalpodautoscalers',
-      watchPath(ns, '/apis/autoscaling/v2', 'horizontalpodautoscalers'),
-      () => kube.listHorizontalPodAutoscalers(ns),
+      selective(hpasPath, (page) => kube.listHorizontalPodAutoscalers(ns, page), keepReadMetadata),
+      hpasPath,
       HPA_INDEXERS,
     ),
+    named: { deployments, configMaps },
   };
 }
 
@@ -217,17 +274,21 @@ function createUtilizationSource(
 }
 
 /** The client of every request but the Lease's, limited by --kube-api-qps / --kube-api-burst. */
-function kubeClient(config: OperatorConfig): KubeClient {
+function kubeClient(config: OperatorConfig, metrics: OperatorMetrics): KubeClient {
   const limit = config.kubeApiRateLimit;
   const limiter = limit && new TokenBucket({ ...limit, clock: systemClock });
-  return new KubeClient(loadKubeConfig(config.kubeconfig, limiter));
+  return new KubeClient(
+    loadKubeConfig(config.kubeconfig, limiter, (method) => {
+      metrics.kubeApiRequests.inc({ method });
+    }),
+  );
 }
 
 export async function main(command: Command, config: OperatorConfig): Promise<number> {
   const log = createLogger(config.logLevel);
   if (command === 'run') return runUntilSignalled(config, log);
-  const kube = kubeClient(config);
   const metrics = createMetrics();
+  const kube = kubeClient(config, metrics);
   const informers = createInformers(kube, config, log, metrics);
   const utilization = createUtilizationSource(config, kube, metrics);
   return runOnce(
@@ -385,7 +446,7 @@ function createLeadership(config: OperatorConfig, log: Logger, metrics: Operator
  * change to a Deployment, ConfigMap or HPA wakes the policies referring to it, everyone sharing a
  * budget with them, and those budgets; a budget change wakes the budget and its policies.
  */
-function watchTable(informers: Informers, generations: GenerationChangedPredicate): Connectable[] {
+function watchTable(informers: Informers, generations: GenerationChangedPredicate, named: NamedObjects): Connectable[] {
   const policies = informers.policies;
   const stored = storedPolicy(informers);
   const referring = (object: KubernetesObject, kind: 'Deployment' | 'ConfigMap'): PolicyKey[] =>
@@ -398,6 +459,7 @@ function watchTable(informers: Informers, generations: GenerationChangedPredicat
     watch({
       source: informers.policies,
       predicate: (p) => stored(p) && generations.test(p),
+      before: (p) => named.hold(p),
       keys: ownKey,
       queue: 'policies',
     }),
@@ -443,6 +505,19 @@ function watchTable(informers: Informers, generations: GenerationChangedPredicat
   ];
 }
 
+/** What the Deployment and ConfigMap caches hold follows what the policies name. */
+function namedObjects(informers: Informers): NamedObjects {
+  const named = new NamedObjects(informers.named, (policy) => ({
+    deployments: deploymentsNamedBy(policy),
+    configMaps: configMapsNamedBy(policy),
+  }));
+  const stored = storedPolicy(informers);
+  informers.policies.onChange((policy) => {
+    named.onPolicyChange(policy, stored(policy));
+  });
+  return named;
+}
+
 /** Whether a changed policy is still in the cache (false: the change was its deletion). */
 function storedPolicy(informers: Informers): (policy: KubernetesObject) => boolean {
   return (policy) => informers.policies.get(policy.metadata?.name ?? '', policy.metadata?.namespace) !== undefined;
@@ -484,7 +559,7 @@ export async function startController(
   log: Logger = createLogger(config.logLevel),
 ): Promise<RunningController> {
   const metrics = createMetrics();
-  const kube = kubeClient(config);
+  const kube = kubeClient(config, metrics);
   const informers = createInformers(kube, config, log, metrics);
   const leadership = createLeadership(config, log, metrics);
   // Reconcilers write through this: once the Lease is lost, no new write starts.
@@ -497,7 +572,8 @@ export async function startController(
   // Each term replaces the queues; until the first one, changes land in queues nobody works.
   let queues = termQueues(informers);
   const generations = new GenerationChangedPredicate();
-  for (const row of watchTable(informers, generations)) row.connect(() => queues);
+  const named = namedObjects(informers);
+  for (const row of watchTable(informers, generations, named)) row.connect(() => queues);
   whenDeleted(informers.policies, storedPolicy(informers), (key) => {
     generations.forget(key);
     queues.policies.remove(key);

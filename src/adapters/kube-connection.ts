@@ -23,13 +23,20 @@ type Dispatcher = NonNullable<ReturnType<RequestContext['getDispatcher']>>;
 export class PooledKubeConfig extends KubeConfig {
   private dispatcher: Dispatcher | undefined;
 
-  /** `limiter`: the rate limit every request waits for; none when undefined. */
-  constructor(private readonly limiter: TokenBucket | undefined) {
+  /**
+   * `limiter`: the rate limit every request waits for (none when undefined); `onRequest` is told
+   * the HTTP method of each request as it leaves.
+   */
+  constructor(
+    private readonly limiter: TokenBucket | undefined,
+    private readonly onRequest?: (method: string) => void,
+  ) {
     super();
   }
 
   override async applySecurityAuthentication(context: RequestContext): Promise<void> {
     await this.limiter?.take();
+    this.onRequest?.(context.getHttpMethod());
     await super.applySecurityAuthentication(context);
     const fresh = context.getDispatcher();
     if (fresh === undefined) return;

@@ -69,6 +69,18 @@ export function toKubeError(err: unknown, what: string): KubeError {
   return new KubeError(`${what}: ${err instanceof Error ? err.message : String(err)}`, undefined, { cause: err });
 }
 
+/** One page of a list: at most `limit` objects, after `continueToken` (from the previous page). */
+export interface ListPage {
+  readonly limit?: number;
+  readonly continueToken?: string | undefined;
+}
+
+/** A list's metadata: the snapshot's resourceVersion, and the token of the next page if any. */
+export interface ListMeta {
+  readonly resourceVersion?: string;
+  readonly _continue?: string;
+}
+
 export interface EnvValue {
   readonly name: string;
   readonly value: string;
@@ -109,40 +121,69 @@ export class KubeClient {
     this.objects = KubernetesObjectApi.makeApiClient(kubeConfig);
   }
 
-  listDeployments(namespace: string | undefined): Promise<V1DeploymentList> {
+  listDeployments(namespace: string | undefined, page: ListPage = {}): Promise<V1DeploymentList> {
+    const { limit, continueToken: _continue } = page;
     return namespace === undefined
-      ? this.apps.listDeploymentForAllNamespaces()
-      : this.apps.listNamespacedDeployment({ namespace });
+      ? this.apps.listDeploymentForAllNamespaces({ limit, _continue })
+      : this.apps.listNamespacedDeployment({ namespace, limit, _continue });
   }
 
-  listHorizontalPodAutoscalers(namespace: string | undefined): Promise<V2HorizontalPodAutoscalerList> {
+  listHorizontalPodAutoscalers(
+    namespace: string | undefined,
+    page: ListPage = {},
+  ): Promise<V2HorizontalPodAutoscalerList> {
+    const { limit, continueToken: _continue } = page;
     return namespace === undefined
-      ? this.autoscaling.listHorizontalPodAutoscalerForAllNamespaces()
-      : this.autoscaling.listNamespacedHorizontalPodAutoscaler({ namespace });
+      ? this.autoscaling.listHorizontalPodAutoscalerForAllNamespaces({ limit, _continue })
+      : this.autoscaling.listNamespacedHorizontalPodAutoscaler({ namespace, limit, _continue });
   }
 
-  listConfigMaps(namespace: string | undefined): Promise<V1ConfigMapList> {
+  listConfigMaps(namespace: string | undefined, page: ListPage = {}): Promise<V1ConfigMapList> {
+    const { limit, continueToken: _continue } = page;
     return namespace === undefined
-      ? this.core.listConfigMapForAllNamespaces()
-      : this.core.listNamespacedConfigMap({ namespace });
+      ? this.core.listConfigMapForAllNamespaces({ limit, _continue })
+      : this.core.listNamespacedConfigMap({ namespace, limit, _continue });
   }
 
   /** Lists custom objects (PoolPolicies) in one namespace or all; items are validated later. */
   async listCustom(
     resource: PoolPolicyResource,
     namespace: string | undefined,
-  ): Promise<{ apiVersion: string; kind: string; metadata: { resourceVersion?: string }; items: KubernetesObject[] }> {
+    page: ListPage = {},
+  ): Promise<{ apiVersion: string; kind: string; metadata: ListMeta; items: KubernetesObject[] }> {
     const { group, version, plural } = resource;
+    const { limit, continueToken: _continue } = page;
     const list: unknown =
       namespace === undefined
-        ? await this.custom.listClusterCustomObject({ group, version, plural })
-        : await this.custom.listNamespacedCustomObject({ group, version, namespace, plural });
-    return list as {
-      apiVersion: string;
-      kind: string;
-      metadata: { resourceVersion?: string };
-      items: KubernetesObject[];
-    };
+        ? await this.custom.listClusterCustomObject({ group, version, plural, limit, _continue })
+        : await this.custom.listNamespacedCustomObject({ group, version, namespace, plural, limit, _continue });
+    return list as { apiVersion: string; kind: string; metadata: ListMeta; items: KubernetesObject[] };
+  }
+
+  /** One Deployment; undefined when it does not exist. */
+  async readDeployment(namespace: string, name: string): Promise<V1Deployment | undefined> {
+    return this.readOrUndefined(
+      () => this.apps.readNamespacedDeployment({ namespace, name }),
+      `deployment ${namespace}/${name}`,
+    );
+  }
+
+  /** One ConfigMap; undefined when it does not exist. */
+  async readConfigMap(namespace: string, name: string): Promise<V1ConfigMap | undefined> {
+    return this.readOrUndefined(
+      () => this.core.readNamespacedConfigMap({ namespace, name }),
+      `configmap ${namespace}/${name}`,
+    );
+  }
+
+  private async readOrUndefined<T>(read: () => Promise<T>, what: string): Promise<T | undefined> {
+    try {
+      return await read();
+    } catch (err) {
+      const error = toKubeError(err, `read ${what}`);
+      if (error.notFound) return undefined;
+      throw error;
+    }
   }
 
   /**
@@ -275,8 +316,12 @@ export class KubeClient {
  * Loads a KubeConfig: an explicit path, else $KUBECONFIG / in-cluster / ~/.kube/config. Its
  * requests share one connection pool and wait for `limiter` (see kube-connection.ts).
  */
-export function loadKubeConfig(path: string | undefined, limiter?: TokenBucket): KubeConfig {
-  const kc = new PooledKubeConfig(limiter);
+export function loadKubeConfig(
+  path: string | undefined,
+  limiter?: TokenBucket,
+  onRequest?: (method: string) => void,
+): KubeConfig {
+  const kc = new PooledKubeConfig(limiter, onRequest);
   if (path === undefined) kc.loadFromDefault();
   else kc.loadFromFile(path);
   return kc;

@@ -35,14 +35,20 @@ function inNamespace(object: KubernetesObject, ...names: unknown[]): string[] {
 
 const specOf = (policy: KubernetesObject): LooseSpec => (policy as { spec?: LooseSpec }).spec ?? {};
 
+/** `namespace/name` of every Deployment a policy names. */
+export function deploymentsNamedBy(p: KubernetesObject): string[] {
+  return [...new Set(inNamespace(p, specOf(p).targetRef?.name, specOf(p).pgbouncer?.rolloutRef?.name))];
+}
+
+/** `namespace/name` of every ConfigMap a policy names. */
+export function configMapsNamedBy(p: KubernetesObject): string[] {
+  return [...new Set(inNamespace(p, specOf(p).pgbouncer?.configMapRef?.name, specOf(p).delivery?.configMapRef?.name))];
+}
+
 export const POLICY_INDEXERS: Indexers<KubernetesObject> = {
   [POLICY_BY_TARGET]: (p) => inNamespace(p, specOf(p).targetRef?.name),
-  [POLICY_BY_DEPLOYMENT]: (p) => [
-    ...new Set(inNamespace(p, specOf(p).targetRef?.name, specOf(p).pgbouncer?.rolloutRef?.name)),
-  ],
-  [POLICY_BY_CONFIGMAP]: (p) => [
-    ...new Set(inNamespace(p, specOf(p).pgbouncer?.configMapRef?.name, specOf(p).delivery?.configMapRef?.name)),
-  ],
+  [POLICY_BY_DEPLOYMENT]: deploymentsNamedBy,
+  [POLICY_BY_CONFIGMAP]: configMapsNamedBy,
   [POLICY_BY_BUDGET]: (p) => inNamespace(p, specOf(p).budgetRef?.name),
 };
 

@@ -22,6 +22,8 @@ export interface OperatorMetrics {
   readonly informerSynced: Gauge<'resource'>;
   /** Failed list or watch attempts of each informer (each is retried after a growing backoff). */
   readonly informerFailures: Counter<'resource'>;
+  /** Requests sent to the Kubernetes API (a watch counts once, when it starts), by HTTP method. */
+  readonly kubeApiRequests: Counter<'method'>;
 }
 
 export function createMetrics(): OperatorMetrics {
@@ -102,6 +104,12 @@ export function createMetrics(): OperatorMetrics {
       name: 'poolpilot_informer_synced',
       help: '1 once the informer of this resource has listed it and watches it (the operator is ready when all are 1), else 0.',
       labelNames: ['resource'],
+      registers: [registry],
+    }),
+    kubeApiRequests: new Counter({
+      name: 'poolpilot_kube_api_requests_total',
+      help: 'Requests sent to the Kubernetes API (after the --kube-api-qps limit), by HTTP method; a watch counts once.',
+      labelNames: ['method'],
       registers: [registry],
     }),
     informerFailures: new Counter({

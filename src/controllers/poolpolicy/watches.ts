@@ -127,6 +127,11 @@ export interface Watch<T extends KubernetesObject> {
   readonly keys: (object: T) => readonly PolicyKey[];
   /** Which changes count; every change when absent. */
   readonly predicate?: (object: T) => boolean;
+  /**
+   * Waited for before the keys are queued (e.g. until the caches hold what a new policy names,
+   * so its first reconcile does not find its target missing). Must not reject.
+   */
+  readonly before?: (object: T) => Promise<void>;
   readonly queue: keyof KeyQueues;
 }
 
@@ -141,8 +146,12 @@ export function watch<T extends KubernetesObject>(row: Watch<T>): Connectable {
     connect: (queues) => {
       row.source.onChange((object) => {
         if (row.predicate && !row.predicate(object)) return;
-        const queue = queues()[row.queue];
-        for (const key of row.keys(object)) queue.add(key);
+        const add = (): void => {
+          const queue = queues()[row.queue];
+          for (const key of row.keys(object)) queue.add(key);
+        };
+        if (row.before) void row.before(object).then(add, add);
+        else add();
       });
     },
   };
@@ -161,4 +170,55 @@ export function whenDeleted<T extends KubernetesObject>(
     const key = keyOf(object);
     if (key && !stored(object)) forget(key);
   });
+}
+
+/** A cache that holds only wanted objects (runtime/selective-informer.ts). */
+export interface HoldingCache {
+  /** Resolves once the cache holds the object if it is wanted and exists; never rejects. */
+  hold(namespace: string, name: string): Promise<void>;
+  /** Drops the object if the cache holds it and it is no longer wanted. */
+  release(namespace: string, name: string): void;
+}
+
+/**
+ * Keeps the Deployment and ConfigMap caches holding exactly what the stored policies name:
+ * every policy change releases what it no longer names (once no other policy names it) and
+ * `hold(policy)` brings in what it names now. Register {@link NamedObjects.onPolicyChange} on the
+ * policy source after its indexes (which decide what is wanted) are updated.
+ */
+export class NamedObjects {
+  /** Index values (`namespace/name`) each stored policy named at its last change. */
+  private readonly named = new Map<PolicyKey, { deployments: string[]; configMaps: string[] }>();
+
+  constructor(
+    private readonly caches: { readonly deployments: HoldingCache; readonly configMaps: HoldingCache },
+    private readonly namesOf: (policy: KubernetesObject) => { deployments: string[]; configMaps: string[] },
+  ) {}
+
+  /** Releases what a changed (or deleted: `stored` false) policy no longer names. */
+  onPolicyChange(policy: KubernetesObject, stored: boolean): void {
+    const key = keyOf(policy);
+    if (!key) return;
+    const now = stored ? this.namesOf(policy) : { deployments: [], configMaps: [] };
+    const before = this.named.get(key);
+    if (stored) this.named.set(key, now);
+    else this.named.delete(key);
+    for (const kind of ['deployments', 'configMaps'] as const)
+      for (const value of before?.[kind] ?? [])
+        if (!now[kind].includes(value)) this.caches[kind].release(...splitNames(value));
+  }
+
+  /** Resolves once the caches hold what `policy` names (what exists of it). */
+  async hold(policy: KubernetesObject): Promise<void> {
+    const names = this.namesOf(policy);
+    await Promise.all([
+      ...names.deployments.map((value) => this.caches.deployments.hold(...splitNames(value))),
+      ...names.configMaps.map((value) => this.caches.configMaps.hold(...splitNames(value))),
+    ]);
+  }
+}
+
+function splitNames(value: string): [namespace: string, name: string] {
+  const slash = value.indexOf('/');
+  return [value.slice(0, slash), value.slice(slash + 1)];
 }

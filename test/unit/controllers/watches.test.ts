@@ -3,6 +3,9 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import {
   budgetsOf,
   GenerationChangedPredicate,
+  NamedObjects,
+  ownKey,
+  type HoldingCache,
   policiesOfBudget,
   policiesReferring,
   watch,
@@ -13,6 +16,8 @@ import {
   type WatchSource,
 } from '../../../src/controllers/poolpolicy/watches.js';
 import { MemoryStore } from '../../support/memory-store.js';
+import { configMapsNamedBy, deploymentsNamedBy } from '../../../src/controllers/indexes.js';
+import { flushMicrotasks } from '../../support/fake-clock.js';
 
 const policy = (
   name: string,
@@ -151,5 +156,72 @@ describe('whenDeleted', () => {
     source.fire(API);
     source.fire(WORKER);
     expect(forgotten).toEqual(['ns/worker']);
+  });
+});
+
+describe('watch with before', () => {
+  it('queues the keys only once `before` has resolved', async () => {
+    const source = new ManualSource();
+    const queues = recordingQueues();
+    let release: () => void = () => undefined;
+    watch({
+      source,
+      before: () =>
+        new Promise<void>((resolve) => {
+          release = resolve;
+        }),
+      keys: ownKey,
+      queue: 'policies',
+    }).connect(() => queues);
+    source.fire(API);
+    await flushMicrotasks();
+    expect(queues.added.policies).toEqual([]);
+    release();
+    await flushMicrotasks();
+    expect(queues.added.policies).toEqual(['ns/api']);
+  });
+});
+
+describe('NamedObjects', () => {
+  /** Records holds and releases; `wanted` as the index would say after the change. */
+  function recordingCache(): HoldingCache & { held: string[]; released: string[] } {
+    const held: string[] = [];
+    const released: string[] = [];
+    return {
+      held,
+      released,
+      hold: (namespace, name) => {
+        held.push(`${namespace}/${name}`);
+        return Promise.resolve();
+      },
+      release: (namespace, name) => {
+        released.push(`${namespace}/${name}`);
+      },
+    };
+  }
+  const setup = () => {
+    const caches = { deployments: recordingCache(), configMaps: recordingCache() };
+    const named = new NamedObjects(caches, (p) => ({
+      deployments: deploymentsNamedBy(p),
+      configMaps: configMapsNamedBy(p),
+    }));
+    return { caches, named };
+  };
+
+  it('holds what a policy names: target, PgBouncer rollout and ConfigMap', async () => {
+    const { caches, named } = setup();
+    await named.hold(WEB);
+    expect(caches.deployments.held).toEqual(['ns/web', 'ns/pgbouncer']);
+    expect(caches.configMaps.held).toEqual(['ns/pgb']);
+  });
+
+  it('releases what a changed or deleted policy no longer names', () => {
+    const { caches, named } = setup();
+    named.onPolicyChange(WEB, true);
+    named.onPolicyChange(policy('web', { targetRef: { name: 'web-v2' } }), true);
+    expect(caches.deployments.released).toEqual(['ns/web', 'ns/pgbouncer']);
+    expect(caches.configMaps.released).toEqual(['ns/pgb']);
+    named.onPolicyChange(policy('web', { targetRef: { name: 'web-v2' } }), false);
+    expect(caches.deployments.released).toEqual(['ns/web', 'ns/pgbouncer', 'ns/web-v2']);
   });
 });
