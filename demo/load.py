@@ -279,6 +279,8 @@ async def main():
     ap.add_argument("--hold-max", type=float, default=0.6)
     ap.add_argument("--request-timeout", type=float, default=10)
     ap.add_argument("--interval", type=float, default=5, help="progress line period (the policy's interval)")
+    ap.add_argument("--usable-connections", type=int, default=97,
+                    help="PostgreSQL connections the app's role may have (max_connections - reserved), for the progress line")
     ap.add_argument("--namespace", default="demo")
     ap.add_argument("--deployment", default="voiceassist-api")
     ap.add_argument("--targets-dir", required=True)
@@ -352,7 +354,7 @@ async def main():
                     pool = f"{fmt(obs['db_pool_size'])}+{fmt(obs['db_max_overflow'])}"
                     print(f"{now - t0:5.0f} {want:5d} {sum(d.values()) / args.interval:6.0f} {fmt(obs['utilization'], '{:.0f}'):>6} "
                           f"{pool:>9} {fmt(obs['overflow']):>8} {tot['db_timeout']:>4}(+{d['db_timeout']}) "
-                          f"{errs:>6} {fmt(p95):>6} {fmt(obs['pg_app']):>5} / 97", flush=True)
+                          f"{errs:>6} {fmt(p95):>6} {fmt(obs['pg_app']):>5} / {args.usable_connections}", flush=True)
             if now >= phase_starts[phase_index + 1]:
                 phase_index += 1
                 if phase_index < len(phases):

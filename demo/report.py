@@ -87,8 +87,17 @@ def svg_chart(samples, phases, budget, max_connections, pgbouncer):
             if pts:
                 out.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.6" points="{" ".join(f"{a:.1f},{b:.1f}" for a, b in pts)}"/>')
 
-    panel(0, "DB pool utilization % (max over pods: the operator's query)",
-          [("utilization", "#d62728", "utilization %")], 100, lines=[(80, "scale up above 80", "#999"), (40, "scale down below 40", "#999")])
+    if pgbouncer:
+        # What the PgBouncer policy reads (deploy/samples/demo/poolpolicy-pgbouncer.yaml), from the same metrics.
+        for s in samples:
+            queries, waiting, size = s.get("pgbouncer_queries"), s.get("pgbouncer_waiting"), s.get("pgbouncer_pool_size")
+            s["pgbouncer_utilization"] = None if None in (queries, waiting) or not size else 100 * (queries + waiting) / size
+        panel(0, "Utilization % (PgBouncer's: the operator's query; the app's pool, max over pods)",
+              [("pgbouncer_utilization", "#d62728", "PgBouncer utilization % (cut at 100)"), ("utilization", "#1f77b4", "app DB pool utilization %")], 100,
+              lines=[(80, "scale up above 80", "#999"), (40, "scale down below 40", "#999")])
+    else:
+        panel(0, "DB pool utilization % (max over pods: the operator's query)",
+              [("utilization", "#d62728", "utilization %")], 100, lines=[(80, "scale up above 80", "#999"), (40, "scale down below 40", "#999")])
     settings = [("db_pool_size", "#1f77b4", "DB_POOL_SIZE"), ("db_max_overflow", "#2ca02c", "DB_MAX_OVERFLOW"), ("overflow", "#9467bd", "overflow in use (all pods)")]
     title = "Pool settings on the Deployment (poolpilot's writes)"
     if pgbouncer:
@@ -275,7 +284,8 @@ def main():
 
     lines += ["", "## How this was measured", "",
               "- Utilization = 100 × checked_out / (DB_POOL_SIZE + DB_MAX_OVERFLOW) per pod (the runbook's \"total capacity\"); "
-              "the operator and this report use the max over pods.",
+              + ("this report uses the max over pods; the operator reads PgBouncer's utilization instead (below)." if pgbouncer else
+                 "the operator and this report use the max over pods."),
               "- QueuePool timeouts and errors are counted by the load generator from the answers (HTTP 503 with `X-Error: db-pool-timeout` "
               "when SQLAlchemy raised `TimeoutError: QueuePool limit ... reached`); the pods also export `voiceassist_db_pool_timeouts_total`.",
               "- PostgreSQL connections: `SELECT count(*) FROM pg_stat_activity` once a second, split into the app role's connections, "
@@ -285,7 +295,8 @@ def main():
         lines += ["- PgBouncer: Debian's prometheus-pgbouncer-exporter through Prometheus once a second: `pgbouncer_pool_size` "
                   "(SHOW DATABASES), `pgbouncer_waiting_clients` (SHOW POOLS cl_waiting) and the 10 s rate of "
                   "`pgbouncer_query_microseconds_total` / 10⁶ (SHOW STATS total_query_time, which includes the wait for a server connection: queries running or waiting), "
-                  "for database app. The app role's PostgreSQL connections are PgBouncer's server connections."]
+                  "for database app; PgBouncer's utilization = 100 × (queries + waiting clients) / pool size, as the policy reads it. "
+                  "The app role's PostgreSQL connections are PgBouncer's server connections."]
     lines.append("")
     with open(os.path.join(args.out_dir, "report.md"), "w") as f:
         f.write("\n".join(lines))

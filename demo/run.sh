@@ -204,7 +204,8 @@ else
 fi
 
 load_rc=0
-load_args=(--targets-dir "$PROMETHEUS_TARGETS_DIR" --prometheus-url "$PROMETHEUS_URL" --kubeconfig "$KUBECONFIG" --pg-port "$PG_PORT")
+load_args=(--targets-dir "$PROMETHEUS_TARGETS_DIR" --prometheus-url "$PROMETHEUS_URL" --kubeconfig "$KUBECONFIG" --pg-port "$PG_PORT"
+  --usable-connections $((100 - reserved)))
 if ((apps_count == 1)); then
   /usr/bin/python3 "${DEMO_LOAD:-demo/load.py}" "${load_args[@]}" --out "$out/samples.jsonl" &
   load_pid=$!
