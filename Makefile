@@ -44,9 +44,18 @@ local-up: install ## start etcd, kube-apiserver and Prometheus on loopback (.loc
 local-down: ## stop exactly what local-up started
 	bash test/controlplane/local-down.sh
 
-run: install build local-up ## start the control plane, install the CRD, run the operator against it
+# IN_CLUSTER=1: the plane gets a node (NODE=1), and the operator runs in it as deploy/ installs it.
+ifeq ($(IN_CLUSTER),1)
+export NODE := 1
+endif
+
+run: install build local-up ## start the control plane, install the CRD, run the operator against it; IN_CLUSTER=1: on a local node from `make image` with `kubectl apply -k deploy/` (root)
+ifeq ($(IN_CLUSTER),1)
+	bash test/controlplane/in-cluster.sh
+else
 	source .local/env && kubectl --kubeconfig "$$KUBECONFIG" apply -f crds/ && \
 	  node_modules/.bin/node dist/cli.js run --kubeconfig "$$KUBECONFIG" --prometheus-url "$$PROMETHEUS_URL"
+endif
 
 once: install build local-up ## reconcile every PoolPolicy once against the local plane and print the decisions
 	source .local/env && node_modules/.bin/node dist/cli.js once --kubeconfig "$$KUBECONFIG" --prometheus-url "$$PROMETHEUS_URL"

@@ -24,7 +24,7 @@
 #       user nonroot (65532), as the distroless image lays them out.
 #
 # Each image carries the hash of its inputs in the label io.poolpilot.inputs and is rebuilt only
-# when they change: for the bases this script, the node binary and npm's version; for the
+# when they change: for the bases the function that makes them, the node binary and npm's version; for the
 # operator image the Dockerfile, .dockerignore, package files, tsconfig files, src/ and the bases.
 #
 #   POOLPILOT_CACHE  cache root (default ~/.cache/poolpilot); images under $POOLPILOT_CACHE/images
@@ -60,7 +60,10 @@ npm_dir=$(npm root -g)/npm
 bases_hash() {
   [[ -x $node_binary ]] || { log "$node_binary is missing: run 'make install' (npm ci)"; exit 1; }
   {
-    cat "${BASH_SOURCE[0]}"
+    # How the bases are made, not the rest of this script: editing the operator's part does not
+    # make the bases again.
+    declare -f make_bases
+    echo "$build_base $run_base"
     sha256sum <"$node_binary"
     "$node_binary" -p "require('$npm_dir/package.json').version"
   } | sha256sum | cut -c1-16

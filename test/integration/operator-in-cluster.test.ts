@@ -1,6 +1,3 @@
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import {
   AppsV1Api,
@@ -13,11 +10,10 @@ import {
 } from '@kubernetes/client-node';
 import { Gauge } from 'prom-client';
 import { createTestNamespace } from './support/kube.js';
-import { repoRoot } from './support/local-env.js';
 import { condition, envOf, getPolicy } from './support/operator.js';
 import {
   IMAGE_BUILD_TIMEOUT_MS,
-  loadOperatorImage,
+  installOperatorInCluster,
   nodeTestsWanted,
   OWN_PLANE_START_TIMEOUT_MS,
   startOwnPlane,
@@ -28,7 +24,7 @@ import { FAST } from './support/suite.js';
 
 // Issue 13, item 4: the operator in the cluster, installed as a user would (`kubectl apply -k`
 // of deploy/ with a kustomize overlay that only names the image built here and says where the API
-// server and Prometheus are), on a plane with the real controllers and a real node (local-up.sh
+// server and Prometheus are: test/controlplane/in-cluster.sh, also `make run IN_CLUSTER=1`), on a plane with the real controllers and a real node (local-up.sh
 // NODE=1). Two replicas under Pod Security "restricted", probes through the kubelet, one Lease
 // holder, a PoolPolicy reconciled with the ServiceAccount's own token, and the leader's Pod
 // deleted: it exits 0 on SIGTERM and the other replica takes over and goes on reconciling.
@@ -54,10 +50,9 @@ const APP_SERVER = [
 
   beforeAll(async () => {
     plane = startOwnPlane('in-cluster', { controllers: true, node: true });
-    const image = loadOperatorImage(plane);
+    installOperatorInCluster(plane);
     apps = plane.kc.makeApiClient(AppsV1Api);
     core = plane.kc.makeApiClient(CoreV1Api);
-    installWithOverlay(plane, image);
     workNamespace = await createTestNamespace(plane.kc, 'apps');
   }, OWN_PLANE_START_TIMEOUT_MS + IMAGE_BUILD_TIMEOUT_MS);
   afterAll(async () => {
@@ -68,41 +63,6 @@ const APP_SERVER = [
   function ownPlane(): OwnPlane {
     if (plane === undefined) throw new Error('the plane did not start (see beforeAll)');
     return plane;
-  }
-
-  /**
-   * `kubectl apply -k` of an overlay on deploy/: the image built here instead of the published
-   * one, Prometheus at the plane's address, and the API server's address on the bridge in
-   * KUBERNETES_SERVICE_HOST/PORT (no kube-proxy routes the `kubernetes` Service here).
-   */
-  function installWithOverlay(target: OwnPlane, image: string): void {
-    const overlay = join(target.stateDir, 'overlay');
-    mkdirSync(overlay, { recursive: true });
-    const apiServer = new URL(target.apiServerUrl);
-    const [repository, tag] = image.split(':');
-    writeFileSync(
-      join(overlay, 'kustomization.yaml'),
-      [
-        'apiVersion: kustomize.config.k8s.io/v1beta1',
-        'kind: Kustomization',
-        `resources: [${relative(overlay, join(repoRoot, 'deploy'))}]`,
-        'images:',
-        `  - {name: ghcr.io/poolpilot/poolpilot, newName: ${repository ?? ''}, newTag: '${tag ?? ''}'}`,
-        'patches:',
-        '  - target: {kind: Deployment, name: poolpilot}',
-        '    patch: |',
-        '      - {op: replace, path: /spec/template/spec/containers/0/args/2, value: ' +
-          `"--prometheus-url=${target.prometheusUrl}"}`,
-        '      - {op: add, path: /spec/template/spec/containers/0/env/-, value: ' +
-          `{name: KUBERNETES_SERVICE_HOST, value: "${apiServer.hostname}"}}`,
-        '      - {op: add, path: /spec/template/spec/containers/0/env/-, value: ' +
-          `{name: KUBERNETES_SERVICE_PORT, value: "${apiServer.port}"}}`,
-        '',
-      ].join('\n'),
-    );
-    execFileSync('kubectl', ['--kubeconfig', target.kubeconfigPath, 'apply', '-k', overlay], {
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
   }
 
   async function operatorPods(): Promise<V1Pod[]> {

@@ -58,6 +58,20 @@ export function loadOperatorImage(plane: OwnPlane): string {
   return image;
 }
 
+/**
+ * Installs the operator into the plane's cluster with test/controlplane/in-cluster.sh: the image
+ * built and imported as above, then `kubectl apply -k` of an overlay on deploy/ that changes only
+ * the image, the Prometheus URL and the API server's address; waits for the rollout. Returns the
+ * image's name.
+ */
+export function installOperatorInCluster(plane: OwnPlane): string {
+  return execFileSync('bash', [join(repoRoot, 'test/controlplane/in-cluster.sh')], {
+    env: { ...process.env, POOLPILOT_LOCAL: plane.stateDir },
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  }).trim();
+}
+
 /** How long building the operator image may take from cold (the bases, `npm ci` twice). */
 export const IMAGE_BUILD_TIMEOUT_MS = 600_000;
 
