@@ -24,9 +24,11 @@
  *
  * Every env change restarts the pods, so a capacity change takes the poolSize change with it (one
  * rollout, not two), and no change is made in steps. A change that restarts nothing (spec.delivery
- * ConfigMap: the app reloads a file) has no restart to be safe for, and a shrink of poolSize then
- * waits neither for its own window after the floor's nor for the waiters of the window to be
- * gone: the floor already is what stayed busy, and what a peak left open above it is idle.
+ * ConfigMap: the app reloads a file) keeps every process serving, but the app holds the old pool's
+ * busy connections beside the new pool while it swaps them, so the same demand test gates it
+ * (ReloadDeferred). A shrink of poolSize then waits neither for its own window after the floor's
+ * nor for the waiters of the window to be gone: the floor already is what stayed busy, and what a
+ * peak left open above it is idle.
  * Pure: time comes in as `now`.
  */
 import type { SectionBudget } from './sections.js';
@@ -116,6 +118,11 @@ export type FillReason =
   | 'PoolFollowsDemand'
   /** poolSize would move, but the rollout would leave too few processes for today's demand. */
   | 'RestartDeferred'
+  /**
+   * poolSize would move, but a reload now (spec.delivery ConfigMap) would open the new pool beside
+   * the old one's busy connections, past the process's share at today's demand.
+   */
+  | 'ReloadDeferred'
   /** poolSize would shrink, but waiters or timeouts were seen in the window. */
   | 'Saturated';
 
@@ -281,12 +288,19 @@ export function decideFill(input: FillInput): FillDecision {
   }
   const { processes, processesDuringRollout } = input.restart;
   if (!restartSafe(input, demand, target)) {
-    return hold(
-      'RestartDeferred',
-      `poolSize would move to ${poolWanted}, but the rollout it causes would leave ${processesDuringRollout} of ${processes} processes for today's demand; deferred until demand falls`,
-      breach,
-      budgetBound,
-    );
+    return restartFree
+      ? hold(
+          'ReloadDeferred',
+          `poolSize would move to ${poolWanted}, but the reload would open the new pool beside the ${formatCount(demand.inUse)} connections busy in the old one, past the share at today's demand; deferred until demand falls below the ${input.thresholds.target}% target`,
+          breach,
+          budgetBound,
+        )
+      : hold(
+          'RestartDeferred',
+          `poolSize would move to ${poolWanted}, but the rollout it causes would leave ${processesDuringRollout} of ${processes} processes for today's demand; deferred until demand falls`,
+          breach,
+          budgetBound,
+        );
   }
   const next = split(target, poolWanted, pool.bounds, overflow.bounds);
   return {
@@ -365,11 +379,13 @@ function fitsSteadily(input: FillInput, demand: DemandSample, capacity: number):
 
 /**
  * The processes that keep serving while the pods roll carry today's demand at the target
- * utilization. A change that restarts nothing (every process keeps serving: a reloaded file) is safe.
+ * utilization. For a change that restarts nothing (a reloaded file) every process keeps serving,
+ * and the same test says the swap is safe: an app that swaps pools keeps the old pool's busy
+ * connections open beside the new pool until they are returned, so at a demand near the share the
+ * two together cross it (measured: PostgreSQL refused connections when poolSize moved at a peak).
  */
 function restartSafe(input: FillInput, demand: DemandSample, capacity: number): boolean {
   const { processes, processesDuringRollout } = input.restart;
-  if (restartsNothing(input.restart)) return true;
   const demandNow = (demand.inUse + (demand.waiters ?? 0)) * processes;
   return demandNow <= (processesDuringRollout * capacity * input.thresholds.target) / 100;
 }

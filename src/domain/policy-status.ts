@@ -92,6 +92,7 @@ const LIMITING: ReadonlySet<SectionReason> = new Set<SectionReason>([
   'BudgetNotFound',
   'BudgetUnknown',
   'RestartDeferred',
+  'ReloadDeferred',
   'Saturated',
   'DeliveryPending',
 ]);

@@ -261,15 +261,27 @@ const cases: Case[] = [
     reason: 'RestartDeferred',
   },
   {
-    name: 'the same demand with a reloaded file (spec.delivery ConfigMap: no process stops): poolSize follows its floor',
+    name: "the same demand with a reloaded file: the old pool's 40 busy connections beside a new pool cross the share: deferred",
     input: input({
       ...at48(5),
       demand: demand({ inUse: 40, typical: 38 }),
       breach: breach('up', 11 * SECOND),
       restart: { processes: 2, processesDuringRollout: 2 },
     }),
-    pool: 38,
-    overflow: 10,
+    pool: 5,
+    overflow: 43,
+    reason: 'ReloadDeferred',
+  },
+  {
+    name: 'a reloaded file at a demand that fits the target: poolSize follows its floor',
+    input: input({
+      ...at48(5),
+      demand: demand({ inUse: 28, typical: 27, floor: 26 }),
+      breach: breach('up', 11 * SECOND),
+      restart: { processes: 2, processesDuringRollout: 2 },
+    }),
+    pool: 26,
+    overflow: 22,
     reason: 'PoolFollowsDemand',
   },
   {
