@@ -153,11 +153,23 @@ export class KubeClient {
   ): Promise<{ apiVersion: string; kind: string; metadata: ListMeta; items: KubernetesObject[] }> {
     const { group, version, plural } = resource;
     const { limit, continueToken: _continue } = page;
-    const list: unknown =
+    const list = (
       namespace === undefined
         ? await this.custom.listClusterCustomObject({ group, version, plural, limit, _continue })
-        : await this.custom.listNamespacedCustomObject({ group, version, namespace, plural, limit, _continue });
-    return list as { apiVersion: string; kind: string; metadata: ListMeta; items: KubernetesObject[] };
+        : await this.custom.listNamespacedCustomObject({ group, version, namespace, plural, limit, _continue })
+    ) as {
+      apiVersion: string;
+      kind: string;
+      metadata: { resourceVersion?: string; continue?: string };
+      items: KubernetesObject[];
+    };
+    // Custom objects come back as raw JSON: the next page's token is `continue`, which the
+    // typed lists call `_continue`.
+    const { resourceVersion, continue: next } = list.metadata;
+    return {
+      ...list,
+      metadata: { ...(resourceVersion === undefined ? {} : { resourceVersion }), ...(next ? { _continue: next } : {}) },
+    };
   }
 
   /** One Deployment; undefined when it does not exist. */
