@@ -141,6 +141,12 @@ if [[ $node == 1 ]]; then
   echo "$kubelet_token,system:node:$node_name,system:node:$node_name,system:nodes" >>"$state/apiserver/tokens.csv"
   authorization_mode=Node,RBAC
   node_admission=(--enable-admission-plugins NodeRestriction)
+  # For `kubectl logs` / `exec`: the API server's client certificate towards the kubelet.
+  make_kubelet_client_certificate
+  node_admission+=(--kubelet-client-certificate "$state/node/pki/apiserver-kubelet-client.crt"
+    --kubelet-client-key "$state/node/pki/apiserver-kubelet-client.key"
+    # The node's name resolves nowhere; its InternalIP is the bridge's address (as kubeadm sets).
+    --kubelet-preferred-address-types InternalIP,ExternalIP,Hostname)
 fi
 
 start kube-apiserver "$apiserver_bin" \

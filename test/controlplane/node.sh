@@ -18,8 +18,8 @@
 #   - Pod logs in $state/node/pod-logs (podLogsDir), not /var/log/pods; the kubelet still
 #     links them from /var/log/containers (not configurable); local-down.sh removes those links.
 #   - The kubelet serves on the bridge's address (its node IP; healthz on 127.0.0.1) on free
-#     ports, not 10250/10248. The API server has no client certificate for it, so `kubectl logs`
-#     and `exec` are refused; pod logs are in $state/node/pod-logs.
+#     ports, not 10250/10248. It authenticates the API server (for `kubectl logs` and `exec`)
+#     by a client certificate from a CA made here for that alone (kubeadm makes one CA for all).
 #   - No kube-proxy and no cluster DNS: Service ClusterIPs do not route; pods use the machine's
 #     /etc/resolv.conf. So that pods reach the API server and Prometheus, on this plane both
 #     listen on the bridge's address, 10.213.0.1 (the bridge is made before they start), not on
@@ -65,6 +65,23 @@ node_network_up() {
     ip addr add "$node_gateway/${node_subnet#*/}" dev "$node_bridge"
   fi
   ip link set "$node_bridge" up
+}
+
+# A CA for the kubelet's client authentication and the API server's client certificate from it
+# (CN kube-apiserver-kubelet-client, O system:masters, as kubeadm names it): `kubectl logs` and
+# `exec` go through the API server to the kubelet, which accepts that certificate and asks the
+# API server whether the user may (webhook authorization).
+make_kubelet_client_certificate() {
+  local pki=$state/node/pki
+  mkdir -p "$pki"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=poolpilot-kubelet-client-ca \
+    -keyout "$pki/kubelet-client-ca.key" -out "$pki/kubelet-client-ca.crt" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/O=system:masters/CN=kube-apiserver-kubelet-client" \
+    -keyout "$pki/apiserver-kubelet-client.key" -out "$pki/apiserver-kubelet-client.csr" 2>/dev/null
+  printf 'extendedKeyUsage = clientAuth\n' >"$pki/client.ext"
+  openssl x509 -req -in "$pki/apiserver-kubelet-client.csr" -CA "$pki/kubelet-client-ca.crt" \
+    -CAkey "$pki/kubelet-client-ca.key" -CAcreateserial -days 2 -extfile "$pki/client.ext" \
+    -out "$pki/apiserver-kubelet-client.crt" 2>/dev/null
 }
 
 containerd_address() { echo "$state/node/containerd/containerd.sock"; }
@@ -152,6 +169,7 @@ healthzPort: $kubelet_healthz_port
 authentication:
   anonymous: {enabled: false}
   webhook: {enabled: true}
+  x509: {clientCAFile: $state/node/pki/kubelet-client-ca.crt}
 authorization:
   mode: Webhook
 cgroupDriver: cgroupfs

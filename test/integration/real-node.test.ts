@@ -17,10 +17,14 @@ import { eventually } from './support/prometheus.js';
 // that the kubelet's readiness probe and this test can reach them over the pod network.
 // Opt-in: POOLPILOT_NODE_TESTS=1 (see nodeTestsWanted).
 
-/** Answers every request with $GREETING and the Pod's name; exits at once on SIGTERM. */
+/**
+ * Answers every request with $GREETING and the Pod's name; says so on stdout once listening;
+ * exits at once on SIGTERM.
+ */
 const SERVER = [
   "const name = require('node:os').hostname();",
-  "require('node:http').createServer((req, res) => res.end(process.env.GREETING + ' from ' + name)).listen(8080);",
+  "require('node:http').createServer((req, res) => res.end(process.env.GREETING + ' from ' + name))",
+  ".listen(8080, () => console.log(name + ' listening on 8080'));",
   "process.on('SIGTERM', () => process.exit(0));",
 ].join(' ');
 
@@ -122,6 +126,11 @@ const SERVER = [
     }
     const byPod = await answers(pods);
     for (const [name, answer] of byPod) expect(answer).toBe(`hello from ${name}`);
+
+    // The API server reaches the kubelet for a Pod's log (kubectl logs).
+    const name = pods[0]?.metadata?.name ?? '';
+    const log = await core.readNamespacedPodLog({ name, namespace });
+    expect(log).toBe(`${name} listening on 8080\n`);
   });
 
   it('rolls a template change out to the end: every Pod replaced, the old ReplicaSet at 0', async () => {
