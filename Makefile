@@ -41,8 +41,8 @@ test: install typecheck lint test-unit test-integration ## everything CI runs
 local-up: install ## start etcd, kube-apiserver and Prometheus on loopback (.local/); CONTROLLERS=1 adds kube-controller-manager and kube-scheduler, NODE=1 also a node (containerd + kubelet; root)
 	bash test/controlplane/local-up.sh
 
-local-down: ## stop exactly what local-up started
-	bash test/controlplane/local-down.sh
+local-down: ## stop exactly what local-up started (and planes tests started under .local/<name>/)
+	bash test/controlplane/local-down.sh --all
 
 # IN_CLUSTER=1: the plane gets a node (NODE=1), and the operator runs in it as deploy/ installs it.
 ifeq ($(IN_CLUSTER),1)
@@ -80,5 +80,5 @@ image: install ## the operator image from the Dockerfile with buildah, pulls off
 	bash image/build.sh operator
 
 clean: ## remove build output and local state (stops the local plane first)
-	bash test/controlplane/local-down.sh
+	bash test/controlplane/local-down.sh --all
 	rm -rf dist .local

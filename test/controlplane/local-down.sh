@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
 # Stops exactly the processes local-up.sh started (by the pids it recorded), waits for them to
 # exit (SIGTERM, then SIGKILL after 10 s) and removes the pid files. Leaves the logs.
+#   local-down.sh        the plane in $POOLPILOT_LOCAL (default .local)
+#   local-down.sh --all  that one and every plane a test started in a directory of its own under
+#                        it (.local/<name>/, see test/integration/support/own-plane.ts)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 state=${POOLPILOT_LOCAL:-$root/.local}
+
+if [[ ${1:-} == --all ]]; then
+  shopt -s nullglob
+  for pids in "$state"/*/pids; do
+    POOLPILOT_LOCAL=$(dirname "$pids") bash "${BASH_SOURCE[0]}"
+  done
+  exec bash "${BASH_SOURCE[0]}"
+fi
 log() { echo "local-down: $*" >&2; }
 # shellcheck source=lib.sh
 source "$here/lib.sh"
