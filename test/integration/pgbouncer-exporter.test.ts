@@ -15,7 +15,6 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { readPgbouncerSettings, setPgbouncerSettings } from '../../src/domain/pgbouncer-ini.js';
@@ -38,6 +37,7 @@ import {
   startOperator,
   type PolicyView,
 } from './support/operator.js';
+import { tearDown } from './support/process.js';
 import { startPgbouncer, PSQL_BIN, type RunningPgbouncer } from './support/pgbouncer.js';
 import { eventually, queryVector, registerScrapeTarget } from './support/prometheus.js';
 import { FAST, morePasses, policyWhen } from './support/suite.js';
@@ -184,14 +184,7 @@ describe('PgBouncer and PostgreSQL exporters, scraped by the real Prometheus, dr
   });
 
   afterAll(async () => {
-    for (const client of clients) {
-      if (client.exitCode === null && client.signalCode === null) {
-        const exited = once(client, 'exit');
-        client.kill('SIGTERM');
-        await exited;
-      }
-    }
-    for (const cleanup of cleanups.reverse()) await cleanup();
+    await tearDown(clients, cleanups);
     await deleteTestNamespace(kc, namespace);
   });
 

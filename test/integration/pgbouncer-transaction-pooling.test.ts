@@ -16,7 +16,6 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { RunningController } from '../../src/main.js';
 import { startDemoBackends, type DemoBackends } from './support/demo-backends.js';
@@ -38,6 +37,7 @@ import {
   startOperator,
   type PolicyView,
 } from './support/operator.js';
+import { tearDown } from './support/process.js';
 import { startPgbouncer, type RunningPgbouncer } from './support/pgbouncer.js';
 import { eventually, registerScrapeTarget } from './support/prometheus.js';
 import { FAST, morePasses, policyWhen } from './support/suite.js';
@@ -156,14 +156,7 @@ describe('PgBouncer in transaction pooling, read with the demo policy query', ()
   });
 
   afterAll(async () => {
-    for (const client of clients) {
-      if (client.exitCode === null && client.signalCode === null) {
-        const exited = once(client, 'exit');
-        client.kill('SIGTERM');
-        await exited;
-      }
-    }
-    for (const cleanup of cleanups.reverse()) await cleanup();
+    await tearDown(clients, cleanups);
     await deleteTestNamespace(kc, namespace);
   });
 

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { join } from 'node:path';
 import { repoRoot } from './local-env.js';
 
@@ -70,4 +71,22 @@ export async function killHard(proc: OperatorProcess): Promise<void> {
   if (proc.hasExited()) return;
   process.kill(proc.pid, 'SIGKILL');
   await proc.exited;
+}
+
+/**
+ * An integration file's teardown: SIGTERM to each child process still running (waiting for it to
+ * exit), then the cleanups in reverse order of registration.
+ */
+export async function tearDown(
+  children: readonly ChildProcess[],
+  cleanups: ReadonlyArray<() => unknown>,
+): Promise<void> {
+  for (const child of children) {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      await exited;
+    }
+  }
+  for (const cleanup of [...cleanups].reverse()) await cleanup();
 }
