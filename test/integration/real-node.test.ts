@@ -158,4 +158,65 @@ const SERVER = [
     const sizes = sets.items.map((rs) => rs.spec?.replicas).sort();
     expect(sizes).toEqual([0, 2]);
   });
+
+  it("delivers a ConfigMap change into a Pod's mounted directory without a restart", async () => {
+    // As poolpilot's ConfigMap delivery needs it: a configMap volume mounted as a directory (no
+    // subPath), which the kubelet rewrites in place after the change (on its next sync of the Pod).
+    await core.createNamespacedConfigMap({
+      namespace,
+      body: { metadata: { name: 'pools' }, data: { 'pools.env': 'DB_POOL_SIZE=20\n' } },
+    });
+    const reader = [
+      "const fs = require('node:fs');",
+      "require('node:http').createServer((req, res) => res.end(fs.readFileSync('/etc/pools/pools.env')))",
+      '.listen(8080);',
+      "process.on('SIGTERM', () => process.exit(0));",
+    ].join(' ');
+    await core.createNamespacedPod({
+      namespace,
+      body: {
+        metadata: { name: 'reader', labels: { app: 'reader' } },
+        spec: {
+          terminationGracePeriodSeconds: 5,
+          containers: [
+            {
+              name: 'reader',
+              image,
+              imagePullPolicy: 'Never',
+              command: ['/nodejs/bin/node', '-e', reader],
+              readinessProbe: { httpGet: { path: '/', port: 8080 }, periodSeconds: 1 },
+              volumeMounts: [{ name: 'pools', mountPath: '/etc/pools' }],
+            },
+          ],
+          volumes: [{ name: 'pools', configMap: { name: 'pools' } }],
+        },
+      },
+    });
+    const pod = await eventually(
+      async () => {
+        const current = await core.readNamespacedPod({ name: 'reader', namespace });
+        const ready = current.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+        return ready === true ? current : undefined;
+      },
+      120_000,
+      'the reader Pod Ready',
+    );
+    const url = `http://${pod.status?.podIP ?? 'no-ip'}:8080/`;
+    expect(await (await fetch(url)).text()).toBe('DB_POOL_SIZE=20\n');
+
+    await core.patchNamespacedConfigMap({
+      name: 'pools',
+      namespace,
+      body: [{ op: 'replace', path: '/data/pools.env', value: 'DB_POOL_SIZE=24\n' }],
+    });
+    // The kubelet's sync period is 1 minute (plus jitter) by default.
+    await eventually(
+      async () => ((await (await fetch(url)).text()) === 'DB_POOL_SIZE=24\n' ? true : undefined),
+      150_000,
+      'the new file in the Pod',
+    );
+    const after = await core.readNamespacedPod({ name: 'reader', namespace });
+    expect(after.status?.containerStatuses?.[0]?.restartCount).toBe(0);
+    expect(after.metadata?.uid).toBe(pod.metadata?.uid);
+  }, 300_000);
 });
