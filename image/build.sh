@@ -80,7 +80,7 @@ make_bases() {
   mkdir -p "$cache"
   work=$(mktemp -d "$cache/work.XXXXXX")
   # shellcheck disable=SC2064
-  trap "rm -rf '$work'" RETURN
+  trap "rm -rf '$work'" RETURN EXIT
   log "making $build_base: mmdebstrap bookworm minbase (about 30 s)"
   mmdebstrap --quiet --variant=minbase --include=ca-certificates bookworm "$work/build-rootfs.tar"
   log "making $run_base: mmdebstrap bookworm extract of libc6, libgcc-s1, libstdc++6, tzdata"
@@ -160,7 +160,20 @@ make_operator() {
   (cd "$root" && store bud --quiet --pull=never --isolation chroot --network host "${mounts[@]}" \
     --label io.poolpilot.inputs="$hash" --tag "$image" --file Dockerfile . >&2)
   log "built $image in $((SECONDS - started))s"
+  prune_operator_images
   echo "$image"
+}
+
+# Keeps the newest operator images (each build of a changed tree adds one of about 240 MB, and
+# its archive) and drops the build stages' leftovers. The store is shared by every worktree on
+# the machine, so a few are kept, not only the newest.
+prune_operator_images() {
+  local keep=3 tag
+  store images --filter reference="$operator_repository" --format '{{.Tag}}' | tail -n +$((keep + 1)) | while read -r tag; do
+    store rmi "$operator_repository:$tag" >/dev/null 2>&1 || true
+    rm -f "$cache/archives/poolpilot-$tag.tar"
+  done
+  store rmi --prune >/dev/null 2>&1 || true
 }
 
 # Prints the pause image's name. Its tag is the hash of the pause module's files.
