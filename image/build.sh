@@ -6,7 +6,13 @@
 #   image/build.sh operator  the operator image from the Dockerfile (makes the bases first)
 #   image/build.sh pause     the pod sandbox image for the local node: the static pause binary
 #                            that test/controlplane/build.sh builds, alone in an image
-#   image/build.sh archive operator|pause
+#   image/build.sh demo      the demo's images, Debian packages only (no Dockerfile, no base to
+#                            pull): poolpilot.local/demo-workload (python3 + the SQLAlchemy,
+#                            psycopg2, redis and prometheus-client packages, demo/workload/ in /app)
+#                            and poolpilot.local/pgbouncer (pgbouncer, Debian's
+#                            prometheus-pgbouncer-exporter and test/support/debian-pgbouncer-
+#                            exporter.py, which runs it against PgBouncer >= 1.8); prints both names
+#   image/build.sh archive operator|pause|demo-workload|pgbouncer
 #                            that image, also saved as a docker-archive for containerd
 #                            (`ctr -n k8s.io images import`); prints the archive's path last
 #
@@ -160,18 +166,18 @@ make_operator() {
   (cd "$root" && store bud --quiet --pull=never --isolation chroot --network host "${mounts[@]}" \
     --label io.poolpilot.inputs="$hash" --tag "$image" --file Dockerfile . >&2)
   log "built $image in $((SECONDS - started))s"
-  prune_operator_images
+  prune_images "$operator_repository"
   echo "$image"
 }
 
-# Keeps the newest operator images (each build of a changed tree adds one of about 240 MB, and
-# its archive) and drops the build stages' leftovers. The store is shared by every worktree on
-# the machine, so a few are kept, not only the newest.
-prune_operator_images() {
-  local keep=3 tag
-  store images --filter reference="$operator_repository" --format '{{.Tag}}' | tail -n +$((keep + 1)) | while read -r tag; do
-    store rmi "$operator_repository:$tag" >/dev/null 2>&1 || true
-    rm -f "$cache/archives/poolpilot-$tag.tar"
+# prune_images REPOSITORY: keeps its newest 3 images (each build of changed inputs adds one of
+# 100-250 MB, and its archive) and drops dangling ones (build stages' leftovers). The store is
+# shared by every worktree on the machine, so a few are kept, not only the newest.
+prune_images() {
+  local repository=$1 keep=3 tag
+  store images --filter reference="$repository" --format '{{.Tag}}' | tail -n +$((keep + 1)) | while read -r tag; do
+    store rmi "$repository:$tag" >/dev/null 2>&1 || true
+    rm -f "$cache/archives/${repository##*/}-$tag.tar"
   done
   store rmi --prune >/dev/null 2>&1 || true
 }
@@ -195,15 +201,76 @@ make_pause() {
   echo "$image"
 }
 
+# debian_image NAME ENTRYPOINT_JSON USER FILES_DIR CHECK PACKAGE...: bookworm minbase with the
+# packages (mmdebstrap, maintainer scripts run), FILES_DIR's contents added at /, run as USER;
+# the shell command CHECK must succeed in it as USER before it is committed. Prints the image's
+# name; its tag is the hash of this function, its arguments and FILES_DIR's files.
+debian_image() {
+  local name=$1 entrypoint=$2 user=$3 files=$4 check=$5; shift 5
+  local hash image
+  hash=$({
+    declare -f debian_image
+    echo "$name $entrypoint $user $check $*"
+    (cd "$files" && find . -type f | LC_ALL=C sort | xargs sha256sum)
+  } | sha256sum | cut -c1-12)
+  image=poolpilot.local/$name:$hash
+  if [[ $(built_from "$image") == "$hash" ]]; then
+    echo "$image"
+    return
+  fi
+  local started=$SECONDS work container packages
+  mkdir -p "$cache"
+  work=$(mktemp -d "$cache/work.XXXXXX")
+  # shellcheck disable=SC2064
+  trap "rm -rf '$work'" RETURN EXIT
+  packages=$(IFS=,; echo "$*")
+  log "making $image: mmdebstrap bookworm minbase + $packages"
+  mmdebstrap --quiet --variant=minbase --include="$packages" bookworm "$work/rootfs.tar"
+  tar --numeric-owner --owner=0 --group=0 -C "$files" -cf "$work/files.tar" .
+  container=$(store from --quiet scratch)
+  store add --quiet "$container" "$work/rootfs.tar" / >/dev/null
+  store add --quiet "$container" "$work/files.tar" / >/dev/null
+  store run --isolation chroot --network host --user "$user" "$container" -- sh -c "$check" >&2
+  store config --entrypoint "$entrypoint" --cmd '' --user "$user" --env PYTHONUNBUFFERED=1 \
+    --label io.poolpilot.inputs="$hash" --label io.poolpilot.made-locally="mmdebstrap bookworm minbase + $packages" \
+    "$container"
+  store commit --quiet --rm "$container" "$image" >/dev/null
+  log "made $image in $((SECONDS - started))s"
+  prune_images "poolpilot.local/$name"
+  echo "$image"
+}
+
+# Prints the two demo images' names, workload first.
+make_demo() {
+  local work
+  mkdir -p "$cache"
+  work=$(mktemp -d "$cache/demo-files.XXXXXX")
+  mkdir -p "$work/workload/app" "$work/pgbouncer/usr/local/bin"
+  cp "$root"/demo/workload/*.py "$work/workload/app/"
+  cp "$root/test/support/debian-pgbouncer-exporter.py" "$work/pgbouncer/usr/local/bin/"
+  # Users as the Debian packages make them: nobody for the app, postgres (pgbouncer's package)
+  # for PgBouncer, which refuses to run as root.
+  debian_image demo-workload '["/usr/bin/python3", "/app/app.py"]' nobody "$work/workload" \
+    "cd /app && python3 -c 'import sqlalchemy, psycopg2, redis, prometheus_client, poolconfig, poolmetrics'" \
+    python3 python3-sqlalchemy python3-psycopg2 python3-redis python3-prometheus-client
+  debian_image pgbouncer '["/usr/sbin/pgbouncer"]' postgres "$work/pgbouncer" \
+    'pgbouncer --version && python3 /usr/local/bin/debian-pgbouncer-exporter.py --version' \
+    pgbouncer prometheus-pgbouncer-exporter
+  rm -rf "$work"
+}
+
 case "${1:-operator}" in
   bases) make_bases ;;
   operator) make_operator ;;
   pause) make_pause ;;
+  demo) make_demo ;;
   archive)
     case ${2:-} in
       operator) image=$(make_operator) ;;
       pause) image=$(make_pause) ;;
-      *) echo "usage: $0 archive operator|pause" >&2; exit 2 ;;
+      demo-workload) image=$(make_demo | sed -n 1p) ;;
+      pgbouncer) image=$(make_demo | sed -n 2p) ;;
+      *) echo "usage: $0 archive operator|pause|demo-workload|pgbouncer" >&2; exit 2 ;;
     esac
     archive=$cache/archives/${image##*/}.tar
     archive=${archive/:/-}
@@ -215,5 +282,5 @@ case "${1:-operator}" in
     echo "$image"
     echo "$archive"
     ;;
-  *) echo "usage: $0 [bases | operator | pause | archive operator|pause]" >&2; exit 2 ;;
+  *) echo "usage: $0 [bases | operator | pause | demo | archive operator|pause|demo-workload|pgbouncer]" >&2; exit 2 ;;
 esac
