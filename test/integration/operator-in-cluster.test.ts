@@ -6,6 +6,7 @@ import {
   CustomObjectsApi,
   Watch,
   type V1ContainerStateTerminated,
+  type V1Deployment,
   type V1Pod,
 } from '@kubernetes/client-node';
 import { Gauge } from 'prom-client';
@@ -46,7 +47,7 @@ const APP_SERVER = [
   let apps: AppsV1Api;
   let core: CoreV1Api;
   let workNamespace: string;
-  let exporter: ScrapeTarget | undefined;
+  const exporters: ScrapeTarget[] = [];
 
   beforeAll(async () => {
     plane = startOwnPlane('in-cluster', { controllers: true, node: true });
@@ -56,7 +57,7 @@ const APP_SERVER = [
     workNamespace = await createTestNamespace(plane.kc, 'apps');
   }, OWN_PLANE_START_TIMEOUT_MS + IMAGE_BUILD_TIMEOUT_MS);
   afterAll(async () => {
-    await exporter?.stop();
+    for (const exporter of exporters) await exporter.stop();
     plane?.stop();
   });
 
@@ -93,48 +94,34 @@ const APP_SERVER = [
     return line?.split(' ')[1];
   }
 
-  async function poolSize(): Promise<string | undefined> {
-    return envOf(await apps.readNamespacedDeployment({ name: 'api', namespace: workNamespace }), 'api').DB_POOL_SIZE;
+  async function poolSize(name = 'api'): Promise<string | undefined> {
+    return envOf(await apps.readNamespacedDeployment({ name, namespace: workNamespace }), 'api').DB_POOL_SIZE;
   }
 
-  it('runs two replicas under Pod Security "restricted", Ready through the kubelet\'s probes, one holding the Lease', async () => {
-    const namespace = await core.readNamespace({ name: SYSTEM_NAMESPACE });
-    expect(namespace.metadata?.labels?.['pod-security.kubernetes.io/enforce']).toBe('restricted');
-
-    const pods = await eventually(
-      async () => {
-        const ready = await operatorPods();
-        return ready.length === 2 ? ready : undefined;
-      },
-      120_000,
-      'two Ready operator Pods',
-    );
-    const leader = await eventually(leaderPod, 60_000, 'a Lease holder');
-    expect(pods.map((pod) => pod.metadata?.name)).toContain(leader);
-
-    const gauges = new Map<string, string | undefined>();
-    for (const pod of pods) gauges.set(pod.metadata?.name ?? '', await leaderGauge(pod));
-    expect([...gauges.values()].sort()).toEqual(['0', '1']);
-    expect(gauges.get(leader)).toBe('1');
-  });
-
-  it('reconciles a PoolPolicy as its ServiceAccount: DB_POOL_SIZE 20 → 24, rolled out on the node', async () => {
-    exporter = await startScrapeTarget(
-      'in-cluster-api',
-      { namespace: workNamespace, pod: 'api-5d8c7-x2x9q' },
+  /**
+   * A Deployment `name` of `replicas` Pods running APP_SERVER from the operator's image (the only
+   * image here), with the pool env poolpilot tunes, its utilization at `percent` (an exporter
+   * on this machine that Prometheus scrapes, labelled as one of its Pods), and a PoolPolicy on
+   * it that may grow DB_POOL_SIZE up to `max`.
+   */
+  async function tunedApp(name: string, replicas: number, percent: number, max: number): Promise<void> {
+    const exporter = await startScrapeTarget(
+      `in-cluster-${name}`,
+      { namespace: workNamespace, pod: `${name}-5d8c7-x2x9q` },
       ownPlane().prometheusTargetsDir,
     );
-    new Gauge({ name: METRIC, help: 'pool utilization', registers: [exporter.registry] }).set(90);
+    exporters.push(exporter);
+    new Gauge({ name: METRIC, help: 'pool utilization', registers: [exporter.registry] }).set(percent);
     const image = (await operatorPods())[0]?.spec?.containers[0]?.image ?? '';
     await apps.createNamespacedDeployment({
       namespace: workNamespace,
       body: {
-        metadata: { name: 'api' },
+        metadata: { name },
         spec: {
-          replicas: 1,
-          selector: { matchLabels: { app: 'api' } },
+          replicas,
+          selector: { matchLabels: { app: name } },
           template: {
-            metadata: { labels: { app: 'api' } },
+            metadata: { labels: { app: name } },
             spec: {
               terminationGracePeriodSeconds: 5,
               containers: [
@@ -162,17 +149,42 @@ const APP_SERVER = [
         body: {
           apiVersion: 'poolpilot.io/v1alpha1',
           kind: 'PoolPolicy',
-          metadata: { name: 'api' },
+          metadata: { name },
           spec: {
-            targetRef: { name: 'api', container: 'api' },
+            targetRef: { name, container: 'api' },
             mode: 'Auto',
             interval: FAST.interval,
             metricsPrefix: 'voiceassist_',
-            database: { poolSize: { min: 10, max: 24 }, maxOverflow: { ratio: 2, min: 0, max: 100 } },
+            database: { poolSize: { min: 10, max }, maxOverflow: { ratio: 2, min: 0, max: 100 } },
             behavior: FAST.behavior,
           },
         },
       });
+  }
+
+  it('runs two replicas under Pod Security "restricted", Ready through the kubelet\'s probes, one holding the Lease', async () => {
+    const namespace = await core.readNamespace({ name: SYSTEM_NAMESPACE });
+    expect(namespace.metadata?.labels?.['pod-security.kubernetes.io/enforce']).toBe('restricted');
+
+    const pods = await eventually(
+      async () => {
+        const ready = await operatorPods();
+        return ready.length === 2 ? ready : undefined;
+      },
+      120_000,
+      'two Ready operator Pods',
+    );
+    const leader = await eventually(leaderPod, 60_000, 'a Lease holder');
+    expect(pods.map((pod) => pod.metadata?.name)).toContain(leader);
+
+    const gauges = new Map<string, string | undefined>();
+    for (const pod of pods) gauges.set(pod.metadata?.name ?? '', await leaderGauge(pod));
+    expect([...gauges.values()].sort()).toEqual(['0', '1']);
+    expect(gauges.get(leader)).toBe('1');
+  });
+
+  it('reconciles a PoolPolicy as its ServiceAccount: DB_POOL_SIZE 20 → 24, rolled out on the node', async () => {
+    await tunedApp('api', 1, 90, 24);
 
     await eventually(async () => ((await poolSize()) === '24' ? true : undefined), 90_000, 'DB_POOL_SIZE 24');
     const deployment = await apps.readNamespacedDeployment({ name: 'api', namespace: workNamespace });
@@ -247,5 +259,54 @@ const APP_SERVER = [
         body: [{ op: 'replace', path: '/spec/database/poolSize/max', value: 28 }],
       });
     await eventually(async () => ((await poolSize()) === '28' ? true : undefined), 90_000, 'DB_POOL_SIZE 28');
+  });
+
+  it('changes a Deployment again only once the real deployment controller finished rolling the last change out', async () => {
+    // Every version of the Deployment, in order, from a watch: a change of its template (a new
+    // generation) must come right after a version whose rollout was complete: every one of its
+    // 4 Pods updated and available, no old Pod left (25 % surge and unavailability, the defaults).
+    interface Version {
+      readonly generation: number;
+      readonly complete: boolean;
+      readonly poolSize: string | undefined;
+    }
+    const versions: Version[] = [];
+    const watch = await new Watch(ownPlane().kc).watch(
+      `/apis/apps/v1/namespaces/${workNamespace}/deployments`,
+      { fieldSelector: 'metadata.name=gate' },
+      (_type: string, deployment: V1Deployment) => {
+        const status = deployment.status;
+        const generation = deployment.metadata?.generation ?? 0;
+        versions.push({
+          generation,
+          complete:
+            status?.observedGeneration === generation &&
+            status.updatedReplicas === 4 &&
+            status.availableReplicas === 4 &&
+            status.replicas === 4,
+          poolSize: envOf(deployment, 'api').DB_POOL_SIZE,
+        });
+      },
+      () => undefined,
+    );
+    try {
+      await tunedApp('gate', 4, 95, 28);
+      // 20 → 24 → 28 (maxStepPercent 20, the ceiling 28): two changes, two rollouts.
+      await eventually(async () => ((await poolSize('gate')) === '28' ? true : undefined), 180_000, 'DB_POOL_SIZE 28');
+      await eventually(
+        () => Promise.resolve(versions.at(-1)?.complete === true ? true : undefined),
+        120_000,
+        'the last rollout to complete',
+      );
+    } finally {
+      watch.abort();
+    }
+
+    const changes = versions.flatMap((version, i) => {
+      const before = versions[i - 1];
+      return before !== undefined && version.generation > before.generation ? [{ before, after: version }] : [];
+    });
+    expect(changes.map((c) => `${c.before.poolSize ?? ''}→${c.after.poolSize ?? ''}`)).toEqual(['20→24', '24→28']);
+    for (const change of changes) expect(change.before.complete).toBe(true);
   });
 });
