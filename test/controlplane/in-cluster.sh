@@ -42,6 +42,10 @@ patches:
       - {op: add, path: /spec/template/spec/containers/0/env/-, value: {name: KUBERNETES_SERVICE_HOST, value: "${hostport%:*}"}}
       - {op: add, path: /spec/template/spec/containers/0/env/-, value: {name: KUBERNETES_SERVICE_PORT, value: "${hostport##*:}"}}
 YAML
+if ! kubectl kustomize "$overlay" | grep -qxF -- "        - --prometheus-url=$PROMETHEUS_URL"; then
+  log "the overlay did not set --prometheus-url (deploy/core/deployment.yaml's args changed?): see $overlay"
+  exit 1
+fi
 kubectl --kubeconfig "$KUBECONFIG" apply -k "$overlay" >&2
 kubectl --kubeconfig "$KUBECONFIG" --namespace poolpilot-system rollout status deployment/poolpilot --timeout 180s >&2
 echo "$image"
