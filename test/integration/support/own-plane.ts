@@ -89,7 +89,17 @@ export function startOwnPlane(name: string, options: OwnPlaneOptions): OwnPlane 
     CONTROLLERS: options.controllers ? '1' : '0',
     NODE: options.node === true ? '1' : '0',
   };
-  execFileSync('bash', [join(repoRoot, 'test/controlplane/local-up.sh')], { env, stdio: 'inherit' });
+  const down = (): void => {
+    execFileSync('bash', [join(repoRoot, 'test/controlplane/local-down.sh')], { env, stdio: 'inherit' });
+  };
+  try {
+    execFileSync('bash', [join(repoRoot, 'test/controlplane/local-up.sh')], { env, stdio: 'inherit' });
+  } catch (err) {
+    // local-up.sh leaves what it started when a later component fails: stop it here, since the
+    // test's afterAll has no plane to stop.
+    down();
+    throw err;
+  }
   const kubeconfigPath = join(stateDir, 'kubeconfig');
   const kc = new KubeConfig();
   kc.loadFromFile(kubeconfigPath);
@@ -111,8 +121,6 @@ export function startOwnPlane(name: string, options: OwnPlaneOptions): OwnPlane 
     apiServerUrl: fromEnv('KUBE_APISERVER_URL'),
     prometheusUrl: fromEnv('PROMETHEUS_URL'),
     prometheusTargetsDir: fromEnv('PROMETHEUS_TARGETS_DIR'),
-    stop: () => {
-      execFileSync('bash', [join(repoRoot, 'test/controlplane/local-down.sh')], { env, stdio: 'inherit' });
-    },
+    stop: down,
   };
 }
