@@ -46,6 +46,7 @@ import { CONNECTIONBUDGET_RESOURCE, ConnectionBudgetReconciler } from './control
 import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics, PolicyGauge, type OperatorMetrics } from './observability/metrics.js';
 import { startHttpServer, type RunningServer } from './observability/server.js';
+import { alignedDelay } from './runtime/aligned-schedule.js';
 import { systemClock } from './runtime/clock.js';
 import { logRetry } from './runtime/errors.js';
 import { runWorkers, type RunningWorkers } from './runtime/controller.js';
@@ -596,7 +597,14 @@ export async function startController(
       queue: queues.policies,
       workers: config.workers,
       clock: systemClock,
-      reconcile: (key) => policyReconciler.reconciler.reconcile(key),
+      reconcile: async (key) => {
+        const outcome = await policyReconciler.reconciler.reconcile(key);
+        const after = outcome.requeueAfterMs;
+        // The policies of a namespace are revisited together: one Prometheus batch serves them all.
+        return after === undefined
+          ? outcome
+          : { ...outcome, requeueAfterMs: alignedDelay(Date.now(), after, splitKey(key).namespace) };
+      },
       onError: (key, err) => {
         logRetry(log, 'error', { policy: key }, 'reconcile failed; retrying with backoff', err);
       },
