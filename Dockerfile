@@ -25,5 +25,7 @@ COPY --from=build /src/dist ./dist
 COPY package.json ./
 USER 65532:65532
 EXPOSE 8080 8081
-ENTRYPOINT ["/nodejs/bin/node", "dist/cli.js"]
+# A young generation of at most 2 × 16 MiB (V8 sizes it from the machine's memory, up to 2 × 64 MiB):
+# bench/results.md, issue 14.
+ENTRYPOINT ["/nodejs/bin/node", "--max-semi-space-size=16", "dist/cli.js"]
 CMD ["run"]

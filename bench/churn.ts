@@ -12,7 +12,7 @@ import { readLocalEnv } from '../test/integration/support/local-env.js';
 import { completeRollout, installCrds } from '../test/integration/support/operator.js';
 import { spawnOperator } from '../test/integration/support/process.js';
 import { startScrapeTarget } from '../test/integration/support/prometheus.js';
-import { freePort, inBatches, log, processStats, scrape, sleep } from './harness.js';
+import { freePort, inBatches, log, operatorNodeOptions, processStats, scrape, sleep } from './harness.js';
 import { sumSamples } from './metrics-text.js';
 import { machineDescription, report } from './results.js';
 
@@ -52,21 +52,24 @@ async function main(): Promise<void> {
   });
 
   const metricsPort = await freePort();
-  const operator = spawnOperator([
-    'run',
-    '--kubeconfig',
-    env.KUBECONFIG,
-    '--namespace',
-    namespace,
-    '--prometheus-url',
-    env.PROMETHEUS_URL,
-    '--metrics-addr',
-    `127.0.0.1:${metricsPort}`,
-    '--health-addr',
-    '127.0.0.1:0',
-    '--log-level',
-    'warn',
-  ]);
+  const operator = spawnOperator(
+    [
+      'run',
+      '--kubeconfig',
+      env.KUBECONFIG,
+      '--namespace',
+      namespace,
+      '--prometheus-url',
+      env.PROMETHEUS_URL,
+      '--metrics-addr',
+      `127.0.0.1:${metricsPort}`,
+      '--health-addr',
+      '127.0.0.1:0',
+      '--log-level',
+      'warn',
+    ],
+    operatorNodeOptions(),
+  );
   try {
     await sleep(10_000);
     const rssBefore = processStats(operator.pid).rssMiB;

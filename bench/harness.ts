@@ -53,13 +53,15 @@ export async function scrape(port: number): Promise<MetricSample[]> {
   return parseMetrics((await axios.get<string>(`http://127.0.0.1:${port}/metrics`, { responseType: 'text' })).data);
 }
 
+/** The Node flags the image runs the operator with (Dockerfile ENTRYPOINT). */
+const IMAGE_NODE_OPTIONS = '--max-semi-space-size=16';
+
 /**
- * Extra Node options for the operator under test, from BENCH_OPERATOR_NODE_OPTIONS (e.g.
- * `--cpu-prof --cpu-prof-dir=.local/prof --heapsnapshot-signal=SIGUSR2`), as its environment.
+ * The operator's Node options as its environment: the image's flags, then BENCH_OPERATOR_NODE_OPTIONS
+ * (e.g. `--cpu-prof --cpu-prof-dir=.local/prof --heapsnapshot-signal=SIGUSR2`).
  */
 export function operatorNodeOptions(): Record<string, string> {
-  const options = process.env.BENCH_OPERATOR_NODE_OPTIONS;
-  return options ? { NODE_OPTIONS: options } : {};
+  return { NODE_OPTIONS: `${IMAGE_NODE_OPTIONS} ${process.env.BENCH_OPERATOR_NODE_OPTIONS ?? ''}`.trim() };
 }
 
 /** SIGTERM (a graceful stop writes a `--cpu-prof` profile), then SIGKILL after 15 s. */

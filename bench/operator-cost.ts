@@ -15,7 +15,8 @@
  * Numbers only: nothing here passes or fails; the issue-14 targets are written as met / not met.
  *
  *   BENCH_POLICIES (1000), BENCH_NAMESPACES (100), BENCH_UNMANAGED (20000), BENCH_INTERVAL_S (10),
- *   BENCH_CREATE_CONCURRENCY (32), BENCH_OPERATOR_NODE_OPTIONS, BENCH_HEAP_SNAPSHOT=1
+ *   BENCH_CREATE_CONCURRENCY (32), BENCH_WORKERS (the operator's --workers; its default when unset),
+ *   BENCH_OPERATOR_NODE_OPTIONS, BENCH_HEAP_SNAPSHOT=1
  */
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { Gauge } from 'prom-client';
@@ -33,6 +34,8 @@ const NAMESPACES = Math.min(N, Number(process.env.BENCH_NAMESPACES ?? 100));
 const UNMANAGED = Number(process.env.BENCH_UNMANAGED ?? 20_000);
 const INTERVAL_S = Number(process.env.BENCH_INTERVAL_S ?? 10);
 const CONCURRENCY = Number(process.env.BENCH_CREATE_CONCURRENCY ?? 32);
+/** --workers of the operator; its default when unset. */
+const WORKERS = process.env.BENCH_WORKERS;
 const WINDOW_S = 5;
 const IDLE_INTERVALS = 3;
 const POLICY_API = { group: 'poolpilot.io', version: 'v1alpha1', plural: 'poolpolicies' } as const;
@@ -81,6 +84,7 @@ function operatorArgs(kubeconfig: string, prometheusUrl: string, metricsPort: nu
     '127.0.0.1:0',
     '--log-level',
     'warn',
+    ...(WORKERS === undefined ? [] : ['--workers', WORKERS]),
   ];
 }
 
@@ -299,6 +303,7 @@ async function main(): Promise<void> {
     const templates = 1; // the bench's policies use the built-in database query only
     const rows: Array<[string, string]> = [
       ['policies / Deployments / namespaces', `${N} / ${N} / ${NAMESPACES}`],
+      ['operator flags beyond the defaults', WORKERS === undefined ? 'none' : `--workers ${WORKERS}`],
       ['create N Deployments + N policies (API)', `${createSeconds.toFixed(1)} s (${CONCURRENCY} requests at a time)`],
       [
         'first start → every status written',
