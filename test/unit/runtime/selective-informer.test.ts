@@ -40,7 +40,7 @@ function configMap(name: string, resourceVersion: string, data: Record<string, s
   };
 }
 
-function setup(pages: V1ConfigMap[][], stored: Map<string, V1ConfigMap> = new Map()) {
+function setup(pages: V1ConfigMap[][], stored: Map<string, V1ConfigMap> = new Map(), before?: () => Promise<void>) {
   const wanted = new Set<string>(['a', 'c']);
   const watch = new FakeWatch();
   const reads: string[] = [];
@@ -73,6 +73,7 @@ function setup(pages: V1ConfigMap[][], stored: Map<string, V1ConfigMap> = new Ma
       });
     },
     clock: new FakeClock(),
+    ...(before ? { before } : {}),
   });
   const cache = selective.informer;
   const names = (): string[] => cache.list('ns').map((c) => c.metadata?.name ?? '');
@@ -148,5 +149,19 @@ describe('SelectiveInformer', () => {
     expect(t.names()).toEqual([]);
     t.selective.release('ns', 'x'); // not held: nothing to do
     expect(t.cache.latestResourceVersion()).toBe('14');
+  });
+
+  it('lists only once `before` has resolved (the policies that decide what is wanted are in)', async () => {
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const t = setup([[configMap('a', '3')]], new Map(), () => gate);
+    const started = t.cache.start();
+    await flushMicrotasks();
+    expect(t.limits).toEqual([]);
+    release();
+    await started;
+    expect(t.names()).toEqual(['a']);
   });
 });
