@@ -104,6 +104,8 @@ interface IdleNumbers {
   readonly cpuPercent: number;
   readonly rssMiB: number;
   readonly heapMiB: number;
+  /** Objects the operator's Deployment and ConfigMap caches hold at the end. */
+  readonly cached: { readonly deployments: number; readonly configMaps: number };
 }
 
 const heapUsedMiB = (samples: readonly MetricSample[]): number =>
@@ -137,6 +139,10 @@ async function idle(operator: OperatorProcess, metricsPort: number): Promise<Idl
     cpuPercent: (100 * (statsAfter.cpuSeconds - statsBefore.cpuSeconds)) / seconds,
     rssMiB: statsAfter.rssMiB,
     heapMiB: heapUsedMiB(after),
+    cached: {
+      deployments: sumSamples(after, 'poolpilot_cached_objects', { resource: 'deployments' }),
+      configMaps: sumSamples(after, 'poolpilot_cached_objects', { resource: 'configmaps' }),
+    },
   };
 }
 
@@ -338,6 +344,10 @@ async function main(): Promise<void> {
       [
         `${UNMANAGED} unmanaged Deployments + ConfigMaps created while it runs`,
         `${unmanagedSeconds.toFixed(1)} s; then RSS / heap ${withOthers.rssMiB.toFixed(0)} / ${withOthers.heapMiB.toFixed(0)} MiB, CPU ${withOthers.cpuPercent.toFixed(1)} % idle`,
+      ],
+      [
+        'Deployments / ConfigMaps the operator caches, of those that exist',
+        `${withOthers.cached.deployments} of ${N + Math.ceil(UNMANAGED / 2)} / ${withOthers.cached.configMaps} of ${Math.floor(UNMANAGED / 2)}`,
       ],
       [
         'restart with all of it in place → every policy reconciled',

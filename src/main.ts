@@ -227,6 +227,16 @@ function createReconciler(
   };
 }
 
+function cachesByResource(informers: Informers): Record<string, { readonly size: number }> {
+  return {
+    [POOLPOLICY_RESOURCE.plural]: informers.policies,
+    [CONNECTIONBUDGET_RESOURCE.plural]: informers.budgets,
+    deployments: informers.deployments,
+    configmaps: informers.configMaps,
+    horizontalpodautoscalers: informers.hpas,
+  };
+}
+
 function allInformers(
   informers: Informers,
 ): Array<Pick<ResilientInformer<KubernetesObject>, 'start' | 'stop' | 'synced'>> {
@@ -589,6 +599,8 @@ export async function startController(
   );
   const depthTimer = setInterval(() => {
     metrics.queueDepth.set(queues.policies.len());
+    for (const [resource, informer] of Object.entries(cachesByResource(informers)))
+      metrics.cachedObjects.set({ resource }, informer.size);
   }, 1000);
   /** One term of work: fresh queues holding every object, and their workers. */
   const startTerm = (): RunningWorkers => {

@@ -24,6 +24,8 @@ export interface OperatorMetrics {
   readonly informerFailures: Counter<'resource'>;
   /** Requests sent to the Kubernetes API (a watch counts once, when it starts), by HTTP method. */
   readonly kubeApiRequests: Counter<'method'>;
+  /** Objects each informer cache holds (Deployments and ConfigMaps: only those policies name). */
+  readonly cachedObjects: Gauge<'resource'>;
 }
 
 export function createMetrics(): OperatorMetrics {
@@ -103,6 +105,12 @@ export function createMetrics(): OperatorMetrics {
     informerSynced: new Gauge({
       name: 'poolpilot_informer_synced',
       help: '1 once the informer of this resource has listed it and watches it (the operator is ready when all are 1), else 0.',
+      labelNames: ['resource'],
+      registers: [registry],
+    }),
+    cachedObjects: new Gauge({
+      name: 'poolpilot_cached_objects',
+      help: 'Objects each informer cache holds; Deployments and ConfigMaps only when a PoolPolicy names them.',
       labelNames: ['resource'],
       registers: [registry],
     }),

@@ -141,18 +141,21 @@ export class ResilientInformer<T extends KubernetesObject> implements ObjectStor
   });
 
   private readonly index: StoreIndex<T>;
+  private cached = 0;
 
   constructor(private readonly options: InformerOptions<T>) {
     this.informer = options.informer;
     // Registered first: change handlers (which may call byIndex) see the index updated.
     this.index = new StoreIndex(options.indexers ?? {});
     this.informer.on('add', (obj) => {
+      this.cached++;
       this.index.set(obj);
     });
     this.informer.on('update', (obj) => {
       this.index.set(obj);
     });
     this.informer.on('delete', (obj) => {
+      this.cached--;
       this.index.remove(obj);
     });
     const notify = (obj: T): void => {
@@ -169,6 +172,11 @@ export class ResilientInformer<T extends KubernetesObject> implements ObjectStor
   /** True once a complete list is in the cache (and stays true; see the module comment). */
   get synced(): boolean {
     return this.syncedOnce;
+  }
+
+  /** Objects in the cache (for the poolpilot_cached_objects metric). */
+  get size(): number {
+    return this.cached;
   }
 
   /** Registers a handler for every change (add, update, delete) of a watched object. */

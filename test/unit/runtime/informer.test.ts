@@ -355,6 +355,7 @@ describe('ResilientInformer indexes', () => {
     expect(names(t.informer.byIndex('app', 'ns/api'))).toEqual([]);
     expect(names(t.informer.byIndex('app', 'ns/web'))).toEqual(['a']);
     expect(seenByHandler.slice(-3)).toEqual([['a', 'b'], ['b'], []]);
+    expect(t.informer.size).toBe(1);
   });
 
   it('refuses an index it does not keep', () => {
