@@ -4,7 +4,9 @@
  *
  * Contracts:
  * - Fair and deduplicated: a key is queued at most once, however often it is
- *   added before a worker takes it; keys are handed out in FIFO order.
+ *   added before a worker takes it; keys are handed out in the order they became
+ *   ready (an `add` at once, a delayed add when its time comes), so a backlog
+ *   drains in order of due time.
  * - Exclusive: a key handed out by {@link WorkQueue.get} is "processing" until
  *   {@link WorkQueue.done}. It is never handed out again meanwhile; if it is
  *   added during processing it is marked dirty and re-queued by `done`, so the

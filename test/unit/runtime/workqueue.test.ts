@@ -43,6 +43,19 @@ describe('WorkQueue', () => {
     expect(await peek(queue.get())).toBe(PENDING);
   });
 
+  it('drains a backlog in order of due time, whatever the order of the requests', async () => {
+    const { clock, queue } = setup();
+    queue.addAfter('ns/late', 300);
+    queue.addAfter('ns/early', 100);
+    queue.addAfter('ns/middle', 200);
+    clock.advance(250);
+    queue.add('ns/now'); // due now: after the keys that were due before it
+    clock.advance(100);
+    const order: Array<Key | undefined> = [];
+    for (let i = 0; i < 4; i++) order.push(await queue.get());
+    expect(order).toEqual(['ns/early', 'ns/middle', 'ns/now', 'ns/late']);
+  });
+
   it('get waits until a key is added; waiters are served in order', async () => {
     const { queue } = setup();
     const first = queue.get();
