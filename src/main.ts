@@ -118,6 +118,10 @@ function createInformers(kube: KubeClient, config: OperatorConfig, log: Logger, 
       listPage: (limit, continueToken) => list({ limit, continueToken }),
       transform,
       clock: systemClock,
+      onReadError: (err, namespace, name, retryInMs) => {
+        // The policy naming it waits for this read before its first reconcile.
+        logRetry(log, 'warn', { path, namespace, name, retryInMs }, 'could not read an object a policy names', err);
+      },
       ...named,
     });
   const ns = config.namespace;

@@ -44,6 +44,8 @@ export interface SelectiveInformerOptions<T extends KubernetesObject> {
   readonly read?: (namespace: string, name: string) => Promise<T | undefined>;
   /** For the delay between failed reads of a hold. */
   readonly clock: Clock;
+  /** Told of every failed read of a hold, with the delay before the next attempt. */
+  readonly onReadError?: (err: unknown, namespace: string, name: string, retryInMs: number) => void;
   /**
    * Waited for before each list, e.g. the list of the policies that decide what is wanted (so a
    * start-up lists the objects policies name instead of reading each one). Must not reject.
@@ -136,7 +138,8 @@ export class SelectiveInformer<T extends KubernetesObject> {
         if (object !== undefined && !race.changed && stillMissing && this.options.wanted(namespace, name))
           this.inject('ADDED', this.options.transform(object));
         return;
-      } catch {
+      } catch (err) {
+        this.options.onReadError?.(err, namespace, name, delay);
         await new Promise<void>((resolve) => {
           this.options.clock.setTimeout(resolve, delay);
         });

@@ -45,6 +45,9 @@ function setup(pages: V1ConfigMap[][], stored: Map<string, V1ConfigMap> = new Ma
   const watch = new FakeWatch();
   const reads: string[] = [];
   let pendingRead: ((object: V1ConfigMap | undefined) => void) | undefined;
+  let failPendingRead: ((err: Error) => void) | undefined;
+  const readErrors: Array<[string, number]> = [];
+  const clock = new FakeClock();
   const limits: number[] = [];
   const selective = new SelectiveInformer<V1ConfigMap>({
     watch,
@@ -66,13 +69,17 @@ function setup(pages: V1ConfigMap[][], stored: Map<string, V1ConfigMap> = new Ma
     wanted: (_namespace, name) => wanted.has(name),
     read: (_namespace, name) => {
       reads.push(name);
-      return new Promise((resolve) => {
+      return new Promise((resolve, reject) => {
         pendingRead = (object) => {
           resolve(object ?? stored.get(name));
         };
+        failPendingRead = reject;
       });
     },
-    clock: new FakeClock(),
+    clock,
+    onReadError: (_err, _namespace, name, retryInMs) => {
+      readErrors.push([name, retryInMs]);
+    },
     ...(before ? { before } : {}),
   });
   const cache = selective.informer;
@@ -81,7 +88,11 @@ function setup(pages: V1ConfigMap[][], stored: Map<string, V1ConfigMap> = new Ma
     pendingRead?.(object);
     await flushMicrotasks();
   };
-  return { selective, cache, watch, wanted, reads, limits, names, answerRead };
+  const failRead = async (): Promise<void> => {
+    failPendingRead?.(new Error('forbidden'));
+    await flushMicrotasks();
+  };
+  return { selective, cache, watch, wanted, reads, limits, names, answerRead, failRead, readErrors, clock };
 }
 
 describe('SelectiveInformer', () => {
@@ -163,5 +174,28 @@ describe('SelectiveInformer', () => {
     release();
     await started;
     expect(t.names()).toEqual(['a']);
+  });
+
+  it('reports a failed read and tries again after a growing delay until it succeeds', async () => {
+    const t = setup([[configMap('a', '3')]], new Map([['b', configMap('b', '7')]]));
+    await t.cache.start();
+    t.wanted.add('b');
+    const held = t.selective.hold('ns', 'b');
+    await flushMicrotasks();
+    await t.failRead();
+    expect(t.readErrors).toEqual([['b', 1000]]);
+    t.clock.advance(1000);
+    await flushMicrotasks();
+    await t.failRead();
+    expect(t.readErrors).toEqual([
+      ['b', 1000],
+      ['b', 2000],
+    ]);
+    t.clock.advance(2000);
+    await flushMicrotasks();
+    await t.answerRead();
+    await held;
+    expect(t.reads).toEqual(['b', 'b', 'b']);
+    expect(t.names()).toEqual(['a', 'b']);
   });
 });
