@@ -26,6 +26,16 @@ interface PolicyItem {
   status?: { observedGeneration?: number };
 }
 
+/**
+ * With BENCH_HEAP_SNAPSHOT=1 (and --heapsnapshot-signal=SIGUSR2 in BENCH_OPERATOR_NODE_OPTIONS),
+ * a heap snapshot of the operator (written to its cwd): what is live, after a full GC.
+ */
+async function heapSnapshot(pid: number): Promise<void> {
+  if (process.env.BENCH_HEAP_SNAPSHOT !== '1') return;
+  process.kill(pid, 'SIGUSR2');
+  await sleep(20_000);
+}
+
 async function main(): Promise<void> {
   const env = readLocalEnv();
   const kc = adminKubeConfig();
@@ -73,6 +83,7 @@ async function main(): Promise<void> {
   try {
     await sleep(10_000);
     const rssBefore = processStats(operator.pid).rssMiB;
+    await heapSnapshot(operator.pid);
     const metricsBefore = await scrape(metricsPort);
     const live = new Set<string>();
     let peakRss = rssBefore;
@@ -150,6 +161,7 @@ async function main(): Promise<void> {
     await custom.deleteCollectionNamespacedCustomObject({ ...policyApi, namespace });
     await sleep(30_000);
     const rssAfter = processStats(operator.pid).rssMiB;
+    await heapSnapshot(operator.pid);
     const metricsIdle = await scrape(metricsPort);
     const queueDepth = sumSamples(metricsIdle, 'poolpilot_workqueue_depth');
     // RSS rarely shrinks (V8 keeps its heap pages); the live heap says whether anything leaked.
