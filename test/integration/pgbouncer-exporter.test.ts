@@ -38,7 +38,7 @@ import {
   type PolicyView,
 } from './support/operator.js';
 import { tearDown } from './support/process.js';
-import { startPgbouncer, PSQL_BIN, type RunningPgbouncer } from './support/pgbouncer.js';
+import { appPgbouncerIni, startPgbouncer, PSQL_BIN, type RunningPgbouncer } from './support/pgbouncer.js';
 import { eventually, queryVector, registerScrapeTarget } from './support/prometheus.js';
 import { FAST, morePasses, policyWhen } from './support/suite.js';
 
@@ -148,20 +148,7 @@ describe('PgBouncer and PostgreSQL exporters, scraped by the real Prometheus, dr
     });
     // A forced server user: clients log in as the admin user PgBouncer's userlist knows, PgBouncer
     // logs in to PostgreSQL as role app.
-    bouncer = await startPgbouncer(
-      [
-        '[databases]',
-        `app = host=127.0.0.1 port=${backends.env.PG_PORT ?? ''} dbname=app user=app`,
-        '[pgbouncer]',
-        'listen_addr = 127.0.0.1',
-        'listen_port = 6432',
-        'unix_socket_dir =',
-        'auth_type = trust',
-        'auth_file = userlist.txt',
-        'admin_users = admin',
-        POOLER,
-      ].join('\n'),
-    );
+    bouncer = await startPgbouncer(appPgbouncerIni(backends.env.PG_PORT ?? '', [POOLER]));
     cleanups.push(() => bouncer.stop());
     pgbouncerExporter = await startPgbouncerExporter(bouncer.port, 'admin');
     cleanups.push(() => pgbouncerExporter.stop());

@@ -38,7 +38,7 @@ import {
   type PolicyView,
 } from './support/operator.js';
 import { tearDown } from './support/process.js';
-import { startPgbouncer, type RunningPgbouncer } from './support/pgbouncer.js';
+import { appPgbouncerIni, startPgbouncer, type RunningPgbouncer } from './support/pgbouncer.js';
 import { eventually, registerScrapeTarget } from './support/prometheus.js';
 import { FAST, morePasses, policyWhen } from './support/suite.js';
 
@@ -127,20 +127,11 @@ describe('PgBouncer in transaction pooling, read with the demo policy query', ()
       backends.stop();
     });
     bouncer = await startPgbouncer(
-      [
-        '[databases]',
-        `app = host=127.0.0.1 port=${backends.env.PG_PORT ?? ''} dbname=app user=app`,
-        '[pgbouncer]',
-        'listen_addr = 127.0.0.1',
-        'listen_port = 6432',
-        'unix_socket_dir =',
-        'auth_type = trust',
-        'auth_file = userlist.txt',
-        'admin_users = admin',
+      appPgbouncerIni(backends.env.PG_PORT ?? '', [
         'pool_mode = transaction',
         'default_pool_size = 4',
         'max_client_conn = 100',
-      ].join('\n'),
+      ]),
     );
     cleanups.push(() => bouncer.stop());
     exporter = await startPgbouncerExporter(bouncer.port, 'admin');

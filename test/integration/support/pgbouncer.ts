@@ -212,3 +212,23 @@ export async function startPgbouncer(iniText: string, options: StartOptions = {}
     stop,
   };
 }
+
+/**
+ * A pgbouncer.ini for the demo database `app` on `pgPort` (listening on 127.0.0.1:6432, which
+ * startPgbouncer replaces with a free port; trust auth with the `admin` console user), with
+ * `settings` (pool_mode, pool sizes, …) appended to its [pgbouncer] section.
+ */
+export function appPgbouncerIni(pgPort: string, settings: readonly string[]): string {
+  return [
+    '[databases]',
+    `app = host=127.0.0.1 port=${pgPort} dbname=app user=app`,
+    '[pgbouncer]',
+    'listen_addr = 127.0.0.1',
+    'listen_port = 6432',
+    'unix_socket_dir =',
+    'auth_type = trust',
+    'auth_file = userlist.txt',
+    'admin_users = admin',
+    ...settings,
+  ].join('\n');
+}
