@@ -617,7 +617,8 @@ export async function startController(
         const outcome = await policyReconciler.reconciler.reconcile(key);
         const after = outcome.requeueAfterMs;
         // The policies of a namespace are revisited together: one Prometheus batch serves them all.
-        return after === undefined
+        // Only the regular interval moves: a metrics backoff keeps its doubling delays.
+        return after === undefined || outcome.onInterval !== true
           ? outcome
           : { ...outcome, requeueAfterMs: alignedDelay(Date.now(), after, splitKey(key).namespace) };
       },

@@ -194,7 +194,11 @@ type Observation =
   | (PassIdentity & { readonly kind: 'blocked'; readonly blocked: Blocked; readonly requeueAfterMs?: number })
   | (Omit<PolicySnapshot, 'budget'> & { readonly kind: 'observed' });
 
-type Result = Outcome & { report?: ReconcileReport };
+/**
+ * `onInterval`: the revisit is the policy's regular spec.interval (not a metrics backoff or a
+ * retry), so the caller may move it onto a tick shared with other policies.
+ */
+type Result = Outcome & { report?: ReconcileReport; onInterval?: boolean };
 
 export class PoolPolicyReconciler {
   private readonly budgetLocks = new KeyedMutex();
@@ -474,7 +478,7 @@ export class PoolPolicyReconciler {
   }
 
   /** Performs the plan's writes, then the status and events; records applied values in the ledger. */
-  private async apply(snapshot: PolicySnapshot, plan: Plan): Promise<Outcome & { report: ReconcileReport }> {
+  private async apply(snapshot: PolicySnapshot, plan: Plan): Promise<Result & { report: ReconcileReport }> {
     const { key, ref, spec, namespace, container, previous } = snapshot;
     const configMap = snapshot.pgbouncer.configMap;
     if (plan.envWrites.size > 0 && snapshot.delivery && spec.delivery.mode === 'ConfigMap') {
@@ -524,7 +528,7 @@ export class PoolPolicyReconciler {
     this.deps.onPlan?.(key, plan);
     const ready = plan.status.conditions?.find((c) => c.type === 'Ready');
     return {
-      requeueAfterMs: nextVisitMs(snapshot, plan),
+      ...nextVisit(snapshot, plan),
       report: {
         key,
         ready: ready ? `${ready.status}/${ready.reason}: ${ready.message}` : 'unknown',
@@ -692,13 +696,13 @@ function planInputOf(snapshot: PolicySnapshot): PlanInput {
  * After spec.interval; while nothing usable comes from Prometheus at all, less and less often
  * (a change still wakes the policy).
  */
-function nextVisitMs(snapshot: PolicySnapshot, plan: Plan): number {
+function nextVisit(snapshot: PolicySnapshot, plan: Plan): { requeueAfterMs: number; onInterval: boolean } {
   const sampled = Object.values(snapshot.samples);
   const metricsDown = sampled.length > 0 && sampled.every((s) => !s.valid);
   const metricsCondition = plan.status.conditions?.find((c) => c.type === ConditionType.MetricsAvailable);
   return metricsDown
-    ? metricsBackoffMs(snapshot.now, metricsCondition, snapshot.spec.intervalMs)
-    : snapshot.spec.intervalMs;
+    ? { requeueAfterMs: metricsBackoffMs(snapshot.now, metricsCondition, snapshot.spec.intervalMs), onInterval: false }
+    : { requeueAfterMs: snapshot.spec.intervalMs, onInterval: true };
 }
 
 /**

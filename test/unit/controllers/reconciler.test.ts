@@ -187,9 +187,16 @@ describe('PoolPolicyReconciler', () => {
         clock,
         log: pino({ level: 'silent' }),
       });
-    expect((await restarted(failing).reconcile('prod/api')).requeueAfterMs).toBe(300_000);
-    expect(
-      (await restarted({ valid: true, percent: 60, sampledAt: clock.now() }).reconcile('prod/api')).requeueAfterMs,
-    ).toBe(30_000);
+    const backingOff = await restarted(failing).reconcile('prod/api');
+    // A backoff is not a regular interval: the caller must not move it onto a shared tick.
+    expect({ after: backingOff.requeueAfterMs, onInterval: backingOff.onInterval }).toEqual({
+      after: 300_000,
+      onInterval: false,
+    });
+    const recovered = await restarted({ valid: true, percent: 60, sampledAt: clock.now() }).reconcile('prod/api');
+    expect({ after: recovered.requeueAfterMs, onInterval: recovered.onInterval }).toEqual({
+      after: 30_000,
+      onInterval: true,
+    });
   });
 });
