@@ -30,11 +30,17 @@ is fatal (exit 2, the message names the line).
 
 Live reload, no restart: on SIGHUP, and when the file's mtime or content changes (polled every
 second; a kubelet ConfigMap volume update swaps a symlink, which changes both), the settings are
-read again. If they differ from the live ones, a new SQLAlchemy engine and redis-py pool are built
-with them and swapped in for new requests; requests already running finish on the old pools, which
-are closed when the last of them ends. Until then their connections stay in checked_out /
-checked_in (and in db_pool_draining_connections); db_pool_size, db_pool_max_overflow and
-redis_pool_max_connections report the live settings and pool_config_generation counts the swap.
+read again. If they differ from the live ones, POOL_RELOAD (env) says how they apply:
+  resize (default)  the live SQLAlchemy pool and redis-py pool take the new sizes in place
+                    (resizable_pools.py): warm connections stay open, idle ones above the new
+                    size close at once, busy ones above a smaller capacity when they come back.
+  swap              a new SQLAlchemy engine and redis-py pool are built and swapped in for new
+                    requests; requests already running finish on the old pools, which are closed
+                    when the last of them ends. Until then their connections stay in checked_out /
+                    checked_in (and in db_pool_draining_connections). Also used when a resize
+                    cannot apply (a DB_POOL_SIZE of 0, QueuePool's "no limit").
+db_pool_size, db_pool_max_overflow and redis_pool_max_connections report the live settings and
+pool_config_generation counts the reloads applied.
 A malformed file is logged and counted, and the old settings stay.
 
 Run with Debian's /usr/bin/python3 and the Debian packages python3-sqlalchemy python3-psycopg2
@@ -58,6 +64,8 @@ from prometheus_client.core import CollectorRegistry, GaugeMetricFamily
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from poolconfig import PoolConfigError, effective_settings  # noqa: E402
 from poolmetrics import db_pool_metrics, redis_pool_metrics  # noqa: E402
+
+RELOAD_MODES = ("resize", "swap")
 
 PREFIX = "voiceassist_"
 
@@ -93,6 +101,12 @@ class LivePools:
                     del self._leases[id(pools)]
             if drained:
                 pools.close()
+
+    def resize(self, settings):
+        """Applies new settings to the current set in place (its .resize(settings)); nothing retires."""
+        with self._lock:
+            self._current.resize(settings)
+            self.generation += 1
 
     def replace(self, pools):
         with self._lock:
@@ -324,10 +338,15 @@ def main():
     from sqlalchemy import create_engine, event, text
     from sqlalchemy.exc import OperationalError, TimeoutError as PoolTimeout
 
+    from resizable_pools import ResizableConnectionPool, ResizableQueuePool
+
     source = PoolConfigSource(os.environ)
     try:
         settings = source.read()
         port = int(os.environ.get("PORT") or 8000)
+        reload_mode = os.environ.get("POOL_RELOAD", "").strip() or "resize"
+        if reload_mode not in RELOAD_MODES:
+            raise ValueError(f"POOL_RELOAD={reload_mode!r} is not one of {', '.join(RELOAD_MODES)}")
     except (PoolConfigError, OSError, ValueError) as err:
         print(f"app: {err}", file=sys.stderr, flush=True)
         sys.exit(2)
@@ -336,19 +355,28 @@ def main():
     class Pools:
         """One SQLAlchemy engine and one redis-py pool built for one set of settings. Its PostgreSQL
         connections carry application_name "voiceassist pid P pool gen N" (P = this process, N = the
-        config generation), so pg_stat_activity shows which engine holds them while an old one drains."""
+        config generation the set was built for; a resize keeps it), so pg_stat_activity shows which
+        engine holds them while an old one drains."""
 
         def __init__(self, settings, generation):
             self.settings = settings
             self.engine = create_engine(
                 os.environ["DATABASE_URL"], pool_size=settings["DB_POOL_SIZE"], max_overflow=settings["DB_MAX_OVERFLOW"],
-                pool_timeout=settings["DB_POOL_TIMEOUT"], pool_recycle=3600, pool_pre_ping=True,
+                pool_timeout=settings["DB_POOL_TIMEOUT"], pool_recycle=3600, pool_pre_ping=True, poolclass=ResizableQueuePool,
                 connect_args={"application_name": f"voiceassist pid {os.getpid()} pool gen {generation}"},
             )
             # `metrics` is bound below, before the first request can open a connection.
             event.listen(self.engine.pool, "connect", lambda _dbapi_conn, _record: metrics.db_opened.inc())
-            self.redis_pool = redis.ConnectionPool.from_url(os.environ["REDIS_URL"], max_connections=settings["REDIS_MAX_CONNECTIONS"])
+            self.redis_pool = ResizableConnectionPool.from_url(os.environ["REDIS_URL"], max_connections=settings["REDIS_MAX_CONNECTIONS"])
             self.redis = redis.Redis(connection_pool=self.redis_pool)
+
+        def resizable(self, settings):
+            return ResizableQueuePool.resizable(self.settings["DB_POOL_SIZE"], settings["DB_POOL_SIZE"])
+
+        def resize(self, settings):
+            self.engine.pool.resize(settings["DB_POOL_SIZE"], settings["DB_MAX_OVERFLOW"], settings["DB_POOL_TIMEOUT"])
+            self.redis_pool.resize(settings["REDIS_MAX_CONNECTIONS"])
+            self.settings = settings
 
         def db_counts(self):
             p = self.engine.pool
@@ -381,9 +409,14 @@ def main():
         if wanted == current.settings:
             print(f"app: {reason}: settings unchanged", flush=True)
             return
-        # Only this thread replaces pools, so the next generation number is known here.
-        live.replace(Pools(wanted, live.generation + 1))
-        print(f"app: {reason}: generation {live.generation}: {describe(wanted)} (old pools close once their requests end)", flush=True)
+        if reload_mode == "resize" and current.resizable(wanted):
+            live.resize(wanted)
+            how = "resized in place"
+        else:
+            # Only this thread replaces pools, so the next generation number is known here.
+            live.replace(Pools(wanted, live.generation + 1))
+            how = "new pools (old pools close once their requests end)"
+        print(f"app: {reason}: generation {live.generation}: {describe(wanted)}, {how}", flush=True)
 
     def watch_config():
         while not stopping.is_set():
@@ -477,7 +510,7 @@ def main():
     # The handler only flags the reload: building pools does not belong in a signal handler.
     signal.signal(signal.SIGHUP, lambda _signum, _frame: reload_requested.set())
     threading.Thread(target=watch_config, name="pool-config", daemon=True).start()
-    print(f"app: listening on 127.0.0.1:{port} {describe(settings)}"
+    print(f"app: listening on 127.0.0.1:{port} {describe(settings)} POOL_RELOAD={reload_mode}"
           f"{f' (POOL_CONFIG_FILE {source.path})' if source.path else ''}", flush=True)
     server.serve_forever(poll_interval=0.2)
     deadline = time.monotonic() + 5

@@ -6,8 +6,10 @@
  * the signals a full pool hides (waiters, checkouts, checkout wait and hold histograms, connections
  * opened, PostgreSQL refusals) count what happened. Its pools reload live from POOL_CONFIG_FILE
  * (a ConfigMap-style volume updated the kubelet's way, by swapping a symlink) and on SIGHUP: the
- * gauges move, no request fails during the swap, and the old engine's PostgreSQL connections
- * close once its last request is done; a malformed file changes nothing.
+ * gauges move; resized in place (the default) the warm connections stay open, the busy ones too
+ * and the idle ones above a smaller size close; swapped (POOL_RELOAD=swap) no request fails during
+ * the swap and the old engine's PostgreSQL connections close once its last request is done; a
+ * malformed file changes nothing.
  * Needs the Debian packages postgresql, postgresql-client, redis-server, python3-sqlalchemy,
  * python3-psycopg2, python3-redis and python3-prometheus-client.
  */
@@ -281,7 +283,7 @@ describe('demo workload against real PostgreSQL and Redis', () => {
         ),
       );
 
-    it('a ConfigMap update swaps in new pools under load: gauges move, no request fails, the old engine drains to 0 connections', async () => {
+    it('POOL_RELOAD=swap: a ConfigMap update swaps in new pools under load: gauges move, no request fails, the old engine drains to 0 connections', async () => {
       const volume = join(state, 'pool-config-volume');
       const file = writeConfigMapVolume(
         volume,
@@ -289,6 +291,7 @@ describe('demo workload against real PostgreSQL and Redis', () => {
       );
       // The file wins over env.
       const reloading = await startApp({
+        POOL_RELOAD: 'swap',
         POOL_CONFIG_FILE: file,
         DB_POOL_SIZE: '9',
         DB_MAX_OVERFLOW: '9',
@@ -370,6 +373,66 @@ describe('demo workload against real PostgreSQL and Redis', () => {
       } finally {
         loading = false;
         await stopApp(reloading.process);
+      }
+    });
+
+    it('POOL_RELOAD=resize (the default): the live pools take the new sizes under load, their warm connections stay open', async () => {
+      const file = join(state, 'pool-resize.conf');
+      writeFileSync(file, 'DB_POOL_SIZE=2\nDB_MAX_OVERFLOW=4\nDB_POOL_TIMEOUT=10\nREDIS_MAX_CONNECTIONS=5\n');
+      const resizing = await startApp({ POOL_CONFIG_FILE: file });
+      const read = async (): Promise<string> => (await fetch(`${resizing.base}/metrics`)).text();
+      const burst = async (n: number, hold = 0.5): Promise<number[]> =>
+        Promise.all(
+          Array.from({ length: n }, async () => {
+            const res = await fetch(`${resizing.base}/?hold=${hold}`);
+            await res.text();
+            return res.status;
+          }),
+        );
+      const opened = async (): Promise<number | undefined> => sample(await read(), 'voiceassist_db_connections_opened_total');
+      try {
+        // Six at once on 2 + 4: six connections opened, the four overflow ones closed on return.
+        expect(await burst(6)).toEqual(Array.from({ length: 6 }, () => 200));
+        expect(await opened()).toBe(6);
+        expect(connectionsOf(resizing.process, 0)).toBe(2);
+
+        // Grown while busy (for 4 s, across the file poll of 1 s): the six busy ones are kept as they
+        // come back, none is opened for the resize.
+        const busy = burst(6, 4);
+        await eventually(
+          async () => ((await opened()) === 10 ? true : undefined),
+          10_000,
+          'six connections busy',
+        );
+        writeFileSync(file, 'DB_POOL_SIZE=6\nDB_MAX_OVERFLOW=2\nDB_POOL_TIMEOUT=10\nREDIS_MAX_CONNECTIONS=8\n');
+        const resized = await eventually(
+          async () => {
+            const text = await read();
+            return sample(text, gauges.generation) === 1 ? text : undefined;
+          },
+          10_000,
+          'generation 1 after the file changed',
+        );
+        expect(samples(resized, gauges)).toEqual({ size: 6, maxOverflow: 2, redisMax: 8, generation: 1, reloadErrors: 0 });
+        expect(sample(resized, 'voiceassist_db_pool_draining_connections')).toBe(0);
+        expect(await busy).toEqual(Array.from({ length: 6 }, () => 200));
+        expect({ open: connectionsOf(resizing.process, 0), newEngine: connectionsOf(resizing.process, 1) }).toEqual({
+          open: 6,
+          newEngine: 0,
+        });
+        expect(await burst(6)).toEqual(Array.from({ length: 6 }, () => 200));
+        expect(await opened()).toBe(10);
+
+        // Shrunk: the idle ones above the new size close at once.
+        writeFileSync(file, 'DB_POOL_SIZE=1\nDB_MAX_OVERFLOW=2\nDB_POOL_TIMEOUT=10\nREDIS_MAX_CONNECTIONS=8\n');
+        await eventually(
+          async () => (sample(await read(), gauges.generation) === 2 ? true : undefined),
+          10_000,
+          'generation 2 after the file changed',
+        );
+        expect(connectionsOf(resizing.process, 0)).toBe(1);
+      } finally {
+        await stopApp(resizing.process);
       }
     });
 

@@ -1,6 +1,7 @@
 /**
  * The demo workload's metrics (demo/workload/poolmetrics.py and the exporter in app.py), its pool
- * settings (poolconfig.py) and live pool swap (app.py's LivePools), and the
+ * settings (poolconfig.py), live pool swap (app.py's LivePools) and in-place resize
+ * (resizable_pools.py, on the real SQLAlchemy and redis-py pool classes), and the
  * seeded load of demo/load.py, tested with Python's unittest under Debian's /usr/bin/python3 (not
  * a pyenv python3 on PATH). No PostgreSQL or Redis is contacted. Needs the Debian packages
  * python3-sqlalchemy python3-psycopg2 python3-redis python3-prometheus-client.
@@ -37,6 +38,14 @@ describe('demo workload pool settings and live reload (python unittest)', () => 
     const output = unittest('test_poolconfig');
     expect(output).toMatch(/Ran 5 tests/);
     expect(output).toMatch(/test_a_leased_pool_set_drains_then_closes .* ok/);
+  });
+});
+
+describe('demo workload in-place pool resize (python unittest)', () => {
+  it('keeps warm connections, closes idle surplus at once and busy surplus as it comes back', () => {
+    const output = unittest('test_resizable_pools');
+    expect(output).toMatch(/Ran 7 tests/);
+    expect(output).toMatch(/test_a_smaller_capacity_is_reached_as_busy_connections_come_back .* ok/);
   });
 });
 
