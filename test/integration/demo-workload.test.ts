@@ -283,6 +283,17 @@ describe('demo workload against real PostgreSQL and Redis', () => {
         ),
       );
 
+    /** The app's metrics text once it reports config generation `generation`. */
+    const atGeneration = (read: () => Promise<string>, generation: number): Promise<string> =>
+      eventually(
+        async () => {
+          const text = await read();
+          return sample(text, gauges.generation) === generation ? text : undefined;
+        },
+        10_000,
+        `generation ${generation} after the file changed`,
+      );
+
     it('POOL_RELOAD=swap: a ConfigMap update swaps in new pools under load: gauges move, no request fails, the old engine drains to 0 connections', async () => {
       const volume = join(state, 'pool-config-volume');
       const file = writeConfigMapVolume(
@@ -329,14 +340,7 @@ describe('demo workload against real PostgreSQL and Redis', () => {
           volume,
           'DB_POOL_SIZE=4\nDB_MAX_OVERFLOW=2\nDB_POOL_TIMEOUT=10\nREDIS_MAX_CONNECTIONS=8\n',
         );
-        const swapped = await eventually(
-          async () => {
-            const text = await read();
-            return sample(text, gauges.generation) === 1 ? text : undefined;
-          },
-          10_000,
-          'generation 1 after the file changed',
-        );
+        const swapped = await atGeneration(read, 1);
         expect(samples(swapped, gauges)).toEqual({
           size: 4,
           maxOverflow: 2,
@@ -405,14 +409,7 @@ describe('demo workload against real PostgreSQL and Redis', () => {
           'six connections busy',
         );
         writeFileSync(file, 'DB_POOL_SIZE=6\nDB_MAX_OVERFLOW=2\nDB_POOL_TIMEOUT=10\nREDIS_MAX_CONNECTIONS=8\n');
-        const resized = await eventually(
-          async () => {
-            const text = await read();
-            return sample(text, gauges.generation) === 1 ? text : undefined;
-          },
-          10_000,
-          'generation 1 after the file changed',
-        );
+        const resized = await atGeneration(read, 1);
         expect(samples(resized, gauges)).toEqual({ size: 6, maxOverflow: 2, redisMax: 8, generation: 1, reloadErrors: 0 });
         expect(sample(resized, 'voiceassist_db_pool_draining_connections')).toBe(0);
         expect(await busy).toEqual(Array.from({ length: 6 }, () => 200));
@@ -425,11 +422,7 @@ describe('demo workload against real PostgreSQL and Redis', () => {
 
         // Shrunk: the idle ones above the new size close at once.
         writeFileSync(file, 'DB_POOL_SIZE=1\nDB_MAX_OVERFLOW=2\nDB_POOL_TIMEOUT=10\nREDIS_MAX_CONNECTIONS=8\n');
-        await eventually(
-          async () => (sample(await read(), gauges.generation) === 2 ? true : undefined),
-          10_000,
-          'generation 2 after the file changed',
-        );
+        await atGeneration(read, 2);
         expect(connectionsOf(resizing.process, 0)).toBe(1);
       } finally {
         await stopApp(resizing.process);
