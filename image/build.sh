@@ -251,7 +251,7 @@ make_demo() {
   # Users as the Debian packages make them: nobody for the app, postgres (pgbouncer's package)
   # for PgBouncer, which refuses to run as root.
   debian_image demo-workload '["/usr/bin/python3", "/app/app.py"]' nobody "$work/workload" \
-    "cd /app && python3 -c 'import sqlalchemy, psycopg2, redis, prometheus_client, poolconfig, poolmetrics'" \
+    "cd /app && python3 -c 'import sqlalchemy, psycopg2, redis, prometheus_client, poolconfig, poolmetrics, resizable_pools'" \
     python3 python3-sqlalchemy python3-psycopg2 python3-redis python3-prometheus-client
   debian_image pgbouncer '["/usr/sbin/pgbouncer"]' postgres "$work/pgbouncer" \
     'pgbouncer --version && python3 /usr/local/bin/debian-pgbouncer-exporter.py --version' \

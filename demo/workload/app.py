@@ -19,14 +19,16 @@ Besides the runbook's names it exports what a full pool hides (prefix voiceassis
   db_connections_opened_total          counter: new PostgreSQL connections (the pool's 'connect' event)
   db_connection_refused_total          counter: new connections PostgreSQL refused for lack of slots
 
-  db_pool_draining_connections         gauge: connections still open in pools retired by a reload
+  db_pool_draining_connections         gauge: connections open beyond the live settings: in pools
+                                       retired by a reload (swap), or above a smaller capacity
+                                       until they come back (resize)
   pool_config_generation               gauge: reloads applied since start (0 = start-up settings)
   pool_config_reload_errors_total      counter: pool config files (or SIGHUPs) rejected as malformed
 
 Pool settings: DB_POOL_SIZE, DB_MAX_OVERFLOW, DB_POOL_TIMEOUT (seconds), REDIS_MAX_CONNECTIONS
 from env, overridden by the file POOL_CONFIG_FILE names if set (format in poolconfig.py: one
-KEY=VALUE a line). Also from env: DATABASE_URL, REDIS_URL, PORT. A malformed file or env at start
-is fatal (exit 2, the message names the line).
+KEY=VALUE a line). Also from env: DATABASE_URL, REDIS_URL, PORT, POOL_RELOAD. A malformed file or
+env at start is fatal (exit 2, the message names the line or the variable).
 
 Live reload, no restart: on SIGHUP, and when the file's mtime or content changes (polled every
 second; a kubelet ConfigMap volume update swaps a symlink, which changes both), the settings are
@@ -182,10 +184,16 @@ class PoolState:
         )
 
     def draining_connections(self):
+        """Connections open beyond the live settings: all of the retired pools' (a swap), and the
+        current pool's above pool_size + max_overflow (a resize to a smaller capacity, until they
+        come back), so poolpilot confirms a delivery only once the pod holds what it was sent."""
         if self.live is None:
             return 0
-        _, retired = self.live.snapshot()
-        return sum(c[0] + c[1] for c in (pools.db_counts() for pools in retired))
+        current, retired = self.live.snapshot()
+        checked_out, checked_in, _ = current.db_counts()
+        capacity = current.settings["DB_POOL_SIZE"] + current.settings["DB_MAX_OVERFLOW"]
+        above_capacity = max(0, checked_out + checked_in - capacity)
+        return above_capacity + sum(c[0] + c[1] for c in (pools.db_counts() for pools in retired))
 
     def redis(self):
         if self.live is None:
@@ -215,7 +223,10 @@ class PoolCollector:
         g = GaugeMetricFamily(f"{PREFIX}db_pool_waiters", "Threads inside a QueuePool checkout (waiting for a connection)")
         g.add_metric([], self.state.waiters())
         yield g
-        g = GaugeMetricFamily(f"{PREFIX}db_pool_draining_connections", "Connections still open in pools retired by a reload")
+        g = GaugeMetricFamily(
+            f"{PREFIX}db_pool_draining_connections",
+            "Connections open beyond the live settings: in pools retired by a reload, or above a smaller capacity",
+        )
         g.add_metric([], self.state.draining_connections())
         yield g
         g = GaugeMetricFamily(f"{PREFIX}pool_config_generation", "Pool config reloads applied since start (0 = start-up settings)")

@@ -1,5 +1,6 @@
 """Pools the demo app resizes in place on a reload (POOL_RELOAD=resize, the default), the way
-HikariCP's setMaximumPoolSize does: no connection is closed or opened for the resize itself.
+HikariCP's setMaximumPoolSize does: no connection is opened for the resize, and only what is above
+the new settings is closed.
 
 A swap (POOL_RELOAD=swap) builds new pools and drains the old ones: every request after it opens
 a connection again until the new pool is warm, and the old pool's busy connections stay open

@@ -179,7 +179,8 @@ export function defaultTemplates(
     },
     // The worst database: (connections in use + waiting clients) / its pool size. Two exporters'
     // names: prometheus-community/pgbouncer_exporter (server connections in use) and Debian's
-    // prometheus-pgbouncer-exporter (clients linked to a server connection: one each).
+    // prometheus-pgbouncer-exporter (SHOW POOLS cl_active, which in transaction pooling also
+    // counts idle client connections: an over-read, README "Known limits").
     pgbouncer: {
       expr:
         `100 * max(` +

@@ -2,11 +2,12 @@
  * Whether a ConfigMap delivery (spec.delivery.mode ConfigMap) took effect, from what the app's
  * pods report: each pod's pool-setting gauges (db_pool_size, db_pool_max_overflow,
  * redis_pool_max_connections) and, when the app exports it, db_pool_draining_connections, the
- * connections still open in pools a reload retired.
+ * connections it holds beyond the written values (in pools a reload retired, or above a smaller
+ * capacity until they come back).
  *
- * A delivery is Applied once every pod that reports runs the written values with no old pool
- * left draining; until then it is Pending, and after spec.delivery.confirmTimeout NotConfirmed.
- * While it is not Applied the policy writes nothing more (the next change would be decided on
+ * A delivery is Applied once every pod that reports runs the written values with nothing left
+ * draining; until then it is Pending, and after spec.delivery.confirmTimeout NotConfirmed.
+ * While it is not Applied the policy's env sections (database, redis) write nothing more (the next change would be decided on
  * samples of the old pools), and the budget counts the old pools beside the new ones
  * ({@link drainingValues}). A NotConfirmed delivery is reported, never written again: a pod that
  * starts later reads the file and confirms it then. Pure: `now` comes in.
@@ -100,7 +101,7 @@ export function checkDelivery(check: DeliveryCheck): DeliveryView {
       state: 'NotConfirmed',
       message:
         `${what}; not confirmed within ${formatDuration(timeoutMs)}: ${progress}. Check that the app re-reads ${where} ` +
-        `(mounted without subPath) and reports ${check.gauges.join(', ')}; poolpilot writes nothing more until the pods run it`,
+        `(mounted without subPath) and reports ${check.gauges.join(', ')}; poolpilot changes these settings no more until the pods run them`,
       record: updated,
     };
   return {

@@ -5,7 +5,8 @@
  * longer than DB_POOL_TIMEOUT is answered 503 and counted in voiceassist_db_pool_timeouts_total;
  * the signals a full pool hides (waiters, checkouts, checkout wait and hold histograms, connections
  * opened, PostgreSQL refusals) count what happened. Its pools reload live from POOL_CONFIG_FILE
- * (a ConfigMap-style volume updated the kubelet's way, by swapping a symlink) and on SIGHUP: the
+ * (a ConfigMap-style volume updated the kubelet's way, by swapping a symlink, or a plain file
+ * rewritten) and on SIGHUP: the
  * gauges move; resized in place (the default) the warm connections stay open, the busy ones too
  * and the idle ones above a smaller size close; swapped (POOL_RELOAD=swap) no request fails during
  * the swap and the old engine's PostgreSQL connections close once its last request is done; a
@@ -420,10 +421,20 @@ describe('demo workload against real PostgreSQL and Redis', () => {
         expect(await burst(6)).toEqual(Array.from({ length: 6 }, () => 200));
         expect(await opened()).toBe(10);
 
-        // Shrunk: the idle ones above the new size close at once.
+        // Shrunk to 1 + 2 while the six warm ones are busy: the three above the new capacity are
+        // reported as draining until they come back, then closed with the idle ones above size 1.
+        const busyAtShrink = burst(6, 4);
+        await eventually(
+          async () => (sample(await read(), 'voiceassist_db_pool_checked_out') === 6 ? true : undefined),
+          10_000,
+          'six warm connections busy',
+        );
         writeFileSync(file, 'DB_POOL_SIZE=1\nDB_MAX_OVERFLOW=2\nDB_POOL_TIMEOUT=10\nREDIS_MAX_CONNECTIONS=8\n');
-        await atGeneration(read, 2);
-        expect(connectionsOf(resizing.process, 0)).toBe(1);
+        const shrunk = await atGeneration(read, 2);
+        expect(sample(shrunk, 'voiceassist_db_pool_draining_connections')).toBe(3);
+        expect(await busyAtShrink).toEqual(Array.from({ length: 6 }, () => 200));
+        expect(sample(await read(), 'voiceassist_db_pool_draining_connections')).toBe(0);
+        expect({ open: connectionsOf(resizing.process, 0), opened: await opened() }).toEqual({ open: 1, opened: 10 });
       } finally {
         await stopApp(resizing.process);
       }

@@ -36,7 +36,7 @@ describe('demo workload metrics (python unittest)', () => {
 describe('demo workload pool settings and live reload (python unittest)', () => {
   it('reads the pool config file over env, rejects malformed lines, swaps pools and drains the old', () => {
     const output = unittest('test_poolconfig');
-    expect(output).toMatch(/Ran 5 tests/);
+    expect(output).toMatch(/Ran 8 tests/);
     expect(output).toMatch(/test_a_leased_pool_set_drains_then_closes .* ok/);
   });
 });

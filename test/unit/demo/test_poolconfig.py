@@ -64,5 +64,46 @@ class LivePoolsSwap(unittest.TestCase):
         self.assertEqual((self.old.closed, self.new.closed, self.live.snapshot()), (True, False, (self.new, [])))
 
 
+
+class CountedPools:
+    def __init__(self, settings, db_counts):
+        self.settings = settings
+        self._db_counts = db_counts
+
+    def db_counts(self):
+        return self._db_counts
+
+    def close(self):
+        pass
+
+
+class DrainingConnections(unittest.TestCase):
+    """db_pool_draining_connections: what a pod holds beyond the settings it reports."""
+
+    SETTINGS = {"DB_POOL_SIZE": 2, "DB_MAX_OVERFLOW": 1, "DB_POOL_TIMEOUT": 2.0, "REDIS_MAX_CONNECTIONS": 5}
+
+    def state(self, current):
+        import app
+
+        live = app.LivePools(current)
+        return live, app.PoolState(2, 1, 5, live=live)
+
+    def test_within_capacity_nothing_drains(self):
+        _, state = self.state(CountedPools(self.SETTINGS, (3, 0, 1)))
+        self.assertEqual(state.draining_connections(), 0)
+
+    def test_open_connections_above_a_resized_capacity_drain(self):
+        # 5 open (4 busy, 1 idle) after a resize to 2 + 1.
+        _, state = self.state(CountedPools(self.SETTINGS, (4, 1, 3)))
+        self.assertEqual(state.draining_connections(), 2)
+
+    def test_a_retired_pool_drains_all_it_holds(self):
+        old = CountedPools(self.SETTINGS, (2, 1, 1))
+        live, state = self.state(old)
+        with live.lease():
+            live.replace(CountedPools(self.SETTINGS, (1, 0, -1)))
+            self.assertEqual(state.draining_connections(), 3)
+
+
 if __name__ == "__main__":
     unittest.main()
