@@ -494,7 +494,7 @@ def main():
             for run_id, meta, fig in runs_of(args.dir, trace, name):
                 if meta.get("rc") == 0 and meta.get("phases") == phases and fig is not None:
                     good.append((run_id, fig))
-                    used.append(f"{run_id} (seed {meta.get('seed')})")
+                    used.append(f"{run_id} (seed {meta.get('seed')}, commit {meta.get('commit')})")
                 else:
                     why = "no arm.json (unfinished)" if not meta else (
                         f"exit {meta.get('rc')}" if meta.get("rc") != 0 else

@@ -481,14 +481,15 @@ export class PoolPolicyReconciler {
   private async apply(snapshot: PolicySnapshot, plan: Plan): Promise<Result & { report: ReconcileReport }> {
     const { key, ref, spec, namespace, container, previous } = snapshot;
     const configMap = snapshot.pgbouncer.configMap;
+    // Every setting poolpilot owns, not just the changed ones: an apply drops the fields its manager
+    // applied before and omits now, and the delivered file states them all.
+    const owned = envSettingsOf(spec).flatMap((setting) => {
+      const value = plan.envWrites.get(setting) ?? plan.status.current?.[setting];
+      return value === undefined ? [] : [[setting, value] as const];
+    });
     if (plan.envWrites.size > 0 && snapshot.delivery && spec.delivery.mode === 'ConfigMap') {
       const { name, key: dataKey } = spec.delivery.configMapRef;
-      const values = new Map(
-        envSettingsOf(spec).flatMap((setting) => {
-          const value = plan.envWrites.get(setting) ?? plan.status.current?.[setting];
-          return value === undefined ? [] : [[setting, value] as const];
-        }),
-      );
+      const values = new Map(owned);
       const edited = setPoolConfig(snapshot.delivery.text, values);
       // readPoolConfig accepted this text a moment ago; a refusal now is a bug, not input.
       if (!edited.ok) throw new Error(`pool config edit refused after a successful read: ${edited.message}`);
@@ -505,12 +506,7 @@ export class PoolPolicyReconciler {
       );
     } else if (plan.envWrites.size > 0) {
       const env = [...plan.envWrites].map(([envName, value]) => ({ name: envName, value: String(value) }));
-      // Apply every env entry poolpilot owns, not just the changed ones: an apply drops the
-      // fields its manager applied before and omits now.
-      const full = envSettingsOf(spec).flatMap((envName) => {
-        const value = plan.envWrites.get(envName) ?? plan.status.current?.[envName];
-        return value === undefined ? [] : [{ name: envName, value: String(value) }];
-      });
+      const full = owned.map(([envName, value]) => ({ name: envName, value: String(value) }));
       await this.deps.writer.applyContainerEnv(namespace, spec.targetRef.name, container.name, full);
       this.deps.log.info({ policy: key, env }, 'applied pool env');
     }
