@@ -394,7 +394,8 @@ describe('demo workload against real PostgreSQL and Redis', () => {
             return res.status;
           }),
         );
-      const opened = async (): Promise<number | undefined> => sample(await read(), 'voiceassist_db_connections_opened_total');
+      const opened = async (): Promise<number | undefined> =>
+        sample(await read(), 'voiceassist_db_connections_opened_total');
       try {
         // Six at once on 2 + 4: six connections opened, the four overflow ones closed on return.
         expect(await burst(6)).toEqual(Array.from({ length: 6 }, () => 200));
@@ -404,14 +405,16 @@ describe('demo workload against real PostgreSQL and Redis', () => {
         // Grown while busy (for 4 s, across the file poll of 1 s): the six busy ones are kept as they
         // come back, none is opened for the resize.
         const busy = burst(6, 4);
-        await eventually(
-          async () => ((await opened()) === 10 ? true : undefined),
-          10_000,
-          'six connections busy',
-        );
+        await eventually(async () => ((await opened()) === 10 ? true : undefined), 10_000, 'six connections busy');
         writeFileSync(file, 'DB_POOL_SIZE=6\nDB_MAX_OVERFLOW=2\nDB_POOL_TIMEOUT=10\nREDIS_MAX_CONNECTIONS=8\n');
         const resized = await atGeneration(read, 1);
-        expect(samples(resized, gauges)).toEqual({ size: 6, maxOverflow: 2, redisMax: 8, generation: 1, reloadErrors: 0 });
+        expect(samples(resized, gauges)).toEqual({
+          size: 6,
+          maxOverflow: 2,
+          redisMax: 8,
+          generation: 1,
+          reloadErrors: 0,
+        });
         expect(sample(resized, 'voiceassist_db_pool_draining_connections')).toBe(0);
         expect(await busy).toEqual(Array.from({ length: 6 }, () => 200));
         expect({ open: connectionsOf(resizing.process, 0), newEngine: connectionsOf(resizing.process, 1) }).toEqual({
