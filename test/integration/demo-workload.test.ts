@@ -383,7 +383,8 @@ describe('demo workload against real PostgreSQL and Redis', () => {
 
     it('POOL_RELOAD=resize (the default): the live pools take the new sizes under load, their warm connections stay open', async () => {
       const file = join(state, 'pool-resize.conf');
-      writeFileSync(file, 'DB_POOL_SIZE=2\nDB_MAX_OVERFLOW=4\nDB_POOL_TIMEOUT=10\nREDIS_MAX_CONNECTIONS=5\n');
+      // Redis allows 8: six requests at once meet only the database pool's limits.
+      writeFileSync(file, 'DB_POOL_SIZE=2\nDB_MAX_OVERFLOW=4\nDB_POOL_TIMEOUT=10\nREDIS_MAX_CONNECTIONS=8\n');
       const resizing = await startApp({ POOL_CONFIG_FILE: file });
       const read = async (): Promise<string> => (await fetch(`${resizing.base}/metrics`)).text();
       const burst = async (n: number, hold = 0.5): Promise<number[]> =>
@@ -406,12 +407,12 @@ describe('demo workload against real PostgreSQL and Redis', () => {
         // come back, none is opened for the resize.
         const busy = burst(6, 4);
         await eventually(async () => ((await opened()) === 10 ? true : undefined), 10_000, 'six connections busy');
-        writeFileSync(file, 'DB_POOL_SIZE=6\nDB_MAX_OVERFLOW=2\nDB_POOL_TIMEOUT=10\nREDIS_MAX_CONNECTIONS=8\n');
+        writeFileSync(file, 'DB_POOL_SIZE=6\nDB_MAX_OVERFLOW=2\nDB_POOL_TIMEOUT=10\nREDIS_MAX_CONNECTIONS=10\n');
         const resized = await atGeneration(read, 1);
         expect(samples(resized, gauges)).toEqual({
           size: 6,
           maxOverflow: 2,
-          redisMax: 8,
+          redisMax: 10,
           generation: 1,
           reloadErrors: 0,
         });
@@ -432,7 +433,7 @@ describe('demo workload against real PostgreSQL and Redis', () => {
           10_000,
           'six warm connections busy',
         );
-        writeFileSync(file, 'DB_POOL_SIZE=1\nDB_MAX_OVERFLOW=2\nDB_POOL_TIMEOUT=10\nREDIS_MAX_CONNECTIONS=8\n');
+        writeFileSync(file, 'DB_POOL_SIZE=1\nDB_MAX_OVERFLOW=2\nDB_POOL_TIMEOUT=10\nREDIS_MAX_CONNECTIONS=10\n');
         const shrunk = await atGeneration(read, 2);
         expect(sample(shrunk, 'voiceassist_db_pool_draining_connections')).toBe(3);
         expect(await busyAtShrink).toEqual(Array.from({ length: 6 }, () => 200));
