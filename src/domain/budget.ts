@@ -18,6 +18,7 @@
  */
 import type { PoolPolicySpec, PoolSection } from '../api/v1alpha1/poolpolicy.js';
 import { follow, type Bounds } from './decide.js';
+import { demandLevel, type DemandReading } from './fill.js';
 import { sectionsOf, type SectionBudget } from './sections.js';
 
 export interface ConnectionShape {
@@ -235,8 +236,8 @@ export interface PolicyFacts {
   /** Leader values by setting key: what the policy recommends, and what is in place. */
   readonly wanted: Readonly<Record<string, number>>;
   readonly current: Readonly<Record<string, number>>;
-  /** Database connections per process its recent demand uses (FillToBudget), undefined when unknown. */
-  readonly demand?: number | undefined;
+  /** What its app's pool metrics say of demand (FillToBudget), undefined when not read. */
+  readonly demand?: DemandReading | undefined;
   /** Values replaced by a ConfigMap delivery whose old pools may still be open (domain/delivery.ts drainingValues). */
   readonly draining?: Readonly<Record<string, number>>;
 }
@@ -273,6 +274,8 @@ export function claimsOf(facts: PolicyFacts): BackendClaim[] {
     );
     const drainingConnections = processes * replaced;
     if (settings.section === 'database' && settings.fill && settings.follower) {
+      const capacity = fillClaim(settings.leader, settings.follower, facts.current);
+      const level = demandLevel(facts.demand, capacity.current);
       const claim: Claim = {
         policy: facts.policy,
         units: processes,
@@ -281,8 +284,8 @@ export function claimsOf(facts: PolicyFacts): BackendClaim[] {
         shape: {},
         fills: true,
         // What the demand needs at the policy's target utilization, per process.
-        demand: facts.demand === undefined ? undefined : (facts.demand * 100) / facts.spec.thresholds.target,
-        ...fillClaim(settings.leader, settings.follower, facts.current),
+        demand: level === undefined ? undefined : (level * 100) / facts.spec.thresholds.target,
+        ...capacity,
       };
       claims.push({ backend: facts.spec.pgbouncer ? 'pgbouncer' : 'postgres', section: 'database', claim });
     } else if (settings.section === 'database') {
@@ -365,8 +368,8 @@ export function sectionBudgetsOf(
     readonly spec: PoolPolicySpec;
     readonly wanted: Readonly<Record<string, number>>;
     readonly current: Readonly<Record<string, number>>;
-    /** Database connections per process its recent demand uses (FillToBudget), undefined when unknown. */
-    readonly demand?: number | undefined;
+    /** What its app's pool metrics say of demand (FillToBudget), undefined when not read. */
+    readonly demand?: DemandReading | undefined;
   },
 ): Partial<Record<PoolSection, SectionBudget>> {
   const own = claimsOf({ policy: facts.policy, ...self, ...facts.own });

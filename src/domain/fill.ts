@@ -65,15 +65,35 @@ export type DemandReading =
   | { readonly valid: false; readonly problem: MetricsProblem; readonly message: string };
 
 /**
- * Connections per process an app's demand uses now, for weighting budget shares: the larger of the
- * window's floor and now, plus the waiters (demand a full pool hides). undefined when unknown.
+ * The share of its capacity the busiest process must have checked out for its pool to count as
+ * full now: a scrape can fall between a returned connection and the waiter that takes it.
  */
-export function demandLevel(reading: DemandReading | undefined): number | undefined {
+const FULL_NOW = 0.9;
+
+/**
+ * The window's waiters, while they may still be waiting: only a full pool queues, so once the pool
+ * has free capacity now, a past peak's queue stops counting (the window's max would count it for a
+ * whole scale-down window after the peak; measured on the bench's two apps: the app whose peak was
+ * over kept its capacity 23 s into the other app's peak). `capacity` (poolSize + maxOverflow per
+ * process) undefined: unknown, and the window's waiters count.
+ */
+export function waitingNow(demand: DemandSample, capacity: number | undefined): number {
+  const waiters = demand.waiters ?? 0;
+  if (capacity === undefined || capacity <= 0) return waiters;
+  return demand.inUse >= Math.floor(FULL_NOW * capacity) ? waiters : 0;
+}
+
+/**
+ * Connections per process an app's demand uses now, for weighting budget shares: the larger of the
+ * window's floor and now, plus the waiters while the pool is full (demand a full pool hides; see
+ * {@link waitingNow}). undefined when unknown.
+ */
+export function demandLevel(reading: DemandReading | undefined, capacity: number | undefined): number | undefined {
   if (!reading?.valid) return undefined;
-  const { floor, inUse, waiters } = reading.demand;
+  const { floor, inUse } = reading.demand;
   // Not the window's mean: it lags a peak by the whole window, and the app whose peak is over
   // would keep the capacity the next app's peak needs.
-  return Math.max(floor, inUse) + (waiters ?? 0);
+  return Math.max(floor, inUse) + waitingNow(reading.demand, capacity);
 }
 
 /** How many processes hold pools, and how many keep serving while a rollout replaces the pods. */
@@ -373,7 +393,8 @@ export function capacityTolerance(capacity: number): number {
 
 /** Today's demand fits `capacity` per process on every process at the target utilization. */
 function fitsSteadily(input: FillInput, demand: DemandSample, capacity: number): boolean {
-  const demandNow = (demand.inUse + (demand.waiters ?? 0)) * input.restart.processes;
+  const waiting = waitingNow(demand, input.pool.current + input.overflow.current);
+  const demandNow = (demand.inUse + waiting) * input.restart.processes;
   return demandNow <= (input.restart.processes * capacity * input.thresholds.target) / 100;
 }
 

@@ -15,7 +15,7 @@ import type { PoolPolicySpec, PoolPolicyStatus, SettingChange } from '../api/v1a
 import { clamp, decide, follow, type Bounds, type Breach, type UtilizationSample } from './decide.js';
 import { sectionBudgetsOf, type BudgetFacts } from './budget.js';
 import type { PastChange } from './scaling-rules.js';
-import { decideFill, decideShareFill, demandLevel, type DemandReading, type RestartCost } from './fill.js';
+import { decideFill, decideShareFill, type DemandReading, type RestartCost } from './fill.js';
 import {
   passStatus,
   type PlannedEvent,
@@ -90,7 +90,7 @@ export function planWithinBudget(input: PlanInput, budget: BudgetFacts | undefin
   const wanted = unbudgeted.status.recommended ?? {};
   return planPolicy({
     ...input,
-    budget: sectionBudgetsOf(budget, { spec: input.spec, wanted, current, demand: demandLevel(input.demand) }),
+    budget: sectionBudgetsOf(budget, { spec: input.spec, wanted, current, demand: input.demand }),
   });
 }
 

@@ -13,6 +13,7 @@ import { parsePoolPolicySpec, parsePoolPolicyStatus, type PoolPolicySpec } from 
 import { claimsOf, rolloutSurge, type Backend, type BudgetFacts, type PolicyFacts } from '../../domain/budget.js';
 import type { UtilizationSample } from '../../domain/decide.js';
 import { drainingValues } from '../../domain/delivery.js';
+import type { DemandReading } from '../../domain/fill.js';
 import { readPgbouncerSettings } from '../../domain/pgbouncer-ini.js';
 import { rolloutCompletedAt } from '../../domain/rollout.js';
 import { sectionsOf } from '../../domain/sections.js';
@@ -20,10 +21,10 @@ import { HPA_BY_DEPLOYMENT, POLICY_BY_BUDGET } from '../indexes.js';
 import type { ClusterStores } from '../stores.js';
 
 /**
- * Database connections per process a FillToBudget peer's recent demand uses (domain/fill.ts
- * demandLevel), for sharing the budget by demand; undefined when unknown. Never throws.
+ * What a FillToBudget peer's pool metrics say of its demand, for sharing the budget by demand
+ * (domain/fill.ts demandLevel, with the peer's capacity); undefined when not read. Never throws.
  */
-export type PeerDemand = (namespace: string, spec: PoolPolicySpec) => Promise<number | undefined>;
+export type PeerDemand = (namespace: string, spec: PoolPolicySpec) => Promise<DemandReading | undefined>;
 
 /** Evaluates a capacity query (postgres_exporter / redis_exporter); never throws. */
 /** `namespace` is the budget's (for spec.prometheus.authSecretRef). */

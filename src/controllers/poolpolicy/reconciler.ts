@@ -26,7 +26,7 @@ import {
   type PoolSection,
 } from '../../api/v1alpha1/poolpolicy.js';
 import type { UtilizationSample } from '../../domain/decide.js';
-import { demandLevel, type DemandReading, type RestartCost } from '../../domain/fill.js';
+import type { DemandReading, RestartCost } from '../../domain/fill.js';
 import { rolloutUnavailable, type BudgetFacts } from '../../domain/budget.js';
 import { readPgbouncerSettings, setPgbouncerSettings } from '../../domain/pgbouncer-ini.js';
 import { checkDelivery, deliveryMount, type DeliveryView, type PodReports } from '../../domain/delivery.js';
@@ -381,8 +381,8 @@ export class PoolPolicyReconciler {
   private async observeBudget(seen: Omit<PolicySnapshot, 'budget'>): Promise<BudgetFacts | undefined> {
     const budget = this.deps.budget;
     if (!budget) return undefined;
-    const peerDemand = async (namespace: string, spec: PoolPolicySpec): Promise<number | undefined> =>
-      demandLevel(await this.readDemand(namespace, spec));
+    const peerDemand = (namespace: string, spec: PoolPolicySpec): Promise<DemandReading | undefined> =>
+      this.readDemand(namespace, spec);
     return readBudgetFacts(
       this.deps.stores,
       budget.ledger,

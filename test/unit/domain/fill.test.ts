@@ -4,7 +4,9 @@ import type { Breach } from '../../../src/domain/decide.js';
 import {
   decideFill,
   decideShareFill,
+  demandLevel,
   split,
+  waitingNow,
   type DemandSample,
   type FillDecision,
   type FillInput,
@@ -147,6 +149,28 @@ const cases: Case[] = [
     input: input({
       ...at48(10),
       demand: demand({ inUse: 30, typical: 30 }),
+      budget: share(48, { fair: 24, limit: 48 }),
+    }),
+    pool: 10,
+    overflow: 38,
+    reason: 'RestartDeferred',
+  },
+  {
+    name: "a past peak's waiters do not count once the pool has free capacity: capacity given back at once (poolSize keeps what it has: the window saw waiters)",
+    input: input({
+      ...at48(10),
+      demand: demand({ inUse: 8, typical: 30, floor: 5, waiters: 245 }),
+      budget: share(48, { fair: 24, limit: 48 }),
+    }),
+    pool: 10,
+    overflow: 14,
+    reason: 'Rebalanced',
+  },
+  {
+    name: "a full pool's waiters count: giving capacity back is deferred",
+    input: input({
+      ...at48(10),
+      demand: demand({ inUse: 47, typical: 45, floor: 40, waiters: 10 }),
       budget: share(48, { fair: 24, limit: 48 }),
     }),
     pool: 10,
@@ -453,6 +477,25 @@ describe('decideFill', () => {
         expect(d.pool + d.overflow).toBeLessThanOrEqual(Math.max(g.cap, 5));
       }),
     );
+  });
+});
+
+describe('waitingNow and demandLevel: a queue counts while the pool is full', () => {
+  it.each([
+    ['full (48 of 48): the waiters count', 48, 48, 30],
+    ['full within a handoff (44 of 48, at least 90 %): the waiters count', 44, 48, 30],
+    ['free capacity (20 of 48): a past queue, none waits now', 20, 48, 0],
+    ['capacity unknown: the window counts', 20, undefined, 30],
+  ] as const)('%s', (_name, inUse, capacity, waiting) => {
+    const reading = demand({ inUse, typical: inUse, floor: 10, waiters: 30 });
+    if (!reading.valid) throw new Error('fixture');
+    expect(waitingNow(reading.demand, capacity)).toBe(waiting);
+    expect(demandLevel(reading, capacity)).toBe(inUse + waiting);
+  });
+
+  it('is undefined when the demand was not read', () => {
+    expect(demandLevel(undefined, 48)).toBeUndefined();
+    expect(demandLevel({ valid: false, problem: 'NoData', message: 'no series' }, 48)).toBeUndefined();
   });
 });
 
