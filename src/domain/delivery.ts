@@ -7,8 +7,9 @@
  *
  * A delivery is Applied once every pod that reports runs the written values with nothing left
  * draining; until then it is Pending, and after spec.delivery.confirmTimeout NotConfirmed.
- * While it is not Applied the policy's env sections (database, redis) write nothing more (the next change would be decided on
- * samples of the old pools), and the budget counts the old pools beside the new ones
+ * While it is not Applied the policy's env sections (database, redis) write nothing more (the
+ * next change would be decided on samples of the old pools), and the budget counts the old pools
+ * beside the new ones
  * ({@link drainingValues}). A NotConfirmed delivery is reported, never written again: a pod that
  * starts later reads the file and confirms it then. Pure: `now` comes in.
  */

@@ -26,9 +26,10 @@
  * rollout, not two), and no change is made in steps. A change that restarts nothing (spec.delivery
  * ConfigMap: the app reloads a file) keeps every process serving, but an app that swaps pools holds
  * the old pool's busy connections beside the new pool until they come back; poolpilot cannot tell
- * a swap from an in-place resize, so the same demand test gates both (ReloadDeferred). A shrink of poolSize then waits neither for its own window after the floor's
- * nor for the waiters of the window to be gone: the floor already is what stayed busy, and what a
- * peak left open above it is idle.
+ * a swap from an in-place resize, so the same demand test gates both (ReloadDeferred). A shrink
+ * of poolSize then waits neither for its own window after the floor's nor for the waiters of the
+ * window to be gone: the floor already is what stayed busy, and what a peak left open above it is
+ * idle.
  * Pure: time comes in as `now`.
  */
 import type { SectionBudget } from './sections.js';
