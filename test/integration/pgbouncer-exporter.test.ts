@@ -339,13 +339,23 @@ describe('PgBouncer and PostgreSQL exporters, scraped by the real Prometheus, dr
         const policy = await getPolicy(kc, namespace, 'web');
         const observed = policy.status?.observed?.pgbouncer;
         // The operator has read the utilization of the size PgBouncer runs: 6 active / size.
+        const exportedSize = exported
+          .split('\n')
+          .find((line) => line.startsWith('pgbouncer_pool_size{database="app"}'));
         const current =
           pool.active === 6 &&
           pool.waiting === 0 &&
-          exported.split('\n').includes(`pgbouncer_pool_size{database="app"} ${size.toFixed(1)}`) &&
+          exportedSize === `pgbouncer_pool_size{database="app"} ${size.toFixed(1)}` &&
           policy.status?.current?.default_pool_size === size &&
           observed === Math.round((1000 * 6) / size) / 10;
-        return current ? { size, observed } : undefined;
+        if (!current)
+          // Thrown, not returned, so that a timeout names the last state seen.
+          throw new Error(
+            `PgBouncer runs ${String(size)} with ${String(pool.active)} active and ${String(pool.waiting)} waiting; ` +
+              `exporter: ${exportedSize ?? 'no app pool size'}; policy: current ${String(policy.status?.current?.default_pool_size)}, observed ${String(observed)}; ` +
+              `ConfigMap sync errors: ${String(syncErrors.length)}${syncErrors.length > 0 ? ` (last: ${String(syncErrors.at(-1))})` : ''}`,
+          );
+        return { size, observed };
       },
       90_000,
       'PgBouncer running the size poolpilot chose, all 6 clients served, and the operator reading that',
