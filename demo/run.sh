@@ -20,7 +20,8 @@
 # DEMO_DELIVERY=ConfigMap (bench/arms.sh arm E) delivers the pool settings without restarts: each
 # app gets a ConfigMap <app>-pools whose pools.env holds the start values, mounted at
 # /etc/poolpilot (POOL_CONFIG_FILE=/etc/poolpilot/pools.env; the app re-reads it), and its
-# PoolPolicy gets spec.delivery {mode: ConfigMap, configMapRef: {name: <app>-pools}}. Default Env.
+# PoolPolicy gets spec.delivery {mode: ConfigMap, configMapRef: {name: <app>-pools}, reload: Resize}
+# (the demo app resizes its pools in place, demo/workload/resizable_pools.py). Default Env.
 # DEMO_PATH=pgbouncer (default direct) sends the app through PgBouncer (transaction pooling) with
 # fixed app pools (start values 40 / 20 / Redis 50 unless DEMO_POOL_SIZE etc. say otherwise), adds
 # Debian's postgres_exporter (demo/manifests/postgres-exporter.yaml), and in the poolpilot arm
@@ -192,7 +193,7 @@ kctl apply "${policies[@]}" >/dev/null
 if [[ $delivery == ConfigMap ]]; then
   for app in "${apps[@]}"; do
     kctl -n demo patch poolpolicy "$app" --type merge \
-      -p "{\"spec\":{\"delivery\":{\"mode\":\"ConfigMap\",\"configMapRef\":{\"name\":\"$app-pools\"}}}}" >/dev/null
+      -p "{\"spec\":{\"delivery\":{\"mode\":\"ConfigMap\",\"configMapRef\":{\"name\":\"$app-pools\"},\"reload\":\"Resize\"}}}" >/dev/null
   done
 fi
 setsid "$node" dist/cli.js run --kubeconfig "$KUBECONFIG" --prometheus-url "$PROMETHEUS_URL" --namespace demo \

@@ -25,8 +25,9 @@
  * Every env change restarts the pods, so a capacity change takes the poolSize change with it (one
  * rollout, not two), and no change is made in steps. A change that restarts nothing (spec.delivery
  * ConfigMap: the app reloads a file) keeps every process serving, but an app that swaps pools holds
- * the old pool's busy connections beside the new pool until they come back; poolpilot cannot tell
- * a swap from an in-place resize, so the same demand test gates both (ReloadDeferred). A shrink
+ * the old pool's busy connections beside the new pool until they come back, so a poolSize move
+ * waits for the same demand test (ReloadDeferred); an app that resizes its pool in place
+ * (spec.delivery.reload Resize) has no second pool and does not wait. A shrink
  * of poolSize then waits neither for its own window after the floor's nor for the waiters of the
  * window to be gone: the floor already is what stayed busy, and what a peak left open above it is
  * idle.
@@ -103,6 +104,12 @@ export interface RestartCost {
   readonly processes: number;
   /** (replicas − maxUnavailable) × processesPerPod; surge pods do not serve before they are ready. */
   readonly processesDuringRollout: number;
+  /**
+   * How a change reaches the processes: a rolling restart (env), a reload that opens a new pool
+   * beside the old pool's busy connections (spec.delivery.reload Swap), or one that resizes the
+   * pool in place (Resize).
+   */
+  readonly change: 'restart' | 'swap' | 'resize';
 }
 
 export interface FillInput {
@@ -308,7 +315,7 @@ export function decideFill(input: FillInput): FillDecision {
     );
   }
   const { processes, processesDuringRollout } = input.restart;
-  if (!restartSafe(input, demand, target)) {
+  if (input.restart.change !== 'resize' && !restartSafe(input, demand, target)) {
     return restartFree
       ? hold(
           'ReloadDeferred',
@@ -414,7 +421,7 @@ function restartSafe(input: FillInput, demand: DemandSample, capacity: number): 
 
 /** Every process keeps serving while a change reaches it (an app that reloads a delivered file). */
 function restartsNothing(restart: RestartCost): boolean {
-  return restart.processesDuringRollout >= restart.processes;
+  return restart.change !== 'restart';
 }
 
 function withinMinInterval(input: FillInput): boolean {

@@ -256,7 +256,7 @@ function fillDecision(
     budget: input.budget?.[settings.section] ?? UNEVALUATED_BUDGET,
     sample,
     demand: input.demand ?? { valid: false, problem: 'NoData', message: 'demand was not read' },
-    restart: input.restart ?? { processes: 1, processesDuringRollout: 0 },
+    restart: input.restart ?? { processes: 1, processesDuringRollout: 0, change: 'restart' },
     thresholds: input.spec.thresholds,
     behavior: input.spec.behavior,
     intervalMs: input.spec.intervalMs,

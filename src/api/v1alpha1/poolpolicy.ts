@@ -59,6 +59,12 @@ export const MAX_CONNECTIONS_MODES = ['Utilization', 'FillToBudget'] as const;
 /** How new env-section values reach the app: a rolling restart, or a file the app re-reads. */
 export const DELIVERY_MODES = ['Env', 'ConfigMap'] as const;
 export type DeliveryMode = (typeof DELIVERY_MODES)[number];
+/**
+ * How the app applies a delivered file: Swap opens a new pool beside the old one, whose busy
+ * connections close as they come back; Resize changes the size of the pool it has (no second pool).
+ */
+export const RELOAD_KINDS = ['Swap', 'Resize'] as const;
+export type ReloadKind = (typeof RELOAD_KINDS)[number];
 export type MaxConnectionsMode = (typeof MAX_CONNECTIONS_MODES)[number];
 export type PgBouncerFormat = (typeof PGBOUNCER_FORMATS)[number];
 
@@ -272,6 +278,8 @@ export const DeliverySchema = strict({
     ),
   }).optional(),
   confirmTimeout: duration(1000).default(DEFAULTS.confirmTimeout),
+  // No default, so that it can be refused with mode Env: unset means Swap.
+  reload: z.enum(RELOAD_KINDS).optional(),
 }).superRefine((delivery, ctx) => {
   if (delivery.mode === 'ConfigMap' && delivery.configMapRef === undefined)
     ctx.addIssue({
@@ -284,6 +292,13 @@ export const DeliverySchema = strict({
       code: 'custom',
       path: ['configMapRef'],
       message: 'configMapRef is used only with mode ConfigMap: set mode ConfigMap, or remove configMapRef',
+    });
+  if (delivery.mode === 'Env' && delivery.reload !== undefined)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['reload'],
+      message:
+        'reload says how the app applies a delivered file, which mode Env does not write: set mode ConfigMap, or remove reload',
     });
 });
 
@@ -517,6 +532,8 @@ export interface PoolPolicySpec {
         readonly configMapRef: { readonly name: string; readonly key: string };
         /** How long pods may take to report the written values before the delivery is NotConfirmed, > 0. */
         readonly confirmTimeoutMs: number;
+        /** Swap when spec.delivery.reload is unset. */
+        readonly reload: ReloadKind;
       };
   readonly pgbouncer:
     | {
@@ -650,6 +667,7 @@ function normalizeSpec(raw: RawPoolPolicySpec): PoolPolicySpec {
             mode: 'ConfigMap',
             configMapRef: { ...raw.delivery.configMapRef },
             confirmTimeoutMs: ms(raw.delivery.confirmTimeout),
+            reload: raw.delivery.reload ?? 'Swap',
           }
         : { mode: 'Env' },
     thresholds: { ...raw.thresholds },

@@ -289,8 +289,12 @@ export class PoolPolicyReconciler {
     ]);
     waited.ms += performance.now() - asked;
     const delivery = file === undefined ? undefined : { configMap: file.configMap, text: file.text, view };
-    // A delivered change needs no restart: every process keeps serving while its pools are replaced.
-    const restart = restartCost(deployment, spec.processesPerPod, delivery === undefined ? 'restart' : 'reload');
+    // A delivered change needs no restart: every process keeps serving while its pools are replaced or resized.
+    const restart = restartCost(
+      deployment,
+      spec.processesPerPod,
+      spec.delivery.mode === 'Env' ? 'restart' : spec.delivery.reload === 'Resize' ? 'resize' : 'swap',
+    );
     return {
       ...identity,
       kind: 'observed',
@@ -705,10 +709,14 @@ function nextVisit(snapshot: PolicySnapshot, plan: Plan): { requeueAfterMs: numb
  * Processes holding pools, and those that keep serving while a change reaches them: fewer during
  * a rolling restart (env), all of them when the app reloads a delivered file.
  */
-function restartCost(deployment: V1Deployment, processesPerPod: number, change: 'restart' | 'reload'): RestartCost {
+function restartCost(deployment: V1Deployment, processesPerPod: number, change: RestartCost['change']): RestartCost {
   const replicas = deployment.spec?.replicas ?? 1;
-  const unavailable = change === 'reload' ? 0 : rolloutUnavailable(replicas, deployment.spec?.strategy);
-  return { processes: replicas * processesPerPod, processesDuringRollout: (replicas - unavailable) * processesPerPod };
+  const unavailable = change === 'restart' ? rolloutUnavailable(replicas, deployment.spec?.strategy) : 0;
+  return {
+    processes: replicas * processesPerPod,
+    processesDuringRollout: (replicas - unavailable) * processesPerPod,
+    change,
+  };
 }
 
 /**

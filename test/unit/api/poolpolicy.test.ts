@@ -194,6 +194,7 @@ describe('parsePoolPolicySpec: valid specs get the documented defaults', () => {
         mode: 'ConfigMap',
         configMapRef: { name: 'api-pools', key: 'pools.env' },
         confirmTimeoutMs: 90_000,
+        reload: 'Swap',
       },
       budgetRef: { name: 'prod-db' },
       processesPerPod: 4,
@@ -252,6 +253,23 @@ describe('parsePoolPolicySpec: valid specs get the documented defaults', () => {
     ['budgetRef', { budgetRef: { name: 'prod-db.v2' } }, (s) => s.budgetRef, { name: 'prod-db.v2' }],
     ['processesPerPod 1 (the minimum)', { processesPerPod: 1 }, (s) => s.processesPerPod, 1],
     ['processesPerPod 8', { processesPerPod: 8 }, (s) => s.processesPerPod, 8],
+    [
+      'delivery ConfigMap without reload: the app swaps pools',
+      { delivery: { mode: 'ConfigMap', configMapRef: { name: 'api-pools' } } },
+      (s) => s.delivery,
+      {
+        mode: 'ConfigMap',
+        configMapRef: { name: 'api-pools', key: 'pools.env' },
+        confirmTimeoutMs: 180_000,
+        reload: 'Swap',
+      },
+    ],
+    [
+      'delivery ConfigMap with reload Resize',
+      { delivery: { mode: 'ConfigMap', configMapRef: { name: 'api-pools' }, reload: 'Resize' } },
+      (s) => s.delivery.mode === 'ConfigMap' && s.delivery.reload,
+      'Resize',
+    ],
     [
       'lower-case env name',
       { redis: { maxConnections: { env: '_redis_max1', min: 1, max: 2 } } },

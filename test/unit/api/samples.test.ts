@@ -102,6 +102,8 @@ describe('deploy/samples/invalid', () => {
       'budget-value-and-query.yaml',
       'delivery-configmap-without-ref.yaml',
       'delivery-env-with-ref.yaml',
+      'delivery-env-with-reload.yaml',
+      'delivery-reload-unknown.yaml',
       'duration-negative.yaml',
       'duration-words.yaml',
       'fill-to-budget-without-budget.yaml',
