@@ -6,7 +6,9 @@
  * capacity until they come back).
  *
  * A delivery is Applied once every pod that reports runs the written values with nothing left
- * draining; until then it is Pending, and after spec.delivery.confirmTimeout NotConfirmed.
+ * draining, and at least as many pods report as the Deployment has ready (a ready pod missing from
+ * Prometheus, say after a failed scrape, may still hold the old pools); until then it is Pending,
+ * and after spec.delivery.confirmTimeout NotConfirmed.
  * While it is not Applied the policy's env sections (database, redis) write nothing more (the
  * next change would be decided on samples of the old pools), and the budget counts the old pools
  * beside the new ones
@@ -42,6 +44,8 @@ export interface DeliveryCheck {
   readonly reports: PodReports;
   readonly now: Date;
   readonly timeoutMs: number;
+  /** The Deployment's ready replicas: at least this many pods must report before a delivery is Applied. */
+  readonly readyPods: number;
   /** Names of the gauges the pods must report, for messages. */
   readonly gauges: readonly string[];
 }
@@ -84,7 +88,8 @@ export function checkDelivery(check: DeliveryCheck): DeliveryView {
     else waiting.push(name);
   }
   const updated: DeliveryRecord<Date> = { ...record, pods: confirmed };
-  if (reports.valid && pods.size > 0 && waiting.length === 0)
+  const missing = Math.max(0, check.readyPods - pods.size);
+  if (reports.valid && pods.size > 0 && waiting.length === 0 && missing === 0)
     return {
       state: 'Applied',
       message: `${what}; every pod (${pods.size}) reported it by ${formatStatusTime(now)}`,
@@ -95,7 +100,11 @@ export function checkDelivery(check: DeliveryCheck): DeliveryView {
   const progress = reports.valid
     ? pods.size === 0
       ? `no pod reports ${check.gauges.join(', ')}`
-      : `${confirmed.length} of ${pods.size} pods run it (waiting for ${waiting.slice(0, 5).join(', ')}${waiting.length > 5 ? ', …' : ''})`
+      : `${confirmed.length} of ${pods.size + missing} pods run it (waiting for ${[
+          ...waiting.slice(0, 5),
+          ...(waiting.length > 5 ? ['…'] : []),
+          ...(missing > 0 ? [`${missing} of the ${check.readyPods} ready pods, which report nothing`] : []),
+        ].join(', ')})`
     : `the pods' reports could not be read: ${reports.message}`;
   if (age > timeoutMs)
     return {

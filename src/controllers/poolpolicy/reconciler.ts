@@ -285,7 +285,7 @@ export class PoolPolicyReconciler {
     const [samples, demand, view] = await Promise.all([
       this.sampleSections(namespace, spec),
       this.readDemand(namespace, spec),
-      file === undefined ? undefined : this.checkDelivery(namespace, spec, identity),
+      file === undefined ? undefined : this.checkDelivery(namespace, spec, identity, deployment),
     ]);
     waited.ms += performance.now() - asked;
     const delivery = file === undefined ? undefined : { configMap: file.configMap, text: file.text, view };
@@ -352,6 +352,7 @@ export class PoolPolicyReconciler {
     namespace: string,
     spec: PoolPolicySpec,
     identity: PassIdentity,
+    deployment: V1Deployment,
   ): Promise<DeliveryView | undefined> {
     const record = identity.previous.delivery;
     if (spec.delivery.mode !== 'ConfigMap' || record === undefined) return undefined;
@@ -377,6 +378,7 @@ export class PoolPolicyReconciler {
       reports,
       now: identity.now,
       timeoutMs: spec.delivery.confirmTimeoutMs,
+      readyPods: deployment.status?.readyReplicas ?? 0,
       gauges: [...new Set(gauges.values())],
     });
   }

@@ -27,8 +27,15 @@ const pod = (pool: number, overflow: number, draining?: number): PodReport => ({
   draining,
 });
 const reports = (pods: Record<string, PodReport>): PodReports => ({ valid: true, pods: new Map(Object.entries(pods)) });
-const check = (r: PodReports, seconds: number, base = record) =>
-  checkDelivery({ record: base, reports: r, now: at(seconds), timeoutMs: 180_000, gauges: ['db_pool_size'] });
+const check = (r: PodReports, seconds: number, base = record, readyPods = 0) =>
+  checkDelivery({
+    record: base,
+    reports: r,
+    now: at(seconds),
+    timeoutMs: 180_000,
+    readyPods,
+    gauges: ['db_pool_size'],
+  });
 
 describe('checkDelivery', () => {
   it.each<[string, PodReports, number, string, RegExp]>([
@@ -88,6 +95,21 @@ describe('checkDelivery', () => {
     expect(view.state).toBe(state);
     expect(view.message).toMatch(message);
     expect(view.record.confirmedAt).toEqual(state === 'Applied' ? at(seconds) : undefined);
+  });
+
+  it.each<[string, number, string, RegExp]>([
+    ['2 pods report it, 2 ready', 2, 'Applied', /every pod \(2\) reported it/],
+    ['2 pods report it, 1 ready (a pod starting reports before it is ready)', 1, 'Applied', /every pod \(2\)/],
+    [
+      '2 pods report it, 3 ready: the third may still hold the old pools',
+      3,
+      'Pending',
+      /2 of 3 pods run it \(waiting for 1 of the 3 ready pods, which report nothing\)/,
+    ],
+  ])('%s', (_, readyPods, state, message) => {
+    const view = check(reports({ 'api-a-x': pod(16, 32), 'api-a-y': pod(16, 32) }), 5, record, readyPods);
+    expect(view.state).toBe(state);
+    expect(view.message).toMatch(message);
   });
 
   it('records when each pod first ran it, and keeps that time', () => {
