@@ -15,7 +15,7 @@
  * ({@link drainingValues}). A NotConfirmed delivery is reported, never written again: a pod that
  * starts later reads the file and confirms it then. Pure: `now` comes in.
  */
-import { formatStatusTime, type DeliveryRecord } from '../api/v1alpha1/poolpolicy.js';
+import { formatStatusTime, type DeliveryRecord, type SettingChange } from '../api/v1alpha1/poolpolicy.js';
 import { formatDuration } from './duration.js';
 
 /** What one pod reports: each setting's gauge (min and max over the pod's series), and its draining connections. */
@@ -127,6 +127,25 @@ export function checkDelivery(check: DeliveryCheck): DeliveryView {
  */
 export function drainingValues(record: DeliveryRecord<Date> | undefined): Readonly<Record<string, number>> {
   return record === undefined || record.confirmedAt !== undefined ? {} : record.replaced;
+}
+
+/**
+ * spec.delivery.mode Env: while the target's rollout runs, the env values the last change replaced,
+ * since the old pods keep their pools until they are replaced (and a pod being replaced keeps its
+ * connections until it exits). The budget counts them beside the new values, as it counts a
+ * ConfigMap delivery's replaced values until it is Applied. `current` holds the env sections'
+ * values now; a setting the change left alone counts at its current value. None when the rollout
+ * completed or the last change touched no env setting.
+ */
+export function rolloutDrainingValues(
+  lastChange: { readonly changes: readonly SettingChange[] } | undefined,
+  current: Readonly<Record<string, number>>,
+  rolling: boolean,
+): Readonly<Record<string, number>> {
+  if (!rolling || lastChange === undefined) return {};
+  const from = new Map(lastChange.changes.map((change) => [change.setting, change.from]));
+  if (!Object.keys(current).some((setting) => from.has(setting))) return {};
+  return Object.fromEntries(Object.entries(current).map(([setting, value]) => [setting, from.get(setting) ?? value]));
 }
 
 interface ConfigMapSource {

@@ -12,7 +12,7 @@ import { parseConnectionBudgetSpec, type ConnectionBudgetSpec } from '../../api/
 import { parsePoolPolicySpec, parsePoolPolicyStatus, type PoolPolicySpec } from '../../api/v1alpha1/poolpolicy.js';
 import { claimsOf, rolloutSurge, type Backend, type BudgetFacts, type PolicyFacts } from '../../domain/budget.js';
 import type { UtilizationSample } from '../../domain/decide.js';
-import { drainingValues } from '../../domain/delivery.js';
+import { drainingValues, rolloutDrainingValues } from '../../domain/delivery.js';
 import type { DemandReading } from '../../domain/fill.js';
 import { readPgbouncerSettings } from '../../domain/pgbouncer-ini.js';
 import { rolloutCompletedAt } from '../../domain/rollout.js';
@@ -77,8 +77,9 @@ export function replicasOf(
   const spec = object?.spec?.replicas ?? 1;
   const hpaMax = stores.hpas.byIndex(HPA_BY_DEPLOYMENT, `${namespace}/${deployment}`).map((h) => h.spec.maxReplicas);
   const replicas = Math.max(spec, ...hpaMax);
-  const rolling = object !== undefined && rolloutCompletedAt(object) === undefined;
-  return surge === 'withSurge' && rolling ? replicas + rolloutSurge(replicas, object.spec?.strategy) : replicas;
+  return surge === 'withSurge' && rolling(stores, namespace, deployment)
+    ? replicas + rolloutSurge(replicas, object?.spec?.strategy)
+    : replicas;
 }
 
 export type BudgetCapacity =
@@ -152,8 +153,30 @@ export function peerFacts(
     ...deploymentFacts(stores, namespace, peer.spec),
     wanted: { ...current, ...status.recommended },
     current,
-    draining: drainingValues(status.delivery),
+    draining:
+      peer.spec.delivery.mode === 'ConfigMap'
+        ? drainingValues(status.delivery)
+        : rolloutDrainingValues(
+            status.lastChange,
+            envValues(peer.spec, current),
+            rolling(stores, namespace, peer.spec.targetRef.name),
+          ),
   };
+}
+
+/** The current values of the settings a policy's env sections own (database, redis). */
+function envValues(spec: PoolPolicySpec, current: Readonly<Record<string, number>>): Record<string, number> {
+  const values: Record<string, number> = {};
+  for (const settings of sectionsOf(spec).filter((s) => s.target === 'env'))
+    for (const key of [settings.leader.key, settings.follower?.key])
+      if (key !== undefined && current[key] !== undefined) values[key] = current[key];
+  return values;
+}
+
+/** Whether a rollout of the Deployment is in progress. */
+function rolling(stores: ClusterStores, namespace: string, deployment: string): boolean {
+  const object = stores.deployments.get(deployment, namespace);
+  return object !== undefined && rolloutCompletedAt(object) === undefined;
 }
 
 /** Replicas of the target and of PgBouncer, and PgBouncer's reserve_pool_size. */

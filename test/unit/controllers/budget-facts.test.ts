@@ -174,6 +174,49 @@ describe('readBudgetFacts + sectionBudgetsOf', () => {
     expect((await sectionBudgets(s, ledger, failingQuery, SELF))?.database).toMatchObject({ free: 30 });
   });
 
+  it("counts an Env peer's replaced values beside its new ones while its rollout runs, not after", async () => {
+    const peer = {
+      apiVersion: 'poolpilot.io/v1alpha1',
+      kind: 'PoolPolicy',
+      metadata: { name: 'web', namespace: 'ns' },
+      spec: {
+        targetRef: { name: 'web' },
+        budgetRef: { name: 'db' },
+        database: { poolSize: { min: 5, max: 50 }, maxOverflow: { ratio: 1, min: 0, max: 50 } },
+      },
+      status: {
+        current: { DB_POOL_SIZE: 10, DB_MAX_OVERFLOW: 10 },
+        lastChange: {
+          time: '2026-11-25T10:00:00Z',
+          reason: 'ScaledDown',
+          changes: [
+            { setting: 'DB_POOL_SIZE', from: 15, to: 10 },
+            { setting: 'DB_MAX_OVERFLOW', from: 15, to: 10 },
+          ],
+        },
+      },
+    };
+    const web = (status: V1Deployment['status']): V1Deployment => ({
+      ...deployment('web', 2),
+      metadata: { name: 'web', namespace: 'ns', generation: 2 },
+      status,
+    });
+    const at = (status: V1Deployment['status']) =>
+      stores({
+        policies: new MemoryStore<KubernetesObject>([peer]),
+        deployments: new MemoryStore([deployment('api', 2), web(status)]),
+      });
+    // Rolling: the old pods' 2 × (15 + 15) beside the new 2 × (10 + 10): 90 − 100, 10 over.
+    const rolling = { observedGeneration: 2, replicas: 2, updatedReplicas: 1, availableReplicas: 1 };
+    expect((await sectionBudgets(at(rolling), new AppliedLedger(), failingQuery, SELF))?.database).toMatchObject({
+      free: -10,
+    });
+    const done = { observedGeneration: 2, replicas: 2, updatedReplicas: 2, availableReplicas: 2 };
+    expect((await sectionBudgets(at(done), new AppliedLedger(), failingQuery, SELF))?.database).toMatchObject({
+      free: 50,
+    });
+  });
+
   it('is undefined for a policy without budgetRef', async () => {
     expect(
       await sectionBudgets(stores(), new AppliedLedger(), failingQuery, {

@@ -4,6 +4,7 @@ import {
   checkDelivery,
   deliveryMount,
   drainingValues,
+  rolloutDrainingValues,
   type PodReport,
   type PodReports,
   type PodTemplateFacts,
@@ -144,6 +145,26 @@ describe('drainingValues', () => {
     expect(drainingValues(undefined)).toEqual({});
     expect(drainingValues(record)).toEqual({ DB_POOL_SIZE: 10, DB_MAX_OVERFLOW: 20 });
     expect(drainingValues({ ...record, confirmedAt: at(1) })).toEqual({});
+  });
+});
+
+describe('rolloutDrainingValues', () => {
+  const current = { DB_POOL_SIZE: 8, DB_MAX_OVERFLOW: 32 };
+  const change = (...changes: Array<[string, number, number]>) => ({
+    changes: changes.map(([setting, from, to]) => ({ setting, from, to })),
+  });
+  it.each<[string, Parameters<typeof rolloutDrainingValues>[0], boolean, Record<string, number>]>([
+    ['the rollout completed', change(['DB_POOL_SIZE', 16, 8]), false, {}],
+    ['no change recorded', undefined, true, {}],
+    ['the last change was PgBouncer only (no env setting replaced)', change(['default_pool_size', 20, 40]), true, {}],
+    [
+      'while the rollout runs: the replaced DB_POOL_SIZE, and DB_MAX_OVERFLOW at its unchanged value',
+      change(['DB_POOL_SIZE', 16, 8]),
+      true,
+      { DB_POOL_SIZE: 16, DB_MAX_OVERFLOW: 32 },
+    ],
+  ])('%s', (_, lastChange, rolling, expected) => {
+    expect(rolloutDrainingValues(lastChange, current, rolling)).toEqual(expected);
   });
 });
 
