@@ -240,6 +240,11 @@ export interface PolicyFacts {
   readonly demand?: DemandReading | undefined;
   /** Values replaced by a ConfigMap delivery whose old pools may still be open (domain/delivery.ts drainingValues). */
   readonly draining?: Readonly<Record<string, number>>;
+  /**
+   * spec.mode Paused: poolpilot changes nothing, but the app's pools stay open, so the policy
+   * claims exactly its current values (no growth, no share of anything else).
+   */
+  readonly paused?: boolean;
 }
 
 export interface BackendClaim {
@@ -311,7 +316,13 @@ export function claimsOf(facts: PolicyFacts): BackendClaim[] {
       });
     }
   }
-  return claims;
+  return facts.paused === true ? claims.map((c) => ({ ...c, claim: pinned(c.claim) })) : claims;
+}
+
+/** A claim held at its current value: bounds, wanted and (when it fills) demand all there. */
+function pinned(claim: Claim): Claim {
+  const at = claim.current;
+  return { ...claim, bounds: { min: at, max: at }, wanted: at, ...(claim.fills === true ? { demand: at } : {}) };
 }
 
 /**

@@ -125,7 +125,10 @@ export async function budgetCapacity(
   return { ok: true, capacity, spec };
 }
 
-/** The policies in `namespace` that draw from budget `name`, with their parsed specs. */
+/**
+ * The policies in `namespace` that draw from budget `name`, with their parsed specs; Paused ones
+ * too, since their apps' pools stay open.
+ */
 export function policiesOfBudget(
   stores: ClusterStores,
   namespace: string,
@@ -133,7 +136,7 @@ export function policiesOfBudget(
 ): Array<{ key: string; object: KubernetesObject & { status?: unknown }; spec: PoolPolicySpec }> {
   return stores.policies.byIndex(POLICY_BY_BUDGET, `${namespace}/${name}`).flatMap((object) => {
     const parsed = parsePoolPolicySpec((object as { spec?: unknown }).spec);
-    if (!parsed.ok || parsed.spec.budgetRef?.name !== name || parsed.spec.mode === 'Paused') return [];
+    if (!parsed.ok || parsed.spec.budgetRef?.name !== name) return [];
     return [{ key: `${namespace}/${object.metadata?.name ?? ''}`, object, spec: parsed.spec }];
   });
 }
@@ -153,6 +156,7 @@ export function peerFacts(
     ...deploymentFacts(stores, namespace, peer.spec),
     wanted: { ...current, ...status.recommended },
     current,
+    paused: peer.spec.mode === 'Paused',
     draining:
       peer.spec.delivery.mode === 'ConfigMap'
         ? drainingValues(status.delivery)

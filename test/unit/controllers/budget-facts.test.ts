@@ -197,8 +197,8 @@ describe('readBudgetFacts + sectionBudgetsOf', () => {
       },
     };
     const web = (status: V1Deployment['status']): V1Deployment => ({
-      ...deployment('web', 2),
       metadata: { name: 'web', namespace: 'ns', generation: 2 },
+      spec: deployment('web', 2).spec,
       status,
     });
     const at = (status: V1Deployment['status']) =>
@@ -215,6 +215,27 @@ describe('readBudgetFacts + sectionBudgetsOf', () => {
     expect((await sectionBudgets(at(done), new AppliedLedger(), failingQuery, SELF))?.database).toMatchObject({
       free: 50,
     });
+  });
+
+  it('counts a Paused peer at its current values: its app keeps its pools', async () => {
+    const peer = {
+      apiVersion: 'poolpilot.io/v1alpha1',
+      kind: 'PoolPolicy',
+      metadata: { name: 'web', namespace: 'ns' },
+      spec: {
+        targetRef: { name: 'web' },
+        mode: 'Paused',
+        budgetRef: { name: 'db' },
+        database: { poolSize: { min: 5, max: 50 }, maxOverflow: { ratio: 1, min: 0, max: 50 } },
+      },
+      status: { current: { DB_POOL_SIZE: 15, DB_MAX_OVERFLOW: 15 } },
+    };
+    const s = stores({
+      policies: new MemoryStore<KubernetesObject>([peer]),
+      deployments: new MemoryStore([deployment('api', 2), deployment('web', 2)]),
+    });
+    // 90 − 2 × (15 + 15).
+    expect((await sectionBudgets(s, new AppliedLedger(), failingQuery, SELF))?.database).toMatchObject({ free: 30 });
   });
 
   it('is undefined for a policy without budgetRef', async () => {

@@ -292,3 +292,38 @@ describe('claimsOf: a ConfigMap delivery not yet Applied', () => {
     ]);
   });
 });
+
+describe('claimsOf: a Paused policy', () => {
+  it('claims exactly its current values: its pools stay open, and it neither grows nor takes a share', () => {
+    const parsed = parsePoolPolicySpec({
+      targetRef: { name: 'api' },
+      mode: 'Paused',
+      budgetRef: { name: 'db' },
+      database: {
+        poolSize: { min: 5, max: 40 },
+        maxOverflow: { mode: 'FillToBudget', min: 0, max: 80 },
+      },
+      redis: { maxConnections: { min: 10, max: 50 } },
+    });
+    if (!parsed.ok) throw new Error(parsed.message);
+    const facts = {
+      policy: 'ns/api',
+      spec: parsed.spec,
+      replicas: 2,
+      pgbouncerReplicas: 1,
+      reservePoolSize: 0,
+      wanted: { REDIS_MAX_CONNECTIONS: 50 },
+      current: { DB_POOL_SIZE: 16, DB_MAX_OVERFLOW: 32, REDIS_MAX_CONNECTIONS: 25 },
+    };
+    const shape = (paused: boolean) =>
+      claimsOf({ ...facts, paused }).map(({ backend, claim: c }) => [backend, c.bounds, c.wanted, c.current, c.demand]);
+    expect(shape(true)).toEqual([
+      ['postgres', { min: 48, max: 48 }, 48, 48, 48],
+      ['redis', { min: 25, max: 25 }, 25, 25, undefined],
+    ]);
+    expect(shape(false)).toEqual([
+      ['postgres', { min: 5, max: 120 }, 120, 48, undefined],
+      ['redis', { min: 10, max: 50 }, 50, 25, undefined],
+    ]);
+  });
+});
