@@ -136,11 +136,12 @@ function demandShares(capacity: number, claims: readonly Claim[]): Map<string, n
       claims.map((c) => [c.policy, at(highest)(c) + (totalWeight === 0 ? 0 : (spare * weight(c)) / totalWeight)]),
     );
   }
-  // total(at(level)) grows with level: find the highest level that still fits.
+  // total(at(level)) grows with level: the highest whole level that still fits (settings are
+  // whole numbers; a fractional level converged on 20 from below and lost a connection a unit).
   let low = 0;
   let high = highest;
-  for (let i = 0; i < 50; i++) {
-    const mid = (low + high) / 2;
+  while (high - low > 1) {
+    const mid = Math.floor((low + high) / 2);
     if (total(at(mid)) <= capacity) low = mid;
     else high = mid;
   }
@@ -319,10 +320,13 @@ export function claimsOf(facts: PolicyFacts): BackendClaim[] {
   return facts.paused === true ? claims.map((c) => ({ ...c, claim: pinned(c.claim) })) : claims;
 }
 
-/** A claim held at its current value: bounds, wanted and (when it fills) demand all there. */
+/**
+ * A claim held at its current value: bounds, wanted and demand all there. It counts as filling, so
+ * that beside claims that fill the capacity is still shared by demand (its need is its value).
+ */
 function pinned(claim: Claim): Claim {
   const at = claim.current;
-  return { ...claim, bounds: { min: at, max: at }, wanted: at, ...(claim.fills === true ? { demand: at } : {}) };
+  return { ...claim, bounds: { min: at, max: at }, wanted: at, fills: true, demand: at };
 }
 
 /**

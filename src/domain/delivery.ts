@@ -130,22 +130,41 @@ export function drainingValues(record: DeliveryRecord<Date> | undefined): Readon
 }
 
 /**
- * spec.delivery.mode Env: while the target's rollout runs, the env values the last change replaced,
- * since the old pods keep their pools until they are replaced (and a pod being replaced keeps its
- * connections until it exits). The budget counts them beside the new values, as it counts a
- * ConfigMap delivery's replaced values until it is Applied. `current` holds the env sections'
- * values now; a setting the change left alone counts at its current value. None when the rollout
- * completed or the last change touched no env setting.
+ * What each setting's old value holds above its current one, where it is larger: the connections a
+ * process may hold beyond the current values while it still runs the old ones, for an app whose
+ * process runs either the old or the new pools, never both (an env rollout's old pods; an app that
+ * resizes in place, spec.delivery.reload Resize).
+ */
+export function excessOver(
+  old: Readonly<Record<string, number>>,
+  current: Readonly<Record<string, number>>,
+): Readonly<Record<string, number>> {
+  return Object.fromEntries(
+    Object.entries(old).flatMap(([setting, value]) => {
+      const excess = value - (current[setting] ?? value);
+      return excess > 0 ? [[setting, excess]] : [];
+    }),
+  );
+}
+
+/**
+ * spec.delivery.mode Env: while old pods of the target remain, what the env values the last change
+ * replaced hold above the current ones ({@link excessOver}): the old pods keep their pools until
+ * they are replaced. The budget counts that beside the current values, as it counts a ConfigMap
+ * delivery's replaced values until it is Applied. `current` holds the env sections' values now.
+ * None when no old pod remains. A rollout poolpilot did not start (a new image) counts the last
+ * change's excess too while it runs: an over-count, never an under-count.
  */
 export function rolloutDrainingValues(
   lastChange: { readonly changes: readonly SettingChange[] } | undefined,
   current: Readonly<Record<string, number>>,
-  rolling: boolean,
+  oldPodsRemain: boolean,
 ): Readonly<Record<string, number>> {
-  if (!rolling || lastChange === undefined) return {};
-  const from = new Map(lastChange.changes.map((change) => [change.setting, change.from]));
-  if (!Object.keys(current).some((setting) => from.has(setting))) return {};
-  return Object.fromEntries(Object.entries(current).map(([setting, value]) => [setting, from.get(setting) ?? value]));
+  if (!oldPodsRemain || lastChange === undefined) return {};
+  const replaced = Object.fromEntries(
+    lastChange.changes.filter((change) => change.setting in current).map((change) => [change.setting, change.from]),
+  );
+  return excessOver(replaced, current);
 }
 
 interface ConfigMapSource {

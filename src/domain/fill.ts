@@ -449,8 +449,11 @@ export interface ShareFillInput {
 
 /**
  * FillToBudget for a single setting (Redis maxConnections): the budget's share, clamped to the
- * bounds, in one change. Growth waits for the minimum interval; a value over the share comes down
- * at once. Invalid or stale samples and a rollout in progress hold, as in decide().
+ * bounds, in one change. Growth waits for the minimum interval; a value over the steady share (the
+ * fair share, and what fits beside what the others hold steadily) comes down at once. One over
+ * the share only because of connections that end with a peer's rollout or delivery holds: a cut
+ * for them would outlast them. Invalid or stale samples and a rollout in progress hold, as in
+ * decide().
  */
 export function decideShareFill(input: ShareFillInput): Omit<FillDecision, 'overflow' | 'budgetBound'> {
   const { current, budget } = input;
@@ -466,7 +469,15 @@ export function decideShareFill(input: ShareFillInput): Omit<FillDecision, 'over
       breach: undefined,
     };
   }
-  const target = clamp(budget.cap, input.bounds);
+  const steady = Math.min(budget.fair ?? budget.cap, budget.limit ?? budget.cap);
+  if (current > budget.cap && current <= steady)
+    return {
+      pool: current,
+      reason: 'DeadBand',
+      message: `held at ${current} per process: within the budget's steady share of ${steady}; the ${budget.free} ${budget.backend} connections free now leave room for ${budget.cap} only while a peer's rollout or delivery holds old pools`,
+      breach: undefined,
+    };
+  const target = clamp(current > steady ? steady : budget.cap, input.bounds);
   if (target === current)
     return {
       pool: current,
@@ -486,7 +497,7 @@ export function decideShareFill(input: ShareFillInput): Omit<FillDecision, 'over
       breach: undefined,
     };
   }
-  const reason = target > current ? 'FilledToBudget' : current > budget.cap ? 'BudgetCorrection' : 'AtMax';
+  const reason = target > current ? 'FilledToBudget' : current > steady ? 'BudgetCorrection' : 'AtMax';
   return {
     pool: target,
     reason,

@@ -41,6 +41,19 @@ export function rolloutCompletedAt(deployment: RolloutFacts): Date | undefined {
   return at && !Number.isNaN(at.getTime()) ? at : new Date(0);
 }
 
+/**
+ * Whether pods of an older template may still run: the controller has not observed the latest
+ * generation yet, or fewer pods run the latest template than run at all. Unlike a rollout not
+ * complete, a scale-up or a pod that is not ready yet leaves this false.
+ */
+export function oldPodsRemain(deployment: RolloutFacts): boolean {
+  const status = deployment.status ?? {};
+  return (
+    (status.observedGeneration ?? 0) < (deployment.metadata?.generation ?? 0) ||
+    (status.updatedReplicas ?? 0) < (status.replicas ?? 0)
+  );
+}
+
 /** The part of an object's metadata that says who last changed which fields, and when. */
 export interface ManagedFieldsFacts {
   readonly metadata?: {

@@ -29,6 +29,13 @@ export const PGBOUNCER_KEYS = {
   env: { defaultPoolSize: 'DEFAULT_POOL_SIZE', maxClientConn: 'MAX_CLIENT_CONN' },
 } as const;
 
+/** The settings the env sections (database, redis) own: env names, leaders before followers. */
+export function envSettingsOf(spec: PoolPolicySpec): string[] {
+  return sectionsOf(spec)
+    .filter((s) => s.target === 'env')
+    .flatMap((s) => [s.leader.key, ...(s.follower ? [s.follower.key] : [])]);
+}
+
 /** The sections a spec configures, in a fixed order (database, redis, pgbouncer). */
 export function sectionsOf(spec: PoolPolicySpec): SectionSettings[] {
   const sections: SectionSettings[] = [];

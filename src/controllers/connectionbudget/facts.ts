@@ -12,11 +12,12 @@ import { parseConnectionBudgetSpec, type ConnectionBudgetSpec } from '../../api/
 import { parsePoolPolicySpec, parsePoolPolicyStatus, type PoolPolicySpec } from '../../api/v1alpha1/poolpolicy.js';
 import { claimsOf, rolloutSurge, type Backend, type BudgetFacts, type PolicyFacts } from '../../domain/budget.js';
 import type { UtilizationSample } from '../../domain/decide.js';
-import { drainingValues, rolloutDrainingValues } from '../../domain/delivery.js';
+import { drainingValues, excessOver, rolloutDrainingValues } from '../../domain/delivery.js';
+import { readPoolConfig } from '../../domain/pool-config-file.js';
 import type { DemandReading } from '../../domain/fill.js';
 import { readPgbouncerSettings } from '../../domain/pgbouncer-ini.js';
-import { rolloutCompletedAt } from '../../domain/rollout.js';
-import { sectionsOf } from '../../domain/sections.js';
+import { oldPodsRemain, rolloutCompletedAt } from '../../domain/rollout.js';
+import { envSettingsOf, sectionsOf } from '../../domain/sections.js';
 import { HPA_BY_DEPLOYMENT, POLICY_BY_BUDGET } from '../indexes.js';
 import type { ClusterStores } from '../stores.js';
 
@@ -141,40 +142,74 @@ export function policiesOfBudget(
   });
 }
 
-/** Facts of a peer policy, from its status (recommended, current) and the caches. */
+/**
+ * Facts of a peer policy, from its status (recommended, current) and the caches. A Paused peer
+ * counts at the values its app runs (its delivery file's, or its container's literal env, where
+ * readable; its last status elsewhere), since nothing of its own keeps its status current.
+ */
 export function peerFacts(
   stores: ClusterStores,
   ledger: AppliedLedger,
   namespace: string,
   peer: { key: string; object: KubernetesObject & { status?: unknown }; spec: PoolPolicySpec },
 ): PolicyFacts {
+  const { spec } = peer;
   const status = parsePoolPolicyStatus(peer.object.status);
-  const current = ledger.currentOf(peer.key, status.current ?? {});
+  const paused = spec.mode === 'Paused';
+  const recorded = ledger.currentOf(peer.key, status.current ?? {});
+  const current = paused ? { ...recorded, ...runningValues(stores, namespace, spec) } : recorded;
   return {
     policy: peer.key,
-    spec: peer.spec,
-    ...deploymentFacts(stores, namespace, peer.spec),
+    spec,
+    ...deploymentFacts(stores, namespace, spec),
     wanted: { ...current, ...status.recommended },
     current,
-    paused: peer.spec.mode === 'Paused',
-    draining:
-      peer.spec.delivery.mode === 'ConfigMap'
-        ? drainingValues(status.delivery)
-        : rolloutDrainingValues(
-            status.lastChange,
-            envValues(peer.spec, current),
-            rolling(stores, namespace, peer.spec.targetRef.name),
-          ),
+    paused,
+    draining: paused ? {} : drainingOf(stores, namespace, spec, status, current),
   };
 }
 
-/** The current values of the settings a policy's env sections own (database, redis). */
-function envValues(spec: PoolPolicySpec, current: Readonly<Record<string, number>>): Record<string, number> {
-  const values: Record<string, number> = {};
-  for (const settings of sectionsOf(spec).filter((s) => s.target === 'env'))
-    for (const key of [settings.leader.key, settings.follower?.key])
-      if (key !== undefined && current[key] !== undefined) values[key] = current[key];
-  return values;
+/**
+ * What a peer's pools may hold beyond its current values: a ConfigMap delivery not yet Applied
+ * counts its replaced values whole when the app swaps pools (both are open) and their excess over
+ * the current ones when it resizes in place; an env change counts its excess while old pods remain.
+ */
+function drainingOf(
+  stores: ClusterStores,
+  namespace: string,
+  spec: PoolPolicySpec,
+  status: ReturnType<typeof parsePoolPolicyStatus>,
+  current: Readonly<Record<string, number>>,
+): Readonly<Record<string, number>> {
+  if (spec.delivery.mode === 'ConfigMap') {
+    const replaced = drainingValues(status.delivery);
+    return spec.delivery.reload === 'Resize' ? excessOver(replaced, current) : replaced;
+  }
+  const env = Object.fromEntries(
+    envSettingsOf(spec).flatMap((key) => (key in current ? [[key, current[key] ?? 0]] : [])),
+  );
+  const deployment = stores.deployments.get(spec.targetRef.name, namespace);
+  return rolloutDrainingValues(status.lastChange, env, deployment !== undefined && oldPodsRemain(deployment));
+}
+
+/** The env values a policy's app runs now, from its delivery file or its target container's literal env. */
+function runningValues(stores: ClusterStores, namespace: string, spec: PoolPolicySpec): Record<string, number> {
+  const owned = envSettingsOf(spec);
+  if (spec.delivery.mode === 'ConfigMap') {
+    const { name, key } = spec.delivery.configMapRef;
+    const text = stores.configMaps.get(name, namespace)?.data?.[key];
+    const read = text === undefined ? undefined : readPoolConfig(text, owned);
+    return read?.ok === true ? Object.fromEntries(read.values) : {};
+  }
+  const containers = stores.deployments.get(spec.targetRef.name, namespace)?.spec?.template.spec?.containers ?? [];
+  const wanted = spec.targetRef.container;
+  const container = wanted === undefined ? containers[0] : containers.find((c) => c.name === wanted);
+  return Object.fromEntries(
+    owned.flatMap((setting) => {
+      const text = container?.env?.find((e) => e.name === setting && e.valueFrom === undefined)?.value;
+      return text !== undefined && /^\s*\d+\s*$/.test(text) ? [[setting, Number(text)]] : [];
+    }),
+  );
 }
 
 /** Whether a rollout of the Deployment is in progress. */

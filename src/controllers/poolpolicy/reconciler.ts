@@ -33,7 +33,7 @@ import { checkDelivery, deliveryMount, type DeliveryView, type PodReports } from
 import { readPoolConfig, setPoolConfig } from '../../domain/pool-config-file.js';
 import { planWithinBudget, type Plan, type PlanInput, type SettingReading } from '../../domain/plan.js';
 import { blockedEvents, blockedStatus, type PlannedEvent } from '../../domain/policy-status.js';
-import { sectionsOf } from '../../domain/sections.js';
+import { envSettingsOf, sectionsOf } from '../../domain/sections.js';
 import { lastAppliedBy, rolloutCompletedAt } from '../../domain/rollout.js';
 import { canonical, statusToWrite, toWrittenStatus } from '../../domain/status.js';
 import { metricsBackoffMs } from '../../domain/backoff.js';
@@ -733,12 +733,6 @@ function envSettledAt(deployment: V1Deployment, delivery: DeliveryReading | unde
 }
 
 /** The env-section settings (database, redis) a spec manages, leaders and followers. */
-function envSettingsOf(spec: PoolPolicySpec): string[] {
-  return sectionsOf(spec)
-    .filter((s) => s.target === 'env')
-    .flatMap((s) => [s.leader.key, ...(s.follower ? [s.follower.key] : [])]);
-}
-
 /**
  * The gauge each env setting is reported by (the runbook's metric names with spec.metricsPrefix):
  * a ConfigMap delivery is confirmed when every pod reports the written values.

@@ -174,7 +174,7 @@ describe('readBudgetFacts + sectionBudgetsOf', () => {
     expect((await sectionBudgets(s, ledger, failingQuery, SELF))?.database).toMatchObject({ free: 30 });
   });
 
-  it("counts an Env peer's replaced values beside its new ones while its rollout runs, not after", async () => {
+  it("counts what an Env peer's replaced values hold above its new ones while old pods remain, not after", async () => {
     const peer = {
       apiVersion: 'poolpilot.io/v1alpha1',
       kind: 'PoolPolicy',
@@ -206,10 +206,15 @@ describe('readBudgetFacts + sectionBudgetsOf', () => {
         policies: new MemoryStore<KubernetesObject>([peer]),
         deployments: new MemoryStore([deployment('api', 2), web(status)]),
       });
-    // Rolling: the old pods' 2 × (15 + 15) beside the new 2 × (10 + 10): 90 − 100, 10 over.
+    // An old pod remains: each process may still hold 15 + 15, 5 + 5 above the new values: 90 − 2 × 20 − 2 × 10.
     const rolling = { observedGeneration: 2, replicas: 2, updatedReplicas: 1, availableReplicas: 1 };
     expect((await sectionBudgets(at(rolling), new AppliedLedger(), failingQuery, SELF))?.database).toMatchObject({
-      free: -10,
+      free: 30,
+    });
+    // A scale-up (a new pod not available yet) leaves no old pod: nothing extra.
+    const scaling = { observedGeneration: 2, replicas: 3, updatedReplicas: 3, availableReplicas: 2 };
+    expect((await sectionBudgets(at(scaling), new AppliedLedger(), failingQuery, SELF))?.database).toMatchObject({
+      free: 50,
     });
     const done = { observedGeneration: 2, replicas: 2, updatedReplicas: 2, availableReplicas: 2 };
     expect((await sectionBudgets(at(done), new AppliedLedger(), failingQuery, SELF))?.database).toMatchObject({
@@ -217,7 +222,7 @@ describe('readBudgetFacts + sectionBudgetsOf', () => {
     });
   });
 
-  it('counts a Paused peer at its current values: its app keeps its pools', async () => {
+  it('counts a Paused peer at the values its app runs: its pools stay open', async () => {
     const peer = {
       apiVersion: 'poolpilot.io/v1alpha1',
       kind: 'PoolPolicy',
@@ -230,12 +235,74 @@ describe('readBudgetFacts + sectionBudgetsOf', () => {
       },
       status: { current: { DB_POOL_SIZE: 15, DB_MAX_OVERFLOW: 15 } },
     };
-    const s = stores({
-      policies: new MemoryStore<KubernetesObject>([peer]),
-      deployments: new MemoryStore([deployment('api', 2), deployment('web', 2)]),
+    const web = (env: Array<{ name: string; value: string }>): V1Deployment => ({
+      metadata: { name: 'web', namespace: 'ns' },
+      spec: {
+        replicas: 2,
+        selector: {},
+        template: { spec: { containers: [{ name: 'app', env }] } },
+        strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0 } },
+      },
     });
-    // 90 − 2 × (15 + 15).
-    expect((await sectionBudgets(s, new AppliedLedger(), failingQuery, SELF))?.database).toMatchObject({ free: 30 });
+    const free = async (object: KubernetesObject & { status: unknown }, env: Array<{ name: string; value: string }>) =>
+      (
+        await sectionBudgets(
+          stores({
+            policies: new MemoryStore<KubernetesObject>([object]),
+            deployments: new MemoryStore([deployment('api', 2), web(env)]),
+          }),
+          new AppliedLedger(),
+          failingQuery,
+          SELF,
+        )
+      )?.database;
+    // Its status: 90 − 2 × (15 + 15).
+    expect(await free(peer, [])).toMatchObject({ free: 30 });
+    // Paused without a status, its env set by hand: 90 − 2 × (20 + 20).
+    const env = [
+      { name: 'DB_POOL_SIZE', value: '20' },
+      { name: 'DB_MAX_OVERFLOW', value: '20' },
+    ];
+    expect(await free({ ...peer, status: {} }, env)).toMatchObject({ free: 10 });
+  });
+
+  it("counts a ConfigMap peer's old pools whole when it swaps them, their excess when it resizes in place", async () => {
+    const peer = (reload: string) => ({
+      apiVersion: 'poolpilot.io/v1alpha1',
+      kind: 'PoolPolicy',
+      metadata: { name: 'web', namespace: 'ns' },
+      spec: {
+        targetRef: { name: 'web' },
+        budgetRef: { name: 'db' },
+        delivery: { mode: 'ConfigMap', configMapRef: { name: 'web-pools' }, reload },
+        database: { poolSize: { min: 5, max: 50 }, maxOverflow: { ratio: 1, min: 0, max: 50 } },
+      },
+      status: {
+        current: { DB_POOL_SIZE: 10, DB_MAX_OVERFLOW: 10 },
+        delivery: {
+          configMap: 'web-pools',
+          key: 'pools.env',
+          writtenAt: '2026-11-25T10:00:00Z',
+          written: { DB_POOL_SIZE: 10, DB_MAX_OVERFLOW: 10 },
+          replaced: { DB_POOL_SIZE: 15, DB_MAX_OVERFLOW: 15 },
+        },
+      },
+    });
+    const free = async (reload: string) =>
+      (
+        await sectionBudgets(
+          stores({
+            policies: new MemoryStore<KubernetesObject>([peer(reload)]),
+            deployments: new MemoryStore([deployment('api', 2), deployment('web', 2)]),
+          }),
+          new AppliedLedger(),
+          failingQuery,
+          SELF,
+        )
+      )?.database;
+    // Swap: 90 − 2 × (10 + 10) − 2 × (15 + 15). Resize: 90 − 2 × (10 + 10) − 2 × (5 + 5).
+    expect(await free('Swap')).toMatchObject({ free: -10 });
+    expect(await free('Resize')).toMatchObject({ free: 30 });
   });
 
   it('is undefined for a policy without budgetRef', async () => {

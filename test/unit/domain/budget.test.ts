@@ -316,14 +316,39 @@ describe('claimsOf: a Paused policy', () => {
       current: { DB_POOL_SIZE: 16, DB_MAX_OVERFLOW: 32, REDIS_MAX_CONNECTIONS: 25 },
     };
     const shape = (paused: boolean) =>
-      claimsOf({ ...facts, paused }).map(({ backend, claim: c }) => [backend, c.bounds, c.wanted, c.current, c.demand]);
+      claimsOf({ ...facts, paused }).map(({ backend, claim: c }) => [
+        backend,
+        c.bounds,
+        c.wanted,
+        c.current,
+        c.demand,
+        c.fills,
+      ]);
     expect(shape(true)).toEqual([
-      ['postgres', { min: 48, max: 48 }, 48, 48, 48],
-      ['redis', { min: 25, max: 25 }, 25, 25, undefined],
+      ['postgres', { min: 48, max: 48 }, 48, 48, 48, true],
+      ['redis', { min: 25, max: 25 }, 25, 25, 25, true],
     ]);
     expect(shape(false)).toEqual([
-      ['postgres', { min: 5, max: 120 }, 120, 48, undefined],
-      ['redis', { min: 10, max: 50 }, 50, 25, undefined],
+      ['postgres', { min: 5, max: 120 }, 120, 48, undefined, true],
+      ['redis', { min: 10, max: 50 }, 50, 25, undefined, undefined],
+    ]);
+  });
+
+  it('beside FillToBudget peers, a Paused claim keeps its value and the rest is still shared by demand', () => {
+    const paused = {
+      ...claim('p', { units: 2, wanted: 20, current: 20 }),
+      bounds: { min: 20, max: 20 },
+      fills: true,
+      demand: 20,
+    };
+    const busy = { ...claim('a', { units: 2, wanted: 50, current: 10 }), fills: true, demand: 30 };
+    const idle = { ...claim('b', { units: 2, wanted: 50, current: 10 }), fills: true, demand: 5 };
+    const shares = allocate(100, [paused, busy, idle]).shares;
+    // p holds 2 × 20; b needs its min (2 × 10); a, at its peak, takes the 40 left: 20 a unit.
+    expect([...shares].map(([policy, share]) => [policy, share.cap])).toEqual([
+      ['p', 20],
+      ['a', 20],
+      ['b', 10],
     ]);
   });
 });

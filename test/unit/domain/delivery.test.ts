@@ -4,6 +4,7 @@ import {
   checkDelivery,
   deliveryMount,
   drainingValues,
+  excessOver,
   rolloutDrainingValues,
   type PodReport,
   type PodReports,
@@ -154,17 +155,35 @@ describe('rolloutDrainingValues', () => {
     changes: changes.map(([setting, from, to]) => ({ setting, from, to })),
   });
   it.each<[string, Parameters<typeof rolloutDrainingValues>[0], boolean, Record<string, number>]>([
-    ['the rollout completed', change(['DB_POOL_SIZE', 16, 8]), false, {}],
+    ['no old pod remains', change(['DB_POOL_SIZE', 16, 8]), false, {}],
     ['no change recorded', undefined, true, {}],
     ['the last change was PgBouncer only (no env setting replaced)', change(['default_pool_size', 20, 40]), true, {}],
     [
-      'while the rollout runs: the replaced DB_POOL_SIZE, and DB_MAX_OVERFLOW at its unchanged value',
+      'old pods remain after a shrink: what their DB_POOL_SIZE holds above the new one',
       change(['DB_POOL_SIZE', 16, 8]),
       true,
-      { DB_POOL_SIZE: 16, DB_MAX_OVERFLOW: 32 },
+      { DB_POOL_SIZE: 8 },
     ],
-  ])('%s', (_, lastChange, rolling, expected) => {
-    expect(rolloutDrainingValues(lastChange, current, rolling)).toEqual(expected);
+    [
+      'old pods remain after a growth: they hold less than the new values, nothing extra',
+      change(['DB_POOL_SIZE', 4, 8], ['DB_MAX_OVERFLOW', 16, 32]),
+      true,
+      {},
+    ],
+    [
+      'pool shrunk, overflow grown: only the pool counts',
+      change(['DB_POOL_SIZE', 12, 8], ['DB_MAX_OVERFLOW', 16, 32]),
+      true,
+      { DB_POOL_SIZE: 4 },
+    ],
+  ])('%s', (_, lastChange, oldPodsRemain, expected) => {
+    expect(rolloutDrainingValues(lastChange, current, oldPodsRemain)).toEqual(expected);
+  });
+});
+
+describe('excessOver', () => {
+  it('keeps what each old value holds above the current one, and drops the rest', () => {
+    expect(excessOver({ A: 10, B: 5, C: 7 }, { A: 4, B: 9 })).toEqual({ A: 6 });
   });
 });
 

@@ -560,6 +560,26 @@ describe('decideShareFill (Redis maxConnections)', () => {
       reason: 'BudgetCorrection',
     },
     {
+      name: "over the share only for a peer's old pools (limit and fair share still allow it): held, not cut",
+      input: {
+        ...base,
+        current: 50,
+        budget: { ...base.budget, kind: 'cap', cap: 20, fair: 60, limit: 50 } as SectionBudget,
+      },
+      value: 50,
+      reason: 'DeadBand',
+    },
+    {
+      name: 'over the steady limit: down to it, not to the transient cap',
+      input: {
+        ...base,
+        current: 50,
+        budget: { ...base.budget, kind: 'cap', cap: 20, fair: 60, limit: 30 } as SectionBudget,
+      },
+      value: 30,
+      reason: 'BudgetCorrection',
+    },
+    {
       name: 'a share below min is held at min',
       input: { ...base, budget: { ...base.budget, kind: 'cap', cap: 4 } as SectionBudget },
       value: 10,

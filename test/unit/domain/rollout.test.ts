@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import {
   lastAppliedBy,
+  oldPodsRemain,
   rolloutCompletedAt,
   type ManagedFieldsFacts,
   type RolloutFacts,
@@ -101,5 +102,17 @@ describe('lastAppliedBy', () => {
     ],
   ])('%s', (_label, object, expected) => {
     expect(lastAppliedBy(object, 'poolpilot')).toEqual(expected);
+  });
+});
+
+describe('oldPodsRemain', () => {
+  it.each<[string, RolloutFacts, boolean]>([
+    ['every pod runs the latest template', done(), false],
+    ['the latest generation not observed yet', done({ observedGeneration: 2 }), true],
+    ['an old pod still runs beside the updated ones', done({ replicas: 3 }), true],
+    ['an old pod not yet replaced (maxSurge 0)', done({ updatedReplicas: 1 }), true],
+    ['a scale-up: a new pod of the latest template not available yet', done({ availableReplicas: 1 }), false],
+  ])('%s: %s', (_label, deployment, expected) => {
+    expect(oldPodsRemain(deployment)).toBe(expected);
   });
 });
