@@ -111,7 +111,7 @@ export function checkDelivery(check: DeliveryCheck): DeliveryView {
       state: 'NotConfirmed',
       message:
         `${what}; not confirmed within ${formatDuration(timeoutMs)}: ${progress}. Check that the app re-reads ${where} ` +
-        `(mounted without subPath) and reports ${check.gauges.join(', ')}; poolpilot changes these settings no more until the pods run them`,
+        `(mounted without subPath), reports ${check.gauges.join(', ')}, and that Prometheus scrapes every ready pod; poolpilot changes these settings no more until the pods run them`,
       record: updated,
     };
   return {

@@ -357,6 +357,17 @@ const cases: Case[] = [
     reason: 'Saturated',
   },
   {
+    name: 'the same with a rolling restart that keeps every process serving (maxUnavailable 0): still a restart, held',
+    input: input({
+      ...at48(37),
+      demand: demand({ inUse: 6, typical: 20, floor: 5, waiters: 9 }),
+      restart: { processes: 2, processesDuringRollout: 2, change: 'restart' },
+    }),
+    pool: 37,
+    overflow: 11,
+    reason: 'Saturated',
+  },
+  {
     name: 'with a reloaded file, growth still waits out the scale-up window',
     input: input({
       ...at48(5),
