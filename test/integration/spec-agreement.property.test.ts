@@ -154,6 +154,19 @@ const policySpec: fc.Arbitrary<Obj> = fc
         { nil: undefined },
       ),
       budget: fc.boolean(),
+      delivery: fc.option(
+        fc.record(
+          {
+            mode: fc.constantFrom('Env', 'ConfigMap'),
+            key: fc.option(fc.constantFrom('pools.env', 'app.conf'), { nil: undefined }),
+            reload: fc.option(fc.constantFrom('Swap', 'Resize'), { nil: undefined }),
+            confirmTimeout: fc.option(fc.constantFrom('3m', '1s', '90s'), { nil: undefined }),
+            explicitEnv: fc.boolean(),
+          },
+          { requiredKeys: ['mode', 'explicitEnv'] },
+        ),
+        { nil: undefined },
+      ),
       processesPerPod: fc.option(fc.integer({ min: 1, max: 16 }), { nil: undefined }),
       prometheus: fc.option(
         fc.record({
@@ -219,6 +232,18 @@ const policySpec: fc.Arbitrary<Obj> = fc
     if (r.db === undefined && r.redis === undefined && r.pgb === undefined)
       put('database.poolSize', { min: 5, max: 10 });
     if (r.budget) put('budgetRef', { name: 'orders-db' });
+    if (r.delivery) {
+      // A valid base: configMapRef and reload only with mode ConfigMap; Env may be left unset.
+      const configMap = r.delivery.mode === 'ConfigMap';
+      put('delivery', {});
+      if (configMap || r.delivery.explicitEnv) put('delivery.mode', r.delivery.mode);
+      if (configMap) {
+        put('delivery.configMapRef', { name: 'api-pools' });
+        put('delivery.configMapRef.key', r.delivery.key);
+        put('delivery.reload', r.delivery.reload);
+      }
+      put('delivery.confirmTimeout', r.delivery.confirmTimeout);
+    }
     put('processesPerPod', r.processesPerPod);
     if (r.prometheus) {
       put('prometheus', {});
@@ -332,6 +357,26 @@ function policyMutations(spec: Obj): fc.Arbitrary<Case> {
         anyDuration,
       )
       .map(([p, d]) => ({ spec: setAt(spec, p, d), field: `spec.${p}`, what: `duration ${JSON.stringify(d)}` })),
+    // delivery: reload and configMapRef only with mode ConfigMap, which needs configMapRef
+    fc.constantFrom<Json>('Swap', 'Resize', 'InPlace', '', 1).map((v) => ({
+      spec: setAt(spec, 'delivery.reload', v),
+      field: 'spec.delivery.reload',
+      what: `reload ${JSON.stringify(v)}`,
+    })),
+    fc.constantFrom('Env', 'ConfigMap').map((mode) => ({
+      spec: setAt(
+        setAt(setAt(spec, 'delivery.mode', mode), 'delivery.configMapRef', undefined),
+        'delivery.reload',
+        undefined,
+      ),
+      field: 'spec.delivery.configMapRef',
+      what: `mode ${mode} without configMapRef`,
+    })),
+    fc.constantFrom('pools.env', 'a/b', '', 'x'.repeat(254)).map((key) => ({
+      spec: setAt(setAt(spec, 'delivery.mode', 'ConfigMap'), 'delivery.configMapRef', { name: 'api-pools', key }),
+      field: 'spec.delivery.configMapRef',
+      what: `configMapRef key ${JSON.stringify(key)}`,
+    })),
     // unknown fields, at the top and inside sections
     fc
       .tuple(
