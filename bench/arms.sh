@@ -4,7 +4,7 @@
 # namespace objects deleted and re-applied, everything stopped by demo/down.sh at the end):
 #   A  static runbook default    DB_POOL_SIZE 20 / DB_MAX_OVERFLOW 40, REDIS_MAX_CONNECTIONS 50 (its "medium" tier), no operator
 #   B  static "very high" tier   DB_POOL_SIZE 50 / DB_MAX_OVERFLOW 100, REDIS_MAX_CONNECTIONS 100, no operator
-#   D  static fair share         DB_POOL_SIZE 16 / DB_MAX_OVERFLOW 32 (97 usable / 2 replicas = 48 a pod),
+#   D  static fair share         DB_POOL_SIZE 16 / DB_MAX_OVERFLOW 32 (96 usable / 2 replicas = 48 a pod),
 #                                REDIS_MAX_CONNECTIONS 50 (the policy's max: the best fixed Redis setting)
 #   C  poolpilot                 deploy/samples/demo/ (PoolPolicy + ConnectionBudget), start at the
 #                                runbook's low tier 10 / 20, REDIS_MAX_CONNECTIONS 10
@@ -30,8 +30,8 @@
 #       <seed>-voiceassist-api and <seed>-reports-api): voiceassist-api BENCH_T3_PHASES_A, default
 #       5:15,120:60,10:60,10:40, reports-api BENCH_T3_PHASES_B, default 10:15,10:60,120:60,5:40
 #       (~3 min). Its arms (BENCH_T3_ARMS, default "S C"; the A B D C settings are for one app):
-#   S   best static split        DB_POOL_SIZE 8 / DB_MAX_OVERFLOW 16 for both apps (97 usable /
-#                                4 processes = 24 a process; the traces are symmetric, so an
+#   S   best static split        DB_POOL_SIZE 8 / DB_MAX_OVERFLOW 16 for both apps (24 a process:
+#                                96 of the 95 usable, since the peaks never meet; the traces are symmetric, so an
 #                                asymmetric split makes one app's peak worse), REDIS_MAX_CONNECTIONS 50
 #   S2  static split 12 / 12     the same capacity of 24 a process, split pool / overflow otherwise
 #   C   poolpilot                both PoolPolicies (deploy/samples/demo/poolpolicy.yaml and

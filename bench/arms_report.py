@@ -14,7 +14,8 @@ latencies.json, deployment.json and events.json:
   of the run (latencies.json "counts", which has the answers after the last sample too);
 - p50 / p95 / p99 latency of the successful requests (client side);
 - peak PostgreSQL connections of the app role (pg_stat_activity once a second), against
-  max_connections 100 (97 without the superuser-reserved slots);
+  max_connections 100 (97 without the superuser-reserved slots, and one fewer for each load
+  generator's sampler, a superuser connection in an ordinary slot);
 - idle-connection-seconds: sum over samples of the app role's pg_stat_activity rows in state
   'idle' × the time since the previous sample;
 - connections opened per second: (last − first pg_stat_database.sessions of database app) over the
@@ -295,7 +296,7 @@ def trace_table(trace, phases, arms):
         ("latency p50 (ok requests)", lambda r: r["p50"], ms),
         ("latency p95", lambda r: r["p95"], ms),
         ("latency p99", lambda r: r["p99"], ms),
-        (f"peak PostgreSQL connections, app role ({MAX_CONNECTIONS - RESERVED} usable)", lambda r: r["peak_app"], num),
+        (f"peak PostgreSQL connections, app role (of {MAX_CONNECTIONS - RESERVED} ordinary slots, one taken by the sampler)", lambda r: r["peak_app"], num),
         ("idle-connection-seconds (pg_stat_activity idle, role app)", lambda r: r["idle_pg"], num),
         ("connections opened per second (pg_stat_database.sessions)", lambda r: r["opened_per_s"], lambda v: f"{v:.2f}"),
         ("rollouts (generation − 1)", lambda r: r["rollouts"], num),
@@ -339,7 +340,7 @@ def t3_table(phases, arms):
         ("latency p50 (ok requests, both apps)", lambda r: r["p50"], ms),
         ("latency p95", lambda r: r["p95"], ms),
         ("latency p99", lambda r: r["p99"], ms),
-        (f"peak PostgreSQL connections, app role, both apps ({MAX_CONNECTIONS - RESERVED} usable)", lambda r: r["peak_app"], num),
+        (f"peak PostgreSQL connections, app role, both apps (of {MAX_CONNECTIONS - RESERVED} ordinary slots, two taken by the samplers)", lambda r: r["peak_app"], num),
         *[(f"rollouts of {app} (generation − 1)", lambda r, app=app: r["apps"][app]["rollouts"], num) for app in T3_APPS],
     ]
     for app in T3_APPS:
@@ -449,9 +450,11 @@ def t3_targets(figures):
 
 
 T3_NOTE = ("Two apps, voiceassist-api and reports-api (demo/manifests/second-app.yaml), 2 replicas each, one database and "
-           "one ConnectionBudget (97 usable connections), one seeded load generator per app (seeds <seed>-<app>); the "
-           "apps' peaks do not overlap. S is the best static split: 97 / 4 processes = 24 connections a process, 8 + 16 "
-           "for both apps; both apps have the same peak (120 users for 60 s with the default phases) at different times, "
+           "one ConnectionBudget (100 − 3 superuser-reserved − 2 load-generator samplers = 95 usable connections from the "
+           "second session of 2026-12-06 on; 97 before, which did not count the samplers' slots), one seeded load generator per app (seeds "
+           "<seed>-<app>); the apps' peaks do not overlap. S is the best static split: 24 connections a process, 8 + 16 "
+           "for both apps (96 in all: one more than the usable 95, which S reaches only if both apps fill their pools at "
+           "once, and the peaks do not meet); both apps have the same peak (120 users for 60 s with the default phases) at different times, "
            "so giving one app more than 24 a process takes it from the other, whose peak then gets less. S2 (when run) splits the same 24 as 12 + 12, to show "
            "whether pool against overflow matters for errors. C runs poolpilot with both PoolPolicies "
            "(deploy/samples/demo/poolpolicy.yaml, poolpolicy-reports-api.yaml), both apps starting at 10 / 20, Redis 10. "

@@ -51,7 +51,9 @@ case $path in
     # The runbook's low tier: poolpilot's database and redis sections move them (rollouts).
     pool_size=${DEMO_POOL_SIZE:-10} max_overflow=${DEMO_MAX_OVERFLOW:-20} redis_max=${DEMO_REDIS_MAX_CONNECTIONS:-10}
     budget_sample=deploy/samples/demo/connectionbudget.yaml policy_sample=deploy/samples/demo/poolpolicy.yaml
-    reserved=3 ;;
+    # PostgreSQL's 3 superuser-reserved slots and one per load generator's sampler (a superuser
+    # connection: it takes an ordinary slot while one is free); connectionbudget.yaml says 3 + 1.
+    reserved=$((3 + apps_count)) ;;
   pgbouncer)
     ((apps_count == 1)) || { echo "demo: DEMO_PATH=pgbouncer runs one app; unset DEMO_APPS or set it to 1" >&2; exit 2; }
     [[ $delivery == Env ]] || { echo "demo: DEMO_PATH=pgbouncer keeps the app's pools fixed; unset DEMO_DELIVERY (ConfigMap delivery is for DEMO_PATH=direct)" >&2; exit 2; }
@@ -190,6 +192,8 @@ if [[ $arm == poolpilot ]]; then
 policies=(-f "$budget_sample" -f "$policy_sample")
 ((apps_count == 2)) && policies+=(-f deploy/samples/demo/poolpolicy-reports-api.yaml)
 kctl apply "${policies[@]}" >/dev/null
+[[ $path == direct ]] &&
+  kctl -n demo patch connectionbudget demo-postgres --type merge -p "{\"spec\":{\"postgres\":{\"reserved\":$reserved}}}" >/dev/null
 if [[ $delivery == ConfigMap ]]; then
   for app in "${apps[@]}"; do
     kctl -n demo patch poolpolicy "$app" --type merge \
