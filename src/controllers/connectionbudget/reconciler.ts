@@ -106,7 +106,8 @@ export class ConnectionBudgetReconciler {
                 .map(
                   (b) => `${b}: pools hold ${backends[b]?.allocated ?? 0} of ${backends[b]?.capacity ?? 0} connections`,
                 )
-                .join('; ') + '; the policies are being brought back inside',
+                .join('; ') +
+                '; policies in mode Auto bring their pools back inside; a Paused one keeps its values until it is resumed or its env lowered',
             );
       next = { observedGeneration: generation, conditions: [ready], ...backends };
     }
