@@ -107,7 +107,7 @@ export class ConnectionBudgetReconciler {
                   (b) => `${b}: pools hold ${backends[b]?.allocated ?? 0} of ${backends[b]?.capacity ?? 0} connections`,
                 )
                 .join('; ') +
-                '; policies in mode Auto bring their pools back inside; a Paused one keeps its values until it is resumed or its env lowered',
+                '; policies in mode Auto bring their pools back inside; Recommend and Paused ones keep their values until set to Auto or lowered by hand',
             );
       next = { observedGeneration: generation, conditions: [ready], ...backends };
     }
