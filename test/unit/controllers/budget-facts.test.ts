@@ -34,6 +34,20 @@ const budget = (specBody: unknown): KubernetesObject => ({
   ...{ spec: specBody },
 });
 
+/** PoolPolicy `web` on budget `db` (database 5–50, overflow ratio 1), with `spec` added and `status`. */
+const webPolicy = (spec: Record<string, unknown>, status: Record<string, unknown>) => ({
+  apiVersion: 'poolpilot.io/v1alpha1',
+  kind: 'PoolPolicy',
+  metadata: { name: 'web', namespace: 'ns' },
+  spec: {
+    targetRef: { name: 'web' },
+    budgetRef: { name: 'db' },
+    database: { poolSize: { min: 5, max: 50 }, maxOverflow: { ratio: 1, min: 0, max: 50 } },
+    ...spec,
+  },
+  status,
+});
+
 function stores(over: Partial<ClusterStores> = {}): ClusterStores {
   return {
     budgets: new MemoryStore([budget({ postgres: { maxConnections: 100, reserved: 10 } })]),
@@ -153,17 +167,10 @@ describe('readBudgetFacts + sectionBudgetsOf', () => {
   });
 
   it('counts a peer at the larger of its status and what this process just applied', async () => {
-    const peer = {
-      apiVersion: 'poolpilot.io/v1alpha1',
-      kind: 'PoolPolicy',
-      metadata: { name: 'web', namespace: 'ns' },
-      spec: {
-        targetRef: { name: 'web' },
-        budgetRef: { name: 'db' },
-        database: { poolSize: { min: 5, max: 50 }, maxOverflow: { ratio: 1, min: 0, max: 50 } },
-      },
-      status: { current: { DB_POOL_SIZE: 10, DB_MAX_OVERFLOW: 10 }, recommended: { DB_POOL_SIZE: 10 } },
-    };
+    const peer = webPolicy(
+      {},
+      { current: { DB_POOL_SIZE: 10, DB_MAX_OVERFLOW: 10 }, recommended: { DB_POOL_SIZE: 10 } },
+    );
     const s = stores({
       policies: new MemoryStore<KubernetesObject>([peer]),
       deployments: new MemoryStore([deployment('api', 2), deployment('web', 2)]),
@@ -175,16 +182,9 @@ describe('readBudgetFacts + sectionBudgetsOf', () => {
   });
 
   it("counts what an Env peer's replaced values hold above its new ones while old pods remain, not after", async () => {
-    const peer = {
-      apiVersion: 'poolpilot.io/v1alpha1',
-      kind: 'PoolPolicy',
-      metadata: { name: 'web', namespace: 'ns' },
-      spec: {
-        targetRef: { name: 'web' },
-        budgetRef: { name: 'db' },
-        database: { poolSize: { min: 5, max: 50 }, maxOverflow: { ratio: 1, min: 0, max: 50 } },
-      },
-      status: {
+    const peer = webPolicy(
+      {},
+      {
         current: { DB_POOL_SIZE: 10, DB_MAX_OVERFLOW: 10 },
         lastChange: {
           time: '2026-11-25T10:00:00Z',
@@ -195,7 +195,7 @@ describe('readBudgetFacts + sectionBudgetsOf', () => {
           ],
         },
       },
-    };
+    );
     const web = (status: V1Deployment['status']): V1Deployment => ({
       metadata: { name: 'web', namespace: 'ns', generation: 2 },
       spec: deployment('web', 2).spec,
@@ -223,18 +223,7 @@ describe('readBudgetFacts + sectionBudgetsOf', () => {
   });
 
   it('counts a Paused peer at the values its app runs: its pools stay open', async () => {
-    const peer = {
-      apiVersion: 'poolpilot.io/v1alpha1',
-      kind: 'PoolPolicy',
-      metadata: { name: 'web', namespace: 'ns' },
-      spec: {
-        targetRef: { name: 'web' },
-        mode: 'Paused',
-        budgetRef: { name: 'db' },
-        database: { poolSize: { min: 5, max: 50 }, maxOverflow: { ratio: 1, min: 0, max: 50 } },
-      },
-      status: { current: { DB_POOL_SIZE: 15, DB_MAX_OVERFLOW: 15 } },
-    };
+    const peer = webPolicy({ mode: 'Paused' }, { current: { DB_POOL_SIZE: 15, DB_MAX_OVERFLOW: 15 } });
     const web = (env: Array<{ name: string; value: string }>): V1Deployment => ({
       metadata: { name: 'web', namespace: 'ns' },
       spec: {
@@ -267,27 +256,20 @@ describe('readBudgetFacts + sectionBudgetsOf', () => {
   });
 
   it("counts a ConfigMap peer's old pools whole when it swaps them, their excess when it resizes in place", async () => {
-    const peer = (reload: string) => ({
-      apiVersion: 'poolpilot.io/v1alpha1',
-      kind: 'PoolPolicy',
-      metadata: { name: 'web', namespace: 'ns' },
-      spec: {
-        targetRef: { name: 'web' },
-        budgetRef: { name: 'db' },
-        delivery: { mode: 'ConfigMap', configMapRef: { name: 'web-pools' }, reload },
-        database: { poolSize: { min: 5, max: 50 }, maxOverflow: { ratio: 1, min: 0, max: 50 } },
-      },
-      status: {
-        current: { DB_POOL_SIZE: 10, DB_MAX_OVERFLOW: 10 },
-        delivery: {
-          configMap: 'web-pools',
-          key: 'pools.env',
-          writtenAt: '2026-11-25T10:00:00Z',
-          written: { DB_POOL_SIZE: 10, DB_MAX_OVERFLOW: 10 },
-          replaced: { DB_POOL_SIZE: 15, DB_MAX_OVERFLOW: 15 },
+    const peer = (reload: string) =>
+      webPolicy(
+        { delivery: { mode: 'ConfigMap', configMapRef: { name: 'web-pools' }, reload } },
+        {
+          current: { DB_POOL_SIZE: 10, DB_MAX_OVERFLOW: 10 },
+          delivery: {
+            configMap: 'web-pools',
+            key: 'pools.env',
+            writtenAt: '2026-11-25T10:00:00Z',
+            written: { DB_POOL_SIZE: 10, DB_MAX_OVERFLOW: 10 },
+            replaced: { DB_POOL_SIZE: 15, DB_MAX_OVERFLOW: 15 },
+          },
         },
-      },
-    });
+      );
     const free = async (reload: string) =>
       (
         await sectionBudgets(
