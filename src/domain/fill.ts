@@ -470,19 +470,16 @@ export function decideShareFill(input: ShareFillInput): Omit<FillDecision, 'over
     };
   }
   const steady = Math.min(budget.fair ?? budget.cap, budget.limit ?? budget.cap);
-  if (current > budget.cap && current <= steady)
-    return {
-      pool: current,
-      reason: 'DeadBand',
-      message: `held at ${current} per process: within the budget's steady share of ${steady}; the ${budget.free} ${budget.backend} connections free now leave room for ${budget.cap} only while a peer's rollout or delivery holds old pools`,
-      breach: undefined,
-    };
-  const target = clamp(current > steady ? steady : budget.cap, input.bounds);
+  // Over the share only for a peer's transient connections (still within the steady share): kept.
+  const transient = current > budget.cap && current <= steady;
+  const target = clamp(transient ? current : current > steady ? steady : budget.cap, input.bounds);
   if (target === current)
     return {
       pool: current,
       reason: 'DeadBand',
-      message: `at the budget's share of ${target} per process`,
+      message: transient
+        ? `held at ${current} per process: within the budget's steady share of ${steady}; the ${budget.free} ${budget.backend} connections free now leave room for ${budget.cap} only while a peer's rollout or delivery holds old pools`
+        : `at the budget's share of ${target} per process`,
       breach: undefined,
     };
   if (

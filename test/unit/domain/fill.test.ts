@@ -581,6 +581,16 @@ describe('decideShareFill (Redis maxConnections)', () => {
       reason: 'DeadBand',
     },
     {
+      name: 'over the share for transient connections but above max: down to max, not to the transient cap',
+      input: {
+        ...base,
+        current: 60,
+        budget: { ...base.budget, kind: 'cap', cap: 20, fair: 60, limit: 60 } as SectionBudget,
+      },
+      value: 50,
+      reason: 'AtMax',
+    },
+    {
       name: 'over the steady limit: down to it, not to the transient cap',
       input: {
         ...base,
