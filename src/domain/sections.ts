@@ -29,6 +29,19 @@ export const PGBOUNCER_KEYS = {
   env: { defaultPoolSize: 'DEFAULT_POOL_SIZE', maxClientConn: 'MAX_CLIENT_CONN' },
 } as const;
 
+/** The container spec.targetRef.container names, or the first one when it names none. */
+export function targetContainer<C extends { readonly name: string }>(
+  containers: readonly C[],
+  wanted: string | undefined,
+): C | undefined {
+  return wanted === undefined ? containers[0] : containers.find((c) => c.name === wanted);
+}
+
+/** An env value poolpilot can manage: a whole number, blanks around it allowed; undefined otherwise. */
+export function wholeNumber(text: string): number | undefined {
+  return /^\s*\d+\s*$/.test(text) ? Number(text) : undefined;
+}
+
 /** The settings the env sections (database, redis) own: env names, leaders before followers. */
 export function envSettingsOf(spec: PoolPolicySpec): string[] {
   return sectionsOf(spec)

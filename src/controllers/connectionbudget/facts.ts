@@ -17,7 +17,7 @@ import { readPoolConfig } from '../../domain/pool-config-file.js';
 import type { DemandReading } from '../../domain/fill.js';
 import { readPgbouncerSettings } from '../../domain/pgbouncer-ini.js';
 import { oldPodsRemain, rolloutCompletedAt } from '../../domain/rollout.js';
-import { envSettingsOf, sectionsOf } from '../../domain/sections.js';
+import { envSettingsOf, sectionsOf, targetContainer, wholeNumber } from '../../domain/sections.js';
 import { HPA_BY_DEPLOYMENT, POLICY_BY_BUDGET } from '../indexes.js';
 import type { ClusterStores } from '../stores.js';
 
@@ -78,9 +78,8 @@ export function replicasOf(
   const spec = object?.spec?.replicas ?? 1;
   const hpaMax = stores.hpas.byIndex(HPA_BY_DEPLOYMENT, `${namespace}/${deployment}`).map((h) => h.spec.maxReplicas);
   const replicas = Math.max(spec, ...hpaMax);
-  return surge === 'withSurge' && rolling(stores, namespace, deployment)
-    ? replicas + rolloutSurge(replicas, object?.spec?.strategy)
-    : replicas;
+  const rolling = object !== undefined && rolloutCompletedAt(object) === undefined;
+  return surge === 'withSurge' && rolling ? replicas + rolloutSurge(replicas, object.spec?.strategy) : replicas;
 }
 
 export type BudgetCapacity =
@@ -202,20 +201,14 @@ function runningValues(stores: ClusterStores, namespace: string, spec: PoolPolic
     return read?.ok === true ? Object.fromEntries(read.values) : {};
   }
   const containers = stores.deployments.get(spec.targetRef.name, namespace)?.spec?.template.spec?.containers ?? [];
-  const wanted = spec.targetRef.container;
-  const container = wanted === undefined ? containers[0] : containers.find((c) => c.name === wanted);
+  const container = targetContainer(containers, spec.targetRef.container);
   return Object.fromEntries(
     owned.flatMap((setting) => {
       const text = container?.env?.find((e) => e.name === setting && e.valueFrom === undefined)?.value;
-      return text !== undefined && /^\s*\d+\s*$/.test(text) ? [[setting, Number(text)]] : [];
+      const value = text === undefined ? undefined : wholeNumber(text);
+      return value === undefined ? [] : [[setting, value]];
     }),
   );
-}
-
-/** Whether a rollout of the Deployment is in progress. */
-function rolling(stores: ClusterStores, namespace: string, deployment: string): boolean {
-  const object = stores.deployments.get(deployment, namespace);
-  return object !== undefined && rolloutCompletedAt(object) === undefined;
 }
 
 /** Replicas of the target and of PgBouncer, and PgBouncer's reserve_pool_size. */

@@ -33,7 +33,7 @@ import { checkDelivery, deliveryMount, type DeliveryView, type PodReports } from
 import { readPoolConfig, setPoolConfig } from '../../domain/pool-config-file.js';
 import { planWithinBudget, type Plan, type PlanInput, type SettingReading } from '../../domain/plan.js';
 import { blockedEvents, blockedStatus, type PlannedEvent } from '../../domain/policy-status.js';
-import { envSettingsOf, sectionsOf } from '../../domain/sections.js';
+import { envSettingsOf, sectionsOf, targetContainer, wholeNumber } from '../../domain/sections.js';
 import { lastAppliedBy, rolloutCompletedAt } from '../../domain/rollout.js';
 import { canonical, statusToWrite, toWrittenStatus } from '../../domain/status.js';
 import { metricsBackoffMs } from '../../domain/backoff.js';
@@ -429,7 +429,7 @@ export class PoolPolicyReconciler {
     }
     const containers = deployment.spec?.template.spec?.containers ?? [];
     const wanted = spec.targetRef.container;
-    const container = wanted === undefined ? containers[0] : containers.find((c) => c.name === wanted);
+    const container = targetContainer(containers, wanted);
     if (!container) {
       const names = containers.map((c) => c.name).join(', ') || 'none';
       const message = `deployment ${target} has no container ${wanted ?? '(none at all)'}; its containers are: ${names}; fix spec.targetRef.container`;
@@ -763,11 +763,12 @@ function readEnv(container: V1Container, name: string): SettingReading {
 
 function parseSetting(text: string | undefined, where: string): SettingReading {
   if (text === undefined) return { kind: 'missing' };
-  if (!/^\s*\d+\s*$/.test(text))
+  const value = wholeNumber(text);
+  if (value === undefined)
     return {
       kind: 'unmanageable',
       reason: 'InvalidValue',
       message: `${where} is '${text}', not a whole number; set it to an integer`,
     };
-  return { kind: 'value', value: Number(text) };
+  return { kind: 'value', value };
 }
