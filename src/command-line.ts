@@ -85,5 +85,14 @@ export async function cli(argv: readonly string[]): Promise<number> {
     }
     throw err;
   }
-  return main(command, config);
+  try {
+    return await main(command, config);
+  } catch (err) {
+    // A setting only the start-up can check (the kubeconfig file): refused like a bad flag.
+    if (err instanceof ConfigError) {
+      process.stderr.write(`poolpilot: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
 }

@@ -11,7 +11,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { statusMessageOf } from '../runtime/errors.js';
+import { ConfigError } from '../config.js';
+import { causeOf, statusMessageOf } from '../runtime/errors.js';
 import type { TokenBucket } from '../runtime/token-bucket.js';
 import { PooledKubeConfig } from './kube-connection.js';
 import {
@@ -334,7 +335,14 @@ export function loadKubeConfig(
   onRequest?: (method: string) => void,
 ): KubeConfig {
   const kc = new PooledKubeConfig(limiter, onRequest);
-  if (path === undefined) kc.loadFromDefault();
-  else kc.loadFromFile(path);
+  try {
+    if (path === undefined) kc.loadFromDefault();
+    else kc.loadFromFile(path);
+  } catch (err) {
+    const source = path ?? 'from KUBECONFIG, ~/.kube/config or the in-cluster ServiceAccount';
+    throw new ConfigError(
+      `cannot load the kubeconfig ${source}: ${causeOf(err)}; pass a readable kubeconfig file with --kubeconfig or KUBECONFIG`,
+    );
+  }
   return kc;
 }

@@ -63,6 +63,10 @@ describe('poolpilot CLI (dist/cli.js)', () => {
     [['run', '--metrics-addr', '99999'], /invalid --metrics-addr .*HOST:PORT/],
     [['run', '--bogus'], /Unknown option '--bogus'/],
     [['fly'], /expected one command \(run or once\), got 'fly'/],
+    [
+      ['once', '--kubeconfig', '/nonexistent/kubeconfig'],
+      /cannot load the kubeconfig \/nonexistent\/kubeconfig: ENOENT.*pass a readable kubeconfig file with --kubeconfig/,
+    ],
   ])('refuses %j with exit code 2 and a message naming what to fix', (args, message) => {
     const run = spawnSync(node, [cli, ...args], { encoding: 'utf8' });
     expect(run.status).toBe(2);
