@@ -8,19 +8,14 @@ COPY package.json package-lock.json ./
 # Dev dependencies include the `node` package (a Node 24 binary) that the image does not need;
 # --ignore-scripts skips its download of that binary, the base image already is Node 24.
 RUN npm ci --ignore-scripts --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.json build.js ./
 COPY src ./src
-RUN npx tsc -p tsconfig.build.json
-
-FROM node:24-bookworm-slim AS deps
-WORKDIR /app
-COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+# One bundled ES module, dist/cli.js (build.js says why): the run stage needs no node_modules.
+RUN node build.js
 
 # Distroless: no shell, no package manager at run time.
 FROM gcr.io/distroless/nodejs24-debian12:nonroot
 WORKDIR /app
-COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY package.json ./
 USER 65532:65532

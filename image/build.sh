@@ -138,7 +138,7 @@ operator_hash() {
   (
     cd "$root"
     bases_hash
-    cat Dockerfile .dockerignore package.json package-lock.json tsconfig.json tsconfig.build.json
+    cat Dockerfile .dockerignore package.json package-lock.json tsconfig.json build.js
     find src -type f | LC_ALL=C sort | xargs sha256sum
   ) | sha256sum | cut -c1-12
 }
