@@ -115,25 +115,39 @@ const apiRequests = (samples: readonly MetricSample[]): number =>
 const apiWrites = (samples: readonly MetricSample[]): number =>
   apiRequests(samples) - sumSamples(samples, 'poolpilot_kube_api_requests_total', { method: 'GET' });
 
+/**
+ * A scrape and when its counters were read, taken as the middle of the request: at 10,000 policies
+ * rendering the metrics takes about a second, which a span of nominal length would count as part
+ * of the idle intervals (and with it another namespace's revisits).
+ */
+async function timedScrape(port: number): Promise<{ samples: MetricSample[]; atMs: number }> {
+  const started = performance.now();
+  const samples = await scrape(port);
+  return { samples, atMs: (started + performance.now()) / 2 };
+}
+
 async function idle(operator: OperatorProcess, metricsPort: number): Promise<IdleNumbers> {
-  const before = await scrape(metricsPort);
+  const first = await timedScrape(metricsPort);
+  const before = first.samples;
   const statsBefore = processStats(operator.pid);
-  const seconds = IDLE_INTERVALS * INTERVAL_S;
-  await sleep(seconds * 1000);
-  const after = await scrape(metricsPort);
+  await sleep(IDLE_INTERVALS * INTERVAL_S * 1000);
+  const last = await timedScrape(metricsPort);
+  const after = last.samples;
   const statsAfter = processStats(operator.pid);
+  const seconds = (last.atMs - first.atMs) / 1000;
+  const intervals = seconds / INTERVAL_S;
   const delta = (get: (s: readonly MetricSample[]) => number): number => get(after) - get(before);
   const q = (quantile: number, histogram: string): number => histogramQuantile(quantile, before, after, histogram);
   return {
-    reconciles: delta((s) => sumSamples(s, 'poolpilot_reconciles_total')) / IDLE_INTERVALS,
+    reconciles: delta((s) => sumSamples(s, 'poolpilot_reconciles_total')) / intervals,
     reconcileP50: q(0.5, 'poolpilot_reconcile_duration_seconds'),
     reconcileP99: q(0.99, 'poolpilot_reconcile_duration_seconds'),
     ownP50: q(0.5, 'poolpilot_reconcile_own_duration_seconds'),
     ownP99: q(0.99, 'poolpilot_reconcile_own_duration_seconds'),
     queryP50: q(0.5, 'poolpilot_prometheus_query_duration_seconds'),
     queryP99: q(0.99, 'poolpilot_prometheus_query_duration_seconds'),
-    readings: delta((s) => sumSamples(s, 'poolpilot_prometheus_queries_total')) / IDLE_INTERVALS,
-    roundTrips: delta((s) => sumSamples(s, 'poolpilot_prometheus_requests_total')) / IDLE_INTERVALS,
+    readings: delta((s) => sumSamples(s, 'poolpilot_prometheus_queries_total')) / intervals,
+    roundTrips: delta((s) => sumSamples(s, 'poolpilot_prometheus_requests_total')) / intervals,
     apiRequestsPerSecond: delta(apiRequests) / seconds,
     apiWrites: delta(apiWrites),
     cpuPercent: (100 * (statsAfter.cpuSeconds - statsBefore.cpuSeconds)) / seconds,
