@@ -12,7 +12,7 @@ import { readLocalEnv } from '../test/integration/support/local-env.js';
 import { completeRollout, installCrds } from '../test/integration/support/operator.js';
 import { spawnOperator } from '../test/integration/support/process.js';
 import { startScrapeTarget } from '../test/integration/support/prometheus.js';
-import { freePort, inBatches, log, operatorNodeOptions, processStats, scrape, sleep } from './harness.js';
+import { freePort, inBatches, log, operatorNodeFlags, processStats, scrape, sleep } from './harness.js';
 import { sumSamples } from './metrics-text.js';
 import { machineDescription, report } from './results.js';
 
@@ -78,7 +78,8 @@ async function main(): Promise<void> {
       '--log-level',
       'warn',
     ],
-    operatorNodeOptions(),
+    {},
+    operatorNodeFlags(),
   );
   try {
     await sleep(10_000);

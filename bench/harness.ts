@@ -1,8 +1,10 @@
 /** Pieces both benchmarks use: timing, batching, the operator process's RSS and CPU, its metrics. */
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import axios from 'axios';
 import { parseMetrics, type MetricSample } from './metrics-text.js';
+import { repoRoot } from '../test/integration/support/local-env.js';
 import type { OperatorProcess } from '../test/integration/support/process.js';
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -53,15 +55,25 @@ export async function scrape(port: number): Promise<MetricSample[]> {
   return parseMetrics((await axios.get<string>(`http://127.0.0.1:${port}/metrics`, { responseType: 'text' })).data);
 }
 
-/** The Node flags the image runs the operator with (Dockerfile ENTRYPOINT). */
-const IMAGE_NODE_OPTIONS = '--max-semi-space-size=16';
+/** The Node flags the image runs the operator with: the Dockerfile ENTRYPOINT's, between node and dist/cli.js. */
+export function imageNodeFlags(): string[] {
+  const dockerfile = readFileSync(join(repoRoot, 'Dockerfile'), 'utf8');
+  const entrypoint = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(dockerfile)?.[1];
+  const words: unknown = entrypoint === undefined ? undefined : JSON.parse(entrypoint);
+  if (!Array.isArray(words) || !words.every((w) => typeof w === 'string') || !words.includes('dist/cli.js')) {
+    throw new Error('Dockerfile: expected ENTRYPOINT ["<node>", <flags>..., "dist/cli.js"]');
+  }
+  return words.slice(1, words.indexOf('dist/cli.js'));
+}
 
 /**
- * The operator's Node options as its environment: the image's flags, then BENCH_OPERATOR_NODE_OPTIONS
- * (e.g. `--cpu-prof --cpu-prof-dir=.local/prof --heapsnapshot-signal=SIGUSR2`).
+ * The operator's Node flags: the image's, then BENCH_OPERATOR_NODE_OPTIONS (e.g. `--cpu-prof
+ * --cpu-prof-dir=.local/prof --heapsnapshot-signal=SIGUSR2`). Passed as arguments, not as
+ * NODE_OPTIONS, which refuses V8 flags such as --optimize-for-size.
  */
-export function operatorNodeOptions(): Record<string, string> {
-  return { NODE_OPTIONS: `${IMAGE_NODE_OPTIONS} ${process.env.BENCH_OPERATOR_NODE_OPTIONS ?? ''}`.trim() };
+export function operatorNodeFlags(): string[] {
+  const extra = (process.env.BENCH_OPERATOR_NODE_OPTIONS ?? '').split(/\s+/).filter((flag) => flag !== '');
+  return [...imageNodeFlags(), ...extra];
 }
 
 /** SIGTERM (a graceful stop writes a `--cpu-prof` profile), then SIGKILL after 15 s. */

@@ -25,7 +25,7 @@ import { readLocalEnv } from '../test/integration/support/local-env.js';
 import { completeRollout, envOf, installCrds } from '../test/integration/support/operator.js';
 import { spawnOperator, type OperatorProcess } from '../test/integration/support/process.js';
 import { startScrapeTarget, type ScrapeTarget } from '../test/integration/support/prometheus.js';
-import { freePort, inBatches, log, operatorNodeOptions, processStats, scrape, sleep, stopOperator } from './harness.js';
+import { freePort, inBatches, log, operatorNodeFlags, processStats, scrape, sleep, stopOperator } from './harness.js';
 import { histogramQuantile, sumSamples, type MetricSample } from './metrics-text.js';
 import { machineDescription, report } from './results.js';
 
@@ -235,7 +235,7 @@ async function main(): Promise<void> {
 
   const metricsPort = await freePort();
   const args = operatorArgs(env.KUBECONFIG, env.PROMETHEUS_URL, metricsPort);
-  let operator = spawnOperator(args, operatorNodeOptions());
+  let operator = spawnOperator(args, {}, operatorNodeFlags());
   try {
     // Phase 1: first start.
     started = Date.now();
@@ -294,7 +294,7 @@ async function main(): Promise<void> {
 
     // Phase 3: a restart with everything in place.
     await stopOperator(operator);
-    operator = spawnOperator(args, operatorNodeOptions());
+    operator = spawnOperator(args, {}, operatorNodeFlags());
     started = Date.now();
     let restartSeconds = Number.NaN;
     for (;;) {

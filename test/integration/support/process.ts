@@ -25,15 +25,23 @@ export interface OperatorProcess {
 }
 
 /**
- * Starts `node dist/cli.js <args>` with the repository's Node (node_modules/.bin/node). The
- * caller must build first and must kill the process (SIGKILL in afterAll is enough).
+ * Starts `node <nodeFlags> dist/cli.js <args>` with the repository's Node (node_modules/.bin/node).
+ * The caller must build first and must kill the process (SIGKILL in afterAll is enough).
  */
-export function spawnOperator(args: readonly string[], env: Readonly<Record<string, string>> = {}): OperatorProcess {
-  const child = spawn(join(repoRoot, 'node_modules/.bin/node'), [join(repoRoot, 'dist/cli.js'), ...args], {
-    cwd: repoRoot,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+export function spawnOperator(
+  args: readonly string[],
+  env: Readonly<Record<string, string>> = {},
+  nodeFlags: readonly string[] = [],
+): OperatorProcess {
+  const child = spawn(
+    join(repoRoot, 'node_modules/.bin/node'),
+    [...nodeFlags, join(repoRoot, 'dist/cli.js'), ...args],
+    {
+      cwd: repoRoot,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const lines: LogLine[] = [];
   let pending = '';
   let stderr = '';
