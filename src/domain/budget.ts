@@ -239,16 +239,8 @@ export interface PolicyFacts {
   readonly current: Readonly<Record<string, number>>;
   /** What its app's pool metrics say of demand (FillToBudget), undefined when not read. */
   readonly demand?: DemandReading | undefined;
-  /**
-   * Values whose old pools may still be open beside the current ones, per process that holds them
-   * (domain/delivery.ts drainingValues, rolloutDrainingValues).
-   */
+  /** Values replaced by a ConfigMap delivery whose old pools may still be open (domain/delivery.ts drainingValues). */
   readonly draining?: Readonly<Record<string, number>>;
-  /**
-   * The processes that hold `draining`: every process when undefined (a ConfigMap delivery reaches
-   * all pods), the old pods' processes while an env rollout replaces them.
-   */
-  readonly drainingUnits?: number;
   /**
    * spec.mode Paused: poolpilot changes nothing, but the app's pools stay open, so the policy
    * claims exactly its current values (no growth, no share of anything else).
@@ -286,7 +278,7 @@ export function claimsOf(facts: PolicyFacts): BackendClaim[] {
       (total, setting) => total + (setting === undefined ? 0 : (facts.draining?.[setting] ?? 0)),
       0,
     );
-    const drainingConnections = (facts.drainingUnits ?? processes) * replaced;
+    const drainingConnections = processes * replaced;
     if (settings.section === 'database' && settings.fill && settings.follower) {
       const capacity = fillClaim(settings.leader, settings.follower, facts.current);
       const level = demandLevel(facts.demand, capacity.current);

@@ -42,16 +42,16 @@ export function rolloutCompletedAt(deployment: RolloutFacts): Date | undefined {
 }
 
 /**
- * How many pods of an older template may still run: every pod the controller counts while it has
- * not observed the latest generation, else those not running the latest template. A scale-up or
- * a pod that is not ready yet adds none. Terminating pods are not in the status; they are not
- * counted.
+ * Whether pods of an older template may still run: the controller has not observed the latest
+ * generation yet, or fewer pods run the latest template than run at all. Unlike a rollout not
+ * complete, a scale-up or a pod that is not ready yet leaves this false.
  */
-export function oldPodCount(deployment: RolloutFacts): number {
+export function oldPodsRemain(deployment: RolloutFacts): boolean {
   const status = deployment.status ?? {};
-  const running = status.replicas ?? 0;
-  if ((status.observedGeneration ?? 0) < (deployment.metadata?.generation ?? 0)) return running;
-  return Math.max(0, running - (status.updatedReplicas ?? 0));
+  return (
+    (status.observedGeneration ?? 0) < (deployment.metadata?.generation ?? 0) ||
+    (status.updatedReplicas ?? 0) < (status.replicas ?? 0)
+  );
 }
 
 /** The part of an object's metadata that says who last changed which fields, and when. */

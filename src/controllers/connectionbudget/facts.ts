@@ -16,7 +16,7 @@ import { drainingValues, excessOver, rolloutDrainingValues } from '../../domain/
 import { readPoolConfig } from '../../domain/pool-config-file.js';
 import type { DemandReading } from '../../domain/fill.js';
 import { readPgbouncerSettings } from '../../domain/pgbouncer-ini.js';
-import { oldPodCount, rolloutCompletedAt } from '../../domain/rollout.js';
+import { oldPodsRemain, rolloutCompletedAt } from '../../domain/rollout.js';
 import { envSettingsOf, sectionsOf, targetContainer, wholeNumber } from '../../domain/sections.js';
 import { HPA_BY_DEPLOYMENT, POLICY_BY_BUDGET } from '../indexes.js';
 import type { ClusterStores } from '../stores.js';
@@ -164,15 +164,14 @@ export function peerFacts(
     wanted: { ...current, ...status.recommended },
     current,
     paused,
-    ...(paused ? {} : drainingOf(stores, namespace, spec, status, current)),
+    draining: paused ? {} : drainingOf(stores, namespace, spec, status, current),
   };
 }
 
 /**
- * What a peer's pools may hold beyond its current values, and in how many processes: a ConfigMap
- * delivery not yet Applied counts its replaced values whole when the app swaps pools (both are
- * open) and their excess over the current ones when it resizes in place, in every process; an env
- * change counts its excess in the processes of the old pods that remain.
+ * What a peer's pools may hold beyond its current values: a ConfigMap delivery not yet Applied
+ * counts its replaced values whole when the app swaps pools (both are open) and their excess over
+ * the current ones when it resizes in place; an env change counts its excess while old pods remain.
  */
 function drainingOf(
   stores: ClusterStores,
@@ -180,20 +179,16 @@ function drainingOf(
   spec: PoolPolicySpec,
   status: ReturnType<typeof parsePoolPolicyStatus>,
   current: Readonly<Record<string, number>>,
-): Pick<PolicyFacts, 'draining' | 'drainingUnits'> {
+): Readonly<Record<string, number>> {
   if (spec.delivery.mode === 'ConfigMap') {
     const replaced = drainingValues(status.delivery);
-    return { draining: spec.delivery.reload === 'Resize' ? excessOver(replaced, current) : replaced };
+    return spec.delivery.reload === 'Resize' ? excessOver(replaced, current) : replaced;
   }
   const env = Object.fromEntries(
     envSettingsOf(spec).flatMap((key) => (key in current ? [[key, current[key] ?? 0]] : [])),
   );
   const deployment = stores.deployments.get(spec.targetRef.name, namespace);
-  const oldPods = deployment === undefined ? 0 : oldPodCount(deployment);
-  return {
-    draining: rolloutDrainingValues(status.lastChange, env, oldPods > 0),
-    drainingUnits: oldPods * spec.processesPerPod,
-  };
+  return rolloutDrainingValues(status.lastChange, env, deployment !== undefined && oldPodsRemain(deployment));
 }
 
 /** The env values a policy's app runs now, from its delivery file or its target container's literal env. */

@@ -290,16 +290,6 @@ describe('claimsOf: a ConfigMap delivery not yet Applied', () => {
       ['postgres', 180],
       ['redis', 150],
     ]);
-    // Held by the 2 processes of one old pod only (an env rollout): 2 × (10 + 20) and 2 × 25.
-    const inOldPod = claimsOf({
-      ...facts,
-      draining: { DB_POOL_SIZE: 10, DB_MAX_OVERFLOW: 20, REDIS_MAX_CONNECTIONS: 25 },
-      drainingUnits: 2,
-    });
-    expect(inOldPod.map((c) => [c.backend, c.claim.drainingConnections])).toEqual([
-      ['postgres', 60],
-      ['redis', 50],
-    ]);
   });
 });
 

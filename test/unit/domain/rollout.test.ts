@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import {
   lastAppliedBy,
-  oldPodCount,
+  oldPodsRemain,
   rolloutCompletedAt,
   type ManagedFieldsFacts,
   type RolloutFacts,
@@ -105,16 +105,14 @@ describe('lastAppliedBy', () => {
   });
 });
 
-describe('oldPodCount', () => {
-  it.each<[string, RolloutFacts, number]>([
-    ['every pod runs the latest template', done(), 0],
-    ['the latest generation not observed yet: every running pod', done({ observedGeneration: 2 }), 2],
-    ['an old pod still runs beside the updated ones', done({ replicas: 3 }), 1],
-    ['an old pod not yet replaced (maxSurge 0)', done({ updatedReplicas: 1 }), 1],
-    ['no pod updated yet', done({ updatedReplicas: 0 }), 2],
-    ['a scale-up: a new pod of the latest template not available yet', done({ availableReplicas: 1 }), 0],
-    ['a status with no counts', { metadata: { generation: 1 }, status: { observedGeneration: 1 } }, 0],
-  ])('%s', (_label, deployment, expected) => {
-    expect(oldPodCount(deployment)).toBe(expected);
+describe('oldPodsRemain', () => {
+  it.each<[string, RolloutFacts, boolean]>([
+    ['every pod runs the latest template', done(), false],
+    ['the latest generation not observed yet', done({ observedGeneration: 2 }), true],
+    ['an old pod still runs beside the updated ones', done({ replicas: 3 }), true],
+    ['an old pod not yet replaced (maxSurge 0)', done({ updatedReplicas: 1 }), true],
+    ['a scale-up: a new pod of the latest template not available yet', done({ availableReplicas: 1 }), false],
+  ])('%s: %s', (_label, deployment, expected) => {
+    expect(oldPodsRemain(deployment)).toBe(expected);
   });
 });
