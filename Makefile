@@ -19,7 +19,7 @@ install: node-deps ## install what is missing: Debian packages, npm dependencies
 node-deps: ## `npm ci` when node_modules does not hold what package-lock.json pins
 	@bash .ci/install-deps.sh npm
 
-build: node-deps ## compile src/ to dist/
+build: node-deps ## bundle src/ into dist/cli.js (esbuild, build.js)
 	$(NPM) run build
 
 typecheck: node-deps ## tsc --noEmit over src and test
