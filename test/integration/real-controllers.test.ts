@@ -93,7 +93,12 @@ describe('the real controllers', () => {
     }, 60_000);
     expect(sizes.size).toBe(2);
 
-    const deployment = await apps.readNamespacedDeployment({ name: 'api', namespace });
+    // The Deployment's status follows its ReplicaSets' on the controller's next sync of it: wait
+    // for that sync (a status of this generation counting both new Pods) before reading it.
+    const deployment = await eventually(async () => {
+      const d = await apps.readNamespacedDeployment({ name: 'api', namespace });
+      return d.status?.observedGeneration === d.metadata?.generation && d.status?.replicas === 5 ? d : undefined;
+    }, 60_000);
     expect(deployment.status?.observedGeneration).toBe(deployment.metadata?.generation);
     expect(deployment.status?.updatedReplicas).toBe(2);
     expect(deployment.status?.conditions?.find((c) => c.type === 'Available')?.status).toBe('False');
