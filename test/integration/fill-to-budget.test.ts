@@ -156,10 +156,18 @@ describe('FillToBudget', () => {
       'capacity to fill the share',
     );
     expect(await settings()).toEqual({ pool: 5, overflow: 43, generation: 2 });
-    const filled = await getPolicy(kc, namespace, 'api');
-    expect(filled.status?.lastChange?.reason).toMatch(/capacity 30→48 per process.*in one rollout/);
+    // The Deployment is written before the status that explains it: wait for that status.
+    const filled = await eventually(
+      async () => {
+        const reason = (await getPolicy(kc, namespace, 'api')).status?.lastChange?.reason;
+        return reason?.includes('capacity 30→48') ? reason : undefined;
+      },
+      30000,
+      'the status to record the fill',
+    );
+    expect(filled).toMatch(/capacity 30→48 per process.*in one rollout/);
     // increase() over the timeouts counter needs two scrapes; at the first pass there may be one.
-    expect(filled.status?.lastChange?.reason).toContain('signals: db_pool_checked_out, db_pool_waiters');
+    expect(filled).toContain('signals: db_pool_checked_out, db_pool_waiters');
     await morePasses(operator, 5);
     expect(await settings()).toEqual({ pool: 5, overflow: 43, generation: 2 });
 
@@ -184,9 +192,15 @@ describe('FillToBudget', () => {
     const followed = await settings();
     expect(followed.pool + followed.overflow).toBe(48);
     expect(followed.generation).toBe(3);
-    expect((await getPolicy(kc, namespace, 'api')).status?.lastChange?.reason).toContain(
-      'signals: db_pool_checked_out, db_pool_waiters, db_pool_timeouts_total',
+    const followedChange = await eventually(
+      async () => {
+        const reason = (await getPolicy(kc, namespace, 'api')).status?.lastChange?.reason;
+        return reason?.includes(`poolSize 5→${followed.pool}`) ? reason : undefined;
+      },
+      30000,
+      'the status to record the change that followed demand',
     );
+    expect(followedChange).toContain('signals: db_pool_checked_out, db_pool_waiters, db_pool_timeouts_total');
     expect(limitedReason(await getPolicy(kc, namespace, 'api'))).not.toBe('RestartDeferred');
 
     // Demand drops to 1 while waiters are reported: no shrink.
