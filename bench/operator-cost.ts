@@ -16,7 +16,10 @@
  *
  *   BENCH_POLICIES (1000), BENCH_NAMESPACES (100), BENCH_UNMANAGED (20000), BENCH_INTERVAL_S (10),
  *   BENCH_CREATE_CONCURRENCY (32), BENCH_WORKERS (the operator's --workers; its default when unset),
- *   BENCH_OPERATOR_NODE_OPTIONS, BENCH_HEAP_SNAPSHOT=1
+ *   BENCH_OPERATOR_NODE_OPTIONS, BENCH_HEAP_SNAPSHOT=1,
+ *   BENCH_CONTAINER_LIMITS (`deploy`: the operator runs in a cgroup with the memory and CPU limits
+ *   of deploy/core/deployment.yaml, as in its Pod, when this machine allows it (root, cgroup v1);
+ *   `none`: without limits)
  */
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { Gauge } from 'prom-client';
@@ -25,6 +28,7 @@ import { readLocalEnv } from '../test/integration/support/local-env.js';
 import { completeRollout, envOf, installCrds } from '../test/integration/support/operator.js';
 import { spawnOperator, type OperatorProcess } from '../test/integration/support/process.js';
 import { startScrapeTarget, type ScrapeTarget } from '../test/integration/support/prometheus.js';
+import { containerCgroup, deployedLimits, type ContainerCgroup } from './container-limits.js';
 import { freePort, inBatches, log, operatorNodeFlags, processStats, scrape, sleep, stopOperator } from './harness.js';
 import { histogramQuantile, sumSamples, type MetricSample } from './metrics-text.js';
 import { machineDescription, report } from './results.js';
@@ -38,6 +42,9 @@ const CONCURRENCY = Number(process.env.BENCH_CREATE_CONCURRENCY ?? 32);
 const WORKERS = process.env.BENCH_WORKERS;
 const WINDOW_S = 5;
 const IDLE_INTERVALS = 3;
+const LIMITS = process.env.BENCH_CONTAINER_LIMITS ?? 'deploy';
+if (LIMITS !== 'deploy' && LIMITS !== 'none')
+  throw new Error(`BENCH_CONTAINER_LIMITS=${LIMITS}: expected deploy or none`);
 const POLICY_API = { group: 'poolpilot.io', version: 'v1alpha1', plural: 'poolpolicies' } as const;
 
 interface App {
@@ -235,14 +242,23 @@ async function main(): Promise<void> {
 
   const metricsPort = await freePort();
   const args = operatorArgs(env.KUBECONFIG, env.PROMETHEUS_URL, metricsPort);
-  let operator = spawnOperator(args, {}, operatorNodeFlags());
+  const cgroup: ContainerCgroup | string =
+    LIMITS === 'deploy'
+      ? containerCgroup(`poolpilot-bench-${process.pid}`, deployedLimits())
+      : 'BENCH_CONTAINER_LIMITS=none';
+  if (typeof cgroup === 'string') log(`no container limits: ${cgroup}`);
+  const launcher = typeof cgroup === 'string' ? [] : cgroup.launcher;
+  const exitedWhy = (): string =>
+    `operator exited: ${operator.stderr()}` +
+    (typeof cgroup === 'string' ? '' : ` (OOM kills in its cgroup: ${cgroup.usage().oomKills})`);
+  let operator = spawnOperator(args, {}, operatorNodeFlags(), launcher);
   try {
     // Phase 1: first start.
     started = Date.now();
     let policies: PolicyItem[] = [];
     for (;;) {
       await sleep(N > 2000 ? 5000 : 2000);
-      if (operator.hasExited()) throw new Error(`operator exited: ${operator.stderr()}`);
+      if (operator.hasExited()) throw new Error(exitedWhy());
       policies = await listPolicies(kc, namespaces);
       const settled = policies.filter((p) =>
         p.status?.conditions?.some((c) => c.type === 'Limited' && c.reason === 'DeadBand'),
@@ -294,12 +310,12 @@ async function main(): Promise<void> {
 
     // Phase 3: a restart with everything in place.
     await stopOperator(operator);
-    operator = spawnOperator(args, {}, operatorNodeFlags());
+    operator = spawnOperator(args, {}, operatorNodeFlags(), launcher);
     started = Date.now();
     let restartSeconds = Number.NaN;
     for (;;) {
       await sleep(1000);
-      if (operator.hasExited()) throw new Error(`operator exited: ${operator.stderr()}`);
+      if (operator.hasExited()) throw new Error(exitedWhy());
       const samples = await scrape(metricsPort).catch(() => []);
       if (sumSamples(samples, 'poolpilot_reconciles_total') >= N) {
         restartSeconds = (Date.now() - started) / 1000;
@@ -324,6 +340,12 @@ async function main(): Promise<void> {
     const rows: Array<[string, string]> = [
       ['policies / Deployments / namespaces', `${N} / ${N} / ${NAMESPACES}`],
       ['operator flags beyond the defaults', WORKERS === undefined ? 'none' : `--workers ${WORKERS}`],
+      [
+        'container limits (deploy/core/deployment.yaml)',
+        typeof cgroup === 'string'
+          ? `none: ${cgroup}`
+          : `memory ${(cgroup.limits.memoryBytes / 2 ** 20).toFixed(0)} MiB, CPU ${cgroup.limits.cpuMillis}m (cgroup v1); peak memory ${cgroup.usage().peakMiB.toFixed(0)} MiB, ${cgroup.usage().oomKills} OOM kills`,
+      ],
       ['create N Deployments + N policies (API)', `${createSeconds.toFixed(1)} s (${CONCURRENCY} requests at a time)`],
       [
         'first start → every status written',
@@ -387,6 +409,7 @@ async function main(): Promise<void> {
     );
   } finally {
     await stopOperator(operator);
+    if (typeof cgroup !== 'string') cgroup.remove();
     for (const target of targets) await target.stop();
     // No namespace controller runs on the local plane: delete the objects themselves, or they
     // stay in etcd and slow every later watch.

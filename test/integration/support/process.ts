@@ -25,23 +25,23 @@ export interface OperatorProcess {
 }
 
 /**
- * Starts `node <nodeFlags> dist/cli.js <args>` with the repository's Node (node_modules/.bin/node).
+ * Starts `node <nodeFlags> dist/cli.js <args>` with the repository's Node (node_modules/.bin/node),
+ * through `launcher` when given (command words that `exec` the rest, keeping the PID).
  * The caller must build first and must kill the process (SIGKILL in afterAll is enough).
  */
 export function spawnOperator(
   args: readonly string[],
   env: Readonly<Record<string, string>> = {},
   nodeFlags: readonly string[] = [],
+  launcher: readonly string[] = [],
 ): OperatorProcess {
-  const child = spawn(
-    join(repoRoot, 'node_modules/.bin/node'),
-    [...nodeFlags, join(repoRoot, 'dist/cli.js'), ...args],
-    {
-      cwd: repoRoot,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  const command = [join(repoRoot, 'node_modules/.bin/node'), ...nodeFlags, join(repoRoot, 'dist/cli.js'), ...args];
+  const [program = '', ...programArgs] = [...launcher, ...command];
+  const child = spawn(program, programArgs, {
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const lines: LogLine[] = [];
   let pending = '';
   let stderr = '';
