@@ -4,6 +4,7 @@
  * (300) against the operator as a child process. Reports whether every surviving policy's
  * latest generation was reconciled (no reconcile missed), the reconcile errors (no error
  * storm), and the operator's RSS before, at the peak and after everything was deleted.
+ * The operator runs with its Pod's limits as BENCH_CONTAINER_LIMITS says (bench/container-limits.ts).
  */
 import { AppsV1Api, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { Gauge } from 'prom-client';
@@ -12,6 +13,7 @@ import { readLocalEnv } from '../test/integration/support/local-env.js';
 import { completeRollout, installCrds } from '../test/integration/support/operator.js';
 import { spawnOperator } from '../test/integration/support/process.js';
 import { startScrapeTarget } from '../test/integration/support/prometheus.js';
+import { benchContainer } from './container-limits.js';
 import { freePort, inBatches, log, operatorNodeFlags, processStats, scrape, sleep } from './harness.js';
 import { sumSamples } from './metrics-text.js';
 import { machineDescription, report } from './results.js';
@@ -62,6 +64,7 @@ async function main(): Promise<void> {
   });
 
   const metricsPort = await freePort();
+  const container = benchContainer('poolpilot-churn');
   const operator = spawnOperator(
     [
       'run',
@@ -80,6 +83,7 @@ async function main(): Promise<void> {
     ],
     {},
     operatorNodeFlags(),
+    container.launcher,
   );
   try {
     await sleep(10_000);
@@ -174,6 +178,7 @@ async function main(): Promise<void> {
         'operations (create / update / delete / failed)',
         `${counts.create} / ${counts.update} / ${counts.delete} / ${counts.failed} in ${SECONDS}s`,
       ],
+      ['operator container limits', container.describe()],
       ['policies live at the end of the churn', String(live.size)],
       ['latest generation not reconciled', `${unobserved} (after ${settleSeconds.toFixed(0)}s; goal 0)`],
       ['reconciles during the churn', String(reconciles)],
@@ -195,6 +200,8 @@ async function main(): Promise<void> {
     );
   } finally {
     operator.child.kill('SIGKILL');
+    await operator.exited;
+    container.remove();
     await target.stop();
     await custom.deleteCollectionNamespacedCustomObject({ ...policyApi, namespace });
     await apps.deleteCollectionNamespacedDeployment({ namespace });

@@ -104,3 +104,35 @@ export function containerCgroup(name: string, limits: ContainerLimits): Containe
     },
   };
 }
+
+/** The operator's container for a benchmark, as BENCH_CONTAINER_LIMITS asks (`deploy`, the default, or `none`). */
+export interface BenchContainer {
+  /** Command words for spawnOperator's launcher: none without limits. */
+  readonly launcher: readonly string[];
+  /** For the results table: the limits and what the kernel recorded under them, or why there were none. */
+  describe(): string;
+  /** For an operator that exited early: the OOM kills in its cgroup, if it had one. */
+  exitNote(): string;
+  remove(): void;
+}
+
+export function benchContainer(name: string): BenchContainer {
+  const setting = process.env.BENCH_CONTAINER_LIMITS ?? 'deploy';
+  if (setting !== 'deploy' && setting !== 'none')
+    throw new Error(`BENCH_CONTAINER_LIMITS=${setting}: expected deploy or none`);
+  const cgroup =
+    setting === 'deploy' ? containerCgroup(`${name}-${process.pid}`, deployedLimits()) : 'BENCH_CONTAINER_LIMITS=none';
+  if (typeof cgroup === 'string')
+    return { launcher: [], describe: () => `none: ${cgroup}`, exitNote: () => '', remove: () => undefined };
+  return {
+    launcher: cgroup.launcher,
+    describe: () => {
+      const { peakMiB, oomKills } = cgroup.usage();
+      return `memory ${(cgroup.limits.memoryBytes / 2 ** 20).toFixed(0)} MiB, CPU ${cgroup.limits.cpuMillis}m (deploy/core/deployment.yaml, as a cgroup v1); peak memory over the run ${peakMiB.toFixed(0)} MiB, ${oomKills} OOM kills`;
+    },
+    exitNote: () => ` (OOM kills in its cgroup: ${cgroup.usage().oomKills})`,
+    remove: () => {
+      cgroup.remove();
+    },
+  };
+}

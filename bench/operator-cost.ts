@@ -28,7 +28,7 @@ import { readLocalEnv } from '../test/integration/support/local-env.js';
 import { completeRollout, envOf, installCrds } from '../test/integration/support/operator.js';
 import { spawnOperator, type OperatorProcess } from '../test/integration/support/process.js';
 import { startScrapeTarget, type ScrapeTarget } from '../test/integration/support/prometheus.js';
-import { containerCgroup, deployedLimits, type ContainerCgroup } from './container-limits.js';
+import { benchContainer } from './container-limits.js';
 import { freePort, inBatches, log, operatorNodeFlags, processStats, scrape, sleep, stopOperator } from './harness.js';
 import { histogramQuantile, sumSamples, type MetricSample } from './metrics-text.js';
 import { machineDescription, report } from './results.js';
@@ -42,9 +42,6 @@ const CONCURRENCY = Number(process.env.BENCH_CREATE_CONCURRENCY ?? 32);
 const WORKERS = process.env.BENCH_WORKERS;
 const WINDOW_S = 5;
 const IDLE_INTERVALS = 3;
-const LIMITS = process.env.BENCH_CONTAINER_LIMITS ?? 'deploy';
-if (LIMITS !== 'deploy' && LIMITS !== 'none')
-  throw new Error(`BENCH_CONTAINER_LIMITS=${LIMITS}: expected deploy or none`);
 const POLICY_API = { group: 'poolpilot.io', version: 'v1alpha1', plural: 'poolpolicies' } as const;
 
 interface App {
@@ -242,16 +239,9 @@ async function main(): Promise<void> {
 
   const metricsPort = await freePort();
   const args = operatorArgs(env.KUBECONFIG, env.PROMETHEUS_URL, metricsPort);
-  const cgroup: ContainerCgroup | string =
-    LIMITS === 'deploy'
-      ? containerCgroup(`poolpilot-bench-${process.pid}`, deployedLimits())
-      : 'BENCH_CONTAINER_LIMITS=none';
-  if (typeof cgroup === 'string') log(`no container limits: ${cgroup}`);
-  const launcher = typeof cgroup === 'string' ? [] : cgroup.launcher;
-  const exitedWhy = (): string =>
-    `operator exited: ${operator.stderr()}` +
-    (typeof cgroup === 'string' ? '' : ` (OOM kills in its cgroup: ${cgroup.usage().oomKills})`);
-  let operator = spawnOperator(args, {}, operatorNodeFlags(), launcher);
+  const container = benchContainer('poolpilot-bench');
+  const exitedWhy = (): string => `operator exited: ${operator.stderr()}${container.exitNote()}`;
+  let operator = spawnOperator(args, {}, operatorNodeFlags(), container.launcher);
   try {
     // Phase 1: first start.
     started = Date.now();
@@ -310,7 +300,7 @@ async function main(): Promise<void> {
 
     // Phase 3: a restart with everything in place.
     await stopOperator(operator);
-    operator = spawnOperator(args, {}, operatorNodeFlags(), launcher);
+    operator = spawnOperator(args, {}, operatorNodeFlags(), container.launcher);
     started = Date.now();
     let restartSeconds = Number.NaN;
     for (;;) {
@@ -340,12 +330,7 @@ async function main(): Promise<void> {
     const rows: Array<[string, string]> = [
       ['policies / Deployments / namespaces', `${N} / ${N} / ${NAMESPACES}`],
       ['operator flags beyond the defaults', WORKERS === undefined ? 'none' : `--workers ${WORKERS}`],
-      [
-        'container limits (deploy/core/deployment.yaml)',
-        typeof cgroup === 'string'
-          ? `none: ${cgroup}`
-          : `memory ${(cgroup.limits.memoryBytes / 2 ** 20).toFixed(0)} MiB, CPU ${cgroup.limits.cpuMillis}m (cgroup v1); peak memory ${cgroup.usage().peakMiB.toFixed(0)} MiB, ${cgroup.usage().oomKills} OOM kills`,
-      ],
+      ['operator container limits', container.describe()],
       ['create N Deployments + N policies (API)', `${createSeconds.toFixed(1)} s (${CONCURRENCY} requests at a time)`],
       [
         'first start → every status written',
@@ -409,7 +394,7 @@ async function main(): Promise<void> {
     );
   } finally {
     await stopOperator(operator);
-    if (typeof cgroup !== 'string') cgroup.remove();
+    container.remove();
     for (const target of targets) await target.stop();
     // No namespace controller runs on the local plane: delete the objects themselves, or they
     // stay in etcd and slow every later watch.
