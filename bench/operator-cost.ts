@@ -253,7 +253,9 @@ async function main(): Promise<void> {
       const settled = policies.filter((p) =>
         p.status?.conditions?.some((c) => c.type === 'Limited' && c.reason === 'DeadBand'),
       ).length;
-      log(`${settled} of ${N} statuses written after ${((Date.now() - started) / 1000).toFixed(0)}s`);
+      log(
+        `${settled} of ${N} statuses written after ${((Date.now() - started) / 1000).toFixed(0)}s; operator RSS ${processStats(operator.pid).rssMiB.toFixed(0)} MiB`,
+      );
       if (settled === N) break;
     }
     const settleSeconds = Math.max(0, (lastStatusWrite(policies) - started) / 1000);
@@ -392,6 +394,10 @@ async function main(): Promise<void> {
       `Measured ${new Date().toISOString().slice(0, 10)} by \`make bench\` (bench/operator-cost.ts, BENCH_POLICIES=${N}) on ${machineDescription()}.`,
       rows,
     );
+  } catch (error) {
+    // A failed scrape or read may be the operator's death (an OOM kill under its limits): say so.
+    await Promise.race([operator.exited, sleep(2000)]);
+    throw operator.hasExited() ? new Error(exitedWhy(), { cause: error }) : error;
   } finally {
     await stopOperator(operator);
     container.remove();
