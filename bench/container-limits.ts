@@ -105,7 +105,26 @@ export function containerCgroup(name: string, limits: ContainerLimits): Containe
   };
 }
 
-/** The operator's container for a benchmark, as BENCH_CONTAINER_LIMITS asks (`deploy`, the default, or `none`). */
+/** Limits and where they come from, for the results table. */
+export interface ChosenLimits {
+  readonly limits: ContainerLimits;
+  readonly source: string;
+}
+
+/**
+ * BENCH_CONTAINER_LIMITS: `deploy` (the default: deploy/core/deployment.yaml's), `none`, or
+ * `<memory>,<cpu>` in Kubernetes quantities (`512Mi,1`: the limits a larger install would give).
+ */
+export function chosenLimits(setting: string): ChosenLimits | undefined {
+  if (setting === 'none') return undefined;
+  if (setting === 'deploy') return { limits: deployedLimits(), source: 'deploy/core/deployment.yaml' };
+  const [memory, cpu, ...rest] = setting.split(',');
+  if (memory === undefined || cpu === undefined || rest.length > 0)
+    throw new Error(`BENCH_CONTAINER_LIMITS=${setting}: expected deploy, none or <memory>,<cpu> (e.g. 512Mi,1)`);
+  return { limits: { memoryBytes: memoryBytes(memory), cpuMillis: cpuMillis(cpu) }, source: 'BENCH_CONTAINER_LIMITS' };
+}
+
+/** The operator's container for a benchmark, as BENCH_CONTAINER_LIMITS asks ({@link chosenLimits}). */
 export interface BenchContainer {
   /** Command words for spawnOperator's launcher: none without limits. */
   readonly launcher: readonly string[];
@@ -117,18 +136,21 @@ export interface BenchContainer {
 }
 
 export function benchContainer(name: string): BenchContainer {
-  const setting = process.env.BENCH_CONTAINER_LIMITS ?? 'deploy';
-  if (setting !== 'deploy' && setting !== 'none')
-    throw new Error(`BENCH_CONTAINER_LIMITS=${setting}: expected deploy or none`);
-  const cgroup =
-    setting === 'deploy' ? containerCgroup(`${name}-${process.pid}`, deployedLimits()) : 'BENCH_CONTAINER_LIMITS=none';
-  if (typeof cgroup === 'string')
-    return { launcher: [], describe: () => `none: ${cgroup}`, exitNote: () => '', remove: () => undefined };
+  const chosen = chosenLimits(process.env.BENCH_CONTAINER_LIMITS ?? 'deploy');
+  const unlimited = (why: string): BenchContainer => ({
+    launcher: [],
+    describe: () => `none: ${why}`,
+    exitNote: () => '',
+    remove: () => undefined,
+  });
+  if (chosen === undefined) return unlimited('BENCH_CONTAINER_LIMITS=none');
+  const cgroup = containerCgroup(`${name}-${process.pid}`, chosen.limits);
+  if (typeof cgroup === 'string') return unlimited(cgroup);
   return {
     launcher: cgroup.launcher,
     describe: () => {
       const { peakMiB, oomKills } = cgroup.usage();
-      return `memory ${(cgroup.limits.memoryBytes / 2 ** 20).toFixed(0)} MiB, CPU ${cgroup.limits.cpuMillis}m (deploy/core/deployment.yaml, as a cgroup v1); peak memory over the run ${peakMiB.toFixed(0)} MiB, ${oomKills} OOM kills`;
+      return `memory ${(cgroup.limits.memoryBytes / 2 ** 20).toFixed(0)} MiB, CPU ${cgroup.limits.cpuMillis}m (${chosen.source}, as a cgroup v1); peak memory over the run ${peakMiB.toFixed(0)} MiB, ${oomKills} OOM kills`;
     },
     exitNote: () => ` (OOM kills in its cgroup: ${cgroup.usage().oomKills})`,
     remove: () => {

@@ -19,7 +19,7 @@
  *   BENCH_OPERATOR_NODE_OPTIONS, BENCH_HEAP_SNAPSHOT=1,
  *   BENCH_CONTAINER_LIMITS (`deploy`: the operator runs in a cgroup with the memory and CPU limits
  *   of deploy/core/deployment.yaml, as in its Pod, when this machine allows it (root, cgroup v1);
- *   `none`: without limits)
+ *   `512Mi,1`: those limits instead; `none`: without limits)
  */
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { Gauge } from 'prom-client';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { cpuMillis, deployedLimits, memoryBytes } from '../../../bench/container-limits.js';
+import { chosenLimits, cpuMillis, deployedLimits, memoryBytes } from '../../../bench/container-limits.js';
 
 describe('the benchmark reads the operator container limits as Kubernetes does', () => {
   it.each([
@@ -28,5 +28,18 @@ describe('the benchmark reads the operator container limits as Kubernetes does',
 
   it('takes the limits deploy/core/deployment.yaml gives the operator', () => {
     expect(deployedLimits()).toEqual({ memoryBytes: 256 * 2 ** 20, cpuMillis: 500 });
+  });
+
+  it('BENCH_CONTAINER_LIMITS: the deploy file by default, none, or memory and cpu given', () => {
+    expect(chosenLimits('deploy')?.source).toBe('deploy/core/deployment.yaml');
+    expect(chosenLimits('none')).toBeUndefined();
+    expect(chosenLimits('512Mi,1')).toEqual({
+      limits: { memoryBytes: 512 * 2 ** 20, cpuMillis: 1000 },
+      source: 'BENCH_CONTAINER_LIMITS',
+    });
+  });
+
+  it.each(['512Mi', '512Mi,1,2', 'big'])('refuses BENCH_CONTAINER_LIMITS=%s, naming the forms', (setting) => {
+    expect(() => chosenLimits(setting)).toThrow(/expected deploy, none or <memory>,<cpu>/);
   });
 });
