@@ -44,7 +44,7 @@ import {
 } from './controllers/indexes.js';
 import { CONNECTIONBUDGET_RESOURCE, ConnectionBudgetReconciler } from './controllers/connectionbudget/reconciler.js';
 import { createLogger, type Logger } from './observability/logger.js';
-import { createMetrics, PolicyGauge, type OperatorMetrics } from './observability/metrics.js';
+import { createMetrics, type OperatorMetrics } from './observability/metrics.js';
 import { startHttpServer, type RunningServer } from './observability/server.js';
 import { alignedDelay } from './runtime/aligned-schedule.js';
 import { systemClock } from './runtime/clock.js';
@@ -180,8 +180,7 @@ function createReconciler(
   log: Logger,
   metrics: OperatorMetrics,
 ): { reconciler: PoolPolicyReconciler; forget: (key: PolicyKey) => void } {
-  const conditions = new PolicyGauge(metrics.policyCondition);
-  const settings = new PolicyGauge(metrics.settingValue);
+  const series = metrics.policySeries;
   const reconciler = new PoolPolicyReconciler({
     stores: informers,
     writer,
@@ -191,15 +190,8 @@ function createReconciler(
     log,
     onPlan: (key, plan) => {
       const { namespace, name: policy } = splitKey(key);
-      settings.show(
-        key,
-        (['current', 'recommended'] as const).flatMap((kind) =>
-          Object.entries(plan.status[kind] ?? {}).map(([setting, value]) => ({
-            labels: { namespace, policy, setting, kind },
-            value,
-          })),
-        ),
-      );
+      const { current, recommended } = plan.status;
+      series.showSettings(key, namespace, policy, { current, recommended });
       for (const change of plan.changes)
         metrics.changes.inc({
           namespace,
@@ -210,13 +202,7 @@ function createReconciler(
     },
     onStatus: (key, status) => {
       const { namespace, name: policy } = splitKey(key);
-      conditions.show(
-        key,
-        (status.conditions ?? []).map((c) => ({
-          labels: { namespace, policy, type: c.type, status: c.status, reason: c.reason },
-          value: 1,
-        })),
-      );
+      series.showConditions(key, namespace, policy, status.conditions ?? []);
     },
     onOwnTime: (seconds) => {
       metrics.reconcileOwnDuration.observe(seconds);
@@ -225,8 +211,7 @@ function createReconciler(
   return {
     reconciler,
     forget: (key) => {
-      conditions.forget(key);
-      settings.forget(key);
+      series.forget(key);
     },
   };
 }
@@ -558,7 +543,10 @@ async function startServers(
   const synced = (): boolean => allInformers(informers).every((i) => i.synced);
   return {
     health: await startHttpServer(config.healthAddr, { ready: synced }),
-    metrics: await startHttpServer(config.metricsAddr, { registry: metrics.registry }),
+    metrics: await startHttpServer(config.metricsAddr, {
+      registry: metrics.registry,
+      moreMetrics: () => metrics.policySeries.chunks(),
+    }),
   };
 }
 

@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { PolicySeries } from './policy-series.js';
 
 /** The operator's own metrics, on one registry served at /metrics. */
 export interface OperatorMetrics {
@@ -12,10 +13,9 @@ export interface OperatorMetrics {
   readonly queueDepth: Gauge;
   /** 1 while this replica holds the leader Lease and reconciles (always 1 without --leader-elect), else 0. */
   readonly leader: Gauge;
-  readonly settingValue: Gauge<'namespace' | 'policy' | 'setting' | 'kind'>;
   readonly changes: Counter<'namespace' | 'policy' | 'setting' | 'direction'>;
-  /** 1 for each PoolPolicy condition as it is now (one series per policy and condition type). */
-  readonly policyCondition: Gauge<'namespace' | 'policy' | 'type' | 'status' | 'reason'>;
+  /** poolpilot_setting_value and poolpilot_policy_condition: rendered after the registry's families. */
+  readonly policySeries: PolicySeries;
   /** Connections left in a connection budget, per backend (set by the budget controller). */
   readonly budgetHeadroom: Gauge<'namespace' | 'budget' | 'backend'>;
   /** 1 once the informer of a resource has listed it and watches it, else 0; /readyz needs all at 1. */
@@ -78,24 +78,13 @@ export function createMetrics(): OperatorMetrics {
       help: '1 while this replica is the leader and reconciles (always 1 without --leader-elect), else 0.',
       registers: [registry],
     }),
-    settingValue: new Gauge({
-      name: 'poolpilot_setting_value',
-      help: 'Current and recommended value per policy and setting (kind=current|recommended).',
-      labelNames: ['namespace', 'policy', 'setting', 'kind'],
-      registers: [registry],
-    }),
     changes: new Counter({
       name: 'poolpilot_changes_total',
       help: 'Setting changes applied, by direction (up, down).',
       labelNames: ['namespace', 'policy', 'setting', 'direction'],
       registers: [registry],
     }),
-    policyCondition: new Gauge({
-      name: 'poolpilot_policy_condition',
-      help: 'PoolPolicy status conditions: 1 for the current status and reason of each condition type (Ready, MetricsAvailable, Limited).',
-      labelNames: ['namespace', 'policy', 'type', 'status', 'reason'],
-      registers: [registry],
-    }),
+    policySeries: new PolicySeries(),
     budgetHeadroom: new Gauge({
       name: 'poolpilot_budget_headroom_connections',
       help: 'Connections a connection budget still allows per backend (budget max minus the sum of managed pool sizes).',
@@ -127,29 +116,4 @@ export function createMetrics(): OperatorMetrics {
       registers: [registry],
     }),
   };
-}
-
-/**
- * The series one policy has on a gauge (its conditions, its settings): `show` replaces the
- * policy's whole set, so a previous status or reason disappears, and `forget` removes them all
- * when the policy is deleted; a thousand policies come and gone leave no series behind.
- */
-export class PolicyGauge<L extends string> {
-  private readonly shown = new Map<string, Array<Record<L, string>>>();
-
-  constructor(private readonly gauge: Gauge<L>) {}
-
-  show(key: string, series: ReadonlyArray<{ readonly labels: Record<L, string>; readonly value: number }>): void {
-    this.forget(key);
-    for (const { labels, value } of series) this.gauge.set(labels, value);
-    this.shown.set(
-      key,
-      series.map((s) => s.labels),
-    );
-  }
-
-  forget(key: string): void {
-    for (const labels of this.shown.get(key) ?? []) this.gauge.remove(labels);
-    this.shown.delete(key);
-  }
 }

@@ -1,4 +1,5 @@
-import { createServer, type Server } from 'node:http';
+import { once } from 'node:events';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { ListenAddress } from '../config.js';
@@ -11,10 +12,24 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** Serves /healthz (process alive), /readyz (caches synced) and, given a registry, /metrics. */
+/**
+ * Writes `chunks` one at a time, each once the previous one has left (or the client has gone), so
+ * that a large body is never held whole.
+ */
+async function writeChunks(res: ServerResponse, chunks: Iterable<string>): Promise<void> {
+  for (const chunk of chunks) {
+    if (res.destroyed) return;
+    if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+  }
+}
+
+/**
+ * Serves /healthz (process alive), /readyz (caches synced) and, given a registry, /metrics: the
+ * registry's families, then `moreMetrics`' chunks of text (families kept outside prom-client).
+ */
 export async function startHttpServer(
   address: ListenAddress,
-  options: { registry?: Registry; ready?: ReadinessProbe },
+  options: { registry?: Registry; moreMetrics?: () => Iterable<string>; ready?: ReadinessProbe },
 ): Promise<RunningServer> {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -26,7 +41,12 @@ export async function startHttpServer(
     } else if (path === '/metrics' && options.registry) {
       const registry = options.registry;
       registry.metrics().then(
-        (body) => res.writeHead(200, { 'Content-Type': registry.contentType }).end(body),
+        async (body) => {
+          res.writeHead(200, { 'Content-Type': registry.contentType });
+          res.write(body);
+          await writeChunks(res, options.moreMetrics?.() ?? []);
+          res.end();
+        },
         (err: unknown) => res.writeHead(500, { 'Content-Type': 'text/plain' }).end(String(err)),
       );
     } else {
