@@ -20,7 +20,9 @@ COPY --from=build /src/dist ./dist
 COPY package.json ./
 USER 65532:65532
 EXPOSE 8080 8081
-# A young generation of at most 2 × 16 MiB (V8 sizes it from the machine's memory, up to 2 × 64 MiB):
-# bench/results.md, issue 14.
-ENTRYPOINT ["/nodejs/bin/node", "--max-semi-space-size=16", "dist/cli.js"]
+# A young generation of at most 2 × 16 MiB (V8 sizes it from the machine's memory, up to 2 × 64 MiB),
+# and an old generation of at most half the container's memory limit: V8's own floor is 256 MiB,
+# all of deploy/'s 256Mi, so without it a cgroup OOM kill comes before any GC that would prevent
+# it (bench/results.md, issue 14, "Under the Pod's limits").
+ENTRYPOINT ["/nodejs/bin/node", "--max-semi-space-size=16", "--max-old-space-size-percentage=50", "dist/cli.js"]
 CMD ["run"]

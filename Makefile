@@ -54,7 +54,7 @@ ifeq ($(IN_CLUSTER),1)
 	bash test/controlplane/in-cluster.sh
 else
 	source .local/env && kubectl --kubeconfig "$$KUBECONFIG" apply -f crds/ && \
-	  node_modules/.bin/node --max-semi-space-size=16 dist/cli.js run --kubeconfig "$$KUBECONFIG" --prometheus-url "$$PROMETHEUS_URL"
+	  node_modules/.bin/node --max-semi-space-size=16 --max-old-space-size-percentage=50 dist/cli.js run --kubeconfig "$$KUBECONFIG" --prometheus-url "$$PROMETHEUS_URL"
 endif
 
 once: install build local-up ## reconcile every PoolPolicy once against the local plane and print the decisions
