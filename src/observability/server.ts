@@ -44,8 +44,13 @@ export async function startHttpServer(
         async (body) => {
           res.writeHead(200, { 'Content-Type': registry.contentType });
           res.write(body);
-          await writeChunks(res, options.moreMetrics?.() ?? []);
-          res.end();
+          try {
+            await writeChunks(res, options.moreMetrics?.() ?? []);
+            res.end();
+          } catch {
+            // The status line has gone out: a body cut short is all that can say it failed.
+            res.destroy();
+          }
         },
         (err: unknown) => res.writeHead(500, { 'Content-Type': 'text/plain' }).end(String(err)),
       );
