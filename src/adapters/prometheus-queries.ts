@@ -195,6 +195,19 @@ export function defaultTemplates(
   };
 }
 
+/**
+ * The pool size PgBouncer runs per database and instance, in either exporter's names (see the
+ * built-in PgBouncer query), rendered for `namespace`: what confirms that a written
+ * default_pool_size reached PgBouncer (domain/pgbouncer-applied.ts).
+ */
+export function pgbouncerPoolSizesQuery(namespace: string): string {
+  const pools = '{namespace="$namespace",database!="pgbouncer"}';
+  return renderTemplate(`pgbouncer_databases_pool_size${pools} or pgbouncer_pool_size${pools}`, {
+    namespace,
+    deployment: '',
+  });
+}
+
 export function databaseUtilizationQuery(metricsPrefix: string, values: TemplateValues): UtilizationQuery {
   return renderQuery(defaultTemplates(metricsPrefix).database, values);
 }

@@ -24,6 +24,7 @@ import {
   type StatusFacts,
 } from './policy-status.js';
 import { sectionsOf, type SectionBudget, type SectionSettings, type SettingTarget } from './sections.js';
+import type { PgbouncerApplied } from './pgbouncer-applied.js';
 
 /** A setting as read from its target. */
 export type SettingReading =
@@ -47,6 +48,8 @@ export interface PlanInput extends StatusFacts {
   readonly demand?: DemandReading | undefined;
   /** How many processes a rolling restart of the target leaves serving (FillToBudget's restart gate). */
   readonly restart?: RestartCost | undefined;
+  /** Whether PgBouncer runs the default_pool_size in its ConfigMap (see pgbouncerApplied); Pending holds the section. */
+  readonly pgbouncerApplied?: PgbouncerApplied | undefined;
 }
 
 export interface Plan {
@@ -132,15 +135,15 @@ function planSection(input: PlanInput, settings: SectionSettings): SectionOutcom
     };
 
   const sample = input.samples[section] ?? { valid: false, problem: 'NoData', message: 'no sample was taken' };
-  const undelivered = target === 'env' && input.delivery?.state !== 'Applied' ? input.delivery : undefined;
+  const pending = pendingDelivery(input, target);
   let decision: SectionDecision;
-  if (undelivered && reading.kind === 'value') {
-    // The samples are of the old pools until the pods run the delivered values.
+  if (pending !== undefined && reading.kind === 'value') {
+    // The samples are of the old pools until the pods (or PgBouncer) run the delivered values.
     decision = {
       desired: reading.value,
       ...(followerReading?.kind === 'value' ? { followerDesired: followerReading.value } : {}),
       reason: 'DeliveryPending',
-      message: `holding until the pods run the last delivery (${undelivered.state}): ${undelivered.message}`,
+      message: pending,
       breach: input.previous.breaches?.[section],
     };
   } else if (settings.fill && follower && reading.kind === 'value' && followerReading?.kind === 'value') {
@@ -224,9 +227,22 @@ function planSection(input: PlanInput, settings: SectionSettings): SectionOutcom
  */
 function samplesCountFrom(input: PlanInput, target: SettingTarget): Date | undefined {
   const completed = input.rolloutCompletedAt[target];
-  const written = target === 'pgbouncer' ? input.lastAppliedAt?.pgbouncer : undefined;
-  if (completed === undefined || written === undefined) return completed;
+  const recorded = target === 'pgbouncer' ? input.lastAppliedAt?.pgbouncer : undefined;
+  if (completed === undefined || recorded === undefined) return completed;
+  // managedFields times have whole seconds: the write happened somewhere in the recorded second,
+  // so only samples from its end surely postdate it.
+  const written = new Date(Math.floor(recorded.getTime() / 1000) * 1000 + 1000);
   return written > completed ? written : completed;
+}
+
+/** Why a section's samples are still of the old values it delivered, or undefined when they are not. */
+function pendingDelivery(input: PlanInput, target: SettingTarget): string | undefined {
+  if (target === 'env') {
+    const undelivered = input.delivery?.state !== 'Applied' ? input.delivery : undefined;
+    return undelivered && `holding until the pods run the last delivery (${undelivered.state}): ${undelivered.message}`;
+  }
+  const applied = input.pgbouncerApplied;
+  return applied?.state === 'Pending' ? `holding until PgBouncer runs the last write: ${applied.message}` : undefined;
 }
 
 /** The first of the reconciler's two plans has no budget yet: a fill section holds in it. */

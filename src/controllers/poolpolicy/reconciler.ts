@@ -29,6 +29,7 @@ import type { UtilizationSample } from '../../domain/decide.js';
 import type { DemandReading, RestartCost } from '../../domain/fill.js';
 import { rolloutUnavailable, type BudgetFacts } from '../../domain/budget.js';
 import { readPgbouncerSettings, setPgbouncerSettings } from '../../domain/pgbouncer-ini.js';
+import { pgbouncerApplied, type PoolSizeReport } from '../../domain/pgbouncer-applied.js';
 import { checkDelivery, deliveryMount, type DeliveryView, type PodReports } from '../../domain/delivery.js';
 import { readPoolConfig, setPoolConfig } from '../../domain/pool-config-file.js';
 import { planWithinBudget, type Plan, type PlanInput, type SettingReading } from '../../domain/plan.js';
@@ -103,6 +104,11 @@ export interface UtilizationSource {
     gauges: ReadonlyMap<string, string>;
     draining: string;
   }): Promise<PodReports>;
+  /**
+   * The pool sizes PgBouncer's exporter reports, to confirm that a written default_pool_size
+   * reached PgBouncer; never throws. Without it, the PgBouncer section goes by time alone.
+   */
+  pgbouncerPoolSizes?(request: { namespace: string; spec: PoolPolicySpec }): Promise<PoolSizeReport>;
 }
 
 export interface ReconcilerDeps {
@@ -182,6 +188,8 @@ interface PolicySnapshot extends PassIdentity {
   /** Every section's settings by key: env values from the container, PgBouncer's from its ConfigMap. */
   readonly readings: ReadonlyMap<string, SettingReading>;
   readonly samples: Readonly<Partial<Record<PoolSection, UtilizationSample>>>;
+  /** What PgBouncer's exporter reports of its pool sizes, read before the PgBouncer sample. */
+  readonly pgbouncerSizes: PoolSizeReport | undefined;
   readonly demand: DemandReading | undefined;
   readonly restart: RestartCost;
   /** The budget's capacity and peers; undefined without a budgetRef (or budget support). */
@@ -282,7 +290,7 @@ export class PoolPolicyReconciler {
       );
     }
     const asked = performance.now();
-    const [samples, demand, view] = await Promise.all([
+    const [{ samples, pgbouncerSizes }, demand, view] = await Promise.all([
       this.sampleSections(namespace, spec),
       this.readDemand(namespace, spec),
       file === undefined ? undefined : this.checkDelivery(namespace, spec, identity, deployment),
@@ -305,6 +313,7 @@ export class PoolPolicyReconciler {
       delivery,
       readings,
       samples,
+      pgbouncerSizes,
       demand,
       restart,
     };
@@ -438,22 +447,28 @@ export class PoolPolicyReconciler {
     return { deployment, container };
   }
 
+  /**
+   * Every section's sample. PgBouncer's pool sizes are read before its sample, never after: a
+   * scrape between the two then cannot pair a new size with a sample of the old pool.
+   */
   private async sampleSections(
     namespace: string,
     spec: PoolPolicySpec,
-  ): Promise<Partial<Record<PoolSection, UtilizationSample>>> {
+  ): Promise<{
+    samples: Partial<Record<PoolSection, UtilizationSample>>;
+    pgbouncerSizes: PoolSizeReport | undefined;
+  }> {
     const samples: Partial<Record<PoolSection, UtilizationSample>> = {};
+    let pgbouncerSizes: PoolSizeReport | undefined;
+    const source = this.deps.utilization;
     await Promise.all(
       sectionsOf(spec).map(async ({ section }) => {
-        samples[section] = await this.deps.utilization.sample({
-          namespace,
-          deployment: spec.targetRef.name,
-          spec,
-          section,
-        });
+        if (section === 'pgbouncer' && source.pgbouncerPoolSizes)
+          pgbouncerSizes = await source.pgbouncerPoolSizes({ namespace, spec });
+        samples[section] = await source.sample({ namespace, deployment: spec.targetRef.name, spec, section });
       }),
     );
-    return samples;
+    return { samples, pgbouncerSizes };
   }
 
   /** Demand for a FillToBudget database section; undefined when no section needs it. */
@@ -673,24 +688,34 @@ export class PoolPolicyReconciler {
 
 /** What the pure plan reads from a snapshot. */
 function planInputOf(snapshot: PolicySnapshot): PlanInput {
-  const { now, generation, spec, previous, readings, samples, deployment, pgbouncer, demand, restart, delivery } =
-    snapshot;
+  const { spec, readings, deployment, pgbouncer, delivery } = snapshot;
+  const pgbouncerWrittenAt = lastAppliedBy(pgbouncer.configMap, FIELD_MANAGER);
+  const poolSizeKey = sectionsOf(spec).find((s) => s.section === 'pgbouncer')?.leader.key;
+  const poolSize = poolSizeKey === undefined ? undefined : readings.get(poolSizeKey);
   return {
     delivery: delivery?.view,
-    now,
-    generation,
+    now: snapshot.now,
+    generation: snapshot.generation,
     spec,
-    previous,
+    previous: snapshot.previous,
     readings,
-    samples,
+    samples: snapshot.samples,
     rolloutCompletedAt: { env: envSettledAt(deployment, delivery), pgbouncer: pgbouncer.rolloutCompletedAt },
     pgbouncerRefusal: pgbouncer.refusal,
     lastAppliedAt: {
       env: lastAppliedBy(delivery ? delivery.configMap : deployment, FIELD_MANAGER),
-      pgbouncer: lastAppliedBy(pgbouncer.configMap, FIELD_MANAGER),
+      pgbouncer: pgbouncerWrittenAt,
     },
-    demand,
-    restart,
+    demand: snapshot.demand,
+    restart: snapshot.restart,
+    pgbouncerApplied:
+      poolSizeKey === undefined
+        ? undefined
+        : pgbouncerApplied({
+            written: poolSize?.kind === 'value' ? poolSize.value : undefined,
+            report: snapshot.pgbouncerSizes,
+            writtenAt: pgbouncerWrittenAt,
+          }),
   };
 }
 

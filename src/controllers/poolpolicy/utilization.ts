@@ -13,6 +13,7 @@ import type { PoolPolicySpec, PoolSection, PrometheusConnection } from '../../ap
 import type { UtilizationSample } from '../../domain/decide.js';
 import type { DemandReading } from '../../domain/fill.js';
 import type { PodReports } from '../../domain/delivery.js';
+import type { PoolSizeReport } from '../../domain/pgbouncer-applied.js';
 import { PrometheusClient } from '../../adapters/prometheus.js';
 import { authFromSecretData, type PrometheusAuth } from '../../adapters/prometheus-auth.js';
 import { enforceNamespace } from '../../adapters/promql-namespace.js';
@@ -22,6 +23,7 @@ import {
   escapeRegex,
   namespaceDemandQueries,
   namespaceUtilizationQuery,
+  pgbouncerPoolSizesQuery,
   utilizationQueryFor,
   type DemandQueries,
 } from '../../adapters/prometheus-queries.js';
@@ -198,6 +200,25 @@ export class PrometheusUtilizationSource implements UtilizationSource {
         if (gauge === metric) report.settings.set(setting, { min: lows.get(`${pod} ${metric}`) ?? value, max: value });
     }
     return { valid: true, pods };
+  }
+
+  /** The pool size each PgBouncer instance runs per database, as its exporter reports it. Never throws. */
+  async pgbouncerPoolSizes(request: { namespace: string; spec: PoolPolicySpec }): Promise<PoolSizeReport> {
+    const connected = await this.policyClient(request.namespace, request.spec);
+    if (!connected.ok) return { valid: false, message: connected.problem.message };
+    const reply = await connected.client.vector(
+      pgbouncerPoolSizesQuery(request.namespace),
+      'PgBouncer pool-size query',
+    );
+    if (!reply.ok) return { valid: false, message: reply.message };
+    return {
+      valid: true,
+      series: reply.series.map(({ labels, value }) => ({
+        database: labels.database ?? '',
+        instance: labels.pod ?? labels.instance ?? '',
+        size: value,
+      })),
+    };
   }
 
   /** The client a policy's queries go through (its address and credentials), or why there is none. */

@@ -520,6 +520,14 @@ describe('planPolicy: PgBouncer', () => {
   it.each<[string, Date, number, string]>([
     ['sample scraped before the last write: hold', ago(5 * SECOND), 20, ConditionReason.RolloutInProgress],
     ['sample scraped after the last write: acts', ago(20 * SECOND), 24, 'StepLimited'],
+    // managedFields record whole seconds: a write recorded at :50 happened in [:50, :51).
+    [
+      'sample scraped in the second the write is recorded in: hold',
+      ago(10 * SECOND),
+      20,
+      ConditionReason.RolloutInProgress,
+    ],
+    ['sample scraped at the end of that second: acts', ago(11 * SECOND), 24, 'StepLimited'],
   ])('%s', (_name, writtenAt, expected, reason) => {
     const plan = planPolicy(
       input({
@@ -532,6 +540,47 @@ describe('planPolicy: PgBouncer', () => {
     );
     expect(plan.status.current).toMatchObject({ DEFAULT_POOL_SIZE: expected });
     expect(conditionOf(plan, ConditionType.Limited).reason).toBe(reason);
+  });
+});
+
+describe('planPolicy: PgBouncer runs the last write before its samples count', () => {
+  const immediate = specOf({
+    targetRef: target,
+    pgbouncer: pgbouncerEnv,
+    behavior: { scaleUpStabilization: '0s', minChangeInterval: '0s' },
+  });
+  const pass = (pgbouncerApplied: PlanInput['pgbouncerApplied']): Plan =>
+    planPolicy(
+      input({
+        spec: immediate,
+        readings: readings({ DEFAULT_POOL_SIZE: value(20), MAX_CLIENT_CONN: value(400) }),
+        samples: { pgbouncer: valid(90, 10 * SECOND) },
+        lastAppliedAt: { pgbouncer: ago(HOUR) },
+        previous: { breaches: OLD_UP_BREACHES, lastChange: { time: ago(HOUR), reason: 'x', changes: [] } },
+        pgbouncerApplied,
+      }),
+    );
+
+  it.each<[string, PlanInput['pgbouncerApplied']]>([
+    ['Applied', { state: 'Applied' }],
+    ['Unknown (no pool sizes exported): by time alone', { state: 'Unknown', message: 'no pool size' }],
+    ['not read at all', undefined],
+  ])('%s: acts on the sample', (_name, applied) => {
+    const plan = pass(applied);
+    expect(plan.status.current).toMatchObject({ DEFAULT_POOL_SIZE: 24 });
+    expect(conditionOf(plan, ConditionType.Limited).reason).toBe('StepLimited');
+  });
+
+  it('Pending: holds both settings, writes nothing, and says why', () => {
+    const plan = pass({ state: 'Pending', message: 'PgBouncer does not run default_pool_size 20 yet' });
+    expect(plan.pgbouncerWrites.size).toBe(0);
+    expect(plan.status.current).toMatchObject({ DEFAULT_POOL_SIZE: 20, MAX_CLIENT_CONN: 400 });
+    expect(conditionOf(plan, ConditionType.Limited)).toMatchObject({
+      reason: ConditionReason.DeliveryPending,
+      message: expect.stringContaining(
+        'holding until PgBouncer runs the last write: PgBouncer does not run default_pool_size 20 yet',
+      ) as unknown as string,
+    });
   });
 });
 
