@@ -14,7 +14,7 @@ describe('loadConfig', () => {
       metricsAddr: { host: '0.0.0.0', port: 8080 },
       healthAddr: { host: '0.0.0.0', port: 8081 },
       logLevel: 'debug',
-      workers: 2,
+      workers: 8,
       kubeApiRateLimit: { qps: 200, burst: 400 },
     });
   });
