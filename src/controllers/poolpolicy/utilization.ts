@@ -4,9 +4,9 @@
  *
  * Batching: the built-in database and Redis queries are asked once per namespace (one value per
  * pod) and read for every policy there (its Deployment's own pods, by name: deploymentPods);
- * a result serves further policies for
- * {@link BATCH_REUSE_MS}, so a thousand policies in a namespace cost a few query pairs per
- * interval instead of a thousand. Overrides and PgBouncer's query are asked per policy.
+ * a result serves further policies for {@link batchReuseMs}, so a thousand policies in a namespace
+ * cost a few query pairs per interval instead of a thousand. Overrides and PgBouncer's query are
+ * asked per policy.
  */
 import { createHash } from 'node:crypto';
 import type { PoolPolicySpec, PoolSection, PrometheusConnection } from '../../api/v1alpha1/poolpolicy.js';
@@ -50,12 +50,23 @@ export interface PrometheusUtilizationOptions {
 /** How long a Secret read for Prometheus credentials is reused (a rotated Secret is seen after this). */
 export const SECRET_REUSE_MS = 10_000;
 
-/** How long a namespace-wide result serves further policies: about one scrape interval. */
-export const BATCH_REUSE_MS = 1000;
+/**
+ * How long a namespace-wide result serves further policies, for policies whose samples may be
+ * `maxAgeMs` (2 × spec.interval) old: a quarter of their interval, at least a second. The policies
+ * of a namespace are due on one tick (aligned-schedule.ts), but under a CPU limit working through
+ * them can take longer than a second; a reading reused for a quarter interval is still at most that
+ * much older than a fresh one, and the sample-time gates (freshness, rollouts) see its real time.
+ */
+export function batchReuseMs(maxAgeMs: number): number {
+  return Math.max(1000, maxAgeMs / 8);
+}
 
 export class PrometheusUtilizationSource implements UtilizationSource {
   private readonly clients = new Map<string, PrometheusClient>();
-  private readonly batches = new Map<string, { readonly fetchedAt: number; readonly result: Promise<PodSamples> }>();
+  private readonly batches = new Map<
+    string,
+    { readonly fetchedAt: number; readonly reuseMs: number; readonly result: Promise<PodSamples> }
+  >();
   private readonly secrets = new Map<
     string,
     {
@@ -239,7 +250,7 @@ export class PrometheusUtilizationSource implements UtilizationSource {
     return { ok: true, client: this.client(address, spec.prometheus.timeoutMs, auth.auth), address };
   }
 
-  /** The namespace-wide result for `key`, fetched at most once per {@link BATCH_REUSE_MS}. */
+  /** The namespace-wide result for `key`, fetched at most once per {@link batchReuseMs}. */
   private batch(
     client: PrometheusClient,
     key: string,
@@ -248,10 +259,10 @@ export class PrometheusUtilizationSource implements UtilizationSource {
   ): Promise<PodSamples> {
     const now = this.options.clock.now().getTime();
     const cached = this.batches.get(key);
-    if (cached && now - cached.fetchedAt <= BATCH_REUSE_MS) return cached.result;
-    for (const [k, b] of this.batches) if (now - b.fetchedAt > BATCH_REUSE_MS) this.batches.delete(k);
+    if (cached && now - cached.fetchedAt <= cached.reuseMs) return cached.result;
+    for (const [k, b] of this.batches) if (now - b.fetchedAt > b.reuseMs) this.batches.delete(k);
     const result = client.podSamples(query(), maxAgeMs);
-    this.batches.set(key, { fetchedAt: now, result });
+    this.batches.set(key, { fetchedAt: now, reuseMs: batchReuseMs(maxAgeMs), result });
     return result;
   }
 
