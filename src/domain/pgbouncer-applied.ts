@@ -32,7 +32,7 @@ export type PoolSizeReport =
 
 export type PgbouncerApplied =
   | { readonly state: 'Applied' }
-  | { readonly state: 'Unknown'; readonly message: string }
+  | { readonly state: 'Unknown' }
   | { readonly state: 'Pending'; readonly message: string };
 
 export function pgbouncerApplied(input: {
@@ -43,10 +43,8 @@ export function pgbouncerApplied(input: {
   readonly writtenAt: Date | undefined;
 }): PgbouncerApplied {
   const { written, report, writtenAt } = input;
-  if (written === undefined) return { state: 'Unknown', message: 'default_pool_size is not set in the ConfigMap' };
-  if (report === undefined) return { state: 'Unknown', message: 'the pool sizes PgBouncer runs were not read' };
-  if (!report.valid) return { state: 'Unknown', message: report.message };
-  if (report.series.length === 0) return { state: 'Unknown', message: 'the PgBouncer exporter reports no pool size' };
+  if (written === undefined || report === undefined || !report.valid || report.series.length === 0)
+    return { state: 'Unknown' };
   const byDatabase = new Map<string, ReportedPoolSize[]>();
   for (const s of report.series) byDatabase.set(s.database, [...(byDatabase.get(s.database) ?? []), s]);
   for (const series of byDatabase.values()) if (series.every((s) => s.size === written)) return { state: 'Applied' };
