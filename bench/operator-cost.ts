@@ -174,6 +174,16 @@ async function main(): Promise<void> {
   const apps = kc.makeApiClient(AppsV1Api);
   const core = kc.makeApiClient(CoreV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
+  // The operator watches every namespace, as it ships: any other PoolPolicy would be reconciled
+  // and counted too (a namespace deleted on the bare plane keeps its objects: no namespace controller).
+  const others = (await custom.listClusterCustomObject({ ...POLICY_API, limit: 1 })) as {
+    items: unknown[];
+    metadata?: { remainingItemCount?: number };
+  };
+  if (others.items.length > 0)
+    throw new Error(
+      `the control plane already holds ${String(others.items.length + (others.metadata?.remainingItemCount ?? 0))} PoolPolicies, which the benchmark's operator would reconcile too; start from a fresh plane: make local-down local-up`,
+    );
   const namespaces: string[] = [];
   for (let i = 0; i < NAMESPACES; i++) namespaces.push(await createTestNamespace(kc, 'bench'));
   const namespaceOf = (i: number): string => namespaces[i % NAMESPACES] ?? '';
