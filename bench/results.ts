@@ -22,7 +22,8 @@ export function writeResultsSection(title: string, body: string): void {
   if (start < 0) next = `${current.trimEnd()}\n\n${section}`;
   else {
     const end = current.indexOf('\n## ', start + heading.length);
-    next = current.slice(0, start) + section + (end < 0 ? '' : current.slice(end + 1));
+    // The blank line before the next heading went with the old section.
+    next = current.slice(0, start) + section + (end < 0 ? '' : `\n${current.slice(end + 1)}`);
   }
   writeFileSync(path, next);
 }
