@@ -373,6 +373,7 @@ describe('PgBouncer and PostgreSQL exporters, scraped by the real Prometheus, dr
     expect((await getPolicy(kc, namespace, 'web')).status?.current?.default_pool_size).toBe(settled.size);
     expect(syncErrors).toEqual([]);
   });
+
   it('PgBouncer not reloaded: one write, then DeliveryPending naming what PgBouncer runs, no more writes; reloaded: growth resumes', async () => {
     stopSync();
     // 4 more clients: 10 want a server connection from a pool of 8 (125 %).
