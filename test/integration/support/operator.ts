@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  ApiException,
   AppsV1Api,
   CustomObjectsApi,
   type KubeConfig,
@@ -174,8 +175,24 @@ export function simulateRollouts(kc: KubeConfig, namespace: string): { stop(): v
   };
 }
 
-/** Writes a Deployment status that says its latest generation is fully rolled out now. */
+/**
+ * Writes a Deployment status that says its latest generation is fully rolled out now. A test and
+ * simulateRollouts may both complete the same rollout: a write that loses that race (409) reads
+ * the Deployment again and writes once more.
+ */
 export async function completeRollout(kc: KubeConfig, namespace: string, name: string): Promise<void> {
+  const attempts = 5;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await writeCompletedRollout(kc, namespace, name);
+      return;
+    } catch (error) {
+      if (!(error instanceof ApiException && error.code === 409) || attempt === attempts) throw error;
+    }
+  }
+}
+
+async function writeCompletedRollout(kc: KubeConfig, namespace: string, name: string): Promise<void> {
   const apps = kc.makeApiClient(AppsV1Api);
   const d = await apps.readNamespacedDeployment({ name, namespace });
   const replicas = d.spec?.replicas ?? 1;
