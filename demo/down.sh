@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stops everything the demo started, by the pids recorded in .local/demo/pids/ (PostgreSQL with
 # pg_ctl stop -m fast first; others SIGTERM, then SIGKILL after 10 s), and removes the demo's
-# Prometheus file_sd targets. Safe to run again; leaves logs, the report and the control plane.
+# Prometheus file_sd targets; on a real node it deletes the demo's Deployments. Safe to run again;
+# leaves logs, the report and the control plane.
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -32,6 +33,12 @@ for name in load operator node-agent; do
   [[ -f $state/pids/$name.pid ]] && stop_pid "$name" "$(cat "$state/pids/$name.pid")"
   rm -f "$state/pids/$name.pid"
 done
+# On a real node (NODE=1) the kubelet runs the pods: deleting the Deployments stops them.
+if [[ -z ${POOLPILOT_DEMO_STATE:-} && -f $root/.local/env ]] && grep -q '^CONTAINERD_ADDRESS=' "$root/.local/env"; then
+  kubeconfig=$(sed -n 's/^KUBECONFIG=//p' "$root/.local/env")
+  kubectl --kubeconfig "$kubeconfig" -n demo delete deployments --all --ignore-not-found --timeout=30s >/dev/null 2>&1 &&
+    log "deleted the demo's Deployments on the node"
+fi
 for pidfile in "$state"/pids/pod-*.pid; do
   stop_pid "$(basename "$pidfile" .pid)" "$(cat "$pidfile")"
   rm -f "$pidfile"

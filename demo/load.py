@@ -11,7 +11,8 @@ runs with the same seed and phases send the same requests at the same offsets wh
 answers or timing: phases start at fixed offsets from the start, and a user fires at its phase's
 start + the sum of its gaps (a late wake-up fires at once; nothing is skipped), up to the end of
 its phase. Requests go round-robin to the pods the node agent registered for Prometheus
-(PROMETHEUS_TARGETS_DIR/demo-agent-<namespace>-<deployment>-*.json), so rollouts are followed.
+(PROMETHEUS_TARGETS_DIR/demo-agent-<namespace>-<deployment>-*.json), or on a real node
+(--pods-from-api) to the Deployment's Ready Pods as the API lists them, so rollouts are followed.
 
 Every second it records a sample (.local/demo/samples.jsonl): users, requests ok / db pool
 timeouts / redis errors / other errors in that second, DB pool utilization (the operator's own
@@ -86,6 +87,42 @@ class Endpoints:
             return None
         self.next = (self.next + 1) % len(self.list)
         return self.list[self.next]
+
+
+class PodEndpoints(Endpoints):
+    """The Deployment's Pods on a real node (--pods-from-api), as a Service's endpoints would list
+    them: Ready, not terminating, at their IP and the port named http. Read from the API through a
+    `kubectl proxy` this starts (no kube-proxy routes a Service's address here)."""
+
+    def __init__(self, kubeconfig, namespace, deployment):
+        super().__init__("", namespace, deployment)
+        self.proxy = subprocess.Popen(["kubectl", "--kubeconfig", kubeconfig, "proxy", "--port=0"],
+                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = self.proxy.stdout.readline()  # "Starting to serve on 127.0.0.1:<port>"
+        if "serve on" not in line:
+            raise SystemExit(f"load: kubectl proxy did not start: {line!r}")
+        selector = urllib.parse.quote(f"app={deployment}")
+        self.url = f"http://{line.rsplit(' ', 1)[1].strip()}/api/v1/namespaces/{namespace}/pods?labelSelector={selector}"
+
+    def refresh(self):
+        try:
+            with urllib.request.urlopen(self.url, timeout=2) as r:
+                pods = json.load(r)["items"]
+        except (OSError, ValueError):
+            return
+        found = []
+        for pod in pods:
+            status = pod.get("status", {})
+            ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", []))
+            if not ready or pod["metadata"].get("deletionTimestamp") or not status.get("podIP"):
+                continue
+            ports = [p["containerPort"] for c in pod["spec"]["containers"] for p in c.get("ports", []) if p.get("name") == "http"]
+            if ports:
+                found.append(f"{status['podIP']}:{ports[0]}")
+        self.list = sorted(found)
+
+    def close(self):
+        self.proxy.terminate()
 
 
 async def one_request(endpoints, stats, hold, timeout):
@@ -283,7 +320,9 @@ async def main():
                     help="PostgreSQL connections the app's role may have (max_connections - reserved), for the progress line")
     ap.add_argument("--namespace", default="demo")
     ap.add_argument("--deployment", default="voiceassist-api")
-    ap.add_argument("--targets-dir", required=True)
+    ap.add_argument("--targets-dir", help="the node agent's file_sd directory: its Pods get the requests")
+    ap.add_argument("--pods-from-api", action="store_true",
+                    help="send the requests to the Deployment's Ready Pods as the API lists them (a real node)")
     ap.add_argument("--prometheus-url", required=True)
     ap.add_argument("--kubeconfig", required=True)
     ap.add_argument("--pg-port", type=int, required=True)
@@ -291,7 +330,12 @@ async def main():
     args = ap.parse_args()
 
     phases = parse_phases(args.phases)
-    endpoints = Endpoints(args.targets_dir, args.namespace, args.deployment)
+    if args.pods_from_api:
+        endpoints = PodEndpoints(args.kubeconfig, args.namespace, args.deployment)
+    elif args.targets_dir:
+        endpoints = Endpoints(args.targets_dir, args.namespace, args.deployment)
+    else:
+        ap.error("say where the pods are: --targets-dir (the node agent) or --pods-from-api (a real node)")
     stats = Stats()
     observer = Observer(args)
     loop = asyncio.get_running_loop()
@@ -301,7 +345,7 @@ async def main():
 
     async def refresher():
         while not stopped.is_set():
-            endpoints.refresh()
+            await loop.run_in_executor(None, endpoints.refresh)
             await asyncio.sleep(0.5)
 
     refresh_task = asyncio.create_task(refresher())
@@ -367,6 +411,8 @@ async def main():
         if user_tasks:
             await asyncio.wait(list(user_tasks), timeout=5)
         refresh_task.cancel()
+        if isinstance(endpoints, PodEndpoints):
+            endpoints.close()
         if inflight:
             await asyncio.wait(list(inflight), timeout=args.request_timeout)
         out.close()

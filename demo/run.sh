@@ -28,6 +28,11 @@
 # applies deploy/samples/demo/connectionbudget-pgbouncer.yaml and poolpolicy-pgbouncer.yaml:
 # poolpilot tunes PgBouncer's default_pool_size and max_client_conn live (ConfigMap + SIGHUP) and
 # never writes the app's Deployment. One app only (DEMO_APPS=1), env delivery only (no DEMO_DELIVERY).
+# NODE=1 runs the Deployments as real Pods on the local node (test/controlplane/node.sh; root)
+# instead of the node agent: the images image/build.sh makes from Debian packages, imported into
+# the node's containerd; the manifests rewritten for it by demo/node_manifests.py; PostgreSQL and
+# Redis also on the node's address; Prometheus finds the Pods by kubernetes_sd; the load generator
+# sends to the Ready Pods the API lists. The real deployment controller rolls changes out.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -66,13 +71,32 @@ case $path in
   *) echo "demo: DEMO_PATH must be direct or pgbouncer, not '$path'" >&2; exit 2 ;;
 esac
 node=$root/node_modules/.bin/node
+on_node=${NODE:-0}
+[[ $on_node == 0 || $on_node == 1 ]] || { echo "demo: NODE must be 0 or 1, not '$on_node'" >&2; exit 2; }
 log() { echo "demo: $*" >&2; }
 
 plane_was_up=0
 [[ -f .local/env ]] && plane_was_up=1
-bash test/controlplane/local-up.sh
+if ((on_node && plane_was_up)) && ! grep -q '^CONTAINERD_ADDRESS=' .local/env; then
+  log "the local plane that runs has no node: 'make local-down', then 'make demo NODE=1' again"
+  exit 1
+fi
+NODE=$on_node bash test/controlplane/local-up.sh
 # shellcheck disable=SC1091
 source .local/env
+# Where Pods reach this machine's services (the node's bridge), and where the app pods reach them.
+service_host=127.0.0.1
+if ((on_node)); then
+  service_host=$NODE_ADDRESS
+  export DEMO_NODE_ADDRESS=$NODE_ADDRESS
+  images=()
+  for image_name in demo-workload pgbouncer; do
+    { read -r image; read -r archive; } < <(bash image/build.sh archive "$image_name")
+    ctr --address "$CONTAINERD_ADDRESS" --namespace k8s.io images import "$archive" >/dev/null
+    images+=("$image")
+  done
+  log "imported ${images[*]} into the node's containerd"
+fi
 kctl() { kubectl --kubeconfig "$KUBECONFIG" "$@"; }
 
 cleaning=0
@@ -108,13 +132,18 @@ pgbouncer_exporter=$root/test/support/debian-pgbouncer-exporter.py
 app_db_port=$PG_PORT db_via=PostgreSQL
 [[ $path == pgbouncer ]] && app_db_port=$PGBOUNCER_PORT db_via=PgBouncer
 apply_manifest() { # file: the ports, the exporter's path and the start values replaced
-  sed -e "s/__PG_PORT__/$PG_PORT/g" -e "s/__REDIS_PORT__/$REDIS_PORT/g" -e "s/__PGBOUNCER_PORT__/$PGBOUNCER_PORT/g" \
+  sed -e "s/127\.0\.0\.1/$service_host/g" -e "s/__PG_PORT__/$PG_PORT/g" -e "s/__REDIS_PORT__/$REDIS_PORT/g" -e "s/__PGBOUNCER_PORT__/$PGBOUNCER_PORT/g" \
     -e "s/__APP_DB_PORT__/$app_db_port/g" \
     -e "s|__PGBOUNCER_EXPORTER__|$pgbouncer_exporter|g" \
     -e "s/{name: DB_POOL_SIZE, value: \"10\"}/{name: DB_POOL_SIZE, value: \"$pool_size\"}/" \
     -e "s/{name: DB_MAX_OVERFLOW, value: \"20\"}/{name: DB_MAX_OVERFLOW, value: \"$max_overflow\"}/" \
     -e "s/{name: REDIS_MAX_CONNECTIONS, value: \"10\"}/{name: REDIS_MAX_CONNECTIONS, value: \"$redis_max\"}/" \
-    "$1" | with_delivery | kctl apply -f - >/dev/null
+    "$1" | with_delivery | for_node | kctl apply -f - >/dev/null
+}
+for_node() {
+  if ((on_node == 0)); then cat; return; fi
+  kctl apply --dry-run=client -o json -f - | /usr/bin/python3 demo/node_manifests.py \
+    --workload-image "${images[0]}" --pgbouncer-image "${images[1]}" --node-address "$NODE_ADDRESS"
 }
 # DEMO_DELIVERY=ConfigMap: each app Deployment of the manifest (container api) gets its ConfigMap
 # <app>-pools (the start values in pools.env) mounted at /etc/poolpilot and POOL_CONFIG_FILE, in
@@ -159,21 +188,25 @@ if ((apps_count == 2)); then
   log "applied demo/manifests/second-app.yaml: reports-api (2 replicas, same start values)"
 fi
 
-
-setsid "$node" "$state/build/node-agent.js" --kubeconfig "$KUBECONFIG" --namespace demo \
-  --targets-dir "$PROMETHEUS_TARGETS_DIR" --state-dir "$state" --cwd "$root" >"$state/logs/node-agent.log" 2>&1 </dev/null &
-echo $! >"$state/pids/node-agent.pid"
-log "node agent started (pid $!, log $state/logs/node-agent.log)"
+if ((on_node == 0)); then
+  setsid "$node" "$state/build/node-agent.js" --kubeconfig "$KUBECONFIG" --namespace demo \
+    --targets-dir "$PROMETHEUS_TARGETS_DIR" --state-dir "$state" --cwd "$root" >"$state/logs/node-agent.log" 2>&1 </dev/null &
+  echo $! >"$state/pids/node-agent.pid"
+  log "node agent started (pid $!, log $state/logs/node-agent.log)"
+fi
 for d in "${deployments[@]}"; do
-  kctl -n demo rollout status "deployment/$d" --timeout=90s >/dev/null ||
-    { log "deployment $d did not become ready:"; tail -n 30 "$state/logs/node-agent.log" >&2; exit 1; }
+  kctl -n demo rollout status "deployment/$d" --timeout=90s >/dev/null || {
+    log "deployment $d did not become ready:"
+    if ((on_node)); then kctl -n demo describe pods -l "app=$d" | tail -n 30 >&2; else tail -n 30 "$state/logs/node-agent.log" >&2; fi
+    exit 1
+  }
 done
 log "pods ready: $(kctl -n demo get deploy -o jsonpath='{range .items[*]}{.metadata.name}={.status.readyReplicas}/{.spec.replicas} {end}')"
 # PgBouncer answers on its admin console (config from the node agent's ConfigMap volume). No query
 # goes to database app through it here: on the direct path its server connection would take one of
 # the slots the apps' budget counts on.
-/usr/bin/psql -X -w -h 127.0.0.1 -p "$PGBOUNCER_PORT" -U admin -d pgbouncer -qAtc 'SHOW DATABASES' | grep -q '^app|' &&
-  log "pgbouncer on 127.0.0.1:$PGBOUNCER_PORT is up and lists database app"
+/usr/bin/psql -X -w -h "$service_host" -p "$PGBOUNCER_PORT" -U admin -d pgbouncer -qAtc 'SHOW DATABASES' | grep -q '^app|' &&
+  log "pgbouncer on $service_host:$PGBOUNCER_PORT is up and lists database app"
 
 # Prometheus scrapes every app pod (and on the pgbouncer path both exporters) before poolpilot
 # starts (else: NoData at first).
@@ -209,7 +242,9 @@ else
 fi
 
 load_rc=0
-load_args=(--targets-dir "$PROMETHEUS_TARGETS_DIR" --prometheus-url "$PROMETHEUS_URL" --kubeconfig "$KUBECONFIG" --pg-port "$PG_PORT"
+pods_from=(--targets-dir "$PROMETHEUS_TARGETS_DIR")
+((on_node)) && pods_from=(--pods-from-api)
+load_args=("${pods_from[@]}" --prometheus-url "$PROMETHEUS_URL" --kubeconfig "$KUBECONFIG" --pg-port "$PG_PORT"
   --usable-connections $((100 - reserved)))
 if ((apps_count == 1)); then
   /usr/bin/python3 "${DEMO_LOAD:-demo/load.py}" "${load_args[@]}" --out "$out/samples.jsonl" &

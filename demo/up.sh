@@ -4,6 +4,8 @@
 #   initdb into .local/demo/pg; max_connections = 100, superuser_reserved_connections = 3; role and
 #   database `app`) and Redis (Debian `redis-server`). PgBouncer is not started here: the node agent
 #   runs it as the `pgbouncer` Deployment; this script only picks its port.
+# DEMO_NODE_ADDRESS (demo/run.sh with NODE=1): PostgreSQL and Redis also listen on that address,
+# the local node's bridge, which its Pods reach, and PostgreSQL trusts the bridge's subnet.
 # Writes .local/demo/env (ports and URLs) and pid files in .local/demo/pids/. If a step fails,
 # everything started so far is stopped (demo/down.sh). Stop it all with demo/down.sh.
 set -euo pipefail
@@ -12,6 +14,10 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 state=${POOLPILOT_DEMO_STATE:-$root/.local/demo}
 pgbin=/usr/lib/postgresql/15/bin
+listen=127.0.0.1 redis_protected=yes
+# Redis's protected mode refuses every client off loopback while no password is set; the node's
+# bridge carries only this machine's own Pods.
+[[ -n ${DEMO_NODE_ADDRESS:-} ]] && listen="127.0.0.1 $DEMO_NODE_ADDRESS" redis_protected=no
 log() { echo "demo/up: $*" >&2; }
 
 for f in "$pgbin/initdb" "$pgbin/postgres" /usr/bin/redis-server /usr/sbin/pgbouncer /usr/bin/psql; do
@@ -52,8 +58,8 @@ fi
 as_pg "$pgbin/initdb" -D "$pgdata" -U postgres --auth-local=trust --auth-host=trust -E UTF8 --locale=C.UTF-8 >"$state/logs/initdb.log" 2>&1 ||
   { log "initdb failed:"; tail -n 20 "$state/logs/initdb.log" >&2; exit 1; }
 cat >>"$pgdata/postgresql.conf" <<CONF
-# demo/up.sh (loopback only; trust auth is for this throwaway cluster)
-listen_addresses = '127.0.0.1'
+# demo/up.sh (loopback, and the local node's bridge with NODE=1; trust auth is for this throwaway cluster)
+listen_addresses = '${listen// /,}'
 port = $pg_port
 unix_socket_directories = '$pgsock'
 max_connections = 100
@@ -64,6 +70,8 @@ synchronous_commit = off
 full_page_writes = off
 log_min_messages = warning
 CONF
+# samenet: the subnets this machine is on, the node's bridge among them.
+[[ -n ${DEMO_NODE_ADDRESS:-} ]] && echo "host all all samenet trust" >>"$pgdata/pg_hba.conf"
 pg_cmd=("$pgbin/postgres" -D "$pgdata")
 [[ $(id -u) -eq 0 ]] && pg_cmd=(runuser -u postgres -- "${pg_cmd[@]}")
 setsid "${pg_cmd[@]}" >"$state/logs/postgres.log" 2>&1 </dev/null &
@@ -76,19 +84,20 @@ done
 head -n 1 "$pgdata/postmaster.pid" >"$state/pids/postgres.pid"
 /usr/bin/psql -X -w -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -v ON_ERROR_STOP=1 -q \
   -c "CREATE ROLE app LOGIN" -c "CREATE DATABASE app OWNER app" >/dev/null
-log "postgres is ready on 127.0.0.1:$pg_port (pid $(cat "$state/pids/postgres.pid"), max_connections 100, 3 reserved)"
+log "postgres is ready on ${listen// /, }:$pg_port (pid $(cat "$state/pids/postgres.pid"), max_connections 100, 3 reserved)"
 
 # --- Redis ------------------------------------------------------------------------------------
 mkdir -p "$state/redis"
-setsid /usr/bin/redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no \
-  --dir "$state/redis" --daemonize no --protected-mode yes >"$state/logs/redis.log" 2>&1 </dev/null &
+# shellcheck disable=SC2086 # one word per address
+setsid /usr/bin/redis-server --bind $listen --port "$redis_port" --save '' --appendonly no \
+  --dir "$state/redis" --daemonize no --protected-mode "$redis_protected" >"$state/logs/redis.log" 2>&1 </dev/null &
 echo $! >"$state/pids/redis.pid"
 for _ in $(seq 100); do
   /usr/bin/redis-cli -h 127.0.0.1 -p "$redis_port" ping 2>/dev/null | grep -q PONG && break
   kill -0 "$(cat "$state/pids/redis.pid")" 2>/dev/null || { log "redis exited:"; tail -n 20 "$state/logs/redis.log" >&2; exit 1; }
   sleep 0.1
 done
-log "redis is ready on 127.0.0.1:$redis_port (pid $(cat "$state/pids/redis.pid"))"
+log "redis is ready on ${listen// /, }:$redis_port (pid $(cat "$state/pids/redis.pid"))"
 
 cat >"$state/env" <<ENV
 PG_PORT=$pg_port

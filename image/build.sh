@@ -11,7 +11,8 @@
 #                            psycopg2, redis and prometheus-client packages, demo/workload/ in /app)
 #                            and poolpilot.local/pgbouncer (pgbouncer, Debian's
 #                            prometheus-pgbouncer-exporter and test/support/debian-pgbouncer-
-#                            exporter.py, which runs it against PgBouncer >= 1.8); prints both names
+#                            exporter.py, which runs it against PgBouncer >= 1.8, and Debian's
+#                            prometheus-postgres-exporter); prints both names
 #   image/build.sh archive operator|pause|demo-workload|pgbouncer
 #                            that image, also saved as a docker-archive for containerd
 #                            (`ctr -n k8s.io images import`); prints the archive's path last
@@ -254,8 +255,8 @@ make_demo() {
     "cd /app && python3 -c 'import sqlalchemy, psycopg2, redis, prometheus_client, poolconfig, poolmetrics, resizable_pools'" \
     python3 python3-sqlalchemy python3-psycopg2 python3-redis python3-prometheus-client
   debian_image pgbouncer '["/usr/sbin/pgbouncer"]' postgres "$work/pgbouncer" \
-    'pgbouncer --version && python3 /usr/local/bin/debian-pgbouncer-exporter.py --version' \
-    pgbouncer prometheus-pgbouncer-exporter
+    'pgbouncer --version && python3 /usr/local/bin/debian-pgbouncer-exporter.py --version && prometheus-postgres-exporter --version' \
+    pgbouncer prometheus-pgbouncer-exporter prometheus-postgres-exporter
   rm -rf "$work"
 }
 

@@ -27,7 +27,7 @@ Besides the runbook's names it exports what a full pool hides (prefix voiceassis
 
 Pool settings: DB_POOL_SIZE, DB_MAX_OVERFLOW, DB_POOL_TIMEOUT (seconds), REDIS_MAX_CONNECTIONS
 from env, overridden by the file POOL_CONFIG_FILE names if set (format in poolconfig.py: one
-KEY=VALUE a line). Also from env: DATABASE_URL, REDIS_URL, PORT, POOL_RELOAD. A malformed file or
+KEY=VALUE a line). Also from env: DATABASE_URL, REDIS_URL, PORT, LISTEN_ADDRESS, POOL_RELOAD. A malformed file or
 env at start is fatal (exit 2, the message names the line or the variable).
 
 Live reload, no restart: on SIGHUP, and when the file's mtime or content changes (polled every
@@ -355,6 +355,8 @@ def main():
     try:
         settings = source.read()
         port = int(os.environ.get("PORT") or 8000)
+        # Loopback under the node agent; a Pod listens on all its addresses (LISTEN_ADDRESS=0.0.0.0).
+        listen_address = os.environ.get("LISTEN_ADDRESS", "").strip() or "127.0.0.1"
         reload_mode = os.environ.get("POOL_RELOAD", "").strip() or "resize"
         if reload_mode not in RELOAD_MODES:
             raise ValueError(f"POOL_RELOAD={reload_mode!r} is not one of {', '.join(RELOAD_MODES)}")
@@ -510,7 +512,7 @@ def main():
         request_queue_size = 128
         daemon_threads = True
 
-    server = Server(("127.0.0.1", port), Handler)
+    server = Server((listen_address, port), Handler)
 
     def on_term(_signum, _frame):
         stopping.set()
@@ -521,7 +523,7 @@ def main():
     # The handler only flags the reload: building pools does not belong in a signal handler.
     signal.signal(signal.SIGHUP, lambda _signum, _frame: reload_requested.set())
     threading.Thread(target=watch_config, name="pool-config", daemon=True).start()
-    print(f"app: listening on 127.0.0.1:{port} {describe(settings)} POOL_RELOAD={reload_mode}"
+    print(f"app: listening on {listen_address}:{port} {describe(settings)} POOL_RELOAD={reload_mode}"
           f"{f' (POOL_CONFIG_FILE {source.path})' if source.path else ''}", flush=True)
     server.serve_forever(poll_interval=0.2)
     deadline = time.monotonic() + 5

@@ -6,7 +6,9 @@
 #
 #   build.sh [all]              etcd and kube-apiserver (the bare plane every test uses)
 #   build.sh component NAME...  the named components (kube-controller-manager, kube-scheduler,
-#                               kubelet: the controllers and the node, opt-in in local-up.sh)
+#                               kubelet: the controllers and the node, opt-in in local-up.sh;
+#                               prometheus: Prometheus with Kubernetes service discovery, which
+#                               Debian's build leaves out, for the node's plane)
 #   build.sh path NAME          where NAME's binary is (or would be) cached
 #
 #   POOLPILOT_CACHE  cache root (default ~/.cache/poolpilot)
@@ -25,6 +27,7 @@ declare -A main_package=(
   [kube-scheduler]=k8s.io/kubernetes/cmd/kube-scheduler
   [kubelet]=k8s.io/kubernetes/cmd/kubelet
   [pause]=poolpilot.local/controlplane/pause
+  [prometheus]=github.com/prometheus/prometheus/cmd/prometheus
 )
 
 binary_path() {
@@ -52,6 +55,12 @@ build_component() {
     version=$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" { print $3 }' "$here/build/$component/go.mod")
     local minor=${version#v1.}; minor=${minor%%.*}
     ldflags="-X k8s.io/component-base/version.gitVersion=$version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
+  fi
+  if [[ $component == prometheus ]]; then
+    # The module's v0.55.1 is Prometheus 2.55.1; --version says so.
+    local version
+    version=$(awk '$1 == "require" && $2 == "github.com/prometheus/prometheus" { print $3 }' "$here/build/$component/go.mod")
+    ldflags="-X github.com/prometheus/common/version.Version=2.${version#v0.}"
   fi
   tmp=$(mktemp -d "$cache/tmp.XXXXXX" 2>/dev/null || { mkdir -p "$cache" && mktemp -d "$cache/tmp.XXXXXX"; })
   # Progress: the go command names each package it compiles (-v); show a running count and

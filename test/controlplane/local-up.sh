@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts a real local control plane on 127.0.0.1 with free ports, state in .local/ (git-ignored):
 #   etcd, kube-apiserver (RBAC on, static admin token) and Prometheus (Debian package,
-#   scrape_interval 1s, file_sd targets from .local/prometheus/targets/*.json).
+#   scrape_interval 1s, file_sd targets from .local/prometheus/targets/*.json; with NODE=1 also
+#   the node's Pods by kubernetes_sd).
 # Writes .local/kubeconfig and .local/env (KUBECONFIG=..., PROMETHEUS_URL=...), waits until
 # /readyz is ok and Prometheus is ready. Idempotent: a running, healthy plane is left as it is;
 # a partly running one is stopped and started afresh. Stop it with local-down.sh. Each
@@ -77,6 +78,10 @@ fi
 mapfile -t bins < <(bash "$here/build.sh" all)
 etcd_bin=${bins[0]}
 apiserver_bin=${bins[1]}
+# The node's Pods are found by Kubernetes service discovery, which Debian's Prometheus lacks: with
+# a node, Prometheus 2.55 built from its module (build/prometheus/go.mod says why that version).
+prometheus_bin=prometheus
+[[ $node == 1 ]] && prometheus_bin=$(bash "$here/build.sh" component prometheus)
 if [[ $controllers == 1 ]]; then
   mapfile -t bins < <(bash "$here/build.sh" component kube-controller-manager kube-scheduler)
   controller_manager_bin=${bins[0]}
@@ -234,7 +239,31 @@ scrape_configs:
       - files: ['$state/prometheus/targets/*.json']
         refresh_interval: 1s
 PROMCONFIG
-start prometheus prometheus --config.file "$state/prometheus/prometheus.yml" \
+# With a node, Prometheus also finds Pods as a cluster's Prometheus does: kubernetes_sd against the
+# API server, Pods annotated prometheus.io/scrape "true" while Ready, on prometheus.io/port, with
+# the labels namespace, pod and deployment (the owning ReplicaSet's name without its hash), the
+# labels file_sd targets carry.
+if [[ $node == 1 ]]; then
+  cat >>"$state/prometheus/prometheus.yml" <<PROMCONFIG
+  - job_name: kubernetes-pods
+    kubernetes_sd_configs:
+      - role: pod
+        kubeconfig_file: $state/kubeconfig
+    relabel_configs:
+      - {source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_scrape], regex: "true", action: keep}
+      - {source_labels: [__meta_kubernetes_pod_ready], regex: "true", action: keep}
+      - source_labels: [__meta_kubernetes_pod_ip, __meta_kubernetes_pod_annotation_prometheus_io_port]
+        regex: '(.+);([0-9]+)'
+        replacement: '\$1:\$2'
+        target_label: __address__
+      - {source_labels: [__meta_kubernetes_namespace], target_label: namespace}
+      - {source_labels: [__meta_kubernetes_pod_name], target_label: pod}
+      - source_labels: [__meta_kubernetes_pod_controller_kind, __meta_kubernetes_pod_controller_name]
+        regex: 'ReplicaSet;(.+)-[a-z0-9]+'
+        target_label: deployment
+PROMCONFIG
+fi
+start prometheus "$prometheus_bin" --config.file "$state/prometheus/prometheus.yml" \
   --storage.tsdb.path "$state/prometheus/data" --web.listen-address "$listen_ip:$prometheus_port" \
   --storage.tsdb.retention.time 1d
 prometheus_url="http://$listen_ip:$prometheus_port"
@@ -246,6 +275,6 @@ KUBE_APISERVER_URL=$apiserver_url
 PROMETHEUS_URL=$prometheus_url
 PROMETHEUS_TARGETS_DIR=$state/prometheus/targets
 ENV
-[[ $node == 1 ]] && echo "CONTAINERD_ADDRESS=$state/node/containerd/containerd.sock" >>"$state/env"
+[[ $node == 1 ]] && printf 'CONTAINERD_ADDRESS=%s\nNODE_ADDRESS=%s\n' "$state/node/containerd/containerd.sock" "$node_gateway" >>"$state/env"
 echo "${components[*]}" >"$state/components"
 log "up: kube-apiserver $apiserver_url, prometheus $prometheus_url; source $state/env"
