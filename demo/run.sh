@@ -81,7 +81,10 @@ if ((on_node && plane_was_up)) && ! grep -q '^CONTAINERD_ADDRESS=' .local/env; t
   log "the local plane that runs has no node: 'make local-down', then 'make demo NODE=1' again"
   exit 1
 fi
-NODE=$on_node bash test/controlplane/local-up.sh
+# The kubelet writes a ConfigMap change into a running Pod's volume on its next sync of the Pod
+# (syncFrequency, 1m by default): the demo's node syncs every 5 s, time-compressed like the
+# policy's windows (30 s -> 5 s), unless NODE_SYNC_FREQUENCY says otherwise.
+NODE=$on_node NODE_SYNC_FREQUENCY=${NODE_SYNC_FREQUENCY:-5s} bash test/controlplane/local-up.sh
 # shellcheck disable=SC1091
 source .local/env
 # Where Pods reach this machine's services (the node's bridge), and where the app pods reach them.
@@ -96,6 +99,7 @@ if ((on_node)); then
     images+=("$image")
   done
   log "imported ${images[*]} into the node's containerd"
+  log "the node's kubelet syncs every $(sed -n 's/^syncFrequency: //p' .local/node/kubelet/config.yaml) (ConfigMap volumes follow a change that late)"
 fi
 kctl() { kubectl --kubeconfig "$KUBECONFIG" "$@"; }
 

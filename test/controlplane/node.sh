@@ -32,6 +32,9 @@
 #   - kubelet sets the kernel tunables it wants (vm.overcommit_memory=1, kernel.panic=10,
 #     kernel.panic_on_oops=1, …); this machine is shared, so the values before are saved in
 #     $state/node/sysctls.saved and put back by local-down.sh.
+#   - NODE_SYNC_FREQUENCY sets the kubelet's syncFrequency (default its own, 1m), which is also
+#     how late a ConfigMap change reaches a running Pod's volume: `make demo NODE=1` starts its
+#     node with 5s, time-compressed like the demo's other windows (demo/run.sh).
 
 node_name=poolpilot-node
 node_bridge=poolpilot0
@@ -187,6 +190,7 @@ resolvConf: /etc/resolv.conf
 makeIPTablesUtilChains: false
 podLogsDir: $state/node/pod-logs
 registerNode: true
+syncFrequency: ${NODE_SYNC_FREQUENCY:-1m}
 YAML
   start kubelet "$kubelet_bin" \
     --config "$state/node/kubelet/config.yaml" \
