@@ -49,6 +49,9 @@
 # arm.json ({trace, arm, repeat, seed, path, phases, rc, ...}); <BENCH_OUT_DIR>/runs.jsonl gets one line
 # per finished run. Resumable: a run whose arm.json says rc 0 for the same phases and seed is
 # skipped (BENCH_FRESH=1 redoes it); only the run being redone is replaced, other runs stay.
+# NODE=1 runs every arm on the local node (demo/run.sh NODE=1: real Pods, the real deployment
+# controller, the kubelet delivering ConfigMaps; a plane it starts syncs every NODE_SYNC_FREQUENCY,
+# default 5s as the demo's); arm.json records it as "node". Default: the node agent.
 # In the background: nohup bash bench/arms.sh >.local/bench-arms.log 2>&1 &
 # At the end bench/arms_report.py prints the tables and replaces the `## Four arms` section of
 # bench/results.md. Needs `make build`, the Debian packages `make install` installs and the demo
@@ -65,6 +68,7 @@ only=${BENCH_ARMS_ONLY:-A B D C}
 t3_arms=${BENCH_T3_ARMS:-S C}
 base_seed=${BENCH_SEED:-1}
 fresh=${BENCH_FRESH:-0}
+on_node=${NODE:-0}
 log() { echo "bench/arms: $(date -u +%H:%M:%S) $*" >&2; }
 
 phases_of() { # trace
@@ -104,21 +108,23 @@ for trace in $traces; do
   done
 done
 
-# True when dir holds a finished run (rc 0) of these phases and seed, with its samples.
+# True when dir holds a finished run (rc 0) of these phases and seed, with its samples, on the
+# same kind of node (NODE).
 done_before() { # dir phases seed trace
   local file
   [[ -f $1/arm.json ]] || return 1
   for file in $(samples_of "$4"); do [[ -f $1/$file ]] || return 1; done
-  /usr/bin/python3 - "$1/arm.json" "$2" "$3" <<'EOF'
+  /usr/bin/python3 - "$1/arm.json" "$2" "$3" "$on_node" <<'EOF'
 import json, sys
 meta = json.load(open(sys.argv[1]))
-sys.exit(0 if meta.get("rc") == 0 and meta.get("phases") == sys.argv[2] and meta.get("seed") == sys.argv[3] else 1)
+same = meta.get("phases") == sys.argv[2] and meta.get("seed") == sys.argv[3] and meta.get("node", 0) == int(sys.argv[4])
+sys.exit(0 if meta.get("rc") == 0 and same else 1)
 EOF
 }
 
 plane_was_up=0
 [[ -f .local/env ]] && plane_was_up=1
-bash test/controlplane/local-up.sh
+NODE=$on_node NODE_SYNC_FREQUENCY=${NODE_SYNC_FREQUENCY:-5s} bash test/controlplane/local-up.sh
 ((plane_was_up)) || trap 'bash test/controlplane/local-down.sh' EXIT
 
 run_one() { # trace arm repeat
@@ -135,7 +141,7 @@ run_one() { # trace arm repeat
     apps_env=(DEMO_APPS=1 "DEMO_PHASES=$phases")
   fi
   if [[ $fresh != 1 ]] && done_before "$dir" "$phases" "$seed" "$trace"; then
-    log "$trace/$arm/r$repeat: done before (rc 0, same phases and seed), skipped (BENCH_FRESH=1 redoes it)"
+    log "$trace/$arm/r$repeat: done before (rc 0, same phases, seed and node), skipped (BENCH_FRESH=1 redoes it)"
     return
   fi
   rm -rf "${dir:?}"
@@ -144,10 +150,10 @@ run_one() { # trace arm repeat
   local started=$SECONDS started_at rc=0
   started_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   env "${apps_env[@]}" DEMO_ARM="$mode" DEMO_POOL_SIZE="$pool" DEMO_MAX_OVERFLOW="$overflow" DEMO_REDIS_MAX_CONNECTIONS="$redis" \
-    DEMO_DELIVERY="$delivery" DEMO_PATH="$path" DEMO_OUT_DIR="$dir" DEMO_SEED="$seed" DEMO_LOAD=bench/arms_load.py DEMO_KEEP_PLANE=1 bash demo/run.sh >"$dir/run.log" 2>&1 || rc=$?
+    DEMO_DELIVERY="$delivery" DEMO_PATH="$path" DEMO_OUT_DIR="$dir" DEMO_SEED="$seed" DEMO_LOAD=bench/arms_load.py DEMO_KEEP_PLANE=1 NODE="$on_node" bash demo/run.sh >"$dir/run.log" 2>&1 || rc=$?
   local meta
-  meta=$(printf '{"trace": "%s", "arm": "%s", "repeat": %s, "seed": "%s", "mode": "%s", "path": "%s", "pool_size": %s, "max_overflow": %s, "redis_max_connections": %s, "phases": "%s", "rc": %s, "started": "%s", "seconds": %s, "commit": "%s"}' \
-    "$trace" "$arm" "$repeat" "$seed" "$mode" "$path" "$pool" "$overflow" "$redis" "$phases" "$rc" "$started_at" "$((SECONDS - started))" "$(git rev-parse --short HEAD)")
+  meta=$(printf '{"trace": "%s", "arm": "%s", "repeat": %s, "seed": "%s", "mode": "%s", "path": "%s", "pool_size": %s, "max_overflow": %s, "redis_max_connections": %s, "phases": "%s", "rc": %s, "started": "%s", "seconds": %s, "commit": "%s", "node": %s}' \
+    "$trace" "$arm" "$repeat" "$seed" "$mode" "$path" "$pool" "$overflow" "$redis" "$phases" "$rc" "$started_at" "$((SECONDS - started))" "$(git rev-parse --short HEAD)" "$on_node")
   echo "$meta" >"$dir/arm.json"
   echo "$meta" >>"$outdir/runs.jsonl"
   log "$trace/$arm/r$repeat: done in $((SECONDS - started)) s (exit $rc; log $dir/run.log)"
