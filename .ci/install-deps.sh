@@ -5,7 +5,7 @@
 #   2. npm dependencies: `npm ci` when node_modules lacks a package package-lock.json pins
 #      (Node 24 comes from the `node` npm package; the machine's own Node only runs npm)
 #   3. the control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet,
-#      pause; Prometheus for the node's plane), built from their Go modules by
+#      pause), built from their Go modules by
 #      test/controlplane/build.sh, cached under ~/.cache/poolpilot by the hash of their pins
 # After all three it writes .local/install.sha256, the hash of every input (this script, the
 # package lists, package-lock.json, the control plane's go.mod/go.sum). A run whose inputs hash
@@ -35,10 +35,11 @@ debian_packages=(curl openssl python3 ca-certificates prometheus pgbouncer postg
   containerd runc containernetworking-plugins)
 stamp=.local/install.sha256
 # The bare plane's two, the controllers a test starts on a plane of its own (local-up.sh
-# CONTROLLERS=1) and the node's kubelet and pause (NODE=1), and Prometheus with Kubernetes
-# service discovery for the node's plane. The kube binaries share most packages with
-# kube-apiserver: about 2 minutes more than it alone.
-control_plane=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet pause prometheus)
+# CONTROLLERS=1) and the node's kubelet and pause (NODE=1). The kube binaries share most packages
+# with kube-apiserver: about 2 minutes more than it alone. Not here: the node plane's Prometheus
+# (build/prometheus/), which nothing `make test` runs needs; local-up.sh NODE=1 builds it once
+# (about 4 minutes cold) and caches it the same way.
+control_plane=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet pause)
 
 # Prints why node_modules needs `npm ci`, or nothing when it is current.
 npm_tree_difference() {
