@@ -89,6 +89,20 @@ class Endpoints:
         return self.list[self.next]
 
 
+def ready_pod_endpoints(pods):
+    """"<pod IP>:<port named http>" of each Pod that is Ready and not terminating, sorted."""
+    found = []
+    for pod in pods:
+        status = pod.get("status", {})
+        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", []))
+        if not ready or pod["metadata"].get("deletionTimestamp") or not status.get("podIP"):
+            continue
+        ports = [p["containerPort"] for c in pod["spec"]["containers"] for p in c.get("ports", []) if p.get("name") == "http"]
+        if ports:
+            found.append(f"{status['podIP']}:{ports[0]}")
+    return sorted(found)
+
+
 class PodEndpoints(Endpoints):
     """The Deployment's Pods on a real node (--pods-from-api), as a Service's endpoints would list
     them: Ready, not terminating, at their IP and the port named http. Read from the API through a
@@ -110,16 +124,7 @@ class PodEndpoints(Endpoints):
                 pods = json.load(r)["items"]
         except (OSError, ValueError):
             return
-        found = []
-        for pod in pods:
-            status = pod.get("status", {})
-            ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", []))
-            if not ready or pod["metadata"].get("deletionTimestamp") or not status.get("podIP"):
-                continue
-            ports = [p["containerPort"] for c in pod["spec"]["containers"] for p in c.get("ports", []) if p.get("name") == "http"]
-            if ports:
-                found.append(f"{status['podIP']}:{ports[0]}")
-        self.list = sorted(found)
+        self.list = ready_pod_endpoints(pods)
 
     def close(self):
         self.proxy.terminate()

@@ -52,7 +52,16 @@ describe('demo workload in-place pool resize (python unittest)', () => {
 describe('demo load generator (python unittest)', () => {
   it('sends the same requests for the same seed and phases', () => {
     const output = unittest('test_load');
-    expect(output).toMatch(/Ran 3 tests/);
+    expect(output).toMatch(/Ran 5 tests/);
     expect(output).toMatch(/test_same_seed_same_requests .* ok/);
+    expect(output).toMatch(/test_not_ready_terminating_unscheduled_or_portless_pods_get_nothing .* ok/);
+  });
+});
+
+describe('demo manifests for a real node (python unittest)', () => {
+  it('runs the app from its image in its Pod, PgBouncer and the exporters in the node network', () => {
+    const output = unittest('test_node_manifests');
+    expect(output).toMatch(/Ran 3 tests/);
+    expect(output).toMatch(/\nOK\s*$/);
   });
 });

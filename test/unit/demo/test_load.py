@@ -45,5 +45,28 @@ class SeededLoad(unittest.TestCase):
         self.assertTrue(11000 < len(peak) < 13000, len(peak))
 
 
+def pod(ip, ready=True, deleting=False, ports=({"name": "http", "containerPort": 8080},)):
+    metadata = {"name": f"api-{ip}"}
+    if deleting:
+        metadata["deletionTimestamp"] = "2026-12-07T12:00:00Z"
+    status = {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}
+    if ip:
+        status["podIP"] = ip
+    return {"metadata": metadata, "spec": {"containers": [{"name": "api", "ports": list(ports)}]}, "status": status}
+
+
+class ReadyPodEndpoints(unittest.TestCase):
+    """What demo/load.py --pods-from-api sends to on a real node: a Service's endpoints, by hand."""
+
+    def test_ready_pods_at_the_port_named_http_sorted(self):
+        pods = [pod("10.213.0.12"), pod("10.213.0.9", ports=({"name": "metrics", "containerPort": 9000}, {"name": "http", "containerPort": 8081}))]
+        self.assertEqual(load.ready_pod_endpoints(pods), ["10.213.0.12:8080", "10.213.0.9:8081"])
+
+    def test_not_ready_terminating_unscheduled_or_portless_pods_get_nothing(self):
+        pods = [pod("10.213.0.2", ready=False), pod("10.213.0.3", deleting=True), pod(None), pod("10.213.0.4", ports=()),
+                {"metadata": {"name": "pending"}, "spec": {"containers": [{"name": "api"}]}}]
+        self.assertEqual(load.ready_pod_endpoints(pods), [])
+
+
 if __name__ == "__main__":
     unittest.main()
