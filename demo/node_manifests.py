@@ -14,9 +14,11 @@ each container:
   machine: no kube-proxy runs here, so a Service's address reaches nothing, and the app's
   DATABASE_URL needs one address for PgBouncer that outlives its Pod (run.sh has already put the
   node's address where the manifests say 127.0.0.1, and PgBouncer listens there);
-- PgBouncer re-reads its configuration on SIGHUP only; the kubelet rewrites a ConfigMap volume in
-  place (an atomic swap of its `..data` link), so PgBouncer runs under a shell that sends it SIGHUP
-  when that link changes, as a config-reloader sidecar does in a cluster;
+- PgBouncer re-reads its configuration on SIGHUP only, and the kubelet rewrites a ConfigMap
+  volume only on its next sync of the Pod (a minute by default): PgBouncer runs under
+  demo/pgbouncer_reloader.py, which watches its ConfigMap through the API as the Pod's own
+  ServiceAccount (pgbouncer-reloader, allowed get and watch on that ConfigMap alone), writes it
+  into an emptyDir in place of the volume and sends SIGHUP at once;
 - the app waits 2 s in preStop before SIGTERM, so that the load generator, which polls the API for
   ready Pods, stops sending to a Pod before it goes (the node agent deregistered a Pod 1 s before
   its SIGTERM).
@@ -27,22 +29,13 @@ on stdout.
 
 import argparse
 import json
+import os
 import socket
 import sys
 
 APP_PORT = 8080
 WORKLOAD_SCRIPT = "demo/workload/app.py"
-# PgBouncer under a shell that forwards SIGTERM and sends SIGHUP when the kubelet swaps the
-# ConfigMap volume's ..data link: $1 is the configuration file, $2 the volume's directory.
-PGBOUNCER_RELOADER = """/usr/sbin/pgbouncer "$1" & pid=$!
-trap 'kill -TERM $pid' TERM INT
-seen=$(readlink "$2/..data")
-while kill -0 $pid 2>/dev/null; do
-  sleep 0.2
-  now=$(readlink "$2/..data")
-  if [ "$now" != "$seen" ]; then seen=$now; echo "reloader: $2 changed, SIGHUP to pgbouncer"; kill -HUP $pid; fi
-done
-wait $pid"""
+RELOADER = "pgbouncer-reloader"
 
 
 def free_port(address):
@@ -56,7 +49,42 @@ def set_env(container, name, value):
     container["env"] = env + [{"name": name, "value": value}]
 
 
-def on_node(deployment, workload_image, pgbouncer_image, node_address):
+def reloader_access(namespace, configmap):
+    """The reloader's ServiceAccount, allowed to read and watch PgBouncer's ConfigMap and no other."""
+    meta = {"name": RELOADER, "namespace": namespace}
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta,
+         # a watch with fieldSelector metadata.name=<name> is authorized as a request for that name
+         "rules": [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [configmap], "verbs": ["get", "watch"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta,
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": RELOADER},
+         "subjects": [{"kind": "ServiceAccount", "name": RELOADER, "namespace": namespace}]},
+    ]
+
+
+def under_reloader(pod, container, api_server):
+    """PgBouncer's container runs the reloader; its ConfigMap volume becomes an emptyDir the reloader
+    writes. Returns the ConfigMap's name."""
+    config, mount = container["command"][1], None
+    for m in container["volumeMounts"]:
+        if config.startswith(m["mountPath"] + "/"):
+            mount = m
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    configmap = volume.pop("configMap")["name"]
+    volume["emptyDir"] = {}
+    container["command"] = ["/usr/bin/python3", "/usr/local/bin/pgbouncer_reloader.py", "--configmap", configmap,
+                            "--dir", mount["mountPath"], "--ini", os.path.relpath(config, mount["mountPath"])]
+    host, port = api_server.rsplit(":", 1)
+    set_env(container, "KUBERNETES_SERVICE_HOST", host)  # no kube-proxy routes the Service's address
+    set_env(container, "KUBERNETES_SERVICE_PORT", port)
+    pod["serviceAccountName"] = RELOADER
+    return configmap
+
+
+def on_node(deployment, workload_image, pgbouncer_image, node_address, api_server):
+    """The Deployment rewritten for the node, and the objects it needs beside it."""
+    extra = []
     template = deployment["spec"]["template"]
     pod = template["spec"]
     annotations = template.setdefault("metadata", {}).setdefault("annotations", {})
@@ -75,8 +103,8 @@ def on_node(deployment, workload_image, pgbouncer_image, node_address):
         container["image"] = pgbouncer_image
         pod["hostNetwork"] = True
         if command[:1] == ["/usr/sbin/pgbouncer"]:
-            mount = next(m["mountPath"] for m in container["volumeMounts"] if command[1].startswith(m["mountPath"]))
-            container["command"] = ["/bin/sh", "-c", PGBOUNCER_RELOADER, "pgbouncer-reloader", command[1], mount]
+            configmap = under_reloader(pod, container, api_server)
+            extra = reloader_access(deployment["metadata"]["namespace"], configmap)
             continue
         if command[-1:] and command[-1].endswith("/debian-pgbouncer-exporter.py"):
             container["command"] = ["/usr/bin/python3", "/usr/local/bin/debian-pgbouncer-exporter.py"]
@@ -84,7 +112,7 @@ def on_node(deployment, workload_image, pgbouncer_image, node_address):
         set_env(container, "PORT", str(port))
         container["ports"] = [{"name": "http", "containerPort": port}]
         annotations["prometheus.io/port"] = str(port)
-    return deployment
+    return [deployment, *extra]
 
 
 def main():
@@ -92,13 +120,16 @@ def main():
     ap.add_argument("--workload-image", required=True)
     ap.add_argument("--pgbouncer-image", required=True)
     ap.add_argument("--node-address", required=True)
+    ap.add_argument("--api-server", required=True, help="host:port of the API server, as Pods reach it")
     args = ap.parse_args()
     doc = json.load(sys.stdin)
     items = doc["items"] if doc.get("kind") == "List" else [doc]
-    out = [
-        on_node(item, args.workload_image, args.pgbouncer_image, args.node_address) if item["kind"] == "Deployment" else item
-        for item in items
-    ]
+    out = []
+    for item in items:
+        if item["kind"] == "Deployment":
+            out += on_node(item, args.workload_image, args.pgbouncer_image, args.node_address, args.api_server)
+        else:
+            out.append(item)
     json.dump({"apiVersion": "v1", "kind": "List", "items": out}, sys.stdout)
 
 

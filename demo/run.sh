@@ -147,7 +147,8 @@ apply_manifest() { # file: the ports, the exporter's path and the start values r
 for_node() {
   if ((on_node == 0)); then cat; return; fi
   kctl apply --dry-run=client -o json -f - | /usr/bin/python3 demo/node_manifests.py \
-    --workload-image "${images[0]}" --pgbouncer-image "${images[1]}" --node-address "$NODE_ADDRESS"
+    --workload-image "${images[0]}" --pgbouncer-image "${images[1]}" --node-address "$NODE_ADDRESS" \
+    --api-server "${KUBE_APISERVER_URL#https://}"
 }
 # DEMO_DELIVERY=ConfigMap: each app Deployment of the manifest (container api) gets its ConfigMap
 # <app>-pools (the start values in pools.env) mounted at /etc/poolpilot and POOL_CONFIG_FILE, in

@@ -11,8 +11,9 @@
 #                            psycopg2, redis and prometheus-client packages, demo/workload/ in /app)
 #                            and poolpilot.local/pgbouncer (pgbouncer, Debian's
 #                            prometheus-pgbouncer-exporter and test/support/debian-pgbouncer-
-#                            exporter.py, which runs it against PgBouncer >= 1.8, and Debian's
-#                            prometheus-postgres-exporter); prints both names
+#                            exporter.py, which runs it against PgBouncer >= 1.8, Debian's
+#                            prometheus-postgres-exporter, and demo/pgbouncer_reloader.py);
+#                            prints both names
 #   image/build.sh archive operator|pause|demo-workload|pgbouncer
 #                            that image, also saved as a docker-archive for containerd
 #                            (`ctr -n k8s.io images import`); prints the archive's path last
@@ -248,14 +249,14 @@ make_demo() {
   work=$(mktemp -d "$cache/demo-files.XXXXXX")
   mkdir -p "$work/workload/app" "$work/pgbouncer/usr/local/bin"
   cp "$root"/demo/workload/*.py "$work/workload/app/"
-  cp "$root/test/support/debian-pgbouncer-exporter.py" "$work/pgbouncer/usr/local/bin/"
+  cp "$root/test/support/debian-pgbouncer-exporter.py" "$root/demo/pgbouncer_reloader.py" "$work/pgbouncer/usr/local/bin/"
   # Users as the Debian packages make them: nobody for the app, postgres (pgbouncer's package)
   # for PgBouncer, which refuses to run as root.
   debian_image demo-workload '["/usr/bin/python3", "/app/app.py"]' nobody "$work/workload" \
     "cd /app && python3 -c 'import sqlalchemy, psycopg2, redis, prometheus_client, poolconfig, poolmetrics, resizable_pools'" \
     python3 python3-sqlalchemy python3-psycopg2 python3-redis python3-prometheus-client
   debian_image pgbouncer '["/usr/sbin/pgbouncer"]' postgres "$work/pgbouncer" \
-    'pgbouncer --version && python3 /usr/local/bin/debian-pgbouncer-exporter.py --version && prometheus-postgres-exporter --version' \
+    'pgbouncer --version && python3 /usr/local/bin/debian-pgbouncer-exporter.py --version && prometheus-postgres-exporter --version && python3 /usr/local/bin/pgbouncer_reloader.py --help >/dev/null' \
     pgbouncer prometheus-pgbouncer-exporter prometheus-postgres-exporter
   rm -rf "$work"
 }

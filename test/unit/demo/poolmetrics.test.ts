@@ -64,4 +64,10 @@ describe('demo manifests for a real node (python unittest)', () => {
     expect(output).toMatch(/Ran 3 tests/);
     expect(output).toMatch(/\nOK\s*$/);
   });
+
+  it("writes PgBouncer's ConfigMap whole, from the API's watch events", () => {
+    const output = unittest('test_pgbouncer_reloader');
+    expect(output).toMatch(/Ran 2 tests/);
+    expect(output).toMatch(/\nOK\s*$/);
+  });
 });

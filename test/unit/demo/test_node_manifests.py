@@ -16,11 +16,17 @@ def deployment(name, container, annotations=None, volumes=None):
         template["metadata"]["annotations"] = annotations
     if volumes is not None:
         template["spec"]["volumes"] = volumes
-    return {"kind": "Deployment", "metadata": {"name": name}, "spec": {"template": template}}
+    return {"kind": "Deployment", "metadata": {"name": name, "namespace": "demo"}, "spec": {"template": template}}
+
+
+def on_node_all(d):
+    return node_manifests.on_node(d, "poolpilot.local/demo-workload:1", "poolpilot.local/pgbouncer:1", "127.0.0.1",
+                                  "10.213.0.1:6443")
 
 
 def on_node(d):
-    return node_manifests.on_node(d, "poolpilot.local/demo-workload:1", "poolpilot.local/pgbouncer:1", "127.0.0.1")
+    deployment_on_node, *_ = on_node_all(d)
+    return deployment_on_node
 
 
 class OnNode(unittest.TestCase):
@@ -38,17 +44,24 @@ class OnNode(unittest.TestCase):
         self.assertEqual(spec["metadata"]["annotations"], {"prometheus.io/scrape": "true", "prometheus.io/port": "8080"})
         self.assertNotIn("hostNetwork", spec["spec"])
 
-    def test_pgbouncer_runs_in_the_node_network_under_its_reloader(self):
+    def test_pgbouncer_runs_in_the_node_network_under_a_reloader_that_watches_its_configmap(self):
         pgbouncer = {"name": "pgbouncer", "image": "example.invalid/p", "command": ["/usr/sbin/pgbouncer", "/etc/pgbouncer/pgbouncer.ini"],
                      "volumeMounts": [{"name": "config", "mountPath": "/etc/pgbouncer"}]}
-        spec = on_node(deployment("pgbouncer", pgbouncer, volumes=[{"name": "config", "configMap": {"name": "pgbouncer-config"}}]))
-        pod = spec["spec"]["template"]["spec"]
+        objects = on_node_all(deployment("pgbouncer", pgbouncer, volumes=[{"name": "config", "configMap": {"name": "pgbouncer-config"}}]))
+        pod = objects[0]["spec"]["template"]["spec"]
         container = pod["containers"][0]
         self.assertTrue(pod["hostNetwork"])
         self.assertEqual(container["image"], "poolpilot.local/pgbouncer:1")
-        self.assertEqual(container["command"][:2], ["/bin/sh", "-c"])
-        self.assertIn('kill -HUP $pid', container["command"][2])
-        self.assertEqual(container["command"][3:], ["pgbouncer-reloader", "/etc/pgbouncer/pgbouncer.ini", "/etc/pgbouncer"])
+        self.assertEqual(container["command"], ["/usr/bin/python3", "/usr/local/bin/pgbouncer_reloader.py", "--configmap", "pgbouncer-config",
+                                                "--dir", "/etc/pgbouncer", "--ini", "pgbouncer.ini"])
+        self.assertEqual(container["env"], [{"name": "KUBERNETES_SERVICE_HOST", "value": "10.213.0.1"},
+                                            {"name": "KUBERNETES_SERVICE_PORT", "value": "6443"}])
+        self.assertEqual(pod["volumes"], [{"name": "config", "emptyDir": {}}])
+        self.assertEqual(pod["serviceAccountName"], "pgbouncer-reloader")
+        self.assertEqual([(o["kind"], o["metadata"]["name"]) for o in objects[1:]],
+                         [("ServiceAccount", "pgbouncer-reloader"), ("Role", "pgbouncer-reloader"), ("RoleBinding", "pgbouncer-reloader")])
+        self.assertEqual(objects[2]["rules"], [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["pgbouncer-config"],
+                                                "verbs": ["get", "watch"]}])
 
     def test_an_exporter_gets_a_free_port_of_the_node_and_says_so(self):
         exporter = {"name": "exporter", "command": ["/usr/bin/python3", "/repo/test/support/debian-pgbouncer-exporter.py"],
