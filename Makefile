@@ -72,7 +72,7 @@ bench: install build local-up ## benchmarks (numbers, never pass/fail): operator
 	source .local/env && POOLPILOT_REPO_ROOT=$(CURDIR) node_modules/.bin/node .local/bench-build/bench/churn.js
 	if [ "$(BENCH_ARMS)" != 0 ]; then node_modules/.bin/tsc -p demo/tsconfig.json && bash bench/arms.sh; fi
 
-demo: install build ## PostgreSQL + PgBouncer + Redis + a SQLAlchemy workload under ~5 min of load, tuned by poolpilot; report in .local/demo/ (DEMO_PATH=pgbouncer: the app through PgBouncer, poolpilot tuning PgBouncer)
+demo: install build ## PostgreSQL + PgBouncer + Redis + a SQLAlchemy workload under ~5 min of load, tuned by poolpilot; report in .local/demo/ (DEMO_PATH=pgbouncer: the app through PgBouncer, poolpilot tuning PgBouncer; as root on the local node, NODE=0: the node agent)
 	node_modules/.bin/tsc -p demo/tsconfig.json
 	bash demo/run.sh
 

@@ -51,7 +51,9 @@
 # skipped (BENCH_FRESH=1 redoes it); only the run being redone is replaced, other runs stay.
 # NODE=1 runs every arm on the local node (demo/run.sh NODE=1: real Pods, the real deployment
 # controller, the kubelet delivering ConfigMaps; a plane it starts syncs every NODE_SYNC_FREQUENCY,
-# default 5s as the demo's); arm.json records it as "node". Default: the node agent.
+# default 5s as the demo's), NODE=0 on the demo's node agent; unset, as demo/run.sh decides (the
+# node as root). A plane without a node is restarted with one (local-up.sh). arm.json records it
+# as "node".
 # In the background: nohup bash bench/arms.sh >.local/bench-arms.log 2>&1 &
 # At the end bench/arms_report.py prints the tables and replaces the `## Four arms` section of
 # bench/results.md. Needs `make build`, the Debian packages `make install` installs and the demo
@@ -68,7 +70,8 @@ only=${BENCH_ARMS_ONLY:-A B D C}
 t3_arms=${BENCH_T3_ARMS:-S C}
 base_seed=${BENCH_SEED:-1}
 fresh=${BENCH_FRESH:-0}
-on_node=${NODE:-0}
+on_node=${NODE:-$([[ $(id -u) -eq 0 ]] && echo 1 || echo 0)}   # as demo/run.sh decides
+[[ $on_node == 0 || $on_node == 1 ]] || { echo "bench/arms: NODE must be 0 or 1, not '$on_node'" >&2; exit 2; }
 log() { echo "bench/arms: $(date -u +%H:%M:%S) $*" >&2; }
 
 phases_of() { # trace

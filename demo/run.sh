@@ -28,8 +28,8 @@
 # applies deploy/samples/demo/connectionbudget-pgbouncer.yaml and poolpolicy-pgbouncer.yaml:
 # poolpilot tunes PgBouncer's default_pool_size and max_client_conn live (ConfigMap + SIGHUP) and
 # never writes the app's Deployment. One app only (DEMO_APPS=1), env delivery only (no DEMO_DELIVERY).
-# NODE=1 runs the Deployments as real Pods on the local node (test/controlplane/node.sh; root)
-# instead of the node agent: the images image/build.sh makes from Debian packages, imported into
+# NODE=1 (the default as root; NODE=0 otherwise) runs the Deployments as real Pods on the local
+# node (test/controlplane/node.sh) instead of the node agent: the images image/build.sh makes from Debian packages, imported into
 # the node's containerd; the manifests rewritten for it by demo/node_manifests.py; PostgreSQL and
 # Redis also on the node's address; Prometheus finds the Pods by kubernetes_sd; the load generator
 # sends to the Ready Pods the API lists. The real deployment controller rolls changes out.
@@ -71,14 +71,17 @@ case $path in
   *) echo "demo: DEMO_PATH must be direct or pgbouncer, not '$path'" >&2; exit 2 ;;
 esac
 node=$root/node_modules/.bin/node
-on_node=${NODE:-0}
-[[ $on_node == 0 || $on_node == 1 ]] || { echo "demo: NODE must be 0 or 1, not '$on_node'" >&2; exit 2; }
 log() { echo "demo: $*" >&2; }
+# NODE unset: the real node as root (it needs root), the node agent otherwise.
+on_node=${NODE:-$([[ $(id -u) -eq 0 ]] && echo 1 || echo 0)}
+[[ $on_node == 0 || $on_node == 1 ]] || { echo "demo: NODE must be 0 or 1, not '$on_node'" >&2; exit 2; }
+if ((on_node)); then log "on the local node (NODE=1; NODE=0 runs the Deployments on the node agent instead)"
+else log "on the node agent (NODE=0; as root, NODE=1 runs real Pods on the local node)"; fi
 
 plane_was_up=0
 [[ -f .local/env ]] && plane_was_up=1
 if ((on_node && plane_was_up)) && ! grep -q '^CONTAINERD_ADDRESS=' .local/env; then
-  log "the local plane that runs has no node: 'make local-down', then 'make demo NODE=1' again"
+  log "the local plane that runs has no node: 'make local-down' and run the demo again, or NODE=0 for the node agent"
   exit 1
 fi
 # The kubelet writes a ConfigMap change into a running Pod's volume on its next sync of the Pod
