@@ -89,14 +89,19 @@ function deployment(
   };
 }
 
-function policySpec(target: string, configMap: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+/**
+ * confirmTimeout bounds how long the pods may take to report a delivery: the ConfigMap watch, the
+ * app's 1 s poll of its file, a 1 s scrape and the operator's next pass. 30 s leaves a loaded CI
+ * machine room (a CI run timed out its first delivery at 4 s, then waited for good, as a
+ * NotConfirmed delivery is not repeated); a delivery that is confirmed ends the wait at once.
+ */
+function policySpec(target: string, configMap: string, confirmTimeout = '30s'): Record<string, unknown> {
   return {
     targetRef: { name: target, container: 'api' },
     ...FAST,
     metricsPrefix: PREFIX,
     database: { poolSize: { min: 4, max: 40 }, maxOverflow: { ratio: 2, min: 0, max: 80 } },
-    delivery: { mode: 'ConfigMap', configMapRef: { name: configMap }, confirmTimeout: '4s' },
-    ...extra,
+    delivery: { mode: 'ConfigMap', configMapRef: { name: configMap }, confirmTimeout },
   };
 }
 
@@ -222,7 +227,7 @@ describe('spec.delivery ConfigMap: pools changed without a restart, confirmed by
     gauge('db_pool_utilization_percent', 5);
     gauge('db_pool_size', 10);
     gauge('db_pool_max_overflow', 20);
-    await createPolicy(ns.kc, ns.namespace, 'silent', policySpec('silent', 'silent-pools'));
+    await createPolicy(ns.kc, ns.namespace, 'silent', policySpec('silent', 'silent-pools', '4s'));
 
     const refused = await policyWhen(
       ns.kc,

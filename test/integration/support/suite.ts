@@ -26,14 +26,23 @@ export async function policyWhen(
   what: string,
   timeoutMs = 30_000,
 ): Promise<PolicyView> {
-  return eventually(
-    async () => {
-      const p = await getPolicy(kc, namespace, name);
-      return predicate(p) ? p : undefined;
-    },
-    timeoutMs,
-    what,
-  );
+  let last: PolicyView | undefined;
+  try {
+    return await eventually(
+      async () => {
+        last = await getPolicy(kc, namespace, name);
+        return predicate(last) ? last : undefined;
+      },
+      timeoutMs,
+      what,
+    );
+  } catch (error) {
+    // What the policy said last, so that a timeout in CI tells why it never got there.
+    const conditions = (last?.status?.conditions ?? []).map((c) => `${c.type}=${c.status}/${c.reason}: ${c.message}`);
+    throw new Error(
+      `${error instanceof Error ? error.message : String(error)}; its conditions last: ${conditions.join(' | ')}`,
+    );
+  }
 }
 
 /** The successful reconcile passes the operator counted (its own poolpilot_reconciles_total). */
