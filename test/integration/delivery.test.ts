@@ -92,7 +92,7 @@ function deployment(
 /**
  * confirmTimeout bounds how long the pods may take to report a delivery: the ConfigMap watch, the
  * app's 1 s poll of its file, a 1 s scrape and the operator's next pass. 30 s leaves a loaded CI
- * machine room (a CI run timed out its first delivery at 4 s, then waited for good, as a
+ * machine room (with 4 s one CI run never saw its first delivery confirmed, likely timed out: a
  * NotConfirmed delivery is not repeated); a delivery that is confirmed ends the wait at once.
  */
 function policySpec(target: string, configMap: string, confirmTimeout = '30s'): Record<string, unknown> {
