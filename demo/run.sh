@@ -29,10 +29,11 @@
 # poolpilot tunes PgBouncer's default_pool_size and max_client_conn live (ConfigMap + SIGHUP) and
 # never writes the app's Deployment. One app only (DEMO_APPS=1), env delivery only (no DEMO_DELIVERY).
 # NODE=1 (the default as root; NODE=0 otherwise) runs the Deployments as real Pods on the local
-# node (test/controlplane/node.sh) instead of the node agent: the images image/build.sh makes from Debian packages, imported into
-# the node's containerd; the manifests rewritten for it by demo/node_manifests.py; PostgreSQL and
-# Redis also on the node's address; Prometheus finds the Pods by kubernetes_sd; the load generator
-# sends to the Ready Pods the API lists. The real deployment controller rolls changes out.
+# node (test/controlplane/node.sh) instead of the node agent: the images image/build.sh makes
+# from Debian packages, imported into the node's containerd; the manifests rewritten for it by
+# demo/node_manifests.py; PostgreSQL and Redis also on the node's address; Prometheus finds the
+# Pods by kubernetes_sd; the load generator sends to the Ready Pods the API lists. The real
+# deployment controller rolls changes out.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -210,7 +211,7 @@ for d in "${deployments[@]}"; do
   }
 done
 log "pods ready: $(kctl -n demo get deploy -o jsonpath='{range .items[*]}{.metadata.name}={.status.readyReplicas}/{.spec.replicas} {end}')"
-# PgBouncer answers on its admin console (config from the node agent's ConfigMap volume). No query
+# PgBouncer answers on its admin console (its config from the ConfigMap). No query
 # goes to database app through it here: on the direct path its server connection would take one of
 # the slots the apps' budget counts on.
 /usr/bin/psql -X -w -h "$service_host" -p "$PGBOUNCER_PORT" -U admin -d pgbouncer -qAtc 'SHOW DATABASES' | grep -q '^app|' &&
