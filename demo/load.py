@@ -62,12 +62,27 @@ class Stats:
             self.latencies.append(latency)
 
 
-class Endpoints:
-    def __init__(self, targets_dir, namespace, deployment):
-        self.pattern = os.path.join(targets_dir, f"demo-agent-{namespace}-{deployment}-*.json")
-        self.deployment = deployment
+class RoundRobin:
+    """The addresses requests go to, in turn; a subclass's refresh() replaces them."""
+
+    def __init__(self):
         self.list = []
         self.next = 0
+
+    def pick(self):
+        if not self.list:
+            return None
+        self.next = (self.next + 1) % len(self.list)
+        return self.list[self.next]
+
+
+class Endpoints(RoundRobin):
+    """The node agent's Pods of the Deployment, from its file_sd targets."""
+
+    def __init__(self, targets_dir, namespace, deployment):
+        super().__init__()
+        self.pattern = os.path.join(targets_dir, f"demo-agent-{namespace}-{deployment}-*.json")
+        self.deployment = deployment
 
     def refresh(self):
         found = []
@@ -81,12 +96,6 @@ class Endpoints:
             except (OSError, ValueError):
                 continue
         self.list = found
-
-    def pick(self):
-        if not self.list:
-            return None
-        self.next = (self.next + 1) % len(self.list)
-        return self.list[self.next]
 
 
 def ready_pod_endpoints(pods):
@@ -103,13 +112,13 @@ def ready_pod_endpoints(pods):
     return sorted(found)
 
 
-class PodEndpoints(Endpoints):
+class PodEndpoints(RoundRobin):
     """The Deployment's Pods on a real node (--pods-from-api), as a Service's endpoints would list
     them: Ready, not terminating, at their IP and the port named http. Read from the API through a
     `kubectl proxy` this starts (no kube-proxy routes a Service's address here)."""
 
     def __init__(self, kubeconfig, namespace, deployment):
-        super().__init__("", namespace, deployment)
+        super().__init__()
         self.proxy = subprocess.Popen(["kubectl", "--kubeconfig", kubeconfig, "proxy", "--port=0"],
                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         line = self.proxy.stdout.readline()  # "Starting to serve on 127.0.0.1:<port>"
