@@ -95,12 +95,18 @@ function deployment(
  * machine room (with 4 s one CI run never saw its first delivery confirmed, likely timed out: a
  * NotConfirmed delivery is not repeated); a delivery that is confirmed ends the wait at once.
  */
-function policySpec(target: string, configMap: string, confirmTimeout = '30s'): Record<string, unknown> {
+function policySpec(
+  target: string,
+  configMap: string,
+  confirmTimeout = '30s',
+  minChangeInterval = '0s',
+): Record<string, unknown> {
   return {
     targetRef: { name: target, container: 'api' },
     ...FAST,
     metricsPrefix: PREFIX,
     database: { poolSize: { min: 4, max: 40 }, maxOverflow: { ratio: 2, min: 0, max: 80 } },
+    behavior: { ...FAST.behavior, minChangeInterval },
     delivery: { mode: 'ConfigMap', configMapRef: { name: configMap }, confirmTimeout },
   };
 }
@@ -170,7 +176,9 @@ describe('spec.delivery ConfigMap: pools changed without a restart, confirmed by
       'both pods of api ready',
     );
     // Idle pods sit at 0 % utilization: the policy steps DB_POOL_SIZE down 10 → 8 → 7 … → 4.
-    await createPolicy(ns.kc, ns.namespace, 'api', policySpec('api', 'api-pools'));
+    // Each confirmed delivery stays in status for 3 s before the next step, so the test reads the
+    // first one there (with 0 s a loaded CI machine stepped on to the min between two polls).
+    await createPolicy(ns.kc, ns.namespace, 'api', policySpec('api', 'api-pools', '30s', '3s'));
 
     const applied = await policyWhen(
       ns.kc,
