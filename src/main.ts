@@ -251,7 +251,9 @@ function createBudgetReconciler(
     stores: informers,
     ledger,
     query: (query, prometheus, namespace) => utilization.capacity(query, prometheus, namespace),
-    writeStatus: (resource, namespace, name, status) => writer.applyStatus(resource, namespace, name, status),
+    writeStatus: async (resource, namespace, name, status) => {
+      await writer.applyStatus(resource, namespace, name, status);
+    },
     clock: systemClock,
     onHeadroom: (namespace, budget, backend, headroom) => {
       metrics.budgetHeadroom.set({ namespace, budget, backend }, headroom);

@@ -257,11 +257,11 @@ export class KubeClient {
     return this.apply(body, FIELD_MANAGER, `apply data of configmap ${namespace}/${name}`);
   }
 
-  /** Writes a custom object's status subresource (server-side apply: keys it omits are removed). */
-  async applyStatus(resource: PoolPolicyResource, namespace: string, name: string, status: object): Promise<void> {
+  /** Writes a custom object's status subresource (server-side apply: keys it omits are removed); returns the object written. */
+  async applyStatus(resource: PoolPolicyResource, namespace: string, name: string, status: object): Promise<unknown> {
     const { group, version, plural, kind } = resource;
     try {
-      await this.custom.patchNamespacedCustomObjectStatus(
+      return await this.custom.patchNamespacedCustomObjectStatus(
         {
           group,
           version,

@@ -88,7 +88,7 @@ describe('lifecycle faults', () => {
           crash.died = true;
           throw new Error('killed (SIGKILL) before the status write');
         }
-        await kube.applyStatus(...args);
+        return kube.applyStatus(...args);
       },
       emitEvent: (...args) => kube.emitEvent(...args),
     });

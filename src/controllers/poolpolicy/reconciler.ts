@@ -8,6 +8,8 @@
  * a blocked pass that only a change can fix (invalid spec, conflict, paused) waits for that change;
  * a missing target is revisited after the interval too (and woken by its creation). Thrown errors
  * (a failed write, a 409 from a concurrent edit) are retried with per-key backoff from a fresh read.
+ * A pass that finds a cache still behind this process's own last write of an object (OwnWrites)
+ * plans nothing and looks again shortly, so no change is planned twice or dropped from history.
  */
 import { createHash } from 'node:crypto';
 import type { KubernetesObject, V1ConfigMap, V1Container, V1Deployment } from '@kubernetes/client-node';
@@ -48,6 +50,7 @@ import {
 import type { Logger } from '../../observability/logger.js';
 import type { Clock } from '../../runtime/clock.js';
 import type { Outcome } from '../../runtime/controller.js';
+import { OwnWrites } from '../../runtime/own-writes.js';
 import { KeyedMutex } from '../../runtime/keyed-mutex.js';
 import { readBudgetFacts, type AppliedLedger, type CapacityQuery } from '../connectionbudget/facts.js';
 import { POLICY_BY_TARGET } from '../indexes.js';
@@ -60,6 +63,11 @@ export const POOLPOLICY_RESOURCE: PoolPolicyResource = {
   plural: POOLPOLICY_PLURAL,
   kind: POOLPOLICY_KIND,
 };
+/**
+ * How soon a pass that found a cache behind this process's own write looks again (the watch
+ * event that catches it up normally arrives within milliseconds and wakes the policy anyway).
+ */
+const CACHE_LAG_RETRY_MS = 250;
 /** Pod-template annotation that rolls the PgBouncer Deployment when its config changes. */
 export const CONFIG_CHECKSUM_ANNOTATION = 'poolpilot.io/config-checksum';
 
@@ -78,7 +86,7 @@ export interface PolicyWriter {
     resourceVersion?: string,
   ): Promise<unknown>;
   applyPodTemplateAnnotation(namespace: string, deployment: string, key: string, value: string): Promise<unknown>;
-  applyStatus(resource: PoolPolicyResource, namespace: string, name: string, status: object): Promise<void>;
+  applyStatus(resource: PoolPolicyResource, namespace: string, name: string, status: object): Promise<unknown>;
   emitEvent(regarding: ObjectReference, type: EventType, reason: string, action: string, note: string): Promise<void>;
 }
 
@@ -199,6 +207,7 @@ interface PolicySnapshot extends PassIdentity {
 /** What {@link PoolPolicyReconciler.observe} found before the budget is read. */
 type Observation =
   | { readonly kind: 'deleted' }
+  | { readonly kind: 'lagging' }
   | (PassIdentity & { readonly kind: 'blocked'; readonly blocked: Blocked; readonly requeueAfterMs?: number })
   | (Omit<PolicySnapshot, 'budget'> & { readonly kind: 'observed' });
 
@@ -210,6 +219,7 @@ type Result = Outcome & { report?: ReconcileReport; onInterval?: boolean };
 
 export class PoolPolicyReconciler {
   private readonly budgetLocks = new KeyedMutex();
+  private readonly ownWrites = new OwnWrites();
 
   constructor(private readonly deps: ReconcilerDeps) {}
 
@@ -228,6 +238,7 @@ export class PoolPolicyReconciler {
   private async reconcileTimed(key: PolicyKey, waited: { ms: number }): Promise<Result> {
     const seen = await this.observe(key, waited);
     if (seen.kind === 'deleted') return {}; // its target is left as it is
+    if (seen.kind === 'lagging') return { requeueAfterMs: CACHE_LAG_RETRY_MS };
     if (seen.kind === 'blocked') return this.applyBlocked(seen);
     // Policies sharing a budget are reconciled one at a time, so each sees what the one before
     // it applied (through the ledger, before the caches do) and their sum never crosses it.
@@ -249,6 +260,7 @@ export class PoolPolicyReconciler {
   private async observe(key: PolicyKey, waited: { ms: number }): Promise<Observation> {
     const { namespace, name } = splitKey(key);
     const policy: PolicyObject | undefined = this.deps.stores.policies.get(name, namespace);
+    if (this.ownWrites.lagging(POOLPOLICY_KIND, namespace, name, policy)) return { kind: 'lagging' };
     if (!policy) return { kind: 'deleted' };
     const ref: ObjectReference = {
       apiVersion: POOLPOLICY_API_VERSION,
@@ -273,6 +285,7 @@ export class PoolPolicyReconciler {
         blocked: { status: 'False', reason: ConditionReason.InvalidSpec, message: parsed.message },
       };
     const spec = parsed.spec;
+    if (this.cachesLag(namespace, spec)) return { kind: 'lagging' };
     const target = this.resolveTarget(policy, spec, namespace);
     if ('blocked' in target) return { ...identity, kind: 'blocked', ...target };
     const { deployment, container } = target;
@@ -407,6 +420,23 @@ export class PoolPolicyReconciler {
     );
   }
 
+  /** True while a cached object the spec names is older than this process's last write of it. */
+  private cachesLag(namespace: string, spec: PoolPolicySpec): boolean {
+    const { deployments, configMaps } = this.deps.stores;
+    const deploymentNames = [
+      spec.targetRef.name,
+      ...(spec.pgbouncer?.rolloutRef ? [spec.pgbouncer.rolloutRef.name] : []),
+    ];
+    const configMapNames = [
+      ...(spec.delivery.mode === 'ConfigMap' ? [spec.delivery.configMapRef.name] : []),
+      ...(spec.pgbouncer ? [spec.pgbouncer.configMapRef.name] : []),
+    ];
+    return (
+      deploymentNames.some((n) => this.ownWrites.lagging('Deployment', namespace, n, deployments.get(n, namespace))) ||
+      configMapNames.some((n) => this.ownWrites.lagging('ConfigMap', namespace, n, configMaps.get(n, namespace)))
+    );
+  }
+
   /**
    * The Deployment and container a valid spec names, or why the pass cannot plan: paused, a
    * conflict with an earlier policy, a missing target or container (revisited after the interval).
@@ -515,12 +545,13 @@ export class PoolPolicyReconciler {
       // readPoolConfig accepted this text a moment ago; a refusal now is a bug, not input.
       if (!edited.ok) throw new Error(`pool config edit refused after a successful read: ${edited.message}`);
       // The read text is the base of the edit: a concurrent change fails with 409 and is retried from a fresh read.
-      await this.deps.writer.applyConfigMapData(
+      const written = await this.deps.writer.applyConfigMapData(
         namespace,
         name,
         { [dataKey]: edited.text },
         snapshot.delivery.configMap.metadata?.resourceVersion,
       );
+      this.ownWrites.record('ConfigMap', written);
       this.deps.log.info(
         { policy: key, configMap: name, settings: Object.fromEntries(values) },
         'delivered pool settings',
@@ -528,7 +559,10 @@ export class PoolPolicyReconciler {
     } else if (plan.envWrites.size > 0) {
       const env = [...plan.envWrites].map(([envName, value]) => ({ name: envName, value: String(value) }));
       const full = owned.map(([envName, value]) => ({ name: envName, value: String(value) }));
-      await this.deps.writer.applyContainerEnv(namespace, spec.targetRef.name, container.name, full);
+      this.ownWrites.record(
+        'Deployment',
+        await this.deps.writer.applyContainerEnv(namespace, spec.targetRef.name, container.name, full),
+      );
       this.deps.log.info({ policy: key, env }, 'applied pool env');
     }
     if (plan.pgbouncerWrites.size > 0 && spec.pgbouncer && configMap) {
@@ -642,15 +676,21 @@ export class PoolPolicyReconciler {
     }
     // The read text is the base of the edit: a concurrent change since then fails with 409 and
     // the next attempt starts from a fresh read instead of overwriting it.
-    await this.deps.writer.applyConfigMapData(namespace, pg.configMapRef.name, data, resourceVersion);
+    this.ownWrites.record(
+      'ConfigMap',
+      await this.deps.writer.applyConfigMapData(namespace, pg.configMapRef.name, data, resourceVersion),
+    );
     if (pg.rolloutRef) {
       const merged = { ...configMap.data, ...data };
       const checksum = createHash('sha256').update(canonical(merged)).digest('hex').slice(0, 16);
-      await this.deps.writer.applyPodTemplateAnnotation(
-        namespace,
-        pg.rolloutRef.name,
-        CONFIG_CHECKSUM_ANNOTATION,
-        checksum,
+      this.ownWrites.record(
+        'Deployment',
+        await this.deps.writer.applyPodTemplateAnnotation(
+          namespace,
+          pg.rolloutRef.name,
+          CONFIG_CHECKSUM_ANNOTATION,
+          checksum,
+        ),
       );
     }
   }
@@ -664,7 +704,10 @@ export class PoolPolicyReconciler {
     const status = statusToWrite(toWrittenStatus(previous), next);
     if (!status) return false;
     const { namespace, name } = splitKey(key);
-    await this.deps.writer.applyStatus(POOLPOLICY_RESOURCE, namespace, name, status);
+    this.ownWrites.record(
+      POOLPOLICY_KIND,
+      await this.deps.writer.applyStatus(POOLPOLICY_RESOURCE, namespace, name, status),
+    );
     return true;
   }
 

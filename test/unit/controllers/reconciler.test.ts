@@ -32,15 +32,21 @@ class RecordingWriter implements PolicyWriter {
   emitEvent(...args: unknown[]): Promise<void> {
     return this.record('emitEvent', args);
   }
-  async applyStatus(_resource: unknown, namespace: string, name: string, status: object): Promise<void> {
+  async applyStatus(_resource: unknown, namespace: string, name: string, status: object): Promise<unknown> {
     await this.record('applyStatus', [namespace, name, status]);
     // Like the API server: the stored object now carries the status.
     const policy = this.policies.get(name, namespace);
     if (policy) Object.assign(policy, { status: structuredClone(status) });
+    return undefined;
   }
   methods(): string[] {
     return this.calls.map((c) => c.method);
   }
+}
+
+/** Sets the resourceVersion the cache shows for an object. */
+function setVersion(object: KubernetesObject, resourceVersion: string): void {
+  object.metadata = Object.assign(object.metadata ?? {}, { resourceVersion });
 }
 
 const constant = (sample: UtilizationSample): UtilizationSource => ({ sample: () => Promise.resolve(sample) });
@@ -198,5 +204,72 @@ describe('PoolPolicyReconciler', () => {
       after: 30_000,
       onInterval: true,
     });
+  });
+
+  it('a pass that finds the cache behind its own status write waits for the cache instead of planning from the older status', async () => {
+    const stale = policy({ ...SPEC, behavior: { scaleUpStabilization: '0s', minChangeInterval: '0s' } });
+    setVersion(stale, '10');
+    const policies = new MemoryStore<KubernetesObject>([stale]);
+    // The API server answers the status write with version 11; the cache does not show it yet.
+    class LaggingCacheWriter extends RecordingWriter {
+      override applyStatus(_resource: unknown, namespace: string, name: string, status: object): Promise<unknown> {
+        this.calls.push({ method: 'applyStatus', args: [namespace, name, status] });
+        return Promise.resolve({ metadata: { name, namespace, resourceVersion: '11' } });
+      }
+    }
+    const writer = new LaggingCacheWriter(policies);
+    const clock = new FakeClock(new Date('2026-03-01T12:00:00Z'));
+    const reconciler = new PoolPolicyReconciler({
+      stores: stores({ policies, deployments: new MemoryStore([deployment([{ name: 'DB_POOL_SIZE', value: '20' }])]) }),
+      writer,
+      utilization: { sample: () => Promise.resolve({ valid: true, percent: 95, sampledAt: clock.now() }) },
+      clock,
+      log: pino({ level: 'silent' }),
+    });
+    await reconciler.reconcile('prod/api');
+    expect(writer.methods()).toEqual(['applyContainerEnv', 'applyStatus', 'emitEvent']);
+    clock.advance(60_000);
+    expect(await reconciler.reconcile('prod/api')).toEqual({ requeueAfterMs: 250 });
+    expect(writer.methods()).toHaveLength(3);
+
+    const written = writer.calls[1]?.args[2];
+    Object.assign(stale, { status: structuredClone(written) });
+    setVersion(stale, '11');
+    expect((await reconciler.reconcile('prod/api')).requeueAfterMs).toBe(30_000);
+    // Planned from the status that recorded the first change: both changes are in its history.
+    const statuses = writer.calls.filter((c) => c.method === 'applyStatus').map((c) => c.args[2]);
+    expect(statuses).toHaveLength(2);
+    expect((statuses[1] as { history?: unknown[] }).history).toHaveLength(2);
+  });
+
+  it('a pass that finds the target Deployment behind its own env write waits for the cache', async () => {
+    const policies = new MemoryStore<KubernetesObject>([
+      policy({ ...SPEC, behavior: { scaleUpStabilization: '0s', minChangeInterval: '0s' } }),
+    ]);
+    const target = deployment([{ name: 'DB_POOL_SIZE', value: '20' }]);
+    setVersion(target, '6');
+    class EnvVersionWriter extends RecordingWriter {
+      override applyContainerEnv(namespace: string, name: string): Promise<unknown> {
+        this.calls.push({ method: 'applyContainerEnv', args: [namespace, name] });
+        return Promise.resolve({ metadata: { name, namespace, resourceVersion: '7' } });
+      }
+    }
+    const writer = new EnvVersionWriter(policies);
+    const clock = new FakeClock(new Date('2026-03-01T12:00:00Z'));
+    const reconciler = new PoolPolicyReconciler({
+      stores: stores({ policies, deployments: new MemoryStore([target]) }),
+      writer,
+      utilization: { sample: () => Promise.resolve({ valid: true, percent: 95, sampledAt: clock.now() }) },
+      clock,
+      log: pino({ level: 'silent' }),
+    });
+    await reconciler.reconcile('prod/api');
+    expect(writer.methods()).toContain('applyContainerEnv');
+    const writes = writer.calls.length;
+    clock.advance(60_000);
+    expect(await reconciler.reconcile('prod/api')).toEqual({ requeueAfterMs: 250 });
+    expect(writer.calls).toHaveLength(writes);
+    setVersion(target, '7');
+    expect((await reconciler.reconcile('prod/api')).requeueAfterMs).toBe(30_000);
   });
 });
