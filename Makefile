@@ -5,7 +5,7 @@ SHELL := /bin/bash
 # npm package); the machine's own Node only runs npm.
 NPM := npm --silent
 
-.PHONY: help install node-deps build typecheck lint test-unit test-integration test local-up local-down run once bench demo image clean
+.PHONY: help install node-deps build typecheck lint test-unit test-integration test-node test local-up local-down run once bench demo image clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-18s %s\n", $$1, $$2 }'
@@ -33,10 +33,21 @@ lint: node-deps ## eslint (typescript-eslint strict), prettier --check (120 colu
 test-unit: install ## unit tests (no servers; promtool checks the alert rules)
 	$(NPM) run test:unit
 
-test-integration: install ## integration tests against the real local control plane
-	$(NPM) run test:integration
+test-integration: install ## integration tests against the real local control plane (the node's tests run in test-node)
+	POOLPILOT_NODE_TESTS=0 $(NPM) run test:integration
 
-test: install typecheck lint test-unit test-integration ## everything CI runs
+# One node per machine: its two suites run one after the other. Prometheus 2.55 (the node plane's
+# kubernetes_sd) and the operator image are built first, so that no suite's beforeAll waits for a
+# cold build.
+NODE_SUITES := test/integration/real-node.test.ts test/integration/operator-in-cluster.test.ts
+test-node: install ## the tests on a real node (root): Pods run by a kubelet with containerd, the operator image run in-cluster from deploy/; POOLPILOT_NODE_TESTS=0 skips them
+	@if [ "$$(id -u)" != 0 ]; then echo "test-node: skipped: a node needs root (containerd, runc, network namespaces)"; \
+	elif [ "$${POOLPILOT_NODE_TESTS:-1}" = 0 ]; then echo "test-node: skipped (POOLPILOT_NODE_TESTS=0)"; \
+	else bash test/controlplane/build.sh component prometheus >/dev/null && \
+	  bash image/build.sh archive operator >/dev/null && \
+	  POOLPILOT_NODE_TESTS=1 $(NPM) run test:integration -- --runInBand $(NODE_SUITES); fi
+
+test: install typecheck lint test-unit test-integration test-node ## everything CI runs
 
 local-up: install ## start etcd, kube-apiserver and Prometheus on loopback (.local/); CONTROLLERS=1 adds kube-controller-manager and kube-scheduler, NODE=1 also a node (containerd + kubelet; root)
 	bash test/controlplane/local-up.sh

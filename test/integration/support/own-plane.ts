@@ -34,7 +34,8 @@ export const OWN_PLANE_START_TIMEOUT_MS = 180_000;
 /**
  * Whether the tests that run a node are wanted (POOLPILOT_NODE_TESTS=1). They need root, change
  * machine-wide settings while they run (a bridge, kernel tunables; local-down.sh puts them back)
- * and only one node may run on a machine at a time, so they are opt-in.
+ * and only one node may run on a machine at a time: `make test` runs them as root in its
+ * test-node step, one suite after the other, and keeps them out of the parallel integration run.
  */
 export const nodeTestsWanted = process.env.POOLPILOT_NODE_TESTS === '1';
 
