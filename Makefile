@@ -37,14 +37,13 @@ test-integration: install ## integration tests against the real local control pl
 	POOLPILOT_NODE_TESTS=0 $(NPM) run test:integration
 
 # One node per machine: its two suites run one after the other. Prometheus 2.55 (the node plane's
-# kubernetes_sd) and the operator image are built first, so that no suite's beforeAll waits for a
-# cold build.
+# kubernetes_sd) and the images are built first, so that no test waits for a cold build.
 NODE_SUITES := test/integration/real-node.test.ts test/integration/operator-in-cluster.test.ts
 test-node: install ## the tests on a real node (root): Pods run by a kubelet with containerd, the operator image run in-cluster from deploy/; POOLPILOT_NODE_TESTS=0 skips them
 	@if [ "$$(id -u)" != 0 ]; then echo "test-node: skipped: a node needs root (containerd, runc, network namespaces)"; \
 	elif [ "$${POOLPILOT_NODE_TESTS:-1}" = 0 ]; then echo "test-node: skipped (POOLPILOT_NODE_TESTS=0)"; \
 	else bash test/controlplane/build.sh component prometheus >/dev/null && \
-	  bash image/build.sh archive operator >/dev/null && \
+	  bash image/build.sh archive operator >/dev/null && bash image/build.sh archive demo-workload >/dev/null && \
 	  POOLPILOT_NODE_TESTS=1 $(NPM) run test:integration -- --runInBand $(NODE_SUITES); fi
 
 test: install typecheck lint test-unit test-integration test-node ## everything CI runs

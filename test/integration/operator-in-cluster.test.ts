@@ -10,11 +10,13 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import { Gauge } from 'prom-client';
+import { startDemoBackends } from './support/demo-backends.js';
 import { createTestNamespace } from './support/kube.js';
-import { condition, envOf, getPolicy } from './support/operator.js';
+import { condition, createPolicy, envOf, getPolicy } from './support/operator.js';
 import {
   IMAGE_BUILD_TIMEOUT_MS,
   installOperatorInCluster,
+  loadImage,
   nodeTestsWanted,
   OWN_PLANE_START_TIMEOUT_MS,
   startOwnPlane,
@@ -28,8 +30,9 @@ import { FAST } from './support/suite.js';
 // server and Prometheus are: test/controlplane/in-cluster.sh, also `make run IN_CLUSTER=1`), on a plane with the real controllers and a real node (local-up.sh
 // NODE=1). Two replicas under Pod Security "restricted", probes through the kubelet, one Lease
 // holder, a PoolPolicy reconciled with the ServiceAccount's own token, and the leader's Pod
-// deleted: it exits 0 on SIGTERM and the other replica takes over and goes on reconciling.
-// Opt-in: POOLPILOT_NODE_TESTS=1 (see nodeTestsWanted).
+// deleted: it exits 0 on SIGTERM and a live replica takes over and goes on reconciling. The
+// rollout gate against the real deployment controller, and a ConfigMap delivery to the demo app's
+// Pods through the kubelet's volume update. Run by `make test-node` (see nodeTestsWanted).
 
 const SYSTEM_NAMESPACE = 'poolpilot-system';
 const LEASE = 'poolpilot-leader';
@@ -141,25 +144,14 @@ const APP_SERVER = [
         },
       },
     });
-    await ownPlane()
-      .kc.makeApiClient(CustomObjectsApi)
-      .createNamespacedCustomObject({
-        ...policyApi,
-        namespace: workNamespace,
-        body: {
-          apiVersion: 'poolpilot.io/v1alpha1',
-          kind: 'PoolPolicy',
-          metadata: { name },
-          spec: {
-            targetRef: { name, container: 'api' },
-            mode: 'Auto',
-            interval: FAST.interval,
-            metricsPrefix: 'voiceassist_',
-            database: { poolSize: { min: 10, max }, maxOverflow: { ratio: 2, min: 0, max: 100 } },
-            behavior: FAST.behavior,
-          },
-        },
-      });
+    await createPolicy(ownPlane().kc, workNamespace, name, {
+      targetRef: { name, container: 'api' },
+      mode: 'Auto',
+      interval: FAST.interval,
+      metricsPrefix: 'voiceassist_',
+      database: { poolSize: { min: 10, max }, maxOverflow: { ratio: 2, min: 0, max: 100 } },
+      behavior: FAST.behavior,
+    });
   }
 
   it('runs two replicas under Pod Security "restricted", Ready through the kubelet\'s probes, one holding the Lease', async () => {
@@ -316,4 +308,125 @@ const APP_SERVER = [
     expect(changes.map((c) => `${c.before.poolSize ?? ''}→${c.after.poolSize ?? ''}`)).toEqual(['20→24', '24→28']);
     for (const change of changes) expect(change.before.complete).toBe(true);
   });
+
+  it(
+    "delivers pool settings through a mounted ConfigMap: the demo app's Pods reload them without a restart and confirm them",
+    async () => {
+      const plane = ownPlane();
+      const image = loadImage(plane, 'demo-workload');
+      const backends = startDemoBackends({ nodeAddress: new URL(plane.apiServerUrl).hostname });
+      try {
+        await core.createNamespacedConfigMap({
+          namespace: workNamespace,
+          body: { metadata: { name: 'shop-pools' }, data: { 'pools.env': 'DB_POOL_SIZE=10\nDB_MAX_OVERFLOW=20\n' } },
+        });
+        await apps.createNamespacedDeployment({
+          namespace: workNamespace,
+          body: demoAppDeployment('shop', image, backends.env, 'shop-pools'),
+        });
+        const started = await eventually(
+          async () => {
+            const list = await core.listNamespacedPod({ namespace: workNamespace, labelSelector: 'app=shop' });
+            const ready = list.items.filter((pod) =>
+              pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+            );
+            return ready.length === 2 ? ready : undefined;
+          },
+          120_000,
+          'both Pods of shop Ready',
+        );
+        // Idle Pods report 0 % utilization: one step down, 10 → 8, then none for 10 minutes.
+        await createPolicy(plane.kc, workNamespace, 'shop', {
+          targetRef: { name: 'shop', container: 'api' },
+          interval: FAST.interval,
+          metricsPrefix: 'voiceassist_',
+          database: { poolSize: { min: 4, max: 40 }, maxOverflow: { ratio: 2, min: 0, max: 80 } },
+          behavior: { ...FAST.behavior, minChangeInterval: '10m' },
+          // The kubelet rewrites a ConfigMap volume on its next sync of the Pod: up to its
+          // syncFrequency (1 min, the default here) and more; 3 min leaves room.
+          delivery: { mode: 'ConfigMap', configMapRef: { name: 'shop-pools' }, confirmTimeout: '3m' },
+        });
+        const applied = await eventually(
+          async () => {
+            const p = await getPolicy(plane.kc, workNamespace, 'shop');
+            return condition(p, 'Delivered')?.reason === 'Applied' ? p : undefined;
+          },
+          240_000,
+          'the delivery confirmed by both Pods',
+        );
+        const delivery = (applied.status as { delivery?: DeliveryRecord } | undefined)?.delivery;
+        expect(delivery?.written).toEqual({ DB_POOL_SIZE: 8, DB_MAX_OVERFLOW: 16 });
+        expect(delivery?.pods?.map((p) => p.name).sort()).toEqual(started.map((pod) => pod.metadata?.name).sort());
+        expect(condition(applied, 'Delivered')?.message).toMatch(/every pod \(2\) reported it by/);
+        const file = (await core.readNamespacedConfigMap({ name: 'shop-pools', namespace: workNamespace })).data;
+        expect(file?.['pools.env']).toBe('DB_POOL_SIZE=8\nDB_MAX_OVERFLOW=16\n');
+
+        // No rollout and no restart: the same Pods, none of their containers restarted.
+        expect(
+          (await apps.readNamespacedDeployment({ name: 'shop', namespace: workNamespace })).metadata?.generation,
+        ).toBe(1);
+        const after = await core.listNamespacedPod({ namespace: workNamespace, labelSelector: 'app=shop' });
+        expect(after.items.map((pod) => pod.metadata?.uid).sort()).toEqual(
+          started.map((pod) => pod.metadata?.uid).sort(),
+        );
+        expect(after.items.map((pod) => pod.status?.containerStatuses?.[0]?.restartCount)).toEqual([0, 0]);
+      } finally {
+        backends.stop();
+      }
+    },
+    IMAGE_BUILD_TIMEOUT_MS + 420_000,
+  );
 });
+
+/** What the test reads of status.delivery. */
+interface DeliveryRecord {
+  readonly written: Record<string, number>;
+  readonly pods?: ReadonlyArray<{ readonly name: string }>;
+}
+
+/**
+ * Two Pods of the demo app (demo/workload/app.py in the image image/build.sh makes) on 8080 of
+ * their Pod, scraped by Prometheus through kubernetes_sd, reading their pool settings from
+ * `configMap` mounted as a directory, on the demo's PostgreSQL and Redis.
+ */
+function demoAppDeployment(
+  name: string,
+  image: string,
+  backends: Readonly<Record<string, string>>,
+  configMap: string,
+): V1Deployment {
+  return {
+    metadata: { name },
+    spec: {
+      replicas: 2,
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: {
+          labels: { app: name },
+          annotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': '8080' },
+        },
+        spec: {
+          terminationGracePeriodSeconds: 5,
+          volumes: [{ name: 'pools', configMap: { name: configMap } }],
+          containers: [
+            {
+              name: 'api',
+              image,
+              command: ['/usr/bin/python3', '/app/app.py'],
+              env: [
+                { name: 'POOL_CONFIG_FILE', value: '/etc/poolpilot/pools.env' },
+                { name: 'PORT', value: '8080' },
+                { name: 'LISTEN_ADDRESS', value: '0.0.0.0' },
+                { name: 'DATABASE_URL', value: backends.DATABASE_URL ?? '' },
+                { name: 'REDIS_URL', value: backends.REDIS_URL ?? '' },
+              ],
+              ports: [{ name: 'http', containerPort: 8080 }],
+              volumeMounts: [{ name: 'pools', mountPath: '/etc/poolpilot' }],
+              readinessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 1 },
+            },
+          ],
+        },
+      },
+    },
+  };
+}

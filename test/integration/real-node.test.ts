@@ -3,7 +3,7 @@ import { AppsV1Api, CoreV1Api, type V1Deployment, type V1Pod } from '@kubernetes
 import { createTestNamespace } from './support/kube.js';
 import {
   IMAGE_BUILD_TIMEOUT_MS,
-  loadOperatorImage,
+  loadImage,
   nodeTestsWanted,
   OWN_PLANE_START_TIMEOUT_MS,
   startOwnPlane,
@@ -15,7 +15,7 @@ import { eventually } from './support/prometheus.js';
 // Debian, a kubelet built from k8s.io/kubernetes, a CNI bridge. The Pods run the operator image
 // built here from the Dockerfile (image/build.sh), with a small HTTP server as their command, so
 // that the kubelet's readiness probe and this test can reach them over the pod network.
-// Opt-in: POOLPILOT_NODE_TESTS=1 (see nodeTestsWanted).
+// Run by `make test-node` (see nodeTestsWanted).
 
 /**
  * Answers every request with $GREETING and the Pod's name; says so on stdout once listening;
@@ -37,7 +37,7 @@ const SERVER = [
 
   beforeAll(async () => {
     plane = startOwnPlane('real-node', { controllers: true, node: true });
-    image = loadOperatorImage(plane);
+    image = loadImage(plane, 'operator');
     apps = plane.kc.makeApiClient(AppsV1Api);
     core = plane.kc.makeApiClient(CoreV1Api);
     namespace = await createTestNamespace(plane.kc, 'node');

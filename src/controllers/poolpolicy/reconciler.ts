@@ -238,7 +238,10 @@ export class PoolPolicyReconciler {
   private async reconcileTimed(key: PolicyKey, waited: { ms: number }): Promise<Result> {
     const seen = await this.observe(key, waited);
     if (seen.kind === 'deleted') return {}; // its target is left as it is
-    if (seen.kind === 'lagging') return { requeueAfterMs: CACHE_LAG_RETRY_MS };
+    if (seen.kind === 'lagging') {
+      this.deps.log.debug({ policy: key }, "a cache is behind this process's own last write: looking again shortly");
+      return { requeueAfterMs: CACHE_LAG_RETRY_MS };
+    }
     if (seen.kind === 'blocked') return this.applyBlocked(seen);
     // Policies sharing a budget are reconciled one at a time, so each sees what the one before
     // it applied (through the ledger, before the caches do) and their sum never crosses it.

@@ -19,15 +19,30 @@ export interface DemoBackends {
   stop(): void;
 }
 
-export function startDemoBackends(): DemoBackends {
+/**
+ * `nodeAddress`: PostgreSQL and Redis also listen on that address (a node's bridge, which its
+ * Pods reach; demo/up.sh DEMO_NODE_ADDRESS), and the URLs in `env` name it instead of 127.0.0.1.
+ */
+export function startDemoBackends(options: { nodeAddress?: string } = {}): DemoBackends {
   const state = mkdtempSync(join(tmpdir(), 'poolpilot-demo-backends-'));
-  const scriptEnv = { ...process.env, POOLPILOT_DEMO_STATE: state };
+  const { nodeAddress } = options;
+  const scriptEnv = {
+    ...process.env,
+    POOLPILOT_DEMO_STATE: state,
+    ...(nodeAddress === undefined ? {} : { DEMO_NODE_ADDRESS: nodeAddress }),
+  };
   execFileSync('bash', [join(repoRoot, 'demo/up.sh')], { env: scriptEnv, stdio: 'pipe', timeout: 60_000 });
   const env = Object.fromEntries(
     readFileSync(join(state, 'env'), 'utf8')
       .trim()
       .split('\n')
-      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+      .map((l) => {
+        const value = l.slice(l.indexOf('=') + 1);
+        return [
+          l.slice(0, l.indexOf('=')),
+          nodeAddress === undefined ? value : value.replaceAll('127.0.0.1', nodeAddress),
+        ];
+      }),
   );
   return {
     state,

@@ -40,12 +40,12 @@ export const OWN_PLANE_START_TIMEOUT_MS = 180_000;
 export const nodeTestsWanted = process.env.POOLPILOT_NODE_TESTS === '1';
 
 /**
- * Builds the operator image from the Dockerfile (image/build.sh; cached by the hash of its
- * inputs) and imports it into the plane's containerd, where the kubelet finds it without a pull.
- * Returns the image's name.
+ * Builds an image (image/build.sh: the operator's from the Dockerfile, the demo app's from Debian
+ * packages; cached by the hash of their inputs) and imports it into the plane's containerd, where
+ * the kubelet finds it without a pull. Returns the image's name.
  */
-export function loadOperatorImage(plane: OwnPlane): string {
-  const [image, archive] = execFileSync('bash', [join(repoRoot, 'image/build.sh'), 'archive', 'operator'], {
+export function loadImage(plane: OwnPlane, which: 'operator' | 'demo-workload'): string {
+  const [image, archive] = execFileSync('bash', [join(repoRoot, 'image/build.sh'), 'archive', which], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
   })
@@ -73,7 +73,7 @@ export function installOperatorInCluster(plane: OwnPlane): string {
   }).trim();
 }
 
-/** How long building the operator image may take from cold (the bases, `npm ci` twice). */
+/** How long building an image may take from cold (the operator's: the bases, `npm ci` twice). */
 export const IMAGE_BUILD_TIMEOUT_MS = 600_000;
 
 /**
