@@ -56,8 +56,10 @@
 # as "node".
 # In the background: nohup bash bench/arms.sh >.local/bench-arms.log 2>&1 &
 # At the end bench/arms_report.py prints the tables and replaces the `## Four arms` section of
-# bench/results.md. Needs `make build`, the Debian packages `make install` installs and the demo
-# build (tsc -p demo/tsconfig.json).
+# bench/results.md. Needs the Debian packages `make install` installs. It builds the operator's
+# bundle (dist/cli.js, `npm run build`) and the demo (tsc -p demo/tsconfig.json) from the checkout
+# first, so that the commit each arm.json records is the code that ran (a bundle left from an
+# older checkout once ran under a newer commit's name).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -162,6 +164,8 @@ run_one() { # trace arm repeat
   log "$trace/$arm/r$repeat: done in $((SECONDS - started)) s (exit $rc; log $dir/run.log)"
 }
 
+npm --silent run build >/dev/null
+node_modules/.bin/tsc -p demo/tsconfig.json
 mkdir -p "$outdir"
 log "traces: $traces; arms of T1/T2: $only, of T3: $t3_arms; repeats: $repeats; base seed $base_seed"
 for ((repeat = 1; repeat <= repeats; repeat++)); do
