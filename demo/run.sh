@@ -120,6 +120,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
+# A run's logs are its own: those of an earlier run (its pods' names included) would be copied
+# into this run's output with them.
+rm -rf "$state/logs"
 mkdir -p "$state/logs" "$state/pids" "$out"
 rm -f "$out/samples.jsonl" "$out/report.md" "$out/report.svg" "$out/events.json" "$out/policy.json" "$out/deployment.json" \
   "$out"/samples-*.jsonl "$out"/policy-*.json "$out"/deployment-*.json
