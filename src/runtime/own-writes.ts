@@ -11,11 +11,21 @@ import { compareResourceVersions } from './resource-version.js';
  * A pass that finds a cached object older than what this process wrote waits for the cache.
  *
  * A record is forgotten once the cache shows that version or a newer one, when the object is
- * gone from the cache, or when the versions are not comparable (then the cache is trusted as
- * before): every record is about an object a pass reads again right away.
+ * gone from the cache, when the versions are not comparable (then the cache is trusted as
+ * before), and after `maxAgeMs`: a cache that far behind has a problem that waiting does not fix, and
+ * an object no pass reads again (its policy deleted or pointed elsewhere) leaves no record behind.
  */
 export class OwnWrites {
-  private readonly written = new Map<string, string>();
+  private readonly written = new Map<string, { readonly version: string; readonly at: number }>();
+  private sweptAt: number;
+
+  /** `now`: the time in milliseconds (the reconciler passes its clock). */
+  constructor(
+    private readonly now: () => number,
+    private readonly maxAgeMs = 5 * 60_000,
+  ) {
+    this.sweptAt = now();
+  }
 
   /** Notes the resourceVersion in what a write returned, if it has one. */
   record(kind: string, written: unknown): void {
@@ -24,8 +34,13 @@ export class OwnWrites {
     const { metadata } = parsed.data;
     const key = objectKey(kind, metadata.namespace, metadata.name);
     const known = this.written.get(key);
-    if (known === undefined || compareResourceVersions(known, metadata.resourceVersion) !== 1)
-      this.written.set(key, metadata.resourceVersion);
+    const now = this.now();
+    if (known === undefined || compareResourceVersions(known.version, metadata.resourceVersion) !== 1)
+      this.written.set(key, { version: metadata.resourceVersion, at: now });
+    if (now - this.sweptAt >= this.maxAgeMs) {
+      for (const [k, record] of this.written) if (now - record.at >= this.maxAgeMs) this.written.delete(k);
+      this.sweptAt = now;
+    }
   }
 
   /** True while `cached` (the cache's copy of a `kind` object) is older than this process's last write of it. */
@@ -34,7 +49,8 @@ export class OwnWrites {
     const written = this.written.get(key);
     if (written === undefined) return false;
     const seen = cached?.metadata?.resourceVersion;
-    if (seen !== undefined && compareResourceVersions(seen, written) === -1) return true;
+    const fresh = this.now() - written.at < this.maxAgeMs;
+    if (fresh && seen !== undefined && compareResourceVersions(seen, written.version) === -1) return true;
     this.written.delete(key);
     return false;
   }

@@ -219,9 +219,11 @@ type Result = Outcome & { report?: ReconcileReport; onInterval?: boolean };
 
 export class PoolPolicyReconciler {
   private readonly budgetLocks = new KeyedMutex();
-  private readonly ownWrites = new OwnWrites();
+  private readonly ownWrites: OwnWrites;
 
-  constructor(private readonly deps: ReconcilerDeps) {}
+  constructor(private readonly deps: ReconcilerDeps) {
+    this.ownWrites = new OwnWrites(() => deps.clock.now().getTime());
+  }
 
   /** Reconcile one policy; see the file comment for the outcome contract. */
   async reconcile(key: PolicyKey): Promise<Result> {
