@@ -93,12 +93,21 @@ describe('the real controllers', () => {
     }, 60_000);
     expect(sizes.size).toBe(2);
 
-    // The Deployment's status follows its ReplicaSets' on the controller's next sync of it: wait
-    // for that sync (a status of this generation counting both new Pods) before reading it.
-    const deployment = await eventually(async () => {
-      const d = await apps.readNamespacedDeployment({ name: 'api', namespace });
-      return d.status?.observedGeneration === d.metadata?.generation && d.status?.replicas === 5 ? d : undefined;
-    }, 60_000);
+    // The Deployment's status follows its ReplicaSets' on the controller's next syncs of it: wait
+    // for a status of this generation counting 3 old and 2 new Pods. (5 Pods alone also match the
+    // step before, 4 old + 1 new, which a fresh-clone CI run read twice as updatedReplicas 1.)
+    const deployment = await eventually(
+      async () => {
+        const d = await apps.readNamespacedDeployment({ name: 'api', namespace });
+        const settled =
+          d.status?.observedGeneration === d.metadata?.generation &&
+          d.status?.replicas === 5 &&
+          d.status.updatedReplicas === 2;
+        return settled ? d : undefined;
+      },
+      60_000,
+      'a Deployment status of this generation with 5 Pods, 2 of them updated',
+    );
     expect(deployment.status?.observedGeneration).toBe(deployment.metadata?.generation);
     expect(deployment.status?.updatedReplicas).toBe(2);
     expect(deployment.status?.conditions?.find((c) => c.type === 'Available')?.status).toBe('False');
