@@ -13,8 +13,9 @@
 #                                resize their pools in place (the demo app's POOL_RELOAD=resize)
 #   F  poolpilot via PgBouncer   demo/run.sh DEMO_PATH=pgbouncer: the app through PgBouncer (transaction
 #                                pooling) with FIXED pools DB_POOL_SIZE 40 / DB_MAX_OVERFLOW 20,
-#                                REDIS_MAX_CONNECTIONS 50; poolpilot tunes only PgBouncer's
-#                                default_pool_size / max_client_conn (deploy/samples/demo/
+#                                REDIS_MAX_CONNECTIONS 50; poolpilot sets only PgBouncer's
+#                                default_pool_size (the budget's share, mode FillToBudget) /
+#                                max_client_conn (deploy/samples/demo/
 #                                poolpolicy-pgbouncer.yaml, connectionbudget-pgbouncer.yaml: 100 − 6
 #                                = 94 for PgBouncer, postgres_exporter's 2 connections counted). The
 #                                app pools are what a careful user picks behind PgBouncer: client

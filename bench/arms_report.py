@@ -482,8 +482,9 @@ def main():
             "Seeded load: every arm of one (trace, repeat) gets the same arrival sequence; runs interleaved "
             "(for each repeat, for each trace, each arm in turn). Cells: median (min–max) over the runs listed. "
             "Arm F (when run) sends the app through PgBouncer (transaction pooling; demo/run.sh DEMO_PATH=pgbouncer) with fixed "
-            "app pools 40 / 20 and Redis 50; poolpilot tunes only PgBouncer's default_pool_size and max_client_conn by ConfigMap "
-            "and RELOAD (deploy/samples/demo/poolpolicy-pgbouncer.yaml), within 100 − 6 = 94 connections (the ConnectionBudget "
+            "app pools 40 / 20 and Redis 50; poolpilot sets only PgBouncer's default_pool_size (to the budget's share, mode "
+            "FillToBudget, since 2026-12-07's sixth session; before, moved by PgBouncer's utilization) and max_client_conn by "
+            "ConfigMap and RELOAD (deploy/samples/demo/poolpolicy-pgbouncer.yaml), within 100 − 6 = 94 connections (the ConnectionBudget "
             "reads max_connections from postgres_exporter, whose 2 connections are reserved); its PostgreSQL connections are "
             "PgBouncer's server connections.", ""]
     figures = {}

@@ -19,7 +19,7 @@
 import type { PoolPolicySpec, PoolSection } from '../api/v1alpha1/poolpolicy.js';
 import { follow, type Bounds } from './decide.js';
 import { demandLevel, type DemandReading } from './fill.js';
-import { sectionsOf, type SectionBudget } from './sections.js';
+import { sectionsOf, type SectionBudget, type SectionSettings } from './sections.js';
 
 export interface ConnectionShape {
   /** A setting that follows the leader (maxOverflow), counted on top of it. */
@@ -305,11 +305,15 @@ export function claimsOf(facts: PolicyFacts): BackendClaim[] {
       claims.push({
         backend: 'postgres',
         section: 'pgbouncer',
-        claim: { ...base, units: facts.pgbouncerReplicas * pools, shape: { extra: facts.reservePoolSize } },
+        claim: {
+          ...base,
+          wanted: fillWanted(settings, base.wanted),
+          units: facts.pgbouncerReplicas * pools,
+          shape: { extra: facts.reservePoolSize },
+        },
       });
     } else {
-      // A FillToBudget setting wants all its bounds allow; the fair share divides what is left.
-      const wanted = settings.fill ? settings.leader.bounds.max : base.wanted;
+      const wanted = fillWanted(settings, base.wanted);
       claims.push({
         backend: 'redis',
         section: 'redis',
@@ -318,6 +322,15 @@ export function claimsOf(facts: PolicyFacts): BackendClaim[] {
     }
   }
   return facts.paused === true ? claims.map((c) => ({ ...c, claim: pinned(c.claim) })) : claims;
+}
+
+/**
+ * What a single-setting claim wants: a FillToBudget setting (Redis maxConnections, PgBouncer
+ * default_pool_size) all its bounds allow, since the pool opens connections only on demand and
+ * the fair share divides what is left; otherwise what the policy recommends.
+ */
+function fillWanted(settings: SectionSettings, recommended: number): number {
+  return settings.fill ? settings.leader.bounds.max : recommended;
 }
 
 /**

@@ -437,6 +437,8 @@ function formatCount(value: number): string {
 
 export interface ShareFillInput {
   readonly now: Date;
+  /** What one value is for, in messages: `process` (an app pool) or `server pool` (PgBouncer). */
+  readonly unit: string;
   readonly current: number;
   readonly bounds: Bounds;
   readonly budget: SectionBudget;
@@ -448,12 +450,12 @@ export interface ShareFillInput {
 }
 
 /**
- * FillToBudget for a single setting (Redis maxConnections): the budget's share, clamped to the
- * bounds, in one change. Growth waits for the minimum interval; a value over the steady share (the
- * fair share, and what fits beside what the others hold steadily) comes down at once. One over
- * the share only because of connections that end with a peer's rollout or delivery holds: a cut
- * for them would outlast them. Invalid or stale samples and a rollout in progress hold, as in
- * decide().
+ * FillToBudget for a single setting (Redis maxConnections, PgBouncer default_pool_size): the
+ * budget's share, clamped to the bounds, in one change. Growth waits for the minimum interval; a
+ * value over the steady share (the fair share, and what fits beside what the others hold
+ * steadily) comes down at once. One over the share only because of connections that end with a
+ * peer's rollout or delivery holds: a cut for them would outlast them. Invalid or stale samples
+ * and a rollout in progress hold, as in decide().
  */
 export function decideShareFill(input: ShareFillInput): Omit<FillDecision, 'overflow' | 'budgetBound'> {
   const { current, budget } = input;
@@ -478,8 +480,8 @@ export function decideShareFill(input: ShareFillInput): Omit<FillDecision, 'over
       pool: current,
       reason: 'DeadBand',
       message: transient
-        ? `held at ${current} per process: within the budget's steady share of ${steady}; the ${budget.free} ${budget.backend} connections free now leave room for ${budget.cap} only while a peer's rollout or delivery holds old pools`
-        : `at the budget's share of ${target} per process`,
+        ? `held at ${current} per ${input.unit}: within the budget's steady share of ${steady}; the ${budget.free} ${budget.backend} connections free now leave room for ${budget.cap} only while a peer's rollout or delivery holds old pools`
+        : `at the budget's share of ${target} per ${input.unit}`,
       breach: undefined,
     };
   if (
@@ -490,7 +492,7 @@ export function decideShareFill(input: ShareFillInput): Omit<FillDecision, 'over
     return {
       pool: current,
       reason: 'MinIntervalNotElapsed',
-      message: `would fill to the budget's share of ${target} per process, but the last change was less than ${formatDuration(input.minChangeIntervalMs)} ago`,
+      message: `would fill to the budget's share of ${target} per ${input.unit}, but the last change was less than ${formatDuration(input.minChangeIntervalMs)} ago`,
       breach: undefined,
     };
   }
@@ -498,7 +500,7 @@ export function decideShareFill(input: ShareFillInput): Omit<FillDecision, 'over
   return {
     pool: target,
     reason,
-    message: `${current}→${target} per process: the ${budget.backend} budget's share (${budget.free} connections free for ${budget.needs} wanted), in one change`,
+    message: `${current}→${target} per ${input.unit}: the ${budget.backend} budget's share (${budget.free} connections free for ${budget.needs} wanted), in one change`,
     breach: undefined,
   };
 }

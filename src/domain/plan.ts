@@ -146,11 +146,18 @@ function planSection(input: PlanInput, settings: SectionSettings): SectionOutcom
       message: pending,
       breach: input.previous.breaches?.[section],
     };
-  } else if (settings.fill && follower && reading.kind === 'value' && followerReading?.kind === 'value') {
+  } else if (
+    settings.fill &&
+    section === 'database' &&
+    follower &&
+    reading.kind === 'value' &&
+    followerReading?.kind === 'value'
+  ) {
     decision = fillDecision(input, settings, sample, reading.value, followerReading.value, follower.bounds);
-  } else if (settings.fill && !follower && reading.kind === 'value') {
+  } else if (settings.fill && section !== 'database' && reading.kind === 'value') {
     const fill = decideShareFill({
       now: input.now,
+      unit: section === 'pgbouncer' ? 'server pool' : 'process',
       current: reading.value,
       bounds: leader.bounds,
       budget: input.budget?.[section] ?? UNEVALUATED_BUDGET,

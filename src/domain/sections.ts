@@ -18,7 +18,8 @@ export interface SectionSettings {
   /**
    * FillToBudget: the budget's share is filled in one change (domain/fill.ts). Database: capacity
    * (leader + follower) fills it and the leader follows typical demand, instead of follower =
-   * leader × ratio. Redis: the leader is set to the share.
+   * leader × ratio. Redis and PgBouncer: the leader is set to the share (max_client_conn follows
+   * default_pool_size × ratio as in mode Utilization).
    */
   readonly fill: boolean;
 }
@@ -47,6 +48,14 @@ export function envSettingsOf(spec: PoolPolicySpec): string[] {
   return sectionsOf(spec)
     .filter((s) => s.target === 'env')
     .flatMap((s) => [s.leader.key, ...(s.follower ? [s.follower.key] : [])]);
+}
+
+/**
+ * Whether the budget needs the app's pool demand for this spec: only a FillToBudget database
+ * section shares its budget by demand (a single-setting fill shares by its bounds).
+ */
+export function readsDemand(spec: PoolPolicySpec): boolean {
+  return sectionsOf(spec).some((s) => s.fill && s.section === 'database');
 }
 
 /** The sections a spec configures, in a fixed order (database, redis, pgbouncer). */
@@ -88,7 +97,7 @@ export function sectionsOf(spec: PoolPolicySpec): SectionSettings[] {
         bounds: { min: maxClientConn.min, max: maxClientConn.max },
         ratio: maxClientConn.ratio,
       },
-      fill: false,
+      fill: defaultPoolSize.mode === 'FillToBudget',
     });
   }
   return sections;

@@ -301,4 +301,84 @@ describe('ConnectionBudget', () => {
     expect(reasons).toContainEqual(expect.stringMatching(/default_pool_size \d+→25.*PostgreSQL/));
     expect(condition(p, 'PgBouncerRecommended')).toBeUndefined();
   });
+  it('PgBouncer FillToBudget: one PgBouncer fills the budget alone, and gives half back when a second one claims it', async () => {
+    await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
+      ...budgetApi,
+      namespace,
+      body: {
+        apiVersion: 'poolpilot.io/v1alpha1',
+        kind: 'ConnectionBudget',
+        metadata: { name: 'shared-pgbouncers' },
+        spec: { postgres: { maxConnections: 43, reserved: 3 } },
+      },
+    });
+    const pgbouncerFor = async (name: string): Promise<void> => {
+      await createDeployment(kc, namespace, deploymentManifest(name, [{ name: 'app' }]));
+      await kc.makeApiClient(CoreV1Api).createNamespacedConfigMap({
+        namespace,
+        body: {
+          metadata: { name: `${name}-pgbouncer` },
+          data: { 'pgbouncer.ini': `[pgbouncer]\ndefault_pool_size = 10\nmax_client_conn = 100\n` },
+        },
+      });
+      const target = await startScrapeTarget(`${namespace}-${name}-pgb`, { namespace, pod: `${name}-pgbouncer-1` });
+      targets.push(target);
+      // Low utilization: a FillToBudget pool fills its share whatever the load; the sample only gates it.
+      new Gauge({ name: 'fill_pgbouncer_utilization', help: 'utilization', registers: [target.registry] }).set(10);
+      await createPolicy(kc, namespace, name, {
+        targetRef: { name },
+        budgetRef: { name: 'shared-pgbouncers' },
+        pgbouncer: {
+          configMapRef: { name: `${name}-pgbouncer` },
+          defaultPoolSize: { mode: 'FillToBudget', min: 10, max: 40 },
+          maxClientConn: { min: 100, max: 400, ratio: 5 },
+          utilization: `max(fill_pgbouncer_utilization{namespace="$namespace",pod="${name}-pgbouncer-1"})`,
+        },
+        ...FAST,
+      });
+    };
+    const poolSizes = async (): Promise<Record<string, unknown>> => {
+      const sizes: Record<string, unknown> = {};
+      for (const name of ['fill-a', 'fill-b']) {
+        const map = await kc
+          .makeApiClient(CoreV1Api)
+          .readNamespacedConfigMap({ name: `${name}-pgbouncer`, namespace })
+          .catch(() => undefined);
+        sizes[name] = map?.data?.['pgbouncer.ini']?.match(/default_pool_size = (\d+)/)?.[1];
+      }
+      return sizes;
+    };
+
+    // Alone: 40 usable, all of it within max 40, in one change; max_client_conn follows × 5.
+    await pgbouncerFor('fill-a');
+    await eventually(
+      async () => ((await poolSizes())['fill-a'] === '40' ? true : undefined),
+      60000,
+      'fill-a at default_pool_size 40',
+    );
+    const alone = await getPolicy(kc, namespace, 'fill-a');
+    expect(alone.status?.current).toMatchObject({ default_pool_size: 40, max_client_conn: 200 });
+    expect(condition(alone, 'Limited')?.reason).toBe('DeadBand');
+    expect(((alone.status?.history ?? []) as Array<{ reason: string }>).map((h) => h.reason)).toContainEqual(
+      expect.stringMatching(/default_pool_size 10→40.*per server pool: the PostgreSQL budget's share/),
+    );
+
+    // A second one: the fair share is 10 + (40 − 20) / 2 = 20 each; fill-a comes down at once,
+    // fill-b grows into what it gave back, and together they never stay above the 40.
+    await pgbouncerFor('fill-b');
+    await eventually(
+      async () => {
+        const sizes = await poolSizes();
+        return sizes['fill-a'] === '20' && sizes['fill-b'] === '20' ? true : undefined;
+      },
+      60000,
+      'fill-a and fill-b at default_pool_size 20',
+    );
+    const [a, b] = await Promise.all([getPolicy(kc, namespace, 'fill-a'), getPolicy(kc, namespace, 'fill-b')]);
+    expect(a.status?.current).toMatchObject({ default_pool_size: 20, max_client_conn: 100 });
+    expect(b.status?.current).toMatchObject({ default_pool_size: 20, max_client_conn: 100 });
+    expect(((a.status?.history ?? []) as Array<{ reason: string }>).map((h) => h.reason)).toContainEqual(
+      expect.stringMatching(/default_pool_size 40→20/),
+    );
+  });
 });

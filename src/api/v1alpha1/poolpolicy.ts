@@ -54,7 +54,10 @@ export const PGBOUNCER_FORMATS = ['ini', 'env'] as const;
  */
 export const OVERFLOW_MODES = ['Ratio', 'FillToBudget'] as const;
 export type OverflowMode = (typeof OVERFLOW_MODES)[number];
-/** Utilization: moved by the staged decision; FillToBudget: set to the ConnectionBudget's share per process. */
+/**
+ * Utilization: moved by the staged decision; FillToBudget: set to the ConnectionBudget's share
+ * (per process for Redis maxConnections, per server pool for PgBouncer default_pool_size).
+ */
 export const MAX_CONNECTIONS_MODES = ['Utilization', 'FillToBudget'] as const;
 /** How new env-section values reach the app: a rolling restart, or a file the app re-reads. */
 export const DELIVERY_MODES = ['Env', 'ConfigMap'] as const;
@@ -80,6 +83,7 @@ export const DEFAULTS = {
   dbMaxOverflowMode: 'Ratio',
   redisMaxConnectionsEnv: 'REDIS_MAX_CONNECTIONS',
   redisMaxConnectionsMode: 'Utilization',
+  defaultPoolSizeMode: 'Utilization',
   pgbouncerKey: 'pgbouncer.ini',
   pgbouncerFormat: 'ini',
   maxClientConnRatio: 20,
@@ -248,7 +252,11 @@ export const ConfigMapRefSchema = strict({
   ),
 });
 
-export const DefaultPoolSizeSchema = strict({ min: int32(1), max: int32(1) }).superRefine(minLeMax);
+export const DefaultPoolSizeSchema = strict({
+  mode: z.enum(MAX_CONNECTIONS_MODES).default(DEFAULTS.defaultPoolSizeMode),
+  min: int32(1),
+  max: int32(1),
+}).superRefine(minLeMax);
 
 export const MaxClientConnSchema = strict({
   min: int32(1),
@@ -428,6 +436,13 @@ export const PoolPolicySpecSchema = strict({
       message: 'FillToBudget fills the share of a ConnectionBudget: set spec.budgetRef, or use mode Utilization',
     });
   }
+  if (spec.pgbouncer?.defaultPoolSize.mode === 'FillToBudget' && spec.budgetRef === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['pgbouncer', 'defaultPoolSize', 'mode'],
+      message: 'FillToBudget fills the share of a ConnectionBudget: set spec.budgetRef, or use mode Utilization',
+    });
+  }
   if (spec.redis !== undefined && spec.database !== undefined) {
     const redisEnv = spec.redis.maxConnections.env;
     const dbEnvs = [spec.database.poolSize.env, spec.database.maxOverflow?.env];
@@ -539,7 +554,7 @@ export interface PoolPolicySpec {
     | {
         readonly configMapRef: { readonly name: string; readonly key: string };
         readonly format: PgBouncerFormat;
-        readonly defaultPoolSize: Bounds;
+        readonly defaultPoolSize: Bounds & { readonly mode: MaxConnectionsMode };
         readonly maxClientConn: RatioBounds | undefined;
         readonly utilization: string | undefined;
         readonly rolloutRef: { readonly name: string } | undefined;

@@ -17,7 +17,7 @@ import { readPoolConfig } from '../../domain/pool-config-file.js';
 import type { DemandReading } from '../../domain/fill.js';
 import { readPgbouncerSettings } from '../../domain/pgbouncer-ini.js';
 import { oldPodsRemain, rolloutCompletedAt } from '../../domain/rollout.js';
-import { envSettingsOf, sectionsOf, targetContainer, wholeNumber } from '../../domain/sections.js';
+import { envSettingsOf, readsDemand, targetContainer, wholeNumber } from '../../domain/sections.js';
 import { HPA_BY_DEPLOYMENT, POLICY_BY_BUDGET } from '../indexes.js';
 import type { ClusterStores } from '../stores.js';
 
@@ -259,8 +259,7 @@ export async function readBudgetFacts(
             .filter((p) => p.key !== self.policy)
             .map(async (p) => {
               // A FillToBudget peer's share follows its demand, read like this policy's own.
-              const demand =
-                demandOf && sectionsOf(p.spec).some((s) => s.fill) ? await demandOf(self.namespace, p.spec) : undefined;
+              const demand = demandOf && readsDemand(p.spec) ? await demandOf(self.namespace, p.spec) : undefined;
               return claimsOf({ ...peerFacts(stores, ledger, self.namespace, p), demand });
             }),
         )

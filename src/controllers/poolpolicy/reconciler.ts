@@ -36,7 +36,7 @@ import { checkDelivery, deliveryMount, type DeliveryView, type PodReports } from
 import { readPoolConfig, setPoolConfig } from '../../domain/pool-config-file.js';
 import { planWithinBudget, type Plan, type PlanInput, type SettingReading } from '../../domain/plan.js';
 import { blockedEvents, blockedStatus, type PlannedEvent } from '../../domain/policy-status.js';
-import { envSettingsOf, sectionsOf, targetContainer, wholeNumber } from '../../domain/sections.js';
+import { envSettingsOf, readsDemand, sectionsOf, targetContainer, wholeNumber } from '../../domain/sections.js';
 import { lastAppliedBy, rolloutCompletedAt } from '../../domain/rollout.js';
 import { canonical, statusToWrite, toWrittenStatus } from '../../domain/status.js';
 import { metricsBackoffMs } from '../../domain/backoff.js';
@@ -508,7 +508,7 @@ export class PoolPolicyReconciler {
 
   /** Demand for a FillToBudget database section; undefined when no section needs it. */
   private async readDemand(namespace: string, spec: PoolPolicySpec): Promise<DemandReading | undefined> {
-    const needed = sectionsOf(spec).some((s) => s.fill);
+    const needed = readsDemand(spec);
     const source = this.deps.utilization;
     if (!needed || !source.demand) return undefined;
     return source.demand({ namespace, deployment: spec.targetRef.name, spec });

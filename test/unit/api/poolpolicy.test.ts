@@ -122,7 +122,7 @@ describe('parsePoolPolicySpec: valid specs get the documented defaults', () => {
     expect(spec.pgbouncer).toEqual({
       configMapRef: { name: 'pgbouncer-config', key: 'pgbouncer.ini' },
       format: 'ini',
-      defaultPoolSize: { min: 10, max: 40 },
+      defaultPoolSize: { mode: 'Utilization', min: 10, max: 40 },
       maxClientConn: { min: 100, max: 2000, ratio: 20 },
       utilization: undefined,
       rolloutRef: undefined,
@@ -184,7 +184,7 @@ describe('parsePoolPolicySpec: valid specs get the documented defaults', () => {
       pgbouncer: {
         configMapRef: { name: 'pgbouncer-config', key: 'config.ini' },
         format: 'env',
-        defaultPoolSize: { min: 10, max: 40 },
+        defaultPoolSize: { mode: 'Utilization', min: 10, max: 40 },
         maxClientConn: { min: 100, max: 2000, ratio: 25 },
         utilization: 'max(pgb_util)',
         rolloutRef: { name: 'pgbouncer' },
@@ -321,6 +321,16 @@ describe('parsePoolPolicySpec: malformed specs are refused naming the field', ()
       'FillToBudget Redis without a budget',
       withRedis({ redis: { maxConnections: { mode: 'FillToBudget', min: 10, max: 50 } } }),
       ['spec.redis.maxConnections.mode: FillToBudget fills the share of a ConnectionBudget: set spec.budgetRef'],
+    ],
+    [
+      'FillToBudget PgBouncer pool without a budget',
+      pgb({ defaultPoolSize: { mode: 'FillToBudget', min: 10, max: 40 } }),
+      ['spec.pgbouncer.defaultPoolSize.mode: FillToBudget fills the share of a ConnectionBudget: set spec.budgetRef'],
+    ],
+    [
+      'unknown PgBouncer pool mode',
+      pgb({ defaultPoolSize: { mode: 'Fill', min: 10, max: 40 } }),
+      ['spec.pgbouncer.defaultPoolSize.mode: must be one of Utilization, FillToBudget (got "Fill")'],
     ],
     [
       'unknown overflow mode',

@@ -112,6 +112,7 @@ describe('deploy/samples/invalid', () => {
       'min-greater-than-max.yaml',
       'negative-bound.yaml',
       'no-section.yaml',
+      'pgbouncer-fill-to-budget-without-budget.yaml',
       'thresholds-out-of-order.yaml',
       'unknown-field.yaml',
       'zero-bound.yaml',

@@ -352,3 +352,45 @@ describe('claimsOf: a Paused policy', () => {
     ]);
   });
 });
+
+describe('claimsOf: PgBouncer default_pool_size', () => {
+  const facts = (mode: 'Utilization' | 'FillToBudget') => {
+    const parsed = parsePoolPolicySpec({
+      targetRef: { name: 'api' },
+      budgetRef: { name: 'db' },
+      pgbouncer: {
+        configMapRef: { name: 'pgbouncer-config' },
+        defaultPoolSize: { mode, min: 20, max: 100 },
+        maxClientConn: { min: 150, max: 400, ratio: 4 },
+        pools: 2,
+      },
+    });
+    if (!parsed.ok) throw new Error(parsed.message);
+    return {
+      policy: 'ns/api',
+      spec: parsed.spec,
+      replicas: 2,
+      pgbouncerReplicas: 1,
+      reservePoolSize: 5,
+      wanted: { default_pool_size: 30 },
+      current: { default_pool_size: 25 },
+    };
+  };
+  const shape = (mode: 'Utilization' | 'FillToBudget') =>
+    claimsOf(facts(mode)).map(({ backend, section, claim: c }) => [backend, section, c.units, c.wanted, c.current]);
+
+  it('Utilization claims what the policy recommends, FillToBudget all its bounds allow; both per server pool', () => {
+    expect(shape('Utilization')).toEqual([['postgres', 'pgbouncer', 2, 30, 25]]);
+    expect(shape('FillToBudget')).toEqual([['postgres', 'pgbouncer', 2, 100, 25]]);
+  });
+
+  it('two filling policies on one budget split it: each gets half of what is left above the minimums', () => {
+    const [one] = claimsOf(facts('FillToBudget'));
+    if (one === undefined) throw new Error('no claim');
+    const two = { ...one.claim, policy: 'ns/other' };
+    // (2 pools × (v + 5 reserve)) each: 2 × (20 + 5) × 2 = 100 at the minimums, 94 × 2 = 188 → 94 per policy.
+    const { shares } = allocate(188, [one.claim, two]);
+    expect(shares.get('ns/api')?.cap).toBe(42);
+    expect(shares.get('ns/other')?.cap).toBe(42);
+  });
+});

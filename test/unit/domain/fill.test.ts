@@ -536,6 +536,7 @@ describe('split', () => {
 describe('decideShareFill (Redis maxConnections)', () => {
   const base: ShareFillInput = {
     now: new Date(NOW_MS),
+    unit: 'process',
     current: 10,
     bounds: { min: 10, max: 50 },
     budget: { kind: 'cap', backend: 'Redis', cap: 50, needs: 100, free: 9900, minimumsFit: true },

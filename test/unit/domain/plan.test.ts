@@ -837,6 +837,88 @@ describe('planPolicy: a change whose status write was lost', () => {
   });
 });
 
+describe('planPolicy: PgBouncer default_pool_size FillToBudget', () => {
+  const filling = specOf({
+    targetRef: target,
+    budgetRef: { name: 'postgres' },
+    pgbouncer: { ...pgbouncerEnv, defaultPoolSize: { mode: 'FillToBudget', min: 10, max: 80 } },
+    behavior: { minChangeInterval: '5s' },
+  });
+  const share = (cap: number, extra: Partial<SectionBudget> = {}): SectionBudget =>
+    ({ kind: 'cap', backend: 'PostgreSQL', cap, needs: 80, free: cap, minimumsFit: true, ...extra }) as SectionBudget;
+  const pass = (overrides: Partial<PlanInput>): Plan =>
+    planPolicy(
+      input({
+        spec: filling,
+        readings: readings({ DEFAULT_POOL_SIZE: value(20), MAX_CLIENT_CONN: value(400) }),
+        samples: { pgbouncer: valid(30) },
+        previous: { lastChange: { time: ago(HOUR), reason: 'x', changes: [] } },
+        budget: { pgbouncer: share(60) },
+        ...overrides,
+      }),
+    );
+
+  it.each<[string, Partial<PlanInput>, number, number, string]>([
+    ['fills the share in one change at low utilization; max_client_conn follows × 20', {}, 60, 1200, 'FilledToBudget'],
+    ['the share above max: held at max', { budget: { pgbouncer: share(94) } }, 80, 1600, 'FilledToBudget'],
+    [
+      'at the share: held',
+      { readings: readings({ DEFAULT_POOL_SIZE: value(60), MAX_CLIENT_CONN: value(1200) }) },
+      60,
+      1200,
+      'DeadBand',
+    ],
+    [
+      'above the steady share (a peer claims its part): down at once',
+      { readings: readings({ DEFAULT_POOL_SIZE: value(80), MAX_CLIENT_CONN: value(1600) }) },
+      60,
+      1200,
+      'BudgetCorrection',
+    ],
+    [
+      'growth waits for the minimum change interval',
+      { previous: { lastChange: { time: ago(2 * SECOND), reason: 'x', changes: [] } } },
+      20,
+      400,
+      'MinIntervalNotElapsed',
+    ],
+    [
+      'the exporter gives no data: held',
+      { samples: { pgbouncer: { valid: false, problem: 'NoData', message: 'no series' } } },
+      20,
+      400,
+      'MetricsUnavailable',
+    ],
+    [
+      'the budget cannot be evaluated: held',
+      { budget: { pgbouncer: { kind: 'unknown', reason: 'BudgetNotFound', message: 'no budget postgres' } } },
+      20,
+      400,
+      'BudgetNotFound',
+    ],
+    [
+      'PgBouncer does not run the last write yet: held',
+      { pgbouncerApplied: { state: 'Pending', message: 'PgBouncer runs 10, not 20' } },
+      20,
+      400,
+      ConditionReason.DeliveryPending,
+    ],
+  ])('%s', (_label, overrides, pool, clients, reason) => {
+    const plan = pass(overrides);
+    expect(plan.status.recommended).toMatchObject({ DEFAULT_POOL_SIZE: pool, MAX_CLIENT_CONN: clients });
+    const from = overrides.readings?.get('DEFAULT_POOL_SIZE') ?? value(20);
+    expect([...plan.pgbouncerWrites]).toEqual(
+      from.kind === 'value' && from.value !== pool
+        ? [
+            ['DEFAULT_POOL_SIZE', pool],
+            ['MAX_CLIENT_CONN', clients],
+          ]
+        : [],
+    );
+    expect(conditionOf(plan, ConditionType.Limited).reason).toBe(reason);
+  });
+});
+
 describe('planPolicy: connection budget', () => {
   const DOWN_BREACHES: ParsedPoolPolicyStatus['breaches'] = {
     database: { direction: 'down', since: ago(HOUR), lastSeen: ago(30 * SECOND) },
