@@ -11,6 +11,7 @@ import {
 } from './support/kube.js';
 import {
   condition,
+  createBudget,
   createPolicy,
   envOf,
   getDeployment,
@@ -123,16 +124,7 @@ describe('ConnectionBudget', () => {
     await app('cart', 2, 5, 90);
     await app('search', 2, 5, 90);
     await hpa('cart', 3);
-    await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
-      ...budgetApi,
-      namespace,
-      body: {
-        apiVersion: 'poolpilot.io/v1alpha1',
-        kind: 'ConnectionBudget',
-        metadata: { name: 'orders-db' },
-        spec: { postgres: { maxConnections: 100, reserved: 10 } },
-      },
-    });
+    await createBudget(kc, namespace, 'orders-db', { postgres: { maxConnections: 100, reserved: 10 } });
     const database = { poolSize: { min: 5, max: 50 }, maxOverflow: { ratio: 1, min: 0, max: 50 } };
     await createPolicy(kc, namespace, 'cart', {
       targetRef: { name: 'cart' },
@@ -260,16 +252,7 @@ describe('ConnectionBudget', () => {
     const pgTarget = await startScrapeTarget(`${namespace}-pgb`, { namespace, pod: 'pgbouncer-1' });
     targets.push(pgTarget);
     new Gauge({ name: 'web_pgbouncer_utilization', help: 'utilization', registers: [pgTarget.registry] }).set(95);
-    await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
-      ...budgetApi,
-      namespace,
-      body: {
-        apiVersion: 'poolpilot.io/v1alpha1',
-        kind: 'ConnectionBudget',
-        metadata: { name: 'web-db' },
-        spec: { postgres: { maxConnections: 33, reserved: 3 } },
-      },
-    });
+    await createBudget(kc, namespace, 'web-db', { postgres: { maxConnections: 33, reserved: 3 } });
     await createPolicy(kc, namespace, 'web', {
       targetRef: { name: 'web' },
       metricsPrefix: 'shop_',
@@ -302,16 +285,7 @@ describe('ConnectionBudget', () => {
     expect(condition(p, 'PgBouncerRecommended')).toBeUndefined();
   });
   it('PgBouncer FillToBudget: one PgBouncer fills the budget alone, and gives half back when a second one claims it', async () => {
-    await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
-      ...budgetApi,
-      namespace,
-      body: {
-        apiVersion: 'poolpilot.io/v1alpha1',
-        kind: 'ConnectionBudget',
-        metadata: { name: 'shared-pgbouncers' },
-        spec: { postgres: { maxConnections: 43, reserved: 3 } },
-      },
-    });
+    await createBudget(kc, namespace, 'shared-pgbouncers', { postgres: { maxConnections: 43, reserved: 3 } });
     const pgbouncerFor = async (name: string): Promise<void> => {
       await createDeployment(kc, namespace, deploymentManifest(name, [{ name: 'app' }]));
       await kc.makeApiClient(CoreV1Api).createNamespacedConfigMap({

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { Counter, Gauge } from 'prom-client';
 import type { RunningController } from '../../src/main.js';
 import {
@@ -11,14 +11,15 @@ import {
 } from './support/kube.js';
 import {
   condition,
+  createBudget,
   createPolicy,
   envOf,
   getDeployment,
   getPolicy,
   installCrds,
+  type PolicyView,
   simulateRollouts,
   startOperator,
-  type PolicyView,
 } from './support/operator.js';
 import { eventually, queryVector, startScrapeTarget, type ScrapeTarget } from './support/prometheus.js';
 import { morePasses } from './support/suite.js';
@@ -27,23 +28,12 @@ import { morePasses } from './support/suite.js';
 // Deployment (maxSurge 0: one pod serves during a rollout) export the app's pool metrics; the
 // ConnectionBudget leaves 97 PostgreSQL connections, 48 per pod.
 
-const budgetApi = { group: 'poolpilot.io', version: 'v1alpha1', plural: 'connectionbudgets' } as const;
-
 /**
  * Creates ConnectionBudget `db` (PostgreSQL 100, 3 reserved: 97 usable) in `namespace` and waits
  * until Prometheus has the checked-out series of `pods` pods, so the operator's first look finds them.
  */
 async function budgetAndScrapes(kc: KubeConfig, namespace: string, pods: number): Promise<void> {
-  await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
-    ...budgetApi,
-    namespace,
-    body: {
-      apiVersion: 'poolpilot.io/v1alpha1',
-      kind: 'ConnectionBudget',
-      metadata: { name: 'db' },
-      spec: { postgres: { maxConnections: 100, reserved: 3 } },
-    },
-  });
+  await createBudget(kc, namespace, 'db', { postgres: { maxConnections: 100, reserved: 3 } });
   await eventually(
     async () =>
       (await queryVector(`count(shop_db_pool_checked_out{namespace="${namespace}"})`))[0]?.value[1] === String(pods)

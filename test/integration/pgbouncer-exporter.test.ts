@@ -30,12 +30,13 @@ import {
 } from './support/kube.js';
 import {
   condition,
+  createBudget,
   createPolicy,
   getPolicy,
   installCrds,
   operatorMetric,
-  startOperator,
   type PolicyView,
+  startOperator,
 } from './support/operator.js';
 import { tearDown } from './support/process.js';
 import { appPgbouncerIni, startPgbouncer, PSQL_BIN, type RunningPgbouncer } from './support/pgbouncer.js';
@@ -230,17 +231,8 @@ describe('PgBouncer and PostgreSQL exporters, scraped by the real Prometheus, dr
     cleanups.push(() => {
       stopSync();
     });
-    await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
-      ...budgetApi,
-      namespace,
-      body: {
-        apiVersion: 'poolpilot.io/v1alpha1',
-        kind: 'ConnectionBudget',
-        metadata: { name: 'app-db' },
-        spec: {
-          postgres: { maxConnectionsQuery: `max(pg_settings_max_connections{namespace="${namespace}"})`, reserved: 3 },
-        },
-      },
+    await createBudget(kc, namespace, 'app-db', {
+      postgres: { maxConnectionsQuery: `max(pg_settings_max_connections{namespace="${namespace}"})`, reserved: 3 },
     });
     await createPolicy(kc, namespace, 'web', {
       targetRef: { name: 'web' },

@@ -90,6 +90,22 @@ export function loadSample(file: string): KubernetesObject & { spec: Record<stri
 }
 
 const policyApi = { group: 'poolpilot.io', version: 'v1alpha1', plural: 'poolpolicies' } as const;
+const budgetApi = { group: 'poolpilot.io', version: 'v1alpha1', plural: 'connectionbudgets' } as const;
+
+async function createCustom(
+  kc: KubeConfig,
+  api: typeof policyApi | typeof budgetApi,
+  kind: string,
+  namespace: string,
+  name: string,
+  spec: Record<string, unknown>,
+): Promise<void> {
+  await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
+    ...api,
+    namespace,
+    body: { apiVersion: 'poolpilot.io/v1alpha1', kind, metadata: { name, namespace }, spec },
+  });
+}
 
 export async function createPolicy(
   kc: KubeConfig,
@@ -97,11 +113,16 @@ export async function createPolicy(
   name: string,
   spec: Record<string, unknown>,
 ): Promise<void> {
-  await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
-    ...policyApi,
-    namespace,
-    body: { apiVersion: 'poolpilot.io/v1alpha1', kind: 'PoolPolicy', metadata: { name, namespace }, spec },
-  });
+  await createCustom(kc, policyApi, 'PoolPolicy', namespace, name, spec);
+}
+
+export async function createBudget(
+  kc: KubeConfig,
+  namespace: string,
+  name: string,
+  spec: Record<string, unknown>,
+): Promise<void> {
+  await createCustom(kc, budgetApi, 'ConnectionBudget', namespace, name, spec);
 }
 
 export interface PolicyView {
