@@ -115,13 +115,10 @@ function wantedOf(claim: Claim): number {
 /**
  * Shares of `capacity` among claims that all fill (FillToBudget), by what each app's demand needs
  * now (`demand`: connections per unit, at least min, at most max). When every need fits, each gets
- * it and what is left is split evenly per unit: it is headroom for the next burst, and today's
- * demand does not say which app bursts next (split by demand, a quiet app entered its peak with 7
- * connections a process while the other held 40, and took some 50 s of deliveries to get them
- * back; bench/results.md, T3 on a real node). When the needs do not fit, the capacity is filled
- * level by level (max-min fairness): every claim rises together from its min and stops at its
- * need, so a small need is met in full and the app at its peak takes the rest, never what another
- * needs now. Nobody goes below min.
+ * it and what is left goes by demand (plus one connection per unit, so that idle apps split
+ * evenly). When they do not, the capacity is filled level by level (max-min fairness): every claim
+ * rises together from its min and stops at its need, so a small need is met in full and the app at
+ * its peak takes the rest, never what another needs now. Nobody goes below min.
  */
 function demandShares(capacity: number, claims: readonly Claim[]): Map<string, number> {
   const need = (c: Claim): number => Math.max(c.bounds.min, Math.min(c.bounds.max, Math.ceil(c.demand ?? 0)));
@@ -132,9 +129,12 @@ function demandShares(capacity: number, claims: readonly Claim[]): Map<string, n
   const total = (f: (c: Claim) => number): number => claims.reduce((sum, c) => sum + f(c), 0);
   const highest = Math.max(...claims.map(need));
   if (total(at(highest)) <= capacity) {
-    const units = total((c) => c.units);
+    const weight = (c: Claim): number => c.units * (Math.max(0, c.demand ?? 0) + 1);
+    const totalWeight = total(weight);
     const spare = capacity - total(at(highest));
-    return new Map(claims.map((c) => [c.policy, at(highest)(c) + (units === 0 ? 0 : (spare * c.units) / units)]));
+    return new Map(
+      claims.map((c) => [c.policy, at(highest)(c) + (totalWeight === 0 ? 0 : (spare * weight(c)) / totalWeight)]),
+    );
   }
   // total(at(level)) grows with level: the highest whole level that still fits (settings are
   // whole numbers; a fractional level converged on 20 from below and lost a connection a unit).
