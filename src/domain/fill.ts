@@ -438,7 +438,7 @@ function formatCount(value: number): string {
 export interface ShareFillInput {
   readonly now: Date;
   /** What one value is for, in messages: `process` (an app pool) or `server pool` (PgBouncer). */
-  readonly unit: string;
+  readonly unit: 'process' | 'server pool';
   readonly current: number;
   readonly bounds: Bounds;
   readonly budget: SectionBudget;
