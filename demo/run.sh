@@ -20,8 +20,10 @@
 # DEMO_DELIVERY=ConfigMap (bench/arms.sh arm E) delivers the pool settings without restarts: each
 # app gets a ConfigMap <app>-pools whose pools.env holds the start values, mounted at
 # /etc/poolpilot (POOL_CONFIG_FILE=/etc/poolpilot/pools.env; the app re-reads it), and its
-# PoolPolicy gets spec.delivery {mode: ConfigMap, configMapRef: {name: <app>-pools}, reload: Resize}
-# (the demo app resizes its pools in place, demo/workload/resizable_pools.py). Default Env.
+# PoolPolicy gets spec.delivery {mode: ConfigMap, configMapRef: {name: <app>-pools}, reload: Resize,
+# refresh: AnnotatePods} (the demo app resizes its pools in place, demo/workload/resizable_pools.py;
+# the annotation makes the node's kubelet rewrite the file at once; DEMO_REFRESH=KubeletSync waits
+# for its periodic sync instead). Default Env.
 # DEMO_PATH=pgbouncer (default direct) sends the app through PgBouncer (transaction pooling) with
 # fixed app pools (start values 40 / 20 / Redis 50 unless DEMO_POOL_SIZE etc. say otherwise), adds
 # Debian's postgres_exporter (demo/manifests/postgres-exporter.yaml), and in the poolpilot arm
@@ -46,6 +48,8 @@ out=${DEMO_OUT_DIR:-$state}
 path=${DEMO_PATH:-direct}
 apps_count=${DEMO_APPS:-1}
 delivery=${DEMO_DELIVERY:-Env}
+refresh=${DEMO_REFRESH:-AnnotatePods}
+[[ $refresh == AnnotatePods || $refresh == KubeletSync ]] || { echo "demo: DEMO_REFRESH must be AnnotatePods or KubeletSync, not '$refresh'" >&2; exit 2; }
 [[ $delivery == Env || $delivery == ConfigMap ]] || { echo "demo: DEMO_DELIVERY must be Env or ConfigMap, not '$delivery'" >&2; exit 2; }
 case $apps_count in
   1) apps=(voiceassist-api) ;;
@@ -242,7 +246,7 @@ kctl apply "${policies[@]}" >/dev/null
 if [[ $delivery == ConfigMap ]]; then
   for app in "${apps[@]}"; do
     kctl -n demo patch poolpolicy "$app" --type merge \
-      -p "{\"spec\":{\"delivery\":{\"mode\":\"ConfigMap\",\"configMapRef\":{\"name\":\"$app-pools\"},\"reload\":\"Resize\"}}}" >/dev/null
+      -p "{\"spec\":{\"delivery\":{\"mode\":\"ConfigMap\",\"configMapRef\":{\"name\":\"$app-pools\"},\"reload\":\"Resize\",\"refresh\":\"$refresh\"}}}" >/dev/null
   done
 fi
 setsid "$node" dist/cli.js run --kubeconfig "$KUBECONFIG" --prometheus-url "$PROMETHEUS_URL" --namespace demo \

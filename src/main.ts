@@ -357,6 +357,10 @@ function writerWhile(kube: KubeClient, allowed: () => boolean, why: string): Pol
       check('applyPodTemplateAnnotation');
       return kube.applyPodTemplateAnnotation(...args);
     },
+    annotatePods: async (...args) => {
+      check('annotatePods');
+      return kube.annotatePods(...args);
+    },
     applyStatus: async (...args) => {
       check('applyStatus');
       return kube.applyStatus(...args);

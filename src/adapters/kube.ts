@@ -32,6 +32,8 @@ import {
   type V1ConfigMapList,
   type V1Deployment,
   type V1DeploymentList,
+  type V1LabelSelector,
+  type V1Pod,
   type V2HorizontalPodAutoscalerList,
 } from '@kubernetes/client-node';
 
@@ -257,6 +259,39 @@ export class KubeClient {
     return this.apply(body, FIELD_MANAGER, `apply data of configmap ${namespace}/${name}`);
   }
 
+  /**
+   * Sets annotation `key` to `value` on every pod `selector` matches in `namespace` that does not
+   * carry that value yet (terminating pods left alone); returns how many pods it set it on. A pod
+   * update makes the kubelet sync that pod at once, ConfigMap volumes included; an annotation
+   * changes no container, so nothing restarts.
+   */
+  async annotatePods(namespace: string, selector: V1LabelSelector, key: string, value: string): Promise<number> {
+    const labelSelector = labelSelectorText(selector);
+    // An empty selector selects every pod of the namespace, not one Deployment's.
+    if (labelSelector === '') throw new Error('the deployment has an empty selector; refusing to annotate every pod');
+    let pods: V1Pod[];
+    try {
+      pods = (await this.core.listNamespacedPod({ namespace, labelSelector })).items;
+    } catch (err) {
+      throw toKubeError(err, `list pods in namespace ${namespace}`);
+    }
+    const stale = pods.filter(
+      (pod) => pod.metadata?.deletionTimestamp === undefined && pod.metadata?.annotations?.[key] !== value,
+    );
+    await Promise.all(
+      stale.map((pod) => {
+        const name = pod.metadata?.name ?? '';
+        const body: V1Pod = {
+          apiVersion: 'v1',
+          kind: 'Pod',
+          metadata: { name, namespace, annotations: { [key]: value } },
+        };
+        return this.apply(body, FIELD_MANAGER, `apply annotation ${key} of pod ${namespace}/${name}`);
+      }),
+    );
+    return stale.length;
+  }
+
   /** Writes a custom object's status subresource (server-side apply: keys it omits are removed); returns the object written. */
   async applyStatus(resource: PoolPolicyResource, namespace: string, name: string, status: object): Promise<unknown> {
     const { group, version, plural, kind } = resource;
@@ -323,6 +358,30 @@ export class KubeClient {
       throw toKubeError(err, what);
     }
   }
+}
+
+/**
+ * A label selector as the `labelSelector` query parameter spells it (`a=b,c in (d,e),!f`). An
+ * operator the API does not know is refused, not dropped: a wider selector would select pods that
+ * are not the target's.
+ */
+export function labelSelectorText(selector: V1LabelSelector): string {
+  const labels = Object.entries(selector.matchLabels ?? {}).map(([key, value]) => `${key}=${value}`);
+  const expressions = (selector.matchExpressions ?? []).map(({ key, operator, values = [] }) => {
+    switch (operator) {
+      case 'In':
+        return `${key} in (${values.join(',')})`;
+      case 'NotIn':
+        return `${key} notin (${values.join(',')})`;
+      case 'Exists':
+        return key;
+      case 'DoesNotExist':
+        return `!${key}`;
+      default:
+        throw new Error(`label selector operator ${operator} is not In, NotIn, Exists or DoesNotExist`);
+    }
+  });
+  return [...labels, ...expressions].join(',');
 }
 
 /**

@@ -1,17 +1,20 @@
 /**
  * spec.delivery mode ConfigMap against the real kube-apiserver and the real Prometheus, where no
  * Pod needs to run (the delivery to the demo app's Pods through a real kubelet, confirmed by what
- * they report, is in operator-in-cluster.test.ts, on the node):
+ * they report, with and without refresh AnnotatePods, is in operator-in-cluster.test.ts, on the node):
+ * - refresh AnnotatePods: after the write, the pods the target's selector matches carry the file's
+ *   checksum, and no other pod does;
  * - an app that never reports the written values: NotConfirmed after confirmTimeout, one Warning
  *   event, and no further write (the ConfigMap's resourceVersion stays) while more passes run;
  * - a missing ConfigMap, a file it cannot edit safely, a ConfigMap no container mounts, or one
  *   mounted with subPath: Ready=False naming what to fix, nothing written.
  */
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { AppsV1Api, CoreV1Api, EventsV1Api, type V1Deployment } from '@kubernetes/client-node';
 import { Gauge } from 'prom-client';
 import { condition, createPolicy, getPolicy } from './support/operator.js';
-import { startScrapeTarget, type ScrapeTarget } from './support/prometheus.js';
+import { eventually, startScrapeTarget, type ScrapeTarget } from './support/prometheus.js';
 import { FAST, openTestNamespace, passesOfEach, policyWhen, type OperatorNamespace } from './support/suite.js';
 
 const PREFIX = 'voiceassist_';
@@ -83,7 +86,7 @@ function policySpec(target: string, configMap: string, confirmTimeout = '30s'): 
 
 describe('spec.delivery ConfigMap: what is refused, and an app that never confirms', () => {
   let ns: OperatorNamespace;
-  let silentPod: ScrapeTarget | undefined;
+  const scrapeTargets: ScrapeTarget[] = [];
   const apps = (): AppsV1Api => ns.kc.makeApiClient(AppsV1Api);
   const core = (): CoreV1Api => ns.kc.makeApiClient(CoreV1Api);
   const configMap = async (name: string) => core().readNamespacedConfigMap({ name, namespace: ns.namespace });
@@ -99,7 +102,9 @@ describe('spec.delivery ConfigMap: what is refused, and an app that never confir
   }, 120_000);
 
   afterAll(async () => {
-    await ns.close(() => silentPod?.stop());
+    await ns.close(async () => {
+      await Promise.all(scrapeTargets.map((target) => target.stop()));
+    });
   }, 120_000);
 
   it('an app that never reports the written values: NotConfirmed once, a Warning, and nothing written again', async () => {
@@ -113,7 +118,7 @@ describe('spec.delivery ConfigMap: what is refused, and an app that never confir
       namespace: ns.namespace,
       pod: 'silent-5d4f8b7c9-x2x9q',
     });
-    silentPod = pod;
+    scrapeTargets.push(pod);
     const gauge = (name: string, value: number): void => {
       new Gauge({ name: `${PREFIX}${name}`, help: name, registers: [pod.registry] }).set(value);
     };
@@ -198,4 +203,54 @@ describe('spec.delivery ConfigMap: what is refused, and an app that never confir
     },
     60_000,
   );
+
+  it("refresh AnnotatePods: the target's pods get the written file's checksum, another app's pods do not", async () => {
+    const text = 'DB_POOL_SIZE=10\nDB_MAX_OVERFLOW=20\n';
+    await createConfigMap('nudged-pools', text);
+    await apps().createNamespacedDeployment({
+      namespace: ns.namespace,
+      body: deployment('nudged', { configMap: 'nudged-pools', mount: 'directory' }),
+    });
+    // Pods named as the ReplicaSet would name them (the hash and suffix have no vowels); nothing schedules them here, the API stores them.
+    const pod = (name: string, app: string) =>
+      core().createNamespacedPod({
+        namespace: ns.namespace,
+        body: {
+          metadata: { name, labels: { app } },
+          spec: { containers: [{ name: 'api', image: 'example.invalid/voiceassist-api:test' }] },
+        },
+      });
+    const [first, second, bystander] = ['nudged-5d4f8b7c9-b2b9q', 'nudged-5d4f8b7c9-c7d8x', 'other-6c9d7f5b8-x1y2z'];
+    await Promise.all([pod(first, 'nudged'), pod(second, 'nudged'), pod(bystander, 'other')]);
+    const target = await startScrapeTarget(`delivery-nudged-${ns.namespace}`, {
+      namespace: ns.namespace,
+      pod: first,
+    });
+    scrapeTargets.push(target);
+    new Gauge({ name: `${PREFIX}db_pool_utilization_percent`, help: 'u', registers: [target.registry] }).set(5);
+    await createPolicy(ns.kc, ns.namespace, 'nudged', {
+      ...policySpec('nudged', 'nudged-pools'),
+      delivery: { mode: 'ConfigMap', configMapRef: { name: 'nudged-pools' }, refresh: 'AnnotatePods' },
+    });
+
+    const file = 'DB_POOL_SIZE=8\nDB_MAX_OVERFLOW=16\n';
+    await eventually(
+      async () => ((await configMap('nudged-pools')).data?.['pools.env'] === file ? true : undefined),
+      30_000,
+      'the file written (one step down)',
+    );
+    const checksum = createHash('sha256').update(file).digest('hex').slice(0, 16);
+    const annotation = async (name: string) =>
+      (await core().readNamespacedPod({ name, namespace: ns.namespace })).metadata?.annotations?.[
+        'poolpilot.io/pool-config'
+      ];
+    // The pass annotates the pods right after its ConfigMap write.
+    await eventually(
+      async () =>
+        (await annotation(first)) === checksum && (await annotation(second)) === checksum ? true : undefined,
+      10_000,
+      "both of nudged's pods annotated with the file's checksum",
+    );
+    expect(await annotation(bystander)).toBeUndefined();
+  }, 60_000);
 });

@@ -300,6 +300,7 @@ describe('deploy/ manifests', () => {
     expect(canI('patch', 'poolpolicies.poolpilot.io', { namespace: workNs, subresource: 'status' })).toBe(true);
     expect(canI('patch', 'deployments.apps', { namespace: workNs })).toBe(true);
     expect(canI('patch', 'configmaps', { namespace: workNs })).toBe(true);
+    expect(canI('patch', 'pods', { namespace: workNs })).toBe(true);
     expect(canI('watch', 'horizontalpodautoscalers.autoscaling', { namespace: workNs })).toBe(true);
     expect(canI('create', 'events.events.k8s.io', { namespace: workNs })).toBe(true);
     expect(canI('create', 'events', { namespace: workNs })).toBe(true);
@@ -405,6 +406,8 @@ describe('deploy/ manifests', () => {
     expect(canI('list', 'secrets')).toBe(false);
     expect(canI('delete', 'deployments.apps', { namespace: workNs })).toBe(false);
     expect(canI('update', 'deployments.apps', { namespace: workNs })).toBe(false);
+    expect(canI('delete', 'pods', { namespace: workNs })).toBe(false);
+    expect(canI('watch', 'pods', { namespace: workNs })).toBe(false);
     expect(canI('create', 'leases.coordination.k8s.io', { namespace: workNs })).toBe(false);
     expect(await failureCode(() => saCore.listNamespacedSecret({ namespace: workNs }))).toBe(403);
     expect(

@@ -83,6 +83,7 @@ describe('lifecycle faults', () => {
       },
       applyConfigMapData: (...args) => kube.applyConfigMapData(...args),
       applyPodTemplateAnnotation: (...args) => kube.applyPodTemplateAnnotation(...args),
+      annotatePods: (...args) => kube.annotatePods(...args),
       applyStatus: async (...args) => {
         if (crash.patched && !crash.died) {
           crash.died = true;

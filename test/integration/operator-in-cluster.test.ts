@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import {
   AppsV1Api,
@@ -10,6 +11,7 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import { Gauge } from 'prom-client';
+import type { RefreshKind } from '../../src/api/v1alpha1/poolpolicy.js';
 import { startDemoBackends } from './support/demo-backends.js';
 import { createTestNamespace } from './support/kube.js';
 import { condition, createPolicy, envOf, getPolicy } from './support/operator.js';
@@ -309,46 +311,50 @@ const APP_SERVER = [
     for (const change of changes) expect(change.before.complete).toBe(true);
   });
 
-  it(
-    "delivers pool settings through a mounted ConfigMap: the demo app's Pods reload them without a restart and confirm them",
-    async () => {
+  // KubeletSync: the kubelet rewrites a ConfigMap volume on its next sync of the Pod, up to its
+  // syncFrequency (1 min, the default here) and more; 3 min leaves room. AnnotatePods: the
+  // annotation makes the kubelet sync each Pod at once, well within 30 s.
+  it.each<[RefreshKind, string, string]>([
+    ['KubeletSync', 'shop', '3m'],
+    ['AnnotatePods', 'quick', '30s'],
+  ])(
+    "delivers pool settings through a mounted ConfigMap (refresh %s): the demo app's Pods reload them without a restart and confirm them",
+    async (refresh, app, confirmTimeout) => {
       const plane = ownPlane();
       const image = loadImage(plane, 'demo-workload');
       const backends = startDemoBackends({ nodeAddress: new URL(plane.apiServerUrl).hostname });
       try {
         await core.createNamespacedConfigMap({
           namespace: workNamespace,
-          body: { metadata: { name: 'shop-pools' }, data: { 'pools.env': 'DB_POOL_SIZE=10\nDB_MAX_OVERFLOW=20\n' } },
+          body: { metadata: { name: `${app}-pools` }, data: { 'pools.env': 'DB_POOL_SIZE=10\nDB_MAX_OVERFLOW=20\n' } },
         });
         await apps.createNamespacedDeployment({
           namespace: workNamespace,
-          body: demoAppDeployment('shop', image, backends.env, 'shop-pools'),
+          body: demoAppDeployment(app, image, backends.env, `${app}-pools`),
         });
         const started = await eventually(
           async () => {
-            const list = await core.listNamespacedPod({ namespace: workNamespace, labelSelector: 'app=shop' });
+            const list = await core.listNamespacedPod({ namespace: workNamespace, labelSelector: `app=${app}` });
             const ready = list.items.filter((pod) =>
               pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
             );
             return ready.length === 2 ? ready : undefined;
           },
           120_000,
-          'both Pods of shop Ready',
+          `both Pods of ${app} Ready`,
         );
         // Idle Pods report 0 % utilization: one step down, 10 → 8, then none for 10 minutes.
-        await createPolicy(plane.kc, workNamespace, 'shop', {
-          targetRef: { name: 'shop', container: 'api' },
+        await createPolicy(plane.kc, workNamespace, app, {
+          targetRef: { name: app, container: 'api' },
           interval: FAST.interval,
           metricsPrefix: 'voiceassist_',
           database: { poolSize: { min: 4, max: 40 }, maxOverflow: { ratio: 2, min: 0, max: 80 } },
           behavior: { ...FAST.behavior, minChangeInterval: '10m' },
-          // The kubelet rewrites a ConfigMap volume on its next sync of the Pod: up to its
-          // syncFrequency (1 min, the default here) and more; 3 min leaves room.
-          delivery: { mode: 'ConfigMap', configMapRef: { name: 'shop-pools' }, confirmTimeout: '3m' },
+          delivery: { mode: 'ConfigMap', configMapRef: { name: `${app}-pools` }, confirmTimeout, refresh },
         });
         const applied = await eventually(
           async () => {
-            const p = await getPolicy(plane.kc, workNamespace, 'shop');
+            const p = await getPolicy(plane.kc, workNamespace, app);
             return condition(p, 'Delivered')?.reason === 'Applied' ? p : undefined;
           },
           240_000,
@@ -358,18 +364,26 @@ const APP_SERVER = [
         expect(delivery?.written).toEqual({ DB_POOL_SIZE: 8, DB_MAX_OVERFLOW: 16 });
         expect(delivery?.pods?.map((p) => p.name).sort()).toEqual(started.map((pod) => pod.metadata?.name).sort());
         expect(condition(applied, 'Delivered')?.message).toMatch(/every pod \(2\) reported it by/);
-        const file = (await core.readNamespacedConfigMap({ name: 'shop-pools', namespace: workNamespace })).data;
+        const file = (await core.readNamespacedConfigMap({ name: `${app}-pools`, namespace: workNamespace })).data;
         expect(file?.['pools.env']).toBe('DB_POOL_SIZE=8\nDB_MAX_OVERFLOW=16\n');
 
         // No rollout and no restart: the same Pods, none of their containers restarted.
         expect(
-          (await apps.readNamespacedDeployment({ name: 'shop', namespace: workNamespace })).metadata?.generation,
+          (await apps.readNamespacedDeployment({ name: app, namespace: workNamespace })).metadata?.generation,
         ).toBe(1);
-        const after = await core.listNamespacedPod({ namespace: workNamespace, labelSelector: 'app=shop' });
+        const after = await core.listNamespacedPod({ namespace: workNamespace, labelSelector: `app=${app}` });
         expect(after.items.map((pod) => pod.metadata?.uid).sort()).toEqual(
           started.map((pod) => pod.metadata?.uid).sort(),
         );
         expect(after.items.map((pod) => pod.status?.containerStatuses?.[0]?.restartCount)).toEqual([0, 0]);
+        const annotations = after.items.map((pod) => pod.metadata?.annotations?.['poolpilot.io/pool-config']);
+        if (refresh === 'AnnotatePods') {
+          const checksum = createHash('sha256')
+            .update('DB_POOL_SIZE=8\nDB_MAX_OVERFLOW=16\n')
+            .digest('hex')
+            .slice(0, 16);
+          expect(annotations).toEqual([checksum, checksum]);
+        } else expect(annotations).toEqual([undefined, undefined]);
       } finally {
         backends.stop();
       }

@@ -68,6 +68,14 @@ export type DeliveryMode = (typeof DELIVERY_MODES)[number];
  */
 export const RELOAD_KINDS = ['Swap', 'Resize'] as const;
 export type ReloadKind = (typeof RELOAD_KINDS)[number];
+/**
+ * How a written file reaches the pods' volumes: KubeletSync waits for the kubelet's periodic sync
+ * of each pod (syncFrequency, 1 min by default); AnnotatePods also sets an annotation on each of
+ * the target's pods, and a pod update makes the kubelet sync that pod (and rewrite its ConfigMap
+ * volumes) at once.
+ */
+export const REFRESH_KINDS = ['KubeletSync', 'AnnotatePods'] as const;
+export type RefreshKind = (typeof REFRESH_KINDS)[number];
 export type MaxConnectionsMode = (typeof MAX_CONNECTIONS_MODES)[number];
 export type PgBouncerFormat = (typeof PGBOUNCER_FORMATS)[number];
 
@@ -288,6 +296,8 @@ export const DeliverySchema = strict({
   confirmTimeout: duration(1000).default(DEFAULTS.confirmTimeout),
   // No default, so that it can be refused with mode Env: unset means Swap.
   reload: z.enum(RELOAD_KINDS).optional(),
+  // No default either: unset means KubeletSync.
+  refresh: z.enum(REFRESH_KINDS).optional(),
 }).superRefine((delivery, ctx) => {
   if (delivery.mode === 'ConfigMap' && delivery.configMapRef === undefined)
     ctx.addIssue({
@@ -307,6 +317,13 @@ export const DeliverySchema = strict({
       path: ['reload'],
       message:
         'reload says how the app applies a delivered file, which mode Env does not write: set mode ConfigMap, or remove reload',
+    });
+  if (delivery.mode === 'Env' && delivery.refresh !== undefined)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['refresh'],
+      message:
+        'refresh says how a delivered file reaches the pods, which mode Env does not write: set mode ConfigMap, or remove refresh',
     });
 });
 
@@ -549,6 +566,8 @@ export interface PoolPolicySpec {
         readonly confirmTimeoutMs: number;
         /** Swap when spec.delivery.reload is unset. */
         readonly reload: ReloadKind;
+        /** KubeletSync when spec.delivery.refresh is unset. */
+        readonly refresh: RefreshKind;
       };
   readonly pgbouncer:
     | {
@@ -683,6 +702,7 @@ function normalizeSpec(raw: RawPoolPolicySpec): PoolPolicySpec {
             configMapRef: { ...raw.delivery.configMapRef },
             confirmTimeoutMs: ms(raw.delivery.confirmTimeout),
             reload: raw.delivery.reload ?? 'Swap',
+            refresh: raw.delivery.refresh ?? 'KubeletSync',
           }
         : { mode: 'Env' },
     thresholds: { ...raw.thresholds },

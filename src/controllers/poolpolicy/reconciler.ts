@@ -12,7 +12,13 @@
  * plans nothing and looks again shortly, so no change is planned twice or dropped from history.
  */
 import { createHash } from 'node:crypto';
-import type { KubernetesObject, V1ConfigMap, V1Container, V1Deployment } from '@kubernetes/client-node';
+import type {
+  KubernetesObject,
+  V1ConfigMap,
+  V1Container,
+  V1Deployment,
+  V1LabelSelector,
+} from '@kubernetes/client-node';
 import { ConditionReason, ConditionType } from '../../api/v1alpha1/conditions.js';
 import {
   parsePoolPolicySpec,
@@ -51,6 +57,7 @@ import type { Logger } from '../../observability/logger.js';
 import type { Clock } from '../../runtime/clock.js';
 import type { Outcome } from '../../runtime/controller.js';
 import { OwnWrites } from '../../runtime/own-writes.js';
+import { causeOf } from '../../runtime/errors.js';
 import { KeyedMutex } from '../../runtime/keyed-mutex.js';
 import { readBudgetFacts, type AppliedLedger, type CapacityQuery } from '../connectionbudget/facts.js';
 import { POLICY_BY_TARGET } from '../indexes.js';
@@ -70,6 +77,11 @@ export const POOLPOLICY_RESOURCE: PoolPolicyResource = {
 const CACHE_LAG_RETRY_MS = 250;
 /** Pod-template annotation that rolls the PgBouncer Deployment when its config changes. */
 export const CONFIG_CHECKSUM_ANNOTATION = 'poolpilot.io/config-checksum';
+/**
+ * Pod annotation (spec.delivery.refresh AnnotatePods): a checksum of the delivered file; setting it
+ * makes the kubelet sync the pod and rewrite its ConfigMap volume at once.
+ */
+export const POOL_CONFIG_ANNOTATION = 'poolpilot.io/pool-config';
 
 /** The writes a reconcile may make; KubeClient implements it. */
 export interface PolicyWriter {
@@ -86,6 +98,8 @@ export interface PolicyWriter {
     resourceVersion?: string,
   ): Promise<unknown>;
   applyPodTemplateAnnotation(namespace: string, deployment: string, key: string, value: string): Promise<unknown>;
+  /** Sets a pod annotation on every pod the selector matches that lacks that value; returns how many. */
+  annotatePods(namespace: string, selector: V1LabelSelector, key: string, value: string): Promise<number>;
   applyStatus(resource: PoolPolicyResource, namespace: string, name: string, status: object): Promise<unknown>;
   emitEvent(regarding: ObjectReference, type: EventType, reason: string, action: string, note: string): Promise<void>;
 }
@@ -561,6 +575,7 @@ export class PoolPolicyReconciler {
         { policy: key, configMap: name, settings: Object.fromEntries(values) },
         'delivered pool settings',
       );
+      if (spec.delivery.refresh === 'AnnotatePods') await this.refreshPods(snapshot, edited.text);
     } else if (plan.envWrites.size > 0) {
       const env = [...plan.envWrites].map(([envName, value]) => ({ name: envName, value: String(value) }));
       const full = owned.map(([envName, value]) => ({ name: envName, value: String(value) }));
@@ -594,6 +609,28 @@ export class PoolPolicyReconciler {
         wroteStatus: wrote,
       },
     };
+  }
+
+  /**
+   * spec.delivery.refresh AnnotatePods: the delivered file's checksum on every pod of the target,
+   * so that each kubelet rewrites the volume now instead of at its next periodic sync. A failure
+   * is a Warning event, not a failed pass: the ConfigMap is written, and that sync delivers it.
+   */
+  private async refreshPods(snapshot: PolicySnapshot, text: string): Promise<void> {
+    const { key, ref, namespace, deployment } = snapshot;
+    const selector = deployment.spec?.selector ?? {};
+    const checksum = createHash('sha256').update(text).digest('hex').slice(0, 16);
+    try {
+      const pods = await this.deps.writer.annotatePods(namespace, selector, POOL_CONFIG_ANNOTATION, checksum);
+      this.deps.log.info({ policy: key, pods, checksum }, 'annotated pods so that their kubelets sync the file now');
+    } catch (err) {
+      this.deps.log.warn({ err, policy: key }, 'could not annotate pods');
+      const note =
+        `spec.delivery.refresh AnnotatePods: could not annotate the pods of deployment ${deployment.metadata?.name ?? ''} ` +
+        `(${causeOf(err)}); each kubelet writes the file at its next periodic sync instead. ` +
+        'Grant this operator list and patch on pods (deploy/ does), or set spec.delivery.refresh to KubeletSync';
+      await this.emit(ref, [{ type: 'Warning', reason: 'PodRefreshFailed', note }]);
+    }
   }
 
   /** The earliest-created other policy in the namespace targeting the same Deployment, if any. */

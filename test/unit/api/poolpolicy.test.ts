@@ -195,6 +195,7 @@ describe('parsePoolPolicySpec: valid specs get the documented defaults', () => {
         configMapRef: { name: 'api-pools', key: 'pools.env' },
         confirmTimeoutMs: 90_000,
         reload: 'Swap',
+        refresh: 'KubeletSync',
       },
       budgetRef: { name: 'prod-db' },
       processesPerPod: 4,
@@ -262,7 +263,14 @@ describe('parsePoolPolicySpec: valid specs get the documented defaults', () => {
         configMapRef: { name: 'api-pools', key: 'pools.env' },
         confirmTimeoutMs: 180_000,
         reload: 'Swap',
+        refresh: 'KubeletSync',
       },
+    ],
+    [
+      'delivery ConfigMap with refresh AnnotatePods',
+      { delivery: { mode: 'ConfigMap', configMapRef: { name: 'api-pools' }, refresh: 'AnnotatePods' } },
+      (s) => s.delivery.mode === 'ConfigMap' && s.delivery.refresh,
+      'AnnotatePods',
     ],
     [
       'delivery ConfigMap with reload Resize',

@@ -102,6 +102,7 @@ describe('deploy/samples/invalid', () => {
       'budget-value-and-query.yaml',
       'delivery-configmap-without-ref.yaml',
       'delivery-env-with-ref.yaml',
+      'delivery-env-with-refresh.yaml',
       'delivery-env-with-reload.yaml',
       'delivery-reload-unknown.yaml',
       'duration-negative.yaml',

@@ -45,6 +45,10 @@ class NamespaceWriter implements PolicyWriter {
     this.namespaces.push(namespace);
     return Promise.resolve(undefined);
   }
+  annotatePods(namespace: string): Promise<number> {
+    this.namespaces.push(namespace);
+    return Promise.resolve(0);
+  }
   applyStatus(_resource: unknown, namespace: string): Promise<void> {
     this.namespaces.push(namespace);
     return Promise.resolve();

@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+import { createHash } from 'node:crypto';
 import type { KubernetesObject, V1ConfigMap, V1Deployment, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import type { UtilizationSample } from '../../../src/domain/decide.js';
@@ -28,6 +29,10 @@ class RecordingWriter implements PolicyWriter {
   }
   applyPodTemplateAnnotation(...args: unknown[]): Promise<unknown> {
     return this.record('applyPodTemplateAnnotation', args);
+  }
+  async annotatePods(...args: unknown[]): Promise<number> {
+    await this.record('annotatePods', args);
+    return 2;
   }
   emitEvent(...args: unknown[]): Promise<void> {
     return this.record('emitEvent', args);
@@ -271,5 +276,87 @@ describe('PoolPolicyReconciler', () => {
     expect(writer.calls).toHaveLength(writes);
     setVersion(target, '7');
     expect((await reconciler.reconcile('prod/api')).requeueAfterMs).toBe(30_000);
+  });
+});
+
+describe('PoolPolicyReconciler: spec.delivery.refresh', () => {
+  const FILE = 'DB_MAX_OVERFLOW=20\n';
+  /** A policy delivering through ConfigMap api-pools, whose file lacks DB_POOL_SIZE: the first pass writes it at min. */
+  function setupDelivery(
+    refresh: string | undefined,
+    writer?: (policies: MemoryStore<KubernetesObject>) => RecordingWriter,
+  ) {
+    const spec = {
+      ...SPEC,
+      delivery: { mode: 'ConfigMap', configMapRef: { name: 'api-pools' }, ...(refresh ? { refresh } : {}) },
+    };
+    const policies = new MemoryStore<KubernetesObject>([policy(spec)]);
+    const recording = writer?.(policies) ?? new RecordingWriter(policies);
+    const target = deployment([]);
+    Object.assign(target.spec ?? {}, {
+      selector: { matchLabels: { app: 'api' } },
+      template: {
+        spec: {
+          volumes: [{ name: 'pools', configMap: { name: 'api-pools' } }],
+          containers: [{ name: 'app', volumeMounts: [{ name: 'pools', mountPath: '/etc/poolpilot' }] }],
+        },
+      },
+    });
+    const configMap: V1ConfigMap = {
+      metadata: { name: 'api-pools', namespace: 'prod', resourceVersion: '7' },
+      data: { 'pools.env': FILE },
+    };
+    const reconciler = new PoolPolicyReconciler({
+      stores: {
+        ...stores({ policies, deployments: new MemoryStore([target]) }),
+        configMaps: new MemoryStore([configMap]),
+      },
+      writer: recording,
+      utilization: constant({ valid: true, percent: 50, sampledAt: new Date('2026-03-01T12:00:00Z') }),
+      clock: new FakeClock(new Date('2026-03-01T12:00:00Z')),
+      log: pino({ level: 'silent' }),
+    });
+    return { reconciler, writer: recording };
+  }
+  const written = `${FILE}DB_POOL_SIZE=10\n`;
+
+  it('AnnotatePods: after the file is written, the pods of the target get its checksum', async () => {
+    const { reconciler, writer } = setupDelivery('AnnotatePods');
+    await reconciler.reconcile('prod/api');
+    expect(writer.methods().slice(0, 2)).toEqual(['applyConfigMapData', 'annotatePods']);
+    expect(writer.calls[0]?.args).toEqual(['prod', 'api-pools', { 'pools.env': written }, '7']);
+    const checksum = createHash('sha256').update(written).digest('hex').slice(0, 16);
+    expect(writer.calls[1]?.args).toEqual([
+      'prod',
+      { matchLabels: { app: 'api' } },
+      'poolpilot.io/pool-config',
+      checksum,
+    ]);
+  });
+
+  it('KubeletSync (unset): the file is written, no pod is touched', async () => {
+    const { reconciler, writer } = setupDelivery(undefined);
+    await reconciler.reconcile('prod/api');
+    expect(writer.methods()).toContain('applyConfigMapData');
+    expect(writer.methods()).not.toContain('annotatePods');
+  });
+
+  it('AnnotatePods refused (no RBAC on pods): the pass completes, a Warning says what to grant', async () => {
+    class ForbiddenPods extends RecordingWriter {
+      override async annotatePods(...args: unknown[]): Promise<number> {
+        await super.annotatePods(...args);
+        throw new Error(
+          'pods is forbidden: User "system:serviceaccount:poolpilot:poolpilot" cannot list resource "pods"',
+        );
+      }
+    }
+    const { reconciler, writer } = setupDelivery('AnnotatePods', (policies) => new ForbiddenPods(policies));
+    await reconciler.reconcile('prod/api');
+    expect(writer.methods()).toContain('applyStatus');
+    const warning = writer.calls.find((c) => c.method === 'emitEvent' && c.args[2] === 'PodRefreshFailed');
+    expect(warning?.args[1]).toBe('Warning');
+    expect(warning?.args[4]).toMatch(
+      /could not annotate the pods of deployment api \(pods is forbidden.*\); each kubelet writes the file at its next periodic sync instead\. Grant this operator list and patch on pods/,
+    );
   });
 });
