@@ -10,7 +10,9 @@
 #                                runbook's low tier 10 / 20, REDIS_MAX_CONNECTIONS 10
 #   E  poolpilot, no restarts    C with spec.delivery ConfigMap (demo/run.sh DEMO_DELIVERY=ConfigMap):
 #                                the pods re-read the pool settings from a mounted ConfigMap and
-#                                resize their pools in place (the demo app's POOL_RELOAD=resize)
+#                                resize their pools in place (the demo app's POOL_RELOAD=resize);
+#                                refresh AnnotatePods (DEMO_REFRESH=KubeletSync waits for the
+#                                kubelet's periodic sync instead; only the node has a kubelet)
 #   F  poolpilot via PgBouncer   demo/run.sh DEMO_PATH=pgbouncer: the app through PgBouncer (transaction
 #                                pooling) with FIXED pools DB_POOL_SIZE 40 / DB_MAX_OVERFLOW 20,
 #                                REDIS_MAX_CONNECTIONS 50; poolpilot sets only PgBouncer's

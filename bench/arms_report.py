@@ -48,7 +48,7 @@ ARMS = [
     ("B", 'static "very high" 50 / 100, Redis 100'),
     ("D", "static fair share 16 / 32, Redis 50"),
     ("C", "poolpilot (start 10 / 20, Redis 10)"),
-    ("E", "poolpilot, spec.delivery ConfigMap: no restarts, pools resized in place (start 10 / 20, Redis 10)"),
+    ("E", "poolpilot, spec.delivery ConfigMap: no restarts, pools resized in place, pods annotated (start 10 / 20, Redis 10)"),
     ("F", "poolpilot tuning PgBouncer, app pools fixed at 40 / 20, Redis 50 (94 usable)"),
 ]
 # The arms of issue 12 (changes without restarting) and the figure-key of their rollouts.
@@ -58,7 +58,7 @@ T3_ARMS = [
     ("S", "best static split 8 / 16 for each app, Redis 50"),
     ("S2", "static split 12 / 12 for each app, Redis 50"),
     ("C", "poolpilot (both apps start 10 / 20, Redis 10)"),
-    ("E", "poolpilot, spec.delivery ConfigMap, pools resized in place (both apps start 10 / 20, Redis 10)"),
+    ("E", "poolpilot, spec.delivery ConfigMap, pools resized in place, pods annotated (both apps start 10 / 20, Redis 10)"),
 ]
 T3_APPS = ("voiceassist-api", "reports-api")
 MAX_CONNECTIONS, RESERVED = 100, 3
