@@ -83,6 +83,11 @@ export const CONFIG_CHECKSUM_ANNOTATION = 'poolpilot.io/config-checksum';
  */
 export const POOL_CONFIG_ANNOTATION = 'poolpilot.io/pool-config';
 
+/** The first 16 hex digits of the text's SHA-256: the value of the checksum annotations. */
+function shortChecksum(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 16);
+}
+
 /** The writes a reconcile may make; KubeClient implements it. */
 export interface PolicyWriter {
   applyContainerEnv(
@@ -619,7 +624,7 @@ export class PoolPolicyReconciler {
   private async refreshPods(snapshot: PolicySnapshot, text: string): Promise<void> {
     const { key, ref, namespace, deployment } = snapshot;
     const selector = deployment.spec?.selector ?? {};
-    const checksum = createHash('sha256').update(text).digest('hex').slice(0, 16);
+    const checksum = shortChecksum(text);
     try {
       const pods = await this.deps.writer.annotatePods(namespace, selector, POOL_CONFIG_ANNOTATION, checksum);
       this.deps.log.info({ policy: key, pods, checksum }, 'annotated pods so that their kubelets sync the file now');
@@ -724,7 +729,7 @@ export class PoolPolicyReconciler {
     );
     if (pg.rolloutRef) {
       const merged = { ...configMap.data, ...data };
-      const checksum = createHash('sha256').update(canonical(merged)).digest('hex').slice(0, 16);
+      const checksum = shortChecksum(canonical(merged));
       this.ownWrites.record(
         'Deployment',
         await this.deps.writer.applyPodTemplateAnnotation(
